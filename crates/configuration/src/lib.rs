@@ -1,0 +1,56 @@
+//! Configuration/Settings service: settings per scope and profile, releases and audit, under
+//! `/api/v1/config`.
+//!
+//! Foundation stage: the service has its own storage, readiness, OpenAPI document and config
+//! section; its domain arrives with the Configuration issue.
+
+use async_trait::async_trait;
+use axum::Router;
+use platform::config::{ConfigError, LayeredConfig};
+use platform::http::openapi::service_document;
+use platform::target::{BuiltTarget, Target, TargetContext, check_section, section_defaults};
+use serde::{Deserialize, Serialize};
+
+pub const NAME: &str = "configuration";
+pub const CONFIG_SECTION: &str = "configuration";
+pub const ROUTE_PREFIX: &str = "/api/v1/config";
+
+/// The `configuration` config section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {}
+
+/// The Configuration target.
+pub struct ConfigurationService;
+
+#[async_trait]
+impl Target for ConfigurationService {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn config_section(&self) -> &'static str {
+        CONFIG_SECTION
+    }
+
+    fn route_prefix(&self) -> Option<&'static str> {
+        Some(ROUTE_PREFIX)
+    }
+
+    fn config_defaults(&self) -> serde_json::Value {
+        section_defaults::<Settings>()
+    }
+
+    fn check_config(&self, config: &LayeredConfig) -> Result<(), ConfigError> {
+        check_section::<Settings>(config, CONFIG_SECTION)
+    }
+
+    async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
+        let _settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        Ok(BuiltTarget {
+            router: Router::new(),
+            openapi: Some(service_document("Configuration", ROUTE_PREFIX)),
+            checks: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,410 @@
+//! Reads the layers from disk and the environment and resolves secrets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::layered::forget_origins;
+use super::{ConfigError, LayerKind, LayeredConfig, Origin};
+
+/// The deployment profile, picked by the `ENV` variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Development,
+    Staging,
+    Production,
+}
+
+impl Profile {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value {
+            "development" => Ok(Self::Development),
+            "staging" => Ok(Self::Staging),
+            "production" => Ok(Self::Production),
+            other => Err(ConfigError::Profile(other.to_string())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Staging => "staging",
+            Self::Production => "production",
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "VIVESPHERE_";
+const FILE_SUFFIX: &str = "_file";
+
+/// Builds a [`LayeredConfig`] for a target. The environment is a snapshot taken once, so
+/// tests pass their own instead of changing the process's.
+#[derive(Debug, Clone)]
+pub struct ConfigLoader {
+    dir: PathBuf,
+    profile: Profile,
+    env: BTreeMap<String, String>,
+    defaults: Map<String, Value>,
+    central: Option<(String, Map<String, Value>)>,
+}
+
+impl ConfigLoader {
+    /// A loader reading `dir` with the given environment; `ENV` in it picks the profile.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        env: impl IntoIterator<Item = (String, String)>,
+        defaults: Value,
+    ) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        let profile = match env.get("ENV") {
+            Some(value) if !value.is_empty() => Profile::parse(value)?,
+            _ => Profile::Development,
+        };
+        let defaults = match defaults {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        Ok(Self {
+            dir: dir.into(),
+            profile,
+            env,
+            defaults,
+            central: None,
+        })
+    }
+
+    /// A loader using this process's environment.
+    pub fn from_process_env(dir: impl Into<PathBuf>, defaults: Value) -> Result<Self, ConfigError> {
+        Self::new(dir, std::env::vars(), defaults)
+    }
+
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Plugs in the central Configuration service's settings (fetched by the caller) as the
+    /// layer between the profile file and the environment.
+    pub fn with_central_layer(mut self, source: impl Into<String>, layer: Map<String, Value>) -> Self {
+        self.central = Some((source.into(), layer));
+        self
+    }
+
+    /// The effective configuration for `target` (`None`: the all-in-one process, which
+    /// reads no service file).
+    pub fn load(&self, target: Option<&str>) -> Result<LayeredConfig, ConfigError> {
+        let mut config = LayeredConfig::empty(self.profile, target.map(str::to_string));
+        config.merge_layer(
+            self.defaults.clone(),
+            &Origin {
+                layer: LayerKind::Default,
+                source: "default".into(),
+            },
+        );
+        let mut files = vec![(LayerKind::GlobalFile, self.dir.join("global.yaml"))];
+        if let Some(target) = target {
+            files.push((LayerKind::ServiceFile, self.dir.join(format!("{target}.yaml"))));
+        }
+        files.push((
+            LayerKind::ProfileFile,
+            self.dir
+                .join("profiles")
+                .join(format!("{}.yaml", self.profile.as_str())),
+        ));
+        for (layer, path) in files {
+            if let Some(map) = read_yaml_file(&path)? {
+                let source = path.display().to_string();
+                config.merge_layer(map, &Origin { layer, source });
+            }
+        }
+        if let Some((source, map)) = &self.central {
+            config.merge_layer(
+                map.clone(),
+                &Origin {
+                    layer: LayerKind::Central,
+                    source: source.clone(),
+                },
+            );
+        }
+        for (var, map) in env_layers(&self.env)? {
+            config.merge_layer(
+                map,
+                &Origin {
+                    layer: LayerKind::Env,
+                    source: format!("env {var}"),
+                },
+            );
+        }
+        resolve_secrets(&mut config, &self.env)?;
+        Ok(config)
+    }
+}
+
+fn read_yaml_file(path: &Path) -> Result<Option<Map<String, Value>>, ConfigError> {
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(ConfigError::Read {
+                file,
+                message: err.to_string(),
+            });
+        }
+    };
+    let value: Value = serde_norway::from_str(&text).map_err(|err| ConfigError::Parse {
+        file: file.clone(),
+        message: err.to_string(),
+    })?;
+    match value {
+        Value::Null => Ok(Some(Map::new())),
+        Value::Object(map) => Ok(Some(map)),
+        _ => Err(ConfigError::Parse {
+            file,
+            message: "the top level must be a mapping of sections".into(),
+        }),
+    }
+}
+
+/// One single-key layer per `VIVESPHERE_A__B…` variable, in name order.
+fn env_layers(
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<(String, Map<String, Value>)>, ConfigError> {
+    let mut layers = Vec::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if !rest.contains("__") {
+            continue;
+        }
+        let segments: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                message: "empty key segment; use VIVESPHERE_<SECTION>__<KEY>".into(),
+            });
+        }
+        let mut value = parse_env_value(raw);
+        for segment in segments.iter().rev() {
+            let mut map = Map::new();
+            map.insert(segment.clone(), value);
+            value = Value::Object(map);
+        }
+        if let Value::Object(map) = value {
+            layers.push((var.clone(), map));
+        }
+    }
+    Ok(layers)
+}
+
+/// An environment value is read as a YAML scalar, so `30` is a number and `true` a bool;
+/// anything that is not valid YAML stays a string.
+fn parse_env_value(raw: &str) -> Value {
+    if raw.is_empty() {
+        return Value::String(String::new());
+    }
+    match serde_norway::from_str::<Value>(raw) {
+        Ok(Value::Null) if raw != "null" && raw != "~" => Value::String(raw.to_string()),
+        Ok(value) => value,
+        Err(_) => Value::String(raw.to_string()),
+    }
+}
+
+/// Replaces `${VAR}` placeholders with environment values and `key_file: /path` entries with
+/// `key: <file contents>`, marking the results secret. Anything unresolved stops loading.
+fn resolve_secrets(
+    config: &mut LayeredConfig,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let mut tree = std::mem::take(&mut config.tree);
+    let result = resolve_object(&mut tree, "", config, env);
+    config.tree = tree;
+    result
+}
+
+fn resolve_object(
+    map: &mut Map<String, Value>,
+    prefix: &str,
+    config: &mut LayeredConfig,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    let file_keys: Vec<String> = map
+        .keys()
+        .filter(|key| key.ends_with(FILE_SUFFIX) && key.len() > FILE_SUFFIX.len())
+        .cloned()
+        .collect();
+    for file_key in file_keys {
+        let file_path = join(&file_key);
+        let base_key = file_key[..file_key.len() - FILE_SUFFIX.len()].to_string();
+        let base_path = join(&base_key);
+        let file_origin = config.origin_of(&file_path).cloned();
+        let value = map.remove(&file_key).unwrap_or(Value::Null);
+        forget_origins(&mut config.origins, &file_path);
+        let Some(file_origin) = file_origin else {
+            continue;
+        };
+        let file = match value {
+            Value::Null => continue,
+            Value::String(file) => file,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: file_path,
+                    origin: file_origin.source,
+                    message: "a *_file key must be a file path".into(),
+                });
+            }
+        };
+        // A plain value set in a higher layer beats a file reference from a lower one.
+        let base_is_set = map.get(&base_key).is_some_and(|value| !value.is_null());
+        if base_is_set
+            && config
+                .origin_of(&base_path)
+                .is_some_and(|origin| origin.layer > file_origin.layer)
+        {
+            continue;
+        }
+        let contents = std::fs::read_to_string(&file).map_err(|err| ConfigError::Invalid {
+            key: file_path.clone(),
+            origin: file_origin.source.clone(),
+            message: format!("cannot read secret file {file}: {err}"),
+        })?;
+        let contents = contents.trim_end_matches(['\n', '\r']).to_string();
+        map.insert(base_key, Value::String(contents));
+        forget_origins(&mut config.origins, &base_path);
+        config.origins.insert(
+            base_path.clone(),
+            Origin {
+                layer: file_origin.layer,
+                source: format!("file {file} (via {file_path} in {file_origin})"),
+            },
+        );
+        config.secret_paths.insert(base_path);
+    }
+
+    for (key, value) in map.iter_mut() {
+        let path = join(key);
+        match value {
+            Value::Object(child) => resolve_object(child, &path, config, env)?,
+            Value::String(text) if text.contains("${") => {
+                *text = expand_placeholders(text, env).map_err(|message| ConfigError::Invalid {
+                    origin: config
+                        .origin_of(&path)
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| "default".into()),
+                    key: path.clone(),
+                    message,
+                })?;
+                config.secret_paths.insert(path);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Expands every `${NAME}` in `text` from `env`.
+fn expand_placeholders(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unterminated ${ placeholder".to_string())?;
+        let name = &after[..end];
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!("`${{{name}}}` is not a valid placeholder"));
+        }
+        let value = env
+            .get(name)
+            .ok_or_else(|| format!("placeholder ${{{name}}} is unresolved: environment variable {name} is not set"))?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn placeholders_expand_from_the_environment() {
+        let vars = env(&[("DB_PASS", "s3cret"), ("DB_HOST", "db")]);
+        assert_eq!(
+            expand_placeholders("postgres://u:${DB_PASS}@${DB_HOST}/x", &vars).unwrap(),
+            "postgres://u:s3cret@db/x"
+        );
+    }
+
+    #[test]
+    fn unresolved_placeholder_names_the_variable() {
+        let err = expand_placeholders("${MISSING_ONE}", &env(&[])).unwrap_err();
+        assert!(err.contains("MISSING_ONE"), "{err}");
+    }
+
+    #[test]
+    fn malformed_placeholders_are_rejected() {
+        assert!(expand_placeholders("${", &env(&[])).is_err());
+        assert!(expand_placeholders("${1ABC}", &env(&[("1ABC", "x")])).is_err());
+        assert!(expand_placeholders("${A-B}", &env(&[])).is_err());
+    }
+
+    #[test]
+    fn env_values_are_typed_as_yaml_scalars() {
+        assert_eq!(parse_env_value("30"), Value::from(30));
+        assert_eq!(parse_env_value("true"), Value::from(true));
+        assert_eq!(parse_env_value("info,sqlx=warn"), Value::from("info,sqlx=warn"));
+        assert_eq!(parse_env_value(""), Value::from(""));
+        assert_eq!(parse_env_value("null"), Value::Null);
+    }
+
+    #[test]
+    fn env_variables_without_a_double_underscore_are_not_config() {
+        let layers = env_layers(&env(&[
+            ("VIVESPHERE_TEST_DATABASE_URL", "postgres://x"),
+            ("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "5"),
+            ("PATH", "/bin"),
+        ]))
+        .unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0].1["server"]["shutdown_timeout"], Value::from(5));
+    }
+
+    #[test]
+    fn empty_env_key_segment_is_an_error() {
+        let err = env_layers(&env(&[("VIVESPHERE_SERVER____X", "1")])).unwrap_err();
+        assert!(err.to_string().contains("VIVESPHERE_SERVER____X"));
+    }
+
+    #[test]
+    fn profile_parses_only_known_names() {
+        assert_eq!(Profile::parse("staging").unwrap(), Profile::Staging);
+        let err = Profile::parse("prod").unwrap_err().to_string();
+        assert!(err.contains("development, staging or production"), "{err}");
+    }
+}

@@ -1,0 +1,147 @@
+//! The sections of the configuration that the platform itself owns: `server`, `database`,
+//! `queue` and `telemetry`. Service crates own one section each, named after the service.
+//! Durations are whole seconds, as everywhere in the API.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, LayeredConfig, Secret};
+
+/// The platform's sections, read from one [`LayeredConfig`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlatformSettings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub queue: QueueSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+impl PlatformSettings {
+    /// The names of the top-level sections the platform owns.
+    pub const SECTIONS: [&'static str; 4] = ["server", "database", "queue", "telemetry"];
+
+    pub fn from_config(config: &LayeredConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            server: config.section("server")?,
+            database: config.section("database")?,
+            queue: config.section("queue")?,
+            telemetry: config.section("telemetry")?,
+        })
+    }
+
+    /// The defaults layer for the platform's sections.
+    pub fn defaults() -> serde_json::Value {
+        serde_json::to_value(Self::default()).expect("platform defaults serialize")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Address to bind. Unset means 127.0.0.1:8000 for the all-in-one process and
+    /// 0.0.0.0:8000 for a single target (as in Kubernetes); `--listen` beats both.
+    pub listen: Option<String>,
+    /// Seconds to drain in-flight requests and queue work after SIGTERM before exiting.
+    pub shutdown_timeout: u64,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    pub body_limit: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            shutdown_timeout: 30,
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// SQLite file used when `url` is unset; `{service}` becomes the service's name.
+    pub path: String,
+    /// PostgreSQL URL; when set, the service uses PostgreSQL instead of SQLite.
+    pub url: Option<Secret>,
+    /// PostgreSQL schema the service owns; unset means the service's config section name.
+    pub schema: Option<String>,
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            path: "./data/{service}.db".into(),
+            url: None,
+            schema: None,
+            max_connections: 10,
+            connect_timeout: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueKind {
+    /// The in-process queue backed by SQLite, for the all-in-one process.
+    Embedded,
+    /// NATS JetStream, for a cluster.
+    Nats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QueueSettings {
+    pub kind: QueueKind,
+    /// NATS server URL, used when `kind` is `nats`.
+    pub url: String,
+    /// SQLite file of the embedded queue.
+    pub path: String,
+    /// First token of every subject and prefix of every stream name; tests use their own.
+    pub namespace: String,
+    /// Seconds a published message is kept, acknowledged or not.
+    pub max_age: u64,
+    /// Seconds within which a second publish with the same dedupe id is dropped.
+    pub duplicate_window: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            kind: QueueKind::Embedded,
+            url: "nats://127.0.0.1:4222".into(),
+            path: "./data/queue.db".into(),
+            namespace: "vivesphere".into(),
+            max_age: 7 * 24 * 3600,
+            duplicate_window: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for `kubectl logs` and log shippers.
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// A tracing filter such as `info` or `info,sqlx=warn`; `RUST_LOG` overrides it.
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_level: "info".into(),
+            log_format: LogFormat::Json,
+        }
+    }
+}

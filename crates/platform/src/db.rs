@@ -1,0 +1,234 @@
+//! Storage: one API over SQLite (the embedded default) and PostgreSQL (a cluster).
+//!
+//! Each service owns its data: its own SQLite file, or its own PostgreSQL schema (every
+//! pooled connection has `search_path` set to it, so the same SQL runs on both). Migrations
+//! are embedded in the service's crate, one list per backend, and run at start and by
+//! `vivesphere migrate`. SQL shared by both backends uses `$1`-style parameters, which
+//! SQLite accepts too.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, SqlSafeStr, SqlStr};
+
+use crate::config::DatabaseSettings;
+
+/// Which engine a [`Database`] talks to, for the rare SQL that must differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One migration step, embedded with `include_str!`.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationStep {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// A service's migrations for both backends (their SQL differs in types).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrations {
+    pub sqlite: &'static [MigrationStep],
+    pub postgres: &'static [MigrationStep],
+}
+
+impl Migrations {
+    pub fn is_empty(&self) -> bool {
+        self.sqlite.is_empty() && self.postgres.is_empty()
+    }
+
+    fn for_backend(&self, backend: Backend) -> &'static [MigrationStep] {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+        }
+    }
+}
+
+/// A pool of connections to one service's own storage.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+    /// The SQLite file, or the PostgreSQL schema, for messages.
+    location: String,
+}
+
+/// A PostgreSQL identifier we create ourselves; kept to a safe alphabet because it is
+/// spliced into `CREATE SCHEMA` and `SET search_path`.
+fn validate_schema(schema: &str) -> anyhow::Result<()> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        bail!("database schema {schema:?} must be lowercase letters, digits and _ (at most 63)");
+    }
+    Ok(())
+}
+
+impl Database {
+    /// Connects `service` to its storage as `settings` say: PostgreSQL when `url` is set,
+    /// otherwise the SQLite file at `path` (`{service}` replaced), created if missing.
+    pub async fn connect(service: &str, settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        install_default_drivers();
+        let options = AnyPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(settings.connect_timeout.max(1)));
+        match &settings.url {
+            Some(url) => {
+                let schema = settings
+                    .schema
+                    .clone()
+                    .unwrap_or_else(|| service.replace('-', "_"));
+                validate_schema(&schema)?;
+                Self::connect_postgres(url.expose(), &schema, options).await
+            }
+            None => {
+                let path = settings.path.replace("{service}", service);
+                Self::connect_sqlite(Path::new(&path), options).await
+            }
+        }
+    }
+
+    async fn connect_postgres(
+        url: &str,
+        schema: &str,
+        options: AnyPoolOptions,
+    ) -> anyhow::Result<Self> {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            bail!("database.url must be a postgres:// URL");
+        }
+        // Create the schema once over a plain connection, then pin every pooled connection
+        // to it, so that the service's unqualified table names land in its own schema.
+        let setup = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .context("cannot connect to PostgreSQL (database.url)")?;
+        setup
+            .execute(AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .await
+            .with_context(|| format!("cannot create schema {schema}"))?;
+        setup.close().await;
+        let search_path: SqlStr = AssertSqlSafe(format!("SET search_path TO \"{schema}\"")).into_sql_str();
+        let pool = options
+            .after_connect(move |conn, _| {
+                let sql = search_path.clone();
+                Box::pin(async move {
+                    conn.execute(sql).await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .context("cannot connect to PostgreSQL (database.url)")?;
+        Ok(Self {
+            pool,
+            backend: Backend::Postgres,
+            location: format!("postgresql schema {schema}"),
+        })
+    }
+
+    async fn connect_sqlite(path: &Path, options: AnyPoolOptions) -> anyhow::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create directory {}", parent.display()))?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = options
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; FULL sync makes a commit survive
+                    // a crash of the machine, not just of the process; the busy timeout turns
+                    // write contention into waiting instead of errors.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite,
+            location: format!("sqlite file {}", path.display()),
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Applies the migrations not yet applied; refuses if an applied one was edited.
+    pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
+        let steps = migrations
+            .for_backend(self.backend)
+            .iter()
+            .map(|step| {
+                Migration::new(
+                    step.version,
+                    Cow::Borrowed(step.description),
+                    MigrationType::Simple,
+                    SqlStr::from_static(step.sql),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(steps)
+            .run(&self.pool)
+            .await
+            .with_context(|| format!("migrations failed on {}", self.location))
+    }
+
+    /// A round trip to the database, for readiness.
+    pub async fn ping(&self) -> Result<(), String> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|err| format!("database unreachable: {err}"))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_restricted_to_a_safe_alphabet() {
+        assert!(validate_schema("bot_manager").is_ok());
+        assert!(validate_schema("t_0193abc").is_ok());
+        assert!(validate_schema("Bad").is_err());
+        assert!(validate_schema("x\"; DROP").is_err());
+        assert!(validate_schema("").is_err());
+        assert!(validate_schema("1abc").is_err());
+    }
+}

@@ -1,0 +1,156 @@
+//! The one error shape of the whole API:
+//! `{"status":"error","error_code":"...","message":"...","request_id":"..."}`.
+//!
+//! Every service's edge error converts into [`ApiError`]. 5xx bodies say nothing specific;
+//! the cause is logged (inside the request's span, so with its request id) instead.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::observe::current_request_id;
+
+/// The table of error codes. Services add theirs here so that the codes stay one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    MalformedJson,
+    InvalidData,
+    Unauthorized,
+    AuthFailed,
+    InvalidToken,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PreconditionFailed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    RateLimited,
+    NotReady,
+    Sealed,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "MALFORMED_JSON",
+            Self::InvalidData => "INVALID_DATA",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::AuthFailed => "AUTH_FAILED",
+            Self::InvalidToken => "INVALID_TOKEN",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict => "CONFLICT",
+            Self::PreconditionFailed => "PRECONDITION_FAILED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::ValidationFailed => "VALIDATION_FAILED",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::NotReady => "NOT_READY",
+            Self::Sealed => "SEALED",
+            Self::Internal => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedJson | Self::InvalidData => StatusCode::BAD_REQUEST,
+            Self::Unauthorized | Self::AuthFailed | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotReady | Self::Sealed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Extra fields merged into the body (for example the failed readiness checks).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The serialized body, also used by the OpenAPI documents.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Always `error`.
+    pub status: String,
+    pub error_code: String,
+    pub message: String,
+    pub request_id: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn invalid_data(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidData, message)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            ErrorCode::MethodNotAllowed,
+            "this route does not accept that method",
+        )
+    }
+
+    /// A server-side failure. `cause` is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "internal error; quote the request id when reporting it")
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::internal(format!("{err:#}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let mut body = serde_json::Map::new();
+        body.insert("status".into(), "error".into());
+        body.insert("error_code".into(), self.code.as_str().into());
+        body.insert("message".into(), self.message.into());
+        body.insert(
+            "request_id".into(),
+            current_request_id().unwrap_or_default().into(),
+        );
+        if let Some(details) = self.details {
+            for (key, value) in details {
+                body.entry(key).or_insert(value);
+            }
+        }
+        (status, axum::Json(serde_json::Value::Object(body))).into_response()
+    }
+}

@@ -1,0 +1,135 @@
+//! Liveness and readiness. `/health/live` says the process answers; `/health/ready` runs
+//! every readiness check (databases, queue) and answers 503 with the reasons when one fails
+//! or while the process drains for shutdown; `/health` is the probe path the deployment plan
+//! names and answers as `/health/ready` does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::future::{BoxFuture, join_all};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::error::{ApiError, ErrorCode};
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+type CheckFn = dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync;
+
+/// One named readiness check, such as `authentication.database` or `queue`.
+#[derive(Clone)]
+pub struct ReadinessCheck {
+    pub name: String,
+    check: Arc<CheckFn>,
+}
+
+impl ReadinessCheck {
+    pub fn new<F, Fut>(name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Self {
+            name: name.into(),
+            check: Arc::new(move || Box::pin(check())),
+        }
+    }
+}
+
+/// The readiness of a set of checks; the process has one over all its targets, and each
+/// service one over its own.
+#[derive(Clone)]
+pub struct Health {
+    checks: Arc<Vec<ReadinessCheck>>,
+    draining: CancellationToken,
+}
+
+impl Health {
+    /// `draining` is the app's shutdown token: once it fires, readiness fails so that load
+    /// balancers stop sending new requests while in-flight ones finish.
+    pub fn new(checks: Vec<ReadinessCheck>, draining: CancellationToken) -> Self {
+        Self {
+            checks: Arc::new(checks),
+            draining,
+        }
+    }
+
+    /// Runs every check at once, each bounded by a timeout.
+    pub async fn report(&self) -> (bool, Map<String, Value>) {
+        let results = join_all(self.checks.iter().map(|check| async move {
+            let outcome = match tokio::time::timeout(CHECK_TIMEOUT, (check.check)()).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
+            };
+            (check.name.clone(), outcome)
+        }))
+        .await;
+        let mut ready = true;
+        let mut report = Map::new();
+        if self.draining.is_cancelled() {
+            ready = false;
+            report.insert("shutdown".into(), "draining".into());
+        }
+        for (name, outcome) in results {
+            match outcome {
+                Ok(()) => report.insert(name, "ok".into()),
+                Err(reason) => {
+                    ready = false;
+                    report.insert(name, reason.into())
+                }
+            };
+        }
+        (ready, report)
+    }
+
+    /// The readiness answer: 200 `{"status":"ready","checks":{...}}` or 503 in the error shape
+    /// with the same `checks`.
+    pub async fn readiness_response(&self) -> Response {
+        let (ready, checks) = self.report().await;
+        if ready {
+            axum::Json(json!({"status": "ready", "checks": checks})).into_response()
+        } else {
+            let failing: Vec<&str> = checks
+                .iter()
+                .filter(|(_, v)| v.as_str() != Some("ok"))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let mut details = Map::new();
+            details.insert("checks".into(), Value::Object(checks.clone()));
+            ApiError::new(
+                ErrorCode::NotReady,
+                format!("not ready: {}", failing.join(", ")),
+            )
+            .with_details(details)
+            .into_response()
+        }
+    }
+}
+
+async fn live() -> Response {
+    axum::Json(json!({"status": "live"})).into_response()
+}
+
+async fn ready(State(health): State<Health>) -> Response {
+    health.readiness_response().await
+}
+
+/// `/health/live`, `/health/ready` and `/health` for the whole process.
+pub fn health_routes(health: Health) -> Router {
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health", get(ready))
+        .with_state(health)
+}
+
+/// `GET <prefix>/health`: one service's own readiness, reachable through the gateway.
+pub fn service_health_route(prefix: &str, health: Health) -> Router {
+    Router::new()
+        .route(&format!("{prefix}/health"), get(ready))
+        .with_state(health)
+}

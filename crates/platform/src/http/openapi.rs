@@ -1,0 +1,81 @@
+//! Each service's OpenAPI 3.1 document at `<prefix>/openapi.json` and a Swagger UI at
+//! `<prefix>/docs` served from assets compiled into the binary (nothing fetched at run time).
+
+use axum::Router;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref};
+use utoipa::{OpenApi as _, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::error::ErrorBody;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(ErrorBody)))]
+struct SharedComponents;
+
+/// The skeleton every service document starts from: title, version, the error schema and the
+/// service's own health route. Services merge their own paths into it.
+pub fn service_document(title: &str, prefix: &str) -> OpenApi {
+    let json_ref = |schema: &str| {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(schema)))
+            .build()
+    };
+    let health = OperationBuilder::new()
+        .summary(Some("Readiness of this service (its database and the queue)"))
+        .operation_id(Some(format!("{}_health", title.to_lowercase().replace(' ', "_"))))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("Ready: every check answered `ok`")
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(
+                            utoipa::openapi::ObjectBuilder::new()
+                                .property(
+                                    "status",
+                                    utoipa::openapi::ObjectBuilder::new()
+                                        .schema_type(utoipa::openapi::Type::String),
+                                )
+                                .required("status")
+                                .property(
+                                    "checks",
+                                    utoipa::openapi::ObjectBuilder::new()
+                                        .schema_type(utoipa::openapi::Type::Object),
+                                )
+                                .required("checks"),
+                        ))
+                        .build(),
+                )
+                .build(),
+        )
+        .response(
+            "503",
+            ResponseBuilder::new()
+                .description("Not ready; `checks` says which check failed")
+                .content("application/json", json_ref(ErrorBody::name().as_ref()))
+                .build(),
+        )
+        .build();
+    let mut doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title(format!("ViveSphere {title} API"))
+                .version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        )
+        .paths(
+            PathsBuilder::new()
+                .path(format!("{prefix}/health"), PathItem::new(HttpMethod::Get, health)),
+        )
+        .build();
+    doc.merge(SharedComponents::openapi());
+    doc
+}
+
+/// Routes serving `doc` as JSON and the offline Swagger UI.
+pub fn docs_routes(prefix: &str, doc: OpenApi) -> Router {
+    Router::new().merge(SwaggerUi::new(format!("{prefix}/docs")).url(format!("{prefix}/openapi.json"), doc))
+}

@@ -1,0 +1,20 @@
+//! The shared runtime every ViveSphere service is built on.
+//!
+//! A service crate depends on `platform` and nothing else of ours: configuration loading
+//! ([`config`]), logging and request telemetry ([`telemetry`], [`http`]), storage with
+//! per-service migrations ([`db`]), the message queue with its NATS JetStream and embedded
+//! implementations ([`queue`]), and the contract between a service and the binary that runs
+//! it ([`target`]). Nothing here is a process-wide global, so several services (or several
+//! test apps) can live in one process without seeing each other's state.
+
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod queue;
+pub mod server;
+pub mod target;
+pub mod telemetry;
+pub mod time_fmt;
+
+pub use http::error::{ApiError, ErrorCode};
+pub use http::json::Json;

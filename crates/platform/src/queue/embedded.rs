@@ -1,0 +1,421 @@
+//! The embedded queue: durable, in-process, backed by one SQLite file.
+//!
+//! Every state change (publish, hand-out, ack, nak, term) is a committed SQLite write, so a
+//! crash loses nothing that was acknowledged as published, and an outstanding delivery is
+//! handed out again after its ack deadline, also across a restart. One async mutex
+//! serialises the queue's writes: SQLite has one writer anyway, and the mutex keeps
+//! consumers sharing a name from taking the same message.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sqlx::Row;
+use tokio::sync::{Mutex, Notify, broadcast};
+
+use super::subject::{matches, validate_filter, validate_subject};
+use super::{ConsumerSpec, Delivery, Message, Published, Queue, Settle, WorkConsumer};
+use crate::config::{DatabaseSettings, QueueKind, QueueSettings};
+use crate::db::{Database, MigrationStep, Migrations};
+use crate::time_fmt::now_millis;
+
+const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[MigrationStep {
+        version: 1,
+        description: "embedded queue",
+        sql: include_str!("../../migrations/queue/0001_embedded_queue.sql"),
+    }],
+    postgres: &[],
+};
+
+/// How long an idle consumer sleeps between looks when nothing wakes it.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+const FANOUT_CAPACITY: usize = 1024;
+const SCAN_BATCH: i64 = 128;
+
+struct Inner {
+    db: Database,
+    write_lock: Mutex<()>,
+    wake: Notify,
+    fanout: broadcast::Sender<Message>,
+    duplicate_window_ms: i64,
+    max_age_ms: i64,
+}
+
+/// The SQLite-backed queue of the all-in-one process.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    inner: Arc<Inner>,
+}
+
+impl EmbeddedQueue {
+    pub async fn open(settings: &QueueSettings) -> anyhow::Result<Self> {
+        let db = Database::connect(
+            "queue",
+            &DatabaseSettings {
+                path: settings.path.clone(),
+                url: None,
+                schema: None,
+                max_connections: 4,
+                connect_timeout: 5,
+            },
+        )
+        .await
+        .context("cannot open the embedded queue (queue.path)")?;
+        db.migrate(&MIGRATIONS).await?;
+        let inner = Arc::new(Inner {
+            db,
+            write_lock: Mutex::new(()),
+            wake: Notify::new(),
+            fanout: broadcast::channel(FANOUT_CAPACITY).0,
+            duplicate_window_ms: (settings.duplicate_window * 1000) as i64,
+            max_age_ms: (settings.max_age * 1000) as i64,
+        });
+        tokio::spawn(trim_periodically(Arc::downgrade(&inner)));
+        Ok(Self { inner })
+    }
+
+    /// Deletes messages older than `max_age` and the deliveries that pointed at them.
+    pub async fn trim(&self) -> anyhow::Result<u64> {
+        self.inner.trim().await
+    }
+}
+
+async fn trim_periodically(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(TRIM_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        if let Err(err) = inner.trim().await {
+            tracing::warn!(error = %format!("{err:#}"), "embedded queue trim failed");
+        }
+    }
+}
+
+impl Inner {
+    async fn trim(&self) -> anyhow::Result<u64> {
+        let _guard = self.write_lock.lock().await;
+        let cutoff = now_millis() - self.max_age_ms;
+        let removed = sqlx::query("DELETE FROM eq_messages WHERE published_at < $1")
+            .bind(cutoff)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM eq_deliveries WHERE seq NOT IN (SELECT seq FROM eq_messages)")
+            .execute(self.db.pool())
+            .await?;
+        Ok(removed)
+    }
+
+    /// Hands out the next message for `spec`: first a delivery that came due again, then
+    /// the next new matching message. `None` when there is nothing to hand out now.
+    async fn take(self: &Arc<Self>, spec: &ConsumerSpec) -> anyhow::Result<Option<Delivery>> {
+        let _guard = self.write_lock.lock().await;
+        let pool = self.db.pool();
+        let ack_wait_ms = spec.ack_wait.as_millis() as i64;
+        loop {
+            let now = now_millis();
+            let due = sqlx::query(
+                "SELECT seq, attempts FROM eq_deliveries WHERE consumer = $1 AND due_at <= $2 \
+                 ORDER BY due_at, seq LIMIT 1",
+            )
+            .bind(&spec.name)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            if let Some(row) = due {
+                let seq: i64 = row.try_get("seq")?;
+                let attempts: i64 = row.try_get("attempts")?;
+                let message = self.message(seq).await?;
+                let exhausted = spec.max_deliver > 0 && attempts >= i64::from(spec.max_deliver);
+                if exhausted || message.is_none() {
+                    if exhausted {
+                        tracing::warn!(consumer = %spec.name, seq, attempts, "message given up after its last delivery");
+                    }
+                    self.forget(&spec.name, seq).await?;
+                    continue;
+                }
+                sqlx::query(
+                    "UPDATE eq_deliveries SET attempts = attempts + 1, due_at = $1 \
+                     WHERE consumer = $2 AND seq = $3",
+                )
+                .bind(now + ack_wait_ms)
+                .bind(&spec.name)
+                .bind(seq)
+                .execute(pool)
+                .await?;
+                return Ok(message.map(|m| self.delivery(spec, seq, m, attempts as u64 + 1)));
+            }
+
+            let cursor: i64 = sqlx::query("SELECT cursor FROM eq_consumers WHERE name = $1")
+                .bind(&spec.name)
+                .fetch_one(pool)
+                .await?
+                .try_get("cursor")?;
+            let rows = sqlx::query(
+                "SELECT seq, subject, msg_id, payload FROM eq_messages WHERE seq > $1 \
+                 ORDER BY seq LIMIT $2",
+            )
+            .bind(cursor)
+            .bind(SCAN_BATCH)
+            .fetch_all(pool)
+            .await?;
+            let Some(last) = rows.last() else {
+                return Ok(None);
+            };
+            let mut new_cursor: i64 = last.try_get("seq")?;
+            let mut found = None;
+            for row in &rows {
+                let seq: i64 = row.try_get("seq")?;
+                let subject: String = row.try_get("subject")?;
+                if matches(&spec.filter, &subject) {
+                    let payload: Vec<u8> = row.try_get("payload")?;
+                    found = Some((
+                        seq,
+                        Message {
+                            subject,
+                            id: row.try_get("msg_id")?,
+                            payload: Bytes::from(payload),
+                        },
+                    ));
+                    new_cursor = seq;
+                    break;
+                }
+            }
+            // The hand-out and the cursor move commit together: after a crash the message is
+            // either still ahead of the cursor or an outstanding delivery, never both.
+            let mut tx = pool.begin().await?;
+            if let Some((seq, _)) = &found {
+                sqlx::query(
+                    "INSERT INTO eq_deliveries (consumer, seq, attempts, due_at) VALUES ($1, $2, 1, $3)",
+                )
+                .bind(&spec.name)
+                .bind(*seq)
+                .bind(now + ack_wait_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("UPDATE eq_consumers SET cursor = $1 WHERE name = $2")
+                .bind(new_cursor)
+                .bind(&spec.name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            if let Some((seq, message)) = found {
+                return Ok(Some(self.delivery(spec, seq, message, 1)));
+            }
+        }
+    }
+
+    async fn message(&self, seq: i64) -> anyhow::Result<Option<Message>> {
+        let row = sqlx::query("SELECT subject, msg_id, payload FROM eq_messages WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.map(|row| {
+            let payload: Vec<u8> = row.try_get("payload")?;
+            Ok(Message {
+                subject: row.try_get("subject")?,
+                id: row.try_get("msg_id")?,
+                payload: Bytes::from(payload),
+            })
+        })
+        .transpose()
+    }
+
+    async fn forget(&self, consumer: &str, seq: i64) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM eq_deliveries WHERE consumer = $1 AND seq = $2")
+            .bind(consumer)
+            .bind(seq)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    fn delivery(self: &Arc<Self>, spec: &ConsumerSpec, seq: i64, message: Message, attempt: u64) -> Delivery {
+        Delivery::new(
+            message,
+            attempt,
+            Box::new(EmbeddedSettle {
+                inner: self.clone(),
+                consumer: spec.name.clone(),
+                seq,
+            }),
+        )
+    }
+
+    /// How long until the consumer's earliest outstanding delivery comes due.
+    async fn next_due_in(&self, consumer: &str) -> anyhow::Result<Option<Duration>> {
+        let row = sqlx::query("SELECT MIN(due_at) AS due FROM eq_deliveries WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_one(self.db.pool())
+            .await?;
+        let due: Option<i64> = row.try_get("due")?;
+        Ok(due.map(|due| Duration::from_millis((due - now_millis()).max(0) as u64)))
+    }
+}
+
+struct EmbeddedSettle {
+    inner: Arc<Inner>,
+    consumer: String,
+    seq: i64,
+}
+
+#[async_trait]
+impl Settle for EmbeddedSettle {
+    async fn ack(&self) -> anyhow::Result<()> {
+        let _guard = self.inner.write_lock.lock().await;
+        self.inner.forget(&self.consumer, self.seq).await
+    }
+
+    async fn nak(&self, delay: Duration) -> anyhow::Result<()> {
+        {
+            let _guard = self.inner.write_lock.lock().await;
+            sqlx::query("UPDATE eq_deliveries SET due_at = $1 WHERE consumer = $2 AND seq = $3")
+                .bind(now_millis() + delay.as_millis() as i64)
+                .bind(&self.consumer)
+                .bind(self.seq)
+                .execute(self.inner.db.pool())
+                .await?;
+        }
+        self.inner.wake.notify_waiters();
+        Ok(())
+    }
+
+    async fn term(&self) -> anyhow::Result<()> {
+        let _guard = self.inner.write_lock.lock().await;
+        self.inner.forget(&self.consumer, self.seq).await
+    }
+}
+
+struct EmbeddedConsumer {
+    inner: Arc<Inner>,
+    spec: ConsumerSpec,
+}
+
+#[async_trait]
+impl WorkConsumer for EmbeddedConsumer {
+    async fn next(&mut self) -> anyhow::Result<Delivery> {
+        loop {
+            // Registered before looking, so a publish between the look and the wait wakes us.
+            let woken = self.inner.wake.notified();
+            if let Some(delivery) = self.inner.take(&self.spec).await? {
+                return Ok(delivery);
+            }
+            let wait = self
+                .inner
+                .next_due_in(&self.spec.name)
+                .await?
+                .map_or(IDLE_POLL, |due| due.min(IDLE_POLL));
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn publish(&self, subject: &str, dedupe_id: &str, payload: Bytes) -> anyhow::Result<Published> {
+        validate_subject(subject)?;
+        anyhow::ensure!(!dedupe_id.is_empty(), "a dedupe id is required");
+        let inner = &self.inner;
+        let published = {
+            let _guard = inner.write_lock.lock().await;
+            let now = now_millis();
+            let earlier = sqlx::query(
+                "SELECT seq FROM eq_messages WHERE msg_id = $1 AND published_at >= $2 ORDER BY seq LIMIT 1",
+            )
+            .bind(dedupe_id)
+            .bind(now - inner.duplicate_window_ms)
+            .fetch_optional(inner.db.pool())
+            .await?;
+            if let Some(row) = earlier {
+                let seq: i64 = row.try_get("seq")?;
+                return Ok(Published {
+                    sequence: seq as u64,
+                    duplicate: true,
+                });
+            }
+            let row = sqlx::query(
+                "INSERT INTO eq_messages (subject, msg_id, payload, published_at) \
+                 VALUES ($1, $2, $3, $4) RETURNING seq",
+            )
+            .bind(subject)
+            .bind(dedupe_id)
+            .bind(payload.to_vec())
+            .bind(now)
+            .fetch_one(inner.db.pool())
+            .await?;
+            let seq: i64 = row.try_get("seq")?;
+            Published {
+                sequence: seq as u64,
+                duplicate: false,
+            }
+        };
+        inner.wake.notify_waiters();
+        // No live subscriber is fine: fan-out is for whoever listens now.
+        let _ = inner.fanout.send(Message {
+            subject: subject.to_string(),
+            id: dedupe_id.to_string(),
+            payload,
+        });
+        Ok(published)
+    }
+
+    async fn consumer(&self, spec: ConsumerSpec) -> anyhow::Result<Box<dyn WorkConsumer>> {
+        validate_filter(&spec.filter)?;
+        anyhow::ensure!(!spec.name.is_empty(), "a consumer name is required");
+        {
+            let _guard = self.inner.write_lock.lock().await;
+            sqlx::query(
+                "INSERT INTO eq_consumers (name, filter, max_deliver, ack_wait_ms, cursor) \
+                 VALUES ($1, $2, $3, $4, 0) ON CONFLICT (name) DO UPDATE SET \
+                 filter = excluded.filter, max_deliver = excluded.max_deliver, \
+                 ack_wait_ms = excluded.ack_wait_ms",
+            )
+            .bind(&spec.name)
+            .bind(&spec.filter)
+            .bind(i64::from(spec.max_deliver))
+            .bind(spec.ack_wait.as_millis() as i64)
+            .execute(self.inner.db.pool())
+            .await?;
+        }
+        Ok(Box::new(EmbeddedConsumer {
+            inner: self.inner.clone(),
+            spec,
+        }))
+    }
+
+    async fn subscribe(&self, filter: &str) -> anyhow::Result<BoxStream<'static, Message>> {
+        validate_filter(filter)?;
+        let filter = filter.to_string();
+        let receiver = self.inner.fanout.subscribe();
+        let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(message) => return Some((message, receiver)),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "fan-out subscriber fell behind; messages skipped");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .filter(move |message| std::future::ready(matches(&filter, &message.subject)));
+        Ok(stream.boxed())
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.inner.db.ping().await.map_err(|err| format!("embedded queue: {err}"))
+    }
+
+    fn kind(&self) -> QueueKind {
+        QueueKind::Embedded
+    }
+}

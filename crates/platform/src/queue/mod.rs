@@ -1,0 +1,165 @@
+//! The message queue: one trait, two implementations.
+//!
+//! - [`nats::NatsQueue`]: NATS JetStream, for a cluster. One stream per subject root
+//!   (`<namespace>.<root>.>`), limits retention, dedupe by `Nats-Msg-Id`.
+//! - [`embedded::EmbeddedQueue`]: durable and in-process, backed by SQLite, for the
+//!   all-in-one process. A publish returns only after its message is committed to disk.
+//!
+//! Both give the same guarantees: publish with a dedupe id (a second publish of the same id
+//! within the duplicate window is reported as a duplicate and not stored); durable
+//! work-queue consumers (replicas sharing a consumer name share the work; different names
+//! each see every message) with explicit ack, nak with a delay, terminate, an ack deadline
+//! after which a message is redelivered, and a redelivery limit; and live fan-out
+//! subscriptions. Subjects are given without the namespace (`bots.post.publish_requested`).
+
+pub mod embedded;
+pub mod nats;
+pub mod subject;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::config::{QueueKind, QueueSettings};
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The message's sequence in its stream (the earlier message's, for a duplicate).
+    pub sequence: u64,
+    /// True when a message with the same dedupe id was already stored.
+    pub duplicate: bool,
+}
+
+/// A durable work-queue consumer's settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Durable name; replicas using the same name share the messages.
+    pub name: String,
+    /// Subject filter without the namespace; `*` matches one token, `>` the rest.
+    pub filter: String,
+    /// Deliveries before a message is given up (never delivered again); 0 means no limit.
+    pub max_deliver: u32,
+    /// How long a delivery may stay unacknowledged before it is delivered again.
+    pub ack_wait: Duration,
+}
+
+impl ConsumerSpec {
+    pub fn new(name: impl Into<String>, filter: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            filter: filter.into(),
+            max_deliver: 5,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+
+    pub fn max_deliver(mut self, max_deliver: u32) -> Self {
+        self.max_deliver = max_deliver;
+        self
+    }
+
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+}
+
+/// A message as seen by a fan-out subscriber.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Subject without the namespace.
+    pub subject: String,
+    /// The dedupe id it was published with.
+    pub id: String,
+    pub payload: Bytes,
+}
+
+/// How a consumer settles a delivery.
+#[async_trait]
+pub trait Settle: Send + Sync {
+    async fn ack(&self) -> anyhow::Result<()>;
+    async fn nak(&self, delay: Duration) -> anyhow::Result<()>;
+    async fn term(&self) -> anyhow::Result<()>;
+}
+
+/// A message handed to a work-queue consumer; settle it exactly once.
+pub struct Delivery {
+    pub message: Message,
+    /// 1 on first delivery, then one more on each redelivery.
+    pub attempt: u64,
+    settle: Box<dyn Settle>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message", &self.message)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    pub fn new(message: Message, attempt: u64, settle: Box<dyn Settle>) -> Self {
+        Self {
+            message,
+            attempt,
+            settle,
+        }
+    }
+
+    /// Done: never deliver it again.
+    pub async fn ack(self) -> anyhow::Result<()> {
+        self.settle.ack().await
+    }
+
+    /// Not now: deliver it again after `delay` (counts toward the redelivery limit).
+    pub async fn nak(self, delay: Duration) -> anyhow::Result<()> {
+        self.settle.nak(delay).await
+    }
+
+    /// Never: give it up without retrying (a message that can never succeed).
+    pub async fn term(self) -> anyhow::Result<()> {
+        self.settle.term().await
+    }
+}
+
+/// A durable work-queue consumer.
+#[async_trait]
+pub trait WorkConsumer: Send {
+    /// Waits for the next delivery.
+    async fn next(&mut self) -> anyhow::Result<Delivery>;
+}
+
+/// The queue every service publishes to and consumes from.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Stores `payload` on `subject` unless `dedupe_id` was published within the duplicate
+    /// window. Returns once the message is durable.
+    async fn publish(&self, subject: &str, dedupe_id: &str, payload: Bytes)
+    -> anyhow::Result<Published>;
+
+    /// Creates the durable consumer, or attaches to it if it exists.
+    async fn consumer(&self, spec: ConsumerSpec) -> anyhow::Result<Box<dyn WorkConsumer>>;
+
+    /// Live fan-out: every message published on a matching subject from now on.
+    async fn subscribe(&self, filter: &str) -> anyhow::Result<BoxStream<'static, Message>>;
+
+    /// For readiness: can the queue take messages now?
+    async fn check(&self) -> Result<(), String>;
+
+    /// Which implementation this is, for logs.
+    fn kind(&self) -> QueueKind;
+}
+
+/// Opens the queue the settings name.
+pub async fn connect(settings: &QueueSettings) -> anyhow::Result<Arc<dyn Queue>> {
+    Ok(match settings.kind {
+        QueueKind::Embedded => Arc::new(embedded::EmbeddedQueue::open(settings).await?),
+        QueueKind::Nats => Arc::new(nats::NatsQueue::connect(settings).await?),
+    })
+}

@@ -1,0 +1,100 @@
+//! The contract between a service crate and the binary that runs it.
+//!
+//! A service implements [`Target`]: its name, config section, route prefix, migrations, and
+//! `build`, which turns a [`TargetContext`] (its own effective config, its own database,
+//! the shared queue and metrics) into a [`BuiltTarget`] (a router and readiness checks).
+//! Whether targets share a process is decided only by the binary's registry.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ConfigError, LayeredConfig, PlatformSettings};
+use crate::db::{Database, Migrations};
+use crate::http::health::ReadinessCheck;
+use crate::http::metrics::MetricsRegistry;
+use crate::queue::Queue;
+
+/// What a target is given to build itself.
+#[derive(Clone)]
+pub struct TargetContext {
+    /// The target's own effective configuration (global < its file < profile < env).
+    pub config: Arc<LayeredConfig>,
+    /// The platform sections of that configuration.
+    pub platform: PlatformSettings,
+    /// Its own database, when [`Target::uses_database`] says it owns data.
+    pub database: Option<Database>,
+    pub queue: Arc<dyn Queue>,
+    pub metrics: MetricsRegistry,
+    /// Fires on shutdown; background work stops taking new work when it does.
+    pub shutdown: CancellationToken,
+    /// Background tasks spawned here are awaited (up to the drain timeout) at shutdown.
+    pub tasks: TaskTracker,
+}
+
+impl TargetContext {
+    /// Runs `work` in the background until shutdown. If it fails, the whole process stops:
+    /// a target that lost a worker must not keep answering as if healthy.
+    pub fn spawn_critical<F>(&self, name: &'static str, work: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            if let Err(err) = work.await {
+                tracing::error!(task = name, error = %format!("{err:#}"), "background task failed; stopping");
+                shutdown.cancel();
+            }
+        });
+    }
+}
+
+/// What a target hands back.
+pub struct BuiltTarget {
+    /// Its routes, under its prefix. The platform adds `<prefix>/health`,
+    /// `<prefix>/openapi.json` and `<prefix>/docs` around them.
+    pub router: Router,
+    /// Its OpenAPI document (start from [`crate::http::openapi::service_document`]).
+    pub openapi: Option<utoipa::openapi::OpenApi>,
+    /// Readiness checks beyond its database and the queue, which the platform adds.
+    pub checks: Vec<ReadinessCheck>,
+}
+
+/// One runnable piece of the system.
+#[async_trait]
+pub trait Target: Send + Sync + 'static {
+    /// Kebab-case name used by `--target` and for `config/<name>.yaml`.
+    fn name(&self) -> &'static str;
+    /// Top-level config section the target owns (snake_case).
+    fn config_section(&self) -> &'static str;
+    /// Route prefix (`/api/v1/bots`), for targets that serve an API.
+    fn route_prefix(&self) -> Option<&'static str>;
+    /// Defaults of the target's section, for the defaults layer.
+    fn config_defaults(&self) -> serde_json::Value;
+    /// Reads the target's section to report bad keys or types before anything starts.
+    fn check_config(&self, config: &LayeredConfig) -> Result<(), ConfigError>;
+    /// Whether the target owns data (its own SQLite file or PostgreSQL schema).
+    fn uses_database(&self) -> bool {
+        true
+    }
+    /// The target's embedded migrations, applied at start and by `vivesphere migrate`.
+    fn migrations(&self) -> Migrations {
+        Migrations::default()
+    }
+    async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget>;
+}
+
+/// The defaults layer value of a settings type.
+pub fn section_defaults<T: Default + Serialize>() -> serde_json::Value {
+    serde_json::to_value(T::default()).expect("settings defaults serialize")
+}
+
+/// Reads a settings type from its section, as [`Target::check_config`] does.
+pub fn check_section<T: DeserializeOwned>(config: &LayeredConfig, section: &str) -> Result<(), ConfigError> {
+    config.section::<T>(section).map(|_| ())
+}

@@ -1,0 +1,5 @@
+//! The `vivesphere` binary's library half: the target registry, configuration assembly, and
+//! the app that serves one target or all of them. Tests use it to spawn the real app.
+
+pub mod app;
+pub mod registry;

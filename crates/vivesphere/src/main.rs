@@ -1,0 +1,119 @@
+//! `vivesphere`: sets up TLS and telemetry, loads config, and runs the chosen command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vivesphere::app::{App, AppOptions, load_config, migrate};
+use vivesphere::registry;
+
+#[derive(Parser)]
+#[command(name = "vivesphere", version, about = "ViveSphere Bot Manager: every service in one binary")]
+struct Cli {
+    /// Directory holding global.yaml, <target>.yaml and profiles/<ENV>.yaml.
+    #[arg(long, global = true, env = "VIVESPHERE_CONFIG_DIR", default_value = "config")]
+    config_dir: PathBuf,
+    /// Print the valid targets and exit.
+    #[arg(long)]
+    list_targets: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every target in one process (default), or one with --target.
+    Serve {
+        /// A target name (see --list-targets); `all` or none runs everything.
+        #[arg(long)]
+        target: Option<String>,
+        /// Address to listen on; beats server.listen.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply the embedded migrations of every target, or of one.
+    Migrate {
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration, secrets redacted, with each value's origin.
+    Check {
+        #[arg(long)]
+        target: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    // One TLS crypto provider for the whole process, before anything opens a connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    if cli.list_targets {
+        for name in registry::target_names() {
+            println!("{name}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve {
+        target: None,
+        listen: None,
+    });
+    match command {
+        Command::Serve { target, listen } => {
+            let options = AppOptions::from_process_env(cli.config_dir, target, listen);
+            let loaded = load_config(&options)?;
+            platform::telemetry::init(&loaded.process_platform.telemetry)?;
+            let app = App::build(options).await?;
+            platform::server::cancel_on_signal(app.shutdown_token());
+            tracing::info!(
+                address = %app.local_addr(),
+                profile = loaded.process.profile().as_str(),
+                targets = loaded.process.target().unwrap_or(registry::ALL),
+                "listening"
+            );
+            app.run().await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Migrate { target } => {
+            let options = AppOptions::from_process_env(cli.config_dir, target, None);
+            for line in migrate(&options).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check { target },
+        } => {
+            let options = AppOptions::from_process_env(cli.config_dir, target, None);
+            let loaded = load_config(&options)?;
+            print!("{}", loaded.process.render_with_origins());
+            Ok(())
+        }
+    }
+}

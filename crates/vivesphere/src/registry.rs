@@ -1,0 +1,97 @@
+//! The registry of targets, in the manner of Loki's modules: one list of kebab-case names.
+//! `all` is just every entry. This is the only place that knows every service, and the only
+//! place that decides what shares a process.
+
+use std::sync::Arc;
+
+use anyhow::bail;
+use platform::config::PlatformSettings;
+use platform::target::Target;
+use serde_json::{Map, Value};
+
+/// The name that runs every target in one process.
+pub const ALL: &str = "all";
+
+/// Every target, in start order.
+pub fn targets() -> Vec<Arc<dyn Target>> {
+    vec![
+        Arc::new(authentication::AuthenticationService),
+        Arc::new(secure_bot_data::SecureBotDataService),
+        Arc::new(configuration::ConfigurationService),
+        Arc::new(log_service::LoggingService),
+        Arc::new(bot_manager::BotManagerService),
+        Arc::new(gateway::GatewayService),
+    ]
+}
+
+/// The valid `--target` names.
+pub fn target_names() -> Vec<&'static str> {
+    let mut names = vec![ALL];
+    names.extend(targets().iter().map(|t| t.name()));
+    names
+}
+
+/// The targets a `--target` value selects (`None` or `all`: every one).
+pub fn select(name: Option<&str>) -> anyhow::Result<Vec<Arc<dyn Target>>> {
+    match name {
+        None | Some(ALL) => Ok(targets()),
+        Some(name) => match targets().into_iter().find(|t| t.name() == name) {
+            Some(target) => Ok(vec![target]),
+            None => bail!(
+                "unknown target {name:?}; valid targets: {}",
+                target_names().join(", ")
+            ),
+        },
+    }
+}
+
+/// The defaults layer: the platform's sections and every target's.
+pub fn config_defaults() -> Value {
+    let mut map = match PlatformSettings::defaults() {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    for target in targets() {
+        map.insert(target.config_section().to_string(), target.config_defaults());
+    }
+    Value::Object(map)
+}
+
+/// Every top-level config section somebody owns.
+pub fn known_sections() -> Vec<&'static str> {
+    let mut sections = PlatformSettings::SECTIONS.to_vec();
+    sections.extend(targets().iter().map(|t| t.config_section()));
+    sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_target_error_lists_every_valid_name() {
+        let err = select(Some("bots")).err().unwrap().to_string();
+        for name in target_names() {
+            assert!(err.contains(name), "{err} should list {name}");
+        }
+    }
+
+    #[test]
+    fn all_selects_every_target_once() {
+        let names: Vec<_> = select(Some(ALL)).unwrap().iter().map(|t| t.name()).collect();
+        assert_eq!(names.len(), targets().len());
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn config_sections_do_not_collide_with_platform_sections() {
+        let sections = known_sections();
+        let mut unique = sections.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), sections.len());
+    }
+}
