@@ -14,6 +14,8 @@ pub mod queue;
 pub mod server;
 pub mod target;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time_fmt;
 
 pub use http::error::{ApiError, ErrorCode};

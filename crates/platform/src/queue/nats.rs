@@ -131,53 +131,64 @@ impl Settle for NatsSettle {
 
 struct NatsConsumer {
     consumer: consumer::Consumer<consumer::pull::Config>,
-    messages: Option<consumer::pull::Stream>,
     namespace_prefix: String,
+}
+
+/// How long one pull request waits on the server before it is renewed.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+
+impl NatsConsumer {
+    fn delivery(&self, message: jetstream::Message) -> Delivery {
+        let attempt = message
+            .info()
+            .map(|info| info.delivered.max(1) as u64)
+            .unwrap_or(1);
+        let (message, acker) = message.split();
+        Delivery::new(
+            Message {
+                subject: strip_namespace(&message.subject, &self.namespace_prefix),
+                id: message_id(message.headers.as_ref()),
+                payload: message.payload,
+            },
+            attempt,
+            Box::new(NatsSettle(acker)),
+        )
+    }
+}
+
+fn strip_namespace(subject: &str, prefix: &str) -> String {
+    subject.strip_prefix(prefix).unwrap_or(subject).to_string()
+}
+
+fn message_id(headers: Option<&async_nats::HeaderMap>) -> String {
+    headers
+        .and_then(|headers| headers.get(MSG_ID_HEADER))
+        .map(|value| value.as_str().to_string())
+        .unwrap_or_default()
 }
 
 #[async_trait]
 impl WorkConsumer for NatsConsumer {
+    /// Pulls exactly one message per call: a replica never holds messages it has not asked
+    /// for, so replicas sharing a consumer share the work, and a message's ack deadline only
+    /// starts when a worker takes it.
     async fn next(&mut self) -> anyhow::Result<Delivery> {
         loop {
-            if self.messages.is_none() {
-                self.messages = Some(self.consumer.messages().await?);
-            }
-            let stream = self.messages.as_mut().expect("set just above");
-            match stream.next().await {
-                Some(Ok(message)) => {
-                    let attempt = message
-                        .info()
-                        .map(|info| info.delivered.max(1) as u64)
-                        .unwrap_or(1);
-                    let (message, acker) = message.split();
-                    let id = message
-                        .headers
-                        .as_ref()
-                        .and_then(|headers| headers.get(MSG_ID_HEADER))
-                        .map(|value| value.as_str().to_string())
-                        .unwrap_or_default();
-                    let subject = message
-                        .subject
-                        .as_str()
-                        .strip_prefix(&self.namespace_prefix)
-                        .unwrap_or(message.subject.as_str())
-                        .to_string();
-                    return Ok(Delivery::new(
-                        Message {
-                            subject,
-                            id,
-                            payload: message.payload,
-                        },
-                        attempt,
-                        Box::new(NatsSettle(acker)),
-                    ));
-                }
+            let mut batch = self
+                .consumer
+                .batch()
+                .max_messages(1)
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await
+                .map_err(|err| anyhow::anyhow!("JetStream pull failed: {err}"))?;
+            match batch.next().await {
+                Some(Ok(message)) => return Ok(self.delivery(message)),
                 Some(Err(err)) => {
-                    // Missed heartbeats and the like: the pull stream recovers by itself.
-                    tracing::warn!(error = %err, "JetStream pull stream error");
+                    tracing::warn!(error = %err, "JetStream pull error; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                None => self.messages = None,
+                None => {} // the pull expired empty: ask again
             }
         }
     }
@@ -232,7 +243,6 @@ impl Queue for NatsQueue {
             .with_context(|| format!("cannot create JetStream consumer {}", spec.name))?;
         Ok(Box::new(NatsConsumer {
             consumer,
-            messages: None,
             namespace_prefix: format!("{}.", self.namespace),
         }))
     }
@@ -249,18 +259,8 @@ impl Queue for NatsQueue {
         self.client.flush().await.context("NATS flush failed")?;
         Ok(subscriber
             .map(move |message| Message {
-                subject: message
-                    .subject
-                    .as_str()
-                    .strip_prefix(&prefix)
-                    .unwrap_or(message.subject.as_str())
-                    .to_string(),
-                id: message
-                    .headers
-                    .as_ref()
-                    .and_then(|headers| headers.get(MSG_ID_HEADER))
-                    .map(|value| value.as_str().to_string())
-                    .unwrap_or_default(),
+                subject: strip_namespace(&message.subject, &prefix),
+                id: message_id(message.headers.as_ref()),
                 payload: message.payload,
             })
             .boxed())
