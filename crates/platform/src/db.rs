@@ -81,9 +81,10 @@ impl Database {
     /// otherwise the SQLite file at `path` (`{service}` replaced), created if missing.
     pub async fn connect(service: &str, settings: &DatabaseSettings) -> anyhow::Result<Self> {
         install_default_drivers();
+        let connect_timeout = Duration::from_secs(settings.connect_timeout.max(1));
         let options = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(settings.connect_timeout.max(1)));
+            .acquire_timeout(connect_timeout);
         match &settings.url {
             Some(url) => {
                 let schema = settings
@@ -91,7 +92,7 @@ impl Database {
                     .clone()
                     .unwrap_or_else(|| service.replace('-', "_"));
                 validate_schema(&schema)?;
-                Self::connect_postgres(url.expose(), &schema, options).await
+                Self::connect_postgres(url.expose(), &schema, options, connect_timeout).await
             }
             None => {
                 let path = settings.path.replace("{service}", service);
@@ -104,6 +105,7 @@ impl Database {
         url: &str,
         schema: &str,
         options: AnyPoolOptions,
+        connect_timeout: Duration,
     ) -> anyhow::Result<Self> {
         if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
             bail!("database.url must be a postgres:// URL");
@@ -112,6 +114,7 @@ impl Database {
         // to it, so that the service's unqualified table names land in its own schema.
         let setup = AnyPoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(connect_timeout)
             .connect(url)
             .await
             .context("cannot connect to PostgreSQL (database.url)")?;

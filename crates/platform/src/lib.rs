@@ -19,4 +19,11 @@ pub mod testing;
 pub mod time_fmt;
 
 pub use http::error::{ApiError, ErrorCode};
+
+/// Installs the one TLS crypto provider of the process (ring). Call it before anything opens
+/// a TLS connection; two providers in one process make rustls refuse to pick one.
+pub fn install_crypto_provider() {
+    // Err means one is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 pub use http::json::Json;

@@ -53,8 +53,7 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
-    // One TLS crypto provider for the whole process, before anything opens a connection.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    platform::install_crypto_provider();
     let cli = Cli::parse();
     if cli.list_targets {
         for name in registry::target_names() {

@@ -1,0 +1,185 @@
+//! Storage on both backends: migrations at start, idempotent re-runs, a refused edit of an
+//! applied migration, and each service in its own SQLite file or PostgreSQL schema.
+
+use platform::config::{DatabaseSettings, Secret};
+use platform::db::{Backend, Database, MigrationStep, Migrations};
+use platform::testing::TestPostgres;
+use sqlx::Row;
+
+const NOTES_V1: Migrations = Migrations {
+    sqlite: &[MigrationStep {
+        version: 1,
+        description: "notes",
+        sql: "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL, size INTEGER NOT NULL, raw BLOB);",
+    }],
+    postgres: &[MigrationStep {
+        version: 1,
+        description: "notes",
+        sql: "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT NOT NULL, size BIGINT NOT NULL, raw BYTEA);",
+    }],
+};
+
+const NOTES_V2: Migrations = Migrations {
+    sqlite: &[
+        NOTES_V1.sqlite[0],
+        MigrationStep {
+            version: 2,
+            description: "notes author",
+            sql: "ALTER TABLE notes ADD COLUMN author TEXT;",
+        },
+    ],
+    postgres: &[
+        NOTES_V1.postgres[0],
+        MigrationStep {
+            version: 2,
+            description: "notes author",
+            sql: "ALTER TABLE notes ADD COLUMN author TEXT;",
+        },
+    ],
+};
+
+const NOTES_EDITED: Migrations = Migrations {
+    sqlite: &[MigrationStep {
+        version: 1,
+        description: "notes",
+        sql: "CREATE TABLE notes (id TEXT PRIMARY KEY);",
+    }],
+    postgres: &[MigrationStep {
+        version: 1,
+        description: "notes",
+        sql: "CREATE TABLE notes (id TEXT PRIMARY KEY);",
+    }],
+};
+
+/// The same SQL, with `$n` parameters, on either backend.
+async fn write_and_read_back(db: &Database, id: &str) {
+    sqlx::query("INSERT INTO notes (id, body, size, raw, author) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind("héllo")
+        .bind(5_i64)
+        .bind(vec![0_u8, 159, 255])
+        .bind("ada")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let row = sqlx::query("SELECT body, size, raw, author FROM notes WHERE id = $1")
+        .bind(id)
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(row.try_get::<String, _>("body").unwrap(), "héllo");
+    assert_eq!(row.try_get::<i64, _>("size").unwrap(), 5);
+    assert_eq!(row.try_get::<Vec<u8>, _>("raw").unwrap(), vec![0, 159, 255]);
+    assert_eq!(row.try_get::<String, _>("author").unwrap(), "ada");
+}
+
+async fn migrations_apply_in_order_and_refuse_edits(settings: DatabaseSettings, backend: Backend) {
+    let db = Database::connect("notes-service", &settings).await.unwrap();
+    assert_eq!(db.backend(), backend);
+    db.migrate(&NOTES_V1).await.unwrap();
+    db.migrate(&NOTES_V1).await.unwrap(); // a second start changes nothing
+    db.migrate(&NOTES_V2).await.unwrap(); // a new version is applied on top
+    write_and_read_back(&db, "n1").await;
+    let err = db.migrate(&NOTES_EDITED).await.unwrap_err();
+    assert!(format!("{err:#}").contains("migrations failed"), "{err:#}");
+    assert!(db.ping().await.is_ok());
+    db.close().await;
+}
+
+fn sqlite_settings(dir: &tempfile::TempDir) -> DatabaseSettings {
+    DatabaseSettings {
+        path: dir.path().join("nested/{service}.db").display().to_string(),
+        ..DatabaseSettings::default()
+    }
+}
+
+fn postgres_settings(pg: &TestPostgres) -> DatabaseSettings {
+    DatabaseSettings {
+        url: Some(Secret::new(pg.url())),
+        ..DatabaseSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn sqlite_migrations_apply_in_order_and_refuse_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    migrations_apply_in_order_and_refuse_edits(sqlite_settings(&dir), Backend::Sqlite).await;
+    assert!(dir.path().join("nested/notes-service.db").exists(), "one file per service");
+}
+
+#[tokio::test]
+async fn postgres_migrations_apply_in_order_and_refuse_edits() {
+    let Some(pg) = TestPostgres::create().await else { return };
+    migrations_apply_in_order_and_refuse_edits(postgres_settings(&pg), Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_services_own_separate_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = sqlite_settings(&dir);
+    let a = Database::connect("service-a", &settings).await.unwrap();
+    let b = Database::connect("service-b", &settings).await.unwrap();
+    a.migrate(&NOTES_V2).await.unwrap();
+    b.migrate(&NOTES_V2).await.unwrap();
+    write_and_read_back(&a, "only-in-a").await;
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM notes")
+        .fetch_one(b.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn postgres_services_own_separate_schemas() {
+    let Some(pg) = TestPostgres::create().await else { return };
+    let settings = postgres_settings(&pg);
+    let a = Database::connect("service_a", &settings).await.unwrap();
+    let b = Database::connect("service_b", &settings).await.unwrap();
+    a.migrate(&NOTES_V2).await.unwrap();
+    b.migrate(&NOTES_V2).await.unwrap();
+    write_and_read_back(&a, "only-in-a").await;
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM notes")
+        .fetch_one(b.pool())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(count, 0);
+    let schemas: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM information_schema.tables \
+         WHERE table_name = 'notes' AND table_schema IN ('service_a', 'service_b')",
+    )
+    .fetch_one(a.pool())
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap();
+    assert_eq!(schemas, 2);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn postgres_schema_names_are_validated() {
+    let settings = DatabaseSettings {
+        url: Some(Secret::new("postgres://127.0.0.1:1/x")),
+        schema: Some("Robert'); DROP TABLE students;--".into()),
+        ..DatabaseSettings::default()
+    };
+    let err = Database::connect("x", &settings).await.unwrap_err();
+    assert!(err.to_string().contains("schema"), "{err}");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_a_clear_error() {
+    let settings = DatabaseSettings {
+        url: Some(Secret::new("postgres://nobody:pw@127.0.0.1:1/none")),
+        connect_timeout: 1,
+        ..DatabaseSettings::default()
+    };
+    let err = Database::connect("x", &settings).await.unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("cannot connect to PostgreSQL"), "{message}");
+}
