@@ -1,0 +1,100 @@
+//! `spawn_app`: the whole app, or one target, in this process on a random port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use platform::testing::TestPostgres;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vivesphere::app::{App, AppOptions};
+
+/// The configuration shipped in the repository, so the tests also prove it loads.
+pub fn repo_config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub served: Option<JoinHandle<anyhow::Result<()>>>,
+    pub data_dir: tempfile::TempDir,
+    _postgres: Option<TestPostgres>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Shuts the app down as SIGTERM would and returns how serving ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.served.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Options for an app whose data lives in `data_dir`.
+pub fn options(data_dir: &tempfile::TempDir, target: Option<&str>, extra_env: &[(&str, &str)]) -> AppOptions {
+    let mut env = vec![
+        (
+            "VIVESPHERE_DATABASE__PATH".to_string(),
+            data_dir.path().join("{service}.db").display().to_string(),
+        ),
+        (
+            "VIVESPHERE_QUEUE__PATH".to_string(),
+            data_dir.path().join("queue.db").display().to_string(),
+        ),
+        ("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT".to_string(), "5".to_string()),
+    ];
+    env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    AppOptions {
+        config_dir: repo_config_dir(),
+        env,
+        target: target.map(str::to_string),
+        listen: Some("127.0.0.1:0".into()),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    platform::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// Builds and serves an app; `postgres` puts every service on a fresh test database.
+pub async fn spawn(target: Option<&str>, extra_env: &[(&str, &str)], postgres: Option<TestPostgres>) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, &str)> = extra_env.to_vec();
+    if let Some(pg) = &postgres {
+        env.push(("VIVESPHERE_DATABASE__URL", pg.url()));
+    }
+    let app = App::build(options(&data_dir, target, &env))
+        .await
+        .expect("the app builds");
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    let served = tokio::spawn(app.run());
+    TestApp {
+        addr,
+        client: client(),
+        shutdown,
+        served: Some(served),
+        data_dir,
+        _postgres: postgres,
+    }
+}
+
+/// The whole app on SQLite and the embedded queue.
+pub async fn spawn_app() -> TestApp {
+    spawn(None, &[], None).await
+}

@@ -1,0 +1,90 @@
+//! The cluster backends: every service on PostgreSQL (each in its own schema) and the queue
+//! on NATS JetStream. Skipped, loudly, when VIVESPHERE_TEST_DATABASE_URL /
+//! VIVESPHERE_TEST_NATS_URL are not set.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::helpers::spawn;
+use platform::testing::{TestPostgres, nats_settings};
+
+#[tokio::test]
+async fn every_service_runs_on_postgres_in_its_own_schema() {
+    let Some(pg) = TestPostgres::create().await else { return };
+    let url = pg.url().to_string();
+    let app = spawn(None, &[], Some(pg)).await;
+    let response = app.get("/health/ready").await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let schemas: Vec<String> = sqlx::query(
+        "SELECT schema_name::text AS schema_name FROM information_schema.schemata ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|row| row.try_get("schema_name").unwrap())
+    .collect();
+    for schema in ["authentication", "bot_manager", "configuration", "logging", "secure_bot_data"] {
+        assert!(schemas.iter().any(|s| s == schema), "{schema} missing from {schemas:?}");
+        // Each service's migration history lives in its own schema.
+        let history: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM information_schema.tables \
+             WHERE table_schema = '{schema}' AND table_name = '_sqlx_migrations'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+        assert_eq!(history, 1, "{schema}");
+    }
+    pool.close().await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_app_runs_on_nats_and_reports_it_ready() {
+    let Some(settings) = nats_settings() else { return };
+    let app = spawn(
+        None,
+        &[
+            ("VIVESPHERE_QUEUE__KIND", "nats"),
+            ("VIVESPHERE_QUEUE__URL", &settings.url),
+            ("VIVESPHERE_QUEUE__NAMESPACE", &settings.namespace),
+        ],
+        None,
+    )
+    .await;
+    // The client connects in the background; readiness turns ok once it has.
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let response = app.get("/health/ready").await;
+        if response.status() == StatusCode::OK {
+            return;
+        }
+        last = response.json().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never ready on NATS: {last}");
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_makes_the_app_not_ready_naming_the_queue() {
+    // Port 1 on loopback: nothing listens there, so the client keeps retrying.
+    let app = spawn(
+        Some("bot-manager"),
+        &[("VIVESPHERE_QUEUE__KIND", "nats"), ("VIVESPHERE_QUEUE__URL", "nats://127.0.0.1:1")],
+        None,
+    )
+    .await;
+    let response = app.get("/health/ready").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error_code"], "NOT_READY");
+    assert!(body["message"].as_str().unwrap().contains("queue"), "{body}");
+    assert_eq!(body["checks"]["bot-manager.database"], "ok");
+    assert_ne!(body["checks"]["queue"], "ok");
+}

@@ -1,0 +1,135 @@
+//! The real binary as an operator runs it: SIGTERM, `config check`, `migrate`,
+//! `--list-targets`, and the unknown-target error.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{client, repo_config_dir};
+
+fn vivesphere(data_dir: &tempfile::TempDir) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vivesphere"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("VIVESPHERE_CONFIG_DIR", repo_config_dir())
+        .env(
+            "VIVESPHERE_DATABASE__PATH",
+            data_dir.path().join("{service}.db"),
+        )
+        .env("VIVESPHERE_QUEUE__PATH", data_dir.path().join("queue.db"));
+    command
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = vivesphere(&dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "5")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The "listening" log line carries the bound address.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the app logs until it listens").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if event["message"] == "listening" {
+            break event["address"].as_str().unwrap().to_string();
+        }
+    };
+    let ready = client()
+        .get(format!("http://{address}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "not stopped within the drain timeout");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|line| line.contains("\"stopped\"")), "{rest:?}");
+}
+
+#[test]
+fn config_check_prints_origins_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = vivesphere(&dir)
+        .args(["config", "check", "--target", "logging"])
+        .env("VIVESPHERE_DATABASE__URL", "postgres://app:very-secret-pw@db:5432/vs")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("target `logging`, profile development"), "{text}");
+    assert!(!text.contains("very-secret-pw"), "{text}");
+    assert!(text.contains("env VIVESPHERE_DATABASE__URL"), "{text}");
+    // logging.yaml raises the body limit for log batches.
+    let body_limit = text.lines().find(|l| l.trim_start().starts_with("body_limit:")).unwrap();
+    assert!(body_limit.contains("5242880") && body_limit.contains("logging.yaml"), "{body_limit}");
+    assert!(text.contains("shutdown_timeout: 30  # ") && text.contains("global.yaml"), "{text}");
+}
+
+#[test]
+fn config_check_fails_on_a_bad_key_with_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = vivesphere(&dir)
+        .args(["config", "check"])
+        .env("VIVESPHERE_TELEMETRY__LOG_LEVELS", "debug")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("telemetry.log_levels"), "{stderr}");
+    assert!(stderr.contains("VIVESPHERE_TELEMETRY__LOG_LEVELS"), "{stderr}");
+}
+
+#[test]
+fn unknown_target_exits_non_zero_listing_valid_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = vivesphere(&dir)
+        .args(["serve", "--target", "kong"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown target \"kong\""), "{stderr}");
+    assert!(stderr.contains("secure-bot-data"), "{stderr}");
+}
+
+#[test]
+fn list_targets_prints_every_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = vivesphere(&dir).arg("--list-targets").output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let names: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        names,
+        ["all", "authentication", "secure-bot-data", "configuration", "logging", "bot-manager", "gateway"]
+    );
+}
+
+#[test]
+fn migrate_creates_each_services_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = vivesphere(&dir).arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    for file in ["authentication", "bot_manager", "configuration", "logging", "secure_bot_data"] {
+        assert!(dir.path().join(format!("{file}.db")).exists(), "{file}");
+    }
+    assert_eq!(text.lines().count(), 5, "{text}");
+}
