@@ -125,7 +125,8 @@ impl Database {
             .await
             .with_context(|| format!("cannot create schema {schema}"))?;
         setup.close().await;
-        let search_path: SqlStr = AssertSqlSafe(format!("SET search_path TO \"{schema}\"")).into_sql_str();
+        let search_path: SqlStr =
+            AssertSqlSafe(format!("SET search_path TO \"{schema}\"")).into_sql_str();
         let pool = options
             .after_connect(move |conn, _| {
                 let sql = search_path.clone();

@@ -54,8 +54,11 @@ pub async fn serve(
     drain: Duration,
 ) -> anyhow::Result<()> {
     let stop = shutdown.clone();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { stop.cancelled().await });
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await });
     let server = tokio::spawn(async move { server.await });
     shutdown.cancelled().await;
     tasks.close();

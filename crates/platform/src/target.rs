@@ -95,6 +95,9 @@ pub fn section_defaults<T: Default + Serialize>() -> serde_json::Value {
 }
 
 /// Reads a settings type from its section, as [`Target::check_config`] does.
-pub fn check_section<T: DeserializeOwned>(config: &LayeredConfig, section: &str) -> Result<(), ConfigError> {
+pub fn check_section<T: DeserializeOwned>(
+    config: &LayeredConfig,
+    section: &str,
+) -> Result<(), ConfigError> {
     config.section::<T>(section).map(|_| ())
 }

@@ -27,8 +27,16 @@ fn defaults() -> serde_json::Value {
 /// A config dir where every layer sets `server.shutdown_timeout` to its own number.
 fn every_layer_sets_the_timeout() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "global.yaml", "server:\n  shutdown_timeout: 11\n");
-    write(dir.path(), "authentication.yaml", "server:\n  shutdown_timeout: 12\n");
+    write(
+        dir.path(),
+        "global.yaml",
+        "server:\n  shutdown_timeout: 11\n",
+    );
+    write(
+        dir.path(),
+        "authentication.yaml",
+        "server:\n  shutdown_timeout: 12\n",
+    );
     write(
         dir.path(),
         "profiles/staging.yaml",
@@ -56,34 +64,71 @@ fn each_layer_overrides_the_one_below_and_the_environment_beats_all() {
     // Defaults only.
     assert_eq!(timeout(&load(&[], Some("authentication"))), 30);
 
-    write(dir.path(), "global.yaml", "server:\n  shutdown_timeout: 11\n");
+    write(
+        dir.path(),
+        "global.yaml",
+        "server:\n  shutdown_timeout: 11\n",
+    );
     assert_eq!(timeout(&load(&[], Some("authentication"))), 11);
 
-    write(dir.path(), "authentication.yaml", "server:\n  shutdown_timeout: 12\n");
+    write(
+        dir.path(),
+        "authentication.yaml",
+        "server:\n  shutdown_timeout: 12\n",
+    );
     assert_eq!(timeout(&load(&[], Some("authentication"))), 12);
     // Another target does not read authentication.yaml, nor does the all-in-one process.
     assert_eq!(timeout(&load(&[], Some("logging"))), 11);
     assert_eq!(timeout(&load(&[], None)), 11);
 
-    write(dir.path(), "profiles/staging.yaml", "server:\n  shutdown_timeout: 13\n");
-    assert_eq!(timeout(&load(&[], Some("authentication"))), 12, "development is the default profile");
-    assert_eq!(timeout(&load(&[("ENV", "staging")], Some("authentication"))), 13);
+    write(
+        dir.path(),
+        "profiles/staging.yaml",
+        "server:\n  shutdown_timeout: 13\n",
+    );
+    assert_eq!(
+        timeout(&load(&[], Some("authentication"))),
+        12,
+        "development is the default profile"
+    );
+    assert_eq!(
+        timeout(&load(&[("ENV", "staging")], Some("authentication"))),
+        13
+    );
 
     let config = ConfigLoader::new(dir.path(), env(&[("ENV", "staging")]), defaults())
         .unwrap()
-        .with_central_layer("central configuration (revision 7)", json!({"server": {"shutdown_timeout": 14}}).as_object().unwrap().clone())
+        .with_central_layer(
+            "central configuration (revision 7)",
+            json!({"server": {"shutdown_timeout": 14}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
         .load(Some("authentication"))
         .unwrap();
     assert_eq!(timeout(&config), 14);
-    assert_eq!(config.origin_of("server.shutdown_timeout").unwrap().layer, LayerKind::Central);
+    assert_eq!(
+        config.origin_of("server.shutdown_timeout").unwrap().layer,
+        LayerKind::Central
+    );
 
     let config = ConfigLoader::new(
         dir.path(),
-        env(&[("ENV", "staging"), ("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "15")]),
+        env(&[
+            ("ENV", "staging"),
+            ("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "15"),
+        ]),
         defaults(),
     )
     .unwrap()
-    .with_central_layer("central", json!({"server": {"shutdown_timeout": 14}}).as_object().unwrap().clone())
+    .with_central_layer(
+        "central",
+        json!({"server": {"shutdown_timeout": 14}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
     .load(Some("authentication"))
     .unwrap();
     assert_eq!(timeout(&config), 15);
@@ -95,7 +140,11 @@ fn each_layer_overrides_the_one_below_and_the_environment_beats_all() {
 #[test]
 fn merging_keeps_sibling_keys_from_lower_layers() {
     let dir = every_layer_sets_the_timeout();
-    write(dir.path(), "global.yaml", "server:\n  shutdown_timeout: 11\n  body_limit: 2048\n");
+    write(
+        dir.path(),
+        "global.yaml",
+        "server:\n  shutdown_timeout: 11\n  body_limit: 2048\n",
+    );
     let config = ConfigLoader::new(dir.path(), env(&[]), defaults())
         .unwrap()
         .load(Some("authentication"))
@@ -124,7 +173,10 @@ fn environment_variables_reach_service_sections() {
     .unwrap()
     .load(Some("authentication"))
     .unwrap();
-    assert_eq!(config.get("authentication.access_token_ttl"), Some(&json!(600)));
+    assert_eq!(
+        config.get("authentication.access_token_ttl"),
+        Some(&json!(600))
+    );
 }
 
 #[test]
@@ -145,7 +197,11 @@ fn unknown_key_names_file_and_key() {
 #[test]
 fn unknown_section_names_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "profiles/production.yaml", "databse:\n  path: x\n");
+    write(
+        dir.path(),
+        "profiles/production.yaml",
+        "databse:\n  path: x\n",
+    );
     let config = ConfigLoader::new(dir.path(), env(&[("ENV", "production")]), defaults())
         .unwrap()
         .load(None)
@@ -166,7 +222,9 @@ fn wrong_type_names_file_key_and_expectation() {
         .unwrap()
         .load(Some("logging"))
         .unwrap();
-    let message = PlatformSettings::from_config(&config).unwrap_err().to_string();
+    let message = PlatformSettings::from_config(&config)
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("server.body_limit"), "{message}");
     assert!(message.contains("logging.yaml"), "{message}");
     assert!(message.contains("invalid type"), "{message}");
@@ -183,7 +241,9 @@ fn wrong_type_from_the_environment_names_the_variable() {
     .unwrap()
     .load(None)
     .unwrap();
-    let message = PlatformSettings::from_config(&config).unwrap_err().to_string();
+    let message = PlatformSettings::from_config(&config)
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("queue.kind"), "{message}");
     assert!(message.contains("VIVESPHERE_QUEUE__KIND"), "{message}");
 }
@@ -231,7 +291,11 @@ fn placeholders_resolve_from_the_environment_and_are_secret() {
 #[test]
 fn unresolved_placeholder_stops_loading_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "global.yaml", "database:\n  url: ${NOT_SET_ANYWHERE}\n");
+    write(
+        dir.path(),
+        "global.yaml",
+        "database:\n  url: ${NOT_SET_ANYWHERE}\n",
+    );
     let message = ConfigLoader::new(dir.path(), env(&[]), defaults())
         .unwrap()
         .load(None)
@@ -262,16 +326,26 @@ fn file_keys_read_mounted_secrets() {
         "postgres://app:from-a-file@db/vs",
         "trailing newline trimmed"
     );
-    assert!(config.get("database.url_file").is_none(), "the _file key is consumed");
+    assert!(
+        config.get("database.url_file").is_none(),
+        "the _file key is consumed"
+    );
     let rendered = config.render_with_origins();
     assert!(!rendered.contains("from-a-file"), "{rendered}");
-    assert!(rendered.contains(&secret.display().to_string()), "{rendered}");
+    assert!(
+        rendered.contains(&secret.display().to_string()),
+        "{rendered}"
+    );
 }
 
 #[test]
 fn missing_secret_file_stops_loading_naming_key_and_file() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "global.yaml", "database:\n  url_file: /no/such/secret\n");
+    write(
+        dir.path(),
+        "global.yaml",
+        "database:\n  url_file: /no/such/secret\n",
+    );
     let message = ConfigLoader::new(dir.path(), env(&[]), defaults())
         .unwrap()
         .load(None)
@@ -284,7 +358,11 @@ fn missing_secret_file_stops_loading_naming_key_and_file() {
 #[test]
 fn a_value_from_a_higher_layer_beats_a_file_reference_from_a_lower_one() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "global.yaml", "database:\n  url_file: /no/such/secret\n");
+    write(
+        dir.path(),
+        "global.yaml",
+        "database:\n  url_file: /no/such/secret\n",
+    );
     let config = ConfigLoader::new(
         dir.path(),
         env(&[("VIVESPHERE_DATABASE__URL", "postgres://env@db/vs")]),
@@ -294,7 +372,10 @@ fn a_value_from_a_higher_layer_beats_a_file_reference_from_a_lower_one() {
     .load(None)
     .unwrap();
     let settings = PlatformSettings::from_config(&config).unwrap();
-    assert_eq!(settings.database.url.unwrap().expose(), "postgres://env@db/vs");
+    assert_eq!(
+        settings.database.url.unwrap().expose(),
+        "postgres://env@db/vs"
+    );
 }
 
 #[test]
@@ -302,19 +383,28 @@ fn rendering_shows_every_value_with_its_origin() {
     let dir = every_layer_sets_the_timeout();
     let config = ConfigLoader::new(
         dir.path(),
-        env(&[("ENV", "staging"), ("VIVESPHERE_DATABASE__URL", "postgres://u:topsecret@h/db")]),
+        env(&[
+            ("ENV", "staging"),
+            ("VIVESPHERE_DATABASE__URL", "postgres://u:topsecret@h/db"),
+        ]),
         defaults(),
     )
     .unwrap()
     .load(Some("authentication"))
     .unwrap();
     let rendered = config.render_with_origins();
-    assert!(rendered.contains("target `authentication`, profile staging"), "{rendered}");
+    assert!(
+        rendered.contains("target `authentication`, profile staging"),
+        "{rendered}"
+    );
     assert!(
         rendered.contains("shutdown_timeout: 13  # ") && rendered.contains("profiles/staging.yaml"),
         "{rendered}"
     );
-    assert!(rendered.contains("body_limit: 1048576  # default"), "{rendered}");
+    assert!(
+        rendered.contains("body_limit: 1048576  # default"),
+        "{rendered}"
+    );
     assert!(
         rendered.contains("url: \"postgres://u:[redacted]@h/db\"  # env VIVESPHERE_DATABASE__URL"),
         "{rendered}"

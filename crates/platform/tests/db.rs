@@ -104,12 +104,17 @@ fn postgres_settings(pg: &TestPostgres) -> DatabaseSettings {
 async fn sqlite_migrations_apply_in_order_and_refuse_edits() {
     let dir = tempfile::tempdir().unwrap();
     migrations_apply_in_order_and_refuse_edits(sqlite_settings(&dir), Backend::Sqlite).await;
-    assert!(dir.path().join("nested/notes-service.db").exists(), "one file per service");
+    assert!(
+        dir.path().join("nested/notes-service.db").exists(),
+        "one file per service"
+    );
 }
 
 #[tokio::test]
 async fn postgres_migrations_apply_in_order_and_refuse_edits() {
-    let Some(pg) = TestPostgres::create().await else { return };
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
     migrations_apply_in_order_and_refuse_edits(postgres_settings(&pg), Backend::Postgres).await;
 }
 
@@ -133,7 +138,9 @@ async fn sqlite_services_own_separate_files() {
 
 #[tokio::test]
 async fn postgres_services_own_separate_schemas() {
-    let Some(pg) = TestPostgres::create().await else { return };
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
     let settings = postgres_settings(&pg);
     let a = Database::connect("service_a", &settings).await.unwrap();
     let b = Database::connect("service_b", &settings).await.unwrap();
@@ -181,5 +188,8 @@ async fn unreachable_postgres_is_a_clear_error() {
     };
     let err = Database::connect("x", &settings).await.unwrap_err();
     let message = format!("{err:#}");
-    assert!(message.contains("cannot connect to PostgreSQL"), "{message}");
+    assert!(
+        message.contains("cannot connect to PostgreSQL"),
+        "{message}"
+    );
 }

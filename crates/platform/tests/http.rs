@@ -100,7 +100,10 @@ async fn valid_json_is_accepted() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"text": "abab"}));
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"text": "abab"})
+    );
 }
 
 #[tokio::test]
@@ -126,7 +129,10 @@ async fn json_of_the_wrong_shape_is_400_invalid_data_naming_the_field() {
         .await
         .unwrap();
     let body = assert_error(response, StatusCode::BAD_REQUEST, "INVALID_DATA").await;
-    assert!(body["message"].as_str().unwrap().contains("times"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("times"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -139,7 +145,12 @@ async fn a_body_without_a_json_content_type_is_415() {
         .send()
         .await
         .unwrap();
-    assert_error(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE").await;
+    assert_error(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -176,17 +187,31 @@ async fn a_body_over_the_limit_is_413_with_or_without_a_length() {
 async fn unknown_routes_and_methods_get_the_error_shape() {
     let server = serve(Duration::from_secs(5)).await;
     let client = client();
-    let response = client.get(url(&server, "/no/such/route")).send().await.unwrap();
+    let response = client
+        .get(url(&server, "/no/such/route"))
+        .send()
+        .await
+        .unwrap();
     assert_error(response, StatusCode::NOT_FOUND, "NOT_FOUND").await;
     let response = client.delete(url(&server, "/greet")).send().await.unwrap();
-    assert_error(response, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
+    assert_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_panicking_handler_is_a_500_that_says_nothing_specific() {
     let server = serve(Duration::from_secs(5)).await;
     let response = client().get(url(&server, "/explode")).send().await.unwrap();
-    let body = assert_error(response, StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR").await;
+    let body = assert_error(
+        response,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL_ERROR",
+    )
+    .await;
     assert!(!body["message"].as_str().unwrap().contains("bug"), "{body}");
     // The server is still serving.
     let response = client().get(url(&server, "/nope")).send().await.unwrap();
@@ -213,13 +238,22 @@ async fn a_callers_request_id_is_propagated_and_a_bad_one_replaced() {
         .send()
         .await
         .unwrap();
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_ne!(id, "x".repeat(300));
-    assert!(uuid::Uuid::parse_str(&id).is_ok(), "a generated UUID, got {id}");
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "a generated UUID, got {id}"
+    );
 
     let first = client.get(url(&server, "/missing")).send().await.unwrap();
     let second = client.get(url(&server, "/missing")).send().await.unwrap();
-    assert_ne!(first.headers()["x-request-id"], second.headers()["x-request-id"]);
+    assert_ne!(
+        first.headers()["x-request-id"],
+        second.headers()["x-request-id"]
+    );
 }
 
 #[tokio::test]
@@ -228,12 +262,18 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     let in_flight = tokio::spawn(client().get(url(&server, "/slow")).send());
     tokio::time::sleep(Duration::from_millis(150)).await;
     server.shutdown.cancel();
-    let response = in_flight.await.unwrap().expect("the in-flight request completes");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "finished");
     let after = url(&server, "/slow");
     server.served.await.unwrap().expect("a clean drain");
-    assert!(client().get(after).send().await.is_err(), "no longer accepting");
+    assert!(
+        client().get(after).send().await.is_err(),
+        "no longer accepting"
+    );
 }
 
 #[tokio::test]

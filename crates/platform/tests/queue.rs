@@ -25,7 +25,10 @@ async fn next(consumer: &mut Box<dyn WorkConsumer>) -> Delivery {
 
 async fn assert_quiet(consumer: &mut Box<dyn WorkConsumer>) {
     if let Ok(delivery) = tokio::time::timeout(QUIET, consumer.next()).await {
-        panic!("expected no delivery, got {:?}", delivery.map(|d| d.message));
+        panic!(
+            "expected no delivery, got {:?}",
+            delivery.map(|d| d.message)
+        );
     }
 }
 
@@ -52,7 +55,10 @@ async fn consume_in_order_and_ack(queue: Arc<dyn Queue>) {
         let delivery = next(&mut consumer).await;
         assert_eq!(delivery.message.id, format!("m{i}"));
         assert_eq!(delivery.message.subject, "jobs.email.send");
-        assert_eq!(delivery.message.payload, Bytes::from(format!("payload of m{i}")));
+        assert_eq!(
+            delivery.message.payload,
+            Bytes::from(format!("payload of m{i}"))
+        );
         assert_eq!(delivery.attempt, 1);
         delivery.ack().await.unwrap();
     }
@@ -60,8 +66,14 @@ async fn consume_in_order_and_ack(queue: Arc<dyn Queue>) {
 }
 
 async fn duplicate_ids_are_stored_once(queue: Arc<dyn Queue>) {
-    let first = queue.publish("jobs.a.b", "same-id", Bytes::from_static(b"1")).await.unwrap();
-    let second = queue.publish("jobs.a.b", "same-id", Bytes::from_static(b"2")).await.unwrap();
+    let first = queue
+        .publish("jobs.a.b", "same-id", Bytes::from_static(b"1"))
+        .await
+        .unwrap();
+    let second = queue
+        .publish("jobs.a.b", "same-id", Bytes::from_static(b"2"))
+        .await
+        .unwrap();
     assert!(!first.duplicate);
     assert!(second.duplicate);
     assert_eq!(first.sequence, second.sequence);
@@ -74,7 +86,10 @@ async fn duplicate_ids_are_stored_once(queue: Arc<dyn Queue>) {
 
 async fn nak_redelivers_after_the_delay(queue: Arc<dyn Queue>) {
     publish(&*queue, "jobs.retry.x", "r1").await;
-    let mut consumer = queue.consumer(spec("retrier", "jobs.retry.*")).await.unwrap();
+    let mut consumer = queue
+        .consumer(spec("retrier", "jobs.retry.*"))
+        .await
+        .unwrap();
     let delivery = next(&mut consumer).await;
     assert_eq!(delivery.attempt, 1);
     let naked_at = Instant::now();
@@ -122,7 +137,10 @@ async fn redelivery_stops_at_the_limit(queue: Arc<dyn Queue>) {
 async fn terminated_messages_are_not_redelivered(queue: Arc<dyn Queue>) {
     publish(&*queue, "jobs.bad.x", "t1").await;
     publish(&*queue, "jobs.bad.x", "t2").await;
-    let mut consumer = queue.consumer(spec("terminator", "jobs.bad.x")).await.unwrap();
+    let mut consumer = queue
+        .consumer(spec("terminator", "jobs.bad.x"))
+        .await
+        .unwrap();
     let first = next(&mut consumer).await;
     assert_eq!(first.message.id, "t1");
     first.term().await.unwrap();
@@ -147,18 +165,35 @@ async fn replicas_share_work_and_names_each_see_everything(queue: Arc<dyn Queue>
     for i in 0..6 {
         publish(&*queue, "jobs.shared.x", &format!("w{i}")).await;
     }
-    let mut replica_a = queue.consumer(spec("workers", "jobs.shared.>")).await.unwrap();
-    let mut replica_b = queue.consumer(spec("workers", "jobs.shared.>")).await.unwrap();
-    let mut auditor = queue.consumer(spec("auditor", "jobs.shared.>")).await.unwrap();
+    let mut replica_a = queue
+        .consumer(spec("workers", "jobs.shared.>"))
+        .await
+        .unwrap();
+    let mut replica_b = queue
+        .consumer(spec("workers", "jobs.shared.>"))
+        .await
+        .unwrap();
+    let mut auditor = queue
+        .consumer(spec("auditor", "jobs.shared.>"))
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     for i in 0..6 {
-        let replica = if i % 2 == 0 { &mut replica_a } else { &mut replica_b };
+        let replica = if i % 2 == 0 {
+            &mut replica_a
+        } else {
+            &mut replica_b
+        };
         let delivery = next(replica).await;
         seen.push(delivery.message.id.clone());
         delivery.ack().await.unwrap();
     }
     seen.sort();
-    assert_eq!(seen, (0..6).map(|i| format!("w{i}")).collect::<Vec<_>>(), "each once");
+    assert_eq!(
+        seen,
+        (0..6).map(|i| format!("w{i}")).collect::<Vec<_>>(),
+        "each once"
+    );
     assert_quiet(&mut replica_a).await;
     assert_quiet(&mut replica_b).await;
     for i in 0..6 {
@@ -174,7 +209,10 @@ async fn fan_out_reaches_every_subscriber(queue: Arc<dyn Queue>) {
     publish(&*queue, "events.other.thing", "ignored").await;
     publish(&*queue, "events.config.changed", "c1").await;
     for stream in [&mut first, &mut second] {
-        let message = tokio::time::timeout(PATIENCE, stream.next()).await.unwrap().unwrap();
+        let message = tokio::time::timeout(PATIENCE, stream.next())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(message.id, "c1");
         assert_eq!(message.subject, "events.config.changed");
     }
@@ -188,7 +226,10 @@ async fn bad_subjects_are_refused(queue: Arc<dyn Queue>) {
     // A fresh NATS client may still be connecting; readiness must turn ok soon after.
     let started = Instant::now();
     while let Err(reason) = queue.check().await {
-        assert!(started.elapsed() < PATIENCE, "queue never became ready: {reason}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "queue never became ready: {reason}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -254,7 +295,9 @@ async fn embedded_queue_loses_nothing_across_a_restart() {
             publish(&queue, "jobs.durable.x", id).await;
         }
         let mut consumer = queue
-            .consumer(ConsumerSpec::new("durable", "jobs.durable.x").ack_wait(Duration::from_secs(1)))
+            .consumer(
+                ConsumerSpec::new("durable", "jobs.durable.x").ack_wait(Duration::from_secs(1)),
+            )
             .await
             .unwrap();
         next(&mut consumer).await.ack().await.unwrap(); // k1 done
@@ -264,7 +307,13 @@ async fn embedded_queue_loses_nothing_across_a_restart() {
     }
     let queue = EmbeddedQueue::open(&settings).await.unwrap();
     // The dedupe window survives too.
-    assert!(queue.publish("jobs.durable.x", "k3", Bytes::new()).await.unwrap().duplicate);
+    assert!(
+        queue
+            .publish("jobs.durable.x", "k3", Bytes::new())
+            .await
+            .unwrap()
+            .duplicate
+    );
     let mut consumer = queue
         .consumer(ConsumerSpec::new("durable", "jobs.durable.x").ack_wait(Duration::from_secs(1)))
         .await

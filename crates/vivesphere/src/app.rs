@@ -38,7 +38,11 @@ pub struct AppOptions {
 
 impl AppOptions {
     /// Options reading this process's environment.
-    pub fn from_process_env(config_dir: PathBuf, target: Option<String>, listen: Option<String>) -> Self {
+    pub fn from_process_env(
+        config_dir: PathBuf,
+        target: Option<String>,
+        listen: Option<String>,
+    ) -> Self {
         Self {
             config_dir,
             env: std::env::vars().collect(),
@@ -208,24 +212,27 @@ impl App {
             all_checks.extend(checks.iter().skip(1).cloned());
             let mut service_router = built.router;
             if let Some(prefix) = target.route_prefix() {
-                service_router = service_router
-                    .merge(service_health_route(prefix, Health::new(checks, shutdown.clone())));
+                service_router = service_router.merge(service_health_route(
+                    prefix,
+                    Health::new(checks, shutdown.clone()),
+                ));
                 if let Some(doc) = built.openapi {
                     service_router = service_router.merge(docs_routes(prefix, doc));
                 }
             }
-            router = router.merge(with_body_limit(service_router, entry.platform.server.body_limit));
+            router = router.merge(with_body_limit(
+                service_router,
+                entry.platform.server.body_limit,
+            ));
             tracing::info!(service = target.name(), "target built");
         }
 
         let process_health = Health::new(all_checks, shutdown.clone());
-        router = router
-            .merge(health_routes(process_health))
-            .merge(
-                Router::new()
-                    .route("/metrics", get(metrics_handler))
-                    .with_state(metrics.clone()),
-            );
+        router = router.merge(health_routes(process_health)).merge(
+            Router::new()
+                .route("/metrics", get(metrics_handler))
+                .with_state(metrics.clone()),
+        );
         let router = finish_router(router, metrics.http.clone());
 
         let listen = options

@@ -8,10 +8,19 @@ use vivesphere::app::{App, AppOptions, load_config, migrate};
 use vivesphere::registry;
 
 #[derive(Parser)]
-#[command(name = "vivesphere", version, about = "ViveSphere Bot Manager: every service in one binary")]
+#[command(
+    name = "vivesphere",
+    version,
+    about = "ViveSphere Bot Manager: every service in one binary"
+)]
 struct Cli {
     /// Directory holding global.yaml, <target>.yaml and profiles/<ENV>.yaml.
-    #[arg(long, global = true, env = "VIVESPHERE_CONFIG_DIR", default_value = "config")]
+    #[arg(
+        long,
+        global = true,
+        env = "VIVESPHERE_CONFIG_DIR",
+        default_value = "config"
+    )]
     config_dir: PathBuf,
     /// Print the valid targets and exit.
     #[arg(long)]

@@ -52,7 +52,10 @@ pub fn config_defaults() -> Value {
         _ => Map::new(),
     };
     for target in targets() {
-        map.insert(target.config_section().to_string(), target.config_defaults());
+        map.insert(
+            target.config_section().to_string(),
+            target.config_defaults(),
+        );
     }
     Value::Object(map)
 }
@@ -78,7 +81,11 @@ mod tests {
 
     #[test]
     fn all_selects_every_target_once() {
-        let names: Vec<_> = select(Some(ALL)).unwrap().iter().map(|t| t.name()).collect();
+        let names: Vec<_> = select(Some(ALL))
+            .unwrap()
+            .iter()
+            .map(|t| t.name())
+            .collect();
         assert_eq!(names.len(), targets().len());
         let mut unique = names.clone();
         unique.sort();

@@ -89,7 +89,11 @@ impl ConfigLoader {
 
     /// Plugs in the central Configuration service's settings (fetched by the caller) as the
     /// layer between the profile file and the environment.
-    pub fn with_central_layer(mut self, source: impl Into<String>, layer: Map<String, Value>) -> Self {
+    pub fn with_central_layer(
+        mut self,
+        source: impl Into<String>,
+        layer: Map<String, Value>,
+    ) -> Self {
         self.central = Some((source.into(), layer));
         self
     }
@@ -107,7 +111,10 @@ impl ConfigLoader {
         );
         let mut files = vec![(LayerKind::GlobalFile, self.dir.join("global.yaml"))];
         if let Some(target) = target {
-            files.push((LayerKind::ServiceFile, self.dir.join(format!("{target}.yaml"))));
+            files.push((
+                LayerKind::ServiceFile,
+                self.dir.join(format!("{target}.yaml")),
+            ));
         }
         files.push((
             LayerKind::ProfileFile,
@@ -170,10 +177,11 @@ fn read_yaml_file(path: &Path) -> Result<Option<Map<String, Value>>, ConfigError
     }
 }
 
+/// A layer from one environment variable: the variable's name and the tree it sets.
+type EnvLayer = (String, Map<String, Value>);
+
 /// One single-key layer per `VIVESPHERE_A__B…` variable, in name order.
-fn env_layers(
-    env: &BTreeMap<String, String>,
-) -> Result<Vec<(String, Map<String, Value>)>, ConfigError> {
+fn env_layers(env: &BTreeMap<String, String>) -> Result<Vec<EnvLayer>, ConfigError> {
     let mut layers = Vec::new();
     for (var, raw) in env {
         let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
@@ -331,9 +339,9 @@ fn expand_placeholders(text: &str, env: &BTreeMap<String, String>) -> Result<Str
         if !valid {
             return Err(format!("`${{{name}}}` is not a valid placeholder"));
         }
-        let value = env
-            .get(name)
-            .ok_or_else(|| format!("placeholder ${{{name}}} is unresolved: environment variable {name} is not set"))?;
+        let value = env.get(name).ok_or_else(|| {
+            format!("placeholder ${{{name}}} is unresolved: environment variable {name} is not set")
+        })?;
         out.push_str(value);
         rest = &after[end + 1..];
     }
@@ -378,7 +386,10 @@ mod tests {
     fn env_values_are_typed_as_yaml_scalars() {
         assert_eq!(parse_env_value("30"), Value::from(30));
         assert_eq!(parse_env_value("true"), Value::from(true));
-        assert_eq!(parse_env_value("info,sqlx=warn"), Value::from("info,sqlx=warn"));
+        assert_eq!(
+            parse_env_value("info,sqlx=warn"),
+            Value::from("info,sqlx=warn")
+        );
         assert_eq!(parse_env_value(""), Value::from(""));
         assert_eq!(parse_env_value("null"), Value::Null);
     }

@@ -12,9 +12,16 @@ const REDACTED: &str = "[redacted]";
 /// Key names that hold secrets even when written inline (which they should not be).
 fn is_secret_name(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "token", "_key", "credentials", "passphrase"]
-        .iter()
-        .any(|suffix| key.ends_with(suffix))
+    [
+        "password",
+        "secret",
+        "token",
+        "_key",
+        "credentials",
+        "passphrase",
+    ]
+    .iter()
+    .any(|suffix| key.ends_with(suffix))
         || key == "key"
 }
 
@@ -60,7 +67,13 @@ impl LayeredConfig {
         out
     }
 
-    fn render_object(&self, map: &Map<String, Value>, prefix: &str, depth: usize, out: &mut String) {
+    fn render_object(
+        &self,
+        map: &Map<String, Value>,
+        prefix: &str,
+        depth: usize,
+        out: &mut String,
+    ) {
         let indent = "  ".repeat(depth);
         for (key, value) in map {
             let path = if prefix.is_empty() {

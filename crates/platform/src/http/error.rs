@@ -125,7 +125,10 @@ impl ApiError {
     /// A server-side failure. `cause` is logged, never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorCode::Internal, "internal error; quote the request id when reporting it")
+        Self::new(
+            ErrorCode::Internal,
+            "internal error; quote the request id when reporting it",
+        )
     }
 }
 

@@ -42,7 +42,10 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
         ),
         JsonRejection::JsonDataError(err) => ApiError::new(
             ErrorCode::InvalidData,
-            format!("the JSON does not match the expected shape: {}", err.body_text()),
+            format!(
+                "the JSON does not match the expected shape: {}",
+                err.body_text()
+            ),
         ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             ErrorCode::PayloadTooLarge,

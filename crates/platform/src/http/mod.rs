@@ -21,11 +21,13 @@ pub fn finish_router(router: Router, metrics: metrics::HttpMetrics) -> Router {
     router
         .fallback(|| async { ApiError::not_found("no route matches this path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            use axum::response::IntoResponse;
-            tracing::error!("request handler panicked");
-            ApiError::internal("handler panicked").into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                use axum::response::IntoResponse;
+                tracing::error!("request handler panicked");
+                ApiError::internal("handler panicked").into_response()
+            },
+        ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             observe::observe_request,

@@ -30,9 +30,7 @@ pub fn current_request_id() -> Option<String> {
 /// client cannot inject newlines or megabytes into our logs.
 fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
     let text = value.to_str().ok()?;
-    let ok = !text.is_empty()
-        && text.len() <= 128
-        && text.bytes().all(|b| b.is_ascii_graphic());
+    let ok = !text.is_empty() && text.len() <= 128 && text.bytes().all(|b| b.is_ascii_graphic());
     ok.then(|| text.to_string())
 }
 

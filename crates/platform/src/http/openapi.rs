@@ -23,8 +23,13 @@ pub fn service_document(title: &str, prefix: &str) -> OpenApi {
             .build()
     };
     let health = OperationBuilder::new()
-        .summary(Some("Readiness of this service (its database and the queue)"))
-        .operation_id(Some(format!("{}_health", title.to_lowercase().replace(' ', "_"))))
+        .summary(Some(
+            "Readiness of this service (its database and the queue)",
+        ))
+        .operation_id(Some(format!(
+            "{}_health",
+            title.to_lowercase().replace(' ', "_")
+        )))
         .response(
             "200",
             ResponseBuilder::new()
@@ -66,10 +71,10 @@ pub fn service_document(title: &str, prefix: &str) -> OpenApi {
                 .version(env!("CARGO_PKG_VERSION"))
                 .build(),
         )
-        .paths(
-            PathsBuilder::new()
-                .path(format!("{prefix}/health"), PathItem::new(HttpMethod::Get, health)),
-        )
+        .paths(PathsBuilder::new().path(
+            format!("{prefix}/health"),
+            PathItem::new(HttpMethod::Get, health),
+        ))
         .build();
     doc.merge(SharedComponents::openapi());
     doc
@@ -77,5 +82,6 @@ pub fn service_document(title: &str, prefix: &str) -> OpenApi {
 
 /// Routes serving `doc` as JSON and the offline Swagger UI.
 pub fn docs_routes(prefix: &str, doc: OpenApi) -> Router {
-    Router::new().merge(SwaggerUi::new(format!("{prefix}/docs")).url(format!("{prefix}/openapi.json"), doc))
+    Router::new()
+        .merge(SwaggerUi::new(format!("{prefix}/docs")).url(format!("{prefix}/openapi.json"), doc))
 }

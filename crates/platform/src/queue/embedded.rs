@@ -236,7 +236,13 @@ impl Inner {
         Ok(())
     }
 
-    fn delivery(self: &Arc<Self>, spec: &ConsumerSpec, seq: i64, message: Message, attempt: u64) -> Delivery {
+    fn delivery(
+        self: &Arc<Self>,
+        spec: &ConsumerSpec,
+        seq: i64,
+        message: Message,
+        attempt: u64,
+    ) -> Delivery {
         Delivery::new(
             message,
             attempt,
@@ -321,7 +327,12 @@ impl WorkConsumer for EmbeddedConsumer {
 
 #[async_trait]
 impl Queue for EmbeddedQueue {
-    async fn publish(&self, subject: &str, dedupe_id: &str, payload: Bytes) -> anyhow::Result<Published> {
+    async fn publish(
+        &self,
+        subject: &str,
+        dedupe_id: &str,
+        payload: Bytes,
+    ) -> anyhow::Result<Published> {
         validate_subject(subject)?;
         anyhow::ensure!(!dedupe_id.is_empty(), "a dedupe id is required");
         let inner = &self.inner;
@@ -412,7 +423,11 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn check(&self) -> Result<(), String> {
-        self.inner.db.ping().await.map_err(|err| format!("embedded queue: {err}"))
+        self.inner
+            .db
+            .ping()
+            .await
+            .map_err(|err| format!("embedded queue: {err}"))
     }
 
     fn kind(&self) -> QueueKind {

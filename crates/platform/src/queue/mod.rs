@@ -140,8 +140,12 @@ pub trait WorkConsumer: Send {
 pub trait Queue: Send + Sync + 'static {
     /// Stores `payload` on `subject` unless `dedupe_id` was published within the duplicate
     /// window. Returns once the message is durable.
-    async fn publish(&self, subject: &str, dedupe_id: &str, payload: Bytes)
-    -> anyhow::Result<Published>;
+    async fn publish(
+        &self,
+        subject: &str,
+        dedupe_id: &str,
+        payload: Bytes,
+    ) -> anyhow::Result<Published>;
 
     /// Creates the durable consumer, or attaches to it if it exists.
     async fn consumer(&self, spec: ConsumerSpec) -> anyhow::Result<Box<dyn WorkConsumer>>;

@@ -196,7 +196,12 @@ impl WorkConsumer for NatsConsumer {
 
 #[async_trait]
 impl Queue for NatsQueue {
-    async fn publish(&self, subject: &str, dedupe_id: &str, payload: Bytes) -> anyhow::Result<Published> {
+    async fn publish(
+        &self,
+        subject: &str,
+        dedupe_id: &str,
+        payload: Bytes,
+    ) -> anyhow::Result<Published> {
         validate_subject(subject)?;
         anyhow::ensure!(!dedupe_id.is_empty(), "a dedupe id is required");
         let stream_name = self.stream_name(root(subject));
@@ -207,7 +212,9 @@ impl Queue for NatsQueue {
             .jetstream
             .send_publish(
                 self.full_subject(subject),
-                PublishMessage::build().payload(payload).message_id(dedupe_id),
+                PublishMessage::build()
+                    .payload(payload)
+                    .message_id(dedupe_id),
             )
             .await
             .context("JetStream publish failed")?

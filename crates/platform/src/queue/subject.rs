@@ -25,7 +25,9 @@ pub fn validate_subject(subject: &str) -> anyhow::Result<()> {
 pub fn validate_filter(filter: &str) -> anyhow::Result<()> {
     let tokens: Vec<&str> = filter.split('.').collect();
     if !valid_token(tokens[0]) {
-        bail!("invalid subject filter {filter:?}: the first token must be a stream name, not a wildcard");
+        bail!(
+            "invalid subject filter {filter:?}: the first token must be a stream name, not a wildcard"
+        );
     }
     for (i, token) in tokens.iter().enumerate() {
         let ok = valid_token(token) || *token == "*" || (*token == ">" && i == tokens.len() - 1);

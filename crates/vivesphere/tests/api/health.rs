@@ -53,7 +53,11 @@ async fn readiness_fails_while_draining() {
     app.shutdown.cancel();
     // Between the signal and the listener closing, a probe may still get through; if it
     // does, it must say "not ready" rather than "ready".
-    if let Ok(response) = client.get(format!("http://{addr}/health/ready")).send().await {
+    if let Ok(response) = client
+        .get(format!("http://{addr}/health/ready"))
+        .send()
+        .await
+    {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
     app.stop().await.expect("clean shutdown");
@@ -74,14 +78,19 @@ async fn metrics_count_requests_per_route_template_with_latency() {
         "{text}"
     );
     assert!(
-        text.contains(r#"vivesphere_http_requests_total{method="GET",route="unmatched",status="404"} 1"#),
+        text.contains(
+            r#"vivesphere_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
         "{text}"
     );
     assert!(
         text.contains(r#"vivesphere_http_request_duration_seconds_count{method="GET",route="/api/v1/bots/health"} 3"#),
         "{text}"
     );
-    assert!(text.contains("# TYPE vivesphere_http_requests_in_flight gauge"), "{text}");
+    assert!(
+        text.contains("# TYPE vivesphere_http_requests_in_flight gauge"),
+        "{text}"
+    );
     // The /metrics request itself is in flight while it is being answered.
     assert!(
         text.contains(r#"vivesphere_http_requests_in_flight{method="GET",route="/metrics"} 1"#),

@@ -28,7 +28,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request sent")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Shuts the app down as SIGTERM would and returns how serving ended.
@@ -45,7 +49,11 @@ impl Drop for TestApp {
 }
 
 /// Options for an app whose data lives in `data_dir`.
-pub fn options(data_dir: &tempfile::TempDir, target: Option<&str>, extra_env: &[(&str, &str)]) -> AppOptions {
+pub fn options(
+    data_dir: &tempfile::TempDir,
+    target: Option<&str>,
+    extra_env: &[(&str, &str)],
+) -> AppOptions {
     let mut env = vec![
         (
             "VIVESPHERE_DATABASE__PATH".to_string(),
@@ -55,9 +63,16 @@ pub fn options(data_dir: &tempfile::TempDir, target: Option<&str>, extra_env: &[
             "VIVESPHERE_QUEUE__PATH".to_string(),
             data_dir.path().join("queue.db").display().to_string(),
         ),
-        ("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT".to_string(), "5".to_string()),
+        (
+            "VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT".to_string(),
+            "5".to_string(),
+        ),
     ];
-    env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     AppOptions {
         config_dir: repo_config_dir(),
         env,
@@ -72,7 +87,11 @@ pub fn client() -> reqwest::Client {
 }
 
 /// Builds and serves an app; `postgres` puts every service on a fresh test database.
-pub async fn spawn(target: Option<&str>, extra_env: &[(&str, &str)], postgres: Option<TestPostgres>) -> TestApp {
+pub async fn spawn(
+    target: Option<&str>,
+    extra_env: &[(&str, &str)],
+    postgres: Option<TestPostgres>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let mut env: Vec<(&str, &str)> = extra_env.to_vec();
     if let Some(pg) = &postgres {

@@ -11,7 +11,9 @@ use platform::testing::{TestPostgres, nats_settings};
 
 #[tokio::test]
 async fn every_service_runs_on_postgres_in_its_own_schema() {
-    let Some(pg) = TestPostgres::create().await else { return };
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
     let url = pg.url().to_string();
     let app = spawn(None, &[], Some(pg)).await;
     let response = app.get("/health/ready").await;
@@ -27,8 +29,17 @@ async fn every_service_runs_on_postgres_in_its_own_schema() {
     .into_iter()
     .map(|row| row.try_get("schema_name").unwrap())
     .collect();
-    for schema in ["authentication", "bot_manager", "configuration", "logging", "secure_bot_data"] {
-        assert!(schemas.iter().any(|s| s == schema), "{schema} missing from {schemas:?}");
+    for schema in [
+        "authentication",
+        "bot_manager",
+        "configuration",
+        "logging",
+        "secure_bot_data",
+    ] {
+        assert!(
+            schemas.iter().any(|s| s == schema),
+            "{schema} missing from {schemas:?}"
+        );
         // Each service's migration history lives in its own schema.
         let history: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) AS n FROM information_schema.tables \
@@ -47,7 +58,9 @@ async fn every_service_runs_on_postgres_in_its_own_schema() {
 
 #[tokio::test]
 async fn the_app_runs_on_nats_and_reports_it_ready() {
-    let Some(settings) = nats_settings() else { return };
+    let Some(settings) = nats_settings() else {
+        return;
+    };
     let app = spawn(
         None,
         &[
@@ -76,7 +89,10 @@ async fn an_unreachable_nats_makes_the_app_not_ready_naming_the_queue() {
     // Port 1 on loopback: nothing listens there, so the client keeps retrying.
     let app = spawn(
         Some("bot-manager"),
-        &[("VIVESPHERE_QUEUE__KIND", "nats"), ("VIVESPHERE_QUEUE__URL", "nats://127.0.0.1:1")],
+        &[
+            ("VIVESPHERE_QUEUE__KIND", "nats"),
+            ("VIVESPHERE_QUEUE__URL", "nats://127.0.0.1:1"),
+        ],
         None,
     )
     .await;
@@ -84,7 +100,10 @@ async fn an_unreachable_nats_makes_the_app_not_ready_naming_the_queue() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error_code"], "NOT_READY");
-    assert!(body["message"].as_str().unwrap().contains("queue"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("queue"),
+        "{body}"
+    );
     assert_eq!(body["checks"]["bot-manager.database"], "ok");
     assert_ne!(body["checks"]["queue"], "ok");
 }

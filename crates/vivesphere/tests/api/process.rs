@@ -33,7 +33,10 @@ async fn sigterm_drains_and_exits_zero() {
     // The "listening" log line carries the bound address.
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let address = loop {
-        let line = lines.next().expect("the app logs until it listens").unwrap();
+        let line = lines
+            .next()
+            .expect("the app logs until it listens")
+            .unwrap();
         let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
         if event["message"] == "listening" {
             break event["address"].as_str().unwrap().to_string();
@@ -56,12 +59,18 @@ async fn sigterm_drains_and_exits_zero() {
         if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "not stopped within the drain timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not stopped within the drain timeout"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(exit.code(), Some(0));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|line| line.contains("\"stopped\"")), "{rest:?}");
+    assert!(
+        rest.iter().any(|line| line.contains("\"stopped\"")),
+        "{rest:?}"
+    );
 }
 
 #[test]
@@ -69,18 +78,37 @@ fn config_check_prints_origins_and_hides_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let output = vivesphere(&dir)
         .args(["config", "check", "--target", "logging"])
-        .env("VIVESPHERE_DATABASE__URL", "postgres://app:very-secret-pw@db:5432/vs")
+        .env(
+            "VIVESPHERE_DATABASE__URL",
+            "postgres://app:very-secret-pw@db:5432/vs",
+        )
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("target `logging`, profile development"), "{text}");
+    assert!(
+        text.contains("target `logging`, profile development"),
+        "{text}"
+    );
     assert!(!text.contains("very-secret-pw"), "{text}");
     assert!(text.contains("env VIVESPHERE_DATABASE__URL"), "{text}");
     // logging.yaml raises the body limit for log batches.
-    let body_limit = text.lines().find(|l| l.trim_start().starts_with("body_limit:")).unwrap();
-    assert!(body_limit.contains("5242880") && body_limit.contains("logging.yaml"), "{body_limit}");
-    assert!(text.contains("shutdown_timeout: 30  # ") && text.contains("global.yaml"), "{text}");
+    let body_limit = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("body_limit:"))
+        .unwrap();
+    assert!(
+        body_limit.contains("5242880") && body_limit.contains("logging.yaml"),
+        "{body_limit}"
+    );
+    assert!(
+        text.contains("shutdown_timeout: 30  # ") && text.contains("global.yaml"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -94,7 +122,10 @@ fn config_check_fails_on_a_bad_key_with_file_and_key() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("telemetry.log_levels"), "{stderr}");
-    assert!(stderr.contains("VIVESPHERE_TELEMETRY__LOG_LEVELS"), "{stderr}");
+    assert!(
+        stderr.contains("VIVESPHERE_TELEMETRY__LOG_LEVELS"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -118,7 +149,15 @@ fn list_targets_prints_every_name() {
     let names: Vec<&str> = text.lines().collect();
     assert_eq!(
         names,
-        ["all", "authentication", "secure-bot-data", "configuration", "logging", "bot-manager", "gateway"]
+        [
+            "all",
+            "authentication",
+            "secure-bot-data",
+            "configuration",
+            "logging",
+            "bot-manager",
+            "gateway"
+        ]
     );
 }
 
@@ -126,9 +165,19 @@ fn list_targets_prints_every_name() {
 fn migrate_creates_each_services_database() {
     let dir = tempfile::tempdir().unwrap();
     let output = vivesphere(&dir).arg("migrate").output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
-    for file in ["authentication", "bot_manager", "configuration", "logging", "secure_bot_data"] {
+    for file in [
+        "authentication",
+        "bot_manager",
+        "configuration",
+        "logging",
+        "secure_bot_data",
+    ] {
         assert!(dir.path().join(format!("{file}.db")).exists(), "{file}");
     }
     assert_eq!(text.lines().count(), 5, "{text}");

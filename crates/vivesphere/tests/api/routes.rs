@@ -27,7 +27,12 @@ async fn unknown_route_is_404_in_the_error_shape_with_the_request_id() {
 #[tokio::test]
 async fn wrong_method_is_405_in_the_error_shape() {
     let app = spawn_app().await;
-    let response = app.client.post(app.url("/health/ready")).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error_code"], "METHOD_NOT_ALLOWED");
@@ -38,8 +43,14 @@ async fn every_response_gets_a_fresh_request_id() {
     let app = spawn_app().await;
     let first = app.get("/health/live").await;
     let second = app.get("/health/live").await;
-    let a = first.headers()["x-request-id"].to_str().unwrap().to_string();
-    let b = second.headers()["x-request-id"].to_str().unwrap().to_string();
+    let a = first.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let b = second.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_ne!(a, b);
     assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 7);
 }
@@ -47,13 +58,25 @@ async fn every_response_gets_a_fresh_request_id() {
 #[tokio::test]
 async fn each_service_serves_openapi_3_1_and_offline_docs() {
     let app = spawn_app().await;
-    for prefix in ["/api/v1/auth", "/api/v1/bots", "/api/v1/config", "/api/v1/logs", "/api/v1/botdata"] {
+    for prefix in [
+        "/api/v1/auth",
+        "/api/v1/bots",
+        "/api/v1/config",
+        "/api/v1/logs",
+        "/api/v1/botdata",
+    ] {
         let response = app.get(&format!("{prefix}/openapi.json")).await;
         assert_eq!(response.status(), StatusCode::OK, "{prefix}");
         let doc: Value = response.json().await.unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
-        assert!(doc["paths"][format!("{prefix}/health")]["get"].is_object(), "{doc}");
-        assert!(doc["components"]["schemas"]["ErrorBody"].is_object(), "{doc}");
+        assert!(
+            doc["paths"][format!("{prefix}/health")]["get"].is_object(),
+            "{doc}"
+        );
+        assert!(
+            doc["components"]["schemas"]["ErrorBody"].is_object(),
+            "{doc}"
+        );
 
         let page = app.get(&format!("{prefix}/docs/")).await;
         assert_eq!(page.status(), StatusCode::OK);
@@ -61,7 +84,9 @@ async fn each_service_serves_openapi_3_1_and_offline_docs() {
         assert!(html.contains("swagger-ui"), "{html}");
         // The UI's assets come from the binary, not from a CDN.
         assert!(!html.contains("https://"), "{html}");
-        let bundle = app.get(&format!("{prefix}/docs/swagger-ui-bundle.js")).await;
+        let bundle = app
+            .get(&format!("{prefix}/docs/swagger-ui-bundle.js"))
+            .await;
         assert_eq!(bundle.status(), StatusCode::OK);
         assert!(bundle.bytes().await.unwrap().len() > 100_000);
     }
@@ -70,8 +95,14 @@ async fn each_service_serves_openapi_3_1_and_offline_docs() {
 #[tokio::test]
 async fn a_single_target_serves_only_its_own_routes() {
     let app = spawn(Some("logging"), &[], None).await;
-    assert_eq!(app.get("/api/v1/logs/health").await.status(), StatusCode::OK);
-    assert_eq!(app.get("/api/v1/bots/health").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/v1/logs/health").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/api/v1/bots/health").await.status(),
+        StatusCode::NOT_FOUND
+    );
     let body: Value = app.get("/health/ready").await.json().await.unwrap();
     let checks = body["checks"].as_object().unwrap();
     assert_eq!(checks.len(), 2, "{body}");
@@ -84,6 +115,10 @@ async fn a_single_target_serves_only_its_own_routes() {
 async fn the_gateway_target_keeps_no_database() {
     let app = spawn(Some("gateway"), &[], None).await;
     let body: Value = app.get("/health/ready").await.json().await.unwrap();
-    assert_eq!(body["checks"].as_object().unwrap().len(), 1, "only the queue: {body}");
+    assert_eq!(
+        body["checks"].as_object().unwrap().len(),
+        1,
+        "only the queue: {body}"
+    );
     assert_eq!(app.get("/metrics").await.status(), StatusCode::OK);
 }
