@@ -5,7 +5,7 @@
 //! the shared queue and metrics) into a [`BuiltTarget`] (a router and readiness checks).
 //! Whether targets share a process is decided only by the binary's registry.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use axum::Router;
@@ -35,6 +35,8 @@ pub struct TargetContext {
     pub shutdown: CancellationToken,
     /// Background tasks spawned here are awaited (up to the drain timeout) at shutdown.
     pub tasks: TaskTracker,
+    /// The first background failure, which makes the process exit non-zero.
+    pub failure: Arc<OnceLock<String>>,
 }
 
 impl TargetContext {
@@ -45,9 +47,12 @@ impl TargetContext {
         F: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let shutdown = self.shutdown.clone();
+        let failure = self.failure.clone();
         self.tasks.spawn(async move {
             if let Err(err) = work.await {
-                tracing::error!(task = name, error = %format!("{err:#}"), "background task failed; stopping");
+                let cause = format!("background task {name} failed: {err:#}");
+                tracing::error!(task = name, error = %cause, "stopping the process");
+                let _ = failure.set(cause);
                 shutdown.cancel();
             }
         });

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -155,17 +155,26 @@ pub struct App {
     drain: Duration,
     databases: Vec<Database>,
     queue: Arc<dyn Queue>,
+    failure: Arc<OnceLock<String>>,
 }
 
 impl App {
+    /// Loads the configuration and builds the app.
     pub async fn build(options: AppOptions) -> anyhow::Result<Self> {
         let loaded = load_config(&options)?;
+        Self::build_with(&options, loaded).await
+    }
+
+    /// Builds the app from configuration the caller already loaded (and, in `main`, used to
+    /// set up logging first).
+    pub async fn build_with(options: &AppOptions, loaded: LoadedConfig) -> anyhow::Result<Self> {
         let queue = queue::connect(&loaded.process_platform.queue)
             .await
             .context("cannot open the queue")?;
         let metrics = MetricsRegistry::new();
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let failure = Arc::new(OnceLock::new());
 
         let queue_check = {
             let queue = queue.clone();
@@ -205,6 +214,7 @@ impl App {
                     metrics: metrics.clone(),
                     shutdown: shutdown.clone(),
                     tasks: tasks.clone(),
+                    failure: failure.clone(),
                 })
                 .await
                 .with_context(|| format!("target {} failed to build", target.name()))?;
@@ -255,6 +265,7 @@ impl App {
             drain: Duration::from_secs(loaded.process_platform.server.shutdown_timeout),
             databases,
             queue,
+            failure,
         })
     }
 
@@ -274,8 +285,10 @@ impl App {
         self.queue.clone()
     }
 
-    /// Serves until shutdown, drains, closes the databases.
+    /// Serves until shutdown, drains, closes the databases. An error if draining overran
+    /// its timeout or a background task failed.
     pub async fn run(self) -> anyhow::Result<()> {
+        let failure = self.failure.clone();
         let result = platform::server::serve(
             self.listener,
             self.router,
@@ -286,6 +299,9 @@ impl App {
         .await;
         for database in &self.databases {
             database.close().await;
+        }
+        if let Some(cause) = failure.get() {
+            anyhow::bail!("{cause}");
         }
         result
     }

@@ -96,14 +96,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = AppOptions::from_process_env(cli.config_dir, target, listen);
             let loaded = load_config(&options)?;
             platform::telemetry::init(&loaded.process_platform.telemetry)?;
-            let app = App::build(options).await?;
+            let profile = loaded.process.profile().as_str();
+            let targets = options
+                .target
+                .clone()
+                .unwrap_or_else(|| registry::ALL.into());
+            let app = App::build_with(&options, loaded).await?;
             platform::server::cancel_on_signal(app.shutdown_token());
-            tracing::info!(
-                address = %app.local_addr(),
-                profile = loaded.process.profile().as_str(),
-                targets = loaded.process.target().unwrap_or(registry::ALL),
-                "listening"
-            );
+            tracing::info!(address = %app.local_addr(), profile, targets, "listening");
             app.run().await?;
             tracing::info!("stopped");
             Ok(())

@@ -122,3 +122,47 @@ async fn the_gateway_target_keeps_no_database() {
     );
     assert_eq!(app.get("/metrics").await.status(), StatusCode::OK);
 }
+
+/// Sends raw bytes and returns the status code of the answer (None if the connection closed).
+async fn raw_status(addr: std::net::SocketAddr, request: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::test]
+async fn malformed_requests_get_4xx_never_5xx() {
+    let app = spawn_app().await;
+    let long_path = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let cases: Vec<Vec<u8>> = vec![
+        b"GET /api/v1/%ZZ%00%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /health/ready?%%%=&&== HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"POST /api/v1/auth/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Request-Id: \x01\x02\r\nConnection: close\r\n\r\n".to_vec(),
+        b"BREW /coffee HTCPCP/1.0\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n".to_vec(),
+        long_path.into_bytes(),
+    ];
+    for request in cases {
+        if let Some(status) = raw_status(app.addr, &request).await {
+            assert!(
+                (400..500).contains(&status) || status == 200,
+                "{status} for {:?}",
+                String::from_utf8_lossy(&request[..request.len().min(80)])
+            );
+        }
+    }
+    // Still serving.
+    assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
+}

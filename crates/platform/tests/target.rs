@@ -1,0 +1,64 @@
+//! What the platform promises a target at run time.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use platform::config::{LayeredConfig, PlatformSettings, QueueSettings};
+use platform::http::metrics::MetricsRegistry;
+use platform::queue::embedded::EmbeddedQueue;
+use platform::target::TargetContext;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+async fn context(dir: &tempfile::TempDir) -> TargetContext {
+    let queue = EmbeddedQueue::open(&QueueSettings {
+        path: dir.path().join("queue.db").display().to_string(),
+        ..QueueSettings::default()
+    })
+    .await
+    .unwrap();
+    let config: LayeredConfig =
+        platform::config::ConfigLoader::new(dir.path(), Vec::new(), PlatformSettings::defaults())
+            .unwrap()
+            .load(None)
+            .unwrap();
+    TargetContext {
+        config: Arc::new(config),
+        platform: PlatformSettings::default(),
+        database: None,
+        queue: Arc::new(queue),
+        metrics: MetricsRegistry::new(),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        failure: Arc::new(OnceLock::new()),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_background_task_stops_the_process_and_records_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(&dir).await;
+    ctx.spawn_critical("scheduler", async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        anyhow::bail!("lost the database")
+    });
+    tokio::time::timeout(Duration::from_secs(5), ctx.shutdown.cancelled())
+        .await
+        .expect("shutdown requested");
+    let cause = ctx.failure.get().unwrap();
+    assert!(
+        cause.contains("scheduler") && cause.contains("lost the database"),
+        "{cause}"
+    );
+}
+
+#[tokio::test]
+async fn a_background_task_that_ends_well_stops_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(&dir).await;
+    ctx.spawn_critical("one-off", async { Ok(()) });
+    ctx.tasks.close();
+    ctx.tasks.wait().await;
+    assert!(!ctx.shutdown.is_cancelled());
+    assert!(ctx.failure.get().is_none());
+}
