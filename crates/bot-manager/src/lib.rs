@@ -6,9 +6,8 @@
 
 use async_trait::async_trait;
 use axum::Router;
-use platform::config::{ConfigError, LayeredConfig};
 use platform::http::openapi::service_document;
-use platform::target::{BuiltTarget, Target, TargetContext, check_section, section_defaults};
+use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "bot-manager";
@@ -25,24 +24,8 @@ pub struct BotManagerService;
 
 #[async_trait]
 impl Target for BotManagerService {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn config_section(&self) -> &'static str {
-        CONFIG_SECTION
-    }
-
-    fn route_prefix(&self) -> Option<&'static str> {
-        Some(ROUTE_PREFIX)
-    }
-
-    fn config_defaults(&self) -> serde_json::Value {
-        section_defaults::<Settings>()
-    }
-
-    fn check_config(&self, config: &LayeredConfig) -> Result<(), ConfigError> {
-        check_section::<Settings>(config, CONFIG_SECTION)
+    fn info(&self) -> TargetInfo {
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {

@@ -7,8 +7,7 @@
 
 use async_trait::async_trait;
 use axum::Router;
-use platform::config::{ConfigError, LayeredConfig};
-use platform::target::{BuiltTarget, Target, TargetContext, check_section, section_defaults};
+use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "gateway";
@@ -24,29 +23,9 @@ pub struct GatewayService;
 
 #[async_trait]
 impl Target for GatewayService {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn config_section(&self) -> &'static str {
-        CONFIG_SECTION
-    }
-
-    fn route_prefix(&self) -> Option<&'static str> {
-        None
-    }
-
-    fn config_defaults(&self) -> serde_json::Value {
-        section_defaults::<Settings>()
-    }
-
-    fn check_config(&self, config: &LayeredConfig) -> Result<(), ConfigError> {
-        check_section::<Settings>(config, CONFIG_SECTION)
-    }
-
     /// The gateway keeps no data of its own.
-    fn uses_database(&self) -> bool {
-        false
+    fn info(&self) -> TargetInfo {
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).without_database()
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {

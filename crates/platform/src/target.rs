@@ -27,7 +27,7 @@ pub struct TargetContext {
     pub config: Arc<LayeredConfig>,
     /// The platform sections of that configuration.
     pub platform: PlatformSettings,
-    /// Its own database, when [`Target::uses_database`] says it owns data.
+    /// Its own database, when [`TargetInfo::uses_database`] says it owns data.
     pub database: Option<Database>,
     pub queue: Arc<dyn Queue>,
     pub metrics: MetricsRegistry,
@@ -70,37 +70,77 @@ pub struct BuiltTarget {
     pub checks: Vec<ReadinessCheck>,
 }
 
+/// What the registry needs to know about a target before building it.
+#[derive(Clone, Copy)]
+pub struct TargetInfo {
+    /// Kebab-case name used by `--target` and for `config/<name>.yaml`.
+    pub name: &'static str,
+    /// Top-level config section the target owns (snake_case).
+    pub config_section: &'static str,
+    /// Route prefix (`/api/v1/bots`), for targets that serve an API.
+    pub route_prefix: Option<&'static str>,
+    /// Whether the target owns data (its own SQLite file or PostgreSQL schema).
+    pub uses_database: bool,
+    defaults: fn() -> serde_json::Value,
+    check: fn(&LayeredConfig, &str) -> Result<(), ConfigError>,
+}
+
+impl TargetInfo {
+    /// A target whose config section is read as `S`; it owns a database and no routes until
+    /// told otherwise.
+    pub fn new<S: Default + Serialize + DeserializeOwned>(
+        name: &'static str,
+        config_section: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            config_section,
+            route_prefix: None,
+            uses_database: true,
+            defaults: section_defaults::<S>,
+            check: check_section::<S>,
+        }
+    }
+
+    pub fn with_routes(mut self, prefix: &'static str) -> Self {
+        self.route_prefix = Some(prefix);
+        self
+    }
+
+    pub fn without_database(mut self) -> Self {
+        self.uses_database = false;
+        self
+    }
+
+    /// Defaults of the target's section, for the defaults layer.
+    pub fn config_defaults(&self) -> serde_json::Value {
+        (self.defaults)()
+    }
+
+    /// Reads the target's section to report bad keys or types before anything starts.
+    pub fn check_config(&self, config: &LayeredConfig) -> Result<(), ConfigError> {
+        (self.check)(config, self.config_section)
+    }
+}
+
 /// One runnable piece of the system.
 #[async_trait]
 pub trait Target: Send + Sync + 'static {
-    /// Kebab-case name used by `--target` and for `config/<name>.yaml`.
-    fn name(&self) -> &'static str;
-    /// Top-level config section the target owns (snake_case).
-    fn config_section(&self) -> &'static str;
-    /// Route prefix (`/api/v1/bots`), for targets that serve an API.
-    fn route_prefix(&self) -> Option<&'static str>;
-    /// Defaults of the target's section, for the defaults layer.
-    fn config_defaults(&self) -> serde_json::Value;
-    /// Reads the target's section to report bad keys or types before anything starts.
-    fn check_config(&self, config: &LayeredConfig) -> Result<(), ConfigError>;
-    /// Whether the target owns data (its own SQLite file or PostgreSQL schema).
-    fn uses_database(&self) -> bool {
-        true
-    }
+    fn info(&self) -> TargetInfo;
+
     /// The target's embedded migrations, applied at start and by `vivesphere migrate`.
     fn migrations(&self) -> Migrations {
         Migrations::default()
     }
+
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget>;
 }
 
-/// The defaults layer value of a settings type.
-pub fn section_defaults<T: Default + Serialize>() -> serde_json::Value {
+fn section_defaults<T: Default + Serialize>() -> serde_json::Value {
     serde_json::to_value(T::default()).expect("settings defaults serialize")
 }
 
-/// Reads a settings type from its section, as [`Target::check_config`] does.
-pub fn check_section<T: DeserializeOwned>(
+fn check_section<T: DeserializeOwned>(
     config: &LayeredConfig,
     section: &str,
 ) -> Result<(), ConfigError> {

@@ -17,7 +17,7 @@ use platform::http::metrics::{MetricsRegistry, metrics_handler};
 use platform::http::openapi::docs_routes;
 use platform::http::{finish_router, with_body_limit};
 use platform::queue::{self, Queue};
-use platform::target::{Target, TargetContext};
+use platform::target::{Target, TargetContext, TargetInfo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -59,6 +59,7 @@ impl AppOptions {
 /// One selected target with its own effective configuration.
 pub struct TargetConfig {
     pub target: Arc<dyn Target>,
+    pub info: TargetInfo,
     pub config: Arc<LayeredConfig>,
     pub platform: PlatformSettings,
 }
@@ -85,16 +86,18 @@ pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
     let check = |config: &LayeredConfig| -> anyhow::Result<PlatformSettings> {
         config.check_sections(&known)?;
         for target in registry::targets() {
-            target.check_config(config)?;
+            target.info().check_config(config)?;
         }
         Ok(PlatformSettings::from_config(config)?)
     };
     let mut targets = Vec::new();
     for target in selected {
-        let config = loader.load(Some(target.name()))?;
+        let info = target.info();
+        let config = loader.load(Some(info.name))?;
         let platform = check(&config)?;
         targets.push(TargetConfig {
             target,
+            info,
             config: Arc::new(config),
             platform,
         });
@@ -115,14 +118,14 @@ pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
 
 /// Opens a target's database and applies its migrations.
 async fn open_database(entry: &TargetConfig) -> anyhow::Result<Database> {
-    let target = &entry.target;
-    let database = Database::connect(target.config_section(), &entry.platform.database)
+    let name = entry.info.name;
+    let database = Database::connect(entry.info.config_section, &entry.platform.database)
         .await
-        .with_context(|| format!("target {}", target.name()))?;
+        .with_context(|| format!("target {name}"))?;
     database
-        .migrate(&target.migrations())
+        .migrate(&entry.target.migrations())
         .await
-        .with_context(|| format!("target {}", target.name()))?;
+        .with_context(|| format!("target {name}"))?;
     Ok(database)
 }
 
@@ -130,11 +133,11 @@ async fn open_database(entry: &TargetConfig) -> anyhow::Result<Database> {
 pub async fn migrate(options: &AppOptions) -> anyhow::Result<Vec<String>> {
     let loaded = load_config(options)?;
     let mut report = Vec::new();
-    for entry in loaded.targets.iter().filter(|e| e.target.uses_database()) {
+    for entry in loaded.targets.iter().filter(|e| e.info.uses_database) {
         let database = open_database(entry).await?;
         report.push(format!(
             "{}: {} migration(s) applied or already current on {}",
-            entry.target.name(),
+            entry.info.name,
             match database.backend() {
                 platform::db::Backend::Sqlite => entry.target.migrations().sqlite.len(),
                 platform::db::Backend::Postgres => entry.target.migrations().postgres.len(),
@@ -187,8 +190,8 @@ impl App {
         let mut router = Router::new();
         let mut databases = Vec::new();
         for entry in &loaded.targets {
-            let target = &entry.target;
-            let database = if target.uses_database() {
+            let info = entry.info;
+            let database = if info.uses_database {
                 Some(open_database(entry).await?)
             } else {
                 None
@@ -198,14 +201,15 @@ impl App {
                 databases.push(database.clone());
                 let database = database.clone();
                 checks.push(ReadinessCheck::new(
-                    format!("{}.database", target.name()),
+                    format!("{}.database", info.name),
                     move || {
                         let database = database.clone();
                         async move { database.ping().await }
                     },
                 ));
             }
-            let built = target
+            let built = entry
+                .target
                 .build(TargetContext {
                     config: entry.config.clone(),
                     platform: entry.platform.clone(),
@@ -217,11 +221,11 @@ impl App {
                     failure: failure.clone(),
                 })
                 .await
-                .with_context(|| format!("target {} failed to build", target.name()))?;
+                .with_context(|| format!("target {} failed to build", info.name))?;
             checks.extend(built.checks);
             all_checks.extend(checks.iter().skip(1).cloned());
             let mut service_router = built.router;
-            if let Some(prefix) = target.route_prefix() {
+            if let Some(prefix) = info.route_prefix {
                 service_router = service_router.merge(service_health_route(
                     prefix,
                     Health::new(checks, shutdown.clone()),
@@ -234,7 +238,7 @@ impl App {
                 service_router,
                 entry.platform.server.body_limit,
             ));
-            tracing::info!(service = target.name(), "target built");
+            tracing::info!(service = info.name, "target built");
         }
 
         let process_health = Health::new(all_checks, shutdown.clone());

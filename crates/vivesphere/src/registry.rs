@@ -27,7 +27,7 @@ pub fn targets() -> Vec<Arc<dyn Target>> {
 /// The valid `--target` names.
 pub fn target_names() -> Vec<&'static str> {
     let mut names = vec![ALL];
-    names.extend(targets().iter().map(|t| t.name()));
+    names.extend(targets().iter().map(|t| t.info().name));
     names
 }
 
@@ -35,7 +35,7 @@ pub fn target_names() -> Vec<&'static str> {
 pub fn select(name: Option<&str>) -> anyhow::Result<Vec<Arc<dyn Target>>> {
     match name {
         None | Some(ALL) => Ok(targets()),
-        Some(name) => match targets().into_iter().find(|t| t.name() == name) {
+        Some(name) => match targets().into_iter().find(|t| t.info().name == name) {
             Some(target) => Ok(vec![target]),
             None => bail!(
                 "unknown target {name:?}; valid targets: {}",
@@ -52,10 +52,8 @@ pub fn config_defaults() -> Value {
         _ => Map::new(),
     };
     for target in targets() {
-        map.insert(
-            target.config_section().to_string(),
-            target.config_defaults(),
-        );
+        let info = target.info();
+        map.insert(info.config_section.to_string(), info.config_defaults());
     }
     Value::Object(map)
 }
@@ -63,7 +61,7 @@ pub fn config_defaults() -> Value {
 /// Every top-level config section somebody owns.
 pub fn known_sections() -> Vec<&'static str> {
     let mut sections = PlatformSettings::SECTIONS.to_vec();
-    sections.extend(targets().iter().map(|t| t.config_section()));
+    sections.extend(targets().iter().map(|t| t.info().config_section));
     sections
 }
 
@@ -84,7 +82,7 @@ mod tests {
         let names: Vec<_> = select(Some(ALL))
             .unwrap()
             .iter()
-            .map(|t| t.name())
+            .map(|t| t.info().name)
             .collect();
         assert_eq!(names.len(), targets().len());
         let mut unique = names.clone();
