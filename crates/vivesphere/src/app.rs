@@ -260,7 +260,9 @@ impl App {
                     "0.0.0.0:8000".into()
                 }
             });
-        let listener = platform::server::bind(&listen).await?;
+        let listener = platform::server::bind(&listen)
+            .await
+            .context("server.listen (or --listen)")?;
         Ok(Self {
             listener,
             router,
