@@ -22,7 +22,7 @@ fn vivesphere(data_dir: &tempfile::TempDir) -> Command {
 }
 
 #[tokio::test]
-async fn sigterm_drains_and_exits_zero() {
+async fn sigterm_drains_and_exits_zero_and_logs_carry_request_ids_not_queries() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = vivesphere(&dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -43,7 +43,10 @@ async fn sigterm_drains_and_exits_zero() {
         }
     };
     let ready = client()
-        .get(format!("http://{address}/health/ready"))
+        .get(format!(
+            "http://{address}/health/ready?token=query-secret-123"
+        ))
+        .header("x-request-id", "trace-from-the-edge")
         .send()
         .await
         .unwrap();
