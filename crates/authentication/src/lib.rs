@@ -1,23 +1,179 @@
-//! Authentication service: users, password hashes, roles and permissions, refresh tokens,
-//! signing keys (JWKS) and service clients, under `/api/v1/auth`.
-//!
-//! Foundation stage: the service has its own storage, readiness, OpenAPI document and config
-//! section; its domain arrives with the Authentication issue.
+//! Authentication service: users, password hashes, roles and permissions, login sessions
+//! with rotating refresh tokens, Ed25519 signing keys (JWKS), TOTP, brute-force protection
+//! and OAuth service clients, under `/api/v1/auth`.
 
+mod api;
+pub mod crypto;
+mod keys;
+mod mfa;
+pub mod password;
+mod settings;
+mod state;
+mod store;
+mod tokens;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
 use async_trait::async_trait;
-use axum::Router;
+use axum::Extension;
+use platform::activity::ActivityLog;
+use platform::auth::TokenVerifier;
+use platform::config::Profile;
+use platform::db::{Database, MigrationStep, Migrations};
 use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
-use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+
+pub use settings::Settings;
+
+use crate::crypto::Sealer;
+use crate::keys::KeyStore;
+use crate::password::PasswordPolicy;
+use crate::state::{Inner, LocalKeys};
+use crate::store::users::NewUser;
 
 pub const NAME: &str = "authentication";
 pub const CONFIG_SECTION: &str = "authentication";
 pub const ROUTE_PREFIX: &str = "/api/v1/auth";
 
-/// The `authentication` config section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {}
+const STEPS: &[MigrationStep] = &[MigrationStep {
+    version: 1,
+    description: "authentication",
+    sql: include_str!("../migrations/0001_authentication.sql"),
+}];
+
+const MIGRATIONS: Migrations = Migrations {
+    sqlite: STEPS,
+    postgres: STEPS,
+};
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix seconds as RFC 3339 UTC.
+pub(crate) fn rfc3339(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The key that seals secrets at rest: from config, or in development from a file made on
+/// first start.
+fn sealer(settings: &Settings, profile: Profile) -> anyhow::Result<Sealer> {
+    if let Some(key) = &settings.encryption_key {
+        return Sealer::from_base64(key.expose());
+    }
+    if profile != Profile::Development {
+        bail!(
+            "authentication.encryption_key is required outside development \
+             (32 random bytes, base64, from a Secret via encryption_key_file)"
+        );
+    }
+    let path = Path::new(&settings.development_key_path);
+    if !path.exists() {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        write_private(path, &crypto::new_encryption_key())?;
+        tracing::warn!(file = %path.display(), "generated a development encryption key; set authentication.encryption_key in production");
+    }
+    let key =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Sealer::from_base64(&key)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Creates the first admin when there are no users at all.
+async fn bootstrap_admin(state: &Inner) -> anyhow::Result<()> {
+    if store::users::count(&state.db).await? > 0 {
+        return Ok(());
+    }
+    let username = &state.settings.initial_admin_username;
+    let (password, generated) = match &state.settings.initial_admin_password {
+        Some(password) => {
+            state
+                .policy
+                .check(username, password.expose())
+                .map_err(|reason| {
+                    anyhow::anyhow!("authentication.initial_admin_password: {reason}")
+                })?;
+            (password.expose().to_string(), false)
+        }
+        None => (crypto::random_token(), true),
+    };
+    let hash = state.hash_password(password.clone()).await?;
+    let created = store::users::create(
+        &state.db,
+        NewUser {
+            username,
+            display_name: "Administrator",
+            email: None,
+            password_hash: &hash,
+            roles: &[store::roles::ADMIN.to_string()],
+            must_change_password: generated,
+        },
+    )
+    .await?;
+    if created.is_some() && generated {
+        // Printed once, on stdout only, so the operator can sign in and change it.
+        println!(
+            "Initial admin created: username {username:?}, one-time password {password:?} \
+             (change it at POST {ROUTE_PREFIX}/password before logging in)"
+        );
+    }
+    Ok(())
+}
+
+fn key_store(
+    db: &Database,
+    sealer: Arc<Sealer>,
+    settings: &Settings,
+    ctx: &TargetContext,
+) -> Arc<KeyStore> {
+    let longest_token = settings
+        .access_token_ttl
+        .max(settings.mfa_token_ttl)
+        .max(settings.service_token_ttl);
+    Arc::new(KeyStore::new(
+        db.clone(),
+        sealer,
+        (longest_token + ctx.platform.auth.leeway) as i64,
+    ))
+}
+
+/// `vivesphere auth rotate-keys`: a new signing key; the old ones stay published until the
+/// tokens they signed expire. Returns the new key id.
+pub async fn rotate_keys(ctx: &TargetContext) -> anyhow::Result<String> {
+    let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+    let db = ctx
+        .database
+        .clone()
+        .context("the authentication target needs its database")?;
+    let sealer = Arc::new(sealer(&settings, ctx.config.profile())?);
+    let keys = key_store(&db, sealer, &settings, ctx);
+    keys.ensure_key().await?;
+    Ok(keys.rotate().await?.kid)
+}
 
 /// The Authentication target.
 pub struct AuthenticationService;
@@ -28,11 +184,52 @@ impl Target for AuthenticationService {
         TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
     }
 
+    fn migrations(&self) -> Migrations {
+        MIGRATIONS
+    }
+
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let _settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        if settings.service_token_ttl > 300 {
+            bail!("authentication.service_token_ttl is at most 300 seconds");
+        }
+        let db = ctx
+            .database
+            .clone()
+            .context("the authentication target needs its database")?;
+        let sealer = Arc::new(sealer(&settings, ctx.config.profile())?);
+        let keys = key_store(&db, sealer.clone(), &settings, &ctx);
+        keys.ensure_key().await?;
+        store::roles::seed(&db).await?;
+        let verifier = TokenVerifier::new(
+            Arc::new(LocalKeys {
+                keys: keys.clone(),
+                db: db.clone(),
+            }),
+            &ctx.platform.auth,
+            NAME,
+        );
+        verifier.follow_revocations(ctx.queue.clone(), ctx.shutdown.clone());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let state = Arc::new(Inner {
+            policy: PasswordPolicy::new(settings.password.clone()),
+            decoy_hash: password::decoy_hash(),
+            hashing: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
+            sealer,
+            activity: ActivityLog::new(ctx.queue.clone(), NAME),
+            queue: ctx.queue.clone(),
+            auth: ctx.platform.auth.clone(),
+            verifier: verifier.clone(),
+            keys,
+            settings,
+            db,
+        });
+        bootstrap_admin(&state).await?;
+        let mut doc = service_document("Authentication", ROUTE_PREFIX);
+        doc.merge(api::AuthApi::openapi());
         Ok(BuiltTarget {
-            router: Router::new(),
-            openapi: Some(service_document("Authentication", ROUTE_PREFIX)),
+            router: api::router(state).layer(Extension(verifier)),
+            openapi: Some(doc),
             checks: Vec::new(),
         })
     }

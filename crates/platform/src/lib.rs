@@ -7,6 +7,8 @@
 //! it ([`target`]). Nothing here is a process-wide global, so several services (or several
 //! test apps) can live in one process without seeing each other's state.
 
+pub mod activity;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;

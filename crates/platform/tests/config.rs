@@ -206,10 +206,9 @@ fn unknown_section_names_file_and_key() {
         .unwrap()
         .load(None)
         .unwrap();
-    let message = config
-        .check_sections(&["server", "database", "queue", "telemetry", "authentication"])
-        .unwrap_err()
-        .to_string();
+    let mut known = PlatformSettings::SECTIONS.to_vec();
+    known.push("authentication");
+    let message = config.check_sections(&known).unwrap_err().to_string();
     assert!(message.contains("`databse`"), "{message}");
     assert!(message.contains("profiles/production.yaml"), "{message}");
 }

@@ -57,6 +57,10 @@ fn one_run(data_dir: &Path) -> Run {
         .env("VIVESPHERE_CONFIG_DIR", CONFIG_DIR)
         .env("VIVESPHERE_DATABASE__PATH", data_dir.join("{service}.db"))
         .env("VIVESPHERE_QUEUE__PATH", data_dir.join("queue.db"))
+        .env(
+            "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
+            data_dir.join("authentication.key"),
+        )
         .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())

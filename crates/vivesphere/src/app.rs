@@ -8,8 +8,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use axum::routing::get;
+use axum::{Extension, Router};
+use platform::auth::{HttpKeySource, TokenVerifier};
 use platform::config::{ConfigLoader, LayeredConfig, PlatformSettings};
 use platform::db::Database;
 use platform::http::health::{Health, ReadinessCheck, health_routes, service_health_route};
@@ -149,6 +150,53 @@ pub async fn migrate(options: &AppOptions) -> anyhow::Result<Vec<String>> {
     Ok(report)
 }
 
+/// Where the verifiers fetch keys and revocations: `auth.authentication_url` if set; this
+/// very process when it runs the Authentication service; else the Kubernetes Service name.
+fn authentication_url(
+    options: &AppOptions,
+    loaded: &LoadedConfig,
+    listener: &TcpListener,
+) -> anyhow::Result<String> {
+    if let Some(url) = &loaded.process_platform.auth.authentication_url {
+        return Ok(url.clone());
+    }
+    let runs_authentication = loaded
+        .targets
+        .iter()
+        .any(|entry| entry.info.name == authentication::NAME);
+    if options.runs_everything() || runs_authentication {
+        let mut addr = listener.local_addr()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        return Ok(format!("http://{addr}"));
+    }
+    Ok("http://authentication:8000".to_string())
+}
+
+/// `vivesphere auth rotate-keys`: opens the Authentication service's database and starts a
+/// new signing key. Returns its key id.
+pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String> {
+    let mut options = options.clone();
+    options.target = Some(authentication::NAME.to_string());
+    let loaded = load_config(&options)?;
+    let entry = &loaded.targets[0];
+    let database = open_database(entry).await?;
+    let ctx = TargetContext {
+        config: entry.config.clone(),
+        platform: entry.platform.clone(),
+        database: Some(database.clone()),
+        queue: queue::connect(&entry.platform.queue).await?,
+        metrics: MetricsRegistry::new(),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        failure: Arc::new(OnceLock::new()),
+    };
+    let kid = authentication::rotate_keys(&ctx).await;
+    database.close().await;
+    kid
+}
+
 /// A built app, bound and ready to serve.
 pub struct App {
     listener: TcpListener,
@@ -171,6 +219,21 @@ impl App {
     /// Builds the app from configuration the caller already loaded (and, in `main`, used to
     /// set up logging first).
     pub async fn build_with(options: &AppOptions, loaded: LoadedConfig) -> anyhow::Result<Self> {
+        let listen = options
+            .listen
+            .clone()
+            .or_else(|| loaded.process_platform.server.listen.clone())
+            .unwrap_or_else(|| {
+                if options.runs_everything() {
+                    "127.0.0.1:8000".into()
+                } else {
+                    "0.0.0.0:8000".into()
+                }
+            });
+        let listener = platform::server::bind(&listen)
+            .await
+            .context("server.listen (or --listen)")?;
+        let authentication_url = authentication_url(options, &loaded, &listener)?;
         let queue = queue::connect(&loaded.process_platform.queue)
             .await
             .context("cannot open the queue")?;
@@ -208,6 +271,12 @@ impl App {
                     },
                 ));
             }
+            let verifier = TokenVerifier::new(
+                Arc::new(HttpKeySource::new(&authentication_url)?),
+                &entry.platform.auth,
+                info.name,
+            );
+            verifier.follow_revocations(queue.clone(), shutdown.clone());
             let built = entry
                 .target
                 .build(TargetContext {
@@ -234,6 +303,8 @@ impl App {
                     service_router = service_router.merge(docs_routes(prefix, doc));
                 }
             }
+            // The service's own verifier, if it set one, sits inside and wins.
+            let service_router = service_router.layer(Extension(verifier));
             router = router.merge(with_body_limit(
                 service_router,
                 entry.platform.server.body_limit,
@@ -249,20 +320,6 @@ impl App {
         );
         let router = finish_router(router, metrics.http.clone());
 
-        let listen = options
-            .listen
-            .clone()
-            .or_else(|| loaded.process_platform.server.listen.clone())
-            .unwrap_or_else(|| {
-                if options.runs_everything() {
-                    "127.0.0.1:8000".into()
-                } else {
-                    "0.0.0.0:8000".into()
-                }
-            });
-        let listener = platform::server::bind(&listen)
-            .await
-            .context("server.listen (or --listen)")?;
         Ok(Self {
             listener,
             router,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vivesphere::app::{App, AppOptions, load_config, migrate};
+use vivesphere::app::{App, AppOptions, load_config, migrate, rotate_signing_keys};
 use vivesphere::registry;
 
 #[derive(Parser)]
@@ -50,6 +50,17 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Authentication service administration.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Start a new signing key; old public keys stay published until their tokens expire.
+    RotateKeys,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +124,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for line in migrate(&options).await? {
                 println!("{line}");
             }
+            Ok(())
+        }
+        Command::Auth {
+            command: AuthCommand::RotateKeys,
+        } => {
+            let options = AppOptions::from_process_env(cli.config_dir, None, None);
+            let kid = rotate_signing_keys(&options).await?;
+            println!(
+                "new signing key {kid}; previous keys stay published until their tokens expire"
+            );
             Ok(())
         }
         Command::Config {

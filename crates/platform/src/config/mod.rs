@@ -24,6 +24,6 @@ pub use layered::{LayerKind, LayeredConfig, Origin};
 pub use loader::{ConfigLoader, Profile};
 pub use secret::Secret;
 pub use settings::{
-    DatabaseSettings, LogFormat, PlatformSettings, QueueKind, QueueSettings, ServerSettings,
-    TelemetrySettings,
+    AuthSettings, DatabaseSettings, LogFormat, PlatformSettings, QueueKind, QueueSettings,
+    ServerSettings, TelemetrySettings,
 };

@@ -13,11 +13,12 @@ pub struct PlatformSettings {
     pub database: DatabaseSettings,
     pub queue: QueueSettings,
     pub telemetry: TelemetrySettings,
+    pub auth: AuthSettings,
 }
 
 impl PlatformSettings {
     /// The names of the top-level sections the platform owns.
-    pub const SECTIONS: [&'static str; 4] = ["server", "database", "queue", "telemetry"];
+    pub const SECTIONS: [&'static str; 5] = ["server", "database", "queue", "telemetry", "auth"];
 
     pub fn from_config(config: &LayeredConfig) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -25,6 +26,7 @@ impl PlatformSettings {
             database: config.section("database")?,
             queue: config.section("queue")?,
             telemetry: config.section("telemetry")?,
+            auth: config.section("auth")?,
         })
     }
 
@@ -142,6 +144,36 @@ impl Default for TelemetrySettings {
         Self {
             log_level: "info".into(),
             log_format: LogFormat::Json,
+        }
+    }
+}
+
+/// How every service checks the tokens the Authentication service issues.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` of user access tokens; service tokens carry `<audience>:<service>`.
+    pub audience: String,
+    /// Base URL of the Authentication service, where the JWKS and the revocation list live.
+    /// Unset: the process's own address when it runs the authentication target or
+    /// everything, else `http://authentication:8000` (the Kubernetes Service).
+    pub authentication_url: Option<String>,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
+    pub leeway: u64,
+    /// Verified tokens remembered (by hash) so each is checked once until it expires.
+    pub verified_cache_size: usize,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "vivesphere".into(),
+            audience: "vivesphere".into(),
+            authentication_url: None,
+            leeway: 30,
+            verified_cache_size: 10_000,
         }
     }
 }

@@ -19,6 +19,7 @@ pub enum ErrorCode {
     AuthFailed,
     InvalidToken,
     Forbidden,
+    PasswordChangeRequired,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -41,6 +42,7 @@ impl ErrorCode {
             Self::AuthFailed => "AUTH_FAILED",
             Self::InvalidToken => "INVALID_TOKEN",
             Self::Forbidden => "FORBIDDEN",
+            Self::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict => "CONFLICT",
@@ -59,7 +61,7 @@ impl ErrorCode {
         match self {
             Self::MalformedJson | Self::InvalidData => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::AuthFailed | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::PasswordChangeRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -113,6 +115,14 @@ impl ApiError {
 
     pub fn invalid_data(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidData, message)
+    }
+
+    /// Adds one extra field to the body (e.g. OAuth's `error`).
+    pub fn with_field(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.details
+            .get_or_insert_with(serde_json::Map::new)
+            .insert(key.to_string(), value.into());
+        self
     }
 
     pub fn method_not_allowed() -> Self {

@@ -8,6 +8,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vivesphere::app::{App, AppOptions};
 
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery-staple-42";
+
 /// The configuration shipped in the repository, so the tests also prove it loads.
 pub fn repo_config_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
@@ -66,6 +68,18 @@ pub fn options(
         (
             "VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT".to_string(),
             "5".to_string(),
+        ),
+        (
+            "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH".to_string(),
+            data_dir
+                .path()
+                .join("authentication.key")
+                .display()
+                .to_string(),
+        ),
+        (
+            "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD".to_string(),
+            ADMIN_PASSWORD.to_string(),
         ),
     ];
     env.extend(

@@ -1,7 +1,14 @@
 //! Black-box tests of the `vivesphere` app: the real app (or the real binary) on a random
 //! port, with its own data directory, and with PostgreSQL and NATS when configured.
 
+mod auth_helpers;
 mod helpers;
+
+mod auth_admin;
+mod auth_login;
+mod auth_mfa;
+mod auth_oauth;
+mod auth_tokens;
 
 mod config;
 mod health;

@@ -17,31 +17,55 @@ fn vivesphere(data_dir: &tempfile::TempDir) -> Command {
             "VIVESPHERE_DATABASE__PATH",
             data_dir.path().join("{service}.db"),
         )
-        .env("VIVESPHERE_QUEUE__PATH", data_dir.path().join("queue.db"));
+        .env("VIVESPHERE_QUEUE__PATH", data_dir.path().join("queue.db"))
+        .env(
+            "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
+            data_dir.path().join("authentication.key"),
+        );
     command
+}
+
+/// Kills the child if the test fails before it stops it, so no server outlives its test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero_and_logs_carry_request_ids_not_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = vivesphere(&dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "5")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        vivesphere(&dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "5")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // The "listening" log line carries the bound address.
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut initial_admin_notice = None;
     let address = loop {
         let line = lines
             .next()
             .expect("the app logs until it listens")
             .unwrap();
-        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        // The one non-JSON line: the initial admin's one-time password.
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            initial_admin_notice = Some(line);
+            continue;
+        };
         if event["message"] == "listening" {
             break event["address"].as_str().unwrap().to_string();
         }
     };
+    let notice = initial_admin_notice.expect("the initial admin's password is printed once");
+    assert!(notice.starts_with("Initial admin created"), "{notice}");
     let ready = client()
         .get(format!(
             "http://{address}/health/ready?token=query-secret-123"
@@ -53,13 +77,13 @@ async fn sigterm_drains_and_exits_zero_and_logs_carry_request_ids_not_queries() 
     assert_eq!(ready.status(), reqwest::StatusCode::OK);
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let started = Instant::now();
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = child.0.try_wait().unwrap() {
             break exit;
         }
         assert!(

@@ -1,0 +1,156 @@
+//! Signing keys: Ed25519 pairs whose private halves are sealed at rest. The newest unretired
+//! key signs; retired keys stay in the JWKS until every token they signed has expired.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::EncodingKey;
+use platform::auth::{Jwk, JwkSet};
+use platform::db::Database;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use sqlx::Row;
+
+use crate::crypto::Sealer;
+use crate::now;
+
+/// The key that signs new tokens.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub encoding: EncodingKey,
+}
+
+/// How long a replica signs with its cached key before looking for a newer one, so a
+/// rotation by another replica or by the CLI reaches it.
+pub const KEY_CACHE: Duration = Duration::from_secs(60);
+
+/// The signing keys in the service's database.
+pub struct KeyStore {
+    db: Database,
+    sealer: Arc<Sealer>,
+    /// Seconds a retired key stays published: long enough for every token it signed
+    /// (including on replicas that had not yet noticed the rotation) to expire.
+    publish_after_retirement: i64,
+    active: RwLock<Option<(SigningKey, Instant)>>,
+}
+
+fn sealing_context(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+impl KeyStore {
+    /// `longest_token` is the longest lifetime of a token signed here, leeway included.
+    pub fn new(db: Database, sealer: Arc<Sealer>, longest_token: i64) -> Self {
+        Self {
+            db,
+            sealer,
+            publish_after_retirement: longest_token + KEY_CACHE.as_secs() as i64,
+            active: RwLock::new(None),
+        }
+    }
+
+    /// Creates a key if there is none, and loads the active one.
+    pub async fn ensure_key(&self) -> anyhow::Result<SigningKey> {
+        if let Some(key) = self.load_active().await? {
+            return Ok(key);
+        }
+        self.rotate().await
+    }
+
+    /// The key that signs now (reloaded from the database, so a rotation done by another
+    /// replica or by `vivesphere auth rotate-keys` is picked up).
+    pub async fn active(&self) -> anyhow::Result<SigningKey> {
+        if let Some((key, loaded)) = self.active.read().expect("key lock").clone()
+            && loaded.elapsed() < KEY_CACHE
+        {
+            return Ok(key);
+        }
+        self.ensure_key().await
+    }
+
+    async fn load_active(&self) -> anyhow::Result<Option<SigningKey>> {
+        let row = sqlx::query(
+            "SELECT kid, private_key_sealed FROM signing_keys WHERE retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC LIMIT 1",
+        )
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kid: String = row.try_get("kid")?;
+        let sealed: String = row.try_get("private_key_sealed")?;
+        let pkcs8 = self
+            .sealer
+            .open(&sealed, &sealing_context(&kid))
+            .context("cannot open the signing key: is authentication.encryption_key the one it was sealed with?")?;
+        let key = SigningKey {
+            kid,
+            encoding: EncodingKey::from_ed_der(&pkcs8),
+        };
+        *self.active.write().expect("key lock") = Some((key.clone(), Instant::now()));
+        Ok(Some(key))
+    }
+
+    /// Starts a new signing key and retires the previous ones (which stay published until
+    /// their tokens expire).
+    pub async fn rotate(&self) -> anyhow::Result<SigningKey> {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| anyhow::anyhow!("Ed25519 key generation failed"))?;
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+            .map_err(|_| anyhow::anyhow!("generated key does not parse"))?;
+        let kid = uuid::Uuid::now_v7().to_string();
+        let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let now = now();
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_key_sealed, public_key, created_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&kid)
+        .bind(self.sealer.seal(pkcs8.as_ref(), &sealing_context(&kid)))
+        .bind(&public)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let key = SigningKey {
+            kid,
+            encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
+        };
+        *self.active.write().expect("key lock") = Some((key.clone(), Instant::now()));
+        Ok(key)
+    }
+
+    /// The published keys: the active one and those retired recently enough that tokens
+    /// they signed may still be alive.
+    pub async fn jwks(&self) -> anyhow::Result<JwkSet> {
+        let rows = sqlx::query(
+            "SELECT kid, public_key FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
+             ORDER BY created_at DESC",
+        )
+        .bind(now() - self.publish_after_retirement)
+        .fetch_all(self.db.pool())
+        .await?;
+        let keys = rows
+            .into_iter()
+            .map(|row| {
+                Ok(Jwk {
+                    kty: "OKP".into(),
+                    crv: "Ed25519".into(),
+                    x: row.try_get("public_key")?,
+                    kid: row.try_get("kid")?,
+                    alg: "EdDSA".into(),
+                    key_use: "sig".into(),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(JwkSet { keys })
+    }
+}

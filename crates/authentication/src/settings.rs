@@ -1,0 +1,100 @@
+//! The `authentication` config section. Durations are seconds.
+
+use platform::config::Secret;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Lifetime of a user access token.
+    pub access_token_ttl: u64,
+    /// Lifetime of the token that the password step gives an MFA user.
+    pub mfa_token_ttl: u64,
+    /// A session ends after this long without a refresh.
+    pub session_idle_timeout: u64,
+    /// A session ends this long after login, however active.
+    pub session_absolute_timeout: u64,
+    /// Lifetime of a service (client_credentials) token; at most 300.
+    pub service_token_ttl: u64,
+    /// Admins must enrol TOTP before they get a token.
+    pub require_mfa_for_admins: bool,
+    pub password: PasswordSettings,
+    pub brute_force: BruteForceSettings,
+    /// Username of the admin created on first start.
+    pub initial_admin_username: String,
+    /// Its password; unset: a random one is printed once on stdout.
+    pub initial_admin_password: Option<Secret>,
+    /// 32 bytes, base64: encrypts signing keys and TOTP secrets at rest. Unset in
+    /// development: generated into `development_key_path`. Required in staging and production.
+    pub encryption_key: Option<Secret>,
+    /// Where a development encryption key is kept when `encryption_key` is unset.
+    pub development_key_path: String,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: 900,
+            mfa_token_ttl: 300,
+            session_idle_timeout: 1800,
+            session_absolute_timeout: 12 * 3600,
+            service_token_ttl: 300,
+            require_mfa_for_admins: false,
+            password: PasswordSettings::default(),
+            brute_force: BruteForceSettings::default(),
+            initial_admin_username: "admin".into(),
+            initial_admin_password: None,
+            encryption_key: None,
+            development_key_path: "./data/authentication.key".into(),
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PasswordSettings {
+    pub min_length: usize,
+    /// At least 128; longer passwords are refused, never truncated.
+    pub max_length: usize,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            min_length: 12,
+            max_length: 128,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BruteForceSettings {
+    pub enabled: bool,
+    /// Failures (per account and per client address) before each attempt must wait.
+    pub backoff_after: u32,
+    /// Failures before the account or address is locked.
+    pub lock_after: u32,
+    /// Seconds a lock lasts.
+    pub lock_duration: u64,
+    /// First backoff delay in seconds; it doubles with each further failure.
+    pub backoff_base: u64,
+    /// Failures older than this many seconds are forgotten.
+    pub window: u64,
+}
+
+impl Default for BruteForceSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            backoff_after: 5,
+            lock_after: 10,
+            lock_duration: 900,
+            backoff_base: 1,
+            window: 900,
+        }
+    }
+}

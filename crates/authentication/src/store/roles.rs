@@ -1,0 +1,244 @@
+//! Roles and their permissions. Admin, Manager, Editor and Viewer are seeded and cannot be
+//! deleted; admins add custom roles.
+
+use platform::db::Database;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::now;
+
+/// Every permission the system knows, as `resource:action`.
+pub const PERMISSIONS: &[&str] = &[
+    "users:admin",
+    "roles:admin",
+    "clients:admin",
+    "bots:read",
+    "bots:write",
+    "botdata:read",
+    "botdata:write",
+    "botdata:reveal",
+    "botdata:delete",
+    "botdata:destroy",
+    "config:read",
+    "config:write",
+    "logs:read",
+    "logs:read:debug",
+    "logs:write",
+    "logs:delete",
+];
+
+pub const ADMIN: &str = "Admin";
+
+/// The seeded roles.
+pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    vec![
+        (
+            ADMIN,
+            "Everything, including users, roles and clients",
+            PERMISSIONS.to_vec(),
+        ),
+        (
+            "Manager",
+            "Runs bots and their secrets, reads settings and activity",
+            vec![
+                "bots:read",
+                "bots:write",
+                "botdata:read",
+                "botdata:write",
+                "botdata:reveal",
+                "botdata:delete",
+                "config:read",
+                "logs:read",
+            ],
+        ),
+        (
+            "Editor",
+            "Writes and schedules posts",
+            vec!["bots:read", "bots:write", "botdata:read", "config:read"],
+        ),
+        (
+            "Viewer",
+            "Reads bots and posts",
+            vec!["bots:read", "botdata:read", "config:read"],
+        ),
+    ]
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub builtin: bool,
+}
+
+/// A permission string: lowercase `resource:action[:qualifier]`.
+pub fn valid_permission(permission: &str) -> bool {
+    let parts: Vec<&str> = permission.split(':').collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+        })
+}
+
+/// A role name: 1–64 letters, digits, `_`, `-` or spaces.
+pub fn valid_role_name(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '))
+}
+
+fn row_to_role(row: &sqlx::any::AnyRow) -> anyhow::Result<Role> {
+    let permissions: String = row.try_get("permissions")?;
+    Ok(Role {
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        permissions: serde_json::from_str(&permissions)?,
+        builtin: row.try_get::<i64, _>("builtin")? != 0,
+    })
+}
+
+pub async fn seed(db: &Database) -> anyhow::Result<()> {
+    for (name, description, permissions) in builtin_roles() {
+        let exists = sqlx::query("SELECT name FROM roles WHERE name = $1")
+            .bind(name)
+            .fetch_optional(db.pool())
+            .await?
+            .is_some();
+        if exists {
+            // Built-in roles follow the code, so new permissions reach them on upgrade.
+            sqlx::query("UPDATE roles SET permissions = $1, description = $2 WHERE name = $3")
+                .bind(serde_json::to_string(&permissions)?)
+                .bind(description)
+                .bind(name)
+                .execute(db.pool())
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO roles (name, description, permissions, builtin, created_at) \
+                 VALUES ($1, $2, $3, 1, $4)",
+            )
+            .bind(name)
+            .bind(description)
+            .bind(serde_json::to_string(&permissions)?)
+            .bind(now())
+            .execute(db.pool())
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn list(db: &Database) -> anyhow::Result<Vec<Role>> {
+    sqlx::query("SELECT name, description, permissions, builtin FROM roles ORDER BY name")
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(row_to_role)
+        .collect()
+}
+
+pub async fn get(db: &Database, name: &str) -> anyhow::Result<Option<Role>> {
+    sqlx::query("SELECT name, description, permissions, builtin FROM roles WHERE name = $1")
+        .bind(name)
+        .fetch_optional(db.pool())
+        .await?
+        .as_ref()
+        .map(row_to_role)
+        .transpose()
+}
+
+/// Inserts a custom role; `Ok(false)` if the name is taken.
+pub async fn create(
+    db: &Database,
+    name: &str,
+    description: &str,
+    permissions: &[String],
+) -> anyhow::Result<bool> {
+    let result = sqlx::query(
+        "INSERT INTO roles (name, description, permissions, builtin, created_at) VALUES ($1, $2, $3, 0, $4)",
+    )
+    .bind(name)
+    .bind(description)
+    .bind(serde_json::to_string(permissions)?)
+    .bind(now())
+    .execute(db.pool())
+    .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if super::is_unique_violation(&err) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Replaces a custom role's description and permissions; `Ok(false)` if there is no such
+/// custom role.
+pub async fn update(
+    db: &Database,
+    name: &str,
+    description: &str,
+    permissions: &[String],
+) -> anyhow::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE roles SET description = $1, permissions = $2 WHERE name = $3 AND builtin = 0",
+    )
+    .bind(description)
+    .bind(serde_json::to_string(permissions)?)
+    .bind(name)
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+pub async fn delete(db: &Database, name: &str) -> anyhow::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM roles WHERE name = $1 AND builtin = 0")
+        .bind(name)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
+    Ok(deleted == 1)
+}
+
+/// The union of the permissions of `roles`, sorted.
+pub async fn permissions_of(db: &Database, roles: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut permissions = std::collections::BTreeSet::new();
+    for role in roles {
+        if let Some(role) = get(db, role).await? {
+            permissions.extend(role.permissions);
+        }
+    }
+    Ok(permissions.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_and_role_names_are_restricted() {
+        assert!(valid_permission("logs:read:debug"));
+        assert!(valid_permission("bots:write"));
+        assert!(!valid_permission("bots"));
+        assert!(!valid_permission("Bots:Write"));
+        assert!(!valid_permission("bots::write"));
+        assert!(valid_role_name("Night shift"));
+        assert!(!valid_role_name(""));
+        assert!(!valid_role_name("<script>"));
+    }
+
+    #[test]
+    fn every_builtin_permission_is_valid_and_admin_has_all() {
+        for permission in PERMISSIONS {
+            assert!(valid_permission(permission), "{permission}");
+        }
+        let roles = builtin_roles();
+        assert_eq!(roles[0].2.len(), PERMISSIONS.len());
+        let viewer = roles.iter().find(|r| r.0 == "Viewer").unwrap();
+        assert!(!viewer.2.contains(&"users:admin"));
+    }
+}

@@ -1,0 +1,85 @@
+//! The claims of a ViveSphere token and of a revocation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::error::{ApiError, ErrorCode};
+
+/// What a token may be used for. Only `Access` and `Service` tokens open API routes; an
+/// `MfaPending` token is accepted by the MFA step of login and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenUse {
+    Access,
+    Service,
+    MfaPending,
+}
+
+/// The claims of every token the Authentication service signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// A user id, or `client:<client_id>` for a service client.
+    pub sub: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub token_use: TokenUse,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub perms: Vec<String>,
+    /// The login session (refresh-token family) the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl Claims {
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.perms.iter().any(|p| p == permission)
+    }
+
+    /// 403 unless the token carries `permission`.
+    pub fn require(&self, permission: &str) -> Result<(), ApiError> {
+        if self.has_permission(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this needs the `{permission}` permission"),
+            ))
+        }
+    }
+
+    /// The user id, for user tokens.
+    pub fn user_id(&self) -> Option<&str> {
+        (self.token_use == TokenUse::Access).then_some(self.sub.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationKind {
+    /// One token, by `jti`.
+    Token,
+    /// Every token of a subject issued before `issued_before` (logout everywhere, password
+    /// change, disabled user, changed roles).
+    Subject,
+    /// Every token of one login session (`sid`): logout, or a session ended by its owner.
+    Session,
+}
+
+/// A revocation as published by the Authentication service, on the revocation list and as a
+/// fan-out event. It matters only until `expires_at`, when the tokens it covers expire anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub kind: RevocationKind,
+    /// The `jti`, the `sub` or the `sid`.
+    pub value: String,
+    /// For `Subject`: tokens with `iat` before this (Unix seconds) are refused.
+    pub issued_before: i64,
+    pub expires_at: i64,
+}

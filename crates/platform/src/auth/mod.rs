@@ -1,0 +1,16 @@
+//! Token verification for every service: the claims the Authentication service puts in its
+//! JWTs, a verifier that checks them against the published JWKS and the revocation list, and
+//! the axum extractor handlers use to require an authenticated caller and a permission.
+
+mod claims;
+mod extract;
+mod keys;
+mod verifier;
+
+pub use claims::{Claims, Revocation, RevocationKind, TokenUse};
+pub use extract::{Authenticated, bearer_token};
+pub use keys::{HttpKeySource, Jwk, JwkSet, KeySource};
+pub use verifier::{TokenError, TokenVerifier};
+
+/// Subject of the fan-out events that announce revocations (`auth.revocations.<kind>`).
+pub const REVOCATION_SUBJECT_FILTER: &str = "auth.revocations.>";
