@@ -89,8 +89,7 @@ impl Inner {
         self.revoke(Revocation {
             kind: platform::auth::RevocationKind::Subject,
             value: user_id.to_string(),
-            // Tokens issued in this very second are covered too.
-            issued_before: now + 1,
+            issued_before: platform::time_fmt::now_millis(),
             expires_at: now + self.settings.access_token_ttl as i64 + self.auth.leeway as i64 + 1,
         })
         .await

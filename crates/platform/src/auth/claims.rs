@@ -54,6 +54,19 @@ impl Claims {
         }
     }
 
+    /// When the token was minted, in Unix milliseconds: from its UUIDv7 `jti` if it has
+    /// one, else from `iat`.
+    pub fn minted_at_millis(&self) -> i64 {
+        uuid::Uuid::parse_str(&self.jti)
+            .ok()
+            .and_then(|id| id.get_timestamp())
+            .map(|ts| {
+                let (seconds, nanos) = ts.to_unix();
+                seconds as i64 * 1000 + i64::from(nanos / 1_000_000)
+            })
+            .unwrap_or(self.iat * 1000)
+    }
+
     /// The user id, for user tokens.
     pub fn user_id(&self) -> Option<&str> {
         (self.token_use == TokenUse::Access).then_some(self.sub.as_str())
@@ -79,7 +92,51 @@ pub struct Revocation {
     pub kind: RevocationKind,
     /// The `jti`, the `sub` or the `sid`.
     pub value: String,
-    /// For `Subject`: tokens with `iat` before this (Unix seconds) are refused.
+    /// For `Subject`: tokens minted before this instant (Unix milliseconds) are refused.
+    /// The mint time is read from the token's UUIDv7 `jti` (millisecond precision, so a
+    /// login right after a password change is not caught), else from `iat`.
     pub issued_before: i64,
     pub expires_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(jti: &str, iat: i64) -> Claims {
+        Claims {
+            iss: "i".into(),
+            aud: "a".into(),
+            sub: "s".into(),
+            exp: iat + 60,
+            nbf: iat,
+            iat,
+            jti: jti.into(),
+            token_use: TokenUse::Access,
+            roles: vec![],
+            perms: vec!["bots:read".into()],
+            sid: None,
+            username: None,
+        }
+    }
+
+    #[test]
+    fn mint_time_comes_from_a_v7_jti_in_milliseconds_else_from_iat() {
+        let id = uuid::Uuid::now_v7();
+        let (seconds, nanos) = id.get_timestamp().unwrap().to_unix();
+        let expected = seconds as i64 * 1000 + i64::from(nanos / 1_000_000);
+        assert_eq!(claims(&id.to_string(), 5).minted_at_millis(), expected);
+        assert_eq!(
+            claims("not-a-uuid", 1_700_000_000).minted_at_millis(),
+            1_700_000_000_000
+        );
+    }
+
+    #[test]
+    fn permissions_are_required_exactly() {
+        let c = claims("x", 0);
+        assert!(c.require("bots:read").is_ok());
+        assert!(c.require("bots:write").is_err());
+        assert!(c.require("bots").is_err());
+    }
 }

@@ -255,7 +255,7 @@ impl TokenVerifier {
             .read()
             .expect("revocations lock");
         if let Some(revocation) = subjects.get(&claims.sub)
-            && claims.iat < revocation.issued_before
+            && claims.minted_at_millis() < revocation.issued_before
         {
             return Err(TokenError::Revoked);
         }

@@ -9,7 +9,14 @@ use crate::helpers::spawn_app;
 
 /// What must never appear in any response body.
 fn assert_no_secrets(text: &str) {
-    for needle in ["$argon2", "password_hash", "totp_secret", "secret_hash", "code_hash", "private_key"] {
+    for needle in [
+        "$argon2",
+        "password_hash",
+        "totp_secret",
+        "secret_hash",
+        "code_hash",
+        "private_key",
+    ] {
         assert!(!text.contains(needle), "{needle} leaked: {text}");
     }
 }
@@ -23,44 +30,108 @@ async fn admins_create_list_read_update_disable_and_delete_users() {
         ids.push(create_user(&app, &admin, name, &["Viewer"]).await);
     }
     // Keyset pages of two.
-    let page: Value = get(&app, "/api/v1/auth/users?limit=2", &admin).await.json().await.unwrap();
-    assert_eq!(page["items"].as_array().unwrap().len(), 2);
-    let cursor = page["next_cursor"].as_str().unwrap();
-    let rest: Value = get(&app, &format!("/api/v1/auth/users?limit=2&cursor={cursor}"), &admin)
+    let page: Value = get(&app, "/api/v1/auth/users?limit=2", &admin)
         .await
         .json()
         .await
         .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let rest: Value = get(
+        &app,
+        &format!("/api/v1/auth/users?limit=2&cursor={cursor}"),
+        &admin,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(rest["items"].as_array().unwrap().len(), 2);
     assert!(rest["next_cursor"].is_null());
-    let names: Vec<&str> = page["items"].as_array().unwrap().iter().chain(rest["items"].as_array().unwrap())
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["items"].as_array().unwrap())
         .map(|u| u["username"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["admin", "ann", "ben", "cat"]);
     assert_no_secrets(&page.to_string());
 
     let ben_id = ids[1].clone();
-    let ben_token = login_ok(&app, "ben", PASSWORD).await["token"].as_str().unwrap().to_string();
+    let ben_token = login_ok(&app, "ben", PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    let response = send_json(&app, Method::PATCH, &format!("/api/v1/auth/users/{ben_id}"), &admin,
-        json!({"display_name": "Ben B.", "roles": ["Editor"]})).await;
+    let response = send_json(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/auth/users/{ben_id}"),
+        &admin,
+        json!({"display_name": "Ben B.", "roles": ["Editor"]}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let ben: Value = response.json().await.unwrap();
     assert_eq!(ben["roles"], json!(["Editor"]));
     assert_eq!(ben["display_name"], "Ben B.");
-    assert_eq!(validate(&app, &ben_token).await, StatusCode::UNAUTHORIZED, "a role change revokes old tokens");
+    assert_eq!(
+        validate(&app, &ben_token).await,
+        StatusCode::UNAUTHORIZED,
+        "a role change revokes old tokens"
+    );
     let fresh = login_ok(&app, "ben", PASSWORD).await;
-    let valid: Value = get(&app, "/api/v1/auth/validate", fresh["token"].as_str().unwrap()).await.json().await.unwrap();
-    assert!(valid["permissions"].as_array().unwrap().contains(&json!("bots:write")));
+    let valid: Value = get(
+        &app,
+        "/api/v1/auth/validate",
+        fresh["token"].as_str().unwrap(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        valid["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("bots:write"))
+    );
 
-    let response = send_json(&app, Method::PATCH, &format!("/api/v1/auth/users/{ben_id}"), &admin, json!({"disabled": true})).await;
+    let response = send_json(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/auth/users/{ben_id}"),
+        &admin,
+        json!({"disabled": true}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(validate(&app, fresh["token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED, "disabling ends sessions");
-    assert_eq!(login(&app, "ben", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        validate(&app, fresh["token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+        "disabling ends sessions"
+    );
+    assert_eq!(
+        login(&app, "ben", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 
-    let response = send_json(&app, Method::DELETE, &format!("/api/v1/auth/users/{ben_id}"), &admin, json!({})).await;
+    let response = send_json(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/auth/users/{ben_id}"),
+        &admin,
+        json!({}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(get(&app, &format!("/api/v1/auth/users/{ben_id}"), &admin).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&app, &format!("/api/v1/auth/users/{ben_id}"), &admin)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -68,7 +139,14 @@ async fn duplicate_and_invalid_users_are_refused_clearly() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     create_user(&app, &admin, "dora", &[]).await;
-    let dup = send_json(&app, Method::POST, "/api/v1/auth/users", &admin, json!({"username": "dora", "password": PASSWORD})).await;
+    let dup = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/users",
+        &admin,
+        json!({"username": "dora", "password": PASSWORD}),
+    )
+    .await;
     assert_eq!(dup.status(), StatusCode::CONFLICT);
     for body in [
         json!({"username": "x", "password": PASSWORD}),
@@ -77,7 +155,14 @@ async fn duplicate_and_invalid_users_are_refused_clearly() {
         json!({"username": "eve", "password": PASSWORD, "email": "not-an-email"}),
         json!({"username": "eve", "password": PASSWORD, "is_admin": true}),
     ] {
-        let response = send_json(&app, Method::POST, "/api/v1/auth/users", &admin, body.clone()).await;
+        let response = send_json(
+            &app,
+            Method::POST,
+            "/api/v1/auth/users",
+            &admin,
+            body.clone(),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error_code"], "INVALID_DATA");
@@ -88,11 +173,21 @@ async fn duplicate_and_invalid_users_are_refused_clearly() {
 async fn a_user_created_without_a_password_gets_a_one_time_one() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
-    let response = send_json(&app, Method::POST, "/api/v1/auth/users", &admin, json!({"username": "fay", "roles": ["Viewer"]})).await;
+    let response = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/users",
+        &admin,
+        json!({"username": "fay", "roles": ["Viewer"]}),
+    )
+    .await;
     let body: Value = response.json().await.unwrap();
     let temporary = body["temporary_password"].as_str().unwrap();
     assert!(body["user"]["must_change_password"].as_bool().unwrap());
-    assert_eq!(login(&app, "fay", temporary).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        login(&app, "fay", temporary).await.status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -103,16 +198,48 @@ async fn viewers_are_refused_on_every_admin_endpoint() {
     let admin_id = subject_of(&admin);
     let calls = [
         (Method::GET, "/api/v1/auth/users".to_string(), json!(null)),
-        (Method::POST, "/api/v1/auth/users".to_string(), json!({"username": "zed", "password": PASSWORD})),
-        (Method::GET, format!("/api/v1/auth/users/{admin_id}"), json!(null)),
-        (Method::PATCH, format!("/api/v1/auth/users/{admin_id}"), json!({"disabled": true})),
-        (Method::DELETE, format!("/api/v1/auth/users/{admin_id}"), json!(null)),
-        (Method::POST, format!("/api/v1/auth/users/{admin_id}/reset-password"), json!(null)),
+        (
+            Method::POST,
+            "/api/v1/auth/users".to_string(),
+            json!({"username": "zed", "password": PASSWORD}),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/auth/users/{admin_id}"),
+            json!(null),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/auth/users/{admin_id}"),
+            json!({"disabled": true}),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/auth/users/{admin_id}"),
+            json!(null),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/auth/users/{admin_id}/reset-password"),
+            json!(null),
+        ),
         (Method::GET, "/api/v1/auth/roles".to_string(), json!(null)),
-        (Method::POST, "/api/v1/auth/roles".to_string(), json!({"name": "x", "permissions": ["users:admin"]})),
-        (Method::DELETE, "/api/v1/auth/roles/Admin".to_string(), json!(null)),
+        (
+            Method::POST,
+            "/api/v1/auth/roles".to_string(),
+            json!({"name": "x", "permissions": ["users:admin"]}),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/auth/roles/Admin".to_string(),
+            json!(null),
+        ),
         (Method::GET, "/api/v1/auth/clients".to_string(), json!(null)),
-        (Method::POST, "/api/v1/auth/clients".to_string(), json!({"client_id": "abc", "audiences": ["logging"], "scopes": []})),
+        (
+            Method::POST,
+            "/api/v1/auth/clients".to_string(),
+            json!({"client_id": "abc", "audiences": ["logging"], "scopes": []}),
+        ),
     ];
     for (method, path, body) in calls {
         let response = send_json(&app, method.clone(), &path, &viewer, body).await;
@@ -121,7 +248,10 @@ async fn viewers_are_refused_on_every_admin_endpoint() {
         assert_eq!(error["error_code"], "FORBIDDEN");
     }
     // And the admin is still an admin.
-    assert_eq!(get(&app, "/api/v1/auth/users", &admin).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&app, "/api/v1/auth/users", &admin).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -129,20 +259,44 @@ async fn users_cannot_grant_themselves_roles() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let editor = token_of(&app, &admin, "eddie", &["Editor"]).await;
-    for body in [json!({"roles": ["Admin"]}), json!({"display_name": "E", "disabled": false}), json!({"perms": ["users:admin"]})] {
-        let response = send_json(&app, Method::PATCH, "/api/v1/auth/me", &editor, body.clone()).await;
+    for body in [
+        json!({"roles": ["Admin"]}),
+        json!({"display_name": "E", "disabled": false}),
+        json!({"perms": ["users:admin"]}),
+    ] {
+        let response = send_json(
+            &app,
+            Method::PATCH,
+            "/api/v1/auth/me",
+            &editor,
+            body.clone(),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
     }
-    let me: Value = send_json(&app, Method::PATCH, "/api/v1/auth/me", &editor, json!({"display_name": "Eddie"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = send_json(
+        &app,
+        Method::PATCH,
+        "/api/v1/auth/me",
+        &editor,
+        json!({"display_name": "Eddie"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(me["display_name"], "Eddie");
     assert_eq!(me["roles"], json!(["Editor"]));
     assert_no_secrets(&me.to_string());
     // An admin cannot lock themselves out either.
-    let own = send_json(&app, Method::PATCH, &format!("/api/v1/auth/users/{}", subject_of(&admin)), &admin, json!({"roles": ["Viewer"]})).await;
+    let own = send_json(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/auth/users/{}", subject_of(&admin)),
+        &admin,
+        json!({"roles": ["Viewer"]}),
+    )
+    .await;
     assert_eq!(own.status(), StatusCode::CONFLICT);
 }
 
@@ -154,21 +308,76 @@ async fn custom_roles_carry_their_permissions_into_tokens() {
         json!({"name": "Auditor", "description": "reads logs", "permissions": ["logs:read", "logs:read:debug"]})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let token = token_of(&app, &admin, "audrey", &["Auditor"]).await;
-    let valid: Value = get(&app, "/api/v1/auth/validate", &token).await.json().await.unwrap();
+    let valid: Value = get(&app, "/api/v1/auth/validate", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(valid["roles"], json!(["Auditor"]));
-    assert_eq!(valid["permissions"], json!(["logs:read", "logs:read:debug"]));
+    assert_eq!(
+        valid["permissions"],
+        json!(["logs:read", "logs:read:debug"])
+    );
 
-    let bad = send_json(&app, Method::POST, "/api/v1/auth/roles", &admin, json!({"name": "Bad", "permissions": ["LOGS"]})).await;
+    let bad = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/roles",
+        &admin,
+        json!({"name": "Bad", "permissions": ["LOGS"]}),
+    )
+    .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
-    let dup = send_json(&app, Method::POST, "/api/v1/auth/roles", &admin, json!({"name": "Auditor", "permissions": []})).await;
+    let dup = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/roles",
+        &admin,
+        json!({"name": "Auditor", "permissions": []}),
+    )
+    .await;
     assert_eq!(dup.status(), StatusCode::CONFLICT);
-    let put = send_json(&app, Method::PUT, "/api/v1/auth/roles/Auditor", &admin, json!({"permissions": ["logs:read"]})).await;
+    let put = send_json(
+        &app,
+        Method::PUT,
+        "/api/v1/auth/roles/Auditor",
+        &admin,
+        json!({"permissions": ["logs:read"]}),
+    )
+    .await;
     assert_eq!(put.status(), StatusCode::OK);
-    let builtin = send_json(&app, Method::DELETE, "/api/v1/auth/roles/Admin", &admin, json!(null)).await;
-    assert_eq!(builtin.status(), StatusCode::NOT_FOUND, "built-in roles stay");
-    let gone = send_json(&app, Method::DELETE, "/api/v1/auth/roles/Auditor", &admin, json!(null)).await;
+    let builtin = send_json(
+        &app,
+        Method::DELETE,
+        "/api/v1/auth/roles/Admin",
+        &admin,
+        json!(null),
+    )
+    .await;
+    assert_eq!(
+        builtin.status(),
+        StatusCode::NOT_FOUND,
+        "built-in roles stay"
+    );
+    let gone = send_json(
+        &app,
+        Method::DELETE,
+        "/api/v1/auth/roles/Auditor",
+        &admin,
+        json!(null),
+    )
+    .await;
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
-    let roles: Value = get(&app, "/api/v1/auth/roles", &admin).await.json().await.unwrap();
-    let names: Vec<&str> = roles.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let roles: Value = get(&app, "/api/v1/auth/roles", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["Admin", "Editor", "Manager", "Viewer"]);
 }

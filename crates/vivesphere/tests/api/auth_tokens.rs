@@ -11,7 +11,11 @@ use crate::helpers::{ADMIN_PASSWORD, spawn_app};
 
 /// Refused by /validate (INVALID_TOKEN) and by an ordinary protected route (UNAUTHORIZED).
 async fn assert_refused(app: &crate::helpers::TestApp, token: &str, why: &str) {
-    assert_eq!(validate(app, token).await, StatusCode::UNAUTHORIZED, "/validate accepted {why}");
+    assert_eq!(
+        validate(app, token).await,
+        StatusCode::UNAUTHORIZED,
+        "/validate accepted {why}"
+    );
     assert_eq!(
         get(app, "/api/v1/auth/me", token).await.status(),
         StatusCode::UNAUTHORIZED,
@@ -37,12 +41,21 @@ async fn bent_claims_are_refused() {
     let (kid, pkcs8) = signing_key(&app).await;
     let now = now();
     let cases: Vec<(&str, Value)> = vec![
-        ("expired", json!({"exp": now - 120, "iat": now - 1000, "nbf": now - 1000})),
+        (
+            "expired",
+            json!({"exp": now - 120, "iat": now - 1000, "nbf": now - 1000}),
+        ),
         ("not yet valid", json!({"nbf": now + 300})),
         ("another issuer", json!({"iss": "someone-else"})),
         ("another audience", json!({"aud": "other-system"})),
-        ("a service audience on a user token", json!({"aud": "vivesphere:logging"})),
-        ("an MFA-pending token", json!({"token_use": "mfa_pending", "aud": "vivesphere:mfa"})),
+        (
+            "a service audience on a user token",
+            json!({"aud": "vivesphere:logging"}),
+        ),
+        (
+            "an MFA-pending token",
+            json!({"token_use": "mfa_pending", "aud": "vivesphere:mfa"}),
+        ),
         ("a token without exp", json!({"exp": null})),
     ];
     for (why, changes) in cases {
@@ -76,19 +89,31 @@ async fn alg_none_hs256_with_the_public_key_and_key_headers_are_refused() {
         .json()
         .await
         .unwrap();
-    let public = URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
+    let public = URL_SAFE_NO_PAD
+        .decode(jwks["keys"][0]["x"].as_str().unwrap())
+        .unwrap();
     let hs_header = URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "kid": kid}).to_string());
     let input = format!("{hs_header}.{body}");
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &public);
     let mac = ring::hmac::sign(&key, input.as_bytes());
-    assert_refused(&app, &format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref())), "HS256 with the public key").await;
+    assert_refused(
+        &app,
+        &format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref())),
+        "HS256 with the public key",
+    )
+    .await;
 
     for header in [
         json!({"jku": "https://evil.example/jwks.json"}),
         json!({"x5u": "https://evil.example/cert.pem"}),
         json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": jwks["keys"][0]["x"]}}),
     ] {
-        assert_refused(&app, &sign(&kid, &pkcs8, &claims(&sub), header.clone()), &header.to_string()).await;
+        assert_refused(
+            &app,
+            &sign(&kid, &pkcs8, &claims(&sub), header.clone()),
+            &header.to_string(),
+        )
+        .await;
     }
 }
 
@@ -97,10 +122,21 @@ async fn an_unknown_kid_or_a_foreign_key_is_refused() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let sub = subject_of(&admin);
-    let foreign = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
-    assert_refused(&app, &sign("made-up-kid", foreign.as_ref(), &claims(&sub), json!({})), "unknown kid").await;
+    let foreign =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    assert_refused(
+        &app,
+        &sign("made-up-kid", foreign.as_ref(), &claims(&sub), json!({})),
+        "unknown kid",
+    )
+    .await;
     let (kid, _) = signing_key(&app).await;
-    assert_refused(&app, &sign(&kid, foreign.as_ref(), &claims(&sub), json!({})), "the right kid, a foreign key").await;
+    assert_refused(
+        &app,
+        &sign(&kid, foreign.as_ref(), &claims(&sub), json!({})),
+        "the right kid, a foreign key",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -110,12 +146,23 @@ async fn tampered_claims_break_the_signature() {
     let admin = admin_token(&app).await;
     let viewer = token_of(&app, &admin, "vera", &["Viewer"]).await;
     let parts: Vec<&str> = viewer.split('.').collect();
-    let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     payload["perms"] = json!(["users:admin"]);
     payload["roles"] = json!(["Admin"]);
-    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload.to_string()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[2]
+    );
     assert_refused(&app, &tampered, "tampered claims").await;
-    assert_refused(&app, body["refresh_token"].as_str().unwrap(), "a refresh token as an access token").await;
+    assert_refused(
+        &app,
+        body["refresh_token"].as_str().unwrap(),
+        "a refresh token as an access token",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -123,14 +170,21 @@ async fn rotated_keys_stay_published_so_issued_tokens_stay_valid() {
     let app = spawn_app().await;
     let before = admin_token(&app).await;
     let options = crate::helpers::options(&app.data_dir, None, &[]);
-    let kid = vivesphere::app::rotate_signing_keys(&options).await.unwrap();
+    let kid = vivesphere::app::rotate_signing_keys(&options)
+        .await
+        .unwrap();
     let jwks: Value = app
         .get("/api/v1/auth/.well-known/jwks.json")
         .await
         .json()
         .await
         .unwrap();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
     assert_eq!(kids.len(), 2, "{jwks}");
     assert!(kids.contains(&kid.as_str()));
     for key in jwks["keys"].as_array().unwrap() {

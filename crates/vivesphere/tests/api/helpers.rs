@@ -21,6 +21,8 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     pub served: Option<JoinHandle<anyhow::Result<()>>>,
     pub data_dir: tempfile::TempDir,
+    /// The app's queue, for tests that act as another service.
+    pub queue: Option<std::sync::Arc<dyn platform::queue::Queue>>,
     _postgres: Option<TestPostgres>,
 }
 
@@ -116,6 +118,7 @@ pub async fn spawn(
         .expect("the app builds");
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
+    let queue = Some(app.queue());
     let served = tokio::spawn(app.run());
     TestApp {
         addr,
@@ -123,6 +126,7 @@ pub async fn spawn(
         shutdown,
         served: Some(served),
         data_dir,
+        queue,
         _postgres: postgres,
     }
 }
