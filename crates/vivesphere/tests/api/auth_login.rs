@@ -476,3 +476,32 @@ async fn login_bodies_of_the_wrong_shape_are_400() {
         "over-long passwords are simply wrong"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_auth_route() {
+    let app = spawn_app().await;
+    let doc: Value = app.get("/api/v1/auth/openapi.json").await.json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/auth/login/mfa",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/auth/validate",
+        "/api/v1/auth/password",
+        "/api/v1/auth/me",
+        "/api/v1/auth/sessions/{session_id}",
+        "/api/v1/auth/mfa/totp/enroll",
+        "/api/v1/auth/users/{user_id}/reset-password",
+        "/api/v1/auth/roles/{name}",
+        "/api/v1/auth/clients",
+        "/api/v1/auth/token",
+        "/api/v1/auth/revoke",
+        "/api/v1/auth/introspect",
+        "/api/v1/auth/.well-known/jwks.json",
+        "/api/v1/auth/revocations",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
