@@ -81,12 +81,18 @@ fn verification_rates() {
         })
         .collect();
     // The floor: the Ed25519 signature check alone (ring), on the same tokens.
-    let public = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pair.public_key().as_ref().to_vec());
+    let public = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ED25519,
+        pair.public_key().as_ref().to_vec(),
+    );
     let split: Vec<(String, Vec<u8>)> = tokens
         .iter()
         .map(|t| {
             let (input, signature) = t.rsplit_once('.').unwrap();
-            (input.to_string(), URL_SAFE_NO_PAD.decode(signature).unwrap())
+            (
+                input.to_string(),
+                URL_SAFE_NO_PAD.decode(signature).unwrap(),
+            )
         })
         .collect();
     let started = Instant::now();

@@ -480,7 +480,12 @@ async fn login_bodies_of_the_wrong_shape_are_400() {
 #[tokio::test]
 async fn the_openapi_document_describes_every_auth_route() {
     let app = spawn_app().await;
-    let doc: Value = app.get("/api/v1/auth/openapi.json").await.json().await.unwrap();
+    let doc: Value = app
+        .get("/api/v1/auth/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for path in [
         "/api/v1/auth/login",
@@ -501,7 +506,100 @@ async fn the_openapi_document_describes_every_auth_route() {
         "/api/v1/auth/.well-known/jwks.json",
         "/api/v1/auth/revocations",
     ] {
-        assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn logins_failures_and_lockouts_are_emitted_as_user_activity_events() {
+    let app = spawn(None, &FAST_LOCKOUT, None).await;
+    login_ok(&app, "admin", ADMIN_PASSWORD).await;
+    for _ in 0..4 {
+        login(&app, "mallory", "wrong-guess-123").await;
+    }
+    let queue = app.queue.clone().unwrap();
+    let mut consumer = queue
+        .consumer(platform::queue::ConsumerSpec::new(
+            "activity-test",
+            "logs.user_activity.>",
+        ))
+        .await
+        .unwrap();
+    let mut actions = Vec::new();
+    while let Ok(Ok(delivery)) =
+        tokio::time::timeout(Duration::from_millis(500), consumer.next()).await
+    {
+        let event: Value = serde_json::from_slice(&delivery.message.payload).unwrap();
+        assert_eq!(event["specversion"], "1.0");
+        assert_eq!(
+            event["id"], delivery.message.id,
+            "the CloudEvents id is the dedupe id"
+        );
+        assert_eq!(event["source"], "vivesphere/authentication");
+        assert!(event["request_id"].is_string(), "{event}");
+        assert!(
+            !event.to_string().contains("wrong-guess-123"),
+            "a password reached an event"
+        );
+        actions.push(event["data"]["action"].as_str().unwrap().to_string());
+        delivery.ack().await.unwrap();
+    }
+    assert!(
+        actions.contains(&"login.succeeded".to_string()),
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "login.failed").count(),
+        3,
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"login.throttled".to_string()),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn user_administration_runs_on_postgres() {
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    let app = spawn(None, &[], Some(pg)).await;
+    let admin = admin_token(&app).await;
+    let id = create_user(&app, &admin, "pgrid", &["Manager"]).await;
+    let token = login_ok(&app, "pgrid", PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let valid: Value = get(&app, "/api/v1/auth/validate", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        valid["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("botdata:reveal"))
+    );
+    let disabled = send_json(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/auth/users/{id}"),
+        &admin,
+        json!({"disabled": true}),
+    )
+    .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(validate(&app, &token).await, StatusCode::UNAUTHORIZED);
+    let users: Value = get(&app, "/api/v1/auth/users", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["items"].as_array().unwrap().len(), 2);
 }

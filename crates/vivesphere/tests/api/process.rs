@@ -66,6 +66,17 @@ async fn sigterm_drains_and_exits_zero_and_logs_carry_request_ids_not_queries() 
     };
     let notice = initial_admin_notice.expect("the initial admin's password is printed once");
     assert!(notice.starts_with("Initial admin created"), "{notice}");
+    // The printed password works, but only to change it.
+    let printed = notice.split('"').nth(3).unwrap();
+    let login = client()
+        .post(format!("http://{address}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": printed}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), reqwest::StatusCode::FORBIDDEN);
+    let body: serde_json::Value = login.json().await.unwrap();
+    assert_eq!(body["error_code"], "PASSWORD_CHANGE_REQUIRED");
     let ready = client()
         .get(format!(
             "http://{address}/health/ready?token=query-secret-123"
@@ -208,4 +219,28 @@ fn migrate_creates_each_services_database() {
         assert!(dir.path().join(format!("{file}.db")).exists(), "{file}");
     }
     assert_eq!(text.lines().count(), 5, "{text}");
+}
+
+#[test]
+fn auth_rotate_keys_starts_a_new_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = vivesphere(&dir)
+        .args(["auth", "rotate-keys"])
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = vivesphere(&dir)
+        .args(["auth", "rotate-keys"])
+        .output()
+        .unwrap();
+    let (a, b) = (
+        String::from_utf8(first.stdout).unwrap(),
+        String::from_utf8(second.stdout).unwrap(),
+    );
+    assert!(a.starts_with("new signing key "), "{a}");
+    assert_ne!(a, b, "each rotation makes a new key");
 }
