@@ -5,11 +5,13 @@
 mod claims;
 mod extract;
 mod keys;
+mod service_tokens;
 mod verifier;
 
 pub use claims::{Claims, Revocation, RevocationKind, TokenUse};
 pub use extract::{Authenticated, bearer_token};
 pub use keys::{HttpKeySource, Jwk, JwkSet, KeySource};
+pub use service_tokens::ServiceTokens;
 pub use verifier::{TokenError, TokenVerifier};
 
 /// Subject of the fan-out events that announce revocations (`auth.revocations.<kind>`).

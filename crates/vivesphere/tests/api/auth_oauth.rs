@@ -330,3 +330,40 @@ async fn a_revoked_token_is_refused_by_every_service_verifier_before_it_expires(
     );
     assert!(late.verify(&access).await.is_err());
 }
+
+#[tokio::test]
+async fn services_get_reuse_and_present_client_credentials_tokens() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let secret = create_client(&app, &admin).await;
+    let tokens = platform::auth::ServiceTokens::new(
+        &app.url(""),
+        "bot-runner",
+        platform::config::Secret::new(secret),
+        "logging",
+    )
+    .unwrap();
+    let first = tokens.token().await.unwrap();
+    assert_eq!(tokens.token().await.unwrap(), first, "reused while fresh");
+    // The logging service's verifier accepts it; another service's does not.
+    let verifier_for = |service: &str| {
+        TokenVerifier::new(
+            Arc::new(HttpKeySource::new(app.url("")).unwrap()),
+            &platform::config::AuthSettings::default(),
+            service,
+        )
+    };
+    let claims = verifier_for("logging").verify(&first).await.unwrap();
+    assert_eq!(claims.sub, "client:bot-runner");
+    assert_eq!(claims.perms, ["logs:write", "bots:read"]);
+    assert!(verifier_for("bot-manager").verify(&first).await.is_err());
+
+    let wrong = platform::auth::ServiceTokens::new(
+        &app.url(""),
+        "bot-runner",
+        platform::config::Secret::new("nope"),
+        "logging",
+    )
+    .unwrap();
+    assert!(wrong.token().await.is_err());
+}

@@ -1,0 +1,123 @@
+//! The calling side of service-to-service auth: fetches a client_credentials token from the
+//! Authentication service and reuses it until shortly before it expires.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::config::Secret;
+
+/// Renew this long before expiry, so a token never expires in flight.
+const RENEW_BEFORE: Duration = Duration::from_secs(30);
+
+/// A service's client credentials for calling one other service.
+pub struct ServiceTokens {
+    http: reqwest::Client,
+    token_url: String,
+    client_id: String,
+    client_secret: Secret,
+    audience: String,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl ServiceTokens {
+    /// `audience` is the target name of the service to call (`logging`, `bot-manager`, …).
+    pub fn new(
+        authentication_url: &str,
+        client_id: impl Into<String>,
+        client_secret: Secret,
+        audience: impl Into<String>,
+    ) -> anyhow::Result<Self> {
+        crate::install_crypto_provider();
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+            token_url: format!(
+                "{}/api/v1/auth/token",
+                authentication_url.trim_end_matches('/')
+            ),
+            client_id: client_id.into(),
+            client_secret,
+            audience: audience.into(),
+            cached: Mutex::new(None),
+        })
+    }
+
+    /// A live token for the audience: the cached one, or a new one.
+    pub async fn token(&self) -> anyhow::Result<String> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, renew_at)) = cached.as_ref()
+            && Instant::now() < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        // The secret goes in the body (form-encoded), never in a URL.
+        let body = form_body(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &self.client_id),
+            ("client_secret", self.client_secret.expose()),
+            ("audience", &self.audience),
+        ]);
+        let response = self
+            .http
+            .post(&self.token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {}", self.token_url))?;
+        if !response.status().is_success() {
+            anyhow::bail!(
+                "token request for {} refused: {}",
+                self.audience,
+                response.status()
+            );
+        }
+        let issued: TokenResponse = response.json().await.context("bad token response")?;
+        let lifetime = Duration::from_secs(issued.expires_in);
+        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE).max(lifetime / 2);
+        *cached = Some((issued.access_token.clone(), renew_at));
+        Ok(issued.access_token)
+    }
+}
+
+/// `application/x-www-form-urlencoded` for a few pairs (RFC 3986 unreserved kept as is).
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect()
+    }
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_escape_reserved_characters() {
+        assert_eq!(
+            form_body(&[("a", "x y&z=1"), ("b", "ok-_.~")]),
+            "a=x%20y%26z%3D1&b=ok-_.~"
+        );
+    }
+}
