@@ -1,6 +1,7 @@
 //! TOTP (RFC 6238: SHA-1, 6 digits, 30-second steps, one step of skew). The secret is sealed
 //! at rest; the last accepted step is stored so that a code cannot be replayed.
 
+use platform::http::form::percent_encode;
 use totp_rs::{Algorithm, Builder, Totp};
 
 use crate::crypto::{Sealer, random_bytes};
@@ -41,17 +42,6 @@ pub fn base32(secret: &[u8]) -> String {
         out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
     }
     out
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// The `otpauth://` URI an authenticator app scans.

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use crate::config::Secret;
+use crate::http::form::form_body;
 
 /// Renew this long before expiry, so a token never expires in flight.
 const RENEW_BEFORE: Duration = Duration::from_secs(30);
@@ -87,37 +88,5 @@ impl ServiceTokens {
         let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE).max(lifetime / 2);
         *cached = Some((issued.access_token.clone(), renew_at));
         Ok(issued.access_token)
-    }
-}
-
-/// `application/x-www-form-urlencoded` for a few pairs (RFC 3986 unreserved kept as is).
-fn form_body(pairs: &[(&str, &str)]) -> String {
-    fn encode(text: &str) -> String {
-        text.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                other => format!("%{other:02X}"),
-            })
-            .collect()
-    }
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn form_bodies_escape_reserved_characters() {
-        assert_eq!(
-            form_body(&[("a", "x y&z=1"), ("b", "ok-_.~")]),
-            "a=x%20y%26z%3D1&b=ok-_.~"
-        );
     }
 }

@@ -3,6 +3,7 @@
 //! routes and methods.
 
 pub mod error;
+pub mod form;
 pub mod health;
 pub mod json;
 pub mod metrics;
