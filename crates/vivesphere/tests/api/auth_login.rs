@@ -85,11 +85,11 @@ async fn unknown_users_cost_as_much_time_as_wrong_passwords() {
             timings[i] += started.elapsed();
         }
     }
-    // Both run one argon2 verification; without the decoy the unknown user would answer
-    // in a fraction of the time.
+    // Both run one argon2 verification; without the decoy the unknown user would answer in
+    // about a fortieth of the time. The band is wide because tests run side by side.
     let ratio = timings[1].as_secs_f64() / timings[0].as_secs_f64();
     assert!(
-        (0.5..2.0).contains(&ratio),
+        (0.33..3.0).contains(&ratio),
         "unknown/known = {ratio:.2} ({timings:?})"
     );
 }
