@@ -213,7 +213,7 @@ impl Target for AuthenticationService {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let state = Arc::new(Inner {
             policy: PasswordPolicy::new(settings.password.clone()),
-            decoy_hash: password::decoy_hash(),
+            decoy_hash: password::DECOY_HASH.to_string(),
             hashing: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
             sealer,
             activity: ActivityLog::new(ctx.queue.clone(), NAME),

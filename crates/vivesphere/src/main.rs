@@ -72,7 +72,18 @@ enum ConfigCommand {
     },
 }
 
+/// Large allocations (argon2 takes 19 MiB per password hash) go straight to mmap and back to
+/// the OS when freed. Without a fixed threshold glibc raises it after the first such free
+/// and then keeps every later 19 MiB block in a per-thread arena for good.
+fn return_large_allocations_to_the_os() {
+    // SAFETY: mallopt only sets an allocator parameter; called once, before other threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    return_large_allocations_to_the_os();
     platform::install_crypto_provider();
     let cli = Cli::parse();
     if cli.list_targets {
