@@ -118,8 +118,7 @@ pub async fn verify(password: String, phc: String) -> anyhow::Result<Verified> {
 /// A hash to verify against when the user does not exist, so that an unknown username costs
 /// the same time as a wrong password. It is the argon2id hash (OWASP parameters) of a random
 /// password nobody kept; a constant, so start-up does not spend a hash (and its 19 MiB) on it.
-pub const DECOY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$G19gJxbeIYs+Pw9aQvPJdw$RSc2ZqUQ0+UCC59S5HOrkZmdsBhcy7o+3BiBjDylYmc";
+pub const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$G19gJxbeIYs+Pw9aQvPJdw$RSc2ZqUQ0+UCC59S5HOrkZmdsBhcy7o+3BiBjDylYmc";
 
 #[cfg(test)]
 mod tests {
@@ -169,7 +168,10 @@ mod tests {
     #[tokio::test]
     async fn the_decoy_hash_has_current_parameters_and_matches_nothing_guessable() {
         // Same parameters, so verifying against it costs what a real verification costs.
-        assert_eq!(verify("admin".into(), DECOY_HASH.into()).await.unwrap(), Verified::No);
+        assert_eq!(
+            verify("admin".into(), DECOY_HASH.into()).await.unwrap(),
+            Verified::No
+        );
         assert!(DECOY_HASH.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     }
 
