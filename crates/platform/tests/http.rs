@@ -8,7 +8,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use platform::Json;
 use platform::http::metrics::MetricsRegistry;
-use platform::http::{finish_router, with_body_limit};
+use platform::http::{finish_router, with_request_limits};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,8 +26,13 @@ async fn greet(Json(greeting): Json<Greeting>) -> Json<Value> {
 }
 
 async fn slow() -> &'static str {
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     "finished"
+}
+
+async fn too_slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    "never seen"
 }
 
 async fn explode() -> &'static str {
@@ -49,8 +54,12 @@ async fn serve(drain: Duration) -> TestServer {
     let routes = Router::new()
         .route("/greet", post(greet))
         .route("/slow", get(slow))
+        .route("/too-slow", get(too_slow))
         .route("/explode", get(explode));
-    let router = finish_router(with_body_limit(routes, 1024), MetricsRegistry::new().http);
+    let router = finish_router(
+        with_request_limits(routes, 1024, Duration::from_millis(400)),
+        MetricsRegistry::new().http,
+    );
     let listener = platform::server::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -285,4 +294,18 @@ async fn shutdown_reports_a_drain_that_overran_its_timeout() {
     let err = server.served.await.unwrap().unwrap_err();
     assert!(err.to_string().contains("drain timeout"), "{err}");
     in_flight.abort();
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_gets_503_timeout() {
+    let server = serve(Duration::from_secs(5)).await;
+    let started = std::time::Instant::now();
+    let response = client()
+        .get(url(&server, "/too-slow"))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let body = assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "TIMEOUT").await;
+    assert!(body["message"].as_str().unwrap().contains("0.4"), "{body}");
 }

@@ -16,7 +16,7 @@ use platform::db::Database;
 use platform::http::health::{Health, ReadinessCheck, health_routes, service_health_route};
 use platform::http::metrics::{MetricsRegistry, metrics_handler};
 use platform::http::openapi::docs_routes;
-use platform::http::{finish_router, with_body_limit};
+use platform::http::{finish_router, with_request_limits};
 use platform::queue::{self, Queue};
 use platform::target::{Target, TargetContext, TargetInfo};
 use tokio::net::TcpListener;
@@ -305,9 +305,10 @@ impl App {
             }
             // The service's own verifier, if it set one, sits inside and wins.
             let service_router = service_router.layer(Extension(verifier));
-            router = router.merge(with_body_limit(
+            router = router.merge(with_request_limits(
                 service_router,
                 entry.platform.server.body_limit,
+                Duration::from_secs(entry.platform.server.request_timeout.max(1)),
             ));
             tracing::info!(service = info.name, "target built");
         }

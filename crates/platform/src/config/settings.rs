@@ -46,6 +46,8 @@ pub struct ServerSettings {
     pub shutdown_timeout: u64,
     /// Largest accepted request body in bytes; larger bodies get 413.
     pub body_limit: usize,
+    /// Seconds a request may take before it is answered 503 `TIMEOUT`.
+    pub request_timeout: u64,
 }
 
 impl Default for ServerSettings {
@@ -54,6 +56,7 @@ impl Default for ServerSettings {
             listen: None,
             shutdown_timeout: 30,
             body_limit: 1024 * 1024,
+            request_timeout: 30,
         }
     }
 }

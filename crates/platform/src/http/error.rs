@@ -30,6 +30,7 @@ pub enum ErrorCode {
     RateLimited,
     NotReady,
     Sealed,
+    Timeout,
     Internal,
 }
 
@@ -53,6 +54,7 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::NotReady => "NOT_READY",
             Self::Sealed => "SEALED",
+            Self::Timeout => "TIMEOUT",
             Self::Internal => "INTERNAL_ERROR",
         }
     }
@@ -70,7 +72,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::NotReady | Self::Sealed => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady | Self::Sealed | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -10,11 +10,15 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 
 /// Wraps the process's whole router: request ids, access log, metrics, panics turned into
 /// our 500 shape, and our 404/405 bodies.
@@ -24,7 +28,6 @@ pub fn finish_router(router: Router, metrics: metrics::HttpMetrics) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
-                use axum::response::IntoResponse;
                 tracing::error!("request handler panicked");
                 ApiError::internal("handler panicked").into_response()
             },
@@ -35,7 +38,25 @@ pub fn finish_router(router: Router, metrics: metrics::HttpMetrics) -> Router {
         ))
 }
 
-/// Applies a service's body limit to its routes (bigger bodies get 413 from our extractors).
-pub fn with_body_limit(router: Router, limit: usize) -> Router {
-    router.layer(DefaultBodyLimit::max(limit))
+/// Applies a service's limits to its routes: bodies over `body_limit` get 413 from our
+/// extractors, and a request not answered within `timeout` gets 503 `TIMEOUT` (its handler is
+/// dropped, so the work stops too).
+pub fn with_request_limits(router: Router, body_limit: usize, timeout: Duration) -> Router {
+    router
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| async move {
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => ApiError::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "no answer within {} s; try again later",
+                            timeout.as_secs_f64()
+                        ),
+                    )
+                    .into_response(),
+                }
+            },
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
 }
