@@ -91,17 +91,35 @@ pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A connection to the Authentication service's own tables, on whichever backend it runs.
+pub async fn authentication_db(app: &TestApp) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    match &app.postgres_url {
+        Some(url) => sqlx::any::AnyPoolOptions::new()
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, "SET search_path TO authentication").await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .unwrap(),
+        None => {
+            let path = app.data_dir.path().join("authentication.db");
+            sqlx::AnyPool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap()
+        }
+    }
+}
+
 /// The service's active signing key, unsealed from its SQLite database with the
 /// development key file.
 pub async fn signing_key(app: &TestApp) -> (String, Vec<u8>) {
     let key = std::fs::read_to_string(app.data_dir.path().join("authentication.key")).unwrap();
     let sealer = authentication::crypto::Sealer::from_base64(&key).unwrap();
-    sqlx::any::install_default_drivers();
-    let url = format!(
-        "sqlite://{}",
-        app.data_dir.path().join("authentication.db").display()
-    );
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let pool = authentication_db(app).await;
     let row = sqlx::query(
         "SELECT kid, private_key_sealed FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
     )

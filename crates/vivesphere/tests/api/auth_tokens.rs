@@ -169,7 +169,12 @@ async fn tampered_claims_break_the_signature() {
 async fn rotated_keys_stay_published_so_issued_tokens_stay_valid() {
     let app = spawn_app().await;
     let before = admin_token(&app).await;
-    let options = crate::helpers::options(&app.data_dir, None, &[]);
+    // The CLI path, against the same storage the running app uses.
+    let url_env = app
+        .postgres_url
+        .as_deref()
+        .map(|url| ("VIVESPHERE_DATABASE__URL", url));
+    let options = crate::helpers::options(&app.data_dir, None, url_env.as_slice());
     let kid = vivesphere::app::rotate_signing_keys(&options)
         .await
         .unwrap();

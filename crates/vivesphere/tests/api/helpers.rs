@@ -23,6 +23,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The app's queue, for tests that act as another service.
     pub queue: Option<std::sync::Arc<dyn platform::queue::Queue>>,
+    /// Set when the app runs on PostgreSQL.
+    pub postgres_url: Option<String>,
     _postgres: Option<TestPostgres>,
 }
 
@@ -102,12 +104,27 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// With `VIVESPHERE_TEST_APP_DATABASE=postgres` every app test runs on PostgreSQL (CI runs
+/// the suite once per backend).
+fn apps_on_postgres() -> bool {
+    std::env::var("VIVESPHERE_TEST_APP_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
 /// Builds and serves an app; `postgres` puts every service on a fresh test database.
 pub async fn spawn(
     target: Option<&str>,
     extra_env: &[(&str, &str)],
     postgres: Option<TestPostgres>,
 ) -> TestApp {
+    let postgres =
+        match postgres {
+            Some(pg) => Some(pg),
+            None if apps_on_postgres() => Some(TestPostgres::create().await.expect(
+                "VIVESPHERE_TEST_APP_DATABASE=postgres needs VIVESPHERE_TEST_DATABASE_URL",
+            )),
+            None => None,
+        };
+    let postgres_url = postgres.as_ref().map(|pg| pg.url().to_string());
     let data_dir = tempfile::tempdir().unwrap();
     let mut env: Vec<(&str, &str)> = extra_env.to_vec();
     if let Some(pg) = &postgres {
@@ -127,6 +144,7 @@ pub async fn spawn(
         served: Some(served),
         data_dir,
         queue,
+        postgres_url,
         _postgres: postgres,
     }
 }
