@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use axum::Extension;
 use platform::activity::ActivityLog;
 use platform::auth::TokenVerifier;
 use platform::config::Profile;
@@ -209,7 +208,6 @@ impl Target for AuthenticationService {
             &ctx.platform.auth,
             NAME,
         );
-        verifier.follow_revocations(ctx.queue.clone(), ctx.shutdown.clone());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let state = Arc::new(Inner {
             policy: PasswordPolicy::new(settings.password.clone()),
@@ -228,9 +226,10 @@ impl Target for AuthenticationService {
         let mut doc = service_document("Authentication", ROUTE_PREFIX);
         doc.merge(api::AuthApi::openapi());
         Ok(BuiltTarget {
-            router: api::router(state).layer(Extension(verifier)),
+            router: api::router(state),
             openapi: Some(doc),
             checks: Vec::new(),
+            verifier: Some(verifier),
         })
     }
 }

@@ -34,6 +34,7 @@ impl Target for BotManagerService {
             router: Router::new(),
             openapi: Some(service_document("Bot Manager", ROUTE_PREFIX)),
             checks: Vec::new(),
+            verifier: None,
         })
     }
 }

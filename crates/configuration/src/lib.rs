@@ -34,6 +34,7 @@ impl Target for ConfigurationService {
             router: Router::new(),
             openapi: Some(service_document("Configuration", ROUTE_PREFIX)),
             checks: Vec::new(),
+            verifier: None,
         })
     }
 }

@@ -34,6 +34,7 @@ impl Target for GatewayService {
             router: Router::new(),
             openapi: None,
             checks: Vec::new(),
+            verifier: None,
         })
     }
 }

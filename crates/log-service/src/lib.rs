@@ -34,6 +34,7 @@ impl Target for LoggingService {
             router: Router::new(),
             openapi: Some(service_document("Logging", ROUTE_PREFIX)),
             checks: Vec::new(),
+            verifier: None,
         })
     }
 }

@@ -68,6 +68,10 @@ pub struct BuiltTarget {
     pub openapi: Option<utoipa::openapi::OpenApi>,
     /// Readiness checks beyond its database and the queue, which the platform adds.
     pub checks: Vec<ReadinessCheck>,
+    /// How its routes verify tokens, if not from the JWKS over HTTP (the Authentication
+    /// service reads its own keys). The platform puts it in the request extensions and
+    /// feeds it revocation events.
+    pub verifier: Option<crate::auth::TokenVerifier>,
 }
 
 /// What the registry needs to know about a target before building it.

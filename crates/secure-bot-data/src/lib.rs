@@ -34,6 +34,7 @@ impl Target for SecureBotDataService {
             router: Router::new(),
             openapi: Some(service_document("Secure Bot Data", ROUTE_PREFIX)),
             checks: Vec::new(),
+            verifier: None,
         })
     }
 }

@@ -271,12 +271,6 @@ impl App {
                     },
                 ));
             }
-            let verifier = TokenVerifier::new(
-                Arc::new(HttpKeySource::new(&authentication_url)?),
-                &entry.platform.auth,
-                info.name,
-            );
-            verifier.follow_revocations(queue.clone(), shutdown.clone());
             let built = entry
                 .target
                 .build(TargetContext {
@@ -303,7 +297,15 @@ impl App {
                     service_router = service_router.merge(docs_routes(prefix, doc));
                 }
             }
-            // The service's own verifier, if it set one, sits inside and wins.
+            let verifier = match built.verifier {
+                Some(verifier) => verifier,
+                None => TokenVerifier::new(
+                    Arc::new(HttpKeySource::new(&authentication_url)?),
+                    &entry.platform.auth,
+                    info.name,
+                ),
+            };
+            verifier.follow_revocations(queue.clone(), shutdown.clone());
             let service_router = service_router.layer(Extension(verifier));
             router = router.merge(with_request_limits(
                 service_router,
