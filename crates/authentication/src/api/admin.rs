@@ -360,6 +360,36 @@ fn check_permissions(permissions: &[String]) -> Result<(), ApiError> {
     }
 }
 
+/// Records a role change as user activity and returns the role as stored.
+async fn record_role_change(
+    state: &AppState,
+    claims: &platform::auth::Claims,
+    action: &str,
+    name: &str,
+    permissions: &[String],
+) -> Result<Role, ApiError> {
+    state
+        .activity
+        .record(
+            Activity::new(action)
+                .actor(claims.sub.clone())
+                .subject(name.to_string())
+                .details(json!({"permissions": permissions})),
+        )
+        .await;
+    roles::get(&state.db, name)
+        .await?
+        .ok_or_else(|| ApiError::internal("role vanished"))
+}
+
+/// A role's permissions changed: its holders' tokens go, so the change applies at once.
+async fn revoke_holders(state: &AppState, holders: Vec<String>) -> Result<(), ApiError> {
+    for user_id in holders {
+        state.revoke_user(&user_id).await?;
+    }
+    Ok(())
+}
+
 /// Create a custom role.
 #[utoipa::path(post, path = "/api/v1/auth/roles", tag = "auth", security(("bearer" = [])), request_body = RoleBody,
     responses((status = 201, body = Role), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -382,18 +412,8 @@ pub async fn create_role(
             "a role with that name exists",
         ));
     }
-    state
-        .activity
-        .record(
-            Activity::new("role.created")
-                .actor(claims.sub.clone())
-                .subject(name.clone())
-                .details(json!({"permissions": body.permissions})),
-        )
-        .await;
-    let role = roles::get(&state.db, &name)
-        .await?
-        .ok_or_else(|| ApiError::internal("role vanished"))?;
+    let role =
+        record_role_change(&state, &claims, "role.created", &name, &body.permissions).await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -414,18 +434,9 @@ pub async fn put_role(
             "no such custom role (built-in roles cannot change)",
         ));
     }
-    state
-        .activity
-        .record(
-            Activity::new("role.changed")
-                .actor(claims.sub.clone())
-                .subject(name.clone())
-                .details(json!({"permissions": body.permissions})),
-        )
-        .await;
-    let role = roles::get(&state.db, &name)
-        .await?
-        .ok_or_else(|| ApiError::internal("role vanished"))?;
+    revoke_holders(&state, roles::holders(&state.db, &name).await?).await?;
+    let role =
+        record_role_change(&state, &claims, "role.changed", &name, &body.permissions).await?;
     Ok(Json(role))
 }
 
@@ -438,11 +449,13 @@ pub async fn delete_role(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     claims.require("roles:admin")?;
+    let holders = roles::holders(&state.db, &name).await?;
     if !roles::delete(&state.db, &name).await? {
         return Err(ApiError::not_found(
             "no such custom role (built-in roles cannot be deleted)",
         ));
     }
+    revoke_holders(&state, holders).await?;
     state
         .activity
         .record(

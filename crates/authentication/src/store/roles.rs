@@ -204,6 +204,17 @@ pub async fn delete(db: &Database, name: &str) -> anyhow::Result<bool> {
     Ok(deleted == 1)
 }
 
+/// The users holding `role`.
+pub async fn holders(db: &Database, role: &str) -> anyhow::Result<Vec<String>> {
+    sqlx::query("SELECT user_id FROM user_roles WHERE role = $1")
+        .bind(role)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("user_id").map_err(Into::into))
+        .collect()
+}
+
 /// The union of the permissions of `roles`, sorted.
 pub async fn permissions_of(db: &Database, roles: &[String]) -> anyhow::Result<Vec<String>> {
     let mut permissions = std::collections::BTreeSet::new();

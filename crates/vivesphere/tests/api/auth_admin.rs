@@ -346,6 +346,22 @@ async fn custom_roles_carry_their_permissions_into_tokens() {
     )
     .await;
     assert_eq!(put.status(), StatusCode::OK);
+    assert_eq!(
+        validate(&app, &token).await,
+        StatusCode::UNAUTHORIZED,
+        "holders' tokens go with the change"
+    );
+    let fresh = login_ok(&app, "audrey", PASSWORD).await;
+    let valid: Value = get(
+        &app,
+        "/api/v1/auth/validate",
+        fresh["token"].as_str().unwrap(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(valid["permissions"], json!(["logs:read"]));
     let builtin = send_json(
         &app,
         Method::DELETE,
