@@ -408,7 +408,7 @@ async fn an_admin_reset_forces_a_change_at_next_login() {
 const FAST_LOCKOUT: [(&str, &str); 4] = [
     ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__BACKOFF_AFTER", "3"),
     ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__LOCK_AFTER", "4"),
-    ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__BACKOFF_BASE", "1"),
+    ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__BACKOFF_BASE", "2"),
     ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__LOCK_DURATION", "2"),
 ];
 
@@ -435,7 +435,7 @@ async fn repeated_failures_back_off_then_lock_and_the_lock_expires() {
     }
     // Three failures: the next attempt must wait, even with the right password.
     assert_throttled(login(&app, "admin", ADMIN_PASSWORD).await).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
         login(&app, "admin", "wrong-guess-123").await.status(),
         StatusCode::UNAUTHORIZED
@@ -515,8 +515,17 @@ async fn the_openapi_document_describes_every_auth_route() {
 }
 
 #[tokio::test]
-async fn logins_failures_and_lockouts_are_emitted_as_user_activity_events() {
-    let app = spawn(None, &FAST_LOCKOUT, None).await;
+async fn logins_failures_and_throttling_are_emitted_as_user_activity_events() {
+    // A long backoff, so the fourth attempt is throttled however slow the machine is.
+    let app = spawn(
+        None,
+        &[
+            ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__BACKOFF_AFTER", "3"),
+            ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__BACKOFF_BASE", "60"),
+        ],
+        None,
+    )
+    .await;
     login_ok(&app, "admin", ADMIN_PASSWORD).await;
     for _ in 0..4 {
         login(&app, "mallory", "wrong-guess-123").await;
