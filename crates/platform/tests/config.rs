@@ -18,6 +18,15 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Loads `dir` for `target` with exactly the variables `vars`.
+fn load(
+    dir: &tempfile::TempDir,
+    vars: &[(&str, &str)],
+    target: Option<&str>,
+) -> Result<platform::config::LayeredConfig, ConfigError> {
+    ConfigLoader::new(dir.path(), env(vars), defaults())?.load(target)
+}
+
 fn defaults() -> serde_json::Value {
     let mut value = PlatformSettings::defaults();
     value["authentication"] = json!({"access_token_ttl": 900});
@@ -145,10 +154,7 @@ fn merging_keeps_sibling_keys_from_lower_layers() {
         "global.yaml",
         "server:\n  shutdown_timeout: 11\n  body_limit: 2048\n",
     );
-    let config = ConfigLoader::new(dir.path(), env(&[]), defaults())
-        .unwrap()
-        .load(Some("authentication"))
-        .unwrap();
+    let config = load(&dir, &[], Some("authentication")).unwrap();
     let settings = PlatformSettings::from_config(&config).unwrap();
     assert_eq!(settings.server.shutdown_timeout, 12);
     assert_eq!(settings.server.body_limit, 2048);
@@ -183,10 +189,7 @@ fn environment_variables_reach_service_sections() {
 fn unknown_key_names_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "global.yaml", "server:\n  shutdown_timout: 5\n");
-    let config = ConfigLoader::new(dir.path(), env(&[]), defaults())
-        .unwrap()
-        .load(None)
-        .unwrap();
+    let config = load(&dir, &[], None).unwrap();
     let err = PlatformSettings::from_config(&config).unwrap_err();
     assert!(matches!(err, ConfigError::UnknownKey { .. }), "{err:?}");
     let message = err.to_string();
@@ -202,10 +205,7 @@ fn unknown_section_names_file_and_key() {
         "profiles/production.yaml",
         "databse:\n  path: x\n",
     );
-    let config = ConfigLoader::new(dir.path(), env(&[("ENV", "production")]), defaults())
-        .unwrap()
-        .load(None)
-        .unwrap();
+    let config = load(&dir, &[("ENV", "production")], None).unwrap();
     let mut known = PlatformSettings::SECTIONS.to_vec();
     known.push("authentication");
     let message = config.check_sections(&known).unwrap_err().to_string();
@@ -217,10 +217,7 @@ fn unknown_section_names_file_and_key() {
 fn wrong_type_names_file_key_and_expectation() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "logging.yaml", "server:\n  body_limit: lots\n");
-    let config = ConfigLoader::new(dir.path(), env(&[]), defaults())
-        .unwrap()
-        .load(Some("logging"))
-        .unwrap();
+    let config = load(&dir, &[], Some("logging")).unwrap();
     let message = PlatformSettings::from_config(&config)
         .unwrap_err()
         .to_string();
@@ -251,10 +248,7 @@ fn wrong_type_from_the_environment_names_the_variable() {
 fn invalid_yaml_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "global.yaml", "server: [unclosed\n");
-    let err = ConfigLoader::new(dir.path(), env(&[]), defaults())
-        .unwrap()
-        .load(None)
-        .unwrap_err();
+    let err = load(&dir, &[], None).unwrap_err();
     assert!(matches!(err, ConfigError::Parse { .. }));
     assert!(err.to_string().contains("global.yaml"));
 }
@@ -273,10 +267,7 @@ fn placeholders_resolve_from_the_environment_and_are_secret() {
         "global.yaml",
         "database:\n  url: postgres://app:${DB_PASSWORD}@db:5432/vivesphere\n",
     );
-    let config = ConfigLoader::new(dir.path(), env(&[("DB_PASSWORD", "pa55-w0rd")]), defaults())
-        .unwrap()
-        .load(None)
-        .unwrap();
+    let config = load(&dir, &[("DB_PASSWORD", "pa55-w0rd")], None).unwrap();
     let settings = PlatformSettings::from_config(&config).unwrap();
     assert_eq!(
         settings.database.url.unwrap().expose(),
@@ -295,11 +286,7 @@ fn unresolved_placeholder_stops_loading_naming_the_key() {
         "global.yaml",
         "database:\n  url: ${NOT_SET_ANYWHERE}\n",
     );
-    let message = ConfigLoader::new(dir.path(), env(&[]), defaults())
-        .unwrap()
-        .load(None)
-        .unwrap_err()
-        .to_string();
+    let message = load(&dir, &[], None).unwrap_err().to_string();
     assert!(message.contains("database.url"), "{message}");
     assert!(message.contains("NOT_SET_ANYWHERE"), "{message}");
     assert!(message.contains("global.yaml"), "{message}");
@@ -315,10 +302,7 @@ fn file_keys_read_mounted_secrets() {
         "global.yaml",
         &format!("database:\n  url_file: {}\n", secret.display()),
     );
-    let config = ConfigLoader::new(dir.path(), env(&[]), defaults())
-        .unwrap()
-        .load(None)
-        .unwrap();
+    let config = load(&dir, &[], None).unwrap();
     let settings = PlatformSettings::from_config(&config).unwrap();
     assert_eq!(
         settings.database.url.unwrap().expose(),
@@ -345,11 +329,7 @@ fn missing_secret_file_stops_loading_naming_key_and_file() {
         "global.yaml",
         "database:\n  url_file: /no/such/secret\n",
     );
-    let message = ConfigLoader::new(dir.path(), env(&[]), defaults())
-        .unwrap()
-        .load(None)
-        .unwrap_err()
-        .to_string();
+    let message = load(&dir, &[], None).unwrap_err().to_string();
     assert!(message.contains("database.url_file"), "{message}");
     assert!(message.contains("/no/such/secret"), "{message}");
 }

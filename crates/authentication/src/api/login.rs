@@ -65,6 +65,11 @@ fn throttled(retry_after: i64) -> Response {
         .into_response()
 }
 
+/// An activity about a login attempt: which name was tried, from where.
+fn attempt(action: &str, username: &str, client: &ClientInfo) -> Activity {
+    Activity::new(action).details(json!({"username": username, "ip": client.ip}))
+}
+
 /// Checks a username and password the same way whether or not the user exists: throttling
 /// first, then one argon2 verification either way. `Err` is the response to send.
 pub async fn check_password(
@@ -79,14 +84,11 @@ pub async fn check_password(
     ];
     let wait = throttle::retry_after(&state.db, &state.settings.brute_force, &keys)
         .await
-        .map_err(|err| ApiError::from(err).into_response())?;
+        .map_err(internal)?;
     if wait > 0 {
         state
             .activity
-            .record(
-                Activity::new("login.throttled")
-                    .details(json!({"username": username, "ip": client.ip})),
-            )
+            .record(attempt("login.throttled", username, client))
             .await;
         return Err(throttled(wait));
     }
@@ -96,7 +98,7 @@ pub async fn check_password(
         } else {
             users::by_username(&state.db, username)
                 .await
-                .map_err(|err| ApiError::from(err).into_response())?
+                .map_err(internal)?
         };
     let hash = credentials
         .as_ref()
@@ -104,29 +106,28 @@ pub async fn check_password(
     let verified = state
         .verify_password(password.to_string(), hash)
         .await
-        .map_err(|err| ApiError::from(err).into_response())?;
+        .map_err(internal)?;
     match credentials {
         Some(credentials) if verified != Verified::No && !credentials.user.disabled => {
             throttle::clear(&state.db, &keys[0])
                 .await
-                .map_err(|err| ApiError::from(err).into_response())?;
+                .map_err(internal)?;
             if verified == Verified::YesRehash {
                 let fresh = state
                     .hash_password(password.to_string())
                     .await
-                    .map_err(|err| ApiError::from(err).into_response())?;
+                    .map_err(internal)?;
                 users::rehash(&state.db, &credentials.user.id, &fresh)
                     .await
-                    .map_err(|err| ApiError::from(err).into_response())?;
+                    .map_err(internal)?;
             }
             Ok(credentials)
         }
         other => {
             let locked = throttle::record_failure(&state.db, &state.settings.brute_force, &keys)
                 .await
-                .map_err(|err| ApiError::from(err).into_response())?;
-            let mut activity = Activity::new("login.failed")
-                .details(json!({"username": username, "ip": client.ip}));
+                .map_err(internal)?;
+            let mut activity = attempt("login.failed", username, client);
             if let Some(credentials) = &other {
                 activity = activity.subject(credentials.user.id.clone());
             }
@@ -134,10 +135,7 @@ pub async fn check_password(
             if locked {
                 state
                     .activity
-                    .record(
-                        Activity::new("login.locked")
-                            .details(json!({"username": username, "ip": client.ip})),
-                    )
+                    .record(attempt("login.locked", username, client))
                     .await;
             }
             Err(auth_failed().into_response())
