@@ -37,11 +37,18 @@ pub const NAME: &str = "authentication";
 pub const CONFIG_SECTION: &str = "authentication";
 pub const ROUTE_PREFIX: &str = "/api/v1/auth";
 
-const STEPS: &[MigrationStep] = &[MigrationStep {
-    version: 1,
-    description: "authentication",
-    sql: include_str!("../migrations/0001_authentication.sql"),
-}];
+const STEPS: &[MigrationStep] = &[
+    MigrationStep {
+        version: 1,
+        description: "authentication",
+        sql: include_str!("../migrations/0001_authentication.sql"),
+    },
+    MigrationStep {
+        version: 2,
+        description: "user team",
+        sql: include_str!("../migrations/0002_user_team.sql"),
+    },
+];
 
 const MIGRATIONS: Migrations = Migrations {
     sqlite: STEPS,
@@ -127,6 +134,7 @@ async fn bootstrap_admin(state: &Inner) -> anyhow::Result<()> {
             username,
             display_name: "Administrator",
             email: None,
+            team: None,
             password_hash: &hash,
             roles: &[store::roles::ADMIN.to_string()],
             must_change_password: generated,

@@ -47,6 +47,7 @@ impl Inner {
             perms: Vec::new(),
             sid: None,
             username: None,
+            team: None,
         }
     }
 
@@ -62,6 +63,7 @@ impl Inner {
         claims.perms = store::roles::permissions_of(&self.db, &user.roles).await?;
         claims.sid = Some(sid.to_string());
         claims.username = Some(user.username.clone());
+        claims.team = user.team.clone();
         self.sign(&claims).await
     }
 

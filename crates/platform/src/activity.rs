@@ -64,17 +64,28 @@ impl ActivityLog {
         Self { queue, service }
     }
 
-    /// The CloudEvents envelope of an activity.
+    /// The CloudEvents envelope of an activity happening now, in the current request.
     pub fn envelope(&self, id: &str, activity: &Activity) -> Value {
+        self.envelope_at(id, &now_rfc3339(), current_request_id(), activity)
+    }
+
+    /// The CloudEvents envelope of an activity recorded earlier (an outbox row).
+    pub fn envelope_at(
+        &self,
+        id: &str,
+        time: &str,
+        request_id: Option<String>,
+        activity: &Activity,
+    ) -> Value {
         json!({
             "specversion": "1.0",
             "id": id,
             "source": format!("vivesphere/{}", self.service),
             "type": format!("vivesphere.{}.{}", self.service, activity.action),
-            "time": now_rfc3339(),
+            "time": time,
             "subject": activity.subject,
             "datacontenttype": "application/json",
-            "request_id": current_request_id(),
+            "request_id": request_id,
             "actor": activity.actor,
             "data": {
                 "action": activity.action,
@@ -85,12 +96,19 @@ impl ActivityLog {
         })
     }
 
+    /// Publishes an envelope; its `id` is the dedupe id, so publishing again is harmless.
+    pub async fn publish(&self, id: &str, envelope: &Value) -> anyhow::Result<()> {
+        let subject = format!("logs.user_activity.{}", self.service.replace('-', "_"));
+        self.queue
+            .publish(&subject, id, Bytes::from(envelope.to_string()))
+            .await?;
+        Ok(())
+    }
+
     pub async fn record(&self, activity: Activity) {
         let id = uuid::Uuid::now_v7().to_string();
         let envelope = self.envelope(&id, &activity);
-        let subject = format!("logs.user_activity.{}", self.service.replace('-', "_"));
-        let payload = Bytes::from(envelope.to_string());
-        if let Err(err) = self.queue.publish(&subject, &id, payload).await {
+        if let Err(err) = self.publish(&id, &envelope).await {
             tracing::error!(
                 error = %format!("{err:#}"),
                 event = %envelope,

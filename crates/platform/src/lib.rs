@@ -29,3 +29,4 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 pub use http::json::Json;
+pub use http::query::Query;

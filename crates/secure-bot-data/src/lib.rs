@@ -1,23 +1,90 @@
-//! Secure Bot Data Storage: encrypted bot secrets, key versions and access audit, under
-//! `/api/v1/botdata`.
+//! Secure Bot Data Storage: what bots need to act (email, X handle, passwords, API and OAuth
+//! tokens), under `/api/v1/botdata`, modelled on Vault's KV v2 (versions, check-and-set,
+//! soft delete, destroy) and Transit (envelope encryption, versioned KEKs, rewrap).
 //!
-//! Foundation stage: the service has its own storage, readiness, OpenAPI document and config
-//! section; its domain arrives with the Secure Bot Data issue.
+//! Values are sealed with a fresh AES-256-GCM data key per version, wrapped by a versioned
+//! key-encryption key that never touches the database; without a usable KEK the service is
+//! sealed. Every reveal, write, delete, denial and rotation is audited, and the audit trail
+//! is relayed to the Logging service as user_activity events.
 
+mod access;
+mod api;
+mod audit;
+pub mod crypto;
+mod keyring;
+mod model;
+pub mod ops;
+mod service;
+mod settings;
+mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 use async_trait::async_trait;
-use axum::Router;
+use platform::config::Profile;
+use platform::db::{Database, MigrationStep, Migrations};
+use platform::http::health::ReadinessCheck;
 use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
-use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+
+pub use settings::Settings;
+
+use crate::keyring::{KeyVault, SealReason, SealedError};
+use crate::service::BotData;
 
 pub const NAME: &str = "secure-bot-data";
 pub const CONFIG_SECTION: &str = "secure_bot_data";
 pub const ROUTE_PREFIX: &str = "/api/v1/botdata";
 
-/// The `secure_bot_data` config section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {}
+const STEPS: &[MigrationStep] = &[MigrationStep {
+    version: 1,
+    description: "secure bot data",
+    sql: include_str!("../migrations/0001_secure_bot_data.sql"),
+}];
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: STEPS,
+    postgres: STEPS,
+};
+
+fn check_settings(settings: &Settings) -> anyhow::Result<()> {
+    if !(1..=100).contains(&settings.max_versions) {
+        bail!("secure_bot_data.max_versions is 1 to 100");
+    }
+    if !(1..=1024 * 1024).contains(&settings.max_value_bytes) {
+        bail!("secure_bot_data.max_value_bytes is 1 to 1048576");
+    }
+    if settings.max_fields_per_bot < 1 {
+        bail!("secure_bot_data.max_fields_per_bot is at least 1");
+    }
+    if settings.kek_reload_interval == 0 {
+        bail!("secure_bot_data.kek_reload_interval is at least 1 second");
+    }
+    Ok(())
+}
+
+/// In development, a first KEK so that `vivesphere serve` works out of the box.
+fn ensure_development_kek(settings: &Settings, profile: Profile) -> anyhow::Result<()> {
+    if profile != Profile::Development || !settings.generate_development_kek {
+        return Ok(());
+    }
+    if !keyring::read_material(settings)?.is_empty() {
+        return Ok(());
+    }
+    let dir = std::path::Path::new(&settings.kek_dir);
+    keyring::write_new_version(dir, 1, crypto::random_key().as_ref())?;
+    tracing::warn!(dir = %dir.display(), "generated development KEK version 1; mount real KEKs outside development");
+    Ok(())
+}
+
+fn database(ctx: &TargetContext) -> anyhow::Result<Database> {
+    ctx.database
+        .clone()
+        .context("the secure-bot-data target needs its database")
+}
 
 /// The Secure Bot Data target.
 pub struct SecureBotDataService;
@@ -28,13 +95,68 @@ impl Target for SecureBotDataService {
         TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
     }
 
+    fn migrations(&self) -> Migrations {
+        MIGRATIONS
+    }
+
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let _settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        check_settings(&settings)?;
+        let db = database(&ctx)?;
+        ensure_development_kek(&settings, ctx.config.profile())?;
+        let vault = KeyVault::open(settings.clone(), db.clone()).await?;
+        if let Err(sealed) = vault.keyring() {
+            tracing::warn!(reason = ?sealed.0, "starting sealed: no usable key-encryption key");
+        }
+        let state = Arc::new(BotData {
+            audit: audit::AuditLog::start(db.clone(), &ctx, NAME),
+            db,
+            settings: settings.clone(),
+            vault,
+        });
+        spawn_key_reloader(&ctx, state.clone(), settings.kek_reload_interval);
+        let readiness_state = state.clone();
+        let vault_check = ReadinessCheck::new(format!("{NAME}.vault"), move || {
+            let state = readiness_state.clone();
+            async move {
+                match state.vault.keyring() {
+                    Ok(_) => Ok(()),
+                    Err(SealedError(SealReason::NoKeys)) => {
+                        Err("sealed: no usable key-encryption key".to_string())
+                    }
+                    Err(SealedError(SealReason::SealedByAdmin)) => {
+                        Err("sealed by an admin".to_string())
+                    }
+                }
+            }
+        });
+        let mut doc = service_document("Secure Bot Data", ROUTE_PREFIX);
+        doc.merge(api::BotDataApi::openapi());
         Ok(BuiltTarget {
-            router: Router::new(),
-            openapi: Some(service_document("Secure Bot Data", ROUTE_PREFIX)),
-            checks: Vec::new(),
+            router: api::router(state),
+            openapi: Some(doc),
+            checks: vec![vault_check],
             verifier: None,
         })
     }
+}
+
+/// Rereads the keyring now and then, so a KEK version added on disk (or to the mounted
+/// Secret) reaches this replica without a restart.
+fn spawn_key_reloader(ctx: &TargetContext, state: Arc<BotData>, every: u64) {
+    let shutdown = ctx.shutdown.clone();
+    ctx.spawn_critical("botdata-kek-reload", async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(every));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(err) = state.vault.reload().await {
+                        tracing::warn!(error = %format!("{err:#}"), "rereading the KEKs failed; keeping the loaded ones");
+                    }
+                }
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+    });
 }

@@ -76,6 +76,7 @@ fn verification_rates() {
                 perms: vec!["bots:read".into(), "bots:write".into()],
                 sid: Some("s".into()),
                 username: Some(format!("user{i}")),
+                team: None,
             };
             encode(&header, &claims, &key).unwrap()
         })
@@ -171,6 +172,10 @@ fn http_numbers() {
             .env(
                 "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
                 dir.path().join("authentication.key"),
+            )
+            .env(
+                "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR",
+                dir.path().join("kek"),
             )
             .env(
                 "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD",

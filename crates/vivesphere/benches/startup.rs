@@ -61,6 +61,7 @@ fn one_run(data_dir: &Path) -> Run {
             "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
             data_dir.join("authentication.key"),
         )
+        .env("VIVESPHERE_SECURE_BOT_DATA__KEK_DIR", data_dir.join("kek"))
         .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())

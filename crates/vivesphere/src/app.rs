@@ -174,14 +174,24 @@ fn authentication_url(
     Ok("http://authentication:8000".to_string())
 }
 
+/// One target's configuration and migrated database, for operator commands.
+pub async fn open_target(
+    options: &AppOptions,
+    target: &str,
+) -> anyhow::Result<(TargetConfig, Database)> {
+    let mut options = options.clone();
+    options.target = Some(target.to_string());
+    let mut loaded = load_config(&options)?;
+    let entry = loaded.targets.remove(0);
+    let database = open_database(&entry).await?;
+    Ok((entry, database))
+}
+
 /// `vivesphere auth rotate-keys`: opens the Authentication service's database and starts a
 /// new signing key. Returns its key id.
 pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String> {
-    let mut options = options.clone();
-    options.target = Some(authentication::NAME.to_string());
-    let loaded = load_config(&options)?;
-    let entry = &loaded.targets[0];
-    let database = open_database(entry).await?;
+    let (entry, database) = open_target(options, authentication::NAME).await?;
+    let entry = &entry;
     let ctx = TargetContext {
         config: entry.config.clone(),
         platform: entry.platform.clone(),

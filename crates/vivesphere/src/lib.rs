@@ -2,4 +2,5 @@
 //! the app that serves one target or all of them. Tests use it to spawn the real app.
 
 pub mod app;
+pub mod botdata;
 pub mod registry;

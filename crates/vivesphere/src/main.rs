@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vivesphere::app::{App, AppOptions, load_config, migrate, rotate_signing_keys};
+use vivesphere::botdata::BotdataCommand;
 use vivesphere::registry;
 
 #[derive(Parser)]
@@ -54,6 +55,11 @@ enum Command {
     Auth {
         #[command(subcommand)]
         command: AuthCommand,
+    },
+    /// Secure Bot Data administration: KEKs, rewrap, backup and restore.
+    Botdata {
+        #[command(subcommand)]
+        command: BotdataCommand,
     },
 }
 
@@ -146,6 +152,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "new signing key {kid}; previous keys stay published until their tokens expire"
             );
             Ok(())
+        }
+        Command::Botdata { command } => {
+            let options = AppOptions::from_process_env(cli.config_dir, None, None);
+            vivesphere::botdata::run(&options, command).await
         }
         Command::Config {
             command: ConfigCommand::Check { target },

@@ -38,6 +38,22 @@ async fn check_roles(state: &AppState, names: &[String]) -> Result<(), ApiError>
     Ok(())
 }
 
+/// A team name: 1–64 of letters, digits, `.`, `_`, `-`.
+fn check_team(team: Option<&str>) -> Result<(), ApiError> {
+    let valid = |team: &str| {
+        (1..=64).contains(&team.len())
+            && team
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    match team {
+        Some(team) if !valid(team) => Err(ApiError::invalid_data(
+            "team: 1 to 64 letters, digits, '.', '_' or '-'",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A random password that passes any policy: 256 bits, URL-safe.
 fn temporary_password() -> String {
     random_token()
@@ -71,6 +87,8 @@ pub struct CreateUser {
     pub password: Option<String>,
     pub display_name: Option<String>,
     pub email: Option<String>,
+    /// Teammates reach each other's bots.
+    pub team: Option<String>,
     #[serde(default)]
     pub roles: Vec<String>,
 }
@@ -98,6 +116,7 @@ pub async fn create_user(
         ));
     }
     super::me::check_profile(request.display_name.as_deref(), request.email.as_deref())?;
+    check_team(request.team.as_deref())?;
     check_roles(&state, &request.roles).await?;
     let (password, temporary) = match request.password {
         Some(password) => {
@@ -119,6 +138,7 @@ pub async fn create_user(
             username: &request.username,
             display_name: request.display_name.as_deref().unwrap_or(""),
             email: request.email.as_deref(),
+            team: request.team.as_deref(),
             password_hash: &hash,
             roles: &request.roles,
             must_change_password: temporary.is_some(),
@@ -165,6 +185,9 @@ pub async fn get_user(
 pub struct AdminUserPatch {
     pub display_name: Option<String>,
     pub email: Option<String>,
+    /// Moving a user to another team (empty string: none) revokes their tokens so the
+    /// change applies at once.
+    pub team: Option<String>,
     /// Disabling ends every session of the user.
     pub disabled: Option<bool>,
     /// Replaces the user's roles; their current tokens are revoked so the change applies.
@@ -183,6 +206,7 @@ pub async fn patch_user(
 ) -> Result<Json<User>, ApiError> {
     claims.require("users:admin")?;
     super::me::check_profile(patch.display_name.as_deref(), patch.email.as_deref())?;
+    check_team(patch.team.as_deref().filter(|t| !t.is_empty()))?;
     if user_id == claims.sub && (patch.disabled == Some(true) || patch.roles.is_some()) {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -196,14 +220,17 @@ pub async fn patch_user(
         .await?
         .ok_or_else(not_found)?
         .user;
-    let revoke =
-        patch.disabled == Some(true) || patch.roles.as_ref().is_some_and(|r| *r != before.roles);
+    let team = patch.team.map(|team| (!team.is_empty()).then_some(team));
+    let revoke = patch.disabled == Some(true)
+        || patch.roles.as_ref().is_some_and(|r| *r != before.roles)
+        || team.as_ref().is_some_and(|t| *t != before.team);
     users::update(
         &state.db,
         &user_id,
         UserPatch {
             display_name: patch.display_name,
             email: patch.email.map(Some),
+            team,
             disabled: patch.disabled,
             roles: patch.roles.clone(),
         },

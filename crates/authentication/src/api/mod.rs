@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use platform::http::error::ErrorBody;
+use platform::http::openapi::BearerAuth;
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
@@ -152,21 +153,3 @@ pub fn router(state: AppState) -> Router {
     tags((name = "auth", description = "Login, tokens, users, roles, MFA and service clients"))
 )]
 pub struct AuthApi;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}

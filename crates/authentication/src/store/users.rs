@@ -14,6 +14,8 @@ pub struct User {
     pub username: String,
     pub display_name: String,
     pub email: Option<String>,
+    /// Teammates reach each other's bots.
+    pub team: Option<String>,
     pub roles: Vec<String>,
     pub disabled: bool,
     pub must_change_password: bool,
@@ -29,7 +31,7 @@ pub struct Credentials {
     pub totp_secret_sealed: Option<String>,
 }
 
-const COLUMNS: &str = "id, username, display_name, email, password_hash, must_change_password, \
+const COLUMNS: &str = "id, username, display_name, email, team, password_hash, must_change_password, \
      disabled, totp_secret_sealed, totp_enabled, totp_last_step, created_at, updated_at, password_changed_at";
 
 async fn roles_of(db: &Database, user_id: &str) -> anyhow::Result<Vec<String>> {
@@ -50,6 +52,7 @@ async fn from_row(db: &Database, row: &sqlx::any::AnyRow) -> anyhow::Result<Cred
             username: row.try_get("username")?,
             display_name: row.try_get("display_name")?,
             email: row.try_get("email")?,
+            team: row.try_get("team")?,
             roles,
             disabled: row.try_get::<i64, _>("disabled")? != 0,
             must_change_password: row.try_get::<i64, _>("must_change_password")? != 0,
@@ -116,6 +119,7 @@ pub struct NewUser<'a> {
     pub username: &'a str,
     pub display_name: &'a str,
     pub email: Option<&'a str>,
+    pub team: Option<&'a str>,
     pub password_hash: &'a str,
     pub roles: &'a [String],
     pub must_change_password: bool,
@@ -128,7 +132,7 @@ pub async fn create(db: &Database, new: NewUser<'_>) -> anyhow::Result<Option<Us
     let mut tx = db.pool().begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO users (id, username, display_name, email, password_hash, must_change_password, \
-         created_at, updated_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7)",
+         created_at, updated_at, password_changed_at, team) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $8)",
     )
     .bind(&id)
     .bind(new.username)
@@ -137,6 +141,7 @@ pub async fn create(db: &Database, new: NewUser<'_>) -> anyhow::Result<Option<Us
     .bind(new.password_hash)
     .bind(i64::from(new.must_change_password))
     .bind(now)
+    .bind(new.team)
     .execute(&mut *tx)
     .await;
     match inserted {
@@ -160,6 +165,7 @@ pub async fn create(db: &Database, new: NewUser<'_>) -> anyhow::Result<Option<Us
 pub struct UserPatch {
     pub display_name: Option<String>,
     pub email: Option<Option<String>>,
+    pub team: Option<Option<String>>,
     pub disabled: Option<bool>,
     pub roles: Option<Vec<String>>,
 }
@@ -185,6 +191,13 @@ pub async fn update(db: &Database, id: &str, patch: UserPatch) -> anyhow::Result
     if let Some(email) = patch.email {
         sqlx::query("UPDATE users SET email = $1 WHERE id = $2")
             .bind(email)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(team) = patch.team {
+        sqlx::query("UPDATE users SET team = $1 WHERE id = $2")
+            .bind(team)
             .bind(id)
             .execute(&mut *tx)
             .await?;

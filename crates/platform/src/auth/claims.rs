@@ -35,6 +35,9 @@ pub struct Claims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// The user's team: teammates reach each other's bots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 impl Claims {
@@ -117,6 +120,7 @@ mod tests {
             perms: vec!["bots:read".into()],
             sid: None,
             username: None,
+            team: None,
         }
     }
 

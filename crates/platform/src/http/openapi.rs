@@ -85,3 +85,23 @@ pub fn docs_routes(prefix: &str, doc: OpenApi) -> Router {
     Router::new()
         .merge(SwaggerUi::new(format!("{prefix}/docs")).url(format!("{prefix}/openapi.json"), doc))
 }
+
+/// Declares the `bearer` (JWT) security scheme that services' `security(("bearer" = []))`
+/// annotations refer to: `#[openapi(modifiers(&BearerAuth))]`.
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

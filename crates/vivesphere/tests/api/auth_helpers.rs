@@ -93,25 +93,7 @@ pub fn now() -> i64 {
 
 /// A connection to the Authentication service's own tables, on whichever backend it runs.
 pub async fn authentication_db(app: &TestApp) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    match &app.postgres_url {
-        Some(url) => sqlx::any::AnyPoolOptions::new()
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::Executor::execute(conn, "SET search_path TO authentication").await?;
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await
-            .unwrap(),
-        None => {
-            let path = app.data_dir.path().join("authentication.db");
-            sqlx::AnyPool::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .unwrap()
-        }
-    }
+    crate::helpers::service_db(app, "authentication").await
 }
 
 /// The service's active signing key, unsealed from its SQLite database with the

@@ -38,8 +38,14 @@ async fn each_service_reports_its_own_readiness_under_its_prefix() {
         assert_eq!(response.status(), StatusCode::OK, "{prefix}");
         let body: Value = response.json().await.unwrap();
         let checks = body["checks"].as_object().unwrap();
-        assert_eq!(checks.len(), 2, "its database and the queue: {body}");
+        // Its database and the queue, and Secure Bot Data's vault (sealed or not).
+        let expected = if name == "secure-bot-data" { 3 } else { 2 };
+        assert_eq!(checks.len(), expected, "{body}");
         assert_eq!(checks[&format!("{name}.database")], "ok");
+        assert_eq!(checks["queue"], "ok");
+        if name == "secure-bot-data" {
+            assert_eq!(checks["secure-bot-data.vault"], "ok");
+        }
     }
 }
 

@@ -85,6 +85,10 @@ pub fn options(
             "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD".to_string(),
             ADMIN_PASSWORD.to_string(),
         ),
+        (
+            "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR".to_string(),
+            data_dir.path().join("kek").display().to_string(),
+        ),
     ];
     env.extend(
         extra_env
@@ -152,4 +156,32 @@ pub async fn spawn(
 /// The whole app on SQLite and the embedded queue.
 pub async fn spawn_app() -> TestApp {
     spawn(None, &[], None).await
+}
+
+/// A connection to one service's own tables (`section`: its config section, which names its
+/// SQLite file and its PostgreSQL schema), on whichever backend the app runs.
+pub async fn service_db(app: &TestApp, section: &'static str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    match &app.postgres_url {
+        Some(url) => sqlx::any::AnyPoolOptions::new()
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(
+                        conn,
+                        sqlx::AssertSqlSafe(format!("SET search_path TO {section}")),
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .unwrap(),
+        None => {
+            let path = app.data_dir.path().join(format!("{section}.db"));
+            sqlx::AnyPool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap()
+        }
+    }
 }

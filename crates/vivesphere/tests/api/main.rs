@@ -2,6 +2,7 @@
 //! port, with its own data directory, and with PostgreSQL and NATS when configured.
 
 mod auth_helpers;
+mod botdata_helpers;
 mod helpers;
 
 mod auth_admin;
@@ -9,6 +10,9 @@ mod auth_login;
 mod auth_mfa;
 mod auth_oauth;
 mod auth_tokens;
+
+mod botdata;
+mod botdata_keys;
 
 mod config;
 mod health;

@@ -21,6 +21,10 @@ fn vivesphere(data_dir: &tempfile::TempDir) -> Command {
         .env(
             "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
             data_dir.path().join("authentication.key"),
+        )
+        .env(
+            "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR",
+            data_dir.path().join("kek"),
         );
     command
 }
@@ -243,4 +247,112 @@ fn auth_rotate_keys_starts_a_new_signing_key() {
     );
     assert!(a.starts_with("new signing key "), "{a}");
     assert_ne!(a, b, "each rotation makes a new key");
+}
+
+#[tokio::test]
+async fn secret_values_never_reach_the_logs_even_at_debug_level() {
+    const CANARY: &str = "CANARY-logs-4c8e-plaintext";
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = KillOnDrop(
+        vivesphere(&dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "5")
+            .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "debug")
+            .env(
+                "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD",
+                crate::helpers::ADMIN_PASSWORD,
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Both streams are drained on threads so the child never blocks on a full pipe.
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    let stdout = child.0.stdout.take().unwrap();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "listening"
+            {
+                let _ = address_tx.send(event["address"].as_str().unwrap().to_string());
+            }
+            all.push(line);
+        }
+        all
+    });
+    let stderr = child.0.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let address = address_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the app listens");
+    let base = format!("http://{address}");
+    let http = client();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": crate::helpers::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap();
+    let stored = http
+        .post(format!("{base}/api/v1/botdata/store"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"bot_id": "log-bot", "data": {"password": CANARY}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), reqwest::StatusCode::CREATED);
+    let revealed = http
+        .post(format!(
+            "{base}/api/v1/botdata/bots/log-bot/fields/password/reveal"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(revealed.contains(CANARY));
+    // Refused writes that carry the value do not echo it either.
+    for body in [
+        serde_json::json!({"bot_id": "log-bot", "data": {"Bad-Name": CANARY}}),
+        serde_json::json!({"bot_id": "log bot", "data": {"password": CANARY}}),
+        serde_json::json!({"bot_id": "log-bot", "data": {"password": CANARY}, "extra": CANARY}),
+    ] {
+        let refused = http
+            .post(format!("{base}/api/v1/botdata/store"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+        assert!(!refused.text().await.unwrap().contains(CANARY), "{body}");
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stdout = stdout_reader.join().unwrap();
+    let stderr = stderr_reader.join().unwrap();
+    assert!(
+        stdout.len() > 10,
+        "debug logging produced lines: {stdout:?}"
+    );
+    for line in stdout.iter().chain(&stderr) {
+        assert!(!line.contains(CANARY), "a secret reached the logs: {line}");
+    }
 }

@@ -1,0 +1,100 @@
+//! The vault's system routes: status (no secrets), seal and unseal (admins), and the audit
+//! trail (admins).
+
+use axum::extract::State;
+use platform::auth::Authenticated;
+use platform::http::error::ErrorBody;
+use platform::{ApiError, ErrorCode, Json, Query};
+use serde::Deserialize;
+
+use super::{AppState, Listing};
+use crate::access::Caller;
+use crate::keyring::VaultStatus;
+use crate::model::BotId;
+use crate::store::audit::{self, AuditEntry};
+
+/// Whether the vault is sealed, and which KEK versions are loaded (numbers only).
+#[utoipa::path(get, path = "/api/v1/botdata/sys/status", tag = "botdata", security(("bearer" = [])),
+    responses((status = 200, body = VaultStatus), (status = 401, body = ErrorBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+    Authenticated(_claims): Authenticated,
+) -> Json<VaultStatus> {
+    Json(state.vault.status())
+}
+
+/// Seal: drop every key from memory; secret routes answer 503 `SEALED` until unsealed.
+#[utoipa::path(post, path = "/api/v1/botdata/sys/seal", tag = "botdata", security(("bearer" = [])),
+    responses((status = 200, body = VaultStatus), (status = 403, body = ErrorBody)))]
+pub async fn seal(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Json<VaultStatus>, ApiError> {
+    let caller = Caller::new(claims);
+    state.require_admin(&caller, "seal").await?;
+    state.vault.seal();
+    state.audit_system(&caller, "seal").await?;
+    Ok(Json(state.vault.status()))
+}
+
+/// Unseal: reload the keys from their sources; still sealed (503) if none is usable.
+#[utoipa::path(post, path = "/api/v1/botdata/sys/unseal", tag = "botdata", security(("bearer" = [])),
+    responses((status = 200, body = VaultStatus), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn unseal(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Json<VaultStatus>, ApiError> {
+    let caller = Caller::new(claims);
+    state.require_admin(&caller, "unseal").await?;
+    state.vault.unseal().await.map_err(|err| {
+        ApiError::new(
+            ErrorCode::Sealed,
+            format!("the keys could not be loaded: {err:#}"),
+        )
+    })?;
+    state.audit_system(&caller, "unseal").await?;
+    let status = state.vault.status();
+    if status.sealed {
+        return Err(crate::service::sealed(state.vault.keyring().unwrap_err()));
+    }
+    Ok(Json(status))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub bot_id: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The audit trail, newest first (Admin only). Values appear only as HMACs.
+#[utoipa::path(get, path = "/api/v1/botdata/audit", tag = "botdata", security(("bearer" = [])),
+    params(AuditQuery),
+    responses((status = 200, body = Listing<AuditEntry>), (status = 403, body = ErrorBody)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Listing<AuditEntry>>, ApiError> {
+    let caller = Caller::new(claims);
+    state.require_admin(&caller, "audit").await?;
+    let bot_id = query.bot_id.as_deref().map(BotId::parse).transpose()?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let mut items = audit::list(
+        &state.db,
+        bot_id.as_ref().map(BotId::as_str),
+        limit + 1,
+        query.cursor.as_deref(),
+    )
+    .await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|entry| entry.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(Listing { items, next_cursor }))
+}
