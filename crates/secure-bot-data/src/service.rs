@@ -187,43 +187,76 @@ impl BotData {
         let first_field = writes.first().map(|w| &w.field);
         self.require(caller, "botdata:write", "write", Some(bot_id), first_field)
             .await?;
+        if writes.is_empty() {
+            return Err(ApiError::invalid_data("at least one field to write"));
+        }
         let (owner_id, team) = self.owner_of_new_bot(caller, ownership)?;
         let keyring = self.vault.keyring().map_err(sealed)?;
         let kek = keyring
             .newest()
             .ok_or_else(|| sealed(SealedError(SealReason::NoKeys)))?;
-        let now = now();
         let mut tx = self.db.pool().begin().await.map_err(anyhow::Error::from)?;
-        bots::create_if_absent(
-            &mut *tx,
-            bot_id.as_str(),
-            &owner_id,
-            team.as_deref(),
-            caller.id(),
-            now,
-        )
-        .await?;
+        let outcome = self
+            .write_in(
+                &mut tx,
+                caller,
+                bot_id,
+                (&owner_id, team.as_deref()),
+                kek,
+                &writes,
+            )
+            .await;
+        match outcome {
+            Ok((written, entries)) => {
+                store::audit::insert(&mut tx, &entries).await?;
+                tx.commit().await.map_err(anyhow::Error::from)?;
+                self.audit.committed();
+                Ok(written)
+            }
+            Err(refusal) => {
+                // Roll back now rather than when the pool next hands out this connection,
+                // so no row lock outlives the request.
+                tx.rollback().await.map_err(anyhow::Error::from)?;
+                if refusal.code == ErrorCode::NotFound {
+                    self.audit_denied(
+                        caller,
+                        "write",
+                        Some(bot_id.as_str()),
+                        writes.first().map(|w| w.field.as_str()),
+                        "not the owner or the owner's team",
+                    )
+                    .await;
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// The body of a write, inside its transaction: registers the bot if new, checks reach,
+    /// claims versions and stores the sealed values. Returns what was written and its audit.
+    async fn write_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        caller: &Caller,
+        bot_id: &BotId,
+        (owner_id, team): (&str, Option<&str>),
+        kek: &crate::crypto::Kek,
+        writes: &[FieldWrite],
+    ) -> Result<(Vec<Written>, Vec<AuditEntry>), ApiError> {
+        let now = now();
+        bots::create_if_absent(&mut *tx, bot_id.as_str(), owner_id, team, caller.id(), now).await?;
         let bot = bots::get(&mut *tx, bot_id.as_str())
             .await?
             .ok_or_else(no_such_bot)?;
         if !caller.may_reach(&bot) {
-            drop(tx);
-            self.audit_denied(
-                caller,
-                "write",
-                Some(bot_id.as_str()),
-                first_field.map(FieldName::as_str),
-                "not the owner or the owner's team",
-            )
-            .await;
             return Err(no_such_bot());
         }
         let mut written = Vec::with_capacity(writes.len());
         let mut entries = Vec::with_capacity(writes.len());
-        for write in &writes {
+        for write in writes {
             let field = write.field.as_str();
-            let version = match secrets::claim_next_version(
-                &mut tx,
+            let version = secrets::claim_next_version(
+                &mut *tx,
                 bot_id.as_str(),
                 field,
                 write.expect,
@@ -231,19 +264,16 @@ impl BotData {
                 now,
             )
             .await?
-            {
-                Ok(version) => version,
-                Err(stale) => {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "{field} is at version {}; read it again and retry with that version",
-                            stale.current
-                        ),
-                    )
-                    .with_field("current_version", stale.current));
-                }
-            };
+            .map_err(|stale| {
+                ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "{field} is at version {}; read it again and retry with that version",
+                        stale.current
+                    ),
+                )
+                .with_field("current_version", stale.current)
+            })?;
             let record = RecordRef {
                 bot_id: bot_id.as_str(),
                 field,
@@ -252,7 +282,7 @@ impl BotData {
             let plaintext = write.value.expose().as_bytes();
             let sealed_value = crypto::seal(kek, record, plaintext);
             secrets::insert_version(
-                &mut tx,
+                &mut *tx,
                 record,
                 &sealed_value,
                 caller.id(),
@@ -272,17 +302,15 @@ impl BotData {
                 version,
             });
         }
-        let fields = secrets::count_fields(&mut tx, bot_id.as_str()).await?;
-        if fields > self.settings.max_fields_per_bot {
+        if secrets::count_fields(&mut *tx, bot_id.as_str()).await?
+            > self.settings.max_fields_per_bot
+        {
             return Err(ApiError::invalid_data(format!(
                 "a bot holds at most {} fields",
                 self.settings.max_fields_per_bot
             )));
         }
-        store::audit::insert(&mut tx, &entries).await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
-        self.audit.committed();
-        Ok(written)
+        Ok((written, entries))
     }
 
     fn owner_of_new_bot(

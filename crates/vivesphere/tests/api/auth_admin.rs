@@ -397,3 +397,66 @@ async fn custom_roles_carry_their_permissions_into_tokens() {
         .collect();
     assert_eq!(names, ["Admin", "Editor", "Manager", "Viewer"]);
 }
+
+#[tokio::test]
+async fn a_users_team_is_in_their_tokens_and_moving_them_revokes_the_old_ones() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let response = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/users",
+        &admin,
+        json!({"username": "teamed", "password": PASSWORD, "roles": ["Editor"], "team": "growth"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["user"]["team"], "growth");
+    let id = created["user"]["id"].as_str().unwrap().to_string();
+    let token = login_ok(&app, "teamed", PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(claims_of(&token)["team"], "growth");
+
+    let invalid = send_json(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/auth/users/{id}"),
+        &admin,
+        json!({"team": "no spaces/slashes"}),
+    )
+    .await;
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+    let moved = send_json(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/auth/users/{id}"),
+        &admin,
+        json!({"team": "support"}),
+    )
+    .await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    // The old token named the old team: it no longer works, a new one names the new team.
+    let old = get(&app, "/api/v1/auth/validate", &token).await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let token = login_ok(&app, "teamed", PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(claims_of(&token)["team"], "support");
+    // An empty team takes the user out of any team.
+    let cleared: Value = send_json(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/auth/users/{id}"),
+        &admin,
+        json!({"team": ""}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(cleared["team"], Value::Null);
+}

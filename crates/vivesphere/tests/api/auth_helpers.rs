@@ -144,11 +144,15 @@ pub fn sign(kid: &str, pkcs8: &[u8], claims: &Value, extra_header: Value) -> Str
     )
 }
 
+/// The claims inside a token (no verification).
+pub fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
 /// The user id inside a token (no verification).
 pub fn subject_of(token: &str) -> String {
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["sub"].as_str().unwrap().to_string()
+    claims_of(token)["sub"].as_str().unwrap().to_string()
 }
 
 /// The current TOTP code for a base32 secret.

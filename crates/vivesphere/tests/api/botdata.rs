@@ -1074,3 +1074,39 @@ async fn an_admin_seals_and_unseals_at_run_time() {
         "{actions:?}"
     );
 }
+
+#[tokio::test]
+async fn limits_on_fields_refuse_the_whole_write() {
+    let app = spawn(
+        None,
+        &[("VIVESPHERE_SECURE_BOT_DATA__MAX_FIELDS_PER_BOT", "2")],
+        None,
+    )
+    .await;
+    let admin = admin_token(&app).await;
+    let response = store(
+        &app,
+        &admin,
+        "bot-l",
+        json!({"email": "l@example.com", "handle": "@bot_l", "password": "third-field-pw"}),
+    )
+    .await;
+    assert_eq!(
+        error_of(response).await,
+        (StatusCode::BAD_REQUEST, "INVALID_DATA".to_string())
+    );
+    // Nothing of the refused write remains, not even the bot.
+    let listing: Value = get(&app, &format!("{PREFIX}/bots"), &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listing["items"], json!([]));
+    store_ok(
+        &app,
+        &admin,
+        "bot-l",
+        json!({"email": "l@example.com", "handle": "@bot_l"}),
+    )
+    .await;
+}
