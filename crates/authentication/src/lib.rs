@@ -55,21 +55,7 @@ const MIGRATIONS: Migrations = Migrations {
     postgres: STEPS,
 };
 
-/// Unix seconds now.
-pub(crate) fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// Unix seconds as RFC 3339 UTC.
-pub(crate) fn rfc3339(seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub(crate) use platform::time_fmt::{rfc3339_from_unix as rfc3339, unix_now as now};
 
 /// The key that seals secrets at rest: from config, or in development from a file made on
 /// first start.

@@ -15,3 +15,16 @@ pub fn now_rfc3339() -> String {
 pub fn now_millis() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// Seconds since the Unix epoch: the unit of the services' stored timestamps.
+pub fn unix_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix seconds as RFC 3339 UTC (empty if out of range), for API responses.
+pub fn rfc3339_from_unix(seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}

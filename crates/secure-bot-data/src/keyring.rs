@@ -189,6 +189,8 @@ struct State {
 pub struct KeyVault {
     settings: Settings,
     db: Database,
+    /// Mirrors the sealed state for `/metrics`.
+    sealed_gauge: prometheus_client::metrics::gauge::Gauge,
     state: RwLock<State>,
     last_reload: Mutex<Option<Instant>>,
 }
@@ -199,10 +201,15 @@ const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 impl KeyVault {
     /// Loads the keys; with none usable the vault starts sealed. A malformed key source is
     /// an error (bad configuration stops start-up).
-    pub async fn open(settings: Settings, db: Database) -> anyhow::Result<Self> {
+    pub async fn open(
+        settings: Settings,
+        db: Database,
+        sealed_gauge: prometheus_client::metrics::gauge::Gauge,
+    ) -> anyhow::Result<Self> {
         let vault = Self {
             settings,
             db,
+            sealed_gauge,
             state: RwLock::new(State {
                 keyring: None,
                 sealed_by_admin: false,
@@ -260,6 +267,7 @@ impl KeyVault {
         }
         state.min_decryption_version = min;
         state.keyring = (!keyring.is_empty()).then(|| Arc::new(keyring));
+        self.sealed_gauge.set(i64::from(state.keyring.is_none()));
         Ok(())
     }
 
@@ -268,6 +276,7 @@ impl KeyVault {
         let mut state = self.state.write().expect("vault lock");
         state.sealed_by_admin = true;
         state.keyring = None;
+        self.sealed_gauge.set(1);
     }
 
     /// Lifts an admin seal and reloads the keys; still sealed if none are usable.

@@ -12,6 +12,7 @@ mod api;
 mod audit;
 pub mod crypto;
 mod keyring;
+mod metrics;
 mod model;
 pub mod ops;
 mod service;
@@ -104,7 +105,8 @@ impl Target for SecureBotDataService {
         check_settings(&settings)?;
         let db = database(&ctx)?;
         ensure_development_kek(&settings, ctx.config.profile())?;
-        let vault = KeyVault::open(settings.clone(), db.clone()).await?;
+        let metrics = metrics::BotDataMetrics::register(&ctx.metrics);
+        let vault = KeyVault::open(settings.clone(), db.clone(), metrics.sealed.clone()).await?;
         if let Err(sealed) = vault.keyring() {
             tracing::warn!(reason = ?sealed.0, "starting sealed: no usable key-encryption key");
         }
@@ -113,6 +115,7 @@ impl Target for SecureBotDataService {
             db,
             settings: settings.clone(),
             vault,
+            metrics,
         });
         spawn_key_reloader(&ctx, state.clone(), settings.kek_reload_interval);
         let readiness_state = state.clone();

@@ -25,6 +25,7 @@ pub struct BotData {
     pub settings: Settings,
     pub vault: KeyVault,
     pub audit: AuditLog,
+    pub metrics: crate::metrics::BotDataMetrics,
 }
 
 pub fn sealed(err: SealedError) -> ApiError {
@@ -106,6 +107,7 @@ impl BotData {
         if let Some(field) = field {
             entry = entry.field(field, None);
         }
+        self.metrics.count(action, "denied");
         if let Err(err) = self.audit.record(vec![entry]).await {
             tracing::error!(error = %format!("{err:#}"), "a denied attempt could not be audited");
         }
@@ -211,6 +213,7 @@ impl BotData {
                 store::audit::insert(&mut tx, &entries).await?;
                 tx.commit().await.map_err(anyhow::Error::from)?;
                 self.audit.committed();
+                self.metrics.count("write", "ok");
                 Ok(written)
             }
             Err(refusal) => {
@@ -448,10 +451,20 @@ impl BotData {
 
     /// Fail closed: no audit row, no value.
     async fn record_reveal(&self, entries: Vec<AuditEntry>) -> Result<(), ApiError> {
-        self.audit.record(entries).await.map_err(|err| {
-            tracing::error!(error = %format!("{err:#}"), "reveal refused: the audit trail cannot be written");
-            ApiError::new(ErrorCode::NotReady, "the audit trail cannot be written; nothing was revealed")
-        })
+        match self.audit.record(entries).await {
+            Ok(()) => {
+                self.metrics.count("reveal", "ok");
+                Ok(())
+            }
+            Err(err) => {
+                self.metrics.count("reveal", "unaudited");
+                tracing::error!(error = %format!("{err:#}"), "reveal refused: the audit trail cannot be written");
+                Err(ApiError::new(
+                    ErrorCode::NotReady,
+                    "the audit trail cannot be written; nothing was revealed",
+                ))
+            }
+        }
     }
 
     /// Every live field of a bot, in clear (the contract's `retrieve`).
@@ -611,6 +624,7 @@ impl BotData {
         store::audit::insert(&mut tx, &entries).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
         self.audit.committed();
+        self.metrics.count(name, "ok");
         Ok(changed)
     }
 

@@ -19,8 +19,9 @@ use platform::config::AuthSettings;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::json;
 
-const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
-const ADMIN_PASSWORD: &str = "benchmark-operator-passphrase-1";
+mod support;
+
+use support::{ADMIN_PASSWORD, Server, ms, percentile};
 
 struct StaticKeys(JwkSet);
 
@@ -119,19 +120,6 @@ fn verification_rates() {
     });
 }
 
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 async fn probe_latencies(
     client: &reqwest::Client,
     base: &str,
@@ -157,35 +145,7 @@ async fn probe_latencies(
 }
 
 fn http_numbers() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = Server(
-        std::process::Command::new(env!("CARGO_BIN_EXE_vivesphere"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("VIVESPHERE_CONFIG_DIR", CONFIG_DIR)
-            .env("VIVESPHERE_DATABASE__PATH", dir.path().join("{service}.db"))
-            .env("VIVESPHERE_QUEUE__PATH", dir.path().join("queue.db"))
-            .env(
-                "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
-                dir.path().join("authentication.key"),
-            )
-            .env(
-                "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR",
-                dir.path().join("kek"),
-            )
-            .env(
-                "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD",
-                ADMIN_PASSWORD,
-            )
-            .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let server = Server::start(&[]);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -193,30 +153,9 @@ fn http_numbers() {
     runtime.block_on(async {
         platform::install_crypto_provider();
         let client = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while client
-            .get(format!("{base}/health/ready"))
-            .send()
-            .await
-            .map(|r| r.status().is_success())
-            .ok()
-            != Some(true)
-        {
-            assert!(started.elapsed() < Duration::from_secs(20), "never ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let base = server.base.clone();
+        let token = server.ready_admin_token(&client).await;
         let login = json!({"username": "admin", "password": ADMIN_PASSWORD});
-        let token: serde_json::Value = client
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&login)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = token["token"].as_str().unwrap().to_string();
 
         let idle = probe_latencies(&client, &base, &token, Duration::from_secs(3)).await;
 
@@ -255,7 +194,6 @@ fn http_numbers() {
         for worker in workers {
             worker.await.unwrap();
         }
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!("logins (argon2id m=19MiB t=2 p=1), 8 clients: {rate:>7.1}/s");
         println!(
             "GET /validate idle:              p50 {:6.2} ms  p99 {:6.2} ms  ({} requests)",

@@ -69,14 +69,10 @@ pub async fn list_users(
 ) -> Result<Json<Listing<User>>, ApiError> {
     claims.require("users:admin")?;
     let limit = page.limit();
-    let mut items = users::list(&state.db, limit + 1, page.cursor.as_deref()).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|u| u.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Listing { items, next_cursor }))
+    let items = users::list(&state.db, limit + 1, page.cursor.as_deref()).await?;
+    Ok(Json(Listing::from_overfetch(items, limit, |u| {
+        u.id.clone()
+    })))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

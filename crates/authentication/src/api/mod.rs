@@ -13,7 +13,6 @@ use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use platform::http::error::ErrorBody;
 use platform::http::openapi::BearerAuth;
-use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
 use crate::state::AppState;
@@ -55,27 +54,7 @@ impl FromRequestParts<AppState> for ClientInfo {
     }
 }
 
-/// `?limit=&cursor=` on lists.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct Page {
-    /// 1 to 500, default 50.
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-impl Page {
-    pub fn limit(&self) -> i64 {
-        self.limit.unwrap_or(50).clamp(1, 500)
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Listing<T: Serialize> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
+pub use platform::http::page::{Listing, Page};
 
 pub fn router(state: AppState) -> Router {
     let p = crate::ROUTE_PREFIX;

@@ -9,6 +9,7 @@ pub mod json;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod page;
 pub mod query;
 
 use std::time::Duration;

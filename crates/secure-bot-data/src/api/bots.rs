@@ -29,16 +29,12 @@ pub async fn list_bots(
     Query(page): Query<Page>,
 ) -> Result<Json<Listing<BotSummary>>, ApiError> {
     let limit = page.limit();
-    let mut items = state
+    let items = state
         .list_bots(&Caller::new(claims), limit + 1, page.cursor.as_deref())
         .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|bot| bot.bot_id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Listing { items, next_cursor }))
+    Ok(Json(Listing::from_overfetch(items, limit, |bot| {
+        bot.bot_id.clone()
+    })))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -16,7 +16,6 @@ use axum::routing::{get, post};
 use platform::ApiError;
 use platform::http::error::ErrorBody;
 use platform::http::openapi::BearerAuth;
-use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
 use crate::model::{BotId, FieldName};
@@ -24,27 +23,7 @@ use crate::service::BotData;
 
 pub type AppState = Arc<BotData>;
 
-/// `?limit=&cursor=` on lists.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct Page {
-    /// 1 to 500, default 50.
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-impl Page {
-    pub fn limit(&self) -> i64 {
-        self.limit.unwrap_or(50).clamp(1, 500)
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Listing<T: Serialize> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
+pub use platform::http::page::{Listing, Page};
 
 /// Parses the `{bot_id}` and `{field}` path segments.
 fn parse_path(bot_id: &str, field: &str) -> Result<(BotId, FieldName), ApiError> {

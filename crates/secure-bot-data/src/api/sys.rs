@@ -4,6 +4,7 @@
 use axum::extract::State;
 use platform::auth::Authenticated;
 use platform::http::error::ErrorBody;
+use platform::http::page::clamp_limit;
 use platform::{ApiError, ErrorCode, Json, Query};
 use serde::Deserialize;
 
@@ -82,19 +83,15 @@ pub async fn audit(
     let caller = Caller::new(claims);
     state.require_admin(&caller, "audit").await?;
     let bot_id = query.bot_id.as_deref().map(BotId::parse).transpose()?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let mut items = audit::list(
+    let limit = clamp_limit(query.limit);
+    let items = audit::list(
         &state.db,
         bot_id.as_ref().map(BotId::as_str),
         limit + 1,
         query.cursor.as_deref(),
     )
     .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|entry| entry.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Listing { items, next_cursor }))
+    Ok(Json(Listing::from_overfetch(items, limit, |entry| {
+        entry.id.clone()
+    })))
 }

@@ -7,18 +7,4 @@ pub mod bots;
 pub mod policy;
 pub mod secrets;
 
-/// Unix seconds now.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// Unix seconds as RFC 3339 UTC.
-pub fn rfc3339(seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub use platform::time_fmt::{rfc3339_from_unix as rfc3339, unix_now as now};

@@ -171,18 +171,15 @@ async fn reads_are_masked_unless_revealed_and_versions_are_kept() {
     assert_eq!(masked["masked"], true);
     assert_eq!(masked["version"], 4);
 
-    let old: Value = app
-        .client
-        .post(app.url(&format!(
-            "{PREFIX}/bots/bot-v/fields/api_key/reveal?version=2"
-        )))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old: Value = post(
+        &app,
+        &format!("{PREFIX}/bots/bot-v/fields/api_key/reveal?version=2"),
+        &manager,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(old["value"], "api-key-value-0002");
     assert_eq!(old["masked"], false);
 
@@ -207,14 +204,12 @@ async fn reads_are_masked_unless_revealed_and_versions_are_kept() {
         "metadata carries a value"
     );
     let (status, _) = error_of(
-        app.client
-            .post(app.url(&format!(
-                "{PREFIX}/bots/bot-v/fields/api_key/reveal?version=1"
-            )))
-            .bearer_auth(&manager)
-            .send()
-            .await
-            .unwrap(),
+        post(
+            &app,
+            &format!("{PREFIX}/bots/bot-v/fields/api_key/reveal?version=1"),
+            &manager,
+        )
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -370,30 +365,13 @@ async fn delete_undelete_and_destroy_follow_their_permissions() {
 
     // Editors may read (masked) but not delete.
     assert_eq!(get(&app, &field, &editor).await.status(), StatusCode::OK);
-    let (status, code) = error_of(
-        app.client
-            .delete(app.url(&field))
-            .bearer_auth(&editor)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code) = error_of(delete(&app, &field, &editor).await).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::FORBIDDEN, "FORBIDDEN")
     );
 
-    let deleted: Value = app
-        .client
-        .delete(app.url(&field))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deleted: Value = delete(&app, &field, &manager).await.json().await.unwrap();
     assert_eq!(
         deleted,
         json!({"bot_id": "bot-d", "field": "oauth_refresh_token", "status": "deleted", "versions": [1]})
@@ -411,13 +389,7 @@ async fn delete_undelete_and_destroy_follow_their_permissions() {
         .unwrap();
     assert_eq!(all["data"], json!({}), "a deleted field is not retrieved");
 
-    let undeleted = app
-        .client
-        .post(app.url(&format!("{field}/undelete")))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
+    let undeleted = post(&app, &format!("{field}/undelete"), &manager).await;
     assert_eq!(undeleted.status(), StatusCode::OK);
     assert_eq!(
         revealed_value(&app, &manager, "bot-d", "oauth_refresh_token").await,
@@ -425,23 +397,10 @@ async fn delete_undelete_and_destroy_follow_their_permissions() {
     );
 
     // Destroy is for admins only, even with the permission's neighbours.
-    let (status, _) = error_of(
-        app.client
-            .post(app.url(&format!("{field}/destroy")))
-            .bearer_auth(&manager)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = error_of(post(&app, &format!("{field}/destroy"), &manager).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let destroyed: Value = app
-        .client
-        .post(app.url(&format!("{field}/destroy?versions=1")))
-        .bearer_auth(&admin)
-        .send()
+    let destroyed: Value = post(&app, &format!("{field}/destroy?versions=1"), &admin)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -453,13 +412,7 @@ async fn delete_undelete_and_destroy_follow_their_permissions() {
             .status(),
         StatusCode::NOT_FOUND
     );
-    let undelete_destroyed = app
-        .client
-        .post(app.url(&format!("{field}/undelete?versions=1")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let undelete_destroyed = post(&app, &format!("{field}/undelete?versions=1"), &admin).await;
     let body: Value = undelete_destroyed.json().await.unwrap();
     assert_eq!(
         body["versions"],
@@ -485,25 +438,10 @@ async fn delete_undelete_and_destroy_follow_their_permissions() {
             .is_none()
     );
 
-    let (status, _) = error_of(
-        app.client
-            .post(app.url(&format!("{field}/destroy?versions=9")))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) =
+        error_of(post(&app, &format!("{field}/destroy?versions=9"), &admin).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, code) = error_of(
-        app.client
-            .delete(app.url(&format!("{field}?versions=x")))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, code) = error_of(delete(&app, &format!("{field}?versions=x"), &admin).await).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::BAD_REQUEST, "INVALID_DATA")
@@ -553,12 +491,12 @@ async fn users_reach_only_their_own_and_their_teams_bots() {
             None,
         )
         .await,
-        app.client
-            .delete(app.url(&format!("{PREFIX}/bots/alice-bot/fields/password")))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap(),
+        delete(
+            &app,
+            &format!("{PREFIX}/bots/alice-bot/fields/password"),
+            &bob,
+        )
+        .await,
     ];
     for response in attempts {
         assert_eq!(error_of(response).await, missing);
@@ -977,13 +915,7 @@ async fn without_a_kek_the_service_is_sealed() {
     // A key mounted later is picked up by an unseal.
     let (ok, out, err) = botdata_cli(&app, &["rotate-kek"]).await;
     assert!(ok, "{out}{err}");
-    let unsealed = app
-        .client
-        .post(app.url(&format!("{PREFIX}/sys/unseal")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let unsealed = post(&app, &format!("{PREFIX}/sys/unseal"), &admin).await;
     assert_eq!(unsealed.status(), StatusCode::OK);
     store_ok(&app, &admin, "b", json!({"email": "e@example.com"})).await;
     assert_eq!(
@@ -999,23 +931,10 @@ async fn an_admin_seals_and_unseals_at_run_time() {
     let (_, manager) = user(&app, &admin, "mgr", &["Manager"], None).await;
     store_ok(&app, &manager, "bot-z", json!({"email": "z@example.com"})).await;
 
-    let (status, _) = error_of(
-        app.client
-            .post(app.url(&format!("{PREFIX}/sys/seal")))
-            .bearer_auth(&manager)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = error_of(post(&app, &format!("{PREFIX}/sys/seal"), &manager).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "only admins seal");
-    let sealed: Value = app
-        .client
-        .post(app.url(&format!("{PREFIX}/sys/seal")))
-        .bearer_auth(&admin)
-        .send()
+    let sealed: Value = post(&app, &format!("{PREFIX}/sys/seal"), &admin)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -1038,6 +957,8 @@ async fn an_admin_seals_and_unseals_at_run_time() {
         app.get("/api/v1/botdata/health").await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("vivesphere_botdata_sealed 1"), "{metrics}");
     // Metadata holds no secrets and stays readable.
     assert_eq!(
         get(&app, &format!("{PREFIX}/bots/bot-z"), &manager)
@@ -1046,17 +967,23 @@ async fn an_admin_seals_and_unseals_at_run_time() {
         StatusCode::OK
     );
 
-    let unsealed = app
-        .client
-        .post(app.url(&format!("{PREFIX}/sys/unseal")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let unsealed = post(&app, &format!("{PREFIX}/sys/unseal"), &admin).await;
     assert_eq!(unsealed.status(), StatusCode::OK);
     assert_eq!(
         revealed_value(&app, &manager, "bot-z", "email").await,
         "z@example.com"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("vivesphere_botdata_sealed 0"), "{metrics}");
+    assert!(
+        metrics
+            .contains(r#"vivesphere_botdata_operations_total{operation="reveal",result="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"vivesphere_botdata_operations_total{operation="seal",result="denied"} 1"#),
+        "{metrics}"
     );
     let audit: Value = get(&app, &format!("{PREFIX}/audit"), &admin)
         .await

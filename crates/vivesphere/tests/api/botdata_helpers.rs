@@ -75,6 +75,24 @@ pub async fn revealed_value(app: &TestApp, token: &str, bot_id: &str, field: &st
     body["value"].as_str().unwrap().to_string()
 }
 
+pub async fn post(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+pub async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    app.client
+        .delete(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// An error response's status and code.
 pub async fn error_of(response: reqwest::Response) -> (StatusCode, String) {
     let status = response.status();

@@ -107,13 +107,7 @@ async fn rotate_then_rewrap_then_retire_the_old_kek() {
     assert!(ok, "{out}{err}");
     // With version 1 retired, its file can go; every value still opens.
     std::fs::remove_file(app.data_dir.path().join("kek/1")).unwrap();
-    let unsealed = app
-        .client
-        .post(app.url(&format!("{PREFIX}/sys/unseal")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let unsealed = post(&app, &format!("{PREFIX}/sys/unseal"), &admin).await;
     assert_eq!(unsealed.status(), StatusCode::OK);
     let status: Value = unsealed.json().await.unwrap();
     assert_eq!(status["kek_versions"], json!([2]));
@@ -209,13 +203,7 @@ async fn a_backup_holds_no_key_or_plaintext_and_restores_into_an_empty_store() {
     .await;
     assert!(ok, "{out}{err}");
     let other_admin = admin_token(&other).await;
-    let unsealed = other
-        .client
-        .post(other.url(&format!("{PREFIX}/sys/unseal")))
-        .bearer_auth(&other_admin)
-        .send()
-        .await
-        .unwrap();
+    let unsealed = post(&other, &format!("{PREFIX}/sys/unseal"), &other_admin).await;
     assert_eq!(unsealed.status(), StatusCode::OK);
     let body: Value = retrieve(&other, &other_admin, "bot-b")
         .await
@@ -226,18 +214,15 @@ async fn a_backup_holds_no_key_or_plaintext_and_restores_into_an_empty_store() {
         body["data"],
         json!({"password": "second-version-of-it", "email": "b@example.com"})
     );
-    let old: Value = other
-        .client
-        .post(other.url(&format!(
-            "{PREFIX}/bots/bot-b/fields/password/reveal?version=1"
-        )))
-        .bearer_auth(&other_admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let old: Value = post(
+        &other,
+        &format!("{PREFIX}/bots/bot-b/fields/password/reveal?version=1"),
+        &other_admin,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(old["value"], canary);
 
     // A store that is not empty refuses a restore.

@@ -1,0 +1,100 @@
+//! What the HTTP benchmarks share: the release binary started on a free port with its own
+//! data directory (killed when dropped), readiness, the admin's token, percentiles.
+
+#![allow(dead_code)] // each benchmark uses its own subset
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
+pub const ADMIN_PASSWORD: &str = "benchmark-operator-passphrase-1";
+
+/// The release binary serving every target; killed when dropped, however the bench ends.
+pub struct Server {
+    child: std::process::Child,
+    pub base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    /// `vivesphere serve` on a free port, with `extra_env` on top of a private data directory.
+    pub fn start(extra_env: &[(String, String)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vivesphere"));
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("VIVESPHERE_CONFIG_DIR", CONFIG_DIR)
+            .env("VIVESPHERE_DATABASE__PATH", dir.path().join("{service}.db"))
+            .env("VIVESPHERE_QUEUE__PATH", dir.path().join("queue.db"))
+            .env(
+                "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
+                dir.path().join("authentication.key"),
+            )
+            .env(
+                "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR",
+                dir.path().join("kek"),
+            )
+            .env(
+                "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD",
+                ADMIN_PASSWORD,
+            )
+            .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        Self {
+            child: command.spawn().unwrap(),
+            base: format!("http://127.0.0.1:{port}"),
+            _data: dir,
+        }
+    }
+
+    /// Waits for readiness, then logs the admin in and returns the access token.
+    pub async fn ready_admin_token(&self, client: &reqwest::Client) -> String {
+        let started = Instant::now();
+        while client
+            .get(format!("{}/health/ready", self.base))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .ok()
+            != Some(true)
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let body: serde_json::Value = client
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `p` quantile of sorted latencies.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
