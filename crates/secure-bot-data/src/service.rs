@@ -389,15 +389,32 @@ impl BotData {
             .map(|kek| kek.audit_hmac(value.expose().as_bytes()))
     }
 
-    async fn readable_version(
+    /// A live version of a field of a bot the caller may reach, in one query (this is the
+    /// path of every reveal). An unreachable bot is audited and answers like a missing one.
+    async fn reachable_version(
         &self,
+        caller: &Caller,
+        action: &str,
         bot_id: &BotId,
         field: &FieldName,
         version: Option<i64>,
     ) -> Result<VersionRow, ApiError> {
-        let row = secrets::version(&self.db, bot_id.as_str(), field.as_str(), version)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such field or version"))?;
+        let (bot, row) =
+            secrets::version_with_bot(&self.db, bot_id.as_str(), field.as_str(), version)
+                .await?
+                .ok_or_else(no_such_bot)?;
+        if !caller.may_reach(&bot) {
+            self.audit_denied(
+                caller,
+                action,
+                Some(bot_id.as_str()),
+                Some(field.as_str()),
+                "not the owner or the owner's team",
+            )
+            .await;
+            return Err(no_such_bot());
+        }
+        let row = row.ok_or_else(|| ApiError::not_found("no such field or version"))?;
         if row.destroyed_at.is_some() {
             return Err(ApiError::not_found(format!(
                 "version {} of {} is destroyed",
@@ -429,8 +446,9 @@ impl BotData {
         };
         self.require(caller, permission, action, Some(bot_id), Some(field))
             .await?;
-        self.reachable(caller, action, bot_id, Some(field)).await?;
-        let row = self.readable_version(bot_id, field, version).await?;
+        let row = self
+            .reachable_version(caller, action, bot_id, field, version)
+            .await?;
         let value = self.open(bot_id, &row).await?;
         if reveal {
             let kek_version = row.sealed.as_ref().map_or(0, |s| s.kek_version);

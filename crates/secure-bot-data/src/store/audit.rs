@@ -139,15 +139,20 @@ pub async fn unpublished(db: &Database, limit: i64) -> anyhow::Result<Vec<AuditE
         .collect()
 }
 
+/// Marks entries as published, one statement per `ROWS_PER_STATEMENT` ids.
 pub async fn mark_published(db: &Database, ids: &[String]) -> anyhow::Result<()> {
-    let mut tx = db.pool().begin().await?;
-    for id in ids {
-        sqlx::query("UPDATE audit SET published = 1 WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "UPDATE audit SET published = 1 WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        query.execute(db.pool()).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::bots::BotRow;
 use super::rfc3339;
 use crate::crypto::{RecordRef, Sealed};
 
@@ -187,27 +188,43 @@ fn version_from_row(row: &AnyRow) -> anyhow::Result<VersionRow> {
     })
 }
 
-/// A version of a field: `version`, or the current one.
-pub async fn version(
+/// A bot and, if it exists, a version of one of its fields (`version`, or the current one).
+pub async fn version_with_bot(
     db: &Database,
     bot_id: &str,
     field: &str,
     version: Option<i64>,
-) -> anyhow::Result<Option<VersionRow>> {
+) -> anyhow::Result<Option<(BotRow, Option<VersionRow>)>> {
     let sql = format!(
-        "SELECT {VERSION_COLUMNS} FROM secret_versions v \
-         JOIN secret_fields f ON f.bot_id = v.bot_id AND f.field = v.field \
-         WHERE v.bot_id = $1 AND v.field = $2 AND v.version = COALESCE($3, f.current_version)"
+        "SELECT b.bot_id, b.owner_id, b.team, b.created_at AS bot_created_at, {VERSION_COLUMNS} \
+         FROM bots b \
+         LEFT JOIN secret_fields f ON f.bot_id = b.bot_id AND f.field = $2 \
+         LEFT JOIN secret_versions v ON v.bot_id = f.bot_id AND v.field = f.field \
+              AND v.version = COALESCE($3, f.current_version) \
+         WHERE b.bot_id = $1"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(bot_id)
         .bind(field)
         .bind(version)
         .fetch_optional(db.pool())
         .await?
-        .as_ref()
-        .map(version_from_row)
-        .transpose()
+    else {
+        return Ok(None);
+    };
+    let bot = BotRow {
+        bot_id: row.try_get("bot_id")?,
+        owner_id: row.try_get("owner_id")?,
+        team: row.try_get("team")?,
+        created_at: row.try_get("bot_created_at")?,
+    };
+    let found = row.try_get::<Option<i64>, _>("version")?.is_some();
+    let version = if found {
+        Some(version_from_row(&row)?)
+    } else {
+        None
+    };
+    Ok(Some((bot, version)))
 }
 
 /// The current version of every field of a bot.
