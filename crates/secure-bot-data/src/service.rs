@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use platform::db::Database;
 use platform::{ApiError, ErrorCode};
-use serde::Serialize;
 use serde_json::json;
 
 use crate::access::Caller;
@@ -77,7 +76,7 @@ impl Ownership {
 }
 
 /// A written field.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Written {
     pub field: String,
     pub version: i64,

@@ -1037,3 +1037,38 @@ async fn limits_on_fields_refuse_the_whole_write() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .get(&format!("{PREFIX}/openapi.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/store", "post"),
+        ("/retrieve", "get"),
+        ("/bots", "get"),
+        ("/bots/{bot_id}", "get"),
+        ("/bots/{bot_id}/fields/{field}", "get"),
+        ("/bots/{bot_id}/fields/{field}", "put"),
+        ("/bots/{bot_id}/fields/{field}", "delete"),
+        ("/bots/{bot_id}/fields/{field}/reveal", "post"),
+        ("/bots/{bot_id}/fields/{field}/undelete", "post"),
+        ("/bots/{bot_id}/fields/{field}/destroy", "post"),
+        ("/audit", "get"),
+        ("/sys/status", "get"),
+        ("/sys/seal", "post"),
+        ("/sys/unseal", "post"),
+    ] {
+        let operation = &doc["paths"][format!("{PREFIX}{path}")][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        assert!(
+            operation["security"].is_array(),
+            "{method} {path} does not say it needs a token"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
