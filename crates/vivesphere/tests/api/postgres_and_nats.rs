@@ -107,3 +107,96 @@ async fn an_unreachable_nats_makes_the_app_not_ready_naming_the_queue() {
     assert_eq!(body["checks"]["bot-manager.database"], "ok");
     assert_ne!(body["checks"]["queue"], "ok");
 }
+
+#[tokio::test]
+async fn secret_reveals_reach_nats_as_user_activity_from_a_postgres_store() {
+    let Some(settings) = nats_settings() else {
+        return;
+    };
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    let app = spawn(
+        None,
+        &[
+            ("VIVESPHERE_QUEUE__KIND", "nats"),
+            ("VIVESPHERE_QUEUE__URL", &settings.url),
+            ("VIVESPHERE_QUEUE__NAMESPACE", &settings.namespace),
+        ],
+        Some(pg),
+    )
+    .await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    crate::botdata_helpers::store_ok(
+        &app,
+        &admin,
+        "nats-bot",
+        serde_json::json!({"password": "nats-canary-password"}),
+    )
+    .await;
+    crate::botdata_helpers::revealed_value(&app, &admin, "nats-bot", "password").await;
+    let mut consumer = app
+        .queue
+        .clone()
+        .unwrap()
+        .consumer(platform::queue::ConsumerSpec::new(
+            "botdata-nats-test",
+            "logs.user_activity.secure_bot_data",
+        ))
+        .await
+        .unwrap();
+    let mut actions = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !actions.contains(&"botdata.reveal".to_string()) {
+        let delivery = tokio::time::timeout_at(deadline, consumer.next())
+            .await
+            .expect("the reveal event arrives on NATS")
+            .unwrap();
+        let event: Value = serde_json::from_slice(&delivery.message.payload).unwrap();
+        assert!(!event.to_string().contains("nats-canary-password"));
+        actions.push(event["data"]["action"].as_str().unwrap().to_string());
+        delivery.ack().await.unwrap();
+    }
+    assert!(
+        actions.contains(&"botdata.write".to_string()),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn secret_audit_events_wait_in_the_outbox_while_the_queue_is_down() {
+    // Port 1 on loopback: nothing listens, so every publish fails.
+    let app = spawn(
+        None,
+        &[
+            ("VIVESPHERE_QUEUE__KIND", "nats"),
+            ("VIVESPHERE_QUEUE__URL", "nats://127.0.0.1:1"),
+        ],
+        None,
+    )
+    .await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    crate::botdata_helpers::store_ok(
+        &app,
+        &admin,
+        "queue-down-bot",
+        serde_json::json!({"email": "down@example.com"}),
+    )
+    .await;
+    // The reveal is audited in the database even though its event cannot leave yet.
+    assert_eq!(
+        crate::botdata_helpers::revealed_value(&app, &admin, "queue-down-bot", "email").await,
+        "down@example.com"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let db = crate::botdata_helpers::raw_store(&app).await;
+    let waiting: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM audit WHERE bot_id = 'queue-down-bot' AND published = 0",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap();
+    assert_eq!(waiting, 2, "the write and the reveal wait to be relayed");
+}
