@@ -1,23 +1,76 @@
-//! Logging service: log events by category, retention, search and export, under
-//! `/api/v1/logs`. (Named log-service so it cannot be confused with the `log` crate.)
+//! Logging service: every service's user_activity and debug events, browser console and
+//! terminal logs, under `/api/v1/logs`. (Named log-service so it cannot be confused with the
+//! `log` crate.)
 //!
-//! Foundation stage: the service has its own storage, readiness, OpenAPI document and config
-//! section; its domain arrives with the Logging issue.
+//! Events arrive through the queue (`logs.<category>.<service>`, a durable consumer that
+//! writes in batches and acknowledges after the commit) and over HTTP (one event or a batch).
+//! They are stored idempotently on their id — on PostgreSQL in day partitions per category,
+//! so retention drops whole partitions; on SQLite in one table, with retention by delete —
+//! and read back through a required time window, filters, full-text search and keyset pages,
+//! or streamed as NDJSON or CSV. Who reads which category is decided on the server.
 
+mod access;
+mod api;
+mod model;
+mod service;
+mod settings;
+mod store;
+mod writer;
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
 use async_trait::async_trait;
-use axum::Router;
+use platform::activity::ActivityLog;
+use platform::db::{MigrationStep, Migrations};
 use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
-use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+
+pub use settings::Settings;
+
+use crate::service::{LogMetrics, Logs};
+use crate::store::partitions::Partitions;
 
 pub const NAME: &str = "logging";
 pub const CONFIG_SECTION: &str = "logging";
 pub const ROUTE_PREFIX: &str = "/api/v1/logs";
+/// The durable consumer that writes queued events.
+pub use writer::CONSUMER;
 
-/// The `logging` config section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {}
+const SQLITE_STEPS: &[MigrationStep] = &[MigrationStep {
+    version: 1,
+    description: "logging",
+    sql: include_str!("../migrations/0001_logging_sqlite.sql"),
+}];
+
+const POSTGRES_STEPS: &[MigrationStep] = &[MigrationStep {
+    version: 1,
+    description: "logging",
+    sql: include_str!("../migrations/0001_logging_postgres.sql"),
+}];
+
+const MIGRATIONS: Migrations = Migrations {
+    sqlite: SQLITE_STEPS,
+    postgres: POSTGRES_STEPS,
+};
+
+fn check_settings(settings: &Settings) -> anyhow::Result<()> {
+    let r = &settings.retention;
+    if [r.user_activity, r.debug, r.console, r.terminal].contains(&0) {
+        bail!("logging.retention.* are at least 1 day");
+    }
+    if settings.batch_size == 0 || settings.batch_size > 10_000 {
+        bail!("logging.batch_size is 1 to 10000");
+    }
+    if settings.max_batch_events == 0 {
+        bail!("logging.max_batch_events is at least 1");
+    }
+    if settings.max_message_bytes < 64 {
+        bail!("logging.max_message_bytes is at least 64");
+    }
+    Ok(())
+}
 
 /// The Logging target.
 pub struct LoggingService;
@@ -28,11 +81,31 @@ impl Target for LoggingService {
         TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
     }
 
+    fn migrations(&self) -> Migrations {
+        MIGRATIONS
+    }
+
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let _settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        check_settings(&settings)?;
+        let db = ctx
+            .database
+            .clone()
+            .context("the logging target needs its database")?;
+        let logs = Arc::new(Logs {
+            metrics: LogMetrics::register(&ctx.metrics),
+            activity: ActivityLog::new(ctx.queue.clone(), NAME),
+            partitions: Partitions::default(),
+            settings,
+            db,
+        });
+        writer::spawn(&ctx, logs.clone());
+        service::spawn_retention(&ctx, logs.clone());
+        let mut doc = service_document("Logging", ROUTE_PREFIX);
+        doc.merge(api::LogsApi::openapi());
         Ok(BuiltTarget {
-            router: Router::new(),
-            openapi: Some(service_document("Logging", ROUTE_PREFIX)),
+            router: api::router(logs),
+            openapi: Some(doc),
             checks: Vec::new(),
             verifier: None,
         })

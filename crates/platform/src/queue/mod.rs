@@ -133,6 +133,22 @@ impl Delivery {
 pub trait WorkConsumer: Send {
     /// Waits for the next delivery.
     async fn next(&mut self) -> anyhow::Result<Delivery>;
+
+    /// Waits for one delivery, then takes more that come within `linger`, up to `max`: for
+    /// consumers that write in batches. A delivery taken here is settled like any other.
+    async fn next_batch(&mut self, max: usize, linger: Duration) -> anyhow::Result<Vec<Delivery>> {
+        let mut batch = vec![self.next().await?];
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Ok(Ok(delivery)) => batch.push(delivery),
+                // A failed or timed-out pull ends the batch; what it had taken is kept, and
+                // a message caught mid-pull is redelivered after its ack deadline.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
 }
 
 /// The queue every service publishes to and consumes from.

@@ -192,6 +192,34 @@ impl WorkConsumer for NatsConsumer {
             }
         }
     }
+
+    /// One pull request for up to `max` messages, open for `linger` once the first arrives
+    /// (a round trip per batch, not per message).
+    async fn next_batch(&mut self, max: usize, linger: Duration) -> anyhow::Result<Vec<Delivery>> {
+        let first = self.next().await?;
+        let mut out = vec![first];
+        if max <= 1 {
+            return Ok(out);
+        }
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(max - 1)
+            .expires(linger.max(Duration::from_millis(10)))
+            .messages()
+            .await
+            .map_err(|err| anyhow::anyhow!("JetStream pull failed: {err}"))?;
+        while let Some(message) = batch.next().await {
+            match message {
+                Ok(message) => out.push(self.delivery(message)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "JetStream batch pull error; keeping what arrived");
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]

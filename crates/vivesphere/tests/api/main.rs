@@ -16,6 +16,7 @@ mod botdata_keys;
 
 mod config;
 mod health;
+mod logs;
 mod postgres_and_nats;
 mod process;
 mod routes;

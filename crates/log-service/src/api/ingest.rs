@@ -1,0 +1,201 @@
+//! Ingestion over HTTP: one event (the contract) or a batch (NDJSON or a JSON array). Browser
+//! console logs come in this way. An event is stored before the answer; a batch is all or
+//! nothing, and a bad line is named.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use platform::auth::{Authenticated, Claims, TokenUse};
+use platform::http::error::ErrorBody;
+use platform::{ApiError, ErrorCode, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use crate::model::{Category, LogEvent, Submitter, from_submission};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SubmitRequest {
+    /// user_activity, debug, terminal or console.
+    pub log_type: String,
+    /// `timestamp` (RFC 3339 or Unix ms), `message`, `source` (the emitting service or app),
+    /// and optionally `level`, `action`, `request_id`, `id` (an idempotency key); anything
+    /// else is kept as data.
+    #[schema(value_type = Object)]
+    pub log_data: Value,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubmitResponse {
+    /// Always `log_submitted`.
+    pub status: &'static str,
+    pub log_id: String,
+}
+
+/// Writing user_activity over HTTP is for services and admins (`logs:write`): the audit
+/// trail must not be forgeable by the people it records. Other categories need only a token.
+fn check_may_write(claims: &Claims, event: &LogEvent) -> Result<(), ApiError> {
+    if event.category == Category::UserActivity && !claims.has_permission("logs:write") {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "submitting user_activity events needs `logs:write`",
+        ));
+    }
+    Ok(())
+}
+
+fn event_of(
+    state: &AppState,
+    claims: &Claims,
+    request: SubmitRequest,
+) -> Result<LogEvent, ApiError> {
+    let submitter = Submitter {
+        user_id: &claims.sub,
+        is_service: claims.token_use == TokenUse::Service,
+    };
+    let event = from_submission(
+        &request.log_type,
+        request.log_data,
+        &submitter,
+        platform::time_fmt::now_millis(),
+        state.settings.max_message_bytes,
+    )?;
+    check_may_write(claims, &event)?;
+    Ok(event)
+}
+
+/// Submit one log event (contract).
+#[utoipa::path(post, path = "/api/v1/logs/submit", tag = "logs", security(("bearer" = [])),
+    request_body = SubmitRequest,
+    responses((status = 201, body = SubmitResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn submit(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Json(request): Json<SubmitRequest>,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let event = event_of(&state, &claims, request)?;
+    let log_id = event.id.clone();
+    state.store(vec![event]).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SubmitResponse {
+            status: "log_submitted",
+            log_id,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    /// Always `logs_submitted`.
+    pub status: &'static str,
+    /// Events in the batch.
+    pub accepted: usize,
+    /// Events new to the store (a resent event is stored once).
+    pub stored: u64,
+    pub log_ids: Vec<String>,
+}
+
+/// The items of a batch body: a JSON array, or NDJSON (one object per line).
+fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(usize, Value)>, ApiError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Array(items)) => Ok(items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i + 1, v))
+                .collect()),
+            Ok(_) => Err(ApiError::invalid_data(
+                "a JSON batch is an array of {log_type, log_data}",
+            )),
+            Err(err) => Err(ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("the body is not valid JSON: {err}"),
+            )),
+        }
+    } else if content_type.starts_with("application/x-ndjson") {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::invalid_data("NDJSON must be UTF-8"))?;
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .map(|(i, line)| {
+                serde_json::from_str(line)
+                    .map(|v| (i + 1, v))
+                    .map_err(|err| {
+                        ApiError::new(ErrorCode::MalformedJson, format!("line {}: {err}", i + 1))
+                    })
+            })
+            .collect()
+    } else {
+        Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send a batch as `application/json` (an array) or `application/x-ndjson`",
+        ))
+    }
+}
+
+/// Submit a batch of events: a JSON array or NDJSON of `{log_type, log_data}`. All or
+/// nothing; an invalid item is named by its position.
+#[utoipa::path(post, path = "/api/v1/logs/batch", tag = "logs", security(("bearer" = [])),
+    request_body(content = Vec<SubmitRequest>, description = "JSON array, or NDJSON with Content-Type application/x-ndjson"),
+    responses((status = 201, body = BatchResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody)))]
+pub async fn batch(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "the batch is larger than this route accepts; split it",
+            )
+        } else {
+            ApiError::invalid_data(format!(
+                "the body could not be read: {}",
+                rejection.body_text()
+            ))
+        }
+    })?;
+    let items = batch_items(&headers, &body)?;
+    if items.is_empty() {
+        return Err(ApiError::invalid_data("the batch is empty"));
+    }
+    if items.len() > state.settings.max_batch_events {
+        return Err(ApiError::invalid_data(format!(
+            "at most {} events per batch",
+            state.settings.max_batch_events
+        )));
+    }
+    let mut events = Vec::with_capacity(items.len());
+    for (position, item) in items {
+        let request: SubmitRequest = serde_json::from_value(item)
+            .map_err(|err| ApiError::invalid_data(format!("item {position}: {err}")))?;
+        let event = event_of(&state, &claims, request)
+            .map_err(|err| ApiError::new(err.code, format!("item {position}: {}", err.message)))?;
+        events.push(event);
+    }
+    let log_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let accepted = events.len();
+    let stored = state.store(events).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BatchResponse {
+            status: "logs_submitted",
+            accepted,
+            stored,
+            log_ids,
+        }),
+    ))
+}

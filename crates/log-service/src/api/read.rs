@@ -1,0 +1,355 @@
+//! Reading: a time window (default the last hour) and filters, newest first with keyset
+//! pagination on (ts, id); the same filter streamed as NDJSON or CSV; and deletes by filter
+//! for admins. The caller's readable categories bound every one of them.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use platform::auth::{Authenticated, Claims};
+use platform::http::error::ErrorBody;
+use platform::http::page::{Listing, clamp_limit};
+use platform::{ApiError, ErrorCode, Json, Query};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use crate::access;
+use crate::model::{Category, LEVELS, LogEvent, parse_timestamp};
+use crate::store::{self, Cursor, Filter};
+
+const HOUR_MS: i64 = 3_600_000;
+/// Rows per database round trip while exporting.
+const EXPORT_PAGE: i64 = 1000;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Start of the window, RFC 3339 or Unix ms (default: one hour before `to`).
+    pub from: Option<String>,
+    /// End of the window, exclusive (default: now).
+    pub to: Option<String>,
+    /// Comma-separated categories (default: every one you may read).
+    pub category: Option<String>,
+    pub service: Option<String>,
+    pub level: Option<String>,
+    pub user_id: Option<String>,
+    pub action: Option<String>,
+    pub request_id: Option<String>,
+    /// Words the message must contain.
+    pub q: Option<String>,
+    /// 1 to 500, default 50 (lists only).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (lists only).
+    pub cursor: Option<String>,
+    /// `ndjson` (default) or `csv` (exports only).
+    pub format: Option<String>,
+}
+
+fn time_param(name: &str, raw: &str) -> Result<i64, ApiError> {
+    let value = raw
+        .parse::<i64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::String(raw.to_string()));
+    parse_timestamp(&value)
+        .ok_or_else(|| ApiError::invalid_data(format!("{name}: RFC 3339 or Unix milliseconds")))
+}
+
+fn short(name: &str, value: &Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.is_empty() || v.len() > 256 => Err(ApiError::invalid_data(format!(
+            "{name}: 1 to 256 characters"
+        ))),
+        other => Ok(other.clone()),
+    }
+}
+
+/// The filter of a request, bounded by what `claims` may read. `window` makes the time
+/// window required (default the last hour); deletes may span all time.
+fn filter_of(claims: &Claims, query: &EventQuery, window: bool) -> Result<Filter, ApiError> {
+    let asked = match &query.category {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|c| {
+                Category::parse(c.trim()).ok_or_else(|| {
+                    ApiError::invalid_data("category: user_activity, debug, terminal or console")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let categories = access::covered(claims, &asked)?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|t| time_param("to", t))
+        .transpose()?;
+    let from = query
+        .from
+        .as_deref()
+        .map(|f| time_param("from", f))
+        .transpose()?;
+    let (from, to) = if window {
+        let to = to.unwrap_or_else(|| platform::time_fmt::now_millis() + 1);
+        (Some(from.unwrap_or(to - HOUR_MS)), Some(to))
+    } else {
+        (from, to)
+    };
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        return Err(ApiError::invalid_data("from must be before to"));
+    }
+    if let Some(level) = &query.level
+        && !LEVELS.contains(&level.as_str())
+    {
+        return Err(ApiError::invalid_data(
+            "level: trace, debug, info, warn, error or fatal",
+        ));
+    }
+    let text = query
+        .q
+        .as_ref()
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty());
+    if text.as_ref().is_some_and(|q| q.len() > 256) {
+        return Err(ApiError::invalid_data("q: at most 256 characters"));
+    }
+    Ok(Filter {
+        from,
+        to,
+        categories,
+        service: short("service", &query.service)?,
+        level: query.level.clone(),
+        user_id: short("user_id", &query.user_id)?,
+        action: short("action", &query.action)?,
+        request_id: short("request_id", &query.request_id)?,
+        text,
+    })
+}
+
+fn encode_cursor(event: &LogEvent) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", event.ts, event.id))
+}
+
+fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
+    let invalid =
+        || ApiError::invalid_data("cursor: pass back the next_cursor of the previous page");
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (ts, id) = text.split_once(':').ok_or_else(invalid)?;
+    Ok(Cursor {
+        ts: ts.parse().map_err(|_| invalid())?,
+        id: id.to_string(),
+    })
+}
+
+/// Events, newest first (user_activity needs `logs:read`; debug, terminal and console need
+/// `logs:read:debug`).
+#[utoipa::path(get, path = "/api/v1/logs/events", tag = "logs", security(("bearer" = [])),
+    params(EventQuery),
+    responses((status = 200, body = Listing<LogEvent>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Query(query): Query<EventQuery>,
+) -> Result<Json<Listing<LogEvent>>, ApiError> {
+    let filter = filter_of(&claims, &query, true)?;
+    let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let limit = clamp_limit(query.limit);
+    let items = store::query(&state.db, &filter, cursor.as_ref(), limit + 1).await?;
+    Ok(Json(Listing::from_overfetch(items, limit, encode_cursor)))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Ndjson,
+    Csv,
+}
+
+const CSV_HEADER: &str = "id,time,category,service,level,user_id,action,request_id,message,data\n";
+
+/// One CSV cell: quoted, and a leading `=`, `+`, `-` or `@` defused so that a spreadsheet
+/// never runs a log line as a formula.
+fn csv_cell(value: &str) -> String {
+    let defused = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    format!("\"{}\"", defused.replace('"', "\"\""))
+}
+
+fn csv_line(event: &LogEvent) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.ts) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let cells = [
+        event.id.as_str(),
+        &time,
+        event.category.as_str(),
+        &event.service,
+        &event.level,
+        event.user_id.as_deref().unwrap_or(""),
+        event.action.as_deref().unwrap_or(""),
+        event.request_id.as_deref().unwrap_or(""),
+        &event.message,
+        &event.data.to_string(),
+    ];
+    let mut line = cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+/// Every event the filter covers, streamed page by page as NDJSON or CSV.
+#[utoipa::path(get, path = "/api/v1/logs/export", tag = "logs", security(("bearer" = [])),
+    params(EventQuery),
+    responses((status = 200, description = "NDJSON (application/x-ndjson) or CSV (text/csv)"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Query(query): Query<EventQuery>,
+) -> Result<Response, ApiError> {
+    let format = match query.format.as_deref() {
+        None | Some("ndjson") => Format::Ndjson,
+        Some("csv") => Format::Csv,
+        Some(_) => return Err(ApiError::invalid_data("format: ndjson or csv")),
+    };
+    let filter = filter_of(&claims, &query, true)?;
+    let first =
+        (format == Format::Csv).then(|| Ok::<_, std::io::Error>(bytes::Bytes::from(CSV_HEADER)));
+    let pages = futures::stream::unfold(
+        (state, filter, None::<Cursor>, false),
+        move |(state, filter, cursor, done)| async move {
+            if done {
+                return None;
+            }
+            match store::query(&state.db, &filter, cursor.as_ref(), EXPORT_PAGE).await {
+                Ok(events) => {
+                    let finished = (events.len() as i64) < EXPORT_PAGE;
+                    let next = events.last().map(|e| Cursor {
+                        ts: e.ts,
+                        id: e.id.clone(),
+                    });
+                    let mut chunk = String::new();
+                    for event in &events {
+                        match format {
+                            Format::Ndjson => {
+                                chunk.push_str(&serde_json::to_string(event).unwrap_or_default());
+                                chunk.push('\n');
+                            }
+                            Format::Csv => chunk.push_str(&csv_line(event)),
+                        }
+                    }
+                    if events.is_empty() {
+                        return None;
+                    }
+                    Some((
+                        Ok(bytes::Bytes::from(chunk)),
+                        (state, filter, next, finished),
+                    ))
+                }
+                Err(err) => {
+                    // The status line has gone out; ending the stream early is the only
+                    // signal left, and the cause goes to the log.
+                    tracing::error!(error = %format!("{err:#}"), "export stopped");
+                    Some((
+                        Err(std::io::Error::other("export stopped")),
+                        (state, filter, None, true),
+                    ))
+                }
+            }
+        },
+    );
+    let stream = futures::StreamExt::chain(futures::stream::iter(first), pages);
+    let (content_type, file) = match format {
+        Format::Ndjson => ("application/x-ndjson", "logs.ndjson"),
+        Format::Csv => ("text/csv; charset=utf-8", "logs.csv"),
+    };
+    Ok((
+        [
+            (CONTENT_TYPE, content_type.to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeleteResponse {
+    /// Always `deleted`.
+    pub status: &'static str,
+    pub deleted: u64,
+}
+
+/// Delete every event a filter covers (`logs:delete`, and read access to the categories),
+/// e.g. all events of one user. The window is optional here; at least one filter is required.
+#[utoipa::path(post, path = "/api/v1/logs/delete", tag = "logs", security(("bearer" = [])),
+    request_body = EventQuery,
+    responses((status = 200, body = DeleteResponse), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Json(query): Json<EventQuery>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    claims.require("logs:delete")?;
+    if query.limit.is_some() || query.cursor.is_some() || query.format.is_some() {
+        return Err(ApiError::invalid_data(
+            "a delete takes filters only (no limit, cursor or format)",
+        ));
+    }
+    let filter = filter_of(&claims, &query, false)?;
+    let narrowed = filter.from.is_some()
+        || filter.to.is_some()
+        || query.category.is_some()
+        || filter.service.is_some()
+        || filter.level.is_some()
+        || filter.user_id.is_some()
+        || filter.action.is_some()
+        || filter.request_id.is_some()
+        || filter.text.is_some();
+    if !narrowed {
+        return Err(ApiError::new(
+            ErrorCode::InvalidData,
+            "name at least one filter (for example user_id); deleting everything is not offered",
+        ));
+    }
+    let deleted = store::delete(&state.db, &filter).await?;
+    state
+        .activity
+        .record(
+            platform::activity::Activity::new("logs.deleted")
+                .actor(claims.sub.clone())
+                .details(serde_json::json!({
+                    "deleted": deleted,
+                    "categories": filter.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "user_id": filter.user_id,
+                    "service": filter.service,
+                    "action": filter.action,
+                    "from": filter.from,
+                    "to": filter.to,
+                })),
+        )
+        .await;
+    Ok(Json(DeleteResponse {
+        status: "deleted",
+        deleted,
+    }))
+}

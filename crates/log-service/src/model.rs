@@ -1,0 +1,354 @@
+//! A log event and the ways one arrives: the contract's `log_type`/`log_data`, a line of a
+//! batch, or a CloudEvent from the queue (`logs.<category>.<service>`).
+
+use platform::ApiError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::settings::Retention;
+
+/// The four categories; each has its own retention and read permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    UserActivity,
+    Debug,
+    Terminal,
+    Console,
+}
+
+impl Category {
+    pub const ALL: [Category; 4] = [
+        Category::UserActivity,
+        Category::Debug,
+        Category::Terminal,
+        Category::Console,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::UserActivity => "user_activity",
+            Category::Debug => "debug",
+            Category::Terminal => "terminal",
+            Category::Console => "console",
+        }
+    }
+
+    pub fn retention_days(self, retention: &Retention) -> u32 {
+        match self {
+            Category::UserActivity => retention.user_activity,
+            Category::Debug => retention.debug,
+            Category::Terminal => retention.terminal,
+            Category::Console => retention.console,
+        }
+    }
+}
+
+pub const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "fatal"];
+
+/// One stored event.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LogEvent {
+    /// The event id (a UUID for events from the queue): storing it twice stores it once.
+    pub id: String,
+    /// Unix milliseconds.
+    pub ts: i64,
+    #[schema(value_type = String)]
+    pub category: Category,
+    pub service: String,
+    pub level: String,
+    pub user_id: Option<String>,
+    pub action: Option<String>,
+    pub request_id: Option<String>,
+    pub message: String,
+    /// Everything else the event carried.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+fn text(map: &Map<String, Value>, key: &str, max: usize) -> Option<String> {
+    map.get(key)
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(max).collect::<String>())
+        .filter(|s| !s.is_empty())
+}
+
+/// Cuts a message to `max` bytes on a character boundary.
+pub fn cut(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let mut end = max;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+/// A timestamp as RFC 3339 or Unix milliseconds.
+pub fn parse_timestamp(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        }
+        _ => None,
+    }
+}
+
+/// Who submitted an event over HTTP: their id is the event's `user_id` unless they are a
+/// service client, which may name the user it acts for.
+pub struct Submitter<'a> {
+    pub user_id: &'a str,
+    pub is_service: bool,
+}
+
+/// An event from the contract's `{"log_type","log_data":{...}}` (also one line of a batch).
+pub fn from_submission(
+    log_type: &str,
+    log_data: Value,
+    submitter: &Submitter<'_>,
+    now_ms: i64,
+    max_message_bytes: usize,
+) -> Result<LogEvent, ApiError> {
+    let category = Category::parse(log_type).ok_or_else(|| {
+        ApiError::invalid_data("log_type must be user_activity, debug, terminal or console")
+    })?;
+    let Value::Object(mut data) = log_data else {
+        return Err(ApiError::invalid_data("log_data must be an object"));
+    };
+    let ts = match data.get("timestamp") {
+        Some(value) => parse_timestamp(value).ok_or_else(|| {
+            ApiError::invalid_data("log_data.timestamp: RFC 3339 or Unix milliseconds")
+        })?,
+        None => return Err(ApiError::invalid_data("log_data.timestamp is required")),
+    };
+    if ts > now_ms + 24 * 3600 * 1000 {
+        return Err(ApiError::invalid_data(
+            "log_data.timestamp is more than a day ahead",
+        ));
+    }
+    let message = match data.get("message") {
+        Some(Value::String(m)) if !m.is_empty() => cut(m.clone(), max_message_bytes),
+        _ => {
+            return Err(ApiError::invalid_data(
+                "log_data.message: a non-empty string",
+            ));
+        }
+    };
+    let service = text(&data, "source", 64)
+        .ok_or_else(|| ApiError::invalid_data("log_data.source: the emitting service or app"))?;
+    let level = match data.get("level") {
+        None => "info".to_string(),
+        Some(Value::String(l)) if LEVELS.contains(&l.to_ascii_lowercase().as_str()) => {
+            l.to_ascii_lowercase()
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_data(
+                "log_data.level: trace, debug, info, warn, error or fatal",
+            ));
+        }
+    };
+    let user_id = if submitter.is_service {
+        text(&data, "user_id", 128)
+    } else {
+        Some(submitter.user_id.to_string())
+    };
+    let action = text(&data, "action", 128);
+    let request_id = text(&data, "request_id", 128);
+    let id = match data.get("id") {
+        Some(Value::String(id)) if (1..=128).contains(&id.len()) => id.clone(),
+        Some(_) => return Err(ApiError::invalid_data("log_data.id: 1 to 128 characters")),
+        None => uuid::Uuid::now_v7().to_string(),
+    };
+    for key in [
+        "id",
+        "timestamp",
+        "message",
+        "source",
+        "level",
+        "user_id",
+        "action",
+        "request_id",
+    ] {
+        data.remove(key);
+    }
+    Ok(LogEvent {
+        id,
+        ts,
+        category,
+        service,
+        level,
+        user_id,
+        action,
+        request_id,
+        message,
+        data: Value::Object(data),
+    })
+}
+
+/// An event from the queue: a CloudEvent (as `platform::activity` writes them) on
+/// `logs.<category>.<service>`. `None` for a message that can never be stored.
+pub fn from_cloudevent(
+    subject: &str,
+    payload: &[u8],
+    now_ms: i64,
+    max_message_bytes: usize,
+) -> Option<LogEvent> {
+    let mut tokens = subject.split('.');
+    let (Some("logs"), Some(category), service) = (tokens.next(), tokens.next(), tokens.next())
+    else {
+        return None;
+    };
+    let category = Category::parse(category)?;
+    let Value::Object(event) = serde_json::from_slice::<Value>(payload).ok()? else {
+        return None;
+    };
+    let id = text(&event, "id", 128)?;
+    let ts = event
+        .get("time")
+        .and_then(parse_timestamp)
+        .unwrap_or(now_ms);
+    let source = text(&event, "source", 128)
+        .map(|s| s.trim_start_matches("vivesphere/").to_string())
+        .or_else(|| service.map(|s| s.replace('_', "-")))
+        .unwrap_or_else(|| "unknown".to_string());
+    let data = event.get("data").cloned().unwrap_or(Value::Null);
+    let data_map = data.as_object();
+    let action = data_map
+        .and_then(|d| text(d, "action", 128))
+        .or_else(|| text(&event, "type", 128));
+    let user_id =
+        text(&event, "actor", 128).or_else(|| data_map.and_then(|d| text(d, "actor", 128)));
+    let subject_of = text(&event, "subject", 128);
+    let level = data_map
+        .and_then(|d| text(d, "level", 16))
+        .map(|l| l.to_ascii_lowercase())
+        .filter(|l| LEVELS.contains(&l.as_str()))
+        .unwrap_or_else(|| "info".to_string());
+    let message = data_map
+        .and_then(|d| text(d, "message", usize::MAX))
+        .unwrap_or_else(|| match (&action, &subject_of) {
+            (Some(action), Some(subject)) => format!("{action} {subject}"),
+            (Some(action), None) => action.clone(),
+            _ => "event".to_string(),
+        });
+    Some(LogEvent {
+        id,
+        ts,
+        category,
+        service: source,
+        level,
+        user_id,
+        action,
+        request_id: text(&event, "request_id", 128),
+        message: cut(message, max_message_bytes),
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn user() -> Submitter<'static> {
+        Submitter {
+            user_id: "u-1",
+            is_service: false,
+        }
+    }
+
+    #[test]
+    fn a_submission_needs_a_known_type_a_time_a_message_and_a_source() {
+        let ok = from_submission(
+            "console",
+            json!({"timestamp": "2027-01-15T08:00:00Z", "message": "hello", "source": "web", "extra": 1, "user_id": "spoofed"}),
+            &user(),
+            NOW,
+            100,
+        )
+        .unwrap();
+        assert_eq!(ok.category, Category::Console);
+        assert_eq!(
+            ok.user_id.as_deref(),
+            Some("u-1"),
+            "a user cannot log as someone else"
+        );
+        assert_eq!(ok.level, "info");
+        assert_eq!(ok.data, json!({"extra": 1}));
+        for (log_type, data) in [
+            (
+                "audit",
+                json!({"timestamp": 1, "message": "m", "source": "s"}),
+            ),
+            ("debug", json!({"message": "m", "source": "s"})),
+            (
+                "debug",
+                json!({"timestamp": "yesterday", "message": "m", "source": "s"}),
+            ),
+            (
+                "debug",
+                json!({"timestamp": 1, "message": "", "source": "s"}),
+            ),
+            ("debug", json!({"timestamp": 1, "message": "m"})),
+            (
+                "debug",
+                json!({"timestamp": 1, "message": "m", "source": "s", "level": "loud"}),
+            ),
+            (
+                "debug",
+                json!({"timestamp": NOW + 2 * 86_400_000, "message": "m", "source": "s"}),
+            ),
+            ("debug", json!("not an object")),
+        ] {
+            assert!(
+                from_submission(log_type, data.clone(), &user(), NOW, 100).is_err(),
+                "{log_type} {data}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(cut("héllo".to_string(), 2), "h…");
+        assert_eq!(cut("abc".to_string(), 3), "abc");
+    }
+
+    #[test]
+    fn cloudevents_from_the_platform_map_to_events() {
+        let payload = json!({
+            "specversion": "1.0", "id": "e-1", "source": "vivesphere/authentication",
+            "type": "vivesphere.authentication.login.succeeded", "time": "2027-01-15T08:00:00Z",
+            "subject": "u-9", "request_id": "r-1", "actor": "u-9",
+            "data": {"action": "login.succeeded", "actor": "u-9", "subject": "u-9", "details": {}}
+        });
+        let event = from_cloudevent(
+            "logs.user_activity.authentication",
+            payload.to_string().as_bytes(),
+            NOW,
+            100,
+        )
+        .unwrap();
+        assert_eq!(event.id, "e-1");
+        assert_eq!(event.category, Category::UserActivity);
+        assert_eq!(event.service, "authentication");
+        assert_eq!(event.action.as_deref(), Some("login.succeeded"));
+        assert_eq!(event.user_id.as_deref(), Some("u-9"));
+        assert_eq!(event.request_id.as_deref(), Some("r-1"));
+        assert_eq!(event.message, "login.succeeded u-9");
+        assert!(
+            from_cloudevent("logs.audit.x", payload.to_string().as_bytes(), NOW, 100).is_none()
+        );
+        assert!(from_cloudevent("logs.debug.x", b"not json", NOW, 100).is_none());
+    }
+}

@@ -1,0 +1,231 @@
+//! The events table: batched idempotent inserts, filtered keyset queries, deletes by filter
+//! and retention. The SQL is shared by both backends except for text search and day
+//! partitions, which only PostgreSQL has.
+
+pub mod partitions;
+
+use platform::db::{Backend, Database};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::model::{Category, LogEvent};
+
+const COLUMNS: &str =
+    "id, ts, category, service, level, user_id, action, request_id, message, data";
+const COLUMN_COUNT: usize = 10;
+/// Rows per INSERT statement, far below both backends' bind-parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts events; an event already stored (same id, category and time) is skipped.
+/// Returns how many were new.
+pub async fn insert(conn: &mut sqlx::AnyConnection, events: &[LogEvent]) -> anyhow::Result<u64> {
+    let mut inserted = 0;
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let params: Vec<String> = (1..=COLUMN_COUNT)
+                    .map(|col| format!("${}", row * COLUMN_COUNT + col))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for event in chunk {
+            query = query
+                .bind(event.id.clone())
+                .bind(event.ts)
+                .bind(event.category.as_str())
+                .bind(event.service.clone())
+                .bind(event.level.clone())
+                .bind(event.user_id.clone())
+                .bind(event.action.clone())
+                .bind(event.request_id.clone())
+                .bind(event.message.clone())
+                .bind(event.data.to_string());
+        }
+        inserted += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// Which events a query, an export or a delete covers.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Unix milliseconds, inclusive.
+    pub from: Option<i64>,
+    /// Unix milliseconds, exclusive.
+    pub to: Option<i64>,
+    /// Never empty when it reaches the store: the caller's readable categories at most.
+    pub categories: Vec<Category>,
+    pub service: Option<String>,
+    pub level: Option<String>,
+    pub user_id: Option<String>,
+    pub action: Option<String>,
+    pub request_id: Option<String>,
+    /// Words the message must contain.
+    pub text: Option<String>,
+}
+
+/// A position in newest-first order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub ts: i64,
+    pub id: String,
+}
+
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// A WHERE clause with its numbered arguments.
+struct Where {
+    conditions: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Where {
+    fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    fn eq(&mut self, column: &str, value: &Option<String>) {
+        if let Some(value) = value {
+            let p = self.arg(Arg::Text(value.clone()));
+            self.conditions.push(format!("{column} = {p}"));
+        }
+    }
+
+    fn build(backend: Backend, filter: &Filter, cursor: Option<&Cursor>) -> Self {
+        let mut w = Where {
+            conditions: Vec::new(),
+            args: Vec::new(),
+        };
+        if let Some(from) = filter.from {
+            let p = w.arg(Arg::Int(from));
+            w.conditions.push(format!("ts >= {p}"));
+        }
+        if let Some(to) = filter.to {
+            let p = w.arg(Arg::Int(to));
+            w.conditions.push(format!("ts < {p}"));
+        }
+        let categories: Vec<String> = filter
+            .categories
+            .iter()
+            .map(|c| w.arg(Arg::Text(c.as_str().to_string())))
+            .collect();
+        w.conditions
+            .push(format!("category IN ({})", categories.join(", ")));
+        w.eq("service", &filter.service);
+        w.eq("level", &filter.level);
+        w.eq("user_id", &filter.user_id);
+        w.eq("action", &filter.action);
+        w.eq("request_id", &filter.request_id);
+        if let Some(text) = &filter.text {
+            match backend {
+                Backend::Postgres => {
+                    let p = w.arg(Arg::Text(text.clone()));
+                    w.conditions.push(format!(
+                        "to_tsvector('simple', message) @@ plainto_tsquery('simple', {p})"
+                    ));
+                }
+                Backend::Sqlite => {
+                    // Every word, anywhere in the message, case-insensitively (ASCII).
+                    for word in text.split_whitespace() {
+                        let escaped = word
+                            .replace('\\', "\\\\")
+                            .replace('%', "\\%")
+                            .replace('_', "\\_");
+                        let p = w.arg(Arg::Text(format!("%{escaped}%")));
+                        w.conditions.push(format!("message LIKE {p} ESCAPE '\\'"));
+                    }
+                }
+            }
+        }
+        if let Some(cursor) = cursor {
+            let ts = w.arg(Arg::Int(cursor.ts));
+            let id = w.arg(Arg::Text(cursor.id.clone()));
+            w.conditions
+                .push(format!("(ts < {ts} OR (ts = {ts} AND id < {id}))"));
+        }
+        w
+    }
+
+    fn bind<'q>(
+        self,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        for arg in self.args {
+            query = match arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+            };
+        }
+        query
+    }
+}
+
+fn from_row(row: &AnyRow) -> anyhow::Result<LogEvent> {
+    let category: String = row.try_get("category")?;
+    Ok(LogEvent {
+        id: row.try_get("id")?,
+        ts: row.try_get("ts")?,
+        category: Category::parse(&category)
+            .ok_or_else(|| anyhow::anyhow!("stored category {category:?}"))?,
+        service: row.try_get("service")?,
+        level: row.try_get("level")?,
+        user_id: row.try_get("user_id")?,
+        action: row.try_get("action")?,
+        request_id: row.try_get("request_id")?,
+        message: row.try_get("message")?,
+        data: serde_json::from_str(&row.try_get::<String, _>("data")?).unwrap_or(Value::Null),
+    })
+}
+
+/// Up to `limit` events newest first, after `cursor`.
+pub async fn query(
+    db: &Database,
+    filter: &Filter,
+    cursor: Option<&Cursor>,
+    limit: i64,
+) -> anyhow::Result<Vec<LogEvent>> {
+    let mut w = Where::build(db.backend(), filter, cursor);
+    let limit_param = w.arg(Arg::Int(limit));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE {} ORDER BY ts DESC, id DESC LIMIT {limit_param}",
+        w.conditions.join(" AND ")
+    );
+    let query = w.bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
+    query
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+/// Deletes every event the filter covers. Returns how many.
+pub async fn delete(db: &Database, filter: &Filter) -> anyhow::Result<u64> {
+    let w = Where::build(db.backend(), filter, None);
+    let sql = format!("DELETE FROM events WHERE {}", w.conditions.join(" AND "));
+    let query = w.bind(sqlx::query(sqlx::AssertSqlSafe(sql)));
+    Ok(query.execute(db.pool()).await?.rows_affected())
+}
+
+/// Retention on SQLite: deletes a category's events older than `cutoff` (ms).
+pub async fn delete_older(db: &Database, category: Category, cutoff: i64) -> anyhow::Result<u64> {
+    Ok(
+        sqlx::query("DELETE FROM events WHERE category = $1 AND ts < $2")
+            .bind(category.as_str())
+            .bind(cutoff)
+            .execute(db.pool())
+            .await?
+            .rows_affected(),
+    )
+}

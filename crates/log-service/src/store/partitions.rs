@@ -1,0 +1,165 @@
+//! Day partitions on PostgreSQL: `events_<category>_<yyyymmdd>` under `events_<category>`,
+//! made before the first event of a day is inserted and dropped whole by retention.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use platform::db::Database;
+use sqlx::Row;
+
+use crate::model::Category;
+
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The start (ms) of the UTC day holding `ts`.
+pub fn day_start(ts: i64) -> i64 {
+    ts.div_euclid(DAY_MS) * DAY_MS
+}
+
+fn day_name(start: i64) -> String {
+    let date = time::OffsetDateTime::from_unix_timestamp(start / 1000)
+        .map(|t| t.date())
+        .unwrap_or(time::Date::MIN);
+    format!(
+        "{:04}{:02}{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+fn partition_name(category: Category, start: i64) -> String {
+    format!("events_{}_{}", category.as_str(), day_name(start))
+}
+
+/// The day partitions known to exist, so the hot path asks PostgreSQL only once per day.
+#[derive(Default)]
+pub struct Partitions {
+    known: Mutex<HashSet<(Category, i64)>>,
+}
+
+impl Partitions {
+    /// Makes sure the partition of every (category, day) in `days` exists.
+    pub async fn ensure(
+        &self,
+        db: &Database,
+        days: impl IntoIterator<Item = (Category, i64)>,
+    ) -> anyhow::Result<()> {
+        let missing: Vec<(Category, i64)> = {
+            let known = self.known.lock().expect("partitions lock");
+            days.into_iter()
+                .filter(|day| !known.contains(day))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        for (category, start) in missing {
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF events_{} FOR VALUES FROM ({start}) TO ({})",
+                partition_name(category, start),
+                category.as_str(),
+                start + DAY_MS
+            );
+            if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(db.pool())
+                .await
+            {
+                // Another writer may have made it a moment ago; only a real failure remains
+                // once we look again.
+                if !exists(db, &partition_name(category, start)).await? {
+                    return Err(err.into());
+                }
+            }
+            self.known
+                .lock()
+                .expect("partitions lock")
+                .insert((category, start));
+        }
+        Ok(())
+    }
+
+    /// Drops the partitions of `category` that end at or before `cutoff` (ms). Returns their
+    /// names.
+    pub async fn drop_older(
+        &self,
+        db: &Database,
+        category: Category,
+        cutoff: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let prefix = format!("events_{}_", category.as_str());
+        let rows = sqlx::query(
+            "SELECT c.relname::text AS name FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_class p ON p.oid = i.inhparent \
+             JOIN pg_namespace n ON n.oid = p.relnamespace \
+             WHERE p.relname = $1 AND n.nspname = current_schema()",
+        )
+        .bind(format!("events_{}", category.as_str()))
+        .fetch_all(db.pool())
+        .await?;
+        let mut dropped = Vec::new();
+        for row in rows {
+            let name: String = row.try_get("name")?;
+            let Some(day) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some(start) = parse_day(day) else {
+                continue;
+            };
+            if start + DAY_MS <= cutoff {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
+                    .execute(db.pool())
+                    .await?;
+                self.known
+                    .lock()
+                    .expect("partitions lock")
+                    .remove(&(category, start));
+                dropped.push(name);
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+async fn exists(db: &Database, name: &str) -> anyhow::Result<bool> {
+    Ok(sqlx::query("SELECT to_regclass($1)::text AS found")
+        .bind(name)
+        .fetch_one(db.pool())
+        .await?
+        .try_get::<Option<String>, _>("found")?
+        .is_some())
+}
+
+/// `yyyymmdd` → the day's start in ms.
+fn parse_day(day: &str) -> Option<i64> {
+    if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i32 = day[..4].parse().ok()?;
+    let month: u8 = day[4..6].parse().ok()?;
+    let dom: u8 = day[6..].parse().ok()?;
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, dom).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_and_names_round_trip() {
+        let ts = 1_800_000_123_456; // 2027-01-15T08:02:03Z
+        let start = day_start(ts);
+        assert_eq!(start % DAY_MS, 0);
+        assert!(start <= ts && ts < start + DAY_MS);
+        assert_eq!(day_name(start), "20270115");
+        assert_eq!(parse_day("20270115"), Some(start));
+        assert_eq!(
+            partition_name(Category::Debug, start),
+            "events_debug_20270115"
+        );
+        assert_eq!(parse_day("2027011"), None);
+        assert_eq!(parse_day("20271315"), None);
+    }
+}

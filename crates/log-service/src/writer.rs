@@ -1,0 +1,93 @@
+//! The queue side of ingestion: a durable consumer on `logs.>` that takes batches, inserts
+//! them in one transaction (idempotent on the event id) and acknowledges only after the
+//! commit. If the insert fails, the whole batch is redelivered later; nothing acknowledged is
+//! lost, and a duplicate delivery is stored once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::queue::{ConsumerSpec, Delivery};
+use platform::target::TargetContext;
+
+use crate::model::from_cloudevent;
+use crate::service::Logs;
+
+pub const CONSUMER: &str = "logging-writer";
+
+pub fn spawn(ctx: &TargetContext, logs: Arc<Logs>) {
+    let queue = ctx.queue.clone();
+    let shutdown = ctx.shutdown.clone();
+    ctx.spawn_critical("logging-writer", async move {
+        // Generous redelivery: a message is only given up (and logged) after many tries.
+        let spec = ConsumerSpec::new(CONSUMER, "logs.>")
+            .max_deliver(0)
+            .ack_wait(Duration::from_secs(60));
+        let mut consumer = loop {
+            match queue.consumer(spec.clone()).await {
+                Ok(consumer) => break consumer,
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "log consumer not ready; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => return Ok(()),
+                    }
+                }
+            }
+        };
+        let size = logs.settings.batch_size.max(1);
+        let linger = Duration::from_millis(logs.settings.batch_linger_ms);
+        loop {
+            let batch = tokio::select! {
+                batch = consumer.next_batch(size, linger) => batch,
+                _ = shutdown.cancelled() => return Ok(()),
+            };
+            match batch {
+                Ok(batch) => write_batch(&logs, batch).await,
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "log consumer pull failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+}
+
+async fn write_batch(logs: &Logs, batch: Vec<Delivery>) {
+    let now = platform::time_fmt::now_millis();
+    let mut events = Vec::with_capacity(batch.len());
+    let mut keep = Vec::with_capacity(batch.len());
+    for delivery in batch {
+        match from_cloudevent(
+            &delivery.message.subject,
+            &delivery.message.payload,
+            now,
+            logs.settings.max_message_bytes,
+        ) {
+            Some(event) => {
+                events.push(event);
+                keep.push(delivery);
+            }
+            None => {
+                tracing::warn!(subject = %delivery.message.subject, id = %delivery.message.id, "unreadable log event dropped");
+                logs.metrics.count_rejected();
+                let _ = delivery.term().await;
+            }
+        }
+    }
+    match logs.store(events).await {
+        Ok(_) => {
+            futures::future::join_all(keep.into_iter().map(|d| async move {
+                if let Err(err) = d.ack().await {
+                    // Redelivered later and then stored once: the insert is idempotent.
+                    tracing::warn!(error = %format!("{err:#}"), "log event ack failed");
+                }
+            }))
+            .await;
+        }
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), events = keep.len(), "log batch not stored; redelivering later");
+            futures::future::join_all(keep.into_iter().map(|d| d.nak(Duration::from_secs(2))))
+                .await;
+        }
+    }
+}

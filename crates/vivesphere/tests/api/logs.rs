@@ -1,0 +1,645 @@
+//! Logging: the contract endpoint, batches, the queue path (activity of other services, an
+//! event published while Logging is down, duplicates), queries with filters, text search and
+//! keyset pages, role filtering on queries and exports, deletes by filter, and retention.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::auth_helpers::{admin_token, get, login_ok, send_json};
+use crate::botdata_helpers::{error_of, user};
+use crate::helpers::{TestApp, spawn, spawn_app};
+
+const PREFIX: &str = "/api/v1/logs";
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+async fn submit(app: &TestApp, token: &str, log_type: &str, log_data: Value) -> reqwest::Response {
+    send_json(
+        app,
+        Method::POST,
+        &format!("{PREFIX}/submit"),
+        token,
+        json!({"log_type": log_type, "log_data": log_data}),
+    )
+    .await
+}
+
+async fn events(app: &TestApp, token: &str, query: &str) -> Value {
+    let response = get(app, &format!("{PREFIX}/events?{query}"), token).await;
+    assert_eq!(response.status(), StatusCode::OK, "events?{query}");
+    response.json().await.unwrap()
+}
+
+/// Polls a query until it returns at least `n` events (the queue path is asynchronous).
+async fn wait_for(app: &TestApp, token: &str, query: &str, n: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = events(app, token, query).await;
+        if body["items"].as_array().unwrap().len() >= n {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never got {n} events for {query}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn submit_keeps_the_contract() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let response = submit(
+        &app,
+        &admin,
+        "console",
+        json!({"timestamp": "2026-11-27T10:00:00Z", "message": "button clicked", "source": "web-ui", "page": "/bots"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "log_submitted");
+    let log_id = body["log_id"].as_str().unwrap();
+    assert!(!log_id.is_empty());
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+
+    let stored = events(
+        &app,
+        &admin,
+        "from=2026-11-27T09:00:00Z&to=2026-11-27T11:00:00Z&category=console",
+    )
+    .await;
+    let event = &stored["items"][0];
+    assert_eq!(event["id"], log_id);
+    assert_eq!(event["message"], "button clicked");
+    assert_eq!(event["service"], "web-ui");
+    assert_eq!(event["data"], json!({"page": "/bots"}));
+
+    for (log_type, data) in [
+        (
+            "audit",
+            json!({"timestamp": now_ms(), "message": "m", "source": "s"}),
+        ),
+        ("debug", json!({"message": "no time", "source": "s"})),
+        ("debug", json!({"timestamp": now_ms(), "source": "s"})),
+    ] {
+        let (status, code) = error_of(submit(&app, &admin, log_type, data).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "INVALID_DATA"),
+            "{log_type}"
+        );
+    }
+    let unauthenticated = app
+        .client
+        .post(app.url(&format!("{PREFIX}/submit")))
+        .json(&json!({"log_type": "debug", "log_data": {"timestamp": now_ms(), "message": "m", "source": "s"}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, code) = error_of(unauthenticated).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+    );
+}
+
+#[tokio::test]
+async fn a_batch_is_stored_whole_and_a_resent_event_once() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let now = now_ms();
+    let lines: Vec<String> = (0..5)
+        .map(|i| {
+            json!({"log_type": "terminal", "log_data": {"id": format!("term-{i}"), "timestamp": now - i, "message": format!("line {i}"), "source": "cli"}})
+                .to_string()
+        })
+        .collect();
+    let ndjson = lines.join("\n");
+    let send = |body: String, content_type: &'static str| {
+        app.client
+            .post(app.url(&format!("{PREFIX}/batch")))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let response = send(ndjson.clone(), "application/x-ndjson").await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["accepted"].as_u64(), body["stored"].as_u64()),
+        (Some(5), Some(5))
+    );
+    // The same batch again, as a JSON array: accepted, nothing new stored.
+    let array = format!("[{}]", lines.join(","));
+    let again: Value = send(array, "application/json")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (again["accepted"].as_u64(), again["stored"].as_u64()),
+        (Some(5), Some(0))
+    );
+    let stored = events(&app, &admin, "category=terminal&limit=50").await;
+    assert_eq!(stored["items"].as_array().unwrap().len(), 5);
+
+    // One bad item refuses the batch and names it; nothing of it is stored.
+    let mut bad = lines.clone();
+    bad[2] = json!({"log_type": "nope", "log_data": {}}).to_string();
+    bad[0] = json!({"log_type": "terminal", "log_data": {"id": "new-0", "timestamp": now, "message": "m", "source": "cli"}}).to_string();
+    let response = send(bad.join("\n"), "application/x-ndjson").await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().starts_with("item 3"),
+        "{body}"
+    );
+    let stored = events(&app, &admin, "category=terminal&limit=50").await;
+    assert_eq!(stored["items"].as_array().unwrap().len(), 5);
+    let response = send("{not json".into(), "application/x-ndjson")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let response = send("x".into(), "text/plain").await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn the_activity_of_other_services_arrives_through_the_queue() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let body = wait_for(
+        &app,
+        &admin,
+        "category=user_activity&action=login.succeeded",
+        1,
+    )
+    .await;
+    let event = &body["items"][0];
+    assert_eq!(event["service"], "authentication");
+    assert_eq!(event["category"], "user_activity");
+    assert!(event["request_id"].is_string(), "{event}");
+    // A secret reveal, from Secure Bot Data.
+    crate::botdata_helpers::store_ok(&app, &admin, "log-bot", json!({"email": "l@example.com"}))
+        .await;
+    crate::botdata_helpers::revealed_value(&app, &admin, "log-bot", "email").await;
+    let body = wait_for(
+        &app,
+        &admin,
+        "service=secure-bot-data&action=botdata.reveal",
+        1,
+    )
+    .await;
+    assert!(!body.to_string().contains("l@example.com"));
+}
+
+#[tokio::test]
+async fn an_event_queued_while_logging_is_down_is_stored_once_it_is_back() {
+    let shared = tempfile::tempdir().unwrap();
+    let data = shared.path().join("{service}.db").display().to_string();
+    let queue = shared.path().join("queue.db").display().to_string();
+    let key = shared.path().join("authentication.key").display().to_string();
+    let kek = shared.path().join("kek").display().to_string();
+    let env = [
+        ("VIVESPHERE_DATABASE__PATH", data.as_str()),
+        ("VIVESPHERE_QUEUE__PATH", queue.as_str()),
+        ("VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH", key.as_str()),
+        ("VIVESPHERE_SECURE_BOT_DATA__KEK_DIR", kek.as_str()),
+    ];
+    // Only the Authentication service runs: its login event waits in the queue.
+    let auth = spawn(Some("authentication"), &env, None).await;
+    login_ok(&auth, "admin", crate::helpers::ADMIN_PASSWORD).await;
+    auth.stop().await.unwrap();
+    // Logging comes up on the same queue and data, and stores it.
+    let app = spawn(None, &env, None).await;
+    let admin = admin_token(&app).await;
+    let body = wait_for(
+        &app,
+        &admin,
+        "category=user_activity&action=login.succeeded",
+        2,
+    )
+    .await;
+    let ids: std::collections::HashSet<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "two logins, two events: {body}");
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_stored_once() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let queue = app.queue.clone().unwrap();
+    let event = json!({
+        "specversion": "1.0", "id": "dup-event-1", "source": "vivesphere/bot-manager",
+        "type": "vivesphere.bot-manager.post.published", "time": platform::time_fmt::now_rfc3339(),
+        "subject": "bot-7", "actor": "u-1", "data": {"action": "post.published", "actor": "u-1"}
+    });
+    // Published twice under different dedupe ids, so the queue delivers it twice.
+    for dedupe in ["a", "b"] {
+        queue
+            .publish(
+                "logs.user_activity.bot_manager",
+                dedupe,
+                event.to_string().into(),
+            )
+            .await
+            .unwrap();
+    }
+    let body = wait_for(&app, &admin, "action=post.published", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body_after = events(&app, &admin, "action=post.published").await;
+    assert_eq!(
+        body_after["items"].as_array().unwrap().len(),
+        1,
+        "{body} {body_after}"
+    );
+}
+
+async fn seed(
+    app: &TestApp,
+    token: &str,
+    log_type: &str,
+    n: usize,
+    message: impl Fn(usize) -> String,
+    base: i64,
+) {
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({"log_type": log_type, "log_data": {"timestamp": base - i as i64, "message": message(i), "source": if i % 2 == 0 { "svc-even" } else { "svc-odd" }, "level": if i % 3 == 0 { "error" } else { "info" }}}))
+        .collect();
+    let response = send_json(
+        app,
+        Method::POST,
+        &format!("{PREFIX}/batch"),
+        token,
+        Value::Array(items),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn queries_filter_search_and_page_stably_newest_first() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let base = now_ms() - 1000;
+    seed(
+        &app,
+        &admin,
+        "debug",
+        30,
+        |i| format!("worker {i} processed the queue"),
+        base,
+    )
+    .await;
+    seed(
+        &app,
+        &admin,
+        "debug",
+        3,
+        |i| format!("Cache miss for key {i}"),
+        base - 100,
+    )
+    .await;
+
+    let all = events(&app, &admin, "category=debug&limit=500").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 33);
+    let odd = events(&app, &admin, "category=debug&service=svc-odd&limit=500").await;
+    assert!(
+        odd["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["service"] == "svc-odd")
+    );
+    let errors = events(&app, &admin, "category=debug&level=error&limit=500").await;
+    assert!(
+        errors["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["level"] == "error")
+    );
+    let found = events(&app, &admin, "q=cache%20miss&limit=500").await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 3, "{found}");
+    let none = events(
+        &app,
+        &admin,
+        "category=debug&from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z",
+    )
+    .await;
+    assert_eq!(none["items"], json!([]));
+
+    // Page through 7 at a time while new events keep arriving: every old event is seen once,
+    // in order.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut round = 0;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("category=debug&limit=7&cursor={c}"),
+            None => "category=debug&limit=7".to_string(),
+        };
+        let page = events(&app, &admin, &query).await;
+        seen.extend(page["items"].as_array().unwrap().iter().map(|e| {
+            (
+                e["ts"].as_i64().unwrap(),
+                e["id"].as_str().unwrap().to_string(),
+            )
+        }));
+        round += 1;
+        seed(
+            &app,
+            &admin,
+            "debug",
+            2,
+            move |i| format!("new during paging {round} {i}"),
+            now_ms(),
+        )
+        .await;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let old: Vec<_> = seen.iter().filter(|(ts, _)| *ts <= base).collect();
+    assert_eq!(old.len(), 33, "each old event once");
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+    let (status, _) =
+        error_of(get(&app, &format!("{PREFIX}/events?cursor=garbage"), &admin).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn roles_bound_every_query_and_export() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let base = now_ms();
+    seed(&app, &admin, "debug", 2, |i| format!("debug {i}"), base).await;
+    seed(&app, &admin, "console", 2, |i| format!("console {i}"), base).await;
+    let (_, manager) = user(&app, &admin, "manager", &["Manager"], None).await;
+    let (_, viewer) = user(&app, &admin, "viewer", &["Viewer"], None).await;
+    wait_for(
+        &app,
+        &admin,
+        "category=user_activity&action=login.succeeded",
+        3,
+    )
+    .await;
+
+    // A Manager reads user_activity only, whatever it asks for.
+    let seen = events(&app, &manager, "limit=500").await;
+    assert!(!seen["items"].as_array().unwrap().is_empty());
+    assert!(
+        seen["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["category"] == "user_activity"),
+        "{seen}"
+    );
+    let (status, _) =
+        error_of(get(&app, &format!("{PREFIX}/events?category=debug"), &manager).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let export = get(&app, &format!("{PREFIX}/export?format=ndjson"), &manager).await;
+    assert_eq!(export.status(), StatusCode::OK);
+    let text = export.text().await.unwrap();
+    assert!(!text.is_empty());
+    for line in text.lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["category"], "user_activity", "{line}");
+    }
+    // A Viewer reads nothing.
+    let (status, _) = error_of(get(&app, &format!("{PREFIX}/events"), &viewer).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = error_of(get(&app, &format!("{PREFIX}/export"), &viewer).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // CSV: a header, one line per event, formulas defused.
+    submit(
+        &app,
+        &admin,
+        "console",
+        json!({"timestamp": base, "message": "=HYPERLINK(\"x\")", "source": "web"}),
+    )
+    .await;
+    let csv = get(
+        &app,
+        &format!("{PREFIX}/export?format=csv&category=console"),
+        &admin,
+    )
+    .await;
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "id,time,category,service,level,user_id,action,request_id,message,data"
+    );
+    assert_eq!(lines.count(), 3);
+    assert!(text.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{text}");
+}
+
+#[tokio::test]
+async fn admins_delete_by_filter_and_user_activity_cannot_be_forged() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (manager_id, manager) = user(&app, &admin, "manager", &["Manager"], None).await;
+    wait_for(
+        &app,
+        &admin,
+        &format!("user_id={manager_id}&action=login.succeeded"),
+        1,
+    )
+    .await;
+    // People cannot write the audit trail about themselves.
+    let (status, _) = error_of(
+        submit(
+            &app,
+            &manager,
+            "user_activity",
+            json!({"timestamp": now_ms(), "message": "m", "source": "s"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, _) = error_of(
+        send_json(
+            &app,
+            Method::POST,
+            &format!("{PREFIX}/delete"),
+            &manager,
+            json!({"user_id": manager_id}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = error_of(
+        send_json(
+            &app,
+            Method::POST,
+            &format!("{PREFIX}/delete"),
+            &admin,
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "deleting everything is refused"
+    );
+    let deleted: Value = send_json(
+        &app,
+        Method::POST,
+        &format!("{PREFIX}/delete"),
+        &admin,
+        json!({"user_id": manager_id}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(deleted["status"], "deleted");
+    assert!(deleted["deleted"].as_u64().unwrap() >= 1);
+    let left = events(&app, &admin, &format!("user_id={manager_id}")).await;
+    assert_eq!(left["items"], json!([]));
+}
+
+#[tokio::test]
+async fn retention_removes_what_is_older_than_its_category_keeps() {
+    let app = spawn(
+        None,
+        &[
+            ("VIVESPHERE_LOGGING__RETENTION__DEBUG", "2"),
+            ("VIVESPHERE_LOGGING__RETENTION_INTERVAL", "1"),
+        ],
+        None,
+    )
+    .await;
+    let admin = admin_token(&app).await;
+    let day = 86_400_000;
+    let now = now_ms();
+    // Debug keeps 2 days: an event from 1 day ago stays; one from 4 days ago is refused as
+    // already expired; console keeps 7 days, so its 4-day-old event stays.
+    seed(
+        &app,
+        &admin,
+        "debug",
+        1,
+        |_| "recent debug".into(),
+        now - day,
+    )
+    .await;
+    seed(
+        &app,
+        &admin,
+        "debug",
+        1,
+        |_| "expired debug".into(),
+        now - 4 * day,
+    )
+    .await;
+    seed(
+        &app,
+        &admin,
+        "console",
+        1,
+        |_| "older console".into(),
+        now - 4 * day,
+    )
+    .await;
+    let window = format!("from={}&to={}", now - 10 * day, now + 1);
+    let body = events(&app, &admin, &window).await;
+    let messages: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(messages.contains(&"recent debug"), "{messages:?}");
+    assert!(messages.contains(&"older console"), "{messages:?}");
+    assert!(!messages.contains(&"expired debug"), "{messages:?}");
+
+    // Rows that age past retention are removed by the periodic pass.
+    let db = crate::helpers::service_db(&app, "logging").await;
+    if app.postgres_url.is_none() {
+        sqlx::query("INSERT INTO events (id, ts, category, service, level, message, data) VALUES ('aged', $1, 'debug', 's', 'info', 'aged debug', '{}')")
+            .bind(now - 3 * day)
+            .execute(&db)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE id = 'aged'")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+                .get("n");
+            if n == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "retention never removed the aged row"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    } else {
+        // On PostgreSQL a whole day partition goes: make one that has aged out.
+        let start = (now - 3 * day).div_euclid(day) * day;
+        let day_name = time::OffsetDateTime::from_unix_timestamp(start / 1000)
+            .unwrap()
+            .date();
+        let table = format!(
+            "events_debug_{:04}{:02}{:02}",
+            day_name.year(),
+            u8::from(day_name.month()),
+            day_name.day()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {table} PARTITION OF events_debug FOR VALUES FROM ({start}) TO ({})",
+            start + day
+        )))
+        .execute(&db)
+        .await
+        .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let found: Option<String> = sqlx::query("SELECT to_regclass($1)::text AS t")
+                .bind(&table)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+                .get("t");
+            if found.is_none() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "retention never dropped {table}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
