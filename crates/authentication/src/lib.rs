@@ -208,7 +208,7 @@ impl Target for AuthenticationService {
             decoy_hash: password::DECOY_HASH.to_string(),
             hashing: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
             sealer,
-            activity: ActivityLog::new(ctx.queue.clone(), NAME),
+            activity: ActivityLog::new(ctx.events.clone(), NAME),
             queue: ctx.queue.clone(),
             auth: ctx.platform.auth.clone(),
             verifier: verifier.clone(),

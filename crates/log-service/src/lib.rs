@@ -94,7 +94,7 @@ impl Target for LoggingService {
             .context("the logging target needs its database")?;
         let logs = Arc::new(Logs {
             metrics: LogMetrics::register(&ctx.metrics),
-            activity: ActivityLog::new(ctx.queue.clone(), NAME),
+            activity: ActivityLog::new(ctx.events.clone(), NAME),
             partitions: Partitions::default(),
             settings,
             db,

@@ -1,16 +1,15 @@
 //! User-activity events (logins, lockouts, role and password changes, …) as CloudEvents 1.0
-//! on the queue subject `logs.user_activity.<service>`, where the Logging service consumes
-//! them. A publish goes to the durable queue before the call returns; if the queue refuses,
-//! the event is written to the process log instead of being dropped silently.
-
-use std::sync::Arc;
+//! on the queue subject `logs.user_activity.<service>`, and debug events on
+//! `logs.debug.<service>`, where the Logging service consumes them. User activity goes
+//! through the process's [`EventShipper`]: on the queue or in the spill file before the call
+//! returns, never dropped. Debug events may be dropped (and are counted) under pressure.
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::http::observe::current_request_id;
-use crate::queue::Queue;
+use crate::shipping::EventShipper;
 use crate::time_fmt::now_rfc3339;
 
 /// One thing a person (or client) did.
@@ -55,13 +54,17 @@ impl Activity {
 /// Publishes user-activity events for one service.
 #[derive(Clone)]
 pub struct ActivityLog {
-    queue: Arc<dyn Queue>,
+    events: EventShipper,
     service: &'static str,
 }
 
 impl ActivityLog {
-    pub fn new(queue: Arc<dyn Queue>, service: &'static str) -> Self {
-        Self { queue, service }
+    pub fn new(events: EventShipper, service: &'static str) -> Self {
+        Self { events, service }
+    }
+
+    fn subject(&self, category: &str) -> String {
+        format!("logs.{category}.{}", self.service.replace('-', "_"))
     }
 
     /// The CloudEvents envelope of an activity happening now, in the current request.
@@ -96,19 +99,51 @@ impl ActivityLog {
         })
     }
 
-    /// Publishes an envelope; its `id` is the dedupe id, so publishing again is harmless.
+    /// Publishes an envelope straight to the queue, reporting failure to the caller: for a
+    /// caller with its own outbox. Its `id` is the dedupe id, so publishing again is harmless.
     pub async fn publish(&self, id: &str, envelope: &Value) -> anyhow::Result<()> {
-        let subject = format!("logs.user_activity.{}", self.service.replace('-', "_"));
-        self.queue
-            .publish(&subject, id, Bytes::from(envelope.to_string()))
+        self.events
+            .queue()
+            .publish(
+                &self.subject("user_activity"),
+                id,
+                Bytes::from(envelope.to_string()),
+            )
             .await?;
         Ok(())
     }
 
+    /// A debug event (`level`: trace … fatal) for the Logging service; may be dropped under
+    /// pressure, never blocks.
+    pub fn debug(&self, level: &str, message: &str, details: Value) {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut activity = Activity::new("debug");
+        activity.details = details;
+        let mut envelope = self.envelope(&id, &activity);
+        envelope["type"] = Value::from(format!("vivesphere.{}.debug", self.service));
+        envelope["data"]["level"] = Value::from(level);
+        envelope["data"]["message"] = Value::from(message);
+        self.events.ship_droppable(
+            "debug",
+            &self.subject("debug"),
+            &id,
+            Bytes::from(envelope.to_string()),
+        );
+    }
+
+    /// Records a user activity: on the queue, or in the spill file until the queue is back.
     pub async fn record(&self, activity: Activity) {
         let id = uuid::Uuid::now_v7().to_string();
         let envelope = self.envelope(&id, &activity);
-        if let Err(err) = self.publish(&id, &envelope).await {
+        let shipped = self
+            .events
+            .ship_durable(
+                &self.subject("user_activity"),
+                &id,
+                Bytes::from(envelope.to_string()),
+            )
+            .await;
+        if let Err(err) = shipped {
             tracing::error!(
                 error = %format!("{err:#}"),
                 event = %envelope,

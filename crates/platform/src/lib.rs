@@ -14,6 +14,7 @@ pub mod db;
 pub mod http;
 pub mod queue;
 pub mod server;
+pub mod shipping;
 pub mod target;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -30,6 +30,8 @@ pub struct TargetContext {
     /// Its own database, when [`TargetInfo::uses_database`] says it owns data.
     pub database: Option<Database>,
     pub queue: Arc<dyn Queue>,
+    /// Ships user_activity (never dropped) and debug events to the Logging service.
+    pub events: crate::shipping::EventShipper,
     pub metrics: MetricsRegistry,
     /// Fires on shutdown; background work stops taking new work when it does.
     pub shutdown: CancellationToken,

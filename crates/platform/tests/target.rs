@@ -22,12 +22,19 @@ async fn context(dir: &tempfile::TempDir) -> TargetContext {
             .unwrap()
             .load(None)
             .unwrap();
+    let queue: Arc<dyn platform::queue::Queue> = Arc::new(queue);
+    let metrics = MetricsRegistry::new();
+    let telemetry = platform::config::TelemetrySettings {
+        spill_dir: dir.path().join("spill").display().to_string(),
+        ..Default::default()
+    };
     TargetContext {
         config: Arc::new(config),
         platform: PlatformSettings::default(),
         database: None,
-        queue: Arc::new(queue),
-        metrics: MetricsRegistry::new(),
+        events: platform::shipping::EventShipper::new(queue.clone(), &telemetry, &metrics),
+        queue,
+        metrics,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         failure: Arc::new(OnceLock::new()),

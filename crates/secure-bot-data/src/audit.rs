@@ -47,7 +47,7 @@ impl AuditLog {
             "botdata-audit-relay",
             relay(
                 db,
-                ActivityLog::new(ctx.queue.clone(), service),
+                ActivityLog::new(ctx.events.clone(), service),
                 relay_wakeup.clone(),
                 ctx.shutdown.clone(),
             ),

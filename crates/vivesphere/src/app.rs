@@ -18,6 +18,7 @@ use platform::http::metrics::{MetricsRegistry, metrics_handler};
 use platform::http::openapi::docs_routes;
 use platform::http::{finish_router, with_request_limits};
 use platform::queue::{self, Queue};
+use platform::shipping::EventShipper;
 use platform::target::{Target, TargetContext, TargetInfo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -192,12 +193,17 @@ pub async fn open_target(
 pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String> {
     let (entry, database) = open_target(options, authentication::NAME).await?;
     let entry = &entry;
+    let queue = queue::connect(&entry.platform.queue).await?;
+    let metrics = MetricsRegistry::new();
     let ctx = TargetContext {
         config: entry.config.clone(),
         platform: entry.platform.clone(),
         database: Some(database.clone()),
-        queue: queue::connect(&entry.platform.queue).await?,
-        metrics: MetricsRegistry::new(),
+        // Operator commands ship nothing in the background; an event they cannot publish
+        // waits in the spill file for the next server start.
+        events: EventShipper::new(queue.clone(), &entry.platform.telemetry, &metrics),
+        queue,
+        metrics,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         failure: Arc::new(OnceLock::new()),
@@ -251,6 +257,8 @@ impl App {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let failure = Arc::new(OnceLock::new());
+        let events = EventShipper::new(queue.clone(), &loaded.process_platform.telemetry, &metrics);
+        events.spawn(&tasks, shutdown.clone());
 
         let queue_check = {
             let queue = queue.clone();
@@ -288,6 +296,7 @@ impl App {
                     platform: entry.platform.clone(),
                     database,
                     queue: queue.clone(),
+                    events: events.clone(),
                     metrics: metrics.clone(),
                     shutdown: shutdown.clone(),
                     tasks: tasks.clone(),

@@ -140,6 +140,12 @@ pub struct TelemetrySettings {
     /// A tracing filter such as `info` or `info,sqlx=warn`; `RUST_LOG` overrides it.
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Where user_activity events wait on disk while the queue does not take them.
+    pub spill_dir: String,
+    /// Largest spill file; when it is full, recording user_activity waits.
+    pub spill_max_bytes: u64,
+    /// Debug events buffered in memory before they are dropped (and counted).
+    pub debug_buffer: usize,
 }
 
 impl Default for TelemetrySettings {
@@ -147,6 +153,9 @@ impl Default for TelemetrySettings {
         Self {
             log_level: "info".into(),
             log_format: LogFormat::Json,
+            spill_dir: "./data/spill".into(),
+            spill_max_bytes: 64 * 1024 * 1024,
+            debug_buffer: 10_000,
         }
     }
 }

@@ -40,6 +40,7 @@ impl Server {
                 "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR",
                 dir.path().join("kek"),
             )
+            .env("VIVESPHERE_TELEMETRY__SPILL_DIR", dir.path().join("spill"))
             .env(
                 "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD",
                 ADMIN_PASSWORD,

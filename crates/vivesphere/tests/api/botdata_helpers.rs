@@ -115,6 +115,7 @@ pub async fn botdata_cli(app: &TestApp, args: &[&str]) -> (bool, String, String)
         .env("VIVESPHERE_DATABASE__PATH", data.join("{service}.db"))
         .env("VIVESPHERE_QUEUE__PATH", data.join("queue.db"))
         .env("VIVESPHERE_SECURE_BOT_DATA__KEK_DIR", data.join("kek"))
+        .env("VIVESPHERE_TELEMETRY__SPILL_DIR", data.join("spill"))
         .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn")
         .arg("botdata")
         .args(args);

@@ -89,6 +89,10 @@ pub fn options(
             "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR".to_string(),
             data_dir.path().join("kek").display().to_string(),
         ),
+        (
+            "VIVESPHERE_TELEMETRY__SPILL_DIR".to_string(),
+            data_dir.path().join("spill").display().to_string(),
+        ),
     ];
     env.extend(
         extra_env

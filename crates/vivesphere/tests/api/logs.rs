@@ -208,12 +208,19 @@ async fn an_event_queued_while_logging_is_down_is_stored_once_it_is_back() {
     let shared = tempfile::tempdir().unwrap();
     let data = shared.path().join("{service}.db").display().to_string();
     let queue = shared.path().join("queue.db").display().to_string();
-    let key = shared.path().join("authentication.key").display().to_string();
+    let key = shared
+        .path()
+        .join("authentication.key")
+        .display()
+        .to_string();
     let kek = shared.path().join("kek").display().to_string();
     let env = [
         ("VIVESPHERE_DATABASE__PATH", data.as_str()),
         ("VIVESPHERE_QUEUE__PATH", queue.as_str()),
-        ("VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH", key.as_str()),
+        (
+            "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
+            key.as_str(),
+        ),
         ("VIVESPHERE_SECURE_BOT_DATA__KEK_DIR", kek.as_str()),
     ];
     // Only the Authentication service runs: its login event waits in the queue.

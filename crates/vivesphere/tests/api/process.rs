@@ -25,6 +25,10 @@ fn vivesphere(data_dir: &tempfile::TempDir) -> Command {
         .env(
             "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR",
             data_dir.path().join("kek"),
+        )
+        .env(
+            "VIVESPHERE_TELEMETRY__SPILL_DIR",
+            data_dir.path().join("spill"),
         );
     command
 }
