@@ -63,6 +63,9 @@ fn check_settings(settings: &Settings) -> anyhow::Result<()> {
     if settings.batch_size == 0 || settings.batch_size > 10_000 {
         bail!("logging.batch_size is 1 to 10000");
     }
+    if settings.writers == 0 || settings.writers > 16 {
+        bail!("logging.writers is 1 to 16");
+    }
     if settings.max_batch_events == 0 {
         bail!("logging.max_batch_events is at least 1");
     }

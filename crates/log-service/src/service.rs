@@ -96,7 +96,7 @@ impl Logs {
                 .await?;
         }
         let mut tx = self.db.pool().begin().await?;
-        let inserted = store::insert(&mut tx, &keep).await?;
+        let inserted = store::insert(&mut tx, self.db.backend(), &keep).await?;
         tx.commit().await?;
         for category in Category::ALL {
             let n = keep.iter().filter(|e| e.category == category).count() as u64;

@@ -10,6 +10,9 @@ pub struct Settings {
     pub retention_interval: u64,
     /// Most events one queue batch (one insert transaction) takes.
     pub batch_size: usize,
+    /// Writer loops per replica, each pulling its own batches, so that pulling, inserting and
+    /// acknowledging overlap.
+    pub writers: usize,
     /// How long the writer waits to fill a batch once it has one event.
     pub batch_linger_ms: u64,
     /// Most events in one HTTP batch.
@@ -23,7 +26,8 @@ impl Default for Settings {
         Self {
             retention: Retention::default(),
             retention_interval: 3600,
-            batch_size: 1000,
+            batch_size: 2000,
+            writers: 3,
             batch_linger_ms: 50,
             max_batch_events: 10_000,
             max_message_bytes: 16 * 1024,

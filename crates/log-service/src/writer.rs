@@ -14,14 +14,22 @@ use crate::service::Logs;
 
 pub const CONSUMER: &str = "logging-writer";
 
+/// Starts `logs.settings.writers` writer loops on the one durable consumer.
 pub fn spawn(ctx: &TargetContext, logs: Arc<Logs>) {
+    for _ in 0..logs.settings.writers.max(1) {
+        spawn_one(ctx, logs.clone());
+    }
+}
+
+fn spawn_one(ctx: &TargetContext, logs: Arc<Logs>) {
     let queue = ctx.queue.clone();
     let shutdown = ctx.shutdown.clone();
     ctx.spawn_critical("logging-writer", async move {
         // Generous redelivery: a message is only given up (and logged) after many tries.
         let spec = ConsumerSpec::new(CONSUMER, "logs.>")
             .max_deliver(0)
-            .ack_wait(Duration::from_secs(60));
+            .ack_wait(Duration::from_secs(60))
+            .max_ack_pending((logs.settings.batch_size * 4 * logs.settings.writers.max(1)) as u32);
         let mut consumer = loop {
             match queue.consumer(spec.clone()).await {
                 Ok(consumer) => break consumer,
@@ -36,13 +44,27 @@ pub fn spawn(ctx: &TargetContext, logs: Arc<Logs>) {
         };
         let size = logs.settings.batch_size.max(1);
         let linger = Duration::from_millis(logs.settings.batch_linger_ms);
+        // One batch is written while the next is pulled: the database and the broker work
+        // at the same time instead of taking turns.
+        let mut writing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let batch = tokio::select! {
                 batch = consumer.next_batch(size, linger) => batch,
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => {
+                    if let Some(writing) = writing {
+                        let _ = writing.await;
+                    }
+                    return Ok(());
+                }
             };
             match batch {
-                Ok(batch) => write_batch(&logs, batch).await,
+                Ok(batch) => {
+                    if let Some(previous) = writing.take() {
+                        let _ = previous.await;
+                    }
+                    let logs = logs.clone();
+                    writing = Some(tokio::spawn(async move { write_batch(&logs, batch).await }));
+                }
                 Err(err) => {
                     tracing::warn!(error = %format!("{err:#}"), "log consumer pull failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -108,13 +108,21 @@ async fn user_activity_waits_on_disk_while_the_queue_is_down_and_is_replayed() {
     s.queue.down.store(true, Ordering::SeqCst);
     for i in 0..3 {
         s.shipper
-            .ship_durable("logs.user_activity.test", &format!("event-{i}"), Bytes::from("{}"))
+            .ship_durable(
+                "logs.user_activity.test",
+                &format!("event-{i}"),
+                Bytes::from("{}"),
+            )
             .await
             .unwrap();
     }
     let spilled = std::fs::read_to_string(&s.spill_file).unwrap();
     assert_eq!(spilled.lines().count(), 3, "{spilled}");
-    assert!(s.metrics.encode().contains("vivesphere_log_events_spilled_total 3"));
+    assert!(
+        s.metrics
+            .encode()
+            .contains("vivesphere_log_events_spilled_total 3")
+    );
 
     s.queue.down.store(false, Ordering::SeqCst);
     let mut ids = received(&s.queue, 3).await;
@@ -122,7 +130,10 @@ async fn user_activity_waits_on_disk_while_the_queue_is_down_and_is_replayed() {
     assert_eq!(ids, vec!["event-0", "event-1", "event-2"]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while s.shipper.spilled_bytes().await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the spill file was not emptied");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the spill file was not emptied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.shutdown.cancel();
@@ -144,7 +155,10 @@ async fn a_full_spill_file_makes_recording_wait_instead_of_dropping() {
             .await
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!second.is_finished(), "a full spill file must hold the caller back");
+    assert!(
+        !second.is_finished(),
+        "a full spill file must hold the caller back"
+    );
     s.queue.down.store(false, Ordering::SeqCst);
     tokio::time::timeout(Duration::from_secs(10), second)
         .await

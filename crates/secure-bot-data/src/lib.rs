@@ -116,6 +116,7 @@ impl Target for SecureBotDataService {
             settings: settings.clone(),
             vault,
             metrics,
+            events: platform::activity::ActivityLog::new(ctx.events.clone(), NAME),
         });
         spawn_key_reloader(&ctx, state.clone(), settings.kek_reload_interval);
         let readiness_state = state.clone();

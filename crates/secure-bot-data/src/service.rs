@@ -25,6 +25,8 @@ pub struct BotData {
     pub vault: KeyVault,
     pub audit: AuditLog,
     pub metrics: crate::metrics::BotDataMetrics,
+    /// Debug events for the Logging service (an integrity failure, for one).
+    pub events: platform::activity::ActivityLog,
 }
 
 pub fn sealed(err: SealedError) -> ApiError {
@@ -371,12 +373,18 @@ impl BotData {
             version: row.version,
         };
         let plaintext = crypto::open(kek, record, sealed_value).map_err(|_| {
-            ApiError::internal(format!(
+            let message = format!(
                 "integrity failure: {}/{} v{} does not open",
                 bot_id.as_str(),
                 row.field,
                 row.version
-            ))
+            );
+            self.events.debug(
+                "error",
+                &message,
+                json!({ "bot_id": bot_id.as_str(), "field": row.field, "version": row.version }),
+            );
+            ApiError::internal(message)
         })?;
         Ok(SecretValue::from_plaintext(plaintext)?)
     }

@@ -55,14 +55,23 @@ fn event_of(
         user_id: &claims.sub,
         is_service: claims.token_use == TokenUse::Service,
     };
+    let now = platform::time_fmt::now_millis();
     let event = from_submission(
         &request.log_type,
         request.log_data,
         &submitter,
-        platform::time_fmt::now_millis(),
+        now,
         state.settings.max_message_bytes,
     )?;
     check_may_write(claims, &event)?;
+    if event.ts < state.cutoff(event.category, now) {
+        // Stored, it would be gone at the next retention pass; say so instead.
+        return Err(ApiError::invalid_data(format!(
+            "log_data.timestamp is older than the {} days {} events are kept",
+            event.category.retention_days(&state.settings.retention),
+            event.category.as_str()
+        )));
+    }
     Ok(event)
 }
 

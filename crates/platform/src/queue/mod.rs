@@ -45,6 +45,9 @@ pub struct ConsumerSpec {
     pub max_deliver: u32,
     /// How long a delivery may stay unacknowledged before it is delivered again.
     pub ack_wait: Duration,
+    /// Most deliveries out and not yet settled at once (JetStream's `max_ack_pending`;
+    /// its default is 1000). Batch consumers that pull ahead need more.
+    pub max_ack_pending: Option<u32>,
 }
 
 impl ConsumerSpec {
@@ -54,7 +57,13 @@ impl ConsumerSpec {
             filter: filter.into(),
             max_deliver: 5,
             ack_wait: Duration::from_secs(30),
+            max_ack_pending: None,
         }
+    }
+
+    pub fn max_ack_pending(mut self, max_ack_pending: u32) -> Self {
+        self.max_ack_pending = Some(max_ack_pending);
+        self
     }
 
     pub fn max_deliver(mut self, max_deliver: u32) -> Self {

@@ -271,6 +271,7 @@ impl Queue for NatsQueue {
                     } else {
                         i64::from(spec.max_deliver)
                     },
+                    max_ack_pending: spec.max_ack_pending.map_or(0, i64::from),
                     ..Default::default()
                 },
             )

@@ -877,6 +877,34 @@ async fn a_ciphertext_moved_to_another_record_does_not_decrypt() {
         !body.contains("swap-a@example.com"),
         "the moved ciphertext decrypted"
     );
+    // The failure reaches the Logging service as a debug event of level error.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let found: Value = get(
+            &app,
+            "/api/v1/logs/events?category=debug&level=error&service=secure-bot-data",
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        if let Some(event) = found["items"].as_array().unwrap().first() {
+            assert!(
+                event["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("integrity failure"),
+                "{event}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no debug event: {found}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         revealed_value(&app, &admin, "bot-s", "email").await,
         "swap-a@example.com"

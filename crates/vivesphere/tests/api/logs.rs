@@ -547,8 +547,8 @@ async fn retention_removes_what_is_older_than_its_category_keeps() {
     let admin = admin_token(&app).await;
     let day = 86_400_000;
     let now = now_ms();
-    // Debug keeps 2 days: an event from 1 day ago stays; one from 4 days ago is refused as
-    // already expired; console keeps 7 days, so its 4-day-old event stays.
+    // Debug keeps 2 days: an event from 1 day ago is taken; one from 4 days ago is refused as
+    // already expired; console keeps 7 days, so its 4-day-old event is taken.
     seed(
         &app,
         &admin,
@@ -558,15 +558,17 @@ async fn retention_removes_what_is_older_than_its_category_keeps() {
         now - day,
     )
     .await;
-    seed(
-        &app,
-        &admin,
-        "debug",
-        1,
-        |_| "expired debug".into(),
-        now - 4 * day,
+    let (status, _) = error_of(
+        submit(
+            &app,
+            &admin,
+            "debug",
+            json!({"timestamp": now - 4 * day, "message": "expired debug", "source": "s"}),
+        )
+        .await,
     )
     .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an already expired event is refused");
     seed(
         &app,
         &admin,

@@ -200,3 +200,74 @@ async fn secret_audit_events_wait_in_the_outbox_while_the_queue_is_down() {
     .unwrap();
     assert_eq!(waiting, 2, "the write and the reveal wait to be relayed");
 }
+
+#[tokio::test]
+async fn log_events_travel_through_nats_into_postgres_partitions() {
+    let Some(settings) = nats_settings() else {
+        return;
+    };
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    let app = spawn(
+        None,
+        &[
+            ("VIVESPHERE_QUEUE__KIND", "nats"),
+            ("VIVESPHERE_QUEUE__URL", &settings.url),
+            ("VIVESPHERE_QUEUE__NAMESPACE", &settings.namespace),
+        ],
+        Some(pg),
+    )
+    .await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    let queue = app.queue.clone().unwrap();
+    let event = serde_json::json!({
+        "specversion": "1.0", "id": "nats-debug-1", "source": "vivesphere/bot-manager",
+        "type": "vivesphere.bot-manager.debug", "time": platform::time_fmt::now_rfc3339(),
+        "data": {"level": "warn", "message": "rate limit close for bot 7"}
+    });
+    queue
+        .publish(
+            "logs.debug.bot_manager",
+            "nats-debug-1",
+            event.to_string().into(),
+        )
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let found = loop {
+        let body: Value = crate::auth_helpers::get(
+            &app,
+            "/api/v1/logs/events?category=debug&q=rate%20limit",
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        if !body["items"].as_array().unwrap().is_empty() {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never stored: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let stored = &found["items"][0];
+    assert_eq!(stored["id"], "nats-debug-1");
+    assert_eq!(stored["service"], "bot-manager");
+    assert_eq!(stored["level"], "warn");
+    // It landed in today's day partition of the debug category.
+    let db = crate::helpers::service_db(&app, "logging").await;
+    let partitions: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent \
+         WHERE p.relname = 'events_debug'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap();
+    assert_eq!(partitions, 1);
+}
