@@ -236,3 +236,29 @@ mod tests {
         assert!(validate_schema("1abc").is_err());
     }
 }
+
+/// `($1, $2), ($3, $4)` for a multi-row `INSERT … VALUES` of `rows` rows of `columns`
+/// values each, numbered as both backends accept.
+pub fn values_placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=columns)
+                .map(|col| format!("${}", row * columns + col))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod placeholder_tests {
+    #[test]
+    fn placeholders_number_every_value_once() {
+        assert_eq!(
+            super::values_placeholders(2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(super::values_placeholders(1, 1), "($1)");
+    }
+}

@@ -4,7 +4,7 @@
 
 pub mod partitions;
 
-use platform::db::{Backend, Database};
+use platform::db::{Backend, Database, values_placeholders};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -63,17 +63,9 @@ async fn insert_as_json(
 async fn insert_rows(conn: &mut sqlx::AnyConnection, events: &[LogEvent]) -> anyhow::Result<u64> {
     let mut inserted = 0;
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let params: Vec<String> = (1..=COLUMN_COUNT)
-                    .map(|col| format!("${}", row * COLUMN_COUNT + col))
-                    .collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO events ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
-            rows.join(", ")
+            values_placeholders(chunk.len(), COLUMN_COUNT)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for event in chunk {

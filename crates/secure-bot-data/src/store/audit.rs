@@ -1,7 +1,7 @@
 //! The audit trail: one row per reveal, write, delete, denied attempt, seal and rotation. It
 //! is also the outbox of the matching user_activity events.
 
-use platform::db::Database;
+use platform::db::{Database, values_placeholders};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -79,17 +79,9 @@ const ROWS_PER_STATEMENT: usize = 200;
 /// its transaction when it has one).
 pub async fn insert(conn: &mut sqlx::AnyConnection, entries: &[AuditEntry]) -> anyhow::Result<()> {
     for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-        let placeholders: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let params: Vec<String> = (1..=COLUMN_COUNT)
-                    .map(|col| format!("${}", row * COLUMN_COUNT + col))
-                    .collect();
-                format!("({})", params.join(", "))
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO audit ({COLUMNS}) VALUES {}",
-            placeholders.join(", ")
+            values_placeholders(chunk.len(), COLUMN_COUNT)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for entry in chunk {

@@ -9,6 +9,25 @@ use sqlx::Row;
 use crate::helpers::spawn;
 use platform::testing::{TestPostgres, nats_settings};
 
+/// The whole app on a fresh PostgreSQL database and a private NATS namespace, or `None`
+/// (after the loud skip notice) when either is not configured.
+async fn spawn_cluster_shaped() -> Option<crate::helpers::TestApp> {
+    let settings = nats_settings()?;
+    let pg = TestPostgres::create().await?;
+    Some(
+        spawn(
+            None,
+            &[
+                ("VIVESPHERE_QUEUE__KIND", "nats"),
+                ("VIVESPHERE_QUEUE__URL", &settings.url),
+                ("VIVESPHERE_QUEUE__NAMESPACE", &settings.namespace),
+            ],
+            Some(pg),
+        )
+        .await,
+    )
+}
+
 #[tokio::test]
 async fn every_service_runs_on_postgres_in_its_own_schema() {
     let Some(pg) = TestPostgres::create().await else {
@@ -110,22 +129,9 @@ async fn an_unreachable_nats_makes_the_app_not_ready_naming_the_queue() {
 
 #[tokio::test]
 async fn secret_reveals_reach_nats_as_user_activity_from_a_postgres_store() {
-    let Some(settings) = nats_settings() else {
+    let Some(app) = spawn_cluster_shaped().await else {
         return;
     };
-    let Some(pg) = TestPostgres::create().await else {
-        return;
-    };
-    let app = spawn(
-        None,
-        &[
-            ("VIVESPHERE_QUEUE__KIND", "nats"),
-            ("VIVESPHERE_QUEUE__URL", &settings.url),
-            ("VIVESPHERE_QUEUE__NAMESPACE", &settings.namespace),
-        ],
-        Some(pg),
-    )
-    .await;
     let admin = crate::auth_helpers::admin_token(&app).await;
     crate::botdata_helpers::store_ok(
         &app,
@@ -203,22 +209,9 @@ async fn secret_audit_events_wait_in_the_outbox_while_the_queue_is_down() {
 
 #[tokio::test]
 async fn log_events_travel_through_nats_into_postgres_partitions() {
-    let Some(settings) = nats_settings() else {
+    let Some(app) = spawn_cluster_shaped().await else {
         return;
     };
-    let Some(pg) = TestPostgres::create().await else {
-        return;
-    };
-    let app = spawn(
-        None,
-        &[
-            ("VIVESPHERE_QUEUE__KIND", "nats"),
-            ("VIVESPHERE_QUEUE__URL", &settings.url),
-            ("VIVESPHERE_QUEUE__NAMESPACE", &settings.namespace),
-        ],
-        Some(pg),
-    )
-    .await;
     let admin = crate::auth_helpers::admin_token(&app).await;
     let queue = app.queue.clone().unwrap();
     let event = serde_json::json!({
