@@ -17,6 +17,7 @@ mod botdata_keys;
 mod config;
 mod health;
 mod logs;
+mod outage;
 mod postgres_and_nats;
 mod process;
 mod routes;
