@@ -201,14 +201,21 @@ impl WorkConsumer for NatsConsumer {
         if max <= 1 {
             return Ok(out);
         }
-        let mut batch = self
+        let mut batch = match self
             .consumer
             .batch()
             .max_messages(max - 1)
             .expires(linger.max(Duration::from_millis(10)))
             .messages()
             .await
-            .map_err(|err| anyhow::anyhow!("JetStream pull failed: {err}"))?;
+        {
+            Ok(batch) => batch,
+            Err(err) => {
+                // Hand over what we already hold rather than let it wait out its ack deadline.
+                tracing::warn!(error = %err, "JetStream batch pull failed; keeping the first message");
+                return Ok(out);
+            }
+        };
         while let Some(message) = batch.next().await {
             match message {
                 Ok(message) => out.push(self.delivery(message)),
