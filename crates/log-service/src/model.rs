@@ -194,23 +194,48 @@ pub fn from_submission(
     })
 }
 
-/// An event from the queue: a CloudEvent (as `platform::activity` writes them) on
-/// `logs.<category>.<service>`. `None` for a message that can never be stored.
-pub fn from_cloudevent(
+/// The events of a queue message on `logs.<category>.<service>`: one CloudEvent (as
+/// `platform::activity` writes them) or a CloudEvents JSON batch (an array of them, as outbox
+/// relays send). `None` for a message none of which can ever be stored.
+pub fn from_queue_message(
     subject: &str,
     payload: &[u8],
     now_ms: i64,
     max_message_bytes: usize,
-) -> Option<LogEvent> {
+) -> Option<Vec<LogEvent>> {
     let mut tokens = subject.split('.');
     let (Some("logs"), Some(category), service) = (tokens.next(), tokens.next(), tokens.next())
     else {
         return None;
     };
     let category = Category::parse(category)?;
-    let Value::Object(event) = serde_json::from_slice::<Value>(payload).ok()? else {
-        return None;
+    let events: Vec<LogEvent> = match serde_json::from_slice::<Value>(payload).ok()? {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::Object(event) => {
+                    from_cloudevent(category, service, event, now_ms, max_message_bytes)
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Object(event) => {
+            from_cloudevent(category, service, event, now_ms, max_message_bytes)
+                .into_iter()
+                .collect()
+        }
+        _ => Vec::new(),
     };
+    (!events.is_empty()).then_some(events)
+}
+
+fn from_cloudevent(
+    category: Category,
+    service: Option<&str>,
+    event: Map<String, Value>,
+    now_ms: i64,
+    max_message_bytes: usize,
+) -> Option<LogEvent> {
     let id = text(&event, "id", 128)?;
     let ts = event
         .get("time")
@@ -332,13 +357,9 @@ mod tests {
             "subject": "u-9", "request_id": "r-1", "actor": "u-9",
             "data": {"action": "login.succeeded", "actor": "u-9", "subject": "u-9", "details": {}}
         });
-        let event = from_cloudevent(
-            "logs.user_activity.authentication",
-            payload.to_string().as_bytes(),
-            NOW,
-            100,
-        )
-        .unwrap();
+        let subject = "logs.user_activity.authentication";
+        let events = from_queue_message(subject, payload.to_string().as_bytes(), NOW, 100).unwrap();
+        let event = &events[0];
         assert_eq!(event.id, "e-1");
         assert_eq!(event.category, Category::UserActivity);
         assert_eq!(event.service, "authentication");
@@ -347,8 +368,17 @@ mod tests {
         assert_eq!(event.request_id.as_deref(), Some("r-1"));
         assert_eq!(event.message, "login.succeeded u-9");
         assert!(
-            from_cloudevent("logs.audit.x", payload.to_string().as_bytes(), NOW, 100).is_none()
+            from_queue_message("logs.audit.x", payload.to_string().as_bytes(), NOW, 100).is_none()
         );
-        assert!(from_cloudevent("logs.debug.x", b"not json", NOW, 100).is_none());
+        assert!(from_queue_message("logs.debug.x", b"not json", NOW, 100).is_none());
+
+        // A CloudEvents batch: each readable event, the unreadable ones skipped.
+        let mut second = payload.clone();
+        second["id"] = json!("e-2");
+        let batch = json!([payload, second, {"no": "id"}, 7]);
+        let events = from_queue_message(subject, batch.to_string().as_bytes(), NOW, 100).unwrap();
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, vec!["e-1", "e-2"]);
+        assert!(from_queue_message(subject, b"[1, 2]", NOW, 100).is_none());
     }
 }

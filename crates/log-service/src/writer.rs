@@ -9,7 +9,7 @@ use std::time::Duration;
 use platform::queue::{ConsumerSpec, Delivery};
 use platform::target::TargetContext;
 
-use crate::model::from_cloudevent;
+use crate::model::from_queue_message;
 use crate::service::Logs;
 
 pub const CONSUMER: &str = "logging-writer";
@@ -79,14 +79,14 @@ async fn write_batch(logs: &Logs, batch: Vec<Delivery>) {
     let mut events = Vec::with_capacity(batch.len());
     let mut keep = Vec::with_capacity(batch.len());
     for delivery in batch {
-        match from_cloudevent(
+        match from_queue_message(
             &delivery.message.subject,
             &delivery.message.payload,
             now,
             logs.settings.max_message_bytes,
         ) {
-            Some(event) => {
-                events.push(event);
+            Some(parsed) => {
+                events.extend(parsed);
                 keep.push(delivery);
             }
             None => {

@@ -195,3 +195,43 @@ async fn debug_events_are_dropped_and_counted_when_they_cannot_go() {
     assert!(!s.spill_file.exists(), "debug events never go to disk");
     s.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn an_outbox_batch_is_one_message_holding_every_event() {
+    let s = setup(1024, 10).await;
+    let activity = platform::activity::ActivityLog::new(s.shipper.clone(), "secure-bot-data");
+    let envelopes: Vec<serde_json::Value> = (0..3)
+        .map(|i| {
+            activity.envelope(
+                &format!("e-{i}"),
+                &platform::activity::Activity::new("botdata.reveal").actor("u-1"),
+            )
+        })
+        .collect();
+    activity.publish_batch(&envelopes).await.unwrap();
+    let mut consumer = s
+        .queue
+        .consumer(ConsumerSpec::new("batch", "logs.>"))
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        delivery.message.subject,
+        "logs.user_activity.secure_bot_data"
+    );
+    assert_eq!(delivery.message.id, "batch:e-0:e-2:3");
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&delivery.message.payload).unwrap();
+    let ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["e-0", "e-1", "e-2"]);
+    delivery.ack().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), consumer.next())
+            .await
+            .is_err(),
+        "one message, not one per event"
+    );
+    s.shutdown.cancel();
+}

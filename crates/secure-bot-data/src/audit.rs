@@ -181,34 +181,23 @@ fn event_time(at_millis: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Publishes one batch of unpublished entries, concurrently (each event carries its own
-/// time and id, so order on the wire does not matter); returns how many.
+/// Publishes one batch of unpublished entries as one queue message (a CloudEvents batch:
+/// one stored message per relay round instead of one per reveal); returns how many.
 async fn relay_once(db: &Database, activity: &ActivityLog) -> anyhow::Result<usize> {
     let entries = audit::unpublished(db, RELAY_BATCH).await?;
-    let outcomes = futures::future::join_all(entries.iter().map(|entry| async move {
-        let envelope = activity.envelope_at(
-            &entry.id,
-            &event_time(entry.at),
-            entry.request_id.clone(),
-            &activity_of(entry),
-        );
-        activity
-            .publish(&entry.id, &envelope)
-            .await
-            .map(|()| entry.id.clone())
-    }))
-    .await;
-    let mut published = Vec::with_capacity(outcomes.len());
-    let mut failure = None;
-    for outcome in outcomes {
-        match outcome {
-            Ok(id) => published.push(id),
-            Err(err) => failure = Some(err),
-        }
-    }
-    audit::mark_published(db, &published).await?;
-    match failure {
-        Some(err) => Err(err),
-        None => Ok(published.len()),
-    }
+    let envelopes: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            activity.envelope_at(
+                &entry.id,
+                &event_time(entry.at),
+                entry.request_id.clone(),
+                &activity_of(entry),
+            )
+        })
+        .collect();
+    activity.publish_batch(&envelopes).await?;
+    let ids: Vec<String> = entries.into_iter().map(|entry| entry.id).collect();
+    audit::mark_published(db, &ids).await?;
+    Ok(ids.len())
 }

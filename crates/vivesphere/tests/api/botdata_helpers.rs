@@ -134,3 +134,26 @@ pub async fn botdata_cli(app: &TestApp, args: &[&str]) -> (bool, String, String)
 pub async fn raw_store(app: &TestApp) -> sqlx::AnyPool {
     crate::helpers::service_db(app, "secure_bot_data").await
 }
+
+/// The CloudEvents of a queue message: one event, or a CloudEvents JSON batch (an array), as
+/// Secure Bot Data's outbox relay sends them. A single event's id is the message's dedupe id.
+pub fn cloudevents_of(message: &platform::queue::Message) -> Vec<Value> {
+    match serde_json::from_slice::<Value>(&message.payload).unwrap() {
+        Value::Array(events) => {
+            assert!(
+                message.id.starts_with("batch:"),
+                "a batch carries a batch id: {}",
+                message.id
+            );
+            events
+        }
+        event => {
+            assert_eq!(
+                event["id"],
+                message.id.as_str(),
+                "the CloudEvents id is the dedupe id"
+            );
+            vec![event]
+        }
+    }
+}
