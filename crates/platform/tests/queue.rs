@@ -65,6 +65,37 @@ async fn consume_in_order_and_ack(queue: Arc<dyn Queue>) {
     assert_quiet(&mut consumer).await;
 }
 
+async fn batches_take_what_is_ready_and_settle_each_message(queue: Arc<dyn Queue>) {
+    for i in 1..=5 {
+        publish(&*queue, "logs.debug.svc", &format!("b{i}")).await;
+    }
+    let mut consumer = queue
+        .consumer(spec("batcher", "logs.>").max_ack_pending(100))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    let mut batches = 0;
+    while ids.len() < 5 {
+        let batch =
+            tokio::time::timeout(PATIENCE, consumer.next_batch(3, Duration::from_millis(300)))
+                .await
+                .expect("a batch within the patience window")
+                .unwrap();
+        assert!(!batch.is_empty() && batch.len() <= 3, "{}", batch.len());
+        batches += 1;
+        for delivery in batch {
+            ids.push(delivery.message.id.clone());
+            delivery.ack().await.unwrap();
+        }
+    }
+    assert_eq!(ids, vec!["b1", "b2", "b3", "b4", "b5"]);
+    assert!(
+        batches <= 3,
+        "{batches} batches for 5 messages of at most 3"
+    );
+    assert_quiet(&mut consumer).await;
+}
+
 async fn duplicate_ids_are_stored_once(queue: Arc<dyn Queue>) {
     let first = queue
         .publish("jobs.a.b", "same-id", Bytes::from_static(b"1"))
@@ -272,6 +303,7 @@ macro_rules! contract {
 
 contract!(
     consume_in_order_and_ack,
+    batches_take_what_is_ready_and_settle_each_message,
     duplicate_ids_are_stored_once,
     nak_redelivers_after_the_delay,
     unacknowledged_messages_come_back_after_the_ack_wait,
