@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use platform::db::{Backend, Database};
-use platform::http::metrics::MetricsRegistry;
+use platform::http::metrics::{CategoryLabels, MetricsRegistry};
 use platform::target::TargetContext;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -15,11 +14,6 @@ use crate::model::{Category, LogEvent};
 use crate::settings::Settings;
 use crate::store;
 use crate::store::partitions::{DAY_MS, Partitions, day_start};
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CategoryLabels {
-    pub category: String,
-}
 
 #[derive(Clone, Default)]
 pub struct LogMetrics {

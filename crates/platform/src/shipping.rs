@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -27,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::TelemetrySettings;
-use crate::http::metrics::MetricsRegistry;
+use crate::http::metrics::{CategoryLabels, MetricsRegistry};
 use crate::queue::Queue;
 
 /// One event waiting to be published, as it is written to the spill file.
@@ -38,9 +37,14 @@ struct Pending {
     payload: String,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CategoryLabels {
-    category: String,
+impl Pending {
+    fn new(subject: &str, id: &str, payload: &[u8]) -> Self {
+        Self {
+            subject: subject.to_string(),
+            id: id.to_string(),
+            payload: String::from_utf8_lossy(payload).into_owned(),
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -134,19 +138,10 @@ impl EventShipper {
         id: &str,
         payload: Bytes,
     ) -> anyhow::Result<()> {
-        let published = tokio::time::timeout(
-            self.inner.publish_timeout,
-            self.inner.queue.publish(subject, id, payload.clone()),
-        )
-        .await;
-        if let Ok(Ok(_)) = published {
+        if self.inner.try_publish(subject, id, payload.clone()).await {
             return Ok(());
         }
-        let pending = Pending {
-            subject: subject.to_string(),
-            id: id.to_string(),
-            payload: String::from_utf8_lossy(&payload).into_owned(),
-        };
+        let pending = Pending::new(subject, id, &payload);
         let mut line = serde_json::to_vec(&pending)?;
         line.push(b'\n');
         loop {
@@ -167,12 +162,12 @@ impl EventShipper {
 
     /// Queues an event that may be dropped (debug); never waits.
     pub fn ship_droppable(&self, category: &str, subject: &str, id: &str, payload: Bytes) {
-        let pending = Pending {
-            subject: subject.to_string(),
-            id: id.to_string(),
-            payload: String::from_utf8_lossy(&payload).into_owned(),
-        };
-        if self.inner.debug.try_send(pending).is_err() {
+        if self
+            .inner
+            .debug
+            .try_send(Pending::new(subject, id, &payload))
+            .is_err()
+        {
             self.inner.count_dropped(category);
         }
     }
@@ -184,6 +179,23 @@ impl EventShipper {
 }
 
 impl Inner {
+    /// One publish, bounded by the publish timeout: whether the queue took it.
+    async fn try_publish(&self, subject: &str, id: &str, payload: Bytes) -> bool {
+        matches!(
+            tokio::time::timeout(
+                self.publish_timeout,
+                self.queue.publish(subject, id, payload)
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    }
+
+    async fn try_publish_pending(&self, pending: Pending) -> bool {
+        self.try_publish(&pending.subject, &pending.id, Bytes::from(pending.payload))
+            .await
+    }
+
     fn count_dropped(&self, category: &str) {
         self.metrics
             .dropped
@@ -236,14 +248,7 @@ async fn replay_once(inner: &Inner) -> anyhow::Result<()> {
             sent += 1;
             continue;
         };
-        let published = tokio::time::timeout(
-            inner.publish_timeout,
-            inner
-                .queue
-                .publish(&pending.subject, &pending.id, Bytes::from(pending.payload)),
-        )
-        .await;
-        if !matches!(published, Ok(Ok(_))) {
+        if !inner.try_publish_pending(pending).await {
             break;
         }
         sent += 1;
@@ -287,14 +292,7 @@ async fn publish_droppable(
             .nth(1)
             .unwrap_or("debug")
             .to_string();
-        let published = tokio::time::timeout(
-            inner.publish_timeout,
-            inner
-                .queue
-                .publish(&pending.subject, &pending.id, Bytes::from(pending.payload)),
-        )
-        .await;
-        if !matches!(published, Ok(Ok(_))) {
+        if !inner.try_publish_pending(pending).await {
             inner.count_dropped(&category);
         }
     }

@@ -21,6 +21,14 @@ pub fn unix_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Unix milliseconds as RFC 3339 UTC (empty if out of range).
+pub fn rfc3339_from_millis(millis: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
 /// Unix seconds as RFC 3339 UTC (empty if out of range), for API responses.
 pub fn rfc3339_from_unix(seconds: i64) -> String {
     OffsetDateTime::from_unix_timestamp(seconds)

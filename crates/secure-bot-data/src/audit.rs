@@ -171,16 +171,6 @@ async fn relay(
     }
 }
 
-fn event_time(at_millis: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_millis) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// Publishes one batch of unpublished entries as one queue message (a CloudEvents batch:
 /// one stored message per relay round instead of one per reveal); returns how many.
 async fn relay_once(db: &Database, activity: &ActivityLog) -> anyhow::Result<usize> {
@@ -190,7 +180,7 @@ async fn relay_once(db: &Database, activity: &ActivityLog) -> anyhow::Result<usi
         .map(|entry| {
             activity.envelope_at(
                 &entry.id,
-                &event_time(entry.at),
+                &platform::time_fmt::rfc3339_from_millis(entry.at),
                 entry.request_id.clone(),
                 &activity_of(entry),
             )

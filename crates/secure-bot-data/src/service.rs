@@ -168,15 +168,29 @@ impl BotData {
         if caller.may_reach(&bot) {
             return Ok(bot);
         }
+        Err(self
+            .unreachable(caller, action, bot_id, field.map(FieldName::as_str))
+            .await)
+    }
+
+    /// The answer to a bot the caller may not reach: audited, and the same 404 as a bot that
+    /// does not exist.
+    async fn unreachable(
+        &self,
+        caller: &Caller,
+        action: &str,
+        bot_id: &BotId,
+        field: Option<&str>,
+    ) -> ApiError {
         self.audit_denied(
             caller,
             action,
             Some(bot_id.as_str()),
-            field.map(FieldName::as_str),
+            field,
             "not the owner or the owner's team",
         )
         .await;
-        Err(no_such_bot())
+        no_such_bot()
     }
 
     /// Writes fields as new versions in one transaction, registering the bot on first write.
@@ -222,14 +236,8 @@ impl BotData {
                 // so no row lock outlives the request.
                 tx.rollback().await.map_err(anyhow::Error::from)?;
                 if refusal.code == ErrorCode::NotFound {
-                    self.audit_denied(
-                        caller,
-                        "write",
-                        Some(bot_id.as_str()),
-                        writes.first().map(|w| w.field.as_str()),
-                        "not the owner or the owner's team",
-                    )
-                    .await;
+                    let field = writes.first().map(|w| w.field.as_str());
+                    return Err(self.unreachable(caller, "write", bot_id, field).await);
                 }
                 Err(refusal)
             }
@@ -411,15 +419,9 @@ impl BotData {
                 .await?
                 .ok_or_else(no_such_bot)?;
         if !caller.may_reach(&bot) {
-            self.audit_denied(
-                caller,
-                action,
-                Some(bot_id.as_str()),
-                Some(field.as_str()),
-                "not the owner or the owner's team",
-            )
-            .await;
-            return Err(no_such_bot());
+            return Err(self
+                .unreachable(caller, action, bot_id, Some(field.as_str()))
+                .await);
         }
         let row = row.ok_or_else(|| ApiError::not_found("no such field or version"))?;
         if row.destroyed_at.is_some() {

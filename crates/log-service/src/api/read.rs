@@ -184,13 +184,7 @@ fn csv_cell(value: &str) -> String {
 }
 
 fn csv_line(event: &LogEvent) -> String {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.ts) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let time = platform::time_fmt::rfc3339_from_millis(event.ts);
     let cells = [
         event.id.as_str(),
         &time,

@@ -21,6 +21,12 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// A log-event category (`user_activity`, `debug`, …), for the log pipeline's counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabels {
+    pub category: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabels {
     pub method: String,

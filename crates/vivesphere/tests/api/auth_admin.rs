@@ -30,22 +30,15 @@ async fn admins_create_list_read_update_disable_and_delete_users() {
         ids.push(create_user(&app, &admin, name, &["Viewer"]).await);
     }
     // Keyset pages of two.
-    let page: Value = get(&app, "/api/v1/auth/users?limit=2", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = get_json(&app, "/api/v1/auth/users?limit=2", &admin).await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let rest: Value = get(
+    let rest: Value = get_json(
         &app,
         &format!("/api/v1/auth/users?limit=2&cursor={cursor}"),
         &admin,
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 2);
     assert!(rest["next_cursor"].is_null());
     let names: Vec<&str> = page["items"]
@@ -82,15 +75,12 @@ async fn admins_create_list_read_update_disable_and_delete_users() {
         "a role change revokes old tokens"
     );
     let fresh = login_ok(&app, "ben", PASSWORD).await;
-    let valid: Value = get(
+    let valid: Value = get_json(
         &app,
         "/api/v1/auth/validate",
         fresh["token"].as_str().unwrap(),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert!(
         valid["permissions"]
             .as_array()
@@ -308,11 +298,7 @@ async fn custom_roles_carry_their_permissions_into_tokens() {
         json!({"name": "Auditor", "description": "reads logs", "permissions": ["logs:read", "logs:read:debug"]})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let token = token_of(&app, &admin, "audrey", &["Auditor"]).await;
-    let valid: Value = get(&app, "/api/v1/auth/validate", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let valid: Value = get_json(&app, "/api/v1/auth/validate", &token).await;
     assert_eq!(valid["roles"], json!(["Auditor"]));
     assert_eq!(
         valid["permissions"],
@@ -352,15 +338,12 @@ async fn custom_roles_carry_their_permissions_into_tokens() {
         "holders' tokens go with the change"
     );
     let fresh = login_ok(&app, "audrey", PASSWORD).await;
-    let valid: Value = get(
+    let valid: Value = get_json(
         &app,
         "/api/v1/auth/validate",
         fresh["token"].as_str().unwrap(),
     )
-    .await
-    .json()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(valid["permissions"], json!(["logs:read"]));
     let builtin = send_json(
         &app,
@@ -384,11 +367,7 @@ async fn custom_roles_carry_their_permissions_into_tokens() {
     )
     .await;
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
-    let roles: Value = get(&app, "/api/v1/auth/roles", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let roles: Value = get_json(&app, "/api/v1/auth/roles", &admin).await;
     let names: Vec<&str> = roles
         .as_array()
         .unwrap()

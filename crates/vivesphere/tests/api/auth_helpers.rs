@@ -43,6 +43,11 @@ pub async fn get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// A GET with a token, its body as JSON (whatever the status).
+pub async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    get(app, path, token).await.json().await.unwrap()
+}
+
 pub async fn send_json(
     app: &TestApp,
     method: reqwest::Method,

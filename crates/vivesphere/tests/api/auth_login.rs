@@ -114,11 +114,7 @@ async fn missing_or_garbage_tokens_are_401_invalid_token() {
         );
     }
     // Other routes answer UNAUTHORIZED.
-    let body: Value = get(&app, "/api/v1/auth/me", "x")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get_json(&app, "/api/v1/auth/me", "x").await;
     assert_eq!(body["error_code"], "UNAUTHORIZED");
 }
 
@@ -253,11 +249,7 @@ async fn users_list_and_end_their_own_sessions_only() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let other_session = login_ok(&app, "admin", ADMIN_PASSWORD).await;
-    let sessions: Value = get(&app, "/api/v1/auth/sessions", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let sessions: Value = get_json(&app, "/api/v1/auth/sessions", &admin).await;
     let items = sessions["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     let other_id = items
@@ -584,11 +576,7 @@ async fn user_administration_runs_on_postgres() {
         .as_str()
         .unwrap()
         .to_string();
-    let valid: Value = get(&app, "/api/v1/auth/validate", &token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let valid: Value = get_json(&app, "/api/v1/auth/validate", &token).await;
     assert!(
         valid["permissions"]
             .as_array()
@@ -605,10 +593,6 @@ async fn user_administration_runs_on_postgres() {
     .await;
     assert_eq!(disabled.status(), StatusCode::OK);
     assert_eq!(validate(&app, &token).await, StatusCode::UNAUTHORIZED);
-    let users: Value = get(&app, "/api/v1/auth/users", &admin)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let users: Value = get_json(&app, "/api/v1/auth/users", &admin).await;
     assert_eq!(users["items"].as_array().unwrap().len(), 2);
 }

@@ -67,11 +67,7 @@ async fn client_credentials_give_short_scoped_tokens_for_one_audience() {
     assert!(token["expires_in"].as_u64().unwrap() <= 300);
     assert_eq!(token["scope"], "bots:read");
     let access = token["access_token"].as_str().unwrap();
-    let valid: Value = get(&app, "/api/v1/auth/validate", access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let valid: Value = get_json(&app, "/api/v1/auth/validate", access).await;
     assert_eq!(valid["user_id"], "client:bot-runner");
     assert_eq!(valid["permissions"], json!(["bots:read"]));
 

@@ -157,3 +157,15 @@ pub fn cloudevents_of(message: &platform::queue::Message) -> Vec<Value> {
         }
     }
 }
+
+/// The actions of the newest 500 audit entries (an admin's view).
+pub async fn audit_actions(app: &TestApp, admin: &str) -> Vec<String> {
+    let audit =
+        crate::auth_helpers::get_json(app, &format!("{PREFIX}/audit?limit=500"), admin).await;
+    audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect()
+}

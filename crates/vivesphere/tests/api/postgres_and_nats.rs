@@ -230,15 +230,12 @@ async fn log_events_travel_through_nats_into_postgres_partitions() {
         .unwrap();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
     let found = loop {
-        let body: Value = crate::auth_helpers::get(
+        let body: Value = crate::auth_helpers::get_json(
             &app,
             "/api/v1/logs/events?category=debug&q=rate%20limit",
             &admin,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
         if !body["items"].as_array().unwrap().is_empty() {
             break body;
         }
