@@ -137,6 +137,41 @@ async fn bootstrap_admin(state: &Inner) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Registers the service clients the configuration declares, with their mounted secrets.
+async fn register_declared_clients(state: &Inner, ctx: &TargetContext) -> anyhow::Result<()> {
+    let dir = &ctx.platform.auth.service_secrets_dir;
+    for client in &state.settings.service_clients {
+        for scope in &client.scopes {
+            if !store::roles::PERMISSIONS.contains(&scope.as_str()) {
+                bail!(
+                    "authentication.service_clients: {} asks for the unknown scope {scope:?}",
+                    client.client_id
+                );
+            }
+        }
+        let Some(secret) =
+            platform::auth::service_secret(dir, &client.client_id, ctx.config.profile())?
+        else {
+            tracing::warn!(
+                client_id = %client.client_id,
+                file = %platform::auth::service_secret_path(dir, &client.client_id).display(),
+                "declared service client has no secret file; not registered"
+            );
+            continue;
+        };
+        store::clients::upsert_declared(
+            &state.db,
+            &client.client_id,
+            secret.expose(),
+            &client.audiences,
+            &client.scopes,
+            &client.description,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 fn key_store(
     db: &Database,
     sealer: Arc<Sealer>,
@@ -217,6 +252,7 @@ impl Target for AuthenticationService {
             db,
         });
         bootstrap_admin(&state).await?;
+        register_declared_clients(&state, &ctx).await?;
         let mut doc = service_document("Authentication", ROUTE_PREFIX);
         doc.merge(api::AuthApi::openapi());
         Ok(BuiltTarget {

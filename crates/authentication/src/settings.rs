@@ -31,6 +31,35 @@ pub struct Settings {
     pub development_key_path: String,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Service clients registered at start, each with the secret in
+    /// `auth.service_secrets_dir/<client_id>.secret` (skipped, with a warning, when that file
+    /// is missing outside development).
+    pub service_clients: Vec<DeclaredClient>,
+}
+
+/// A service client the configuration declares.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredClient {
+    pub client_id: String,
+    /// Services it may get tokens for.
+    pub audiences: Vec<String>,
+    /// Permissions its tokens may carry.
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The Bot Manager keeps bots' X credentials in Secure Bot Data and refreshes their tokens.
+fn bot_manager_client() -> DeclaredClient {
+    DeclaredClient {
+        client_id: "bot-manager".into(),
+        audiences: vec!["secure-bot-data".into()],
+        scopes: ["botdata:read", "botdata:write", "botdata:reveal", "botdata:delete"]
+            .map(String::from)
+            .to_vec(),
+        description: "Bot Manager: bots' X credentials and token refresh".into(),
+    }
 }
 
 impl Default for Settings {
@@ -49,6 +78,7 @@ impl Default for Settings {
             encryption_key: None,
             development_key_path: "./data/authentication.key".into(),
             trust_forwarded_for: false,
+            service_clients: vec![bot_manager_client()],
         }
     }
 }

@@ -39,6 +39,35 @@ pub struct TargetContext {
     pub tasks: TaskTracker,
     /// The first background failure, which makes the process exit non-zero.
     pub failure: Arc<OnceLock<String>>,
+    /// Where the other services answer over HTTP.
+    pub peers: Peers,
+}
+
+/// Where a target reaches another service: this very process when it runs that target too
+/// (one-process mode), else the Kubernetes Service of that name on port 8000. A service's
+/// own setting for a peer's URL beats both.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    local_url: Option<String>,
+    local_targets: Vec<&'static str>,
+}
+
+impl Peers {
+    /// `local_url` is this process's own base URL; `local_targets` the targets it runs.
+    pub fn new(local_url: impl Into<String>, local_targets: Vec<&'static str>) -> Self {
+        Self {
+            local_url: Some(local_url.into()),
+            local_targets,
+        }
+    }
+
+    /// The base URL (no trailing slash) of `target`.
+    pub fn url(&self, target: &str) -> String {
+        match &self.local_url {
+            Some(url) if self.local_targets.contains(&target) => url.clone(),
+            _ => format!("http://{target}:8000"),
+        }
+    }
 }
 
 impl TargetContext {

@@ -38,6 +38,7 @@ async fn context(dir: &tempfile::TempDir) -> TargetContext {
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         failure: Arc::new(OnceLock::new()),
+        peers: Default::default(),
     }
 }
 
@@ -68,4 +69,18 @@ async fn a_background_task_that_ends_well_stops_nothing() {
     ctx.tasks.wait().await;
     assert!(!ctx.shutdown.is_cancelled());
     assert!(ctx.failure.get().is_none());
+}
+
+#[test]
+fn peers_are_this_process_when_it_runs_them_else_their_kubernetes_service() {
+    let peers = platform::target::Peers::new(
+        "http://127.0.0.1:4100",
+        vec!["secure-bot-data", "bot-manager"],
+    );
+    assert_eq!(peers.url("secure-bot-data"), "http://127.0.0.1:4100");
+    assert_eq!(peers.url("authentication"), "http://authentication:8000");
+    assert_eq!(
+        platform::target::Peers::default().url("secure-bot-data"),
+        "http://secure-bot-data:8000"
+    );
 }

@@ -19,7 +19,7 @@ use platform::http::openapi::docs_routes;
 use platform::http::{finish_router, with_request_limits};
 use platform::queue::{self, Queue};
 use platform::shipping::EventShipper;
-use platform::target::{Target, TargetContext, TargetInfo};
+use platform::target::{Peers, Target, TargetContext, TargetInfo};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -166,13 +166,18 @@ fn authentication_url(
         .iter()
         .any(|entry| entry.info.name == authentication::NAME);
     if options.runs_everything() || runs_authentication {
-        let mut addr = listener.local_addr()?;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        return Ok(format!("http://{addr}"));
+        return local_url(listener);
     }
     Ok("http://authentication:8000".to_string())
+}
+
+/// This process's own base URL, as its other targets reach it.
+fn local_url(listener: &TcpListener) -> anyhow::Result<String> {
+    let mut addr = listener.local_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(format!("http://{addr}"))
 }
 
 /// One target's configuration and migrated database, for operator commands.
@@ -207,6 +212,7 @@ pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String>
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         failure: Arc::new(OnceLock::new()),
+        peers: Peers::default(),
     };
     let kid = authentication::rotate_keys(&ctx).await;
     database.close().await;
@@ -250,6 +256,10 @@ impl App {
             .await
             .context("server.listen (or --listen)")?;
         let authentication_url = authentication_url(options, &loaded, &listener)?;
+        let peers = Peers::new(
+            local_url(&listener)?,
+            loaded.targets.iter().map(|entry| entry.info.name).collect(),
+        );
         let queue = queue::connect(&loaded.process_platform.queue)
             .await
             .context("cannot open the queue")?;
@@ -301,6 +311,7 @@ impl App {
                     shutdown: shutdown.clone(),
                     tasks: tasks.clone(),
                     failure: failure.clone(),
+                    peers: peers.clone(),
                 })
                 .await
                 .with_context(|| format!("target {} failed to build", info.name))?;

@@ -24,18 +24,29 @@ pub fn targets() -> Vec<Arc<dyn Target>> {
     ]
 }
 
+/// Targets that only run when named, never in `all`: test and demo support.
+pub fn named_only_targets() -> Vec<Arc<dyn Target>> {
+    vec![Arc::new(fake_x::FakeXService)]
+}
+
+fn every_target() -> Vec<Arc<dyn Target>> {
+    let mut all = targets();
+    all.extend(named_only_targets());
+    all
+}
+
 /// The valid `--target` names.
 pub fn target_names() -> Vec<&'static str> {
     let mut names = vec![ALL];
-    names.extend(targets().iter().map(|t| t.info().name));
+    names.extend(every_target().iter().map(|t| t.info().name));
     names
 }
 
-/// The targets a `--target` value selects (`None` or `all`: every one).
+/// The targets a `--target` value selects (`None` or `all`: every service).
 pub fn select(name: Option<&str>) -> anyhow::Result<Vec<Arc<dyn Target>>> {
     match name {
         None | Some(ALL) => Ok(targets()),
-        Some(name) => match targets().into_iter().find(|t| t.info().name == name) {
+        Some(name) => match every_target().into_iter().find(|t| t.info().name == name) {
             Some(target) => Ok(vec![target]),
             None => bail!(
                 "unknown target {name:?}; valid targets: {}",
@@ -51,7 +62,7 @@ pub fn config_defaults() -> Value {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    for target in targets() {
+    for target in every_target() {
         let info = target.info();
         map.insert(info.config_section.to_string(), info.config_defaults());
     }
@@ -61,7 +72,7 @@ pub fn config_defaults() -> Value {
 /// Every top-level config section somebody owns.
 pub fn known_sections() -> Vec<&'static str> {
     let mut sections = PlatformSettings::SECTIONS.to_vec();
-    sections.extend(targets().iter().map(|t| t.info().config_section));
+    sections.extend(every_target().iter().map(|t| t.info().config_section));
     sections
 }
 
@@ -75,6 +86,13 @@ mod tests {
         for name in target_names() {
             assert!(err.contains(name), "{err} should list {name}");
         }
+    }
+
+    #[test]
+    fn the_fake_x_runs_only_when_named() {
+        let all: Vec<_> = select(None).unwrap().iter().map(|t| t.info().name).collect();
+        assert!(!all.contains(&fake_x::NAME));
+        assert_eq!(select(Some(fake_x::NAME)).unwrap()[0].info().name, fake_x::NAME);
     }
 
     #[test]

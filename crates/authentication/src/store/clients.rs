@@ -105,3 +105,30 @@ pub async fn authenticate(
         Ok(None)
     }
 }
+
+/// Registers a client the configuration declares, or brings an existing one in line with
+/// it (secret, audiences, scopes): the config and the mounted secret are the truth for it.
+pub async fn upsert_declared(
+    db: &Database,
+    client_id: &str,
+    secret: &str,
+    audiences: &[String],
+    scopes: &[String],
+    description: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO service_clients (client_id, secret_hash, audiences, scopes, description, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash, \
+         audiences = excluded.audiences, scopes = excluded.scopes, description = excluded.description",
+    )
+    .bind(client_id)
+    .bind(sha256_hex(secret))
+    .bind(serde_json::to_string(audiences)?)
+    .bind(serde_json::to_string(scopes)?)
+    .bind(description)
+    .bind(now())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}

@@ -5,12 +5,14 @@
 mod claims;
 mod extract;
 mod keys;
+mod service_secrets;
 mod service_tokens;
 mod verifier;
 
 pub use claims::{Claims, Revocation, RevocationKind, TokenUse};
 pub use extract::{Authenticated, bearer_token};
 pub use keys::{HttpKeySource, Jwk, JwkSet, KeySource};
+pub use service_secrets::{service_secret, service_secret_path};
 pub use service_tokens::ServiceTokens;
 pub use verifier::{TokenError, TokenVerifier};
 

@@ -176,6 +176,9 @@ pub struct AuthSettings {
     pub leeway: u64,
     /// Verified tokens remembered (by hash) so each is checked once until it expires.
     pub verified_cache_size: usize,
+    /// Service clients' secrets, one `<client_id>.secret` file each (a mounted Secret in a
+    /// cluster; generated on first use in development).
+    pub service_secrets_dir: String,
 }
 
 impl Default for AuthSettings {
@@ -186,6 +189,7 @@ impl Default for AuthSettings {
             authentication_url: None,
             leeway: 30,
             verified_cache_size: 10_000,
+            service_secrets_dir: "./data/service-clients".into(),
         }
     }
 }

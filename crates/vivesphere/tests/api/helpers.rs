@@ -90,6 +90,10 @@ pub fn options(
             data_dir.path().join("kek").display().to_string(),
         ),
         (
+            "VIVESPHERE_AUTH__SERVICE_SECRETS_DIR".to_string(),
+            data_dir.path().join("service-clients").display().to_string(),
+        ),
+        (
             "VIVESPHERE_TELEMETRY__SPILL_DIR".to_string(),
             data_dir.path().join("spill").display().to_string(),
         ),

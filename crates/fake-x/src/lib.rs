@@ -1,0 +1,89 @@
+//! A faithful local fake of the X API v2, because X cannot be reached from here: the only
+//! fake the system allows. It answers what the Bot Manager calls — `POST /2/tweets`,
+//! `DELETE /2/tweets/:id`, `GET /2/tweets/:id`, `GET /2/users/me`, `GET /2/users/:id/tweets`,
+//! `POST /2/oauth2/token` — with X's status codes, bodies and `x-rate-limit-*` headers, and
+//! enforces what X enforces: bearer tokens that expire, rotating refresh tokens, the weighted
+//! 280 limit, duplicate text per user, and per-(user, endpoint) 15-minute windows plus a
+//! 24-hour post cap.
+//!
+//! Tests steer it under `/_fake/…`: create users, inject faults (a status, a delay, or commit
+//! then drop the connection), expire tokens, change follower counts, and read the log of
+//! every request it saw. It keeps everything in memory. Run it alone with
+//! `vivesphere serve --target fake-x`.
+
+mod api;
+mod state;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
+use serde::{Deserialize, Serialize};
+
+pub use api::router;
+pub use state::{Fault, FaultKind, FakeX, LoggedRequest, NewUser, UserTokens};
+
+pub const NAME: &str = "fake-x";
+pub const CONFIG_SECTION: &str = "fake_x";
+
+/// The `fake_x` config section: X's limits, smaller when a test wants to reach them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Posts per user per window (X: 100 per 15 minutes for `POST /2/tweets`).
+    pub post_limit: u32,
+    /// Reads per user per window for the lookup endpoints (X: 900).
+    pub read_limit: u32,
+    /// `GET /2/users/me` per user per window (X: 75).
+    pub me_limit: u32,
+    /// The window, in seconds (X: 900).
+    pub window_seconds: u64,
+    /// Posts per user per 24 hours.
+    pub daily_post_limit: u32,
+    /// Lifetime of an access token, in seconds (X: 7200).
+    pub access_token_ttl: u64,
+    /// Users created at start for demos (their tokens are printed once).
+    pub demo_users: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            post_limit: 100,
+            read_limit: 900,
+            me_limit: 75,
+            window_seconds: 900,
+            daily_post_limit: 2400,
+            access_token_ttl: 7200,
+            demo_users: Vec::new(),
+        }
+    }
+}
+
+/// The fake X target; not part of `all`.
+pub struct FakeXService;
+
+#[async_trait]
+impl Target for FakeXService {
+    fn info(&self) -> TargetInfo {
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).without_database()
+    }
+
+    async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
+        let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let fake = Arc::new(FakeX::new(settings.clone()));
+        for username in &settings.demo_users {
+            let tokens = fake.add_user(NewUser::named(username));
+            println!(
+                "fake X user @{username}: id {}, access token {}, refresh token {}, client id {}",
+                tokens.user_id, tokens.access_token, tokens.refresh_token, tokens.client_id
+            );
+        }
+        Ok(BuiltTarget {
+            router: router(fake),
+            openapi: None,
+            checks: Vec::new(),
+            verifier: None,
+        })
+    }
+}
