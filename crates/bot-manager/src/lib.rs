@@ -1,23 +1,63 @@
 //! Bot Manager service: bots, posts and their lifecycle, schedules, action jobs, the X API
 //! client and metric snapshots, under `/api/v1/bots`.
 //!
-//! Foundation stage: the service has its own storage, readiness, OpenAPI document and config
-//! section; its domain arrives with the Bot Manager issue.
+//! The path of a post: the API writes the post, its job and an outbox row in one
+//! transaction; the relay hands due rows to the queue; a worker (any replica) takes the
+//! bot's lease, re-reads the job and post, and acts on X through the official API v2,
+//! classifying the answer (published, failed, retry with backoff, wait for the rate-limit
+//! reset, refresh the token, or unknown until verified by reading the bot's own posts).
+//! Credentials live in Secure Bot Data, never in this service's tables. Bots act openly:
+//! nothing here disguises automation, and X's rule against the same content from several
+//! accounts is enforced before a post is accepted.
 
+mod api;
+mod botdata;
+mod fingerprint;
+mod model;
+mod relay;
+mod service;
+mod settings;
+mod snapshots;
+mod store;
+mod tokens;
+mod worker;
+mod xapi;
+
+use std::sync::Arc;
+
+use anyhow::Context;
 use async_trait::async_trait;
-use axum::Router;
+use platform::activity::ActivityLog;
+use platform::auth::ServiceTokens;
+use platform::db::{MigrationStep, Migrations};
 use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
-use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+
+pub use settings::Settings;
+pub use worker::{CONSUMER, DEAD_LETTER_SUBJECT};
+
+use crate::botdata::BotDataClient;
+use crate::service::{BotManager, BotMetrics};
+use crate::tokens::Tokens;
+use crate::xapi::XClient;
 
 pub const NAME: &str = "bot-manager";
 pub const CONFIG_SECTION: &str = "bot_manager";
 pub const ROUTE_PREFIX: &str = "/api/v1/bots";
+/// The queue subject of due jobs.
+pub const JOBS_SUBJECT: &str = relay::SUBJECT;
 
-/// The `bot_manager` config section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {}
+const STEPS: &[MigrationStep] = &[MigrationStep {
+    version: 1,
+    description: "bot manager",
+    sql: include_str!("../migrations/0001_bot_manager.sql"),
+}];
+
+const MIGRATIONS: Migrations = Migrations {
+    sqlite: STEPS,
+    postgres: STEPS,
+};
 
 /// The Bot Manager target.
 pub struct BotManagerService;
@@ -28,11 +68,67 @@ impl Target for BotManagerService {
         TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
     }
 
+    fn migrations(&self) -> Migrations {
+        MIGRATIONS
+    }
+
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let _settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        settings.check()?;
+        let db = ctx
+            .database
+            .clone()
+            .context("the bot-manager target needs its database")?;
+        let secrets_dir = &ctx.platform.auth.service_secrets_dir;
+        let secret = platform::auth::service_secret(secrets_dir, &settings.client_id, ctx.config.profile())?
+            .with_context(|| {
+                format!(
+                    "bot_manager needs its client secret in {} (a mounted Secret)",
+                    platform::auth::service_secret_path(secrets_dir, &settings.client_id).display()
+                )
+            })?;
+        let authentication_url = ctx
+            .platform
+            .auth
+            .authentication_url
+            .clone()
+            .unwrap_or_else(|| ctx.peers.url("authentication"));
+        let tokens = ServiceTokens::new(&authentication_url, &settings.client_id, secret, "secure-bot-data")?;
+        let botdata_url = settings
+            .secure_bot_data_url
+            .clone()
+            .unwrap_or_else(|| ctx.peers.url("secure-bot-data"));
+        let botdata = Arc::new(BotDataClient::new(&botdata_url, tokens)?);
+        let x = Arc::new(XClient::new(&settings.x_api)?);
+        let manager = Arc::new(BotManager {
+            tokens: Tokens::new(botdata.clone(), x.clone()),
+            botdata,
+            x,
+            activity: ActivityLog::new(ctx.events.clone(), NAME),
+            queue: ctx.queue.clone(),
+            relay_wake: tokio::sync::Notify::new(),
+            metrics: BotMetrics::register(&ctx.metrics),
+            instance: uuid::Uuid::now_v7().to_string(),
+            settings,
+            db,
+        });
+        {
+            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
+            ctx.tasks.spawn(relay::run(manager, shutdown));
+        }
+        {
+            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
+            ctx.spawn_critical("bot-manager-worker", worker::run(manager, shutdown));
+        }
+        {
+            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
+            ctx.tasks.spawn(snapshots::run(manager, shutdown));
+        }
+        let mut doc = service_document("Bot Manager", ROUTE_PREFIX);
+        doc.merge(api::BotsApi::openapi());
         Ok(BuiltTarget {
-            router: Router::new(),
-            openapi: Some(service_document("Bot Manager", ROUTE_PREFIX)),
+            router: api::router(manager),
+            openapi: Some(doc),
             checks: Vec::new(),
             verifier: None,
         })

@@ -28,6 +28,11 @@ pub struct StoreRequest {
     pub owner_id: Option<String>,
     /// Admins and service clients only: the team a new bot belongs to.
     pub team: Option<String>,
+    /// Check-and-set for this all-or-nothing write: field name → the version it must still
+    /// be at (0: must not exist yet). One stale field refuses the whole write with 409, so a
+    /// rotated token pair is saved together or not at all.
+    #[schema(value_type = Option<Object>)]
+    pub expect: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -57,15 +62,33 @@ pub async fn store(
     if data.is_empty() {
         return Err(ApiError::invalid_data("data: at least one field"));
     }
+    let mut expected = request.expect.unwrap_or_default();
     let mut writes = Vec::with_capacity(data.len());
     for (name, value) in data {
         let field = FieldName::parse(&name)?;
         let value = SecretValue::parse(&field, value, state.settings.max_value_bytes)?;
+        let expect = match expected.remove(&name) {
+            None => Expect::Any,
+            Some(Value::Number(n)) if n.as_i64() == Some(0) => Expect::Absent,
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|v| v > 0) => {
+                Expect::Version(n.as_i64().unwrap_or_default())
+            }
+            Some(_) => {
+                return Err(ApiError::invalid_data(format!(
+                    "expect.{name}: 0 (must not exist) or the version it must be at"
+                )));
+            }
+        };
         writes.push(FieldWrite {
             field,
             value,
-            expect: Expect::Any,
+            expect,
         });
+    }
+    if let Some(name) = expected.keys().next() {
+        return Err(ApiError::invalid_data(format!(
+            "expect.{name}: names a field this write does not carry"
+        )));
     }
     let ownership = Ownership::parse(request.owner_id, request.team)?;
     state

@@ -1,0 +1,67 @@
+//! The Phase-1 contract: `POST /create` and `GET /list`, kept exactly.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use platform::auth::Authenticated;
+use platform::http::error::ErrorBody;
+use platform::{ApiError, Json};
+use serde::Serialize;
+
+use super::AppState;
+use super::bots::{CreateBotRequest, create_bot};
+use crate::service::Caller;
+use crate::store::bots::{self, Reach};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreateResponse {
+    pub bot_id: String,
+    /// Always `created`.
+    pub status: &'static str,
+}
+
+/// Create a bot (contract). The credentials go to Secure Bot Data.
+#[utoipa::path(post, path = "/api/v1/bots/create", tag = "bots", security(("bearer" = [])),
+    request_body = CreateBotRequest,
+    responses((status = 201, body = CreateResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Json(request): Json<CreateBotRequest>,
+) -> Result<(StatusCode, Json<CreateResponse>), ApiError> {
+    let bot = create_bot(&state, &Caller::new(&claims), request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateResponse {
+            bot_id: bot.bot_id,
+            status: "created",
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ListResponse {
+    pub bots: Vec<String>,
+}
+
+/// Most ids `/list` answers; the paged `GET /api/v1/bots` has them all.
+const LIST_CAP: i64 = 10_000;
+
+/// The caller's bots (contract): their own and their team's, from the token.
+#[utoipa::path(get, path = "/api/v1/bots/list", tag = "bots", security(("bearer" = [])),
+    responses((status = 200, body = ListResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Json<ListResponse>, ApiError> {
+    claims.require("bots:read")?;
+    // Admins too get their own here: "the caller's bots", not everyone's.
+    let reach = Reach::Member {
+        user_id: &claims.sub,
+        team: claims.team.as_deref(),
+    };
+    let rows = bots::list(&state.db, reach, None, LIST_CAP).await?;
+    Ok(Json(ListResponse {
+        bots: rows.into_iter().map(|b| b.bot_id).collect(),
+    }))
+}

@@ -1,0 +1,84 @@
+//! The HTTP API under `/api/v1/bots`: the Phase-1 contract routes (`/create`, `/list`), the
+//! RESTful bots and posts, and metrics.
+
+mod bots;
+mod contract;
+mod metrics;
+mod posts;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::routing::{get, post};
+use platform::ApiError;
+use platform::http::error::ErrorBody;
+use platform::http::openapi::BearerAuth;
+use platform::http::page::Listing;
+use utoipa::OpenApi;
+
+use crate::service::BotManager;
+
+pub type AppState = Arc<BotManager>;
+
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+/// The version an `If-Match` header names, if one was sent.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid_data("If-Match: the ETag as it was given, e.g. \"3\""))
+}
+
+pub fn router(state: AppState) -> Router {
+    let p = crate::ROUTE_PREFIX;
+    Router::new()
+        .route(&format!("{p}/create"), post(contract::create))
+        .route(&format!("{p}/list"), get(contract::list))
+        .route(p, get(bots::list).post(bots::create))
+        .route(
+            &format!("{p}/{{bot_id}}"),
+            get(bots::get).patch(bots::update).delete(bots::archive),
+        )
+        .route(&format!("{p}/{{bot_id}}/status"), post(bots::set_status))
+        .route(&format!("{p}/{{bot_id}}/credentials"), axum::routing::put(bots::replace_credentials))
+        .route(&format!("{p}/{{bot_id}}/metrics"), get(metrics::bot_metrics))
+        .route(&format!("{p}/{{bot_id}}/metrics/refresh"), post(metrics::refresh))
+        .route(&format!("{p}/{{bot_id}}/posts"), get(posts::list).post(posts::create))
+        .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}"),
+            get(posts::get).patch(posts::update).delete(posts::delete),
+        )
+        .route(&format!("{p}/{{bot_id}}/posts/{{post_id}}/schedule"), post(posts::schedule))
+        .route(&format!("{p}/{{bot_id}}/posts/{{post_id}}/publish"), post(posts::publish))
+        .route(&format!("{p}/{{bot_id}}/posts/{{post_id}}/cancel"), post(posts::cancel))
+        .route(&format!("{p}/{{bot_id}}/posts/{{post_id}}/metrics"), get(metrics::post_metrics))
+        .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        contract::create, contract::list,
+        bots::create, bots::list, bots::get, bots::update, bots::set_status, bots::archive,
+        bots::replace_credentials,
+        posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
+        posts::cancel, posts::delete,
+        metrics::bot_metrics, metrics::post_metrics, metrics::refresh,
+    ),
+    components(schemas(ErrorBody, Listing<bots::BotView>, Listing<posts::PostView>)),
+    modifiers(&BearerAuth),
+    tags((name = "bots", description = "Bots and their credentials"),
+         (name = "posts", description = "Posts and their lifecycle"),
+         (name = "metrics", description = "Followers and post metrics over time")),
+)]
+pub struct BotsApi;

@@ -1,0 +1,280 @@
+//! The domain's words: bot statuses and which changes are allowed, post states, ids, posting
+//! slots, and the text rules a post must follow.
+
+use platform::{ApiError, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+/// A bot's status. Only the transitions in [`BotStatus::may_become`] are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BotStatus {
+    /// Publishes.
+    Active,
+    /// Keeps its posts, publishes nothing until resumed.
+    Paused,
+    /// X refused its tokens; new credentials make it active again.
+    NeedsReauth,
+    /// Stopped by an admin (or because X suspended the account).
+    Suspended,
+    /// Retired for good; read-only.
+    Archived,
+}
+
+impl BotStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::NeedsReauth => "needs_reauth",
+            Self::Suspended => "suspended",
+            Self::Archived => "archived",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        Ok(match raw {
+            "active" => Self::Active,
+            "paused" => Self::Paused,
+            "needs_reauth" => Self::NeedsReauth,
+            "suspended" => Self::Suspended,
+            "archived" => Self::Archived,
+            _ => {
+                return Err(ApiError::invalid_data(
+                    "status: active, paused, needs_reauth, suspended or archived",
+                ));
+            }
+        })
+    }
+
+    /// The status changes a person may ask for. `needs_reauth` is set by the system when X
+    /// refuses the bot's tokens and left only by storing new credentials; lifting a
+    /// suspension is for admins (checked by the caller).
+    pub fn may_become(self, next: Self) -> bool {
+        use BotStatus::*;
+        matches!(
+            (self, next),
+            (Active, Paused)
+                | (Paused, Active)
+                | (Active | Paused | NeedsReauth, Suspended)
+                | (Suspended, Active)
+                | (Active | Paused | NeedsReauth | Suspended, Archived)
+        )
+    }
+}
+
+/// A post's state. `draft → scheduled → publishing → published | failed | unknown`, and
+/// `cancelled` or `missed` instead of publishing; `deleted` after a published post is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostState {
+    Draft,
+    Scheduled,
+    Publishing,
+    Published,
+    Failed,
+    /// Sent to X, no answer: verified by reading the bot's own posts before any retry.
+    Unknown,
+    Cancelled,
+    /// Not published within the grace period after its `run_at`.
+    Missed,
+    Deleting,
+    Deleted,
+}
+
+impl PostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Scheduled => "scheduled",
+            Self::Publishing => "publishing",
+            Self::Published => "published",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+            Self::Cancelled => "cancelled",
+            Self::Missed => "missed",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        Ok(match raw {
+            "draft" => Self::Draft,
+            "scheduled" => Self::Scheduled,
+            "publishing" => Self::Publishing,
+            "published" => Self::Published,
+            "failed" => Self::Failed,
+            "unknown" => Self::Unknown,
+            "cancelled" => Self::Cancelled,
+            "missed" => Self::Missed,
+            "deleting" => Self::Deleting,
+            "deleted" => Self::Deleted,
+            _ => return Err(ApiError::invalid_data(format!("state {raw:?} is not a post state"))),
+        })
+    }
+
+    /// Editing and cancelling are allowed until publishing starts.
+    pub fn is_editable(self) -> bool {
+        matches!(self, Self::Draft | Self::Scheduled)
+    }
+}
+
+/// A UUIDv7 id from a path.
+pub fn parse_id(raw: &str, what: &str) -> Result<String, ApiError> {
+    match uuid::Uuid::parse_str(raw) {
+        Ok(id) => Ok(id.hyphenated().to_string()),
+        Err(_) => Err(ApiError::new(ErrorCode::NotFound, format!("no such {what}"))),
+    }
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A weekly posting slot in UTC, `start` inclusive, `end` exclusive (`"09:00"`–`"17:30"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostingSlot {
+    /// mon, tue, wed, thu, fri, sat or sun.
+    pub day: String,
+    pub start: String,
+    pub end: String,
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn minutes(raw: &str) -> Option<u32> {
+    let (h, m) = raw.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+}
+
+impl PostingSlot {
+    fn bounds(&self) -> Option<(usize, u32, u32)> {
+        let day = DAYS.iter().position(|d| *d == self.day)?;
+        let (start, end) = (minutes(&self.start)?, minutes(&self.end)?);
+        (start < end).then_some((day, start, end))
+    }
+
+    pub fn check_all(slots: &[PostingSlot]) -> Result<(), ApiError> {
+        if slots.len() > 168 {
+            return Err(ApiError::invalid_data("posting_slots: at most 168"));
+        }
+        for (i, slot) in slots.iter().enumerate() {
+            if slot.bounds().is_none() {
+                return Err(ApiError::invalid_data(format!(
+                    "posting_slots[{i}]: day is mon…sun, start and end are HH:MM with start before end"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a moment (unix milliseconds) falls in one of the slots; no slots: any time.
+    pub fn allows(slots: &[PostingSlot], at_millis: i64) -> bool {
+        if slots.is_empty() {
+            return true;
+        }
+        let seconds = at_millis.div_euclid(1000);
+        // 1970-01-01 was a Thursday (index 3 from Monday).
+        let day = ((seconds.div_euclid(86_400) + 3) % 7) as usize;
+        let minute = (seconds.rem_euclid(86_400) / 60) as u32;
+        slots.iter().filter_map(PostingSlot::bounds).any(|(d, start, end)| {
+            d == day && (start..end).contains(&minute)
+        })
+    }
+}
+
+/// A post's text after X's rules: NFC, at most 280 weighted characters, not blank unless it
+/// carries media.
+pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
+    let text = x_text::normalize(text);
+    if text.trim().is_empty() && !has_media {
+        return Err(ApiError::invalid_data("text: a post needs text or media"));
+    }
+    let weighted = x_text::weighted_length(&text);
+    if weighted > x_text::MAX_WEIGHTED_LENGTH {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!(
+                "text: {weighted} weighted characters; X allows {} (URLs count 23, CJK and emoji 2)",
+                x_text::MAX_WEIGHTED_LENGTH
+            ),
+        )
+        .with_field("weighted_length", weighted));
+    }
+    Ok(text)
+}
+
+/// Media ids as X's media upload returns them: digits, at most 4 per post.
+pub fn check_media(ids: &[String]) -> Result<(), ApiError> {
+    if ids.len() > 4 {
+        return Err(ApiError::invalid_data("media_ids: at most 4"));
+    }
+    if ids
+        .iter()
+        .any(|id| id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::invalid_data("media_ids: X media ids (digits)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_allowed_status_changes_pass() {
+        use BotStatus::*;
+        assert!(Active.may_become(Paused));
+        assert!(Paused.may_become(Active));
+        assert!(Suspended.may_become(Active));
+        assert!(Active.may_become(Archived));
+        assert!(!Archived.may_become(Active));
+        assert!(!Active.may_become(NeedsReauth));
+        assert!(!NeedsReauth.may_become(Active));
+        assert!(!Paused.may_become(Paused));
+    }
+
+    #[test]
+    fn posting_slots_are_weekly_in_utc() {
+        let slots = vec![PostingSlot {
+            day: "fri".into(),
+            start: "09:00".into(),
+            end: "17:00".into(),
+        }];
+        PostingSlot::check_all(&slots).unwrap();
+        // 2026-11-27 is a Friday.
+        let friday_10h = 1_795_773_600_000; // 2026-11-27T10:00:00Z
+        assert!(PostingSlot::allows(&slots, friday_10h));
+        assert!(!PostingSlot::allows(&slots, friday_10h + 8 * 3_600_000));
+        assert!(!PostingSlot::allows(&slots, friday_10h + 86_400_000));
+        assert!(PostingSlot::allows(&[], friday_10h));
+        let bad = vec![PostingSlot {
+            day: "fri".into(),
+            start: "18:00".into(),
+            end: "17:00".into(),
+        }];
+        assert!(PostingSlot::check_all(&bad).is_err());
+    }
+
+    #[test]
+    fn text_is_normalized_and_weighed() {
+        assert_eq!(check_text("e\u{301}", false).unwrap(), "é");
+        assert!(check_text("   ", false).is_err());
+        assert!(check_text("", true).is_ok());
+        let err = check_text(&"字".repeat(141), false).unwrap_err();
+        assert_eq!(err.code, ErrorCode::ValidationFailed);
+    }
+
+    #[test]
+    fn ids_that_are_not_uuids_are_simply_not_found() {
+        assert_eq!(parse_id("nope", "bot").unwrap_err().code, ErrorCode::NotFound);
+        let id = new_id();
+        assert_eq!(parse_id(&id, "bot").unwrap(), id);
+    }
+}

@@ -1,0 +1,155 @@
+//! The Bot Manager's shared state and the few things every part of it does: reach checks,
+//! activity events, and its Prometheus figures.
+
+use std::sync::Arc;
+
+use platform::activity::{Activity, ActivityLog};
+use platform::auth::Claims;
+use platform::db::Database;
+use platform::http::metrics::MetricsRegistry;
+use platform::queue::Queue;
+use platform::{ApiError, ErrorCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::botdata::BotDataClient;
+use crate::settings::Settings;
+use crate::store::bots::{self, BotRow, Reach};
+use crate::tokens::Tokens;
+use crate::xapi::XClient;
+
+/// The role that reaches every bot.
+pub const ADMIN_ROLE: &str = "Admin";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub action: String,
+    pub result: String,
+}
+
+#[derive(Clone)]
+pub struct BotMetrics {
+    pub actions: Family<ActionLabels, Counter>,
+    pub dispatched: Counter,
+    /// Seconds between a post's run_at and its publication.
+    pub lateness: Histogram,
+}
+
+impl BotMetrics {
+    pub fn register(registry: &MetricsRegistry) -> Self {
+        let metrics = Self {
+            actions: Family::default(),
+            dispatched: Counter::default(),
+            lateness: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+        };
+        registry.register(
+            "bot_actions",
+            "Bot actions on X (publish, delete, verify, refresh, snapshot) by result",
+            metrics.actions.clone(),
+        );
+        registry.register(
+            "bot_jobs_dispatched",
+            "Jobs the relay handed to the queue",
+            metrics.dispatched.clone(),
+        );
+        registry.register(
+            "bot_publish_lateness_seconds",
+            "How long after its run_at a post was published",
+            metrics.lateness.clone(),
+        );
+        metrics
+    }
+
+    pub fn count(&self, action: &str, result: &str) {
+        self.actions
+            .get_or_create(&ActionLabels {
+                action: action.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+}
+
+pub struct BotManager {
+    pub db: Database,
+    pub settings: Settings,
+    pub botdata: Arc<BotDataClient>,
+    pub x: Arc<XClient>,
+    pub tokens: Tokens,
+    pub activity: ActivityLog,
+    pub queue: Arc<dyn Queue>,
+    /// Wakes the relay when a job is due now.
+    pub relay_wake: Notify,
+    pub metrics: BotMetrics,
+    /// This replica's name in lease holders.
+    pub instance: String,
+}
+
+/// Who is calling, as far as bots are concerned.
+pub struct Caller<'a> {
+    pub claims: &'a Claims,
+}
+
+impl<'a> Caller<'a> {
+    pub fn new(claims: &'a Claims) -> Self {
+        Self { claims }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.claims.roles.iter().any(|r| r == ADMIN_ROLE)
+    }
+
+    pub fn reach(&self) -> Reach<'a> {
+        if self.is_admin() {
+            Reach::All
+        } else {
+            Reach::Member {
+                user_id: &self.claims.sub,
+                team: self.claims.team.as_deref(),
+            }
+        }
+    }
+
+    pub fn actor(&self) -> String {
+        self.claims.sub.clone()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    platform::time_fmt::now_millis()
+}
+
+/// A uniformly random whole number below `bound` (jitter, not secrets).
+pub fn random_below(bound: u64) -> u64 {
+    if bound == 0 {
+        return 0;
+    }
+    (uuid::Uuid::new_v4().as_u128() % u128::from(bound)) as u64
+}
+
+impl BotManager {
+    /// The bot if the caller reaches it; someone else's bot is simply not found.
+    pub async fn reachable_bot(&self, caller: &Caller<'_>, bot_id: &str) -> Result<BotRow, ApiError> {
+        let bot_id = crate::model::parse_id(bot_id, "bot")?;
+        match bots::get(&self.db, &bot_id).await? {
+            Some(bot) if caller.reach().includes(&bot) => Ok(bot),
+            _ => Err(ApiError::new(ErrorCode::NotFound, "no such bot")),
+        }
+    }
+
+    /// A user activity for the Logging service (on the queue, or spilled until it is back).
+    pub async fn record(&self, action: &str, actor: &str, subject: &str, details: Value) {
+        self.activity
+            .record(
+                Activity::new(action)
+                    .actor(actor)
+                    .subject(subject)
+                    .details(details),
+            )
+            .await;
+    }
+}

@@ -1,0 +1,146 @@
+//! The `bot_manager` config section. Durations are seconds unless the name says otherwise.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub x_api: XApiSettings,
+    /// Base URL of Secure Bot Data; unset: this process when it runs it, else its
+    /// Kubernetes Service.
+    pub secure_bot_data_url: Option<String>,
+    /// The client id whose secret (`auth.service_secrets_dir/<id>.secret`) gets the service
+    /// tokens for Secure Bot Data.
+    pub client_id: String,
+    pub execution: ExecutionSettings,
+    /// Posts this much later than their `run_at` are not published but marked missed.
+    pub grace_seconds: u64,
+    /// Near-identical text from two different bots within this window is refused (X's
+    /// automation rules).
+    pub duplicate_window_seconds: u64,
+    /// How often each active bot's metrics are snapshotted; 0 turns the poller off.
+    pub metrics_interval_seconds: u64,
+    /// Published posts younger than this get their metrics snapshotted.
+    pub metrics_post_age_days: u64,
+    /// Most posts a bot may have scheduled and not yet published.
+    pub max_pending_posts_per_bot: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            x_api: XApiSettings::default(),
+            secure_bot_data_url: None,
+            client_id: "bot-manager".into(),
+            execution: ExecutionSettings::default(),
+            grace_seconds: 3600,
+            duplicate_window_seconds: 86_400,
+            metrics_interval_seconds: 900,
+            metrics_post_age_days: 7,
+            max_pending_posts_per_bot: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XApiSettings {
+    /// X API v2 base URL (the fake X in tests and demos).
+    pub base_url: String,
+    /// A request to X that has not answered after this many milliseconds is given up; for a
+    /// post that had been sent, the outcome is then unknown until verified.
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for XApiSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.x.com".into(),
+            timeout_ms: 10_000,
+            connect_timeout_ms: 3_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutionSettings {
+    /// Jobs one replica runs at once (across different bots: one write per bot at a time).
+    pub concurrency: usize,
+    /// Counted attempts (5xx, network errors, unknown outcomes) before a job is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles each attempt, with full jitter.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Extra random wait after a rate-limit reset, at most this many milliseconds.
+    pub rate_limit_jitter_ms: u64,
+    /// How often the relay looks for due jobs when nothing woke it, in milliseconds.
+    pub relay_interval_ms: u64,
+    /// Due jobs handed to the queue per relay round.
+    pub relay_batch: i64,
+    /// How long a worker holds a bot's lease at most (a crashed worker's lease lapses).
+    pub lease_seconds: u64,
+    /// When another worker holds the bot, try again after this many milliseconds.
+    pub busy_retry_ms: u64,
+}
+
+impl Default for ExecutionSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            max_attempts: 5,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            rate_limit_jitter_ms: 1_000,
+            relay_interval_ms: 100,
+            relay_batch: 500,
+            lease_seconds: 60,
+            busy_retry_ms: 50,
+        }
+    }
+}
+
+impl Settings {
+    /// Refuses values that cannot work, naming the key.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let e = &self.execution;
+        let problems = [
+            (e.concurrency == 0 || e.concurrency > 4096, "bot_manager.execution.concurrency is 1 to 4096"),
+            (e.max_attempts == 0, "bot_manager.execution.max_attempts is at least 1"),
+            (e.backoff_base_ms == 0 || e.backoff_max_ms < e.backoff_base_ms,
+                "bot_manager.execution.backoff_base_ms is at least 1 and at most backoff_max_ms"),
+            (e.relay_interval_ms == 0, "bot_manager.execution.relay_interval_ms is at least 1"),
+            (!(1..=10_000).contains(&e.relay_batch), "bot_manager.execution.relay_batch is 1 to 10000"),
+            (e.lease_seconds * 1000 <= self.x_api.timeout_ms,
+                "bot_manager.execution.lease_seconds must outlast x_api.timeout_ms"),
+            (self.x_api.timeout_ms == 0, "bot_manager.x_api.timeout_ms is at least 1"),
+            (!self.x_api.base_url.starts_with("http://") && !self.x_api.base_url.starts_with("https://"),
+                "bot_manager.x_api.base_url is an http(s) URL"),
+            (self.grace_seconds == 0, "bot_manager.grace_seconds is at least 1"),
+            (self.max_pending_posts_per_bot < 1, "bot_manager.max_pending_posts_per_bot is at least 1"),
+        ];
+        match problems.iter().find(|(bad, _)| *bad) {
+            Some((_, message)) => anyhow::bail!("{message}"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_key() {
+        Settings::default().check().unwrap();
+        let mut settings = Settings::default();
+        settings.execution.lease_seconds = 5;
+        let err = settings.check().unwrap_err().to_string();
+        assert!(err.contains("lease_seconds"), "{err}");
+        let mut settings = Settings::default();
+        settings.x_api.base_url = "ftp://x".into();
+        assert!(settings.check().unwrap_err().to_string().contains("base_url"));
+    }
+}

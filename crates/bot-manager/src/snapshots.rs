@@ -1,0 +1,115 @@
+//! Metric snapshots: every `metrics_interval_seconds` each active bot's followers and its
+//! recent posts' public, non-public and organic metrics are read from X and stored, so they
+//! can be charted over time. Replicas claim disjoint bots; a snapshot never refreshes tokens
+//! (a failed read waits for the next round, or for the next publish to refresh).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::ApiError;
+use serde_json::Value;
+
+use crate::service::{BotManager, now_ms};
+use crate::store::bots::BotRow;
+use crate::store::metrics::{self, BotSnapshot, PostSnapshot};
+use crate::tokens::Owner;
+
+/// Bots claimed per round.
+const BATCH: i64 = 20;
+/// Posts read per bot per round.
+const POSTS_PER_BOT: i64 = 50;
+
+fn count(value: &Value, key: &str) -> i64 {
+    value.get(key).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// Reads and stores one bot's figures now; returns the bot's snapshot.
+pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnapshot, ApiError> {
+    let owner = Owner {
+        user_id: &bot.owner_id,
+        team: bot.team.as_deref(),
+    };
+    let token = manager
+        .tokens
+        .access_token(&bot.bot_id, owner)
+        .await
+        .map_err(|e| ApiError::new(platform::ErrorCode::NotReady, format!("{e}")))?;
+    let unavailable = |what: &str| ApiError::new(platform::ErrorCode::NotReady, format!("X did not answer {what}"));
+    let me = manager.x.me(&token).await.map_err(|_| unavailable("users/me"))?;
+    if !me.is_success() {
+        manager.metrics.count("snapshot", "refused");
+        return Err(unavailable(&format!("users/me ({})", me.status)));
+    }
+    let public = me.body.pointer("/data/public_metrics").cloned().unwrap_or(Value::Null);
+    // Newer X answers say post_count where older ones say tweet_count.
+    let posts = public
+        .get("post_count")
+        .or_else(|| public.get("tweet_count"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let taken_at = now_ms();
+    let snapshot = BotSnapshot {
+        taken_at: platform::time_fmt::rfc3339_from_millis(taken_at),
+        followers: count(&public, "followers_count"),
+        following: count(&public, "following_count"),
+        posts,
+        listed: count(&public, "listed_count"),
+    };
+    metrics::insert_bot(&manager.db, &bot.bot_id, taken_at, &snapshot).await?;
+    let since = taken_at - manager.settings.metrics_post_age_days as i64 * 86_400_000;
+    for (post_id, x_post_id) in metrics::recent_published(&manager.db, &bot.bot_id, since, POSTS_PER_BOT).await? {
+        let Ok(answer) = manager.x.lookup_post(&token, &x_post_id).await else {
+            continue;
+        };
+        let Some(data) = answer.body.get("data").filter(|_| answer.is_success()) else {
+            continue;
+        };
+        let public = data.get("public_metrics").cloned().unwrap_or(Value::Null);
+        let private = data.get("non_public_metrics").cloned().unwrap_or(Value::Null);
+        let post = PostSnapshot {
+            taken_at: snapshot.taken_at.clone(),
+            impressions: count(&public, "impression_count"),
+            likes: count(&public, "like_count"),
+            replies: count(&public, "reply_count"),
+            reposts: count(&public, "retweet_count"),
+            quotes: count(&public, "quote_count"),
+            bookmarks: count(&public, "bookmark_count"),
+            url_clicks: private.get("url_link_clicks").and_then(Value::as_i64),
+            profile_clicks: private.get("user_profile_clicks").and_then(Value::as_i64),
+        };
+        metrics::insert_post(&manager.db, &post_id, taken_at, &post).await?;
+    }
+    manager.metrics.count("snapshot", "ok");
+    Ok(snapshot)
+}
+
+pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::CancellationToken) {
+    let interval_s = manager.settings.metrics_interval_seconds;
+    if interval_s == 0 {
+        return;
+    }
+    let tick = Duration::from_secs(interval_s.clamp(1, 30));
+    loop {
+        let claimed = metrics_round(&manager, interval_s as i64 * 1000).await;
+        if let Err(err) = &claimed {
+            tracing::warn!(error = %format!("{err:#}"), "metrics snapshot round failed");
+        }
+        if claimed.is_ok_and(|n| n as i64 >= BATCH) {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+async fn metrics_round(manager: &BotManager, interval_ms: i64) -> anyhow::Result<usize> {
+    let bots = crate::store::bots::claim_metrics_due(&manager.db, now_ms(), interval_ms, BATCH).await?;
+    for bot in &bots {
+        if let Err(err) = snapshot_bot(manager, bot).await {
+            tracing::debug!(bot_id = %bot.bot_id, error = %err.message, "no snapshot this round");
+        }
+    }
+    Ok(bots.len())
+}

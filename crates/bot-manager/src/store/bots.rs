@@ -1,0 +1,205 @@
+//! Bots: who owns them, what they are, and their status.
+
+use platform::db::Database;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::model::{BotStatus, PostingSlot};
+
+#[derive(Debug, Clone)]
+pub struct BotRow {
+    pub bot_id: String,
+    pub owner_id: String,
+    pub team: Option<String>,
+    pub name: String,
+    pub x_handle: Option<String>,
+    pub x_user_id: Option<String>,
+    pub description: String,
+    pub operator_account: Option<String>,
+    pub posting_slots: Vec<PostingSlot>,
+    pub status: BotStatus,
+    pub status_reason: Option<String>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+fn row_to_bot(row: &AnyRow) -> anyhow::Result<BotRow> {
+    Ok(BotRow {
+        bot_id: row.try_get("bot_id")?,
+        owner_id: row.try_get("owner_id")?,
+        team: row.try_get("team")?,
+        name: row.try_get("name")?,
+        x_handle: row.try_get("x_handle")?,
+        x_user_id: row.try_get("x_user_id")?,
+        description: row.try_get("description")?,
+        operator_account: row.try_get("operator_account")?,
+        posting_slots: serde_json::from_str(&row.try_get::<String, _>("posting_slots")?)?,
+        status: BotStatus::parse(&row.try_get::<String, _>("status")?)
+            .map_err(|e| anyhow::anyhow!(e.message))?,
+        status_reason: row.try_get("status_reason")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Which bots a caller reaches: all (admins), or their own and their team's.
+#[derive(Debug, Clone, Copy)]
+pub enum Reach<'a> {
+    All,
+    Member {
+        user_id: &'a str,
+        team: Option<&'a str>,
+    },
+}
+
+impl Reach<'_> {
+    pub fn includes(&self, bot: &BotRow) -> bool {
+        match self {
+            Reach::All => true,
+            Reach::Member { user_id, team } => {
+                bot.owner_id == *user_id
+                    || (team.is_some() && bot.team.as_deref() == *team)
+            }
+        }
+    }
+}
+
+pub async fn insert(db: &Database, bot: &BotRow) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO bots (bot_id, owner_id, team, name, x_handle, x_user_id, description, \
+         operator_account, posting_slots, status, status_reason, version, metrics_due_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, 0, $12, $12)",
+    )
+    .bind(&bot.bot_id)
+    .bind(&bot.owner_id)
+    .bind(&bot.team)
+    .bind(&bot.name)
+    .bind(&bot.x_handle)
+    .bind(&bot.x_user_id)
+    .bind(&bot.description)
+    .bind(&bot.operator_account)
+    .bind(serde_json::to_string(&bot.posting_slots)?)
+    .bind(bot.status.as_str())
+    .bind(&bot.status_reason)
+    .bind(bot.created_at)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Database, bot_id: &str) -> anyhow::Result<Option<BotRow>> {
+    sqlx::query("SELECT * FROM bots WHERE bot_id = $1")
+        .bind(bot_id)
+        .fetch_optional(db.pool())
+        .await?
+        .as_ref()
+        .map(row_to_bot)
+        .transpose()
+}
+
+/// A page of the bots the caller reaches, in id order after `after`.
+pub async fn list(
+    db: &Database,
+    reach: Reach<'_>,
+    after: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<BotRow>> {
+    let after = after.unwrap_or("");
+    let rows = match reach {
+        Reach::All => {
+            sqlx::query("SELECT * FROM bots WHERE bot_id > $1 ORDER BY bot_id LIMIT $2")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(db.pool())
+                .await?
+        }
+        Reach::Member { user_id, team } => {
+            sqlx::query(
+                "SELECT * FROM bots WHERE (owner_id = $1 OR (team IS NOT NULL AND team = $2)) \
+                 AND bot_id > $3 ORDER BY bot_id LIMIT $4",
+            )
+            .bind(user_id)
+            .bind(team)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
+        }
+    };
+    rows.iter().map(row_to_bot).collect()
+}
+
+/// Replaces the editable fields if the bot is still at `version`; the new row, or `None`
+/// when the version moved on.
+pub async fn update(db: &Database, bot: &BotRow, now: i64) -> anyhow::Result<Option<BotRow>> {
+    let result = sqlx::query(
+        "UPDATE bots SET name = $1, x_handle = $2, x_user_id = $3, description = $4, \
+         operator_account = $5, posting_slots = $6, version = version + 1, updated_at = $7 \
+         WHERE bot_id = $8 AND version = $9",
+    )
+    .bind(&bot.name)
+    .bind(&bot.x_handle)
+    .bind(&bot.x_user_id)
+    .bind(&bot.description)
+    .bind(&bot.operator_account)
+    .bind(serde_json::to_string(&bot.posting_slots)?)
+    .bind(now)
+    .bind(&bot.bot_id)
+    .bind(bot.version)
+    .execute(db.pool())
+    .await?;
+    if result.rows_affected() == 0 {
+        return Ok(None);
+    }
+    get(db, &bot.bot_id).await
+}
+
+/// Moves the bot from `from` to `to`; false if it was no longer in `from`.
+pub async fn set_status(
+    db: &Database,
+    bot_id: &str,
+    from: BotStatus,
+    to: BotStatus,
+    reason: Option<&str>,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE bots SET status = $1, status_reason = $2, version = version + 1, updated_at = $3 \
+         WHERE bot_id = $4 AND status = $5",
+    )
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(now)
+    .bind(bot_id)
+    .bind(from.as_str())
+    .execute(db.pool())
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Claims up to `limit` active bots whose metrics are due, pushing their next time out by
+/// `interval_ms` so no other replica takes them meanwhile.
+pub async fn claim_metrics_due(
+    db: &Database,
+    now: i64,
+    interval_ms: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<BotRow>> {
+    let sql = format!(
+        "UPDATE bots SET metrics_due_at = $1 WHERE bot_id IN (SELECT bot_id FROM bots \
+         WHERE status = 'active' AND metrics_due_at <= $2 ORDER BY metrics_due_at LIMIT $3{}) \
+         RETURNING *",
+        super::skip_locked(db)
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now + interval_ms)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(row_to_bot)
+        .collect()
+}

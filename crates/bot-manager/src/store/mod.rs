@@ -1,0 +1,27 @@
+//! The Bot Manager's tables: bots, posts with their jobs and outbox, leases and rate
+//! windows for execution, and metric snapshots. SQL that both SQLite and PostgreSQL run.
+
+pub mod bots;
+pub mod execution;
+pub mod metrics;
+pub mod posts;
+
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || db.message().contains("UNIQUE constraint failed")
+                || db.code().as_deref() == Some("23505")
+        }
+        _ => false,
+    }
+}
+
+/// `FOR UPDATE SKIP LOCKED` where the database has it (PostgreSQL), so that replicas
+/// claiming rows never take the same one; SQLite serializes writers anyway.
+pub fn skip_locked(db: &platform::db::Database) -> &'static str {
+    match db.backend() {
+        platform::db::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        platform::db::Backend::Sqlite => "",
+    }
+}

@@ -1,0 +1,346 @@
+//! Posts, the jobs that act on X for them, and the outbox that hands due jobs to the queue.
+//! A post's state change, its job and its outbox row are written in one transaction, so a
+//! job is never lost between the database and the queue.
+
+use platform::db::Database;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::model::PostState;
+
+#[derive(Debug, Clone)]
+pub struct PostRow {
+    pub post_id: String,
+    pub bot_id: String,
+    pub author_id: String,
+    pub text: String,
+    pub media_ids: Vec<String>,
+    pub fingerprint: String,
+    pub state: PostState,
+    pub run_at: Option<i64>,
+    pub x_post_id: Option<String>,
+    pub error: Option<String>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub published_at: Option<i64>,
+}
+
+pub fn row_to_post(row: &AnyRow) -> anyhow::Result<PostRow> {
+    Ok(PostRow {
+        post_id: row.try_get("post_id")?,
+        bot_id: row.try_get("bot_id")?,
+        author_id: row.try_get("author_id")?,
+        text: row.try_get("text")?,
+        media_ids: serde_json::from_str(&row.try_get::<String, _>("media_ids")?)?,
+        fingerprint: row.try_get("fingerprint")?,
+        state: PostState::parse(&row.try_get::<String, _>("state")?)
+            .map_err(|e| anyhow::anyhow!(e.message))?,
+        run_at: row.try_get("run_at")?,
+        x_post_id: row.try_get("x_post_id")?,
+        error: row.try_get("error")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        published_at: row.try_get("published_at")?,
+    })
+}
+
+/// Which action a job performs on X.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Publish,
+    Delete,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Delete => "delete",
+        }
+    }
+
+    pub fn job_id(self, post_id: &str) -> String {
+        format!("{post_id}.{}", self.as_str())
+    }
+}
+
+pub async fn insert_post(tx: &mut Transaction<'_, Any>, post: &PostRow) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO posts (post_id, bot_id, author_id, text, media_ids, fingerprint, state, run_at, \
+         version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+    )
+    .bind(&post.post_id)
+    .bind(&post.bot_id)
+    .bind(&post.author_id)
+    .bind(&post.text)
+    .bind(serde_json::to_string(&post.media_ids)?)
+    .bind(&post.fingerprint)
+    .bind(post.state.as_str())
+    .bind(post.run_at)
+    .bind(post.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: &Database, bot_id: &str, post_id: &str) -> anyhow::Result<Option<PostRow>> {
+    sqlx::query("SELECT * FROM posts WHERE post_id = $1 AND bot_id = $2")
+        .bind(post_id)
+        .bind(bot_id)
+        .fetch_optional(db.pool())
+        .await?
+        .as_ref()
+        .map(row_to_post)
+        .transpose()
+}
+
+pub async fn list(
+    db: &Database,
+    bot_id: &str,
+    state: Option<PostState>,
+    after: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<PostRow>> {
+    let after = after.unwrap_or("");
+    let rows = match state {
+        Some(state) => {
+            sqlx::query(
+                "SELECT * FROM posts WHERE bot_id = $1 AND state = $2 AND post_id > $3 \
+                 ORDER BY post_id LIMIT $4",
+            )
+            .bind(bot_id)
+            .bind(state.as_str())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT * FROM posts WHERE bot_id = $1 AND post_id > $2 ORDER BY post_id LIMIT $3",
+            )
+            .bind(bot_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await?
+        }
+    };
+    rows.iter().map(row_to_post).collect()
+}
+
+/// Posts of the bot still waiting to be published.
+pub async fn count_pending(db: &Database, bot_id: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) AS n FROM posts WHERE bot_id = $1 AND state IN ('scheduled', 'publishing', 'unknown')",
+    )
+    .bind(bot_id)
+    .fetch_one(db.pool())
+    .await?
+    .try_get("n")?)
+}
+
+/// Whether another bot has near-identical text that was or will be posted since `since`.
+pub async fn duplicate_elsewhere(
+    db: &Database,
+    fingerprint: &str,
+    bot_id: &str,
+    since: i64,
+) -> anyhow::Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 AS found FROM posts WHERE fingerprint = $1 AND bot_id <> $2 AND created_at >= $3 \
+         AND state IN ('scheduled', 'publishing', 'published', 'unknown') LIMIT 1",
+    )
+    .bind(fingerprint)
+    .bind(bot_id)
+    .bind(since)
+    .fetch_optional(db.pool())
+    .await?
+    .is_some())
+}
+
+/// Rewrites an editable post if it is still at `version` and editable; false otherwise.
+pub async fn update_content(
+    tx: &mut Transaction<'_, Any>,
+    post: &PostRow,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE posts SET text = $1, media_ids = $2, fingerprint = $3, state = $4, run_at = $5, \
+         version = version + 1, updated_at = $6 \
+         WHERE post_id = $7 AND version = $8 AND state IN ('draft', 'scheduled')",
+    )
+    .bind(&post.text)
+    .bind(serde_json::to_string(&post.media_ids)?)
+    .bind(&post.fingerprint)
+    .bind(post.state.as_str())
+    .bind(post.run_at)
+    .bind(now)
+    .bind(&post.post_id)
+    .bind(post.version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Moves a post between states if it is in one of `from`; false otherwise.
+pub async fn transition(
+    tx: &mut Transaction<'_, Any>,
+    post_id: &str,
+    from: &[PostState],
+    to: PostState,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let states: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+    let sql = format!(
+        "UPDATE posts SET state = $1, version = version + 1, updated_at = $2 \
+         WHERE post_id = $3 AND state IN ({})",
+        states.join(", ")
+    );
+    let result = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to.as_str())
+        .bind(now)
+        .bind(post_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Creates the post's job of that kind, or re-arms it, and writes its outbox row due at
+/// `due_at`. Earlier dispatches of the job become stale: workers ignore them.
+pub async fn arm_job(
+    tx: &mut Transaction<'_, Any>,
+    kind: JobKind,
+    post_id: &str,
+    bot_id: &str,
+    run_at: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    let job_id = kind.job_id(post_id);
+    let dispatch: i64 = sqlx::query(
+        "INSERT INTO jobs (job_id, post_id, bot_id, kind, state, attempts, dispatches, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'pending', 0, 1, $5, $6, $6) \
+         ON CONFLICT (job_id) DO UPDATE SET state = 'pending', attempts = 0, \
+         dispatches = jobs.dispatches + 1, run_at = excluded.run_at, sent_at = NULL, \
+         last_error = NULL, updated_at = excluded.updated_at \
+         RETURNING dispatches",
+    )
+    .bind(&job_id)
+    .bind(post_id)
+    .bind(bot_id)
+    .bind(kind.as_str())
+    .bind(run_at)
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("dispatches")?;
+    sqlx::query("DELETE FROM outbox WHERE job_id = $1")
+        .bind(&job_id)
+        .execute(&mut **tx)
+        .await?;
+    insert_outbox(tx, &job_id, dispatch, bot_id, run_at).await
+}
+
+pub async fn insert_outbox(
+    tx: &mut Transaction<'_, Any>,
+    job_id: &str,
+    dispatch: i64,
+    bot_id: &str,
+    due_at: i64,
+) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO outbox (job_id, dispatch, bot_id, due_at) VALUES ($1, $2, $3, $4)")
+        .bind(job_id)
+        .bind(dispatch)
+        .bind(bot_id)
+        .bind(due_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Stops the post's job (cancelled before it ran): its dispatches become stale.
+pub async fn disarm_job(
+    tx: &mut Transaction<'_, Any>,
+    kind: JobKind,
+    post_id: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let job_id = kind.job_id(post_id);
+    sqlx::query(
+        "UPDATE jobs SET state = 'done', dispatches = dispatches + 1, updated_at = $1 WHERE job_id = $2",
+    )
+    .bind(now)
+    .bind(&job_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM outbox WHERE job_id = $1")
+        .bind(&job_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// An earlier create with this idempotency key: its request hash and post id.
+pub async fn idempotent_post(
+    db: &Database,
+    owner_id: &str,
+    key: &str,
+) -> anyhow::Result<Option<(String, String)>> {
+    let row = sqlx::query(
+        "SELECT request_hash, post_id FROM idempotency_keys WHERE owner_id = $1 AND idempotency_key = $2",
+    )
+    .bind(owner_id)
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| Ok((r.try_get("request_hash")?, r.try_get("post_id")?)))
+        .transpose()
+}
+
+/// Records the key with the post in the post's transaction. A unique violation means a
+/// concurrent request with the same key won.
+pub async fn insert_idempotency_key(
+    tx: &mut Transaction<'_, Any>,
+    owner_id: &str,
+    key: &str,
+    request_hash: &str,
+    post_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (owner_id, idempotency_key, request_hash, post_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(owner_id)
+    .bind(key)
+    .bind(request_hash)
+    .bind(post_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Re-arms the bot's jobs that waited while it could not publish (paused, needing new
+/// credentials); each gets a fresh outbox row, due at its run_at or now.
+pub async fn release_waiting_jobs(db: &Database, bot_id: &str, now: i64) -> anyhow::Result<usize> {
+    let mut tx = db.pool().begin().await?;
+    let rows = sqlx::query(
+        "UPDATE jobs SET state = 'pending', dispatches = dispatches + 1, updated_at = $1 \
+         WHERE bot_id = $2 AND state = 'waiting' RETURNING job_id, dispatches, run_at",
+    )
+    .bind(now)
+    .bind(bot_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &rows {
+        let job_id: String = row.try_get("job_id")?;
+        let dispatch: i64 = row.try_get("dispatches")?;
+        let run_at: i64 = row.try_get("run_at")?;
+        insert_outbox(&mut tx, &job_id, dispatch, bot_id, run_at.max(now)).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
+}

@@ -1,0 +1,394 @@
+//! The X API v2 client: posts, deletes, the bot's own profile and posts, post metrics, and
+//! OAuth 2.0 token refresh. Every answer carries what its rate-limit headers said, and
+//! errors are read from both of X's shapes (problem+json and `{"errors":[...]}`).
+//!
+//! The one distinction the caller cannot do without: did a failure happen before the
+//! request left (safe to retry) or after (the post may exist: verify before retrying)?
+
+use std::time::Duration;
+
+use base64::Engine;
+use platform::config::Secret;
+use platform::http::form::form_body;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::settings::XApiSettings;
+
+/// One rate-limit window as X's headers describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateWindow {
+    /// `tweets.create`, or `tweets.create:24h-user` / `:24h-app` for the daily windows.
+    pub endpoint: String,
+    pub limit: i64,
+    pub remaining: i64,
+    /// Unix seconds.
+    pub reset: i64,
+}
+
+/// X's error, whichever shape it came in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XProblem {
+    pub status: u16,
+    pub title: String,
+    pub detail: String,
+    pub kind: String,
+}
+
+impl XProblem {
+    pub fn is_duplicate_content(&self) -> bool {
+        self.status == 403 && self.detail.to_lowercase().contains("duplicate content")
+    }
+}
+
+/// An answer from X.
+#[derive(Debug)]
+pub struct XAnswer {
+    pub status: u16,
+    pub body: Value,
+    pub windows: Vec<RateWindow>,
+}
+
+impl XAnswer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The error, parsed from problem+json or the older `errors` array.
+    pub fn problem(&self) -> XProblem {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let first = self.body.pointer("/errors/0").cloned().unwrap_or(Value::Null);
+        let detail = match self.body.get("detail") {
+            Some(detail) => text(detail),
+            None => first
+                .get("detail")
+                .or_else(|| first.get("message"))
+                .map(text)
+                .unwrap_or_default(),
+        };
+        XProblem {
+            status: self
+                .body
+                .get("status")
+                .and_then(Value::as_u64)
+                .map(|s| s as u16)
+                .unwrap_or(self.status),
+            title: self
+                .body
+                .get("title")
+                .or_else(|| first.get("title"))
+                .map(text)
+                .unwrap_or_default(),
+            detail,
+            kind: self
+                .body
+                .get("type")
+                .or_else(|| first.get("type"))
+                .map(text)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// When the endpoint's window opens again (unix seconds), from `x-rate-limit-reset`.
+    pub fn reset_of(&self, endpoint: &str) -> Option<i64> {
+        self.windows
+            .iter()
+            .filter(|w| w.endpoint.starts_with(endpoint) && w.remaining <= 0)
+            .map(|w| w.reset)
+            .max()
+            .or_else(|| {
+                self.windows
+                    .iter()
+                    .find(|w| w.endpoint == endpoint)
+                    .map(|w| w.reset)
+            })
+    }
+}
+
+/// Why a call got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum XCallError {
+    /// Nothing reached X (no connection): safe to retry.
+    #[error("X could not be reached: {0}")]
+    NotSent(String),
+    /// Sent, but no (complete) answer: X may have acted.
+    #[error("no answer from X after sending: {0}")]
+    NoAnswer(String),
+}
+
+/// New tokens from a refresh.
+pub struct Refreshed {
+    pub access_token: Secret,
+    pub refresh_token: Secret,
+}
+
+/// Why a refresh failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// X refused the refresh token: the bot must be authorised again by a person.
+    #[error("X refused the refresh token: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Call(#[from] XCallError),
+    #[error("X answered the refresh with {0}")]
+    Unexpected(u16),
+}
+
+pub struct XClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    refresh_token: Option<String>,
+}
+
+fn header_i64(headers: &HeaderMap, name: &str) -> Option<i64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Every rate window the headers describe.
+pub fn rate_windows(endpoint: &str, headers: &HeaderMap) -> Vec<RateWindow> {
+    let mut windows = Vec::new();
+    let mut read = |prefix: &str, name: String| {
+        if let (Some(limit), Some(remaining), Some(reset)) = (
+            header_i64(headers, &format!("{prefix}-limit")),
+            header_i64(headers, &format!("{prefix}-remaining")),
+            header_i64(headers, &format!("{prefix}-reset")),
+        ) {
+            windows.push(RateWindow {
+                endpoint: name,
+                limit,
+                remaining,
+                reset,
+            });
+        }
+    };
+    read("x-rate-limit", endpoint.to_string());
+    read("x-user-limit-24hour", format!("{endpoint}:24h-user"));
+    read("x-app-limit-24hour", format!("{endpoint}:24h-app"));
+    windows
+}
+
+impl XClient {
+    pub fn new(settings: &XApiSettings) -> anyhow::Result<Self> {
+        platform::install_crypto_provider();
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_millis(settings.timeout_ms))
+                .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+                .pool_max_idle_per_host(256)
+                .user_agent(concat!("ViveSphereBotManager/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            base: settings.base_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    async fn call(
+        &self,
+        endpoint: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<XAnswer, XCallError> {
+        let response = request.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let windows = rate_windows(endpoint, response.headers());
+        let bytes = response.bytes().await.map_err(|e| XCallError::NoAnswer(e.to_string()))?;
+        // A body that is not JSON (a proxy's HTML page) still has a status to go by.
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(XAnswer {
+            status,
+            body,
+            windows,
+        })
+    }
+
+    /// `POST /2/tweets`.
+    pub async fn create_post(
+        &self,
+        token: &Secret,
+        text: &str,
+        media_ids: &[String],
+    ) -> Result<XAnswer, XCallError> {
+        let mut body = json!({"text": text});
+        if !media_ids.is_empty() {
+            body["media"] = json!({"media_ids": media_ids});
+        }
+        let request = self
+            .http
+            .post(format!("{}/2/tweets", self.base))
+            .bearer_auth(token.expose())
+            .json(&body);
+        self.call("tweets.create", request).await
+    }
+
+    /// `DELETE /2/tweets/:id`.
+    pub async fn delete_post(&self, token: &Secret, id: &str) -> Result<XAnswer, XCallError> {
+        let request = self
+            .http
+            .delete(format!("{}/2/tweets/{id}", self.base))
+            .bearer_auth(token.expose());
+        self.call("tweets.delete", request).await
+    }
+
+    /// `GET /2/users/me?user.fields=public_metrics`.
+    pub async fn me(&self, token: &Secret) -> Result<XAnswer, XCallError> {
+        let request = self
+            .http
+            .get(format!("{}/2/users/me?user.fields=public_metrics", self.base))
+            .bearer_auth(token.expose());
+        self.call("users.me", request).await
+    }
+
+    /// `GET /2/tweets/:id` with public, non-public and organic metrics.
+    pub async fn lookup_post(&self, token: &Secret, id: &str) -> Result<XAnswer, XCallError> {
+        let request = self
+            .http
+            .get(format!(
+                "{}/2/tweets/{id}?tweet.fields=public_metrics,non_public_metrics,organic_metrics,created_at",
+                self.base
+            ))
+            .bearer_auth(token.expose());
+        self.call("tweets.lookup", request).await
+    }
+
+    /// `GET /2/users/:id/tweets`: the bot's latest posts, to find out whether a post whose
+    /// answer was lost exists.
+    pub async fn own_posts(&self, token: &Secret, user_id: &str) -> Result<XAnswer, XCallError> {
+        let request = self
+            .http
+            .get(format!(
+                "{}/2/users/{user_id}/tweets?max_results=100&tweet.fields=created_at",
+                self.base
+            ))
+            .bearer_auth(token.expose());
+        self.call("users.tweets", request).await
+    }
+
+    /// `POST /2/oauth2/token` with a refresh token. A confidential client authenticates with
+    /// HTTP Basic; a public one names itself in the form. The refresh token rotates: the
+    /// answer's one replaces it, and the old one is spent.
+    pub async fn refresh(
+        &self,
+        refresh_token: &Secret,
+        client_id: &str,
+        client_secret: Option<&Secret>,
+    ) -> Result<Refreshed, RefreshError> {
+        let mut pairs = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+        ];
+        if client_secret.is_none() {
+            pairs.push(("client_id", client_id));
+        }
+        let mut request = self
+            .http
+            .post(format!("{}/2/oauth2/token", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&pairs));
+        if let Some(secret) = client_secret {
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode(format!("{client_id}:{}", secret.expose()));
+            request = request.header("authorization", format!("Basic {basic}"));
+        }
+        let answer = self.call("oauth2.token", request).await?;
+        match answer.status {
+            200 => {
+                let parsed: TokenAnswer = serde_json::from_value(answer.body)
+                    .map_err(|_| RefreshError::Unexpected(200))?;
+                Ok(Refreshed {
+                    access_token: Secret::new(parsed.access_token),
+                    // X always rotates; if an answer ever lacks one, the old one stays.
+                    refresh_token: Secret::new(
+                        parsed
+                            .refresh_token
+                            .unwrap_or_else(|| refresh_token.expose().to_string()),
+                    ),
+                })
+            }
+            400 | 401 => Err(RefreshError::Refused(
+                answer
+                    .body
+                    .get("error_description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("invalid_grant")
+                    .to_string(),
+            )),
+            status => Err(RefreshError::Unexpected(status)),
+        }
+    }
+}
+
+/// A send error: before the request left, or after.
+fn classify(err: reqwest::Error) -> XCallError {
+    if err.is_connect() || err.is_builder() {
+        XCallError::NotSent(err.to_string())
+    } else {
+        XCallError::NoAnswer(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: Value) -> XAnswer {
+        XAnswer {
+            status,
+            body,
+            windows: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn problem_json_is_read() {
+        let problem = answer(
+            403,
+            json!({"title":"Forbidden","type":"about:blank","status":403,
+                   "detail":"You are not allowed to create a Tweet with duplicate content."}),
+        )
+        .problem();
+        assert_eq!(problem.status, 403);
+        assert_eq!(problem.title, "Forbidden");
+        assert!(problem.is_duplicate_content());
+    }
+
+    #[test]
+    fn the_older_errors_array_is_read() {
+        let problem = answer(
+            400,
+            json!({"errors":[{"message":"Your Tweet text is too long.","parameters":{"text":[]}}]}),
+        )
+        .problem();
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.detail, "Your Tweet text is too long.");
+        assert!(!problem.is_duplicate_content());
+    }
+
+    #[test]
+    fn rate_headers_give_the_window_and_the_daily_ones() {
+        let mut headers = HeaderMap::new();
+        for (k, v) in [
+            ("x-rate-limit-limit", "100"),
+            ("x-rate-limit-remaining", "0"),
+            ("x-rate-limit-reset", "1800000000"),
+            ("x-user-limit-24hour-limit", "2400"),
+            ("x-user-limit-24hour-remaining", "2300"),
+            ("x-user-limit-24hour-reset", "1800050000"),
+        ] {
+            headers.insert(k, v.parse().unwrap());
+        }
+        let windows = rate_windows("tweets.create", &headers);
+        assert_eq!(windows.len(), 2);
+        assert_eq!(windows[0].remaining, 0);
+        assert_eq!(windows[1].endpoint, "tweets.create:24h-user");
+        let answer = XAnswer {
+            status: 429,
+            body: Value::Null,
+            windows,
+        };
+        assert_eq!(answer.reset_of("tweets.create"), Some(1_800_000_000));
+    }
+}
