@@ -293,6 +293,10 @@ impl Run<'_> {
 
     /// X refused the bot's tokens for good: the bot waits for a person, and so does the job.
     async fn needs_reauth(&self, waiting_state: PostState, reason: &str) -> anyhow::Result<Settle> {
+        // The job waits first, then the bot changes: new credentials (which release waiting
+        // jobs) can only arrive after the bot shows needs_reauth, by which time this job is
+        // among the waiting ones.
+        let settle = self.finish(Outcome::Park { post_state: waiting_state }).await?;
         let moved = bots::set_status(
             &self.manager.db,
             &self.job.bot_id,
@@ -308,7 +312,19 @@ impl Run<'_> {
                 .record("bot.needs_reauth", "bot-manager", &self.job.bot_id, json!({"reason": reason}))
                 .await;
         }
-        self.finish(Outcome::Park { post_state: waiting_state }).await
+        Ok(settle)
+    }
+
+    /// Parks the job while the bot cannot publish. If the bot was resumed meanwhile (after
+    /// this job read its status, before it parked), the resume missed this job: release it.
+    async fn park(&self, post_state: PostState) -> anyhow::Result<Settle> {
+        let settle = self.finish(Outcome::Park { post_state }).await?;
+        let current = bots::get(&self.manager.db, &self.job.bot_id).await?;
+        if current.is_some_and(|bot| bot.status == BotStatus::Active) {
+            crate::store::posts::release_waiting_jobs(&self.manager.db, &self.job.bot_id, now_ms()).await?;
+            self.manager.relay_wake.notify_one();
+        }
+        Ok(settle)
     }
 
     /// Calls X, refreshing the token once if X says it is no longer valid.
@@ -402,7 +418,7 @@ impl Run<'_> {
         // What the post returns to while it waits: unknown stays unknown until verified.
         let waiting = if job.post_state == PostState::Unknown { PostState::Unknown } else { PostState::Scheduled };
         if job.bot_status != BotStatus::Active.as_str() {
-            return self.finish(Outcome::Park { post_state: waiting }).await;
+            return self.park(waiting).await;
         }
         let grace_ms = self.manager.settings.grace_seconds as i64 * 1000;
         if job.post_state == PostState::Scheduled && job.attempts == 0 && job.sent_at.is_none() && now > job.run_at + grace_ms {
@@ -508,7 +524,7 @@ impl Run<'_> {
             return Ok(Settle::Ack);
         }
         if job.bot_status != BotStatus::Active.as_str() {
-            return self.finish(Outcome::Park { post_state: PostState::Deleting }).await;
+            return self.park(PostState::Deleting).await;
         }
         if let Some(settle) = self.wait_for_window("tweets.delete", PostState::Deleting).await? {
             return Ok(settle);

@@ -332,7 +332,7 @@ async fn change_status(state: &BotManager, caller: &Caller<'_>, bot: BotRow, nex
             format!("a bot cannot go from {} to {}", bot.status.as_str(), next.as_str()),
         ));
     }
-    let admin_only = next == BotStatus::Suspended || bot.status == BotStatus::Suspended;
+    let admin_only = next == BotStatus::Suspended || (bot.status == BotStatus::Suspended && next == BotStatus::Active);
     if admin_only && !caller.is_admin() {
         return Err(ApiError::new(ErrorCode::Forbidden, "suspending a bot or lifting a suspension is for admins"));
     }

@@ -586,7 +586,7 @@ async fn service_token(app: &crate::helpers::TestApp, admin: &str, scopes: &[&st
         Method::POST,
         "/api/v1/auth/clients",
         admin,
-        json!({"client_id": "bot-manager", "audiences": ["secure-bot-data"], "scopes": scopes}),
+        json!({"client_id": "botdata-test-client", "audiences": ["secure-bot-data"], "scopes": scopes}),
     )
     .await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -597,7 +597,7 @@ async fn service_token(app: &crate::helpers::TestApp, admin: &str, scopes: &[&st
         .header("content-type", "application/x-www-form-urlencoded")
         .body(platform::http::form::form_body(&[
             ("grant_type", "client_credentials"),
-            ("client_id", "bot-manager"),
+            ("client_id", "botdata-test-client"),
             ("client_secret", secret["client_secret"].as_str().unwrap()),
             ("audience", "secure-bot-data"),
         ]))
@@ -642,7 +642,7 @@ async fn the_bot_manager_reads_with_a_narrow_service_token() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["actor"] == "client:bot-manager" && e["action"] == "reveal"),
+            .any(|e| e["actor"] == "client:botdata-test-client" && e["action"] == "reveal"),
         "{audit}"
     );
     let _ = owner_id;

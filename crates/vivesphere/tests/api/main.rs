@@ -3,6 +3,7 @@
 
 mod auth_helpers;
 mod botdata_helpers;
+mod bots_helpers;
 mod helpers;
 
 mod auth_admin;
@@ -13,6 +14,9 @@ mod auth_tokens;
 
 mod botdata;
 mod botdata_keys;
+
+mod bots;
+mod bots_execution;
 
 mod config;
 mod health;

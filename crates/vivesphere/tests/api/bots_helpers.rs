@@ -1,0 +1,160 @@
+//! Helpers for the Bot Manager tests: the app with a fake X beside it, bots with fake X
+//! users' tokens, posts, and waiting for a post to reach a state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_x::{FakeX, UserTokens};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::auth_helpers::{admin_token, send_json, token_of};
+use crate::helpers::{TestApp, spawn};
+
+pub struct BotEnv {
+    pub app: TestApp,
+    pub fake: Arc<FakeX>,
+    fake_url: String,
+    pub admin: String,
+}
+
+/// A fake X on a random port, serving until the test ends.
+pub async fn spawn_fake(settings: fake_x::Settings) -> (Arc<FakeX>, String) {
+    let fake = Arc::new(FakeX::new(settings));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = fake_x::router(fake.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (fake, url)
+}
+
+/// Quick retries and a short X timeout, so the outcome classes show within a test.
+pub fn fast_env(fake_url: &str) -> Vec<(String, String)> {
+    [
+        ("VIVESPHERE_BOT_MANAGER__X_API__BASE_URL", fake_url),
+        ("VIVESPHERE_BOT_MANAGER__X_API__TIMEOUT_MS", "1500"),
+        ("VIVESPHERE_BOT_MANAGER__EXECUTION__BACKOFF_BASE_MS", "50"),
+        ("VIVESPHERE_BOT_MANAGER__EXECUTION__BACKOFF_MAX_MS", "200"),
+        ("VIVESPHERE_BOT_MANAGER__EXECUTION__RATE_LIMIT_JITTER_MS", "100"),
+        ("VIVESPHERE_BOT_MANAGER__EXECUTION__LEASE_SECONDS", "5"),
+        ("VIVESPHERE_BOT_MANAGER__METRICS_INTERVAL_SECONDS", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The whole app beside a fake X with `fake_settings`; `extra` env on top.
+pub async fn spawn_bots(fake_settings: fake_x::Settings, extra: &[(&str, &str)]) -> BotEnv {
+    let (fake, url) = spawn_fake(fake_settings).await;
+    let owned = fast_env(&url);
+    let mut env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend_from_slice(extra);
+    let app = spawn(None, &env, None).await;
+    let admin = admin_token(&app).await;
+    BotEnv {
+        app,
+        fake,
+        fake_url: url,
+        admin,
+    }
+}
+
+impl BotEnv {
+    /// The fake X's base URL, for tests that act on X behind the Bot Manager's back.
+    pub fn fake_base(&self) -> &str {
+        &self.fake_url
+    }
+
+    pub async fn manager(&self, username: &str) -> String {
+        token_of(&self.app, &self.admin, username, &["Manager"]).await
+    }
+
+    pub async fn send(&self, method: Method, path: &str, token: &str, body: Value) -> reqwest::Response {
+        send_json(&self.app, method, path, token, body).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        crate::auth_helpers::get(&self.app, path, token).await
+    }
+
+    /// A fake X user and a bot holding its OAuth 2.0 tokens; returns (bot id, X user).
+    pub async fn bot(&self, token: &str, name: &str) -> (String, UserTokens) {
+        let user = self.fake.add_user(fake_x::NewUser::named(name));
+        let response = self
+            .send(
+                Method::POST,
+                "/api/v1/bots",
+                token,
+                json!({
+                    "bot_name": name,
+                    "x_handle": name,
+                    "operator_account": "human_operator",
+                    "credentials": {
+                        "access_token": user.access_token,
+                        "refresh_token": user.refresh_token,
+                        "client_id": user.client_id,
+                    },
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        (body["bot_id"].as_str().unwrap().to_string(), user)
+    }
+
+    /// Creates a post and returns its body (asserting 201).
+    pub async fn post(&self, token: &str, bot_id: &str, body: Value) -> Value {
+        let response = self
+            .send(Method::POST, &format!("/api/v1/bots/{bot_id}/posts"), token, body)
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn read_post(&self, token: &str, bot_id: &str, post_id: &str) -> Value {
+        self.get(&format!("/api/v1/bots/{bot_id}/posts/{post_id}"), token)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the post until its state is one of `states` (panics after 20 s).
+    pub async fn wait_for(&self, token: &str, bot_id: &str, post_id: &str, states: &[&str]) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let post = self.read_post(token, bot_id, post_id).await;
+            if states.contains(&post["state"].as_str().unwrap_or_default()) {
+                return post;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "post never reached {states:?}: {post}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Requests the fake X saw for `method` on paths starting with `path`.
+    pub fn x_requests(&self, method: &str, path: &str) -> Vec<fake_x::LoggedRequest> {
+        self.fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == method && r.path.starts_with(path))
+            .collect()
+    }
+
+    /// The Bot Manager's own tables.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        crate::helpers::service_db(&self.app, "bot_manager").await
+    }
+}
+
+/// An RFC 3339 time `ms` milliseconds from now.
+pub fn in_ms(ms: i64) -> String {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(ms);
+    at.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
