@@ -55,9 +55,14 @@ fn bot_manager_client() -> DeclaredClient {
     DeclaredClient {
         client_id: "bot-manager".into(),
         audiences: vec!["secure-bot-data".into()],
-        scopes: ["botdata:read", "botdata:write", "botdata:reveal", "botdata:delete"]
-            .map(String::from)
-            .to_vec(),
+        scopes: [
+            "botdata:read",
+            "botdata:write",
+            "botdata:reveal",
+            "botdata:delete",
+        ]
+        .map(String::from)
+        .to_vec(),
         description: "Bot Manager: bots' X credentials and token refresh".into(),
     }
 }

@@ -115,7 +115,11 @@ impl BotDataClient {
     }
 
     /// A field in clear (an audited reveal), or `None` when the bot has no such field.
-    pub async fn reveal(&self, bot_id: &str, field: &str) -> Result<Option<Revealed>, BotDataError> {
+    pub async fn reveal(
+        &self,
+        bot_id: &str,
+        field: &str,
+    ) -> Result<Option<Revealed>, BotDataError> {
         let token = self.tokens.token().await?;
         let response = self
             .http

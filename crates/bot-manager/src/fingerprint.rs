@@ -36,13 +36,19 @@ mod tests {
     #[test]
     fn case_spacing_punctuation_urls_and_mentions_do_not_make_text_new() {
         let base = fingerprint("Big sale today! https://shop.example/a");
-        assert_eq!(base, fingerprint("big   SALE today!!! https://other.example/b"));
+        assert_eq!(
+            base,
+            fingerprint("big   SALE today!!! https://other.example/b")
+        );
         assert_eq!(base, fingerprint("@friend Big sale, today"));
         assert_eq!(base, fingerprint("Ｂｉｇ sale today"));
     }
 
     #[test]
     fn different_words_are_different() {
-        assert_ne!(fingerprint("Big sale today"), fingerprint("Big sale tomorrow"));
+        assert_ne!(
+            fingerprint("Big sale today"),
+            fingerprint("Big sale tomorrow")
+        );
     }
 }

@@ -80,20 +80,27 @@ impl Target for BotManagerService {
             .clone()
             .context("the bot-manager target needs its database")?;
         let secrets_dir = &ctx.platform.auth.service_secrets_dir;
-        let secret = platform::auth::service_secret(secrets_dir, &settings.client_id, ctx.config.profile())?
-            .with_context(|| {
-                format!(
-                    "bot_manager needs its client secret in {} (a mounted Secret)",
-                    platform::auth::service_secret_path(secrets_dir, &settings.client_id).display()
-                )
-            })?;
+        let secret =
+            platform::auth::service_secret(secrets_dir, &settings.client_id, ctx.config.profile())?
+                .with_context(|| {
+                    format!(
+                        "bot_manager needs its client secret in {} (a mounted Secret)",
+                        platform::auth::service_secret_path(secrets_dir, &settings.client_id)
+                            .display()
+                    )
+                })?;
         let authentication_url = ctx
             .platform
             .auth
             .authentication_url
             .clone()
             .unwrap_or_else(|| ctx.peers.url("authentication"));
-        let tokens = ServiceTokens::new(&authentication_url, &settings.client_id, secret, "secure-bot-data")?;
+        let tokens = ServiceTokens::new(
+            &authentication_url,
+            &settings.client_id,
+            secret,
+            "secure-bot-data",
+        )?;
         let botdata_url = settings
             .secure_bot_data_url
             .clone()

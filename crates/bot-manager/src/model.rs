@@ -109,7 +109,11 @@ impl PostState {
             "missed" => Self::Missed,
             "deleting" => Self::Deleting,
             "deleted" => Self::Deleted,
-            _ => return Err(ApiError::invalid_data(format!("state {raw:?} is not a post state"))),
+            _ => {
+                return Err(ApiError::invalid_data(format!(
+                    "state {raw:?} is not a post state"
+                )));
+            }
         })
     }
 
@@ -123,7 +127,10 @@ impl PostState {
 pub fn parse_id(raw: &str, what: &str) -> Result<String, ApiError> {
     match uuid::Uuid::parse_str(raw) {
         Ok(id) => Ok(id.hyphenated().to_string()),
-        Err(_) => Err(ApiError::new(ErrorCode::NotFound, format!("no such {what}"))),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no such {what}"),
+        )),
     }
 }
 
@@ -182,9 +189,10 @@ impl PostingSlot {
         // 1970-01-01 was a Thursday (index 3 from Monday).
         let day = ((seconds.div_euclid(86_400) + 3) % 7) as usize;
         let minute = (seconds.rem_euclid(86_400) / 60) as u32;
-        slots.iter().filter_map(PostingSlot::bounds).any(|(d, start, end)| {
-            d == day && (start..end).contains(&minute)
-        })
+        slots
+            .iter()
+            .filter_map(PostingSlot::bounds)
+            .any(|(d, start, end)| d == day && (start..end).contains(&minute))
     }
 }
 
@@ -273,7 +281,10 @@ mod tests {
 
     #[test]
     fn ids_that_are_not_uuids_are_simply_not_found() {
-        assert_eq!(parse_id("nope", "bot").unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(
+            parse_id("nope", "bot").unwrap_err().code,
+            ErrorCode::NotFound
+        );
         let id = new_id();
         assert_eq!(parse_id(&id, "bot").unwrap(), id);
     }

@@ -38,7 +38,13 @@ pub fn envelope(due: &Due) -> Bytes {
 pub async fn relay_once(manager: &BotManager) -> anyhow::Result<usize> {
     let db = &manager.db;
     let mut tx = db.pool().begin().await?;
-    let due = execution::claim_due(&mut tx, db, now_ms(), manager.settings.execution.relay_batch).await?;
+    let due = execution::claim_due(
+        &mut tx,
+        db,
+        now_ms(),
+        manager.settings.execution.relay_batch,
+    )
+    .await?;
     if due.is_empty() {
         tx.rollback().await?;
         return Ok(0);
@@ -87,7 +93,9 @@ pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::Cancellat
         }
         // Sleep until the next row is due, a nudge, or the interval.
         let wait = match execution::next_due(&manager.db).await {
-            Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(0, interval.as_millis() as i64) as u64),
+            Ok(Some(due)) => {
+                Duration::from_millis((due - now_ms()).clamp(0, interval.as_millis() as i64) as u64)
+            }
             _ => interval,
         };
         tokio::select! {

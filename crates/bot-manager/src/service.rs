@@ -133,7 +133,11 @@ pub fn random_below(bound: u64) -> u64 {
 
 impl BotManager {
     /// The bot if the caller reaches it; someone else's bot is simply not found.
-    pub async fn reachable_bot(&self, caller: &Caller<'_>, bot_id: &str) -> Result<BotRow, ApiError> {
+    pub async fn reachable_bot(
+        &self,
+        caller: &Caller<'_>,
+        bot_id: &str,
+    ) -> Result<BotRow, ApiError> {
         let bot_id = crate::model::parse_id(bot_id, "bot")?;
         match bots::get(&self.db, &bot_id).await? {
             Some(bot) if caller.reach().includes(&bot) => Ok(bot),

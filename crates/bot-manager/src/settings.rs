@@ -107,19 +107,47 @@ impl Settings {
     pub fn check(&self) -> anyhow::Result<()> {
         let e = &self.execution;
         let problems = [
-            (e.concurrency == 0 || e.concurrency > 4096, "bot_manager.execution.concurrency is 1 to 4096"),
-            (e.max_attempts == 0, "bot_manager.execution.max_attempts is at least 1"),
-            (e.backoff_base_ms == 0 || e.backoff_max_ms < e.backoff_base_ms,
-                "bot_manager.execution.backoff_base_ms is at least 1 and at most backoff_max_ms"),
-            (e.relay_interval_ms == 0, "bot_manager.execution.relay_interval_ms is at least 1"),
-            (!(1..=10_000).contains(&e.relay_batch), "bot_manager.execution.relay_batch is 1 to 10000"),
-            (e.lease_seconds * 1000 <= self.x_api.timeout_ms,
-                "bot_manager.execution.lease_seconds must outlast x_api.timeout_ms"),
-            (self.x_api.timeout_ms == 0, "bot_manager.x_api.timeout_ms is at least 1"),
-            (!self.x_api.base_url.starts_with("http://") && !self.x_api.base_url.starts_with("https://"),
-                "bot_manager.x_api.base_url is an http(s) URL"),
-            (self.grace_seconds == 0, "bot_manager.grace_seconds is at least 1"),
-            (self.max_pending_posts_per_bot < 1, "bot_manager.max_pending_posts_per_bot is at least 1"),
+            (
+                e.concurrency == 0 || e.concurrency > 4096,
+                "bot_manager.execution.concurrency is 1 to 4096",
+            ),
+            (
+                e.max_attempts == 0,
+                "bot_manager.execution.max_attempts is at least 1",
+            ),
+            (
+                e.backoff_base_ms == 0 || e.backoff_max_ms < e.backoff_base_ms,
+                "bot_manager.execution.backoff_base_ms is at least 1 and at most backoff_max_ms",
+            ),
+            (
+                e.relay_interval_ms == 0,
+                "bot_manager.execution.relay_interval_ms is at least 1",
+            ),
+            (
+                !(1..=10_000).contains(&e.relay_batch),
+                "bot_manager.execution.relay_batch is 1 to 10000",
+            ),
+            (
+                e.lease_seconds * 1000 <= self.x_api.timeout_ms,
+                "bot_manager.execution.lease_seconds must outlast x_api.timeout_ms",
+            ),
+            (
+                self.x_api.timeout_ms == 0,
+                "bot_manager.x_api.timeout_ms is at least 1",
+            ),
+            (
+                !self.x_api.base_url.starts_with("http://")
+                    && !self.x_api.base_url.starts_with("https://"),
+                "bot_manager.x_api.base_url is an http(s) URL",
+            ),
+            (
+                self.grace_seconds == 0,
+                "bot_manager.grace_seconds is at least 1",
+            ),
+            (
+                self.max_pending_posts_per_bot < 1,
+                "bot_manager.max_pending_posts_per_bot is at least 1",
+            ),
         ];
         match problems.iter().find(|(bad, _)| *bad) {
             Some((_, message)) => anyhow::bail!("{message}"),
@@ -141,6 +169,12 @@ mod tests {
         assert!(err.contains("lease_seconds"), "{err}");
         let mut settings = Settings::default();
         settings.x_api.base_url = "ftp://x".into();
-        assert!(settings.check().unwrap_err().to_string().contains("base_url"));
+        assert!(
+            settings
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("base_url")
+        );
     }
 }

@@ -34,13 +34,26 @@ pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnaps
         .access_token(&bot.bot_id, owner)
         .await
         .map_err(|e| ApiError::new(platform::ErrorCode::NotReady, format!("{e}")))?;
-    let unavailable = |what: &str| ApiError::new(platform::ErrorCode::NotReady, format!("X did not answer {what}"));
-    let me = manager.x.me(&token).await.map_err(|_| unavailable("users/me"))?;
+    let unavailable = |what: &str| {
+        ApiError::new(
+            platform::ErrorCode::NotReady,
+            format!("X did not answer {what}"),
+        )
+    };
+    let me = manager
+        .x
+        .me(&token)
+        .await
+        .map_err(|_| unavailable("users/me"))?;
     if !me.is_success() {
         manager.metrics.count("snapshot", "refused");
         return Err(unavailable(&format!("users/me ({})", me.status)));
     }
-    let public = me.body.pointer("/data/public_metrics").cloned().unwrap_or(Value::Null);
+    let public = me
+        .body
+        .pointer("/data/public_metrics")
+        .cloned()
+        .unwrap_or(Value::Null);
     // Newer X answers say post_count where older ones say tweet_count.
     let posts = public
         .get("post_count")
@@ -57,7 +70,9 @@ pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnaps
     };
     metrics::insert_bot(&manager.db, &bot.bot_id, taken_at, &snapshot).await?;
     let since = taken_at - manager.settings.metrics_post_age_days as i64 * 86_400_000;
-    for (post_id, x_post_id) in metrics::recent_published(&manager.db, &bot.bot_id, since, POSTS_PER_BOT).await? {
+    for (post_id, x_post_id) in
+        metrics::recent_published(&manager.db, &bot.bot_id, since, POSTS_PER_BOT).await?
+    {
         let Ok(answer) = manager.x.lookup_post(&token, &x_post_id).await else {
             continue;
         };
@@ -65,7 +80,10 @@ pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnaps
             continue;
         };
         let public = data.get("public_metrics").cloned().unwrap_or(Value::Null);
-        let private = data.get("non_public_metrics").cloned().unwrap_or(Value::Null);
+        let private = data
+            .get("non_public_metrics")
+            .cloned()
+            .unwrap_or(Value::Null);
         let post = PostSnapshot {
             taken_at: snapshot.taken_at.clone(),
             impressions: count(&public, "impression_count"),
@@ -105,7 +123,8 @@ pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::Cancellat
 }
 
 async fn metrics_round(manager: &BotManager, interval_ms: i64) -> anyhow::Result<usize> {
-    let bots = crate::store::bots::claim_metrics_due(&manager.db, now_ms(), interval_ms, BATCH).await?;
+    let bots =
+        crate::store::bots::claim_metrics_due(&manager.db, now_ms(), interval_ms, BATCH).await?;
     for bot in &bots {
         if let Err(err) = snapshot_bot(manager, bot).await {
             tracing::debug!(bot_id = %bot.bot_id, error = %err.message, "no snapshot this round");

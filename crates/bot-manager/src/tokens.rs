@@ -54,7 +54,11 @@ impl Tokens {
     }
 
     fn cached(&self, bot_id: &str) -> Option<Secret> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(bot_id).cloned()
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(bot_id)
+            .cloned()
     }
 
     fn remember(&self, bot_id: &str, token: Secret) {
@@ -66,7 +70,10 @@ impl Tokens {
 
     /// Drops what is cached for a bot (its credentials were replaced).
     pub fn forget(&self, bot_id: &str) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(bot_id);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(bot_id);
     }
 
     /// The bot's access token: cached, or revealed from Secure Bot Data.
@@ -133,8 +140,14 @@ impl Tokens {
                 other => TokenError::Unavailable(other.to_string()),
             })?;
         let mut data = Map::new();
-        data.insert(fields::ACCESS_TOKEN.into(), json!(refreshed.access_token.expose()));
-        data.insert(fields::REFRESH_TOKEN.into(), json!(refreshed.refresh_token.expose()));
+        data.insert(
+            fields::ACCESS_TOKEN.into(),
+            json!(refreshed.access_token.expose()),
+        );
+        data.insert(
+            fields::REFRESH_TOKEN.into(),
+            json!(refreshed.refresh_token.expose()),
+        );
         let mut expect = Map::new();
         expect.insert(fields::REFRESH_TOKEN.into(), Value::from(refresh.version));
         // The old refresh token is spent now: the new one must be saved. A lost
@@ -143,7 +156,12 @@ impl Tokens {
         for attempt in 0..3u32 {
             saved = self
                 .botdata
-                .store(bot_id, (owner.user_id, owner.team), &data, Some(expect.clone()))
+                .store(
+                    bot_id,
+                    (owner.user_id, owner.team),
+                    &data,
+                    Some(expect.clone()),
+                )
                 .await;
             match &saved {
                 Err(BotDataError::Unavailable(_)) => {

@@ -23,9 +23,9 @@ use tokio_util::task::TaskTracker;
 use crate::fingerprint::fingerprint;
 use crate::model::{BotStatus, PostState};
 use crate::service::{BotManager, now_ms, random_below};
+use crate::store::bots;
 use crate::store::execution::{self, JobContext, Outcome};
 use crate::store::posts::JobKind;
-use crate::store::bots;
 use crate::tokens::{Owner, TokenError};
 use crate::xapi::{XAnswer, XCallError};
 
@@ -129,11 +129,14 @@ async fn handle(manager: &BotManager, delivery: Delivery) {
 }
 
 async fn execute(manager: &BotManager, due: &DueData) -> anyhow::Result<Settle> {
-    let holder = format!("{}:{}:{}", manager.instance, due.job_id, due.dispatch);
+    // Unique per execution: two copies of one message in one process must not share it.
+    let holder = format!("{}:{}", manager.instance, uuid::Uuid::new_v4());
     let lease_ms = manager.settings.execution.lease_seconds as i64 * 1000;
     if !execution::acquire_lease(&manager.db, &due.bot_id, &holder, now_ms(), lease_ms).await? {
         let busy = manager.settings.execution.busy_retry_ms;
-        return Ok(Settle::Later(Duration::from_millis(busy + random_below(busy))));
+        return Ok(Settle::Later(Duration::from_millis(
+            busy + random_below(busy),
+        )));
     }
     let outcome = execute_leased(manager, due).await;
     if let Err(err) = execution::release_lease(&manager.db, &due.bot_id, &holder).await {
@@ -185,8 +188,10 @@ impl Run<'_> {
     }
 
     async fn finish(&self, outcome: Outcome) -> anyhow::Result<Settle> {
-        execution::finish(&self.manager.db, &self.job, &outcome, now_ms()).await?;
-        self.report(&outcome).await;
+        // Reported only when written: a job that moved on meanwhile was someone else's.
+        if execution::finish(&self.manager.db, &self.job, &outcome, now_ms()).await? {
+            self.report(&outcome).await;
+        }
         Ok(Settle::Ack)
     }
 
@@ -202,31 +207,56 @@ impl Run<'_> {
             d
         };
         let (event, result, extra) = match outcome {
-            Outcome::Done { post_state, x_post_id } => {
+            Outcome::Done {
+                post_state,
+                x_post_id,
+            } => {
                 if *post_state == PostState::Published {
                     let late = (now_ms() - self.job.run_at).max(0) as f64 / 1000.0;
                     m.metrics.lateness.observe(late);
                 }
-                (format!("post.{}", post_state.as_str()), "ok", json!({"x_post_id": x_post_id}))
+                (
+                    format!("post.{}", post_state.as_str()),
+                    "ok",
+                    json!({"x_post_id": x_post_id}),
+                )
             }
             Outcome::Failed { post_state, error } => (
                 format!("post.{}", post_state.as_str()),
-                if *post_state == PostState::Missed { "missed" } else { "failed" },
+                if *post_state == PostState::Missed {
+                    "missed"
+                } else {
+                    "failed"
+                },
                 json!({"error": error}),
             ),
             Outcome::Dead { error, .. } => {
                 let body = json!({"job_id": self.job.job_id, "bot_id": self.job.bot_id, "post_id": self.job.post_id, "error": error});
                 if let Err(err) = m
                     .queue
-                    .publish(DEAD_LETTER_SUBJECT, &format!("{}:dead", self.job.job_id), body.to_string().into())
+                    .publish(
+                        DEAD_LETTER_SUBJECT,
+                        &format!("{}:dead", self.job.job_id),
+                        body.to_string().into(),
+                    )
                     .await
                 {
                     tracing::warn!(error = %format!("{err:#}"), "could not announce a dead-lettered job");
                 }
-                ("job.dead_lettered".to_string(), "dead", json!({"error": error}))
+                (
+                    "job.dead_lettered".to_string(),
+                    "dead",
+                    json!({"error": error}),
+                )
             }
-            Outcome::Retry { error, due_at, counted, post_state } => {
-                m.metrics.count(action, if *counted { "retry" } else { "wait" });
+            Outcome::Retry {
+                error,
+                due_at,
+                counted,
+                post_state,
+            } => {
+                m.metrics
+                    .count(action, if *counted { "retry" } else { "wait" });
                 m.activity.debug(
                     "info",
                     &format!("{action} scheduled again"),
@@ -240,7 +270,8 @@ impl Run<'_> {
             }
         };
         m.metrics.count(action, result);
-        m.record(&event, "bot-manager", &self.job.post_id, details(extra)).await;
+        m.record(&event, "bot-manager", &self.job.post_id, details(extra))
+            .await;
     }
 
     async fn retry_or_dead(&self, post_state: PostState, error: String) -> anyhow::Result<Settle> {
@@ -256,13 +287,25 @@ impl Run<'_> {
             return self.finish(Outcome::Dead { post_state, error }).await;
         }
         let due_at = now_ms() + self.backoff_ms();
-        self.finish(Outcome::Retry { post_state, due_at, counted: true, error }).await
+        self.finish(Outcome::Retry {
+            post_state,
+            due_at,
+            counted: true,
+            error,
+        })
+        .await
     }
 
     /// Waits for the endpoint's window when X said it is spent.
-    async fn wait_for_window(&self, endpoint: &str, post_state: PostState) -> anyhow::Result<Option<Settle>> {
+    async fn wait_for_window(
+        &self,
+        endpoint: &str,
+        post_state: PostState,
+    ) -> anyhow::Result<Option<Settle>> {
         let now = now_ms();
-        let Some(until) = execution::blocked_until(&self.manager.db, &self.job.bot_id, endpoint, now).await? else {
+        let Some(until) =
+            execution::blocked_until(&self.manager.db, &self.job.bot_id, endpoint, now).await?
+        else {
             return Ok(None);
         };
         let jitter = random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
@@ -270,16 +313,26 @@ impl Run<'_> {
             post_state,
             due_at: until + jitter,
             counted: false,
-            error: format!("rate limit of {endpoint} spent until {}", platform::time_fmt::rfc3339_from_millis(until)),
+            error: format!(
+                "rate limit of {endpoint} spent until {}",
+                platform::time_fmt::rfc3339_from_millis(until)
+            ),
         };
         Ok(Some(self.finish(outcome).await?))
     }
 
     /// A token, or the settle that handles its absence.
     async fn token(&self, waiting_state: PostState) -> anyhow::Result<Result<Secret, Settle>> {
-        match self.manager.tokens.access_token(&self.job.bot_id, self.owner()).await {
+        match self
+            .manager
+            .tokens
+            .access_token(&self.job.bot_id, self.owner())
+            .await
+        {
             Ok(token) => Ok(Ok(token)),
-            Err(TokenError::NeedsReauth(reason)) => Ok(Err(self.needs_reauth(waiting_state, &reason).await?)),
+            Err(TokenError::NeedsReauth(reason)) => {
+                Ok(Err(self.needs_reauth(waiting_state, &reason).await?))
+            }
             Err(TokenError::Unavailable(reason)) => Ok(Err(self
                 .finish(Outcome::Retry {
                     post_state: waiting_state,
@@ -296,7 +349,11 @@ impl Run<'_> {
         // The job waits first, then the bot changes: new credentials (which release waiting
         // jobs) can only arrive after the bot shows needs_reauth, by which time this job is
         // among the waiting ones.
-        let settle = self.finish(Outcome::Park { post_state: waiting_state }).await?;
+        let settle = self
+            .finish(Outcome::Park {
+                post_state: waiting_state,
+            })
+            .await?;
         let moved = bots::set_status(
             &self.manager.db,
             &self.job.bot_id,
@@ -309,7 +366,12 @@ impl Run<'_> {
         if moved {
             self.manager.metrics.count("refresh", "refused");
             self.manager
-                .record("bot.needs_reauth", "bot-manager", &self.job.bot_id, json!({"reason": reason}))
+                .record(
+                    "bot.needs_reauth",
+                    "bot-manager",
+                    &self.job.bot_id,
+                    json!({"reason": reason}),
+                )
                 .await;
         }
         Ok(settle)
@@ -321,14 +383,19 @@ impl Run<'_> {
         let settle = self.finish(Outcome::Park { post_state }).await?;
         let current = bots::get(&self.manager.db, &self.job.bot_id).await?;
         if current.is_some_and(|bot| bot.status == BotStatus::Active) {
-            crate::store::posts::release_waiting_jobs(&self.manager.db, &self.job.bot_id, now_ms()).await?;
+            crate::store::posts::release_waiting_jobs(&self.manager.db, &self.job.bot_id, now_ms())
+                .await?;
             self.manager.relay_wake.notify_one();
         }
         Ok(settle)
     }
 
     /// Calls X, refreshing the token once if X says it is no longer valid.
-    async fn call_with_refresh<F, Fut>(&self, token: Secret, call: F) -> Result<(XAnswer, bool), XCallError>
+    async fn call_with_refresh<F, Fut>(
+        &self,
+        token: Secret,
+        call: F,
+    ) -> Result<(XAnswer, bool), XCallError>
     where
         F: Fn(Secret) -> Fut,
         Fut: Future<Output = Result<XAnswer, XCallError>>,
@@ -337,11 +404,21 @@ impl Run<'_> {
         if answer.status != 401 {
             return Ok((answer, false));
         }
-        match self.manager.tokens.refresh(&self.job.bot_id, self.owner(), Some(&token)).await {
+        match self
+            .manager
+            .tokens
+            .refresh(&self.job.bot_id, self.owner(), Some(&token))
+            .await
+        {
             Ok(fresh) => {
                 self.manager.metrics.count("refresh", "ok");
                 self.manager
-                    .record("bot.token_refreshed", "bot-manager", &self.job.bot_id, json!({}))
+                    .record(
+                        "bot.token_refreshed",
+                        "bot-manager",
+                        &self.job.bot_id,
+                        json!({}),
+                    )
                     .await;
                 Ok((call(fresh).await?, true))
             }
@@ -354,7 +431,9 @@ impl Run<'_> {
     }
 
     async fn save_windows(&self, answer: &XAnswer) {
-        if let Err(err) = execution::save_windows(&self.manager.db, &self.job.bot_id, &answer.windows).await {
+        if let Err(err) =
+            execution::save_windows(&self.manager.db, &self.job.bot_id, &answer.windows).await
+        {
             tracing::warn!(error = %format!("{err:#}"), "could not save rate-limit state");
         }
     }
@@ -366,13 +445,19 @@ impl Run<'_> {
         }
         let answer = self.manager.x.me(token).await?;
         self.save_windows(&answer).await;
-        let id = answer.body.pointer("/data/id").and_then(Value::as_str).map(String::from);
+        let id = answer
+            .body
+            .pointer("/data/id")
+            .and_then(Value::as_str)
+            .map(String::from);
         if let Some(id) = &id {
-            let _ = sqlx::query("UPDATE bots SET x_user_id = $1 WHERE bot_id = $2 AND x_user_id IS NULL")
-                .bind(id)
-                .bind(&self.job.bot_id)
-                .execute(self.manager.db.pool())
-                .await;
+            let _ = sqlx::query(
+                "UPDATE bots SET x_user_id = $1 WHERE bot_id = $2 AND x_user_id IS NULL",
+            )
+            .bind(id)
+            .bind(&self.job.bot_id)
+            .execute(self.manager.db.pool())
+            .await;
         }
         Ok(id)
     }
@@ -386,7 +471,10 @@ impl Run<'_> {
         let answer = self.manager.x.own_posts(token, &user_id).await?;
         self.save_windows(&answer).await;
         if !answer.is_success() {
-            return Err(XCallError::NoAnswer(format!("reading own posts answered {}", answer.status)));
+            return Err(XCallError::NoAnswer(format!(
+                "reading own posts answered {}",
+                answer.status
+            )));
         }
         let wanted = fingerprint(&self.job.text);
         let since = self.job.sent_at.unwrap_or(self.job.run_at) / 1000 - 60;
@@ -399,31 +487,59 @@ impl Run<'_> {
             .filter(|post| {
                 post.get("created_at")
                     .and_then(Value::as_str)
-                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|t| {
+                        time::OffsetDateTime::parse(
+                            t,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    })
                     .is_none_or(|t| t.unix_timestamp() >= since)
             })
-            .find(|post| post.get("text").and_then(Value::as_str).is_some_and(|t| fingerprint(t) == wanted))
+            .find(|post| {
+                post.get("text")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| fingerprint(t) == wanted)
+            })
             .and_then(|post| post.get("id").and_then(Value::as_str).map(String::from));
-        self.manager.metrics.count("verify", if found.is_some() { "found" } else { "absent" });
+        self.manager
+            .metrics
+            .count("verify", if found.is_some() { "found" } else { "absent" });
         Ok(found)
     }
 
     async fn publish(&self) -> anyhow::Result<Settle> {
         let job = &self.job;
         let now = now_ms();
-        if !matches!(job.post_state, PostState::Scheduled | PostState::Publishing | PostState::Unknown) {
+        if !matches!(
+            job.post_state,
+            PostState::Scheduled | PostState::Publishing | PostState::Unknown
+        ) {
             execution::retire(&self.manager.db, &job.job_id, job.dispatches, now).await?;
             return Ok(Settle::Ack);
         }
         // What the post returns to while it waits: unknown stays unknown until verified.
-        let waiting = if job.post_state == PostState::Unknown { PostState::Unknown } else { PostState::Scheduled };
+        let waiting = if job.post_state == PostState::Unknown {
+            PostState::Unknown
+        } else {
+            PostState::Scheduled
+        };
         if job.bot_status != BotStatus::Active.as_str() {
             return self.park(waiting).await;
         }
         let grace_ms = self.manager.settings.grace_seconds as i64 * 1000;
-        if job.post_state == PostState::Scheduled && job.attempts == 0 && job.sent_at.is_none() && now > job.run_at + grace_ms {
+        if job.post_state == PostState::Scheduled
+            && job.attempts == 0
+            && job.sent_at.is_none()
+            && now > job.run_at + grace_ms
+        {
             let error = format!("not published within {} s of its run_at", grace_ms / 1000);
-            return self.finish(Outcome::Failed { post_state: PostState::Missed, error }).await;
+            return self
+                .finish(Outcome::Failed {
+                    post_state: PostState::Missed,
+                    error,
+                })
+                .await;
         }
         if let Some(settle) = self.wait_for_window("tweets.create", waiting).await? {
             return Ok(settle);
@@ -433,14 +549,24 @@ impl Run<'_> {
             Err(settle) => return Ok(settle),
         };
         // An earlier send may have reached X: look before sending again.
-        let maybe_sent = job.sent_at.is_some() || matches!(job.post_state, PostState::Publishing | PostState::Unknown);
+        let maybe_sent = job.sent_at.is_some()
+            || matches!(job.post_state, PostState::Publishing | PostState::Unknown);
         if maybe_sent {
             match self.find_sent(&token).await {
                 Ok(Some(x_post_id)) => {
-                    return self.finish(Outcome::Done { post_state: PostState::Published, x_post_id: Some(x_post_id) }).await;
+                    return self
+                        .finish(Outcome::Done {
+                            post_state: PostState::Published,
+                            x_post_id: Some(x_post_id),
+                        })
+                        .await;
                 }
                 Ok(None) => {}
-                Err(err) => return self.retry_or_dead(PostState::Unknown, format!("verifying: {err}")).await,
+                Err(err) => {
+                    return self
+                        .retry_or_dead(PostState::Unknown, format!("verifying: {err}"))
+                        .await;
+                }
             }
         }
         if !execution::mark_sending(&self.manager.db, job, PostState::Publishing, now_ms()).await? {
@@ -448,11 +574,15 @@ impl Run<'_> {
         }
         let x = &self.manager.x;
         let sent = self
-            .call_with_refresh(token, |t| async move { x.create_post(&t, &job.text, &job.media_ids).await })
+            .call_with_refresh(token, |t| async move {
+                x.create_post(&t, &job.text, &job.media_ids).await
+            })
             .await;
         let (answer, refreshed) = match sent {
             Ok(answer) => answer,
-            Err(XCallError::NotSent(err)) => return self.retry_or_dead(PostState::Scheduled, err).await,
+            Err(XCallError::NotSent(err)) => {
+                return self.retry_or_dead(PostState::Scheduled, err).await;
+            }
             Err(XCallError::NoAnswer(err)) => {
                 if self.last_attempt() {
                     return self.retry_or_dead(PostState::Unknown, err).await;
@@ -463,7 +593,14 @@ impl Run<'_> {
                     counted: true,
                     error: format!("no answer after sending; verifying: {err}"),
                 };
-                self.manager.record("post.unknown", "bot-manager", &job.post_id, json!({"bot_id": job.bot_id})).await;
+                self.manager
+                    .record(
+                        "post.unknown",
+                        "bot-manager",
+                        &job.post_id,
+                        json!({"bot_id": job.bot_id}),
+                    )
+                    .await;
                 return self.finish(outcome).await;
             }
         };
@@ -471,20 +608,41 @@ impl Run<'_> {
         self.classify_publish(answer, refreshed, &waiting).await
     }
 
-    async fn classify_publish(&self, answer: XAnswer, refreshed: bool, _waiting: &PostState) -> anyhow::Result<Settle> {
+    async fn classify_publish(
+        &self,
+        answer: XAnswer,
+        refreshed: bool,
+        _waiting: &PostState,
+    ) -> anyhow::Result<Settle> {
         let job = &self.job;
         match answer.status {
             200..=299 => {
-                let id = answer.body.pointer("/data/id").and_then(Value::as_str).map(String::from);
-                self.finish(Outcome::Done { post_state: PostState::Published, x_post_id: id }).await
+                let id = answer
+                    .body
+                    .pointer("/data/id")
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                self.finish(Outcome::Done {
+                    post_state: PostState::Published,
+                    x_post_id: id,
+                })
+                .await
             }
             401 => {
-                let reason = if refreshed { "X refused the refreshed token" } else { "X refused the token" };
+                let reason = if refreshed {
+                    "X refused the refreshed token"
+                } else {
+                    "X refused the token"
+                };
                 self.needs_reauth(PostState::Scheduled, reason).await
             }
             429 => {
-                let jitter = random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
-                let reset = answer.reset_of("tweets.create").map(|s| s * 1000).unwrap_or(now_ms() + 60_000);
+                let jitter =
+                    random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
+                let reset = answer
+                    .reset_of("tweets.create")
+                    .map(|s| s * 1000)
+                    .unwrap_or(now_ms() + 60_000);
                 self.finish(Outcome::Retry {
                     post_state: PostState::Scheduled,
                     due_at: reset.max(now_ms()) + jitter,
@@ -494,20 +652,34 @@ impl Run<'_> {
                 .await
             }
             status if status >= 500 => {
-                self.retry_or_dead(PostState::Scheduled, format!("X answered {status}")).await
+                self.retry_or_dead(PostState::Scheduled, format!("X answered {status}"))
+                    .await
             }
             _ => {
                 let problem = answer.problem();
                 // A duplicate after an earlier attempt may be our own first send arriving late.
                 if problem.is_duplicate_content() && job.attempts > 0 {
-                    let token = self.manager.tokens.access_token(&job.bot_id, self.owner()).await;
+                    let token = self
+                        .manager
+                        .tokens
+                        .access_token(&job.bot_id, self.owner())
+                        .await;
                     if let Ok(token) = token
                         && let Ok(Some(id)) = self.find_sent(&token).await
                     {
-                        return self.finish(Outcome::Done { post_state: PostState::Published, x_post_id: Some(id) }).await;
+                        return self
+                            .finish(Outcome::Done {
+                                post_state: PostState::Published,
+                                x_post_id: Some(id),
+                            })
+                            .await;
                     }
                 }
-                let detail = if problem.detail.is_empty() { problem.title.clone() } else { problem.detail.clone() };
+                let detail = if problem.detail.is_empty() {
+                    problem.title.clone()
+                } else {
+                    problem.detail.clone()
+                };
                 self.finish(Outcome::Failed {
                     post_state: PostState::Failed,
                     error: format!("X refused the post ({}): {detail}", answer.status),
@@ -526,11 +698,19 @@ impl Run<'_> {
         if job.bot_status != BotStatus::Active.as_str() {
             return self.park(PostState::Deleting).await;
         }
-        if let Some(settle) = self.wait_for_window("tweets.delete", PostState::Deleting).await? {
+        if let Some(settle) = self
+            .wait_for_window("tweets.delete", PostState::Deleting)
+            .await?
+        {
             return Ok(settle);
         }
         let Some(x_post_id) = job.x_post_id.clone() else {
-            return self.finish(Outcome::Done { post_state: PostState::Deleted, x_post_id: None }).await;
+            return self
+                .finish(Outcome::Done {
+                    post_state: PostState::Deleted,
+                    x_post_id: None,
+                })
+                .await;
         };
         let token = match self.token(PostState::Deleting).await? {
             Ok(token) => token,
@@ -547,15 +727,32 @@ impl Run<'_> {
         {
             Ok((answer, _)) => answer,
             // Deleting twice is harmless: retry whether or not it was sent.
-            Err(err) => return self.retry_or_dead(PostState::Deleting, err.to_string()).await,
+            Err(err) => {
+                return self
+                    .retry_or_dead(PostState::Deleting, err.to_string())
+                    .await;
+            }
         };
         self.save_windows(&answer).await;
         match answer.status {
-            200..=299 | 404 => self.finish(Outcome::Done { post_state: PostState::Deleted, x_post_id: None }).await,
-            401 => self.needs_reauth(PostState::Deleting, "X refused the token").await,
+            200..=299 | 404 => {
+                self.finish(Outcome::Done {
+                    post_state: PostState::Deleted,
+                    x_post_id: None,
+                })
+                .await
+            }
+            401 => {
+                self.needs_reauth(PostState::Deleting, "X refused the token")
+                    .await
+            }
             429 => {
-                let reset = answer.reset_of("tweets.delete").map(|s| s * 1000).unwrap_or(now_ms() + 60_000);
-                let jitter = random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
+                let reset = answer
+                    .reset_of("tweets.delete")
+                    .map(|s| s * 1000)
+                    .unwrap_or(now_ms() + 60_000);
+                let jitter =
+                    random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
                 self.finish(Outcome::Retry {
                     post_state: PostState::Deleting,
                     due_at: reset.max(now_ms()) + jitter,
@@ -564,7 +761,10 @@ impl Run<'_> {
                 })
                 .await
             }
-            status if status >= 500 => self.retry_or_dead(PostState::Deleting, format!("X answered {status}")).await,
+            status if status >= 500 => {
+                self.retry_or_dead(PostState::Deleting, format!("X answered {status}"))
+                    .await
+            }
             status => {
                 let problem = answer.problem();
                 self.finish(Outcome::Failed {

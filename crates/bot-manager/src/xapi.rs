@@ -58,7 +58,11 @@ impl XAnswer {
     /// The error, parsed from problem+json or the older `errors` array.
     pub fn problem(&self) -> XProblem {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let first = self.body.pointer("/errors/0").cloned().unwrap_or(Value::Null);
+        let first = self
+            .body
+            .pointer("/errors/0")
+            .cloned()
+            .unwrap_or(Value::Null);
         let detail = match self.body.get("detail") {
             Some(detail) => text(detail),
             None => first
@@ -195,7 +199,10 @@ impl XClient {
         let response = request.send().await.map_err(classify)?;
         let status = response.status().as_u16();
         let windows = rate_windows(endpoint, response.headers());
-        let bytes = response.bytes().await.map_err(|e| XCallError::NoAnswer(e.to_string()))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| XCallError::NoAnswer(e.to_string()))?;
         // A body that is not JSON (a proxy's HTML page) still has a status to go by.
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Ok(XAnswer {
@@ -237,7 +244,10 @@ impl XClient {
     pub async fn me(&self, token: &Secret) -> Result<XAnswer, XCallError> {
         let request = self
             .http
-            .get(format!("{}/2/users/me?user.fields=public_metrics", self.base))
+            .get(format!(
+                "{}/2/users/me?user.fields=public_metrics",
+                self.base
+            ))
             .bearer_auth(token.expose());
         self.call("users.me", request).await
     }

@@ -14,7 +14,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{CreateError, FakeX, Fault, FaultKind, LoggedRequest, NewUser, RateState, now_millis};
+use crate::state::{
+    CreateError, FakeX, Fault, FaultKind, LoggedRequest, NewUser, RateState, now_millis,
+};
 
 type AppState = Arc<FakeX>;
 
@@ -36,7 +38,8 @@ pub fn router(fake: Arc<FakeX>) -> Router {
 
 /// X's problem body (`application/problem+json`).
 fn problem(status: StatusCode, title: &str, detail: &str) -> Response {
-    let body = json!({"title": title, "type": "about:blank", "status": status.as_u16(), "detail": detail});
+    let body =
+        json!({"title": title, "type": "about:blank", "status": status.as_u16(), "detail": detail});
     let mut response = (status, Json(body)).into_response();
     response.headers_mut().insert(
         "content-type",
@@ -136,9 +139,16 @@ async fn admit(
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
     let Some(user_id) = token.and_then(|t| fake.authenticate(t)) else {
-        return Err(problem(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"));
+        return Err(problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized",
+        ));
     };
     call.user_id = Some(user_id.clone());
     match fake.count(&user_id, endpoint, limit, fake.window_seconds()) {
@@ -166,7 +176,11 @@ fn dropped_connection() -> Response {
     Response::new(Body::from_stream(stream))
 }
 
-async fn create_post(State(fake): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn create_post(
+    State(fake): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let mut call = Call::new("POST", "/2/tweets".into());
     let limit = fake.settings.post_limit;
     let user_id = match admit(&fake, &mut call, &headers, "tweets.create", limit).await {
@@ -177,12 +191,20 @@ async fn create_post(State(fake): State<AppState>, headers: HeaderMap, body: axu
     let Ok(request) = parsed else {
         return call.finish(&fake, invalid_request("Request body is not valid JSON."));
     };
-    let text = request.get("text").and_then(Value::as_str).unwrap_or("").to_string();
+    let text = request
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     call.text = Some(text.clone());
     let media_ids: Vec<String> = request
         .pointer("/media/media_ids")
         .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     // The 24-hour cap counts posts only.
     let daily_limit = fake.settings.daily_post_limit;
@@ -191,7 +213,11 @@ async fn create_post(State(fake): State<AppState>, headers: HeaderMap, body: axu
         Err(daily) => {
             call.daily = Some(daily);
             fake.uncount(&user_id, "tweets.create");
-            let response = problem(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", "Too Many Requests");
+            let response = problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests",
+                "Too Many Requests",
+            );
             return call.finish(&fake, response);
         }
     }
@@ -200,7 +226,10 @@ async fn create_post(State(fake): State<AppState>, headers: HeaderMap, body: axu
             if call.drop_after_commit {
                 dropped_connection()
             } else {
-                (StatusCode::CREATED, Json(json!({"data": {"id": id, "text": text, "edit_history_tweet_ids": [id]}})))
+                (
+                    StatusCode::CREATED,
+                    Json(json!({"data": {"id": id, "text": text, "edit_history_tweet_ids": [id]}})),
+                )
                     .into_response()
             }
         }
@@ -238,7 +267,11 @@ fn invalid_request(detail: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
-async fn delete_post(State(fake): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn delete_post(
+    State(fake): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let mut call = Call::new("DELETE", format!("/2/tweets/{id}"));
     let limit = fake.settings.post_limit;
     let user_id = match admit(&fake, &mut call, &headers, "tweets.delete", limit).await {
@@ -266,7 +299,10 @@ struct Fields {
 }
 
 fn split(fields: &Option<String>) -> Vec<&str> {
-    fields.as_deref().map(|f| f.split(',').collect()).unwrap_or_default()
+    fields
+        .as_deref()
+        .map(|f| f.split(',').collect())
+        .unwrap_or_default()
 }
 
 async fn lookup_post(
@@ -298,7 +334,11 @@ async fn lookup_post(
     call.finish(&fake, response)
 }
 
-async fn me(State(fake): State<AppState>, Query(fields): Query<Fields>, headers: HeaderMap) -> Response {
+async fn me(
+    State(fake): State<AppState>,
+    Query(fields): Query<Fields>,
+    headers: HeaderMap,
+) -> Response {
     let mut call = Call::new("GET", "/2/users/me".into());
     let limit = fake.settings.me_limit;
     let user_id = match admit(&fake, &mut call, &headers, "users.me", limit).await {
@@ -362,11 +402,18 @@ fn oauth_error(description: &str) -> Response {
 }
 
 /// `POST /2/oauth2/token` with `grant_type=refresh_token`: each refresh token works once.
-async fn token(State(fake): State<AppState>, headers: HeaderMap, Form(form): Form<TokenForm>) -> Response {
+async fn token(
+    State(fake): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
     let mut call = Call::new("POST", "/2/oauth2/token".into());
     if let Some(fault) = fake.take_fault("POST", "/2/oauth2/token") {
         if fault.kind == FaultKind::Status {
-            let status = fault.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let status = fault
+                .status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             return call.finish(&fake, status_problem(status));
         }
     }
@@ -406,7 +453,11 @@ async fn add_user(State(fake): State<AppState>, Json(user): Json<NewUser>) -> Re
 }
 
 async fn expire_tokens(State(fake): State<AppState>, Path(id): Path<String>) -> StatusCode {
-    if fake.expire_access_tokens(&id) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+    if fake.expire_access_tokens(&id) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn user_metrics(
@@ -414,7 +465,11 @@ async fn user_metrics(
     Path(id): Path<String>,
     Json(metrics): Json<HashMap<String, u64>>,
 ) -> StatusCode {
-    if fake.set_user_metrics(&id, metrics) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+    if fake.set_user_metrics(&id, metrics) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn post_metrics(
@@ -422,7 +477,11 @@ async fn post_metrics(
     Path(id): Path<String>,
     Json(metrics): Json<HashMap<String, u64>>,
 ) -> StatusCode {
-    if fake.set_post_metrics(&id, metrics) { StatusCode::NO_CONTENT } else { StatusCode::NOT_FOUND }
+    if fake.set_post_metrics(&id, metrics) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn add_fault(State(fake): State<AppState>, Json(fault): Json<Fault>) -> StatusCode {

@@ -21,7 +21,7 @@ use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use serde::{Deserialize, Serialize};
 
 pub use api::router;
-pub use state::{Fault, FaultKind, FakeX, LoggedRequest, NewUser, UserTokens};
+pub use state::{FakeX, Fault, FaultKind, LoggedRequest, NewUser, UserTokens};
 
 pub const NAME: &str = "fake-x";
 pub const CONFIG_SECTION: &str = "fake_x";

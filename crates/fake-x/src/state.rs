@@ -203,9 +203,10 @@ impl FakeX {
                 unix_now() + self.settings.access_token_ttl,
             ),
         );
-        inner
-            .refresh
-            .insert(refresh.clone(), (user_id.to_string(), client_id.to_string()));
+        inner.refresh.insert(
+            refresh.clone(),
+            (user_id.to_string(), client_id.to_string()),
+        );
         (access, refresh)
     }
 
@@ -214,7 +215,12 @@ impl FakeX {
         let client_id = format!("fake-client-{}", &id[id.len() - 6..]);
         let mut metrics = HashMap::new();
         metrics.insert("followers_count".to_string(), new.followers_count);
-        for key in ["following_count", "listed_count", "like_count", "media_count"] {
+        for key in [
+            "following_count",
+            "listed_count",
+            "like_count",
+            "media_count",
+        ] {
             metrics.insert(key.to_string(), 0);
         }
         let mut inner = self.inner();
@@ -383,7 +389,12 @@ impl FakeX {
     }
 
     /// A user's live posts, newest first.
-    pub(crate) fn timeline(&self, user_id: &str, max: usize, fields: &[&str]) -> Option<Vec<Value>> {
+    pub(crate) fn timeline(
+        &self,
+        user_id: &str,
+        max: usize,
+        fields: &[&str],
+    ) -> Option<Vec<Value>> {
         let inner = self.inner();
         inner.users.get(user_id)?;
         Some(
@@ -504,7 +515,9 @@ fn post_value(post: &Post, viewer: &str, fields: &[&str]) -> Value {
     });
     let metric = |key: &str| post.metrics.get(key).copied().unwrap_or(0);
     if fields.contains(&"created_at") {
-        data["created_at"] = json!(platform::time_fmt::rfc3339_from_unix(post.created_at as i64));
+        data["created_at"] = json!(platform::time_fmt::rfc3339_from_unix(
+            post.created_at as i64
+        ));
     }
     if fields.contains(&"author_id") {
         data["author_id"] = json!(post.author_id);

@@ -90,9 +90,16 @@ mod tests {
 
     #[test]
     fn the_fake_x_runs_only_when_named() {
-        let all: Vec<_> = select(None).unwrap().iter().map(|t| t.info().name).collect();
+        let all: Vec<_> = select(None)
+            .unwrap()
+            .iter()
+            .map(|t| t.info().name)
+            .collect();
         assert!(!all.contains(&fake_x::NAME));
-        assert_eq!(select(Some(fake_x::NAME)).unwrap()[0].info().name, fake_x::NAME);
+        assert_eq!(
+            select(Some(fake_x::NAME)).unwrap()[0].info().name,
+            fake_x::NAME
+        );
     }
 
     #[test]

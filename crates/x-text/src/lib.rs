@@ -99,7 +99,8 @@ fn weigh_plain(text: &str) -> usize {
         if is_emoji_base(c) {
             // One emoji: its modifiers, a flag's second letter, and ZWJ-joined parts.
             let mut j = i + 1;
-            if is_regional_indicator(c) && chars.get(j).copied().is_some_and(is_regional_indicator) {
+            if is_regional_indicator(c) && chars.get(j).copied().is_some_and(is_regional_indicator)
+            {
                 j += 1;
             }
             loop {

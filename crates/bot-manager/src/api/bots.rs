@@ -69,24 +69,34 @@ fn with_etag(status: StatusCode, bot: BotRow) -> Response {
 /// `@handle` or `handle`: 1 to 15 letters, digits or `_`, as X allows.
 fn parse_handle(raw: &str, field: &str) -> Result<String, ApiError> {
     let handle = raw.trim().trim_start_matches('@');
-    if (1..=15).contains(&handle.len()) && handle.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if (1..=15).contains(&handle.len())
+        && handle
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         Ok(handle.to_string())
     } else {
-        Err(ApiError::invalid_data(format!("{field}: an X handle, 1 to 15 letters, digits or '_'")))
+        Err(ApiError::invalid_data(format!(
+            "{field}: an X handle, 1 to 15 letters, digits or '_'"
+        )))
     }
 }
 
 fn parse_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid_data("bot_name: 1 to 100 characters, no control characters"));
+        return Err(ApiError::invalid_data(
+            "bot_name: 1 to 100 characters, no control characters",
+        ));
     }
     Ok(name.to_string())
 }
 
 fn parse_description(raw: &str) -> Result<String, ApiError> {
     if raw.chars().count() > 1000 {
-        return Err(ApiError::invalid_data("description: at most 1000 characters"));
+        return Err(ApiError::invalid_data(
+            "description: at most 1000 characters",
+        ));
     }
     Ok(raw.to_string())
 }
@@ -96,7 +106,9 @@ fn parse_description(raw: &str) -> Result<String, ApiError> {
 /// Values are never quoted back in an error.
 pub fn credential_fields(credentials: Value) -> Result<Map<String, Value>, ApiError> {
     let Value::Object(map) = credentials else {
-        return Err(ApiError::invalid_data("credentials: an object of name → secret string"));
+        return Err(ApiError::invalid_data(
+            "credentials: an object of name → secret string",
+        ));
     };
     if map.is_empty() || map.len() > 20 {
         return Err(ApiError::invalid_data("credentials: 1 to 20 entries"));
@@ -112,7 +124,9 @@ pub fn credential_fields(credentials: Value) -> Result<Map<String, Value>, ApiEr
         };
         let valid_name = (1..=64).contains(&field.len())
             && field.starts_with(|c: char| c.is_ascii_lowercase())
-            && field.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && field
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !valid_name {
             return Err(ApiError::invalid_data(format!(
                 "credentials: {:?} is not a field name (lowercase letters, digits, '_')",
@@ -142,10 +156,16 @@ fn can_publish(fields_: &Map<String, Value>) -> bool {
 fn botdata_error(err: BotDataError) -> ApiError {
     match err {
         BotDataError::Invalid(message) => ApiError::invalid_data(format!("credentials: {message}")),
-        BotDataError::Conflict => ApiError::new(ErrorCode::Conflict, "the credentials changed meanwhile; try again"),
+        BotDataError::Conflict => ApiError::new(
+            ErrorCode::Conflict,
+            "the credentials changed meanwhile; try again",
+        ),
         BotDataError::Unavailable(cause) => {
             tracing::warn!(error = %format!("{cause:#}"), "Secure Bot Data unavailable");
-            ApiError::new(ErrorCode::NotReady, "the credential store is unavailable; nothing was created, try again")
+            ApiError::new(
+                ErrorCode::NotReady,
+                "the credential store is unavailable; nothing was created, try again",
+            )
         }
     }
 }
@@ -166,13 +186,24 @@ pub struct CreateBotRequest {
 }
 
 /// Validates the request, stores the credentials, then the bot.
-pub async fn create_bot(state: &BotManager, caller: &Caller<'_>, request: CreateBotRequest) -> Result<BotRow, ApiError> {
+pub async fn create_bot(
+    state: &BotManager,
+    caller: &Caller<'_>,
+    request: CreateBotRequest,
+) -> Result<BotRow, ApiError> {
     caller.claims.require("bots:write")?;
     let Some(owner_id) = caller.claims.user_id().map(String::from) else {
-        return Err(ApiError::new(ErrorCode::Forbidden, "bots belong to users; service clients cannot own one"));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "bots belong to users; service clients cannot own one",
+        ));
     };
     let name = parse_name(&request.bot_name)?;
-    let x_handle = request.x_handle.as_deref().map(|h| parse_handle(h, "x_handle")).transpose()?;
+    let x_handle = request
+        .x_handle
+        .as_deref()
+        .map(|h| parse_handle(h, "x_handle"))
+        .transpose()?;
     let operator_account = request
         .operator_account
         .as_deref()
@@ -193,15 +224,25 @@ pub async fn create_bot(state: &BotManager, caller: &Caller<'_>, request: Create
         description,
         operator_account,
         posting_slots,
-        status: if can_publish(&credentials) { BotStatus::Active } else { BotStatus::NeedsReauth },
-        status_reason: (!can_publish(&credentials)).then(|| "no OAuth token or refresh token given".to_string()),
+        status: if can_publish(&credentials) {
+            BotStatus::Active
+        } else {
+            BotStatus::NeedsReauth
+        },
+        status_reason: (!can_publish(&credentials))
+            .then(|| "no OAuth token or refresh token given".to_string()),
         version: 1,
         created_at: now,
         updated_at: now,
     };
     state
         .botdata
-        .store(&bot.bot_id, (&bot.owner_id, bot.team.as_deref()), &credentials, None)
+        .store(
+            &bot.bot_id,
+            (&bot.owner_id, bot.team.as_deref()),
+            &credentials,
+            None,
+        )
         .await
         .map_err(botdata_error)?;
     bots::insert(&state.db, &bot).await?;
@@ -243,7 +284,9 @@ pub async fn list(
     let limit = page.limit();
     let rows = bots::list(&state.db, caller.reach(), page.cursor.as_deref(), limit + 1).await?;
     let views: Vec<BotView> = rows.into_iter().map(BotView::from).collect();
-    Ok(Json(Listing::from_overfetch(views, limit, |b| b.bot_id.clone())))
+    Ok(Json(Listing::from_overfetch(views, limit, |b| {
+        b.bot_id.clone()
+    })))
 }
 
 /// One bot. `ETag` is its version.
@@ -290,10 +333,16 @@ pub async fn update(
     if let Some(expected) = if_match(&headers)?
         && expected != bot.version
     {
-        return Err(ApiError::new(ErrorCode::PreconditionFailed, "the bot changed since you read it; read it again"));
+        return Err(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "the bot changed since you read it; read it again",
+        ));
     }
     if bot.status == BotStatus::Archived {
-        return Err(ApiError::new(ErrorCode::Conflict, "an archived bot cannot be changed"));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "an archived bot cannot be changed",
+        ));
     }
     if let Some(name) = &request.name {
         bot.name = parse_name(name)?;
@@ -311,33 +360,63 @@ pub async fn update(
         PostingSlot::check_all(&slots)?;
         bot.posting_slots = slots;
     }
-    let next_status = request.status.as_deref().map(BotStatus::parse).transpose()?;
+    let next_status = request
+        .status
+        .as_deref()
+        .map(BotStatus::parse)
+        .transpose()?;
     let Some(mut updated) = bots::update(&state.db, &bot, now_ms()).await? else {
-        return Err(ApiError::new(ErrorCode::PreconditionFailed, "the bot changed since you read it; read it again"));
+        return Err(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "the bot changed since you read it; read it again",
+        ));
     };
     if let Some(next) = next_status
         && next != updated.status
     {
         updated = change_status(&state, &caller, updated, next).await?;
     }
-    state.record("bot.updated", &caller.actor(), &updated.bot_id, json!({"version": updated.version})).await;
+    state
+        .record(
+            "bot.updated",
+            &caller.actor(),
+            &updated.bot_id,
+            json!({"version": updated.version}),
+        )
+        .await;
     Ok(with_etag(StatusCode::OK, updated))
 }
 
 /// Applies an allowed status change and what follows from it (jobs resume on `active`).
-async fn change_status(state: &BotManager, caller: &Caller<'_>, bot: BotRow, next: BotStatus) -> Result<BotRow, ApiError> {
+async fn change_status(
+    state: &BotManager,
+    caller: &Caller<'_>,
+    bot: BotRow,
+    next: BotStatus,
+) -> Result<BotRow, ApiError> {
     if !bot.status.may_become(next) {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            format!("a bot cannot go from {} to {}", bot.status.as_str(), next.as_str()),
+            format!(
+                "a bot cannot go from {} to {}",
+                bot.status.as_str(),
+                next.as_str()
+            ),
         ));
     }
-    let admin_only = next == BotStatus::Suspended || (bot.status == BotStatus::Suspended && next == BotStatus::Active);
+    let admin_only = next == BotStatus::Suspended
+        || (bot.status == BotStatus::Suspended && next == BotStatus::Active);
     if admin_only && !caller.is_admin() {
-        return Err(ApiError::new(ErrorCode::Forbidden, "suspending a bot or lifting a suspension is for admins"));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "suspending a bot or lifting a suspension is for admins",
+        ));
     }
     if !bots::set_status(&state.db, &bot.bot_id, bot.status, next, None, now_ms()).await? {
-        return Err(ApiError::new(ErrorCode::Conflict, "the bot's status changed meanwhile; read it again"));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the bot's status changed meanwhile; read it again",
+        ));
     }
     if next == BotStatus::Active {
         let resumed = posts::release_waiting_jobs(&state.db, &bot.bot_id, now_ms()).await?;
@@ -353,7 +432,9 @@ async fn change_status(state: &BotManager, caller: &Caller<'_>, bot: BotRow, nex
             json!({"from": bot.status.as_str(), "to": next.as_str()}),
         )
         .await;
-    Ok(bots::get(&state.db, &bot.bot_id).await?.ok_or_else(|| ApiError::not_found("no such bot"))?)
+    Ok(bots::get(&state.db, &bot.bot_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such bot"))?)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -422,12 +503,20 @@ pub async fn replace_credentials(
     let caller = Caller::new(&claims);
     let bot = state.reachable_bot(&caller, &bot_id).await?;
     if bot.status == BotStatus::Archived {
-        return Err(ApiError::new(ErrorCode::Conflict, "an archived bot cannot be changed"));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "an archived bot cannot be changed",
+        ));
     }
     let credentials = credential_fields(request.credentials)?;
     state
         .botdata
-        .store(&bot.bot_id, (&bot.owner_id, bot.team.as_deref()), &credentials, None)
+        .store(
+            &bot.bot_id,
+            (&bot.owner_id, bot.team.as_deref()),
+            &credentials,
+            None,
+        )
         .await
         .map_err(botdata_error)?;
     state.tokens.forget(&bot.bot_id);
@@ -441,11 +530,22 @@ pub async fn replace_credentials(
         .await;
     let mut bot = bot;
     if bot.status == BotStatus::NeedsReauth && can_publish(&credentials) {
-        if bots::set_status(&state.db, &bot.bot_id, BotStatus::NeedsReauth, BotStatus::Active, None, now_ms()).await? {
+        if bots::set_status(
+            &state.db,
+            &bot.bot_id,
+            BotStatus::NeedsReauth,
+            BotStatus::Active,
+            None,
+            now_ms(),
+        )
+        .await?
+        {
             posts::release_waiting_jobs(&state.db, &bot.bot_id, now_ms()).await?;
             state.relay_wake.notify_one();
         }
-        bot = bots::get(&state.db, &bot.bot_id).await?.ok_or_else(|| ApiError::not_found("no such bot"))?;
+        bot = bots::get(&state.db, &bot.bot_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such bot"))?;
     }
     Ok(with_etag(StatusCode::OK, bot))
 }

@@ -33,8 +33,18 @@ impl RangeQuery {
                 .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
                 .map_err(|_| ApiError::invalid_data(format!("{name}: an RFC 3339 time")))
         };
-        let to = self.to.as_deref().map(|t| parse(t, "to")).transpose()?.unwrap_or_else(|| now_ms() + 1);
-        let from = self.from.as_deref().map(|f| parse(f, "from")).transpose()?.unwrap_or(to - DEFAULT_SPAN_MS);
+        let to = self
+            .to
+            .as_deref()
+            .map(|t| parse(t, "to"))
+            .transpose()?
+            .unwrap_or_else(|| now_ms() + 1);
+        let from = self
+            .from
+            .as_deref()
+            .map(|f| parse(f, "from"))
+            .transpose()?
+            .unwrap_or(to - DEFAULT_SPAN_MS);
         if from >= to {
             return Err(ApiError::invalid_data("from must be before to"));
         }
@@ -69,7 +79,10 @@ pub async fn bot_metrics(
     let bot = state.reachable_bot(&Caller::new(&claims), &bot_id).await?;
     let (from, to, limit) = range.window()?;
     let items = metrics::bot_range(&state.db, &bot.bot_id, from, to, limit).await?;
-    Ok(Json(BotMetricsView { bot_id: bot.bot_id, items }))
+    Ok(Json(BotMetricsView {
+        bot_id: bot.bot_id,
+        items,
+    }))
 }
 
 /// A post's metric snapshots over a time range.
@@ -110,7 +123,10 @@ pub async fn refresh(
     claims.require("bots:read")?;
     let bot = state.reachable_bot(&Caller::new(&claims), &bot_id).await?;
     if bot.status != BotStatus::Active {
-        return Err(ApiError::new(ErrorCode::Conflict, format!("a {} bot is not read from X", bot.status.as_str())));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("a {} bot is not read from X", bot.status.as_str()),
+        ));
     }
     Ok(Json(snapshot_bot(&state, &bot).await?))
 }

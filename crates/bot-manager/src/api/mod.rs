@@ -50,18 +50,42 @@ pub fn router(state: AppState) -> Router {
             get(bots::get).patch(bots::update).delete(bots::archive),
         )
         .route(&format!("{p}/{{bot_id}}/status"), post(bots::set_status))
-        .route(&format!("{p}/{{bot_id}}/credentials"), axum::routing::put(bots::replace_credentials))
-        .route(&format!("{p}/{{bot_id}}/metrics"), get(metrics::bot_metrics))
-        .route(&format!("{p}/{{bot_id}}/metrics/refresh"), post(metrics::refresh))
-        .route(&format!("{p}/{{bot_id}}/posts"), get(posts::list).post(posts::create))
+        .route(
+            &format!("{p}/{{bot_id}}/credentials"),
+            axum::routing::put(bots::replace_credentials),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/metrics"),
+            get(metrics::bot_metrics),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/metrics/refresh"),
+            post(metrics::refresh),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/posts"),
+            get(posts::list).post(posts::create),
+        )
         .route(
             &format!("{p}/{{bot_id}}/posts/{{post_id}}"),
             get(posts::get).patch(posts::update).delete(posts::delete),
         )
-        .route(&format!("{p}/{{bot_id}}/posts/{{post_id}}/schedule"), post(posts::schedule))
-        .route(&format!("{p}/{{bot_id}}/posts/{{post_id}}/publish"), post(posts::publish))
-        .route(&format!("{p}/{{bot_id}}/posts/{{post_id}}/cancel"), post(posts::cancel))
-        .route(&format!("{p}/{{bot_id}}/posts/{{post_id}}/metrics"), get(metrics::post_metrics))
+        .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/schedule"),
+            post(posts::schedule),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/publish"),
+            post(posts::publish),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/cancel"),
+            post(posts::cancel),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/metrics"),
+            get(metrics::post_metrics),
+        )
         .with_state(state)
 }
 

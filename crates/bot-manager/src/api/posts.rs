@@ -75,13 +75,21 @@ fn respond(status: StatusCode, post: PostRow) -> Response {
 
 fn parse_run_at(raw: &str, now: i64) -> Result<i64, ApiError> {
     let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::invalid_data("run_at: an RFC 3339 time, e.g. 2026-12-01T09:30:00Z"))?;
+        .map_err(|_| {
+            ApiError::invalid_data("run_at: an RFC 3339 time, e.g. 2026-12-01T09:30:00Z")
+        })?;
     let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
     if ms < now - PAST_TOLERANCE_MS {
-        return Err(ApiError::new(ErrorCode::ValidationFailed, "run_at: in the past; use publish to post now"));
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "run_at: in the past; use publish to post now",
+        ));
     }
     if ms > now + MAX_AHEAD_MS {
-        return Err(ApiError::new(ErrorCode::ValidationFailed, "run_at: at most a year ahead"));
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "run_at: at most a year ahead",
+        ));
     }
     Ok(ms.max(now))
 }
@@ -90,7 +98,10 @@ fn check_slot(bot: &BotRow, run_at: i64) -> Result<(), ApiError> {
     if PostingSlot::allows(&bot.posting_slots, run_at) {
         Ok(())
     } else {
-        Err(ApiError::new(ErrorCode::ValidationFailed, "run_at: outside the bot's posting slots (UTC)"))
+        Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "run_at: outside the bot's posting slots (UTC)",
+        ))
     }
 }
 
@@ -103,7 +114,11 @@ fn writable(bot: &BotRow) -> Result<(), ApiError> {
 }
 
 /// X's rules against the same message from several accounts.
-async fn check_not_duplicated(state: &BotManager, bot_id: &str, fingerprint: &str) -> Result<(), ApiError> {
+async fn check_not_duplicated(
+    state: &BotManager,
+    bot_id: &str,
+    fingerprint: &str,
+) -> Result<(), ApiError> {
     let since = now_ms() - state.settings.duplicate_window_seconds as i64 * 1000;
     if posts::duplicate_elsewhere(&state.db, fingerprint, bot_id, since).await? {
         return Err(ApiError::new(
@@ -115,7 +130,12 @@ async fn check_not_duplicated(state: &BotManager, bot_id: &str, fingerprint: &st
     Ok(())
 }
 
-async fn reachable_post(state: &BotManager, caller: &Caller<'_>, bot_id: &str, post_id: &str) -> Result<(BotRow, PostRow), ApiError> {
+async fn reachable_post(
+    state: &BotManager,
+    caller: &Caller<'_>,
+    bot_id: &str,
+    post_id: &str,
+) -> Result<(BotRow, PostRow), ApiError> {
     let bot = state.reachable_bot(caller, bot_id).await?;
     let post_id = parse_id(post_id, "post")?;
     let post = posts::get(&state.db, &bot.bot_id, &post_id)
@@ -146,18 +166,27 @@ pub struct CreatePostRequest {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = value
         .to_str()
         .ok()
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| ApiError::invalid_data("Idempotency-Key: 1 to 255 visible ASCII characters"))?;
+        .ok_or_else(|| {
+            ApiError::invalid_data("Idempotency-Key: 1 to 255 visible ASCII characters")
+        })?;
     Ok(Some(key.to_string()))
 }
 
 /// A replay of an earlier create with the same key: the same post, or 422 if the request
 /// differs.
-async fn replay(state: &BotManager, bot_id: &str, hash: &str, found: (String, String)) -> Result<Response, ApiError> {
+async fn replay(
+    state: &BotManager,
+    bot_id: &str,
+    hash: &str,
+    found: (String, String),
+) -> Result<Response, ApiError> {
     let (stored_hash, post_id) = found;
     if stored_hash != hash {
         return Err(ApiError::new(
@@ -167,9 +196,16 @@ async fn replay(state: &BotManager, bot_id: &str, hash: &str, found: (String, St
     }
     let post = posts::get(&state.db, bot_id, &post_id)
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::ValidationFailed, "Idempotency-Key was already used for another bot"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ValidationFailed,
+                "Idempotency-Key was already used for another bot",
+            )
+        })?;
     let mut response = respond(StatusCode::CREATED, post);
-    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(response)
 }
 
@@ -192,7 +228,11 @@ pub async fn create(
     writable(&bot)?;
     let key = idempotency_key(&headers)?;
     let hash = {
-        let canonical = format!("{}\n{}", bot.bot_id, serde_json::to_string(&request).unwrap_or_default());
+        let canonical = format!(
+            "{}\n{}",
+            bot.bot_id,
+            serde_json::to_string(&request).unwrap_or_default()
+        );
         crate::fingerprint::sha256_hex(canonical.as_bytes())
     };
     if let Some(key) = &key
@@ -207,15 +247,24 @@ pub async fn create(
     let run_at = if request.publish_now {
         Some(now)
     } else {
-        request.run_at.as_deref().map(|r| parse_run_at(r, now)).transpose()?
+        request
+            .run_at
+            .as_deref()
+            .map(|r| parse_run_at(r, now))
+            .transpose()?
     };
     if let Some(run_at) = run_at {
         if !request.publish_now {
             check_slot(&bot, run_at)?;
         }
         check_not_duplicated(&state, &bot.bot_id, &fingerprint).await?;
-        if posts::count_pending(&state.db, &bot.bot_id).await? >= state.settings.max_pending_posts_per_bot {
-            return Err(ApiError::new(ErrorCode::Conflict, "the bot has the most pending posts allowed; wait or cancel some"));
+        if posts::count_pending(&state.db, &bot.bot_id).await?
+            >= state.settings.max_pending_posts_per_bot
+        {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "the bot has the most pending posts allowed; wait or cancel some",
+            ));
         }
     }
     let post = PostRow {
@@ -225,7 +274,11 @@ pub async fn create(
         text,
         media_ids: request.media_ids,
         fingerprint,
-        state: if run_at.is_some() { PostState::Scheduled } else { PostState::Draft },
+        state: if run_at.is_some() {
+            PostState::Scheduled
+        } else {
+            PostState::Draft
+        },
         run_at,
         x_post_id: None,
         error: None,
@@ -237,10 +290,20 @@ pub async fn create(
     let mut tx = state.db.pool().begin().await.map_err(anyhow::Error::from)?;
     posts::insert_post(&mut tx, &post).await?;
     if let Some(run_at) = run_at {
-        posts::arm_job(&mut tx, JobKind::Publish, &post.post_id, &post.bot_id, run_at, now).await?;
+        posts::arm_job(
+            &mut tx,
+            JobKind::Publish,
+            &post.post_id,
+            &post.bot_id,
+            run_at,
+            now,
+        )
+        .await?;
     }
     if let Some(key) = &key
-        && let Err(err) = posts::insert_idempotency_key(&mut tx, &claims.sub, key, &hash, &post.post_id, now).await
+        && let Err(err) =
+            posts::insert_idempotency_key(&mut tx, &claims.sub, key, &hash, &post.post_id, now)
+                .await
     {
         tx.rollback().await.map_err(anyhow::Error::from)?;
         if crate::store::is_unique_violation(&err) {
@@ -290,9 +353,18 @@ pub async fn list(
     let bot = state.reachable_bot(&Caller::new(&claims), &bot_id).await?;
     let filter = query.state.as_deref().map(PostState::parse).transpose()?;
     let limit = clamp_limit(query.limit);
-    let rows = posts::list(&state.db, &bot.bot_id, filter, query.cursor.as_deref(), limit + 1).await?;
+    let rows = posts::list(
+        &state.db,
+        &bot.bot_id,
+        filter,
+        query.cursor.as_deref(),
+        limit + 1,
+    )
+    .await?;
     let views: Vec<PostView> = rows.into_iter().map(PostView::from).collect();
-    Ok(Json(Listing::from_overfetch(views, limit, |p| p.post_id.clone())))
+    Ok(Json(Listing::from_overfetch(views, limit, |p| {
+        p.post_id.clone()
+    })))
 }
 
 /// One post. `ETag` is its version.
@@ -319,7 +391,12 @@ pub struct UpdatePostRequest {
 }
 
 /// Writes a changed draft or scheduled post, re-arming its job; 409 if publishing started.
-async fn save_edit(state: &BotManager, bot: &BotRow, mut post: PostRow, run_at: Option<i64>) -> Result<PostRow, ApiError> {
+async fn save_edit(
+    state: &BotManager,
+    bot: &BotRow,
+    mut post: PostRow,
+    run_at: Option<i64>,
+) -> Result<PostRow, ApiError> {
     let now = now_ms();
     if let Some(run_at) = run_at {
         post.run_at = Some(run_at);
@@ -337,7 +414,15 @@ async fn save_edit(state: &BotManager, bot: &BotRow, mut post: PostRow, run_at: 
         ));
     }
     if let (PostState::Scheduled, Some(run_at)) = (post.state, post.run_at) {
-        posts::arm_job(&mut tx, JobKind::Publish, &post.post_id, &post.bot_id, run_at, now).await?;
+        posts::arm_job(
+            &mut tx,
+            JobKind::Publish,
+            &post.post_id,
+            &post.bot_id,
+            run_at,
+            now,
+        )
+        .await?;
     }
     tx.commit().await.map_err(anyhow::Error::from)?;
     if post.run_at.is_some_and(|at| at <= now) {
@@ -365,10 +450,16 @@ pub async fn update(
     if let Some(expected) = if_match(&headers)?
         && expected != post.version
     {
-        return Err(ApiError::new(ErrorCode::PreconditionFailed, "the post changed since you read it; read it again"));
+        return Err(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "the post changed since you read it; read it again",
+        ));
     }
     if !post.state.is_editable() {
-        return Err(ApiError::new(ErrorCode::Conflict, format!("a {} post can no longer be edited", post.state.as_str())));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("a {} post can no longer be edited", post.state.as_str()),
+        ));
     }
     if let Some(media) = request.media_ids {
         check_media(&media)?;
@@ -378,12 +469,23 @@ pub async fn update(
         post.text = check_text(text, !post.media_ids.is_empty())?;
         post.fingerprint = fingerprint(&post.text);
     }
-    let run_at = request.run_at.as_deref().map(|r| parse_run_at(r, now_ms())).transpose()?;
+    let run_at = request
+        .run_at
+        .as_deref()
+        .map(|r| parse_run_at(r, now_ms()))
+        .transpose()?;
     if let Some(run_at) = run_at {
         check_slot(&bot, run_at)?;
     }
     let post = save_edit(&state, &bot, post, run_at).await?;
-    state.record("post.edited", &caller.actor(), &post.post_id, json!({"bot_id": post.bot_id})).await;
+    state
+        .record(
+            "post.edited",
+            &caller.actor(),
+            &post.post_id,
+            json!({"bot_id": post.bot_id}),
+        )
+        .await;
     Ok(respond(StatusCode::OK, post))
 }
 
@@ -409,13 +511,21 @@ pub async fn schedule(
     let (bot, post) = reachable_post(&state, &caller, &bot_id, &post_id).await?;
     writable(&bot)?;
     if !post.state.is_editable() {
-        return Err(ApiError::new(ErrorCode::Conflict, format!("a {} post cannot be scheduled", post.state.as_str())));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("a {} post cannot be scheduled", post.state.as_str()),
+        ));
     }
     let run_at = parse_run_at(&request.run_at, now_ms())?;
     check_slot(&bot, run_at)?;
     let post = save_edit(&state, &bot, post, Some(run_at)).await?;
     state
-        .record("post.scheduled", &caller.actor(), &post.post_id, json!({"bot_id": post.bot_id, "run_at": request.run_at}))
+        .record(
+            "post.scheduled",
+            &caller.actor(),
+            &post.post_id,
+            json!({"bot_id": post.bot_id, "run_at": request.run_at}),
+        )
         .await;
     Ok(respond(StatusCode::OK, post))
 }
@@ -434,10 +544,20 @@ pub async fn publish(
     let (bot, post) = reachable_post(&state, &caller, &bot_id, &post_id).await?;
     writable(&bot)?;
     if !post.state.is_editable() {
-        return Err(ApiError::new(ErrorCode::Conflict, format!("a {} post cannot be published again", post.state.as_str())));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("a {} post cannot be published again", post.state.as_str()),
+        ));
     }
     let post = save_edit(&state, &bot, post, Some(now_ms())).await?;
-    state.record("post.publish_requested", &caller.actor(), &post.post_id, json!({"bot_id": post.bot_id})).await;
+    state
+        .record(
+            "post.publish_requested",
+            &caller.actor(),
+            &post.post_id,
+            json!({"bot_id": post.bot_id}),
+        )
+        .await;
     Ok(respond(StatusCode::ACCEPTED, post))
 }
 
@@ -455,18 +575,35 @@ pub async fn cancel(
     let (_, post) = reachable_post(&state, &caller, &bot_id, &post_id).await?;
     let now = now_ms();
     let mut tx = state.db.pool().begin().await.map_err(anyhow::Error::from)?;
-    let cancelled = posts::transition(&mut tx, &post.post_id, &[PostState::Draft, PostState::Scheduled], PostState::Cancelled, now).await?;
+    let cancelled = posts::transition(
+        &mut tx,
+        &post.post_id,
+        &[PostState::Draft, PostState::Scheduled],
+        PostState::Cancelled,
+        now,
+    )
+    .await?;
     if !cancelled {
         tx.rollback().await.map_err(anyhow::Error::from)?;
         let current = reload(&state, &post).await?;
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            format!("a {} post can no longer be cancelled", current.state.as_str()),
+            format!(
+                "a {} post can no longer be cancelled",
+                current.state.as_str()
+            ),
         ));
     }
     posts::disarm_job(&mut tx, JobKind::Publish, &post.post_id, now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
-    state.record("post.cancelled", &caller.actor(), &post.post_id, json!({"bot_id": post.bot_id})).await;
+    state
+        .record(
+            "post.cancelled",
+            &caller.actor(),
+            &post.post_id,
+            json!({"bot_id": post.bot_id}),
+        )
+        .await;
     Ok(respond(StatusCode::OK, reload(&state, &post).await?))
 }
 
@@ -486,7 +623,15 @@ pub async fn delete(
     writable(&bot)?;
     let now = now_ms();
     let mut tx = state.db.pool().begin().await.map_err(anyhow::Error::from)?;
-    if !posts::transition(&mut tx, &post.post_id, &[PostState::Published], PostState::Deleting, now).await? {
+    if !posts::transition(
+        &mut tx,
+        &post.post_id,
+        &[PostState::Published],
+        PostState::Deleting,
+        now,
+    )
+    .await?
+    {
         tx.rollback().await.map_err(anyhow::Error::from)?;
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -496,11 +641,24 @@ pub async fn delete(
             ),
         ));
     }
-    posts::arm_job(&mut tx, JobKind::Delete, &post.post_id, &post.bot_id, now, now).await?;
+    posts::arm_job(
+        &mut tx,
+        JobKind::Delete,
+        &post.post_id,
+        &post.bot_id,
+        now,
+        now,
+    )
+    .await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     state.relay_wake.notify_one();
     state
-        .record("post.delete_requested", &caller.actor(), &post.post_id, json!({"bot_id": post.bot_id, "x_post_id": post.x_post_id}))
+        .record(
+            "post.delete_requested",
+            &caller.actor(),
+            &post.post_id,
+            json!({"bot_id": post.bot_id, "x_post_id": post.x_post_id}),
+        )
         .await;
     Ok(respond(StatusCode::ACCEPTED, reload(&state, &post).await?))
 }

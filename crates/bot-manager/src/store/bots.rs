@@ -59,8 +59,7 @@ impl Reach<'_> {
         match self {
             Reach::All => true,
             Reach::Member { user_id, team } => {
-                bot.owner_id == *user_id
-                    || (team.is_some() && bot.team.as_deref() == *team)
+                bot.owner_id == *user_id || (team.is_some() && bot.team.as_deref() == *team)
             }
         }
     }

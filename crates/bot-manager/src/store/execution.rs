@@ -53,7 +53,8 @@ pub async fn next_due(db: &Database) -> anyhow::Result<Option<i64>> {
         .try_get("due")?)
 }
 
-/// Takes the bot's lease for `holder` unless someone else holds a live one.
+/// Takes the bot's lease for `holder` (unique to this execution) unless a live lease exists,
+/// whoever holds it.
 pub async fn acquire_lease(
     db: &Database,
     bot_id: &str,
@@ -64,7 +65,7 @@ pub async fn acquire_lease(
     let result = sqlx::query(
         "INSERT INTO bot_leases (bot_id, holder, expires_at) VALUES ($1, $2, $3) \
          ON CONFLICT (bot_id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-         WHERE bot_leases.expires_at < $4 OR bot_leases.holder = excluded.holder",
+         WHERE bot_leases.expires_at < $4",
     )
     .bind(bot_id)
     .bind(holder)
@@ -105,7 +106,11 @@ pub async fn blocked_until(
 }
 
 /// Saves what X's headers said about the bot's windows.
-pub async fn save_windows(db: &Database, bot_id: &str, windows: &[RateWindow]) -> anyhow::Result<()> {
+pub async fn save_windows(
+    db: &Database,
+    bot_id: &str,
+    windows: &[RateWindow],
+) -> anyhow::Result<()> {
     for window in windows {
         sqlx::query(
             "INSERT INTO rate_limits (bot_id, endpoint, limit_total, remaining, reset_at) \
@@ -226,7 +231,10 @@ pub enum Outcome {
         x_post_id: Option<String>,
     },
     /// Refused for good.
-    Failed { post_state: PostState, error: String },
+    Failed {
+        post_state: PostState,
+        error: String,
+    },
     /// Run again at `due_at` as dispatch + 1; `counted` adds an attempt.
     Retry {
         post_state: PostState,
@@ -237,11 +245,20 @@ pub enum Outcome {
     /// Wait until the bot can publish again (paused, needs new credentials).
     Park { post_state: PostState },
     /// Gave up after the last attempt: dead-lettered for a person to look at.
-    Dead { post_state: PostState, error: String },
+    Dead {
+        post_state: PostState,
+        error: String,
+    },
 }
 
-/// Writes the outcome for the job's current dispatch; false if the job moved on meanwhile.
-pub async fn finish(db: &Database, job: &JobContext, outcome: &Outcome, now: i64) -> anyhow::Result<bool> {
+/// Writes the outcome for the job's current dispatch while it is still open; false if the
+/// job moved on meanwhile (then nothing is written).
+pub async fn finish(
+    db: &Database,
+    job: &JobContext,
+    outcome: &Outcome,
+    now: i64,
+) -> anyhow::Result<bool> {
     let mut tx = db.pool().begin().await?;
     let (job_state, post_state, counted, error) = match outcome {
         Outcome::Done { post_state, .. } => ("done", *post_state, false, None),
@@ -258,7 +275,8 @@ pub async fn finish(db: &Database, job: &JobContext, outcome: &Outcome, now: i64
     let retry = matches!(outcome, Outcome::Retry { .. });
     let row = sqlx::query(
         "UPDATE jobs SET state = $1, attempts = attempts + $2, dispatches = dispatches + $3, \
-         last_error = $4, updated_at = $5 WHERE job_id = $6 AND dispatches = $7 RETURNING dispatches",
+         last_error = $4, updated_at = $5 WHERE job_id = $6 AND dispatches = $7 \
+         AND state IN ('pending', 'running') RETURNING dispatches",
     )
     .bind(job_state)
     .bind(i64::from(counted))

@@ -28,7 +28,12 @@ pub struct PostSnapshot {
     pub profile_clicks: Option<i64>,
 }
 
-pub async fn insert_bot(db: &Database, bot_id: &str, at: i64, s: &BotSnapshot) -> anyhow::Result<()> {
+pub async fn insert_bot(
+    db: &Database,
+    bot_id: &str,
+    at: i64,
+    s: &BotSnapshot,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO bot_metrics (bot_id, taken_at, followers, following, posts, listed) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (bot_id, taken_at) DO NOTHING",
@@ -44,7 +49,12 @@ pub async fn insert_bot(db: &Database, bot_id: &str, at: i64, s: &BotSnapshot) -
     Ok(())
 }
 
-pub async fn insert_post(db: &Database, post_id: &str, at: i64, s: &PostSnapshot) -> anyhow::Result<()> {
+pub async fn insert_post(
+    db: &Database,
+    post_id: &str,
+    at: i64,
+    s: &PostSnapshot,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO post_metrics (post_id, taken_at, impressions, likes, replies, reposts, quotes, \
          bookmarks, url_clicks, profile_clicks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \

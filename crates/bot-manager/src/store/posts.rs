@@ -104,30 +104,29 @@ pub async fn list(
     limit: i64,
 ) -> anyhow::Result<Vec<PostRow>> {
     let after = after.unwrap_or("");
-    let rows = match state {
-        Some(state) => {
-            sqlx::query(
-                "SELECT * FROM posts WHERE bot_id = $1 AND state = $2 AND post_id > $3 \
+    let rows =
+        match state {
+            Some(state) => {
+                sqlx::query(
+                    "SELECT * FROM posts WHERE bot_id = $1 AND state = $2 AND post_id > $3 \
                  ORDER BY post_id LIMIT $4",
-            )
-            .bind(bot_id)
-            .bind(state.as_str())
-            .bind(after)
-            .bind(limit)
-            .fetch_all(db.pool())
-            .await?
-        }
-        None => {
-            sqlx::query(
+                )
+                .bind(bot_id)
+                .bind(state.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(db.pool())
+                .await?
+            }
+            None => sqlx::query(
                 "SELECT * FROM posts WHERE bot_id = $1 AND post_id > $2 ORDER BY post_id LIMIT $3",
             )
             .bind(bot_id)
             .bind(after)
             .bind(limit)
             .fetch_all(db.pool())
-            .await?
-        }
-    };
+            .await?,
+        };
     rows.iter().map(row_to_post).collect()
 }
 

@@ -49,7 +49,9 @@ pub fn service_secret(
 /// beside it, then hard-linked into place, which fails if another process got there first
 /// (its secret then wins and both read the same one).
 fn generate(path: &Path) -> anyhow::Result<()> {
-    let dir = path.parent().context("a service secret path has a folder")?;
+    let dir = path
+        .parent()
+        .context("a service secret path has a folder")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut bytes = [0u8; 32];
     ring::rand::SystemRandom::new()
@@ -58,7 +60,9 @@ fn generate(path: &Path) -> anyhow::Result<()> {
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let temp = dir.join(format!(
         ".{}.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("secret"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("secret"),
         uuid::Uuid::new_v4()
     ));
     let mut file = std::fs::OpenOptions::new()
@@ -101,7 +105,10 @@ mod tests {
         let mode = std::fs::metadata(service_secret_path(dir, "bot-manager"))
             .unwrap()
             .permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::auth_helpers::{create_user, login_ok, PASSWORD};
-use crate::bots_helpers::{in_ms, spawn_bots};
+use crate::auth_helpers::{PASSWORD, create_user, login_ok};
 use crate::botdata_helpers::{error_of, revealed_value};
+use crate::bots_helpers::{in_ms, spawn_bots};
 
 #[tokio::test]
 async fn contract_create_and_list_answer_exactly() {
@@ -29,15 +29,31 @@ async fn contract_create_and_list_answer_exactly() {
     let bot_id = body["bot_id"].as_str().unwrap().to_string();
     assert!(uuid::Uuid::parse_str(&bot_id).is_ok());
 
-    let list: Value = env.get("/api/v1/bots/list", &alice).await.json().await.unwrap();
+    let list: Value = env
+        .get("/api/v1/bots/list", &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list, json!({"bots": [bot_id]}));
     // The caller's bots come from the token: another user sees none of them.
     let bob = env.manager("bob").await;
-    let list: Value = env.get("/api/v1/bots/list", &bob).await.json().await.unwrap();
+    let list: Value = env
+        .get("/api/v1/bots/list", &bob)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list, json!({"bots": []}));
     // A query parameter does not choose whose bots.
     let list: Value = env
-        .get(&format!("/api/v1/bots/list?owner_id={}", crate::auth_helpers::subject_of(&alice)), &bob)
+        .get(
+            &format!(
+                "/api/v1/bots/list?owner_id={}",
+                crate::auth_helpers::subject_of(&alice)
+            ),
+            &bob,
+        )
         .await
         .json()
         .await
@@ -45,8 +61,14 @@ async fn contract_create_and_list_answer_exactly() {
     assert_eq!(list, json!({"bots": []}));
 
     // The credentials are in Secure Bot Data, readable by the owner's reveal...
-    assert_eq!(revealed_value(&env.app, &alice, &bot_id, "oauth_access_token").await, "contract-canary-access-token");
-    assert_eq!(revealed_value(&env.app, &alice, &bot_id, "email").await, "bot@example.com");
+    assert_eq!(
+        revealed_value(&env.app, &alice, &bot_id, "oauth_access_token").await,
+        "contract-canary-access-token"
+    );
+    assert_eq!(
+        revealed_value(&env.app, &alice, &bot_id, "email").await,
+        "bot@example.com"
+    );
     // ...and nowhere in the Bot Manager's tables.
     let db = env.db().await;
     for table in ["bots", "posts", "jobs", "outbox"] {
@@ -57,7 +79,10 @@ async fn contract_create_and_list_answer_exactly() {
         for row in rows {
             for i in 0..row.len() {
                 if let Ok(Some(text)) = row.try_get::<Option<String>, _>(i) {
-                    assert!(!text.contains("contract-canary"), "{table} holds a credential");
+                    assert!(
+                        !text.contains("contract-canary"),
+                        "{table} holds a credential"
+                    );
                 }
             }
         }
@@ -78,26 +103,61 @@ async fn contract_errors_are_400_invalid_data_and_401_unauthorized() {
         json!({"bot_name": "x", "credentials": {"Bad Name": "v"}}),
         json!({"bot_name": "x", "credentials": {"access_token": "t"}, "unknown": 1}),
     ] {
-        let response = env.send(Method::POST, "/api/v1/bots/create", &alice, body.clone()).await;
+        let response = env
+            .send(Method::POST, "/api/v1/bots/create", &alice, body.clone())
+            .await;
         let (status, code) = error_of(response).await;
-        assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "INVALID_DATA"), "{body}");
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "INVALID_DATA"),
+            "{body}"
+        );
     }
     // A secret given with the wrong type is never quoted back.
     let response = env
-        .send(Method::POST, "/api/v1/bots/create", &alice, json!({"bot_name": "x", "credentials": "do-not-echo-me"}))
+        .send(
+            Method::POST,
+            "/api/v1/bots/create",
+            &alice,
+            json!({"bot_name": "x", "credentials": "do-not-echo-me"}),
+        )
         .await;
     assert!(!response.text().await.unwrap().contains("do-not-echo-me"));
     for token in ["", "not-a-jwt"] {
-        let response = env.app.client.post(env.app.url("/api/v1/bots/create")).bearer_auth(token)
-            .json(&json!({"bot_name": "x", "credentials": {"access_token": "t"}})).send().await.unwrap();
+        let response = env
+            .app
+            .client
+            .post(env.app.url("/api/v1/bots/create"))
+            .bearer_auth(token)
+            .json(&json!({"bot_name": "x", "credentials": {"access_token": "t"}}))
+            .send()
+            .await
+            .unwrap();
         let (status, code) = error_of(response).await;
-        assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"));
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+        );
     }
-    let response = env.app.client.get(env.app.url("/api/v1/bots/list")).send().await.unwrap();
+    let response = env
+        .app
+        .client
+        .get(env.app.url("/api/v1/bots/list"))
+        .send()
+        .await
+        .unwrap();
     let (status, code) = error_of(response).await;
-    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+    );
     // Nothing was created by any of it.
-    let list: Value = env.get("/api/v1/bots/list", &alice).await.json().await.unwrap();
+    let list: Value = env
+        .get("/api/v1/bots/list", &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["bots"], json!([]));
 }
 
@@ -108,8 +168,12 @@ async fn someone_elses_bot_and_its_posts_are_not_found_while_teammates_and_admin
     let admin = env.admin.clone();
     for (name, team) in [("alice", "red"), ("carol", "red"), ("bob", "blue")] {
         let response = env
-            .send(Method::POST, "/api/v1/auth/users", &admin,
-                json!({"username": name, "password": PASSWORD, "roles": ["Manager"], "team": team}))
+            .send(
+                Method::POST,
+                "/api/v1/auth/users",
+                &admin,
+                json!({"username": name, "password": PASSWORD, "roles": ["Manager"], "team": team}),
+            )
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
     }
@@ -130,18 +194,58 @@ async fn someone_elses_bot_and_its_posts_are_not_found_while_teammates_and_admin
     ];
     for path in &paths {
         let (status, code) = error_of(env.get(path, &bob).await).await;
-        assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "NOT_FOUND"), "{path}");
-        assert_eq!(env.get(path, &carol).await.status(), StatusCode::OK, "{path}");
-        assert_eq!(env.get(path, &admin).await.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            "{path}"
+        );
+        assert_eq!(
+            env.get(path, &carol).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+        assert_eq!(
+            env.get(path, &admin).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
     }
     for (method, path, body) in [
-        (Method::PATCH, format!("/api/v1/bots/{bot_id}"), json!({"name": "mine now"})),
-        (Method::POST, format!("/api/v1/bots/{bot_id}/status"), json!({"status": "paused"})),
-        (Method::PUT, format!("/api/v1/bots/{bot_id}/credentials"), json!({"credentials": {"access_token": "t"}})),
-        (Method::POST, format!("/api/v1/bots/{bot_id}/posts"), json!({"text": "hijack", "publish_now": true})),
-        (Method::PATCH, format!("/api/v1/bots/{bot_id}/posts/{post_id}"), json!({"text": "hijack"})),
-        (Method::POST, format!("/api/v1/bots/{bot_id}/posts/{post_id}/publish"), json!({})),
-        (Method::POST, format!("/api/v1/bots/{bot_id}/posts/{post_id}/cancel"), json!({})),
+        (
+            Method::PATCH,
+            format!("/api/v1/bots/{bot_id}"),
+            json!({"name": "mine now"}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/bots/{bot_id}/status"),
+            json!({"status": "paused"}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/bots/{bot_id}/credentials"),
+            json!({"credentials": {"access_token": "t"}}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/bots/{bot_id}/posts"),
+            json!({"text": "hijack", "publish_now": true}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/bots/{bot_id}/posts/{post_id}"),
+            json!({"text": "hijack"}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/bots/{bot_id}/posts/{post_id}/publish"),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/bots/{bot_id}/posts/{post_id}/cancel"),
+            json!({}),
+        ),
         (Method::DELETE, format!("/api/v1/bots/{bot_id}"), json!({})),
     ] {
         let (status, _) = error_of(env.send(method.clone(), &path, &bob, body).await).await;
@@ -149,18 +253,42 @@ async fn someone_elses_bot_and_its_posts_are_not_found_while_teammates_and_admin
     }
     // A post id under someone else's bot id is not found either, and nothing changed.
     let (bob_bot, _) = env.bot(&bob, "bobbot").await;
-    let (status, _) = error_of(env.get(&format!("/api/v1/bots/{bob_bot}/posts/{post_id}"), &bob).await).await;
+    let (status, _) = error_of(
+        env.get(&format!("/api/v1/bots/{bob_bot}/posts/{post_id}"), &bob)
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let post = env.read_post(&alice, &bot_id, post_id).await;
-    assert_eq!((post["state"].as_str(), post["text"].as_str()), (Some("draft"), Some("a draft")));
-    let bot: Value = env.get(&format!("/api/v1/bots/{bot_id}"), &alice).await.json().await.unwrap();
+    assert_eq!(
+        (post["state"].as_str(), post["text"].as_str()),
+        (Some("draft"), Some("a draft"))
+    );
+    let bot: Value = env
+        .get(&format!("/api/v1/bots/{bot_id}"), &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(bot["status"], "active");
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 0);
     // A Viewer reads but cannot write.
     create_user(&env.app, &admin, "vera", &["Viewer"]).await;
     let vera = token(login_ok(&env.app, "vera", PASSWORD).await);
-    let (status, code) = error_of(env.send(Method::POST, "/api/v1/bots", &vera, json!({"bot_name": "v", "credentials": {"access_token": "t"}})).await).await;
-    assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+    let (status, code) = error_of(
+        env.send(
+            Method::POST,
+            "/api/v1/bots",
+            &vera,
+            json!({"bot_name": "v", "credentials": {"access_token": "t"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "FORBIDDEN")
+    );
 }
 
 #[tokio::test]
@@ -174,14 +302,31 @@ async fn bot_crud_keeps_to_the_allowed_status_transitions() {
     assert_eq!(bot["x_handle"], "statusbot");
 
     // Edits need the current version when If-Match is sent.
-    let stale = env.app.client.patch(env.app.url(&path)).bearer_auth(&alice).header("if-match", "\"99\"")
-        .json(&json!({"description": "x"})).send().await.unwrap();
+    let stale = env
+        .app
+        .client
+        .patch(env.app.url(&path))
+        .bearer_auth(&alice)
+        .header("if-match", "\"99\"")
+        .json(&json!({"description": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(stale).await.0, StatusCode::PRECONDITION_FAILED);
     let response = env.app.client.patch(env.app.url(&path)).bearer_auth(&alice).header("if-match", format!("\"{}\"", bot["version"]))
         .json(&json!({"description": "Posts the weather at 7", "posting_slots": [{"day": "mon", "start": "07:00", "end": "08:00"}]}))
         .send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let (status, _) = error_of(env.send(Method::PATCH, &path, &alice, json!({"x_handle": "not a handle!"})).await).await;
+    let (status, _) = error_of(
+        env.send(
+            Method::PATCH,
+            &path,
+            &alice,
+            json!({"x_handle": "not a handle!"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let status_of = |v: &Value| v["status"].as_str().unwrap().to_string();
@@ -189,27 +334,70 @@ async fn bot_crud_keeps_to_the_allowed_status_transitions() {
         let env = &env;
         let alice = alice.clone();
         let bot_id = bot_id.clone();
-        async move { env.send(Method::POST, &format!("/api/v1/bots/{bot_id}/status"), &alice, json!({"status": status})).await }
+        async move {
+            env.send(
+                Method::POST,
+                &format!("/api/v1/bots/{bot_id}/status"),
+                &alice,
+                json!({"status": status}),
+            )
+            .await
+        }
     };
     let paused: Value = set("paused").await.json().await.unwrap();
     assert_eq!(status_of(&paused), "paused");
     assert_eq!(error_of(set("paused").await).await.0, StatusCode::CONFLICT);
     // needs_reauth is the system's to set; suspension is for admins.
-    assert_eq!(error_of(set("needs_reauth").await).await.0, StatusCode::CONFLICT);
-    assert_eq!(error_of(set("suspended").await).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(error_of(set("sleeping").await).await.0, StatusCode::BAD_REQUEST);
-    let admin_suspends = env.send(Method::POST, &format!("/api/v1/bots/{bot_id}/status"), &env.admin, json!({"status": "suspended"})).await;
+    assert_eq!(
+        error_of(set("needs_reauth").await).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        error_of(set("suspended").await).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        error_of(set("sleeping").await).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let admin_suspends = env
+        .send(
+            Method::POST,
+            &format!("/api/v1/bots/{bot_id}/status"),
+            &env.admin,
+            json!({"status": "suspended"}),
+        )
+        .await;
     assert_eq!(admin_suspends.status(), StatusCode::OK);
     assert_eq!(error_of(set("active").await).await.0, StatusCode::FORBIDDEN);
     // Archiving ends it: read-only from then on.
-    assert_eq!(env.send(Method::DELETE, &path, &alice, json!({})).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        env.send(Method::DELETE, &path, &alice, json!({}))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
     let archived: Value = env.get(&path, &alice).await.json().await.unwrap();
     assert_eq!(status_of(&archived), "archived");
     assert_eq!(error_of(set("active").await).await.0, StatusCode::CONFLICT);
-    let (status, _) = error_of(env.send(Method::POST, &format!("{path}/posts"), &alice, json!({"text": "late"})).await).await;
+    let (status, _) = error_of(
+        env.send(
+            Method::POST,
+            &format!("{path}/posts"),
+            &alice,
+            json!({"text": "late"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     // The paged list shows it, with the list conventions.
-    let page: Value = env.get("/api/v1/bots?limit=1", &alice).await.json().await.unwrap();
+    let page: Value = env
+        .get("/api/v1/bots?limit=1", &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["items"][0]["bot_id"], bot_id.as_str());
     assert_eq!(page["next_cursor"], Value::Null);
 }
@@ -220,19 +408,49 @@ async fn post_text_follows_xs_weighted_count_and_media_rules() {
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "textbot").await;
     let path = format!("/api/v1/bots/{bot_id}/posts");
-    let ok = env.post(&alice, &bot_id, json!({"text": "a".repeat(280)})).await;
+    let ok = env
+        .post(&alice, &bot_id, json!({"text": "a".repeat(280)}))
+        .await;
     assert_eq!(ok["weighted_length"], 280);
-    let response = env.send(Method::POST, &path, &alice, json!({"text": "a".repeat(281)})).await;
-    assert_eq!(error_of(response).await, (StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED".to_string()));
+    let response = env
+        .send(
+            Method::POST,
+            &path,
+            &alice,
+            json!({"text": "a".repeat(281)}),
+        )
+        .await;
+    assert_eq!(
+        error_of(response).await,
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_FAILED".to_string()
+        )
+    );
     // 141 CJK characters weigh 282.
-    let response = env.send(Method::POST, &path, &alice, json!({"text": "字".repeat(141)})).await;
+    let response = env
+        .send(
+            Method::POST,
+            &path,
+            &alice,
+            json!({"text": "字".repeat(141)}),
+        )
+        .await;
     assert_eq!(error_of(response).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     // Eleven long URLs weigh 11 × 23 + 10 spaces = 263: accepted.
     let url = format!("https://example.com/{}", "p".repeat(100));
-    let links = env.post(&alice, &bot_id, json!({"text": vec![url.as_str(); 11].join(" ")})).await;
+    let links = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": vec![url.as_str(); 11].join(" ")}),
+        )
+        .await;
     assert_eq!(links["weighted_length"], 263);
     // NFC first: e + combining accent is stored as é.
-    let nfc = env.post(&alice, &bot_id, json!({"text": "cafe\u{301}"})).await;
+    let nfc = env
+        .post(&alice, &bot_id, json!({"text": "cafe\u{301}"}))
+        .await;
     assert_eq!(nfc["text"], "café");
     for body in [
         json!({"text": "  "}),
@@ -243,9 +461,24 @@ async fn post_text_follows_xs_weighted_count_and_media_rules() {
         let (status, _) = error_of(env.send(Method::POST, &path, &alice, body.clone()).await).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     }
-    let (status, _) = error_of(env.send(Method::POST, &path, &alice, json!({"text": "past", "run_at": in_ms(-3_600_000)})).await).await;
+    let (status, _) = error_of(
+        env.send(
+            Method::POST,
+            &path,
+            &alice,
+            json!({"text": "past", "run_at": in_ms(-3_600_000)}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let media_only = env.post(&alice, &bot_id, json!({"text": "", "media_ids": ["1234567890"]})).await;
+    let media_only = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "", "media_ids": ["1234567890"]}),
+        )
+        .await;
     assert_eq!(media_only["state"], "draft");
 }
 
@@ -256,21 +489,53 @@ async fn near_identical_text_from_another_bot_is_refused() {
     let bob = env.manager("bob").await;
     let (first, _) = env.bot(&alice, "salebot1").await;
     let (second, _) = env.bot(&bob, "salebot2").await;
-    env.post(&alice, &first, json!({"text": "Big sale today! https://shop.example/a", "run_at": in_ms(3_600_000)})).await;
-    for text in ["big SALE today https://shop.example/other", "@someone Big   sale, today!!"] {
+    env.post(
+        &alice,
+        &first,
+        json!({"text": "Big sale today! https://shop.example/a", "run_at": in_ms(3_600_000)}),
+    )
+    .await;
+    for text in [
+        "big SALE today https://shop.example/other",
+        "@someone Big   sale, today!!",
+    ] {
         let response = env
-            .send(Method::POST, &format!("/api/v1/bots/{second}/posts"), &bob, json!({"text": text, "run_at": in_ms(3_600_000)}))
+            .send(
+                Method::POST,
+                &format!("/api/v1/bots/{second}/posts"),
+                &bob,
+                json!({"text": text, "run_at": in_ms(3_600_000)}),
+            )
             .await;
-        assert_eq!(error_of(response).await, (StatusCode::CONFLICT, "CONFLICT".to_string()), "{text}");
+        assert_eq!(
+            error_of(response).await,
+            (StatusCode::CONFLICT, "CONFLICT".to_string()),
+            "{text}"
+        );
     }
     // A draft is not posted, so it is not refused; scheduling it is.
-    let draft = env.post(&bob, &second, json!({"text": "Big sale today"})).await;
+    let draft = env
+        .post(&bob, &second, json!({"text": "Big sale today"}))
+        .await;
     let response = env
-        .send(Method::POST, &format!("/api/v1/bots/{second}/posts/{}/publish", draft["post_id"].as_str().unwrap()), &bob, json!({}))
+        .send(
+            Method::POST,
+            &format!(
+                "/api/v1/bots/{second}/posts/{}/publish",
+                draft["post_id"].as_str().unwrap()
+            ),
+            &bob,
+            json!({}),
+        )
         .await;
     assert_eq!(error_of(response).await.0, StatusCode::CONFLICT);
     // Different words are fine.
-    env.post(&bob, &second, json!({"text": "Big sale tomorrow", "run_at": in_ms(3_600_000)})).await;
+    env.post(
+        &bob,
+        &second,
+        json!({"text": "Big sale tomorrow", "run_at": in_ms(3_600_000)}),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -280,19 +545,35 @@ async fn an_idempotency_key_returns_the_first_post_and_refuses_a_different_reque
     let (bot_id, _) = env.bot(&alice, "idembot").await;
     let path = format!("/api/v1/bots/{bot_id}/posts");
     let send = |body: Value| {
-        env.app.client.post(env.app.url(&path)).bearer_auth(&alice).header("idempotency-key", "create-42").json(&body).send()
+        env.app
+            .client
+            .post(env.app.url(&path))
+            .bearer_auth(&alice)
+            .header("idempotency-key", "create-42")
+            .json(&body)
+            .send()
     };
-    let first = send(json!({"text": "only once", "publish_now": true})).await.unwrap();
+    let first = send(json!({"text": "only once", "publish_now": true}))
+        .await
+        .unwrap();
     assert_eq!(first.status(), StatusCode::CREATED);
     let first: Value = first.json().await.unwrap();
-    let again = send(json!({"text": "only once", "publish_now": true})).await.unwrap();
+    let again = send(json!({"text": "only once", "publish_now": true}))
+        .await
+        .unwrap();
     assert_eq!(again.status(), StatusCode::CREATED);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["post_id"], first["post_id"]);
     let other = send(json!({"text": "something else"})).await.unwrap();
     assert_eq!(error_of(other).await.0, StatusCode::UNPROCESSABLE_ENTITY);
-    env.wait_for(&alice, &bot_id, first["post_id"].as_str().unwrap(), &["published"]).await;
+    env.wait_for(
+        &alice,
+        &bot_id,
+        first["post_id"].as_str().unwrap(),
+        &["published"],
+    )
+    .await;
     let posts: Value = env.get(&path, &alice).await.json().await.unwrap();
     assert_eq!(posts["items"].as_array().unwrap().len(), 1);
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 1);
@@ -303,17 +584,46 @@ async fn posts_are_edited_and_cancelled_until_publishing_starts() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "editbot").await;
-    let post = env.post(&alice, &bot_id, json!({"text": "first words", "run_at": in_ms(3_600_000)})).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "first words", "run_at": in_ms(3_600_000)}),
+        )
+        .await;
     assert_eq!(post["state"], "scheduled");
     let post_id = post["post_id"].as_str().unwrap();
     let path = format!("/api/v1/bots/{bot_id}/posts/{post_id}");
-    let stale = env.app.client.patch(env.app.url(&path)).bearer_auth(&alice).header("if-match", "\"7\"")
-        .json(&json!({"text": "x"})).send().await.unwrap();
+    let stale = env
+        .app
+        .client
+        .patch(env.app.url(&path))
+        .bearer_auth(&alice)
+        .header("if-match", "\"7\"")
+        .json(&json!({"text": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(stale).await.0, StatusCode::PRECONDITION_FAILED);
-    let edited: Value = env.send(Method::PATCH, &path, &alice, json!({"text": "better words", "run_at": in_ms(7_200_000)})).await.json().await.unwrap();
+    let edited: Value = env
+        .send(
+            Method::PATCH,
+            &path,
+            &alice,
+            json!({"text": "better words", "run_at": in_ms(7_200_000)}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(edited["text"], "better words");
     assert_eq!(edited["state"], "scheduled");
-    let cancelled: Value = env.send(Method::POST, &format!("{path}/cancel"), &alice, json!({})).await.json().await.unwrap();
+    let cancelled: Value = env
+        .send(Method::POST, &format!("{path}/cancel"), &alice, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(cancelled["state"], "cancelled");
     for (method, suffix, body) in [
         (Method::PATCH, "", json!({"text": "again"})),
@@ -322,16 +632,47 @@ async fn posts_are_edited_and_cancelled_until_publishing_starts() {
         (Method::POST, "/cancel", json!({})),
         (Method::DELETE, "", json!({})),
     ] {
-        let (status, _) = error_of(env.send(method.clone(), &format!("{path}{suffix}"), &alice, body).await).await;
+        let (status, _) = error_of(
+            env.send(method.clone(), &format!("{path}{suffix}"), &alice, body)
+                .await,
+        )
+        .await;
         assert_eq!(status, StatusCode::CONFLICT, "{method} {suffix}");
     }
     // A published post can no longer be edited or cancelled.
-    let live = env.post(&alice, &bot_id, json!({"text": "going out now", "publish_now": true})).await;
+    let live = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "going out now", "publish_now": true}),
+        )
+        .await;
     let live_id = live["post_id"].as_str().unwrap();
     env.wait_for(&alice, &bot_id, live_id, &["published"]).await;
     let live_path = format!("/api/v1/bots/{bot_id}/posts/{live_id}");
-    assert_eq!(error_of(env.send(Method::PATCH, &live_path, &alice, json!({"text": "x"})).await).await.0, StatusCode::CONFLICT);
-    assert_eq!(error_of(env.send(Method::POST, &format!("{live_path}/cancel"), &alice, json!({})).await).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        error_of(
+            env.send(Method::PATCH, &live_path, &alice, json!({"text": "x"}))
+                .await
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        error_of(
+            env.send(
+                Method::POST,
+                &format!("{live_path}/cancel"),
+                &alice,
+                json!({})
+            )
+            .await
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 1);
 }
 
@@ -342,20 +683,40 @@ async fn scheduling_outside_the_bots_posting_slots_is_refused() {
     let (bot_id, _) = env.bot(&alice, "slotbot").await;
     // A slot of one minute, an hour from now: any other time is outside it.
     let at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-    let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][at.weekday().number_days_from_monday() as usize];
+    let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        [at.weekday().number_days_from_monday() as usize];
     let slot = format!("{:02}:{:02}", at.hour(), at.minute());
     let end = format!("{:02}:{:02}", at.hour(), at.minute() + 1);
     if at.minute() == 59 {
         return; // the slot would cross the hour; rare enough to skip
     }
     let response = env
-        .send(Method::PATCH, &format!("/api/v1/bots/{bot_id}"), &alice, json!({"posting_slots": [{"day": day, "start": slot, "end": end}]}))
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/bots/{bot_id}"),
+            &alice,
+            json!({"posting_slots": [{"day": day, "start": slot, "end": end}]}),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let response = env
-        .send(Method::POST, &format!("/api/v1/bots/{bot_id}/posts"), &alice, json!({"text": "off slot", "run_at": in_ms(7_200_000)}))
+        .send(
+            Method::POST,
+            &format!("/api/v1/bots/{bot_id}/posts"),
+            &alice,
+            json!({"text": "off slot", "run_at": in_ms(7_200_000)}),
+        )
         .await;
     assert_eq!(error_of(response).await.0, StatusCode::UNPROCESSABLE_ENTITY);
-    let inside = at.replace_second(30).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap();
-    env.post(&alice, &bot_id, json!({"text": "in slot", "run_at": inside})).await;
+    let inside = at
+        .replace_second(30)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    env.post(
+        &alice,
+        &bot_id,
+        json!({"text": "in slot", "run_at": inside}),
+    )
+    .await;
 }

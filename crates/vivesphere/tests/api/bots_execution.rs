@@ -12,7 +12,13 @@ use sqlx::Row;
 use crate::botdata_helpers::revealed_value;
 use crate::bots_helpers::{in_ms, spawn_bots};
 
-fn fault(method: &str, path: &str, kind: fake_x::FaultKind, status: Option<u16>, times: u32) -> fake_x::Fault {
+fn fault(
+    method: &str,
+    path: &str,
+    kind: fake_x::FaultKind,
+    status: Option<u16>,
+    times: u32,
+) -> fake_x::Fault {
     fake_x::Fault {
         method: method.into(),
         path: path.into(),
@@ -24,43 +30,75 @@ fn fault(method: &str, path: &str, kind: fake_x::FaultKind, status: Option<u16>,
 }
 
 async fn job_row(env: &crate::bots_helpers::BotEnv, post_id: &str) -> (String, i64) {
-    let row = sqlx::query("SELECT state, attempts FROM jobs WHERE post_id = $1 AND kind = 'publish'")
-        .bind(post_id)
-        .fetch_one(&env.db().await)
-        .await
-        .unwrap();
-    (row.try_get("state").unwrap(), row.try_get("attempts").unwrap())
+    let row =
+        sqlx::query("SELECT state, attempts FROM jobs WHERE post_id = $1 AND kind = 'publish'")
+            .bind(post_id)
+            .fetch_one(&env.db().await)
+            .await
+            .unwrap();
+    (
+        row.try_get("state").unwrap(),
+        row.try_get("attempts").unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn publish_now_reaches_x_once_and_records_the_x_id() {
     let env = spawn_bots(Default::default(), &[]).await;
-    let mut activity = env.app.queue.clone().unwrap().subscribe("logs.user_activity.bot_manager").await.unwrap();
+    let mut activity = env
+        .app
+        .queue
+        .clone()
+        .unwrap()
+        .subscribe("logs.user_activity.bot_manager")
+        .await
+        .unwrap();
     let alice = env.manager("alice").await;
     let (bot_id, user) = env.bot(&alice, "newsbot").await;
-    let post = env.post(&alice, &bot_id, json!({"text": "Hello from an automated account", "publish_now": true})).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "Hello from an automated account", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
-    let done = env.wait_for(&alice, &bot_id, post_id, &["published", "failed"]).await;
+    let done = env
+        .wait_for(&alice, &bot_id, post_id, &["published", "failed"])
+        .await;
     assert_eq!(done["state"], "published", "{done}");
     let sent = env.x_requests("POST", "/2/tweets");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].status, 201);
     assert_eq!(sent[0].user_id.as_deref(), Some(user.user_id.as_str()));
-    assert_eq!(sent[0].text.as_deref(), Some("Hello from an automated account"));
+    assert_eq!(
+        sent[0].text.as_deref(),
+        Some("Hello from an automated account")
+    );
     assert!(done["x_post_id"].as_str().unwrap().parse::<u64>().is_ok());
     assert!(done["published_at"].is_string());
     assert_eq!(job_row(&env, post_id).await, ("done".to_string(), 0));
     // The bot's actions reach the Logging service's subject as user activity.
     let mut actions = Vec::new();
-    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(2), activity.next()).await {
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(2), activity.next()).await
+    {
         let event: Value = serde_json::from_slice(&message.payload).unwrap();
-        actions.push(event["data"]["action"].as_str().unwrap_or_default().to_string());
+        actions.push(
+            event["data"]["action"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
         if actions.iter().any(|a| a == "post.published") {
             break;
         }
     }
     for action in ["bot.created", "post.scheduled", "post.published"] {
-        assert!(actions.iter().any(|a| a == action), "{action} missing from {actions:?}");
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing from {actions:?}"
+        );
     }
 }
 
@@ -70,19 +108,73 @@ async fn x_refusals_fail_without_retry() {
     let alice = env.manager("alice").await;
     let (bot_id, user) = env.bot(&alice, "dupbot").await;
     // The same text twice on one account: X's own duplicate rule answers 403.
-    let first = env.post(&alice, &bot_id, json!({"text": "same words", "publish_now": true})).await;
-    env.wait_for(&alice, &bot_id, first["post_id"].as_str().unwrap(), &["published"]).await;
-    let second = env.post(&alice, &bot_id, json!({"text": "same words", "publish_now": true})).await;
-    let failed = env.wait_for(&alice, &bot_id, second["post_id"].as_str().unwrap(), &["failed", "published"]).await;
+    let first = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "same words", "publish_now": true}),
+        )
+        .await;
+    env.wait_for(
+        &alice,
+        &bot_id,
+        first["post_id"].as_str().unwrap(),
+        &["published"],
+    )
+    .await;
+    let second = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "same words", "publish_now": true}),
+        )
+        .await;
+    let failed = env
+        .wait_for(
+            &alice,
+            &bot_id,
+            second["post_id"].as_str().unwrap(),
+            &["failed", "published"],
+        )
+        .await;
     assert_eq!(failed["state"], "failed");
-    assert!(failed["error"].as_str().unwrap().contains("duplicate content"), "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate content"),
+        "{failed}"
+    );
     // A 400 (injected) fails too, once.
-    env.fake.add_fault(fault("POST", "/2/tweets", fake_x::FaultKind::Status, Some(400), 1));
-    let third = env.post(&alice, &bot_id, json!({"text": "bad request", "publish_now": true})).await;
-    let failed = env.wait_for(&alice, &bot_id, third["post_id"].as_str().unwrap(), &["failed", "published"]).await;
+    env.fake.add_fault(fault(
+        "POST",
+        "/2/tweets",
+        fake_x::FaultKind::Status,
+        Some(400),
+        1,
+    ));
+    let third = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "bad request", "publish_now": true}),
+        )
+        .await;
+    let failed = env
+        .wait_for(
+            &alice,
+            &bot_id,
+            third["post_id"].as_str().unwrap(),
+            &["failed", "published"],
+        )
+        .await;
     assert_eq!(failed["state"], "failed");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(env.x_requests("POST", "/2/tweets").len(), 3, "no retry after a refusal");
+    assert_eq!(
+        env.x_requests("POST", "/2/tweets").len(),
+        3,
+        "no retry after a refusal"
+    );
     assert_eq!(env.fake.live_posts_with_text("same words"), 1);
     let _ = user;
 }
@@ -92,57 +184,140 @@ async fn server_errors_retry_with_backoff_then_publish() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "retrybot").await;
-    env.fake.add_fault(fault("POST", "/2/tweets", fake_x::FaultKind::Status, Some(503), 2));
-    let post = env.post(&alice, &bot_id, json!({"text": "third time lucky", "publish_now": true})).await;
+    env.fake.add_fault(fault(
+        "POST",
+        "/2/tweets",
+        fake_x::FaultKind::Status,
+        Some(503),
+        2,
+    ));
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "third time lucky", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
-    let done = env.wait_for(&alice, &bot_id, post_id, &["published", "failed"]).await;
+    let done = env
+        .wait_for(&alice, &bot_id, post_id, &["published", "failed"])
+        .await;
     assert_eq!(done["state"], "published", "{done}");
-    let statuses: Vec<u16> = env.x_requests("POST", "/2/tweets").iter().map(|r| r.status).collect();
+    let statuses: Vec<u16> = env
+        .x_requests("POST", "/2/tweets")
+        .iter()
+        .map(|r| r.status)
+        .collect();
     assert_eq!(statuses, vec![503, 503, 201]);
     assert_eq!(job_row(&env, post_id).await, ("done".to_string(), 2));
 }
 
 #[tokio::test]
 async fn a_job_is_dead_lettered_after_its_last_attempt() {
-    let env = spawn_bots(Default::default(), &[("VIVESPHERE_BOT_MANAGER__EXECUTION__MAX_ATTEMPTS", "3")]).await;
-    let mut dead = env.app.queue.clone().unwrap().subscribe(bot_manager::DEAD_LETTER_SUBJECT).await.unwrap();
+    let env = spawn_bots(
+        Default::default(),
+        &[("VIVESPHERE_BOT_MANAGER__EXECUTION__MAX_ATTEMPTS", "3")],
+    )
+    .await;
+    let mut dead = env
+        .app
+        .queue
+        .clone()
+        .unwrap()
+        .subscribe(bot_manager::DEAD_LETTER_SUBJECT)
+        .await
+        .unwrap();
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "deadbot").await;
-    env.fake.add_fault(fault("POST", "/2/tweets", fake_x::FaultKind::Status, Some(500), 50));
-    let post = env.post(&alice, &bot_id, json!({"text": "never makes it", "publish_now": true})).await;
+    env.fake.add_fault(fault(
+        "POST",
+        "/2/tweets",
+        fake_x::FaultKind::Status,
+        Some(500),
+        50,
+    ));
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "never makes it", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
-    let failed = env.wait_for(&alice, &bot_id, post_id, &["failed", "published"]).await;
+    let failed = env
+        .wait_for(&alice, &bot_id, post_id, &["failed", "published"])
+        .await;
     assert_eq!(failed["state"], "failed");
-    assert!(failed["error"].as_str().unwrap().contains("gave up after 3 attempts"), "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 3 attempts"),
+        "{failed}"
+    );
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 3);
     assert_eq!(job_row(&env, post_id).await.0, "dead");
-    let message = tokio::time::timeout(Duration::from_secs(5), dead.next()).await.unwrap().unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(5), dead.next())
+        .await
+        .unwrap()
+        .unwrap();
     let body: Value = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(body["post_id"], post_id);
 }
 
 #[tokio::test]
 async fn a_429_waits_for_the_reset_without_counting_an_attempt() {
-    let settings = fake_x::Settings { post_limit: 1, window_seconds: 2, ..Default::default() };
+    let settings = fake_x::Settings {
+        post_limit: 1,
+        window_seconds: 2,
+        ..Default::default()
+    };
     let env = spawn_bots(settings, &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, user) = env.bot(&alice, "limitbot").await;
     // Spend the window behind the Bot Manager's back, so its first call meets a 429.
-    let spent = env.app.client.post(format!("{}/2/tweets", env.fake_base()))
-        .bearer_auth(&user.access_token).json(&json!({"text": "outside post"})).send().await.unwrap();
+    let spent = env
+        .app
+        .client
+        .post(format!("{}/2/tweets", env.fake_base()))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"text": "outside post"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(spent.status(), StatusCode::CREATED);
-    let post = env.post(&alice, &bot_id, json!({"text": "patient post", "publish_now": true})).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "patient post", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
-    let done = env.wait_for(&alice, &bot_id, post_id, &["published", "failed"]).await;
+    let done = env
+        .wait_for(&alice, &bot_id, post_id, &["published", "failed"])
+        .await;
     assert_eq!(done["state"], "published", "{done}");
-    let ours: Vec<_> = env.x_requests("POST", "/2/tweets").into_iter().skip(1).collect();
-    assert_eq!(ours.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 201]);
+    let ours: Vec<_> = env
+        .x_requests("POST", "/2/tweets")
+        .into_iter()
+        .skip(1)
+        .collect();
+    assert_eq!(
+        ours.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![429, 201]
+    );
     // The retry came after the window reset, not before: no request hammered the limit.
     assert!(ours[1].at_ms - ours[0].at_ms >= 200, "{ours:?}");
     assert_eq!(job_row(&env, post_id).await, ("done".to_string(), 0));
     // The window X reported was kept per bot and endpoint.
-    let row = sqlx::query("SELECT limit_total FROM rate_limits WHERE bot_id = $1 AND endpoint = 'tweets.create'")
-        .bind(&bot_id).fetch_one(&env.db().await).await.unwrap();
+    let row = sqlx::query(
+        "SELECT limit_total FROM rate_limits WHERE bot_id = $1 AND endpoint = 'tweets.create'",
+    )
+    .bind(&bot_id)
+    .fetch_one(&env.db().await)
+    .await
+    .unwrap();
     assert_eq!(row.try_get::<i64, _>("limit_total").unwrap(), 1);
 }
 
@@ -152,23 +327,63 @@ async fn an_expired_token_is_refreshed_once_and_the_rotated_refresh_token_saved(
     let alice = env.manager("alice").await;
     let (bot_id, user) = env.bot(&alice, "refreshbot").await;
     assert!(env.fake.expire_access_tokens(&user.user_id));
-    let post = env.post(&alice, &bot_id, json!({"text": "after a refresh", "publish_now": true})).await;
-    let done = env.wait_for(&alice, &bot_id, post["post_id"].as_str().unwrap(), &["published", "failed"]).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "after a refresh", "publish_now": true}),
+        )
+        .await;
+    let done = env
+        .wait_for(
+            &alice,
+            &bot_id,
+            post["post_id"].as_str().unwrap(),
+            &["published", "failed"],
+        )
+        .await;
     assert_eq!(done["state"], "published", "{done}");
-    let statuses: Vec<u16> = env.x_requests("POST", "/2/tweets").iter().map(|r| r.status).collect();
+    let statuses: Vec<u16> = env
+        .x_requests("POST", "/2/tweets")
+        .iter()
+        .map(|r| r.status)
+        .collect();
     assert_eq!(statuses, vec![401, 201]);
     assert_eq!(env.x_requests("POST", "/2/oauth2/token").len(), 1);
     // The new refresh token is in Secure Bot Data; the old one is spent at X.
     let saved = revealed_value(&env.app, &alice, &bot_id, "oauth_refresh_token").await;
     assert_ne!(saved, user.refresh_token);
-    let form = |token: &str| format!("grant_type=refresh_token&refresh_token={token}&client_id={}", user.client_id);
+    let form = |token: &str| {
+        format!(
+            "grant_type=refresh_token&refresh_token={token}&client_id={}",
+            user.client_id
+        )
+    };
     let base = env.fake_base();
-    let old = env.app.client.post(format!("{base}/2/oauth2/token"))
-        .header("content-type", "application/x-www-form-urlencoded").body(form(&user.refresh_token)).send().await.unwrap();
+    let old = env
+        .app
+        .client
+        .post(format!("{base}/2/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&user.refresh_token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(old.status(), StatusCode::BAD_REQUEST);
-    let new = env.app.client.post(format!("{base}/2/oauth2/token"))
-        .header("content-type", "application/x-www-form-urlencoded").body(form(&saved)).send().await.unwrap();
-    assert_eq!(new.status(), StatusCode::OK, "the saved refresh token is the live one");
+    let new = env
+        .app
+        .client
+        .post(format!("{base}/2/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&saved))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        new.status(),
+        StatusCode::OK,
+        "the saved refresh token is the live one"
+    );
 }
 
 #[tokio::test]
@@ -179,17 +394,36 @@ async fn a_refused_refresh_parks_the_bot_until_new_credentials_arrive() {
     env.fake.expire_access_tokens(&user.user_id);
     // Someone spent the refresh token elsewhere: X will refuse it.
     let base = env.fake_base();
-    let spent = env.app.client.post(format!("{base}/2/oauth2/token"))
+    let spent = env
+        .app
+        .client
+        .post(format!("{base}/2/oauth2/token"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("grant_type=refresh_token&refresh_token={}&client_id={}", user.refresh_token, user.client_id))
-        .send().await.unwrap();
+        .body(format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={}",
+            user.refresh_token, user.client_id
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(spent.status(), StatusCode::OK);
     let fresh: Value = spent.json().await.unwrap();
-    let post = env.post(&alice, &bot_id, json!({"text": "waits for a person", "publish_now": true})).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "waits for a person", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap().to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let bot = loop {
-        let bot: Value = env.get(&format!("/api/v1/bots/{bot_id}"), &alice).await.json().await.unwrap();
+        let bot: Value = env
+            .get(&format!("/api/v1/bots/{bot_id}"), &alice)
+            .await
+            .json()
+            .await
+            .unwrap();
         if bot["status"] == "needs_reauth" || tokio::time::Instant::now() > deadline {
             break bot;
         }
@@ -206,7 +440,9 @@ async fn a_refused_refresh_parks_the_bot_until_new_credentials_arrive() {
     assert_eq!(response.status(), StatusCode::OK);
     let bot: Value = response.json().await.unwrap();
     assert_eq!(bot["status"], "active");
-    let done = env.wait_for(&alice, &bot_id, &post_id, &["published", "failed"]).await;
+    let done = env
+        .wait_for(&alice, &bot_id, &post_id, &["published", "failed"])
+        .await;
     assert_eq!(done["state"], "published", "{done}");
 }
 
@@ -216,13 +452,34 @@ async fn an_unknown_outcome_is_verified_and_never_posted_twice() {
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "unknownbot").await;
     // X commits the post, then the connection drops before the answer.
-    env.fake.add_fault(fault("POST", "/2/tweets", fake_x::FaultKind::DropAfterCommit, None, 1));
-    let post = env.post(&alice, &bot_id, json!({"text": "did it go out?", "publish_now": true})).await;
+    env.fake.add_fault(fault(
+        "POST",
+        "/2/tweets",
+        fake_x::FaultKind::DropAfterCommit,
+        None,
+        1,
+    ));
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "did it go out?", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
-    let done = env.wait_for(&alice, &bot_id, post_id, &["published", "failed"]).await;
+    let done = env
+        .wait_for(&alice, &bot_id, post_id, &["published", "failed"])
+        .await;
     assert_eq!(done["state"], "published", "{done}");
-    assert_eq!(env.x_requests("POST", "/2/tweets").len(), 1, "verified, not re-sent");
-    assert!(!env.x_requests("GET", "/2/users/").is_empty(), "an owned read settled it");
+    assert_eq!(
+        env.x_requests("POST", "/2/tweets").len(),
+        1,
+        "verified, not re-sent"
+    );
+    assert!(
+        !env.x_requests("GET", "/2/users/").is_empty(),
+        "an owned read settled it"
+    );
     assert_eq!(env.fake.live_posts_with_text("did it go out?"), 1);
     assert!(done["x_post_id"].is_string());
 }
@@ -232,7 +489,13 @@ async fn a_redelivered_job_message_does_not_publish_twice() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "redeliverbot").await;
-    let post = env.post(&alice, &bot_id, json!({"text": "exactly once", "publish_now": true})).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "exactly once", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
     env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
     // The same job message again (a redelivery, under another dedupe id so the queue keeps it).
@@ -241,7 +504,14 @@ async fn a_redelivered_job_message_does_not_publish_twice() {
     for copy in 0..3 {
         let body = json!({"specversion": "1.0", "id": format!("replay-{copy}"), "source": "test", "type": "vivesphere.bots.job.due",
             "data": {"job_id": job_id, "dispatch": 1, "bot_id": bot_id}});
-        queue.publish(bot_manager::JOBS_SUBJECT, &format!("replay-{copy}"), Bytes::from(body.to_string())).await.unwrap();
+        queue
+            .publish(
+                bot_manager::JOBS_SUBJECT,
+                &format!("replay-{copy}"),
+                Bytes::from(body.to_string()),
+            )
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 1);
@@ -250,18 +520,34 @@ async fn a_redelivered_job_message_does_not_publish_twice() {
 
 #[tokio::test]
 async fn a_post_later_than_the_grace_period_is_missed_not_published() {
-    let env = spawn_bots(Default::default(), &[("VIVESPHERE_BOT_MANAGER__GRACE_SECONDS", "1")]).await;
+    let env = spawn_bots(
+        Default::default(),
+        &[("VIVESPHERE_BOT_MANAGER__GRACE_SECONDS", "1")],
+    )
+    .await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "missbot").await;
     let status_path = format!("/api/v1/bots/{bot_id}/status");
-    let status = |s: &'static str| env.send(Method::POST, &status_path, &alice, json!({"status": s}));
+    let status =
+        |s: &'static str| env.send(Method::POST, &status_path, &alice, json!({"status": s}));
     assert_eq!(status("paused").await.status(), StatusCode::OK);
-    let post = env.post(&alice, &bot_id, json!({"text": "too late", "run_at": in_ms(200)})).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "too late", "run_at": in_ms(200)}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(env.read_post(&alice, &bot_id, post_id).await["state"], "scheduled");
+    assert_eq!(
+        env.read_post(&alice, &bot_id, post_id).await["state"],
+        "scheduled"
+    );
     assert_eq!(status("active").await.status(), StatusCode::OK);
-    let missed = env.wait_for(&alice, &bot_id, post_id, &["missed", "published"]).await;
+    let missed = env
+        .wait_for(&alice, &bot_id, post_id, &["missed", "published"])
+        .await;
     assert_eq!(missed["state"], "missed");
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 0);
 }
@@ -272,10 +558,28 @@ async fn a_scheduled_post_fires_at_its_run_at_not_before() {
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "clockbot").await;
     let run_at = in_ms(1_500);
-    let post = env.post(&alice, &bot_id, json!({"text": "on the dot", "run_at": run_at})).await;
-    let done = env.wait_for(&alice, &bot_id, post["post_id"].as_str().unwrap(), &["published"]).await;
-    let parse = |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
-    assert!(parse(done["published_at"].as_str().unwrap()) >= parse(&run_at), "{done}");
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "on the dot", "run_at": run_at}),
+        )
+        .await;
+    let done = env
+        .wait_for(
+            &alice,
+            &bot_id,
+            post["post_id"].as_str().unwrap(),
+            &["published"],
+        )
+        .await;
+    let parse = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    assert!(
+        parse(done["published_at"].as_str().unwrap()) >= parse(&run_at),
+        "{done}"
+    );
     let sent = env.x_requests("POST", "/2/tweets");
     assert!(sent[0].at_ms as i128 >= parse(&run_at).unix_timestamp_nanos() / 1_000_000);
 }
@@ -285,16 +589,32 @@ async fn a_published_post_is_deleted_from_x() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "deletebot").await;
-    let post = env.post(&alice, &bot_id, json!({"text": "regrettable", "publish_now": true})).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "regrettable", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
     let published = env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
-    let response = env.send(Method::DELETE, &format!("/api/v1/bots/{bot_id}/posts/{post_id}"), &alice, json!({})).await;
+    let response = env
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/bots/{bot_id}/posts/{post_id}"),
+            &alice,
+            json!({}),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let deleted = env.wait_for(&alice, &bot_id, post_id, &["deleted"]).await;
     assert_eq!(deleted["x_post_id"], published["x_post_id"]);
     let deletes = env.x_requests("DELETE", "/2/tweets/");
     assert_eq!(deletes.len(), 1);
-    assert_eq!(deletes[0].path, format!("/2/tweets/{}", published["x_post_id"].as_str().unwrap()));
+    assert_eq!(
+        deletes[0].path,
+        format!("/2/tweets/{}", published["x_post_id"].as_str().unwrap())
+    );
     assert_eq!(env.fake.live_posts_with_text("regrettable"), 0);
 }
 
@@ -303,26 +623,82 @@ async fn metric_snapshots_are_taken_and_read_over_a_time_range() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, user) = env.bot(&alice, "metricbot").await;
-    let post = env.post(&alice, &bot_id, json!({"text": "count me", "publish_now": true})).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "count me", "publish_now": true}),
+        )
+        .await;
     let post_id = post["post_id"].as_str().unwrap();
     let published = env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
     let x_id = published["x_post_id"].as_str().unwrap();
-    env.fake.set_user_metrics(&user.user_id, [("followers_count".to_string(), 42)].into());
-    env.fake.set_post_metrics(x_id, [("like_count".to_string(), 7), ("impression_count".to_string(), 1000), ("url_link_clicks".to_string(), 3)].into());
-    let snapshot: Value = env.send(Method::POST, &format!("/api/v1/bots/{bot_id}/metrics/refresh"), &alice, json!({})).await.json().await.unwrap();
+    env.fake
+        .set_user_metrics(&user.user_id, [("followers_count".to_string(), 42)].into());
+    env.fake.set_post_metrics(
+        x_id,
+        [
+            ("like_count".to_string(), 7),
+            ("impression_count".to_string(), 1000),
+            ("url_link_clicks".to_string(), 3),
+        ]
+        .into(),
+    );
+    let snapshot: Value = env
+        .send(
+            Method::POST,
+            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
+            &alice,
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(snapshot["followers"], 42);
     assert_eq!(snapshot["posts"], 1);
-    let series: Value = env.get(&format!("/api/v1/bots/{bot_id}/metrics"), &alice).await.json().await.unwrap();
+    let series: Value = env
+        .get(&format!("/api/v1/bots/{bot_id}/metrics"), &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(series["items"].as_array().unwrap().len(), 1);
     assert_eq!(series["items"][0]["followers"], 42);
-    let post_series: Value = env.get(&format!("/api/v1/bots/{bot_id}/posts/{post_id}/metrics"), &alice).await.json().await.unwrap();
+    let post_series: Value = env
+        .get(
+            &format!("/api/v1/bots/{bot_id}/posts/{post_id}/metrics"),
+            &alice,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(post_series["items"][0]["likes"], 7);
     assert_eq!(post_series["items"][0]["impressions"], 1000);
-    assert_eq!(post_series["items"][0]["url_clicks"], 3, "non-public metrics are read for the author");
+    assert_eq!(
+        post_series["items"][0]["url_clicks"], 3,
+        "non-public metrics are read for the author"
+    );
     // A range before the snapshot is empty; a bad range is a 400.
-    let empty: Value = env.get(&format!("/api/v1/bots/{bot_id}/metrics?to=2020-01-01T00:00:00Z"), &alice).await.json().await.unwrap();
+    let empty: Value = env
+        .get(
+            &format!("/api/v1/bots/{bot_id}/metrics?to=2020-01-01T00:00:00Z"),
+            &alice,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(empty["items"], json!([]));
-    let bad = env.get(&format!("/api/v1/bots/{bot_id}/metrics?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z"), &alice).await;
+    let bad = env
+        .get(
+            &format!(
+                "/api/v1/bots/{bot_id}/metrics?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z"
+            ),
+            &alice,
+        )
+        .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
 
@@ -330,13 +706,50 @@ async fn metric_snapshots_are_taken_and_read_over_a_time_range() {
 async fn newer_x_answers_with_post_count_are_read_too() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
-    let user = env.fake.add_user(fake_x::NewUser { post_count_field: true, followers_count: 5, ..fake_x::NewUser::named("newer") });
+    let user = env.fake.add_user(fake_x::NewUser {
+        post_count_field: true,
+        followers_count: 5,
+        ..fake_x::NewUser::named("newer")
+    });
     let response = env
-        .send(Method::POST, "/api/v1/bots", &alice, json!({"bot_name": "newer", "credentials": {"access_token": user.access_token}}))
+        .send(
+            Method::POST,
+            "/api/v1/bots",
+            &alice,
+            json!({"bot_name": "newer", "credentials": {"access_token": user.access_token}}),
+        )
         .await;
-    let bot_id = response.json::<Value>().await.unwrap()["bot_id"].as_str().unwrap().to_string();
-    let post = env.post(&alice, &bot_id, json!({"text": "one post", "publish_now": true})).await;
-    env.wait_for(&alice, &bot_id, post["post_id"].as_str().unwrap(), &["published"]).await;
-    let snapshot: Value = env.send(Method::POST, &format!("/api/v1/bots/{bot_id}/metrics/refresh"), &alice, json!({})).await.json().await.unwrap();
-    assert_eq!((snapshot["followers"].as_i64(), snapshot["posts"].as_i64()), (Some(5), Some(1)));
+    let bot_id = response.json::<Value>().await.unwrap()["bot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "one post", "publish_now": true}),
+        )
+        .await;
+    env.wait_for(
+        &alice,
+        &bot_id,
+        post["post_id"].as_str().unwrap(),
+        &["published"],
+    )
+    .await;
+    let snapshot: Value = env
+        .send(
+            Method::POST,
+            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
+            &alice,
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (snapshot["followers"].as_i64(), snapshot["posts"].as_i64()),
+        (Some(5), Some(1))
+    );
 }

@@ -35,7 +35,10 @@ pub fn fast_env(fake_url: &str) -> Vec<(String, String)> {
         ("VIVESPHERE_BOT_MANAGER__X_API__TIMEOUT_MS", "1500"),
         ("VIVESPHERE_BOT_MANAGER__EXECUTION__BACKOFF_BASE_MS", "50"),
         ("VIVESPHERE_BOT_MANAGER__EXECUTION__BACKOFF_MAX_MS", "200"),
-        ("VIVESPHERE_BOT_MANAGER__EXECUTION__RATE_LIMIT_JITTER_MS", "100"),
+        (
+            "VIVESPHERE_BOT_MANAGER__EXECUTION__RATE_LIMIT_JITTER_MS",
+            "100",
+        ),
         ("VIVESPHERE_BOT_MANAGER__EXECUTION__LEASE_SECONDS", "5"),
         ("VIVESPHERE_BOT_MANAGER__METRICS_INTERVAL_SECONDS", "0"),
     ]
@@ -48,7 +51,10 @@ pub fn fast_env(fake_url: &str) -> Vec<(String, String)> {
 pub async fn spawn_bots(fake_settings: fake_x::Settings, extra: &[(&str, &str)]) -> BotEnv {
     let (fake, url) = spawn_fake(fake_settings).await;
     let owned = fast_env(&url);
-    let mut env: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     env.extend_from_slice(extra);
     let app = spawn(None, &env, None).await;
     let admin = admin_token(&app).await;
@@ -61,6 +67,15 @@ pub async fn spawn_bots(fake_settings: fake_x::Settings, extra: &[(&str, &str)])
 }
 
 impl BotEnv {
+    pub fn from_parts(app: TestApp, fake: Arc<FakeX>, fake_url: String, admin: String) -> Self {
+        Self {
+            app,
+            fake,
+            fake_url,
+            admin,
+        }
+    }
+
     /// The fake X's base URL, for tests that act on X behind the Bot Manager's back.
     pub fn fake_base(&self) -> &str {
         &self.fake_url
@@ -70,7 +85,13 @@ impl BotEnv {
         token_of(&self.app, &self.admin, username, &["Manager"]).await
     }
 
-    pub async fn send(&self, method: Method, path: &str, token: &str, body: Value) -> reqwest::Response {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> reqwest::Response {
         send_json(&self.app, method, path, token, body).await
     }
 
@@ -106,7 +127,12 @@ impl BotEnv {
     /// Creates a post and returns its body (asserting 201).
     pub async fn post(&self, token: &str, bot_id: &str, body: Value) -> Value {
         let response = self
-            .send(Method::POST, &format!("/api/v1/bots/{bot_id}/posts"), token, body)
+            .send(
+                Method::POST,
+                &format!("/api/v1/bots/{bot_id}/posts"),
+                token,
+                body,
+            )
             .await;
         let status = response.status();
         let body: Value = response.json().await.unwrap();
@@ -123,7 +149,13 @@ impl BotEnv {
     }
 
     /// Polls the post until its state is one of `states` (panics after 20 s).
-    pub async fn wait_for(&self, token: &str, bot_id: &str, post_id: &str, states: &[&str]) -> Value {
+    pub async fn wait_for(
+        &self,
+        token: &str,
+        bot_id: &str,
+        post_id: &str,
+        states: &[&str],
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let post = self.read_post(token, bot_id, post_id).await;
@@ -156,5 +188,6 @@ impl BotEnv {
 /// An RFC 3339 time `ms` milliseconds from now.
 pub fn in_ms(ms: i64) -> String {
     let at = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(ms);
-    at.format(&time::format_description::well_known::Rfc3339).unwrap()
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }

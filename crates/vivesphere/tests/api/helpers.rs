@@ -91,7 +91,11 @@ pub fn options(
         ),
         (
             "VIVESPHERE_AUTH__SERVICE_SECRETS_DIR".to_string(),
-            data_dir.path().join("service-clients").display().to_string(),
+            data_dir
+                .path()
+                .join("service-clients")
+                .display()
+                .to_string(),
         ),
         (
             "VIVESPHERE_TELEMETRY__SPILL_DIR".to_string(),

@@ -16,6 +16,7 @@ mod botdata;
 mod botdata_keys;
 
 mod bots;
+mod bots_cluster;
 mod bots_execution;
 
 mod config;
