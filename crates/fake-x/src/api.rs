@@ -173,7 +173,10 @@ fn dropped_connection() -> Response {
             "fake X dropped the connection",
         ))
     });
-    Response::new(Body::from_stream(stream))
+    // The status X would have sent; the client never sees it, the request log does.
+    let mut response = Response::new(Body::from_stream(stream));
+    *response.status_mut() = StatusCode::CREATED;
+    response
 }
 
 async fn create_post(
