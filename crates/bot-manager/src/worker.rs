@@ -11,6 +11,7 @@
 //! post unknown until a read settles it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use platform::config::Secret;
@@ -138,22 +139,35 @@ async fn execute(manager: &BotManager, due: &DueData) -> anyhow::Result<Settle> 
             busy + random_below(busy),
         )));
     }
-    let outcome = execute_leased(manager, due).await;
-    if let Err(err) = execution::release_lease(&manager.db, &due.bot_id, &holder).await {
+    let released = AtomicBool::new(false);
+    let outcome = execute_leased(manager, due, &holder, &released).await;
+    if !released.load(Ordering::Relaxed)
+        && let Err(err) = execution::release_lease(&manager.db, &due.bot_id, &holder).await
+    {
         tracing::warn!(error = %format!("{err:#}"), "could not release a bot lease; it lapses by itself");
     }
     outcome
 }
 
-async fn execute_leased(manager: &BotManager, due: &DueData) -> anyhow::Result<Settle> {
-    let Some(job) = execution::load_job(&manager.db, &due.job_id).await? else {
+async fn execute_leased(
+    manager: &BotManager,
+    due: &DueData,
+    holder: &str,
+    released: &AtomicBool,
+) -> anyhow::Result<Settle> {
+    let Some(job) = execution::load_job(&manager.db, &due.job_id, now_ms()).await? else {
         return Ok(Settle::Ack);
     };
     // An older dispatch, or a job already settled: nothing to do.
     if job.dispatches != due.dispatch || !matches!(job.state.as_str(), "pending" | "running") {
         return Ok(Settle::Ack);
     }
-    let run = Run { manager, job };
+    let run = Run {
+        manager,
+        job,
+        holder,
+        released,
+    };
     match run.job.kind {
         JobKind::Publish => run.publish().await,
         JobKind::Delete => run.delete().await,
@@ -164,6 +178,9 @@ async fn execute_leased(manager: &BotManager, due: &DueData) -> anyhow::Result<S
 struct Run<'a> {
     manager: &'a BotManager,
     job: JobContext,
+    /// This execution's hold on the bot's lease, released with the outcome.
+    holder: &'a str,
+    released: &'a AtomicBool,
 }
 
 impl Run<'_> {
@@ -189,7 +206,10 @@ impl Run<'_> {
 
     async fn finish(&self, outcome: Outcome) -> anyhow::Result<Settle> {
         // Reported only when written: a job that moved on meanwhile was someone else's.
-        if execution::finish(&self.manager.db, &self.job, &outcome, now_ms()).await? {
+        let written =
+            execution::finish(&self.manager.db, &self.job, &outcome, self.holder, now_ms()).await?;
+        self.released.store(true, Ordering::Relaxed);
+        if written {
             self.report(&outcome).await;
         }
         Ok(Settle::Ack)
@@ -302,10 +322,7 @@ impl Run<'_> {
         endpoint: &str,
         post_state: PostState,
     ) -> anyhow::Result<Option<Settle>> {
-        let now = now_ms();
-        let Some(until) =
-            execution::blocked_until(&self.manager.db, &self.job.bot_id, endpoint, now).await?
-        else {
+        let Some(until) = self.job.blocked_until else {
             return Ok(None);
         };
         let jitter = random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;

@@ -26,14 +26,19 @@ fn header(response: &reqwest::Response, name: &str) -> i64 {
 async fn bearer_auth_is_enforced_with_xs_401_body() {
     let (_, url, client) = serve(Settings::default()).await;
     for token in [None, Some("wrong")] {
-        let mut request = client.post(format!("{url}/2/tweets")).json(&json!({"text": "hi"}));
+        let mut request = client
+            .post(format!("{url}/2/tweets"))
+            .json(&json!({"text": "hi"}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body, json!({"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"}));
+        assert_eq!(
+            body,
+            json!({"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"})
+        );
     }
 }
 
@@ -41,7 +46,13 @@ async fn bearer_auth_is_enforced_with_xs_401_body() {
 async fn posts_follow_the_weighted_limit_and_the_duplicate_rule() {
     let (fake, url, client) = serve(Settings::default()).await;
     let user = fake.add_user(NewUser::named("writer"));
-    let post = |text: String| client.post(format!("{url}/2/tweets")).bearer_auth(&user.access_token).json(&json!({"text": text})).send();
+    let post = |text: String| {
+        client
+            .post(format!("{url}/2/tweets"))
+            .bearer_auth(&user.access_token)
+            .json(&json!({"text": text}))
+            .send()
+    };
     let created = post("hello".into()).await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let body: Value = created.json().await.unwrap();
@@ -50,38 +61,80 @@ async fn posts_follow_the_weighted_limit_and_the_duplicate_rule() {
     let duplicate = post("hello".into()).await.unwrap();
     assert_eq!(duplicate.status(), StatusCode::FORBIDDEN);
     let body: Value = duplicate.json().await.unwrap();
-    assert_eq!(body["detail"], "You are not allowed to create a Tweet with duplicate content.");
+    assert_eq!(
+        body["detail"],
+        "You are not allowed to create a Tweet with duplicate content."
+    );
     assert_eq!(body["status"], 403);
     let too_long = post("字".repeat(141)).await.unwrap();
     assert_eq!(too_long.status(), StatusCode::BAD_REQUEST);
     let body: Value = too_long.json().await.unwrap();
     assert_eq!(body["title"], "Invalid Request");
-    assert!(body["errors"][0]["message"].as_str().unwrap().contains("too long"));
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too long")
+    );
     // 280 weighted characters are fine, URLs counting 23.
-    let long_url = format!("https://example.com/{} {}", "x".repeat(300), "a".repeat(256));
+    let long_url = format!(
+        "https://example.com/{} {}",
+        "x".repeat(300),
+        "a".repeat(256)
+    );
     assert_eq!(post(long_url).await.unwrap().status(), StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn windows_count_per_user_and_endpoint_then_answer_429() {
-    let settings = Settings { post_limit: 2, ..Default::default() };
+    let settings = Settings {
+        post_limit: 2,
+        ..Default::default()
+    };
     let (fake, url, client) = serve(settings).await;
     let user = fake.add_user(NewUser::named("busy"));
     let other = fake.add_user(NewUser::named("calm"));
-    let post = |token: &str, text: &str| client.post(format!("{url}/2/tweets")).bearer_auth(token).json(&json!({"text": text})).send();
+    let post = |token: &str, text: &str| {
+        client
+            .post(format!("{url}/2/tweets"))
+            .bearer_auth(token)
+            .json(&json!({"text": text}))
+            .send()
+    };
     let first = post(&user.access_token, "one").await.unwrap();
-    assert_eq!((header(&first, "x-rate-limit-limit"), header(&first, "x-rate-limit-remaining")), (2, 1));
+    assert_eq!(
+        (
+            header(&first, "x-rate-limit-limit"),
+            header(&first, "x-rate-limit-remaining")
+        ),
+        (2, 1)
+    );
     assert!(header(&first, "x-rate-limit-reset") > 1_700_000_000);
-    assert!(first.headers().contains_key("x-user-limit-24hour-remaining"));
+    assert!(
+        first
+            .headers()
+            .contains_key("x-user-limit-24hour-remaining")
+    );
     post(&user.access_token, "two").await.unwrap();
     let limited = post(&user.access_token, "three").await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&limited, "x-rate-limit-remaining"), 0);
     let body: Value = limited.json().await.unwrap();
-    assert_eq!(body, json!({"title":"Too Many Requests","type":"about:blank","status":429,"detail":"Too Many Requests"}));
+    assert_eq!(
+        body,
+        json!({"title":"Too Many Requests","type":"about:blank","status":429,"detail":"Too Many Requests"})
+    );
     // Another user's window and another endpoint's are their own.
-    assert_eq!(post(&other.access_token, "three").await.unwrap().status(), StatusCode::CREATED);
-    let me = client.get(format!("{url}/2/users/me")).bearer_auth(&user.access_token).send().await.unwrap();
+    assert_eq!(
+        post(&other.access_token, "three").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let me = client
+        .get(format!("{url}/2/users/me"))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(header(&me, "x-rate-limit-limit"), 75);
 }
@@ -91,9 +144,13 @@ async fn refresh_tokens_rotate_and_work_once() {
     let (fake, url, client) = serve(Settings::default()).await;
     let user = fake.add_user(NewUser::named("rotating"));
     let refresh = |token: &str| {
-        client.post(format!("{url}/2/oauth2/token"))
+        client
+            .post(format!("{url}/2/oauth2/token"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("grant_type=refresh_token&refresh_token={token}&client_id={}", user.client_id))
+            .body(format!(
+                "grant_type=refresh_token&refresh_token={token}&client_id={}",
+                user.client_id
+            ))
             .send()
     };
     let answer = refresh(&user.refresh_token).await.unwrap();
@@ -101,16 +158,32 @@ async fn refresh_tokens_rotate_and_work_once() {
     let tokens: Value = answer.json().await.unwrap();
     assert_eq!(tokens["token_type"], "bearer");
     assert_eq!(tokens["expires_in"], 7200);
-    assert_ne!(tokens["refresh_token"].as_str().unwrap(), user.refresh_token);
+    assert_ne!(
+        tokens["refresh_token"].as_str().unwrap(),
+        user.refresh_token
+    );
     let reused = refresh(&user.refresh_token).await.unwrap();
     assert_eq!(reused.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(reused.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(
+        reused.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
     // The new access token works; an expired one does not.
     let new_access = tokens["access_token"].as_str().unwrap();
-    let me = client.get(format!("{url}/2/users/me")).bearer_auth(new_access).send().await.unwrap();
+    let me = client
+        .get(format!("{url}/2/users/me"))
+        .bearer_auth(new_access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     fake.expire_access_tokens(&user.user_id);
-    let me = client.get(format!("{url}/2/users/me")).bearer_auth(new_access).send().await.unwrap();
+    let me = client
+        .get(format!("{url}/2/users/me"))
+        .bearer_auth(new_access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -118,8 +191,21 @@ async fn refresh_tokens_rotate_and_work_once() {
 async fn faults_answer_a_status_delay_or_drop_the_connection_after_committing() {
     let (fake, url, client) = serve(Settings::default()).await;
     let user = fake.add_user(NewUser::named("faulty"));
-    let fault = |kind, status, delay_ms| Fault { method: "POST".into(), path: "/2/tweets".into(), kind, status, delay_ms, times: 1 };
-    let post = |text: &str| client.post(format!("{url}/2/tweets")).bearer_auth(&user.access_token).json(&json!({"text": text})).send();
+    let fault = |kind, status, delay_ms| Fault {
+        method: "POST".into(),
+        path: "/2/tweets".into(),
+        kind,
+        status,
+        delay_ms,
+        times: 1,
+    };
+    let post = |text: &str| {
+        client
+            .post(format!("{url}/2/tweets"))
+            .bearer_auth(&user.access_token)
+            .json(&json!({"text": text}))
+            .send()
+    };
     fake.add_fault(fault(FaultKind::Status, Some(503), None));
     let unavailable = post("a").await.unwrap();
     assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -143,32 +229,104 @@ async fn faults_answer_a_status_delay_or_drop_the_connection_after_committing() 
 #[tokio::test]
 async fn lookups_show_metrics_and_private_ones_only_to_the_author() {
     let (fake, url, client) = serve(Settings::default()).await;
-    let author = fake.add_user(NewUser { followers_count: 9, ..NewUser::named("author") });
-    let reader = fake.add_user(NewUser { post_count_field: true, ..NewUser::named("reader") });
-    let created: Value = client.post(format!("{url}/2/tweets")).bearer_auth(&author.access_token)
-        .json(&json!({"text": "measured"})).send().await.unwrap().json().await.unwrap();
+    let author = fake.add_user(NewUser {
+        followers_count: 9,
+        ..NewUser::named("author")
+    });
+    let reader = fake.add_user(NewUser {
+        post_count_field: true,
+        ..NewUser::named("reader")
+    });
+    let created: Value = client
+        .post(format!("{url}/2/tweets"))
+        .bearer_auth(&author.access_token)
+        .json(&json!({"text": "measured"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = created["data"]["id"].as_str().unwrap();
-    fake.set_post_metrics(id, [("like_count".to_string(), 4), ("url_link_clicks".to_string(), 2)].into());
+    fake.set_post_metrics(
+        id,
+        [
+            ("like_count".to_string(), 4),
+            ("url_link_clicks".to_string(), 2),
+        ]
+        .into(),
+    );
     let fields = "tweet.fields=public_metrics,non_public_metrics,organic_metrics";
-    let own: Value = client.get(format!("{url}/2/tweets/{id}?{fields}")).bearer_auth(&author.access_token)
-        .send().await.unwrap().json().await.unwrap();
+    let own: Value = client
+        .get(format!("{url}/2/tweets/{id}?{fields}"))
+        .bearer_auth(&author.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(own["data"]["public_metrics"]["like_count"], 4);
     assert_eq!(own["data"]["non_public_metrics"]["url_link_clicks"], 2);
     assert_eq!(own["data"]["organic_metrics"]["like_count"], 4);
-    let theirs: Value = client.get(format!("{url}/2/tweets/{id}?{fields}")).bearer_auth(&reader.access_token)
-        .send().await.unwrap().json().await.unwrap();
+    let theirs: Value = client
+        .get(format!("{url}/2/tweets/{id}?{fields}"))
+        .bearer_auth(&reader.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(theirs["data"].get("non_public_metrics").is_none());
-    let missing: Value = client.get(format!("{url}/2/tweets/1?{fields}")).bearer_auth(&reader.access_token)
-        .send().await.unwrap().json().await.unwrap();
+    let missing: Value = client
+        .get(format!("{url}/2/tweets/1?{fields}"))
+        .bearer_auth(&reader.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(missing["errors"][0]["title"], "Not Found Error");
-    let me: Value = client.get(format!("{url}/2/users/me?user.fields=public_metrics")).bearer_auth(&author.access_token)
-        .send().await.unwrap().json().await.unwrap();
-    assert_eq!((me["data"]["public_metrics"]["followers_count"].as_u64(), me["data"]["public_metrics"]["tweet_count"].as_u64()), (Some(9), Some(1)));
-    let me: Value = client.get(format!("{url}/2/users/me?user.fields=public_metrics")).bearer_auth(&reader.access_token)
-        .send().await.unwrap().json().await.unwrap();
+    let me: Value = client
+        .get(format!("{url}/2/users/me?user.fields=public_metrics"))
+        .bearer_auth(&author.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            me["data"]["public_metrics"]["followers_count"].as_u64(),
+            me["data"]["public_metrics"]["tweet_count"].as_u64()
+        ),
+        (Some(9), Some(1))
+    );
+    let me: Value = client
+        .get(format!("{url}/2/users/me?user.fields=public_metrics"))
+        .bearer_auth(&reader.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["data"]["public_metrics"]["post_count"], 0);
-    let timeline: Value = client.get(format!("{url}/2/users/{}/tweets?max_results=5", author.user_id))
-        .bearer_auth(&reader.access_token).send().await.unwrap().json().await.unwrap();
+    let timeline: Value = client
+        .get(format!(
+            "{url}/2/users/{}/tweets?max_results=5",
+            author.user_id
+        ))
+        .bearer_auth(&reader.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(timeline["data"][0]["id"], id);
     assert_eq!(timeline["meta"]["result_count"], 1);
 }

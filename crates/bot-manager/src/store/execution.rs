@@ -1,7 +1,7 @@
 //! What the relay and the workers need: claiming due outbox rows, per-bot leases, the rate
 //! windows X reported, and each job's outcome written with its post in one transaction.
 
-use platform::db::Database;
+use platform::db::{Backend, Database};
 use sqlx::Row;
 
 use super::posts::{JobKind, insert_outbox};
@@ -85,33 +85,15 @@ pub async fn release_lease(db: &Database, bot_id: &str, holder: &str) -> anyhow:
     Ok(())
 }
 
-/// Until when (unix ms) the bot must not call `endpoint`, if a window of it is spent.
-pub async fn blocked_until(
-    db: &Database,
-    bot_id: &str,
-    endpoint: &str,
-    now: i64,
-) -> anyhow::Result<Option<i64>> {
-    let row = sqlx::query(
-        "SELECT MAX(reset_at) AS until FROM rate_limits WHERE bot_id = $1 \
-         AND (endpoint = $2 OR endpoint LIKE $3) AND remaining <= 0 AND reset_at > $4",
-    )
-    .bind(bot_id)
-    .bind(endpoint)
-    .bind(format!("{endpoint}:%"))
-    .bind(now)
-    .fetch_one(db.pool())
-    .await?;
-    Ok(row.try_get("until")?)
-}
-
-/// Saves what X's headers said about the bot's windows.
+/// Saves what X's headers said about the bot's windows once one runs low (a tenth or less
+/// left): that is when another replica must know before it calls. A roomy window costs no
+/// write, and a saved one stops mattering once its reset passes.
 pub async fn save_windows(
     db: &Database,
     bot_id: &str,
     windows: &[RateWindow],
 ) -> anyhow::Result<()> {
-    for window in windows {
+    for window in windows.iter().filter(|w| w.remaining * 10 <= w.limit) {
         sqlx::query(
             "INSERT INTO rate_limits (bot_id, endpoint, limit_total, remaining, reset_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (bot_id, endpoint) DO UPDATE SET \
@@ -148,17 +130,25 @@ pub struct JobContext {
     pub owner_id: String,
     pub team: Option<String>,
     pub x_user_id: Option<String>,
+    pub blocked_until: Option<i64>,
 }
 
-pub async fn load_job(db: &Database, job_id: &str) -> anyhow::Result<Option<JobContext>> {
+/// The job with its post and bot, and until when (unix ms) a spent rate window of its
+/// endpoint (15-minute or 24-hour) keeps it from calling X.
+pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<Option<JobContext>> {
     let row = sqlx::query(
         "SELECT j.job_id, j.kind, j.state, j.attempts, j.dispatches, j.run_at, j.sent_at, \
          p.post_id, p.state AS post_state, p.text, p.media_ids, p.x_post_id, \
-         b.bot_id, b.status AS bot_status, b.owner_id, b.team, b.x_user_id \
+         b.bot_id, b.status AS bot_status, b.owner_id, b.team, b.x_user_id, \
+         (SELECT MAX(r.reset_at) FROM rate_limits r WHERE r.bot_id = j.bot_id \
+          AND r.remaining <= 0 AND r.reset_at > $2 \
+          AND r.endpoint LIKE CASE WHEN j.kind = 'delete' THEN 'tweets.delete%' ELSE 'tweets.create%' END) \
+         AS blocked_until \
          FROM jobs j JOIN posts p ON p.post_id = j.post_id JOIN bots b ON b.bot_id = j.bot_id \
          WHERE j.job_id = $1",
     )
     .bind(job_id)
+    .bind(now)
     .fetch_optional(db.pool())
     .await?;
     let Some(row) = row else { return Ok(None) };
@@ -185,6 +175,7 @@ pub async fn load_job(db: &Database, job_id: &str) -> anyhow::Result<Option<JobC
         owner_id: row.try_get("owner_id")?,
         team: row.try_get("team")?,
         x_user_id: row.try_get("x_user_id")?,
+        blocked_until: row.try_get("blocked_until")?,
     }))
 }
 
@@ -196,6 +187,22 @@ pub async fn mark_sending(
     post_state: PostState,
     now: i64,
 ) -> anyhow::Result<bool> {
+    if db.backend() == Backend::Postgres {
+        // One round trip: both updates in one statement.
+        let moved = sqlx::query(
+            "WITH moved AS (UPDATE jobs SET state = 'running', sent_at = $1, updated_at = $1 \
+             WHERE job_id = $2 AND dispatches = $3 AND state IN ('pending', 'running') RETURNING post_id) \
+             UPDATE posts SET state = $4, updated_at = $1 WHERE post_id IN (SELECT post_id FROM moved) \
+             RETURNING post_id",
+        )
+        .bind(now)
+        .bind(&job.job_id)
+        .bind(job.dispatches)
+        .bind(post_state.as_str())
+        .fetch_optional(db.pool())
+        .await?;
+        return Ok(moved.is_some());
+    }
     let mut tx = db.pool().begin().await?;
     let moved = sqlx::query(
         "UPDATE jobs SET state = 'running', sent_at = $1, updated_at = $1 \
@@ -257,22 +264,21 @@ pub async fn finish(
     db: &Database,
     job: &JobContext,
     outcome: &Outcome,
+    lease_holder: &str,
     now: i64,
 ) -> anyhow::Result<bool> {
-    let mut tx = db.pool().begin().await?;
-    let (job_state, post_state, counted, error) = match outcome {
-        Outcome::Done { post_state, .. } => ("done", *post_state, false, None),
-        Outcome::Failed { post_state, error } => ("done", *post_state, false, Some(error.clone())),
-        Outcome::Retry {
-            post_state,
-            counted,
-            error,
-            ..
-        } => ("pending", *post_state, *counted, Some(error.clone())),
-        Outcome::Park { post_state } => ("waiting", *post_state, false, None),
-        Outcome::Dead { post_state, error } => ("dead", *post_state, true, Some(error.clone())),
-    };
+    let (job_state, post_state, counted, error) = outcome_fields(outcome);
     let retry = matches!(outcome, Outcome::Retry { .. });
+    if db.backend() == Backend::Postgres {
+        return finish_in_one_statement(db, job, outcome, lease_holder, now).await;
+    }
+    let mut tx = db.pool().begin().await?;
+    // The bot's lease ends with the outcome, in the same commit.
+    sqlx::query("DELETE FROM bot_leases WHERE bot_id = $1 AND holder = $2")
+        .bind(&job.bot_id)
+        .bind(lease_holder)
+        .execute(&mut *tx)
+        .await?;
     let row = sqlx::query(
         "UPDATE jobs SET state = $1, attempts = attempts + $2, dispatches = dispatches + $3, \
          last_error = $4, updated_at = $5 WHERE job_id = $6 AND dispatches = $7 \
@@ -288,7 +294,8 @@ pub async fn finish(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
-        tx.rollback().await?;
+        // Nothing to write, but the lease still ends.
+        tx.commit().await?;
         return Ok(false);
     };
     let dispatch: i64 = row.try_get("dispatches")?;
@@ -337,4 +344,71 @@ pub async fn retire(db: &Database, job_id: &str, dispatch: i64, now: i64) -> any
     .execute(db.pool())
     .await?;
     Ok(())
+}
+
+/// What an outcome writes: the job's new state, whether it counts as an attempt, the post's
+/// state and error.
+fn outcome_fields(outcome: &Outcome) -> (&'static str, PostState, bool, Option<String>) {
+    match outcome {
+        Outcome::Done { post_state, .. } => ("done", *post_state, false, None),
+        Outcome::Failed { post_state, error } => ("done", *post_state, false, Some(error.clone())),
+        Outcome::Retry {
+            post_state,
+            counted,
+            error,
+            ..
+        } => ("pending", *post_state, *counted, Some(error.clone())),
+        Outcome::Park { post_state } => ("waiting", *post_state, false, None),
+        Outcome::Dead { post_state, error } => ("dead", *post_state, true, Some(error.clone())),
+    }
+}
+
+/// [`finish`] on PostgreSQL in one statement (one round trip instead of six): the lease
+/// ends, the job moves if still open, a retry gets its outbox row and the post its state —
+/// all or nothing, as in the transaction the other backend uses.
+async fn finish_in_one_statement(
+    db: &Database,
+    job: &JobContext,
+    outcome: &Outcome,
+    lease_holder: &str,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let (job_state, post_state, counted, error) = outcome_fields(outcome);
+    let (retry, due_at) = match outcome {
+        Outcome::Retry { due_at, .. } => (1i64, *due_at),
+        _ => (0, 0),
+    };
+    let x_post_id = match outcome {
+        Outcome::Done { x_post_id, .. } => x_post_id.clone(),
+        _ => None,
+    };
+    let row = sqlx::query(
+        "WITH lease AS (DELETE FROM bot_leases WHERE bot_id = $1 AND holder = $2), \
+         job AS (UPDATE jobs SET state = $3, attempts = attempts + $4, dispatches = dispatches + $5, \
+           last_error = $6, updated_at = $7 WHERE job_id = $8 AND dispatches = $9 \
+           AND state IN ('pending', 'running') RETURNING job_id, dispatches), \
+         outbox_row AS (INSERT INTO outbox (job_id, dispatch, bot_id, due_at) \
+           SELECT job_id, dispatches, $1, $10 FROM job WHERE $5 = 1 RETURNING job_id), \
+         post AS (UPDATE posts SET state = $11, x_post_id = COALESCE($12, x_post_id), error = $6, \
+           published_at = CASE WHEN $11 = 'published' THEN $7 ELSE published_at END, \
+           version = version + 1, updated_at = $7 \
+           WHERE post_id = $13 AND EXISTS (SELECT 1 FROM job) RETURNING post_id) \
+         SELECT (SELECT COUNT(*) FROM job) AS written",
+    )
+    .bind(&job.bot_id)
+    .bind(lease_holder)
+    .bind(job_state)
+    .bind(i64::from(counted))
+    .bind(retry)
+    .bind(&error)
+    .bind(now)
+    .bind(&job.job_id)
+    .bind(job.dispatches)
+    .bind(due_at)
+    .bind(post_state.as_str())
+    .bind(&x_post_id)
+    .bind(&job.post_id)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(row.try_get::<i64, _>("written")? == 1)
 }

@@ -345,7 +345,13 @@ async fn a_store_with_expected_versions_writes_all_fields_or_none() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let (_, manager) = user(&app, &admin, "mgr", &["Manager"], None).await;
-    store_ok(&app, &manager, "bot-pair", json!({"access": "a1", "refresh": "r1"})).await;
+    store_ok(
+        &app,
+        &manager,
+        "bot-pair",
+        json!({"access": "a1", "refresh": "r1"}),
+    )
+    .await;
     let store_with = |data: Value, expect: Value| {
         app.client
             .post(app.url(&format!("{PREFIX}/store")))
@@ -354,17 +360,42 @@ async fn a_store_with_expected_versions_writes_all_fields_or_none() {
             .send()
     };
     // A rotated pair saved only if the refresh token is still the one that was read.
-    let saved = store_with(json!({"access": "a2", "refresh": "r2"}), json!({"refresh": 1})).await.unwrap();
+    let saved = store_with(
+        json!({"access": "a2", "refresh": "r2"}),
+        json!({"refresh": 1}),
+    )
+    .await
+    .unwrap();
     assert_eq!(saved.status(), StatusCode::CREATED);
-    let stale = store_with(json!({"access": "a3", "refresh": "r3"}), json!({"refresh": 1})).await.unwrap();
+    let stale = store_with(
+        json!({"access": "a3", "refresh": "r3"}),
+        json!({"refresh": 1}),
+    )
+    .await
+    .unwrap();
     assert_eq!(error_of(stale).await.0, StatusCode::CONFLICT);
-    assert_eq!(revealed_value(&app, &manager, "bot-pair", "access").await, "a2");
-    assert_eq!(revealed_value(&app, &manager, "bot-pair", "refresh").await, "r2");
-    for expect in [json!({"refresh": "one"}), json!({"other": 1}), json!({"refresh": -1})] {
-        let bad = store_with(json!({"refresh": "r4"}), expect.clone()).await.unwrap();
+    assert_eq!(
+        revealed_value(&app, &manager, "bot-pair", "access").await,
+        "a2"
+    );
+    assert_eq!(
+        revealed_value(&app, &manager, "bot-pair", "refresh").await,
+        "r2"
+    );
+    for expect in [
+        json!({"refresh": "one"}),
+        json!({"other": 1}),
+        json!({"refresh": -1}),
+    ] {
+        let bad = store_with(json!({"refresh": "r4"}), expect.clone())
+            .await
+            .unwrap();
         assert_eq!(error_of(bad).await.0, StatusCode::BAD_REQUEST, "{expect}");
     }
-    assert_eq!(revealed_value(&app, &manager, "bot-pair", "refresh").await, "r2");
+    assert_eq!(
+        revealed_value(&app, &manager, "bot-pair", "refresh").await,
+        "r2"
+    );
 }
 
 #[tokio::test]

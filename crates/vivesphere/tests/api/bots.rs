@@ -720,3 +720,73 @@ async fn scheduling_outside_the_bots_posting_slots_is_refused() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let doc: Value = env
+        .app
+        .get("/api/v1/bots/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/create", "post"),
+        ("/list", "get"),
+        ("", "get"),
+        ("", "post"),
+        ("/{bot_id}", "get"),
+        ("/{bot_id}", "patch"),
+        ("/{bot_id}", "delete"),
+        ("/{bot_id}/status", "post"),
+        ("/{bot_id}/credentials", "put"),
+        ("/{bot_id}/metrics", "get"),
+        ("/{bot_id}/metrics/refresh", "post"),
+        ("/{bot_id}/posts", "get"),
+        ("/{bot_id}/posts", "post"),
+        ("/{bot_id}/posts/{post_id}", "get"),
+        ("/{bot_id}/posts/{post_id}", "patch"),
+        ("/{bot_id}/posts/{post_id}", "delete"),
+        ("/{bot_id}/posts/{post_id}/schedule", "post"),
+        ("/{bot_id}/posts/{post_id}/publish", "post"),
+        ("/{bot_id}/posts/{post_id}/cancel", "post"),
+        ("/{bot_id}/posts/{post_id}/metrics", "get"),
+    ] {
+        let operation = &doc["paths"][format!("/api/v1/bots{path}")][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        assert!(
+            operation["security"].is_array(),
+            "{method} {path} does not say it needs a token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_fake_x_runs_as_its_own_target() {
+    let app = crate::helpers::spawn(
+        Some("fake-x"),
+        &[("VIVESPHERE_FAKE_X__DEMO_USERS", "[]")],
+        None,
+    )
+    .await;
+    let response = app.get("/2/users/me").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let created: Value = app
+        .client
+        .post(app.url("/_fake/users"))
+        .json(&json!({"username": "demo"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let me: Value = crate::auth_helpers::get_json(
+        &app,
+        "/2/users/me",
+        created["access_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(me["data"]["username"], "demo");
+}

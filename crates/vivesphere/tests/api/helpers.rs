@@ -135,9 +135,16 @@ pub async fn spawn(
     let postgres =
         match postgres {
             Some(pg) => Some(pg),
-            None if apps_on_postgres() => Some(TestPostgres::create().await.expect(
-                "VIVESPHERE_TEST_APP_DATABASE=postgres needs VIVESPHERE_TEST_DATABASE_URL",
-            )),
+            // An app given its database URL (a second replica of another app) keeps it.
+            None if apps_on_postgres()
+                && !extra_env
+                    .iter()
+                    .any(|(k, _)| *k == "VIVESPHERE_DATABASE__URL") =>
+            {
+                Some(TestPostgres::create().await.expect(
+                    "VIVESPHERE_TEST_APP_DATABASE=postgres needs VIVESPHERE_TEST_DATABASE_URL",
+                ))
+            }
             None => None,
         };
     let postgres_url = postgres.as_ref().map(|pg| pg.url().to_string());

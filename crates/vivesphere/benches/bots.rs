@@ -1,0 +1,257 @@
+//! `cargo bench --bench bots`: the Bot Manager numbers the issue asks for, against the
+//! release binary with a fake X in this process (X's limits raised out of the way).
+//!
+//! 1. Throughput: N posts all due at one instant; end-to-end publishes per second from that
+//!    instant until the fake X has received the last one (relay → queue → worker → lease →
+//!    token → POST /2/tweets → outcome written and recorded as user activity).
+//! 2. Lateness: N posts scheduled over a window; how long after its run_at each reached X
+//!    (p50, p99, max).
+//!
+//! Runs on SQLite with the embedded queue, and on PostgreSQL with NATS JetStream when
+//! `VIVESPHERE_TEST_DATABASE_URL` and `VIVESPHERE_TEST_NATS_URL` are set. `BOTS_BENCH_POSTS`
+//! changes N (default 10000); `BOTS_BENCH_ONLY=sqlite|postgres` runs one backend.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fake_x::FakeX;
+use serde_json::{Value, json};
+
+mod support;
+
+use support::{Server, ms, percentile};
+
+const BOTS: usize = 200;
+
+fn posts_wanted() -> usize {
+    std::env::var("BOTS_BENCH_POSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+fn now_ms() -> i64 {
+    platform::time_fmt::now_millis()
+}
+
+fn rfc3339(ms: i64) -> String {
+    platform::time_fmt::rfc3339_from_millis(ms)
+}
+
+async fn create_bots(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    fake: &FakeX,
+    tag: &str,
+) -> Vec<String> {
+    let mut bots = Vec::new();
+    for i in 0..BOTS {
+        let user = fake.add_user(fake_x::NewUser::named(&format!("{tag}{i}")));
+        let response: Value = client
+            .post(format!("{base}/api/v1/bots"))
+            .bearer_auth(token)
+            .json(&json!({"bot_name": format!("{tag} {i}"), "credentials": {
+                "access_token": user.access_token, "refresh_token": user.refresh_token, "client_id": user.client_id}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        bots.push(
+            response["bot_id"]
+                .as_str()
+                .expect("bot created")
+                .to_string(),
+        );
+    }
+    bots
+}
+
+/// Schedules `count` posts (round-robin over the bots), the i-th at `run_at(i)`, 32 at a
+/// time. Returns text → run_at.
+async fn schedule(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    bots: &[String],
+    count: usize,
+    tag: &str,
+    run_at: impl Fn(usize) -> i64,
+) -> std::collections::HashMap<String, i64> {
+    use futures::StreamExt;
+    let jobs: Vec<(String, String, i64)> = (0..count)
+        .map(|i| {
+            (
+                bots[i % bots.len()].clone(),
+                format!("{tag} post {i}"),
+                run_at(i),
+            )
+        })
+        .collect();
+    let expected = jobs
+        .iter()
+        .map(|(_, text, at)| (text.clone(), *at))
+        .collect();
+    futures::stream::iter(jobs)
+        .map(|(bot, text, at)| {
+            let client = client.clone();
+            async move {
+                let response = client
+                    .post(format!("{base}/api/v1/bots/{bot}/posts"))
+                    .bearer_auth(token)
+                    .json(&json!({"text": text, "run_at": rfc3339(at)}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    expected
+}
+
+/// Waits until the fake X has `count` posts whose text starts with `tag`; their arrival
+/// times (ms) by text.
+async fn arrivals(
+    fake: &FakeX,
+    tag: &str,
+    count: usize,
+    limit: Duration,
+) -> std::collections::HashMap<String, u64> {
+    let started = Instant::now();
+    loop {
+        let seen: std::collections::HashMap<String, u64> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.status == 201 && r.path == "/2/tweets")
+            .filter_map(|r| r.text.filter(|t| t.starts_with(tag)).map(|t| (t, r.at_ms)))
+            .collect();
+        if seen.len() >= count || started.elapsed() > limit {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn run(label: &str, extra_env: &[(String, String)]) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = fake_x::Settings {
+        post_limit: u32::MAX,
+        read_limit: u32::MAX,
+        me_limit: u32::MAX,
+        daily_post_limit: u32::MAX,
+        ..Default::default()
+    };
+    let fake = Arc::new(FakeX::new(settings));
+    let fake_url = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = fake_x::router(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    });
+    let mut env = extra_env.to_vec();
+    env.push(("VIVESPHERE_BOT_MANAGER__X_API__BASE_URL".into(), fake_url));
+    env.push((
+        "VIVESPHERE_BOT_MANAGER__METRICS_INTERVAL_SECONDS".into(),
+        "0".into(),
+    ));
+    let server = Server::start(&env);
+    let n = posts_wanted();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        let token = server.ready_admin_token(&client).await;
+        let base = server.base.clone();
+
+        // 1. Throughput: everything due at one instant, a little after scheduling ends.
+        let bots = create_bots(&client, &base, &token, &fake, "burst").await;
+        let started = Instant::now();
+        let due = now_ms() + 60_000;
+        let expected = schedule(&client, &base, &token, &bots, n, "burst", |_| due).await;
+        let scheduling = started.elapsed();
+        println!(
+            "{label}: scheduled {n} posts over {BOTS} bots in {:.1} s ({:.0} creates/s)",
+            scheduling.as_secs_f64(),
+            n as f64 / scheduling.as_secs_f64()
+        );
+        // Bring the due time forward to now + 1 s by rescheduling is not needed: wait.
+        let wait = (due - now_ms()).max(0) as u64;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let seen = arrivals(&fake, "burst", expected.len(), Duration::from_secs(300)).await;
+        let last = seen.values().copied().max().unwrap_or(due as u64);
+        let span = (last as i64 - due).max(1) as f64 / 1000.0;
+        println!(
+            "{label}: {} of {n} posts due at once reached X in {span:.2} s: {:.0} publishes/s end to end",
+            seen.len(),
+            seen.len() as f64 / span
+        );
+
+        // 2. Lateness: the same number spread over a window, each at its own run_at.
+        let window_ms = (n as i64 * 2).max(10_000); // 500 per second
+        let start = now_ms() + 45_000;
+        let expected = schedule(&client, &base, &token, &bots, n, "spread", |i| start + (i as i64 * window_ms) / n as i64).await;
+        let wait = (start + window_ms - now_ms()).max(0) as u64;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let seen = arrivals(&fake, "spread", expected.len(), Duration::from_secs(120)).await;
+        let mut late: Vec<Duration> = seen
+            .iter()
+            .map(|(text, at)| Duration::from_millis((*at as i64 - expected[text]).max(0) as u64))
+            .collect();
+        late.sort();
+        let early = seen.iter().filter(|(text, at)| (**at as i64) < expected[*text]).count();
+        println!(
+            "{label}: {} of {n} scheduled posts over {:.0} s: late by p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {early} early",
+            seen.len(),
+            window_ms as f64 / 1000.0,
+            ms(percentile(&late, 0.50)),
+            ms(percentile(&late, 0.99)),
+            ms(*late.last().unwrap()),
+        );
+    });
+    drop(server);
+}
+
+fn main() {
+    platform::install_crypto_provider();
+    let only = std::env::var("BOTS_BENCH_ONLY").unwrap_or_default();
+    if only != "postgres" {
+        run("sqlite + embedded queue", &[]);
+    }
+    if only == "sqlite" {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(postgres) = runtime.block_on(platform::testing::TestPostgres::create()) else {
+        println!("postgres: skipped (set VIVESPHERE_TEST_DATABASE_URL)");
+        return;
+    };
+    let mut env = vec![(
+        "VIVESPHERE_DATABASE__URL".to_string(),
+        postgres.url().to_string(),
+    )];
+    if let Ok(nats) = std::env::var("VIVESPHERE_TEST_NATS_URL") {
+        env.push(("VIVESPHERE_QUEUE__KIND".into(), "nats".into()));
+        env.push(("VIVESPHERE_QUEUE__URL".into(), nats));
+        env.push((
+            "VIVESPHERE_QUEUE__NAMESPACE".into(),
+            platform::testing::unique_name(),
+        ));
+    }
+    let label = if env.len() > 1 {
+        "postgres + nats"
+    } else {
+        "postgres + embedded queue"
+    };
+    run(label, &env);
+    drop(postgres);
+}
