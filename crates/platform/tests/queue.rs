@@ -96,6 +96,123 @@ async fn batches_take_what_is_ready_and_settle_each_message(queue: Arc<dyn Queue
     assert_quiet(&mut consumer).await;
 }
 
+/// Short lingers end batches often; a batch cut short must not strand a message it was
+/// handing out (it would wait out its whole ack deadline).
+async fn short_batches_strand_nothing(queue: Arc<dyn Queue>) {
+    for i in 0..40 {
+        publish(&*queue, "bots.jobs.due", &format!("s{i}")).await;
+    }
+    let mut consumer = queue
+        .consumer(
+            spec("short-batches", "bots.>")
+                .ack_wait(Duration::from_secs(60))
+                .max_ack_pending(100),
+        )
+        .await
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let started = Instant::now();
+    while seen.len() < 40 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "only {} of 40 handed out",
+            seen.len()
+        );
+        let batch =
+            tokio::time::timeout(PATIENCE, consumer.next_batch(7, Duration::from_millis(1)))
+                .await
+                .expect("a batch")
+                .unwrap();
+        for delivery in batch {
+            seen.insert(delivery.message.id.clone());
+            delivery.ack().await.unwrap();
+        }
+    }
+}
+
+/// A consumer already waiting gets a message published after it began to wait, without
+/// waiting for its pull to expire.
+async fn a_waiting_consumer_gets_a_later_message_at_once(queue: Arc<dyn Queue>) {
+    let mut consumer = queue.consumer(spec("waiter", "bots.>")).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let delivery = consumer.next().await.unwrap();
+        let at = Instant::now();
+        delivery.ack().await.unwrap();
+        at
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let published_at = Instant::now();
+    publish(&*queue, "bots.jobs.due", "later").await;
+    let received_at = tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    let gap = received_at.saturating_duration_since(published_at);
+    assert!(
+        gap < Duration::from_secs(1),
+        "handed over {gap:?} after its publish"
+    );
+}
+
+/// Under a steady stream taken in short batches, every message is handed over as it comes:
+/// none waits for a pull request to expire (JetStream's lasted 5 s) or its ack deadline.
+async fn a_steady_stream_is_handed_over_as_it_comes(queue: Arc<dyn Queue>) {
+    let mut consumer = queue
+        .consumer(
+            spec("steady", "bots.>")
+                .max_ack_pending(256)
+                .max_deliver(0)
+                .ack_wait(Duration::from_secs(90)),
+        )
+        .await
+        .unwrap();
+    let origin = Instant::now();
+    let publisher = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            for i in 0..750u64 {
+                let at = origin.elapsed().as_millis() as u64;
+                queue
+                    .publish(
+                        "bots.jobs.due",
+                        &format!("steady{i}"),
+                        Bytes::from(at.to_string()),
+                    )
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_micros(6600)).await;
+            }
+        })
+    };
+    let mut worst = 0;
+    let mut seen = 0;
+    while seen < 750 {
+        let batch =
+            tokio::time::timeout(PATIENCE, consumer.next_batch(64, Duration::from_millis(2)))
+                .await
+                .expect("a batch")
+                .unwrap();
+        for delivery in batch {
+            let sent: u64 = std::str::from_utf8(&delivery.message.payload)
+                .unwrap()
+                .parse()
+                .unwrap();
+            worst = worst.max(origin.elapsed().as_millis() as u64 - sent);
+            seen += 1;
+            // Settled a little later, as a worker does.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                delivery.ack().await.unwrap();
+            });
+        }
+    }
+    publisher.await.unwrap();
+    assert!(
+        worst < 1_000,
+        "a message waited {worst} ms to be handed over"
+    );
+}
+
 async fn duplicate_ids_are_stored_once(queue: Arc<dyn Queue>) {
     let first = queue
         .publish("jobs.a.b", "same-id", Bytes::from_static(b"1"))
@@ -304,6 +421,8 @@ macro_rules! contract {
 contract!(
     consume_in_order_and_ack,
     batches_take_what_is_ready_and_settle_each_message,
+    short_batches_strand_nothing,
+    a_waiting_consumer_gets_a_later_message_at_once,
     duplicate_ids_are_stored_once,
     nak_redelivers_after_the_delay,
     unacknowledged_messages_come_back_after_the_ack_wait,
@@ -375,4 +494,23 @@ async fn embedded_queue_trims_messages_past_max_age() {
     let mut consumer: Box<dyn WorkConsumer> =
         queue.consumer(spec("late", "jobs.old.x")).await.unwrap();
     assert_quiet(&mut consumer).await;
+}
+
+// ---- a steady stream on a multi-threaded runtime, as workers run ----------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_hands_over_a_steady_stream_as_it_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = EmbeddedQueue::open(&embedded_settings(&dir)).await.unwrap();
+    a_steady_stream_is_handed_over_as_it_comes(Arc::new(queue)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_hands_over_a_steady_stream_as_it_comes() {
+    let Some(settings) = platform::testing::nats_settings() else {
+        return;
+    };
+    let queue = Arc::new(NatsQueue::connect(&settings).await.unwrap());
+    a_steady_stream_is_handed_over_as_it_comes(queue.clone()).await;
+    queue.delete_namespace_streams().await.unwrap();
 }

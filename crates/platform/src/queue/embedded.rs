@@ -323,6 +323,26 @@ impl WorkConsumer for EmbeddedConsumer {
             }
         }
     }
+
+    /// Takes what is ready, waiting up to `linger` for more. Only the waiting is ever cut
+    /// short, never a hand-out: a hand-out cancelled after it committed would strand its
+    /// message until the ack deadline.
+    async fn next_batch(&mut self, max: usize, linger: Duration) -> anyhow::Result<Vec<Delivery>> {
+        let mut batch = vec![self.next().await?];
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            let woken = self.inner.wake.notified();
+            match self.inner.take(&self.spec).await? {
+                Some(delivery) => batch.push(delivery),
+                None => {
+                    if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(batch)
+    }
 }
 
 #[async_trait]

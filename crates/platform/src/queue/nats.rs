@@ -193,36 +193,46 @@ impl WorkConsumer for NatsConsumer {
         }
     }
 
-    /// One pull request for up to `max` messages, open for `linger` once the first arrives
-    /// (a round trip per batch, not per message).
+    /// The first message by a waiting pull, then what is ready, fetched without waiting
+    /// (a request that returns at once), until `max` or `linger` is up. No pull request is
+    /// left open on the server when this returns: a message handed to an abandoned request
+    /// would sit until its pull expired.
     async fn next_batch(&mut self, max: usize, linger: Duration) -> anyhow::Result<Vec<Delivery>> {
         let first = self.next().await?;
         let mut out = vec![first];
-        if max <= 1 {
-            return Ok(out);
-        }
-        let mut batch = match self
-            .consumer
-            .batch()
-            .max_messages(max - 1)
-            .expires(linger.max(Duration::from_millis(10)))
-            .messages()
-            .await
-        {
-            Ok(batch) => batch,
-            Err(err) => {
-                // Hand over what we already hold rather than let it wait out its ack deadline.
-                tracing::warn!(error = %err, "JetStream batch pull failed; keeping the first message");
-                return Ok(out);
-            }
-        };
-        while let Some(message) = batch.next().await {
-            match message {
-                Ok(message) => out.push(self.delivery(message)),
+        let deadline = tokio::time::Instant::now() + linger;
+        while out.len() < max {
+            let mut fetched = match self
+                .consumer
+                .fetch()
+                .max_messages(max - out.len())
+                .messages()
+                .await
+            {
+                Ok(fetched) => fetched,
                 Err(err) => {
-                    tracing::warn!(error = %err, "JetStream batch pull error; keeping what arrived");
+                    // Hand over what we already hold rather than let it wait out its ack deadline.
+                    tracing::warn!(error = %err, "JetStream fetch failed; keeping what arrived");
                     break;
                 }
+            };
+            let before = out.len();
+            while let Some(message) = fetched.next().await {
+                match message {
+                    Ok(message) => out.push(self.delivery(message)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "JetStream fetch error; keeping what arrived");
+                        break;
+                    }
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if out.len() == before {
+                // Nothing ready: look again shortly while the linger lasts.
+                tokio::time::sleep((deadline - now).min(Duration::from_millis(5))).await;
             }
         }
         Ok(out)

@@ -50,7 +50,11 @@ impl Server {
                 ADMIN_PASSWORD,
             )
             .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn")
-            .stdout(std::process::Stdio::null());
+            .stdout(match std::env::var("BENCH_SERVER_LOG") {
+                // The server's log lines, to see why a figure is what it is.
+                Ok(path) => std::fs::File::create(path).unwrap().into(),
+                Err(_) => std::process::Stdio::null(),
+            });
         for (key, value) in extra_env {
             command.env(key, value);
         }
