@@ -82,7 +82,7 @@ pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::Cancellat
             }
             Err(err) => {
                 failures += 1;
-                if failures == 1 || failures % 50 == 0 {
+                if failures == 1 || failures.is_multiple_of(50) {
                     tracing::warn!(error = %format!("{err:#}"), "relay round failed; retrying");
                 }
                 0

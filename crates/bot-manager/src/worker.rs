@@ -80,7 +80,7 @@ pub async fn run(manager: Arc<BotManager>, shutdown: CancellationToken) -> anyho
             }
             Err(err) => {
                 failures += 1;
-                if failures == 1 || failures % 30 == 0 {
+                if failures == 1 || failures.is_multiple_of(30) {
                     tracing::warn!(error = %format!("{err:#}"), "taking jobs from the queue failed; retrying");
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -411,14 +411,15 @@ async fn token(
     Form(form): Form<TokenForm>,
 ) -> Response {
     let mut call = Call::new("POST", "/2/oauth2/token".into());
-    if let Some(fault) = fake.take_fault("POST", "/2/oauth2/token") {
-        if fault.kind == FaultKind::Status {
-            let status = fault
-                .status
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return call.finish(&fake, status_problem(status));
-        }
+    // The token endpoint takes status faults only.
+    if let Some(fault) = fake.take_fault("POST", "/2/oauth2/token")
+        && fault.kind == FaultKind::Status
+    {
+        let status = fault
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return call.finish(&fake, status_problem(status));
     }
     // A confidential client authenticates with Basic; a public one names itself in the form.
     let basic_client = headers

@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(weighted_length("see https://x.co now"), 4 + 23 + 4);
         assert_eq!(weighted_length("www.example.org."), 23 + 1);
         // 11 URLs and spaces: 11*23 + 10 = 263 fits, although the raw text is far longer.
-        let many = vec![long.as_str(); 11].join(" ");
+        let many = [long.as_str(); 11].join(" ");
         assert_eq!(weighted_length(&many), 263);
     }
 

@@ -432,9 +432,9 @@ async fn change_status(
             json!({"from": bot.status.as_str(), "to": next.as_str()}),
         )
         .await;
-    Ok(bots::get(&state.db, &bot.bot_id)
+    bots::get(&state.db, &bot.bot_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("no such bot"))?)
+        .ok_or_else(|| ApiError::not_found("no such bot"))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

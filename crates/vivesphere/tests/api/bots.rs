@@ -443,7 +443,7 @@ async fn post_text_follows_xs_weighted_count_and_media_rules() {
         .post(
             &alice,
             &bot_id,
-            json!({"text": vec![url.as_str(); 11].join(" ")}),
+            json!({"text": ([url.as_str(); 11]).join(" ")}),
         )
         .await;
     assert_eq!(links["weighted_length"], 263);
