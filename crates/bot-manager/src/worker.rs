@@ -598,7 +598,12 @@ impl Run<'_> {
         let (answer, refreshed) = match sent {
             Ok(answer) => answer,
             Err(XCallError::NotSent(err)) => {
-                return self.retry_or_dead(PostState::Scheduled, err).await;
+                return self
+                    .retry_or_dead(
+                        PostState::Scheduled,
+                        format!("X could not be reached: {err}"),
+                    )
+                    .await;
             }
             Err(XCallError::NoAnswer(err)) => {
                 if self.last_attempt() {

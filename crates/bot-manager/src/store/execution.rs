@@ -259,7 +259,9 @@ pub enum Outcome {
 }
 
 /// Writes the outcome for the job's current dispatch while it is still open; false if the
-/// job moved on meanwhile (then nothing is written).
+/// job moved on meanwhile (then nothing is written). A post that goes back to `scheduled`
+/// was not created by the last send (X refused or never got it), so the send time is
+/// cleared: the next attempt need not look for it first.
 pub async fn finish(
     db: &Database,
     job: &JobContext,
@@ -281,7 +283,9 @@ pub async fn finish(
         .await?;
     let row = sqlx::query(
         "UPDATE jobs SET state = $1, attempts = attempts + $2, dispatches = dispatches + $3, \
-         last_error = $4, updated_at = $5 WHERE job_id = $6 AND dispatches = $7 \
+         last_error = $4, updated_at = $5, \
+         sent_at = CASE WHEN $8 = 'scheduled' THEN NULL ELSE sent_at END \
+         WHERE job_id = $6 AND dispatches = $7 \
          AND state IN ('pending', 'running') RETURNING dispatches",
     )
     .bind(job_state)
@@ -291,6 +295,7 @@ pub async fn finish(
     .bind(now)
     .bind(&job.job_id)
     .bind(job.dispatches)
+    .bind(post_state.as_str())
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
@@ -385,7 +390,9 @@ async fn finish_in_one_statement(
     let row = sqlx::query(
         "WITH lease AS (DELETE FROM bot_leases WHERE bot_id = $1 AND holder = $2), \
          job AS (UPDATE jobs SET state = $3, attempts = attempts + $4, dispatches = dispatches + $5, \
-           last_error = $6, updated_at = $7 WHERE job_id = $8 AND dispatches = $9 \
+           last_error = $6, updated_at = $7, \
+           sent_at = CASE WHEN $11 = 'scheduled' THEN NULL ELSE sent_at END \
+           WHERE job_id = $8 AND dispatches = $9 \
            AND state IN ('pending', 'running') RETURNING job_id, dispatches), \
          outbox_row AS (INSERT INTO outbox (job_id, dispatch, bot_id, due_at) \
            SELECT job_id, dispatches, $1, $10 FROM job WHERE $5 = 1 RETURNING job_id), \

@@ -205,7 +205,9 @@ async fn client_secrets_are_stored_hashed() {
     }
     let pool = crate::auth_helpers::authentication_db(&app).await;
     let rows = sqlx::query(
-        "SELECT client_id, secret_hash, audiences, scopes, description FROM service_clients",
+        // The one this test registered (the configuration declares others).
+        "SELECT client_id, secret_hash, audiences, scopes, description FROM service_clients \
+         WHERE client_id = 'bot-runner'",
     )
     .fetch_all(&pool)
     .await

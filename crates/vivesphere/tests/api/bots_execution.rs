@@ -753,3 +753,44 @@ async fn newer_x_answers_with_post_count_are_read_too() {
         (Some(5), Some(1))
     );
 }
+
+#[tokio::test]
+async fn a_network_error_before_sending_retries_and_never_marks_the_post_unknown() {
+    // Nothing listens on this port: every call fails before a request leaves.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let env = spawn_bots(
+        Default::default(),
+        &[
+            ("VIVESPHERE_BOT_MANAGER__X_API__BASE_URL", &dead_url),
+            ("VIVESPHERE_BOT_MANAGER__EXECUTION__MAX_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let alice = env.manager("alice").await;
+    let (bot_id, _) = env.bot(&alice, "offlinebot").await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "no route to X", "publish_now": true}),
+        )
+        .await;
+    let post_id = post["post_id"].as_str().unwrap();
+    let failed = env
+        .wait_for(
+            &alice,
+            &bot_id,
+            post_id,
+            &["failed", "unknown", "published"],
+        )
+        .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("gave up after 2 attempts") && error.contains("could not be reached"),
+        "{error}"
+    );
+    assert_eq!(job_row(&env, post_id).await, ("dead".to_string(), 2));
+}

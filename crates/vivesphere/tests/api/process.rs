@@ -202,7 +202,8 @@ fn list_targets_prints_every_name() {
             "configuration",
             "logging",
             "bot-manager",
-            "gateway"
+            "gateway",
+            "fake-x"
         ]
     );
 }
