@@ -627,15 +627,10 @@ impl Run<'_> {
             }
         };
         self.save_windows(&answer).await;
-        self.classify_publish(answer, refreshed, &waiting).await
+        self.classify_publish(answer, refreshed).await
     }
 
-    async fn classify_publish(
-        &self,
-        answer: XAnswer,
-        refreshed: bool,
-        _waiting: &PostState,
-    ) -> anyhow::Result<Settle> {
+    async fn classify_publish(&self, answer: XAnswer, refreshed: bool) -> anyhow::Result<Settle> {
         let job = &self.job;
         match answer.status {
             200..=299 => {

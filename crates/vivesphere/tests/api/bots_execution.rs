@@ -106,7 +106,7 @@ async fn publish_now_reaches_x_once_and_records_the_x_id() {
 async fn x_refusals_fail_without_retry() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
-    let (bot_id, user) = env.bot(&alice, "dupbot").await;
+    let (bot_id, _) = env.bot(&alice, "dupbot").await;
     // The same text twice on one account: X's own duplicate rule answers 403.
     let first = env
         .post(
@@ -176,7 +176,6 @@ async fn x_refusals_fail_without_retry() {
         "no retry after a refusal"
     );
     assert_eq!(env.fake.live_posts_with_text("same words"), 1);
-    let _ = user;
 }
 
 #[tokio::test]
