@@ -237,6 +237,19 @@ mod tests {
     }
 }
 
+/// Whether a database error is a unique-constraint violation (a duplicate key), on either
+/// backend (the `Any` driver does not always carry the kind through).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || db.message().contains("UNIQUE constraint failed")
+                || db.code().as_deref() == Some("23505")
+        }
+        _ => false,
+    }
+}
+
 /// `($1, $2), ($3, $4)` for a multi-row `INSERT … VALUES` of `rows` rows of `columns`
 /// values each, numbered as both backends accept.
 pub fn values_placeholders(rows: usize, columns: usize) -> String {

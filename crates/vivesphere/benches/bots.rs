@@ -242,30 +242,8 @@ fn main() {
     if only == "sqlite" {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some(postgres) = runtime.block_on(platform::testing::TestPostgres::create()) else {
-        println!("postgres: skipped (set VIVESPHERE_TEST_DATABASE_URL)");
+    let Some((postgres, env, label)) = support::cluster_backends() else {
         return;
-    };
-    let mut env = vec![(
-        "VIVESPHERE_DATABASE__URL".to_string(),
-        postgres.url().to_string(),
-    )];
-    if let Ok(nats) = std::env::var("VIVESPHERE_TEST_NATS_URL") {
-        env.push(("VIVESPHERE_QUEUE__KIND".into(), "nats".into()));
-        env.push(("VIVESPHERE_QUEUE__URL".into(), nats));
-        env.push((
-            "VIVESPHERE_QUEUE__NAMESPACE".into(),
-            platform::testing::unique_name(),
-        ));
-    }
-    let label = if env.len() > 1 {
-        "postgres + nats"
-    } else {
-        "postgres + embedded queue"
     };
     run(label, &env);
     drop(postgres);

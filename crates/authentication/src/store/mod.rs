@@ -9,14 +9,4 @@ pub mod sessions;
 pub mod throttle;
 pub mod users;
 
-/// Whether a database error is a unique-constraint violation (a duplicate name).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => {
-            db.is_unique_violation()
-                || db.message().contains("UNIQUE constraint failed")
-                || db.code().as_deref() == Some("23505")
-        }
-        _ => false,
-    }
-}
+pub use platform::db::is_unique_violation;

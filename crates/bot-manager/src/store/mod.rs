@@ -6,16 +6,7 @@ pub mod execution;
 pub mod metrics;
 pub mod posts;
 
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => {
-            db.is_unique_violation()
-                || db.message().contains("UNIQUE constraint failed")
-                || db.code().as_deref() == Some("23505")
-        }
-        _ => false,
-    }
-}
+pub use platform::db::is_unique_violation;
 
 /// `FOR UPDATE SKIP LOCKED` where the database has it (PostgreSQL), so that replicas
 /// claiming rows never take the same one; SQLite serializes writers anyway.

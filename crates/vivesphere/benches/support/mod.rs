@@ -107,3 +107,39 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
+
+/// Environment variables for a [`Server`].
+pub type ServerEnv = Vec<(String, String)>;
+
+/// The cluster-shaped backends for a second run: a fresh PostgreSQL database and, when
+/// `VIVESPHERE_TEST_NATS_URL` is set, a private NATS namespace. Returns the database (keep it
+/// until the run ends: dropping it drops the database), the environment for the server, and
+/// a label; `None` (after saying so) without `VIVESPHERE_TEST_DATABASE_URL`.
+pub fn cluster_backends() -> Option<(platform::testing::TestPostgres, ServerEnv, &'static str)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(postgres) = runtime.block_on(platform::testing::TestPostgres::create()) else {
+        println!("postgres: skipped (set VIVESPHERE_TEST_DATABASE_URL)");
+        return None;
+    };
+    let mut env = vec![(
+        "VIVESPHERE_DATABASE__URL".to_string(),
+        postgres.url().to_string(),
+    )];
+    if let Ok(nats) = std::env::var("VIVESPHERE_TEST_NATS_URL") {
+        env.push(("VIVESPHERE_QUEUE__KIND".into(), "nats".into()));
+        env.push(("VIVESPHERE_QUEUE__URL".into(), nats));
+        env.push((
+            "VIVESPHERE_QUEUE__NAMESPACE".into(),
+            platform::testing::unique_name(),
+        ));
+    }
+    let label = if env.len() > 1 {
+        "postgres + nats"
+    } else {
+        "postgres + embedded queue"
+    };
+    Some((postgres, env, label))
+}
