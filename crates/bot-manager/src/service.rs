@@ -145,6 +145,16 @@ impl BotManager {
         }
     }
 
+    /// Re-arms the jobs that waited while the bot could not publish and wakes the relay.
+    pub async fn release_waiting(&self, bot_id: &str) -> anyhow::Result<()> {
+        let released =
+            crate::store::posts::release_waiting_jobs(&self.db, bot_id, now_ms()).await?;
+        if released > 0 {
+            self.relay_wake.notify_one();
+        }
+        Ok(())
+    }
+
     /// A user activity for the Logging service (on the queue, or spilled until it is back).
     pub async fn record(&self, action: &str, actor: &str, subject: &str, details: Value) {
         self.activity

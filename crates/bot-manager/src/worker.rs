@@ -338,6 +338,28 @@ impl Run<'_> {
         Ok(Some(self.finish(outcome).await?))
     }
 
+    /// X answered 429: run again when the endpoint's window resets (a minute if X did not
+    /// say), plus jitter; not an attempt.
+    async fn wait_for_reset(
+        &self,
+        answer: &XAnswer,
+        endpoint: &str,
+        post_state: PostState,
+    ) -> anyhow::Result<Settle> {
+        let reset = answer
+            .reset_of(endpoint)
+            .map(|s| s * 1000)
+            .unwrap_or(now_ms() + 60_000);
+        let jitter = random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
+        self.finish(Outcome::Retry {
+            post_state,
+            due_at: reset.max(now_ms()) + jitter,
+            counted: false,
+            error: "X answered 429 Too Many Requests".into(),
+        })
+        .await
+    }
+
     /// A token, or the settle that handles its absence.
     async fn token(&self, waiting_state: PostState) -> anyhow::Result<Result<Secret, Settle>> {
         match self
@@ -400,9 +422,7 @@ impl Run<'_> {
         let settle = self.finish(Outcome::Park { post_state }).await?;
         let current = bots::get(&self.manager.db, &self.job.bot_id).await?;
         if current.is_some_and(|bot| bot.status == BotStatus::Active) {
-            crate::store::posts::release_waiting_jobs(&self.manager.db, &self.job.bot_id, now_ms())
-                .await?;
-            self.manager.relay_wake.notify_one();
+            self.manager.release_waiting(&self.job.bot_id).await?;
         }
         Ok(settle)
     }
@@ -654,19 +674,8 @@ impl Run<'_> {
                 self.needs_reauth(PostState::Scheduled, reason).await
             }
             429 => {
-                let jitter =
-                    random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
-                let reset = answer
-                    .reset_of("tweets.create")
-                    .map(|s| s * 1000)
-                    .unwrap_or(now_ms() + 60_000);
-                self.finish(Outcome::Retry {
-                    post_state: PostState::Scheduled,
-                    due_at: reset.max(now_ms()) + jitter,
-                    counted: false,
-                    error: "X answered 429 Too Many Requests".into(),
-                })
-                .await
+                self.wait_for_reset(&answer, "tweets.create", PostState::Scheduled)
+                    .await
             }
             status if status >= 500 => {
                 self.retry_or_dead(PostState::Scheduled, format!("X answered {status}"))
@@ -764,19 +773,8 @@ impl Run<'_> {
                     .await
             }
             429 => {
-                let reset = answer
-                    .reset_of("tweets.delete")
-                    .map(|s| s * 1000)
-                    .unwrap_or(now_ms() + 60_000);
-                let jitter =
-                    random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
-                self.finish(Outcome::Retry {
-                    post_state: PostState::Deleting,
-                    due_at: reset.max(now_ms()) + jitter,
-                    counted: false,
-                    error: "X answered 429 Too Many Requests".into(),
-                })
-                .await
+                self.wait_for_reset(&answer, "tweets.delete", PostState::Deleting)
+                    .await
             }
             status if status >= 500 => {
                 self.retry_or_dead(PostState::Deleting, format!("X answered {status}"))

@@ -16,7 +16,6 @@ use crate::botdata::{BotDataError, fields};
 use crate::model::{BotStatus, PostingSlot, new_id};
 use crate::service::{BotManager, Caller, now_ms};
 use crate::store::bots::{self, BotRow};
-use crate::store::posts;
 
 /// A bot as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -419,10 +418,7 @@ async fn change_status(
         ));
     }
     if next == BotStatus::Active {
-        let resumed = posts::release_waiting_jobs(&state.db, &bot.bot_id, now_ms()).await?;
-        if resumed > 0 {
-            state.relay_wake.notify_one();
-        }
+        state.release_waiting(&bot.bot_id).await?;
     }
     state
         .record(
@@ -540,8 +536,7 @@ pub async fn replace_credentials(
         )
         .await?
         {
-            posts::release_waiting_jobs(&state.db, &bot.bot_id, now_ms()).await?;
-            state.relay_wake.notify_one();
+            state.release_waiting(&bot.bot_id).await?;
         }
         bot = bots::get(&state.db, &bot.bot_id)
             .await?
