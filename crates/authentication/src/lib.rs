@@ -260,6 +260,7 @@ impl Target for AuthenticationService {
             openapi: Some(doc),
             checks: Vec::new(),
             verifier: Some(verifier),
+            edge: None,
         })
     }
 }

@@ -138,6 +138,7 @@ impl Target for BotManagerService {
             openapi: Some(doc),
             checks: Vec::new(),
             verifier: None,
+            edge: None,
         })
     }
 }

@@ -1,23 +1,77 @@
-//! Configuration/Settings service: settings per scope and profile, releases and audit, under
-//! `/api/v1/config`.
-//!
-//! Foundation stage: the service has its own storage, readiness, OpenAPI document and config
-//! section; its domain arrives with the Configuration issue.
+//! Configuration/Settings service, under `/api/v1/config`: settings per scope (global and
+//! each service) and profile. Every change is an immutable release (one increasing revision,
+//! the full snapshot, author, reason, diff, request id), checked against what each service
+//! declares before it is written, written with check-and-set, audited as user_activity and
+//! announced to every config client — through the in-process hub in one process, on
+//! `config.changes.<scope>` otherwise — with an HTTP long poll for anything else.
+//! No secret is stored: a value may only refer to one as `${secret:NAME}`.
 
+mod api;
+mod model;
+mod service;
+mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context;
 use async_trait::async_trait;
-use axum::Router;
+use platform::activity::ActivityLog;
+use platform::db::{MigrationStep, Migrations};
 use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use utoipa::OpenApi;
+
+use crate::service::{ConfigService, InProcessProvider};
 
 pub const NAME: &str = "configuration";
 pub const CONFIG_SECTION: &str = "configuration";
 pub const ROUTE_PREFIX: &str = "/api/v1/config";
 
+const SQLITE_STEPS: &[MigrationStep] = &[MigrationStep {
+    version: 1,
+    description: "releases",
+    sql: include_str!("../migrations/0001_configuration_sqlite.sql"),
+}];
+
+const POSTGRES_STEPS: &[MigrationStep] = &[MigrationStep {
+    version: 1,
+    description: "releases",
+    sql: include_str!("../migrations/0001_configuration_postgres.sql"),
+}];
+
 /// The `configuration` config section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Largest value of one setting, as JSON bytes.
+    pub max_value_bytes: usize,
+    /// Most settings one scope holds.
+    pub max_keys: usize,
+    /// Longest reason a change may give.
+    pub max_reason_chars: usize,
+    /// Longest long poll (`/watch?wait=`), in seconds.
+    pub max_wait_seconds: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_value_bytes: 4096,
+            max_keys: 500,
+            max_reason_chars: 500,
+            max_wait_seconds: 60,
+        }
+    }
+}
+
+fn check_settings(settings: &Settings) -> Result<(), String> {
+    if settings.max_value_bytes < 64 || settings.max_keys == 0 || settings.max_wait_seconds == 0 {
+        return Err("max_value_bytes is at least 64; max_keys and max_wait_seconds at least 1".into());
+    }
+    Ok(())
+}
 
 /// The Configuration target.
 pub struct ConfigurationService;
@@ -28,13 +82,44 @@ impl Target for ConfigurationService {
         TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
     }
 
+    fn migrations(&self) -> Migrations {
+        Migrations {
+            sqlite: SQLITE_STEPS,
+            postgres: POSTGRES_STEPS,
+        }
+    }
+
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let _settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let settings = ctx.live.section::<Settings>(CONFIG_SECTION, check_settings)?;
+        check_settings(&settings.get()).map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+        let db = ctx
+            .database
+            .clone()
+            .context("the configuration target needs its database")?;
+        let service = Arc::new(ConfigService {
+            db,
+            catalog: ctx.live.catalog().clone(),
+            settings,
+            profile: ctx.config.profile(),
+            queue: ctx.queue.clone(),
+            hub: ctx.hub.clone(),
+            activity: ActivityLog::new(ctx.events.clone(), NAME),
+            head: watch::channel(0).0,
+        });
+        ctx.hub.provide(Arc::new(InProcessProvider(service.clone())));
+        ctx.tasks.spawn(
+            service
+                .clone()
+                .follow_other_replicas(ctx.shutdown.clone()),
+        );
+        let mut doc = service_document("Configuration", ROUTE_PREFIX);
+        doc.merge(api::ConfigApi::openapi());
         Ok(BuiltTarget {
-            router: Router::new(),
-            openapi: Some(service_document("Configuration", ROUTE_PREFIX)),
+            router: api::router(service),
+            openapi: Some(doc),
             checks: Vec::new(),
             verifier: None,
+            edge: None,
         })
     }
 }

@@ -84,6 +84,7 @@ impl Target for FakeXService {
             openapi: None,
             checks: Vec::new(),
             verifier: None,
+            edge: None,
         })
     }
 }

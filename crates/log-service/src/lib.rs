@@ -111,6 +111,7 @@ impl Target for LoggingService {
             openapi: Some(doc),
             checks: Vec::new(),
             verifier: None,
+            edge: None,
         })
     }
 }

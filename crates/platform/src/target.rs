@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ConfigError, LayeredConfig, PlatformSettings};
+use crate::config::{ConfigError, LayeredConfig, PlatformSettings, SettingSpec};
 use crate::db::{Database, Migrations};
 use crate::http::health::ReadinessCheck;
 use crate::http::metrics::MetricsRegistry;
@@ -41,6 +41,11 @@ pub struct TargetContext {
     pub failure: Arc<OnceLock<String>>,
     /// Where the other services answer over HTTP.
     pub peers: Peers,
+    /// The target's configuration as it changes at run time (`config` is its state at
+    /// build); sections a service reads live come from here.
+    pub live: crate::config::LiveConfig,
+    /// The process's in-process link to the Configuration service.
+    pub hub: crate::config::central::ConfigHub,
 }
 
 /// Where a target reaches another service: this very process when it runs that target too
@@ -103,7 +108,13 @@ pub struct BuiltTarget {
     /// service reads its own keys). The platform puts it in the request extensions and
     /// feeds it revocation events.
     pub verifier: Option<crate::auth::TokenVerifier>,
+    /// Wraps the process's whole API (every target's routes, not health or metrics) when
+    /// this target runs in the process: the gateway's edge rate limit in one-process mode.
+    pub edge: Option<EdgeLayer>,
 }
+
+/// A function that wraps a router in middleware.
+pub type EdgeLayer = Arc<dyn Fn(Router) -> Router + Send + Sync>;
 
 /// What the registry needs to know about a target before building it.
 #[derive(Clone, Copy)]
@@ -118,6 +129,7 @@ pub struct TargetInfo {
     pub uses_database: bool,
     defaults: fn() -> serde_json::Value,
     check: fn(&LayeredConfig, &str) -> Result<(), ConfigError>,
+    settings: fn() -> Vec<SettingSpec>,
 }
 
 impl TargetInfo {
@@ -134,7 +146,19 @@ impl TargetInfo {
             uses_database: true,
             defaults: section_defaults::<S>,
             check: check_section::<S>,
+            settings: Vec::new,
         }
+    }
+
+    /// The settings the target declares, with their types and ranges and whether it applies
+    /// them live (see [`crate::config::Catalog`]).
+    pub fn with_settings(mut self, settings: fn() -> Vec<SettingSpec>) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    pub fn declared_settings(&self) -> Vec<SettingSpec> {
+        (self.settings)()
     }
 
     pub fn with_routes(mut self, prefix: &'static str) -> Self {

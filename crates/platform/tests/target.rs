@@ -28,8 +28,11 @@ async fn context(dir: &tempfile::TempDir) -> TargetContext {
         spill_dir: dir.path().join("spill").display().to_string(),
         ..Default::default()
     };
+    let config = Arc::new(config);
     TargetContext {
-        config: Arc::new(config),
+        live: platform::config::LiveConfig::fixed(config.clone()),
+        hub: Default::default(),
+        config,
         platform: PlatformSettings::default(),
         database: None,
         events: platform::shipping::EventShipper::new(queue.clone(), &telemetry, &metrics),

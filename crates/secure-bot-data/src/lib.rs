@@ -141,6 +141,7 @@ impl Target for SecureBotDataService {
             openapi: Some(doc),
             checks: vec![vault_check],
             verifier: None,
+            edge: None,
         })
     }
 }

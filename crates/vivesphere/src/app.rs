@@ -11,7 +11,16 @@ use anyhow::Context;
 use axum::routing::get;
 use axum::{Extension, Router};
 use platform::auth::{HttpKeySource, TokenVerifier};
-use platform::config::{ConfigLoader, LayeredConfig, PlatformSettings};
+use platform::auth::{ServiceTokens, service_secret};
+use platform::config::central::{ConfigHub, DiskCopy, GLOBAL_SCOPE};
+use platform::config::{
+    Catalog, CentralSource, ConfigClient, ConfigError, ConfigLoader, LayeredConfig, LiveConfig,
+    PlatformSettings, TelemetrySettings,
+};
+use platform::telemetry::LogLevelHandle;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use platform::db::Database;
 use platform::http::health::{Health, ReadinessCheck, health_routes, service_health_route};
 use platform::http::metrics::{MetricsRegistry, metrics_handler};
@@ -27,7 +36,7 @@ use tokio_util::task::TaskTracker;
 use crate::registry;
 
 /// What to run and where its configuration comes from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppOptions {
     pub config_dir: PathBuf,
     /// The environment snapshot the configuration is read from.
@@ -36,6 +45,19 @@ pub struct AppOptions {
     pub target: Option<String>,
     /// Beats `server.listen`.
     pub listen: Option<String>,
+    /// The installed log subscriber's filter, which follows `telemetry.log_level` live
+    /// (`main` installs one; tests run without).
+    pub log_level: Option<LogLevelHandle>,
+}
+
+impl std::fmt::Debug for AppOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppOptions")
+            .field("config_dir", &self.config_dir)
+            .field("target", &self.target)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppOptions {
@@ -50,6 +72,7 @@ impl AppOptions {
             env: std::env::vars().collect(),
             target,
             listen,
+            log_level: None,
         }
     }
 
@@ -64,6 +87,8 @@ pub struct TargetConfig {
     pub info: TargetInfo,
     pub config: Arc<LayeredConfig>,
     pub platform: PlatformSettings,
+    /// The same configuration as it will change at run time.
+    pub live: LiveConfig,
 }
 
 /// The configuration of a whole run: the process's and each target's.
@@ -72,11 +97,14 @@ pub struct LoadedConfig {
     /// target: that target's configuration.
     pub process: Arc<LayeredConfig>,
     pub process_platform: PlatformSettings,
+    /// The process's configuration at run time; for one target, that target's.
+    pub process_live: LiveConfig,
     pub targets: Vec<TargetConfig>,
 }
 
 /// Loads and checks every layer for the selected targets. Any bad key, type or secret
-/// reference is an error naming the file and key.
+/// reference is an error naming the file and key. The central layer is the last copy the
+/// service saved (the config client replaces it once the service is running).
 pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
     let selected = registry::select(options.target.as_deref())?;
     let loader = ConfigLoader::new(
@@ -84,38 +112,61 @@ pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
         options.env.iter().cloned(),
         registry::config_defaults(),
     )?;
-    let known = registry::known_sections();
-    let check = |config: &LayeredConfig| -> anyhow::Result<PlatformSettings> {
-        config.check_sections(&known)?;
-        for target in registry::targets() {
-            target.info().check_config(config)?;
-        }
-        Ok(PlatformSettings::from_config(config)?)
-    };
+    let catalog = Arc::new(registry::catalog());
     let mut targets = Vec::new();
     for target in selected {
         let info = target.info();
-        let config = loader.load(Some(info.name))?;
-        let platform = check(&config)?;
+        let live = load_live(&loader, &catalog, info.name, Some(info.name))?;
+        let config = live.current();
+        let platform = registry::check_config(&config)?;
         targets.push(TargetConfig {
             target,
             info,
-            config: Arc::new(config),
+            config,
             platform,
+            live,
         });
     }
-    let (process, process_platform) = if options.runs_everything() {
-        let config = loader.load(None)?;
-        let platform = check(&config)?;
-        (Arc::new(config), platform)
+    let process_live = if options.runs_everything() {
+        load_live(&loader, &catalog, GLOBAL_SCOPE, None)?
     } else {
-        (targets[0].config.clone(), targets[0].platform.clone())
+        targets[0].live.clone()
     };
+    let process = process_live.current();
+    let process_platform = registry::check_config(&process)?;
     Ok(LoadedConfig {
         process,
         process_platform,
+        process_live,
         targets,
     })
+}
+
+/// Loads files and environment, then puts the saved central copy on top if there is one
+/// and it is still valid.
+fn load_live(
+    loader: &ConfigLoader,
+    catalog: &Arc<Catalog>,
+    scope: &str,
+    target: Option<&str>,
+) -> anyhow::Result<LiveConfig> {
+    let base = Arc::new(loader.load(target)?);
+    let settings = registry::check_config(&base)?.config_client;
+    let live = LiveConfig::new(
+        scope,
+        loader.clone(),
+        target.map(str::to_string),
+        catalog.clone(),
+        base,
+        0,
+    );
+    if settings.enabled
+        && let Some(copy) = DiskCopy::new(&settings.cache_dir, scope, loader.profile()).load()
+        && let Err(err) = live.apply(&copy)
+    {
+        tracing::warn!(service = scope, revision = copy.revision, error = %err, "ignoring the saved central config copy");
+    }
+    Ok(live)
 }
 
 /// Opens a target's database and applies its migrations.
@@ -213,10 +264,134 @@ pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String>
         tasks: TaskTracker::new(),
         failure: Arc::new(OnceLock::new()),
         peers: Peers::default(),
+        live: entry.live.clone(),
+        hub: ConfigHub::default(),
     };
     let kid = authentication::rotate_keys(&ctx).await;
     database.close().await;
     kid
+}
+
+/// How this process's config clients reach the Configuration service.
+struct CentralLinks {
+    hub: ConfigHub,
+    /// The Configuration service runs in this process.
+    in_process: bool,
+    peers: Peers,
+    authentication_url: String,
+    revision: Family<ServiceLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+impl CentralLinks {
+    /// The client that keeps `live` current, or `None` when it follows nothing: turned
+    /// off, or (outside development) no client secret to ask for a token with.
+    fn client(
+        &self,
+        live: &LiveConfig,
+        platform: &PlatformSettings,
+    ) -> anyhow::Result<Option<ConfigClient>> {
+        let settings = &platform.config_client;
+        if !settings.enabled {
+            return Ok(None);
+        }
+        let profile = live.current().profile();
+        let source = if self.in_process {
+            CentralSource::InProcess(self.hub.clone())
+        } else {
+            let client_id = settings
+                .client_id
+                .clone()
+                .unwrap_or_else(|| live.service().to_string());
+            let Some(secret) =
+                service_secret(&platform.auth.service_secrets_dir, &client_id, profile)?
+            else {
+                tracing::warn!(
+                    client_id,
+                    dir = platform.auth.service_secrets_dir,
+                    "no client secret for the Configuration service: central settings come only from the saved copy"
+                );
+                return Ok(None);
+            };
+            let url = settings
+                .url
+                .clone()
+                .unwrap_or_else(|| self.peers.url(configuration::NAME));
+            let tokens = ServiceTokens::new(
+                &self.authentication_url,
+                client_id,
+                secret,
+                configuration::NAME,
+            )?;
+            CentralSource::http(&url, Arc::new(tokens))?
+        };
+        Ok(Some(ConfigClient::new(
+            live.clone(),
+            source,
+            DiskCopy::new(&settings.cache_dir, live.service(), profile),
+            profile,
+            Duration::from_secs(settings.resync_seconds.max(1)),
+        )))
+    }
+
+    /// Runs `client` until shutdown and mirrors its revision into the metrics.
+    fn follow(
+        &self,
+        client: ConfigClient,
+        queue: &Arc<dyn Queue>,
+        tasks: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) {
+        let live = client.live().clone();
+        let gauge = self
+            .revision
+            .get_or_create(&ServiceLabel {
+                service: live.service().to_string(),
+            })
+            .clone();
+        gauge.set(live.revision());
+        let mut revisions = live.watch_revision();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                let changed = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    changed = revisions.changed() => changed,
+                };
+                if changed.is_err() {
+                    return;
+                }
+                let revision = *revisions.borrow_and_update();
+                gauge.set(revision);
+            }
+        });
+        tasks.spawn(client.run(queue.clone(), shutdown.clone()));
+    }
+}
+
+/// Makes the installed log filter follow `telemetry.log_level`.
+fn follow_log_level(live: &LiveConfig, handle: LogLevelHandle) {
+    if handle.pinned() {
+        return;
+    }
+    live.on_change(move |config| {
+        let telemetry: TelemetrySettings = config.section("telemetry")?;
+        let filter =
+            LogLevelHandle::parse(&telemetry.log_level).map_err(|message| ConfigError::Invalid {
+                key: "telemetry.log_level".into(),
+                origin: config
+                    .origin_of("telemetry.log_level")
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                message,
+            })?;
+        let handle = handle.clone();
+        Ok(Box::new(move || handle.apply(filter)))
+    });
 }
 
 /// A built app, bound and ready to serve.
@@ -269,6 +444,27 @@ impl App {
         let failure = Arc::new(OnceLock::new());
         let events = EventShipper::new(queue.clone(), &loaded.process_platform.telemetry, &metrics);
         events.spawn(&tasks, shutdown.clone());
+        let hub = ConfigHub::default();
+        let central = CentralLinks {
+            hub: hub.clone(),
+            in_process: loaded
+                .targets
+                .iter()
+                .any(|entry| entry.info.name == configuration::NAME),
+            peers: peers.clone(),
+            authentication_url: authentication_url.clone(),
+            revision: Family::default(),
+        };
+        metrics.register(
+            "config_applied_revision",
+            "Central configuration revision in effect",
+            central.revision.clone(),
+        );
+        if let Some(handle) = &options.log_level {
+            follow_log_level(&loaded.process_live, handle.clone());
+        }
+        let mut clients = Vec::new();
+        let mut edges = Vec::new();
 
         let queue_check = {
             let queue = queue.clone();
@@ -282,6 +478,12 @@ impl App {
         let mut databases = Vec::new();
         for entry in &loaded.targets {
             let info = entry.info;
+            let client = central.client(&entry.live, &entry.platform)?;
+            if let Some(client) = &client {
+                client.sync_at_start(&entry.platform.config_client).await;
+            }
+            let config = entry.live.current();
+            let platform = registry::check_config(&config)?;
             let database = if info.uses_database {
                 Some(open_database(entry).await?)
             } else {
@@ -302,8 +504,8 @@ impl App {
             let built = entry
                 .target
                 .build(TargetContext {
-                    config: entry.config.clone(),
-                    platform: entry.platform.clone(),
+                    config,
+                    platform,
                     database,
                     queue: queue.clone(),
                     events: events.clone(),
@@ -312,16 +514,21 @@ impl App {
                     tasks: tasks.clone(),
                     failure: failure.clone(),
                     peers: peers.clone(),
+                    live: entry.live.clone(),
+                    hub: hub.clone(),
                 })
                 .await
                 .with_context(|| format!("target {} failed to build", info.name))?;
+            clients.extend(client);
+            edges.extend(built.edge);
             checks.extend(built.checks);
             all_checks.extend(checks.iter().skip(1).cloned());
             let mut service_router = built.router;
             if let Some(prefix) = info.route_prefix {
+                let live = entry.live.clone();
                 service_router = service_router.merge(service_health_route(
                     prefix,
-                    Health::new(checks, shutdown.clone()),
+                    Health::new(checks, shutdown.clone()).with_fact("config", move || live.status()),
                 ));
                 if let Some(doc) = built.openapi {
                     service_router = service_router.merge(docs_routes(prefix, doc));
@@ -345,7 +552,27 @@ impl App {
             tracing::info!(service = info.name, "target built");
         }
 
-        let process_health = Health::new(all_checks, shutdown.clone());
+        if options.runs_everything()
+            && let Some(client) = central.client(&loaded.process_live, &loaded.process_platform)?
+        {
+            client.sync_at_start(&loaded.process_platform.config_client).await;
+            clients.push(client);
+        }
+        for client in clients {
+            central.follow(client, &queue, &tasks, &shutdown);
+        }
+        for edge in edges {
+            router = edge(router);
+        }
+        let mut lives = vec![loaded.process_live.clone()];
+        lives.extend(loaded.targets.iter().map(|entry| entry.live.clone()));
+        let process_health = Health::new(all_checks, shutdown.clone()).with_fact("config", move || {
+            let mut by_service = serde_json::Map::new();
+            for live in &lives {
+                by_service.insert(live.service().to_string(), live.status());
+            }
+            serde_json::Value::Object(by_service)
+        });
         router = router.merge(health_routes(process_health)).merge(
             Router::new()
                 .route("/metrics", get(metrics_handler))

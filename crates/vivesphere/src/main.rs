@@ -121,9 +121,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     });
     match command {
         Command::Serve { target, listen } => {
-            let options = AppOptions::from_process_env(cli.config_dir, target, listen);
+            let mut options = AppOptions::from_process_env(cli.config_dir, target, listen);
             let loaded = load_config(&options)?;
-            platform::telemetry::init(&loaded.process_platform.telemetry)?;
+            options.log_level = Some(platform::telemetry::init(
+                &loaded.process_platform.telemetry,
+            )?);
             let profile = loaded.process.profile().as_str();
             let targets = options
                 .target

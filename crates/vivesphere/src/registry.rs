@@ -5,19 +5,20 @@
 use std::sync::Arc;
 
 use anyhow::bail;
-use platform::config::PlatformSettings;
+use platform::config::{Catalog, ConfigError, LayeredConfig, PlatformSettings};
 use platform::target::Target;
 use serde_json::{Map, Value};
 
 /// The name that runs every target in one process.
 pub const ALL: &str = "all";
 
-/// Every target, in start order.
+/// Every target, in start order. Configuration comes first, so that in one process the
+/// others start on the central settings it holds.
 pub fn targets() -> Vec<Arc<dyn Target>> {
     vec![
+        Arc::new(configuration::ConfigurationService),
         Arc::new(authentication::AuthenticationService),
         Arc::new(secure_bot_data::SecureBotDataService),
-        Arc::new(configuration::ConfigurationService),
         Arc::new(log_service::LoggingService),
         Arc::new(bot_manager::BotManagerService),
         Arc::new(gateway::GatewayService),
@@ -76,6 +77,35 @@ pub fn known_sections() -> Vec<&'static str> {
     sections
 }
 
+/// Checks a whole configuration as start-up does: no unknown section, every section of the
+/// right shape.
+pub fn check_config(config: &LayeredConfig) -> Result<PlatformSettings, ConfigError> {
+    config.check_sections(&known_sections())?;
+    for target in every_target() {
+        target.info().check_config(config)?;
+    }
+    PlatformSettings::from_config(config)
+}
+
+/// Every service's declared settings and the typed check, for the Configuration service and
+/// every config client.
+pub fn catalog() -> Catalog {
+    let mut specs = PlatformSettings::declared_settings();
+    let mut services = Vec::new();
+    for target in targets() {
+        let info = target.info();
+        services.push((info.name.to_string(), info.config_section.to_string()));
+        specs.extend(info.declared_settings());
+    }
+    Catalog::new(
+        services,
+        PlatformSettings::SECTIONS.map(String::from).to_vec(),
+        specs,
+        config_defaults(),
+        |config| check_config(config).map(|_| ()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +144,26 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn every_declared_setting_exists_in_the_defaults_and_is_declared_once() {
+        let defaults = config_defaults();
+        let mut seen = std::collections::BTreeSet::new();
+        for spec in catalog().specs() {
+            assert!(seen.insert(spec.key), "{} declared twice", spec.key);
+            let mut node = &defaults;
+            for part in spec.key.split('.') {
+                node = node
+                    .get(part)
+                    .unwrap_or_else(|| panic!("{} is not a config key", spec.key));
+            }
+            assert!(
+                spec.kind.check(node).is_ok(),
+                "the default of {} is outside its declared range",
+                spec.key
+            );
+        }
     }
 
     #[test]

@@ -322,7 +322,50 @@ fn resolve_object(
     Ok(())
 }
 
-/// Expands every `${NAME}` in `text` from `env`.
+/// `${secret:NAME}`: how the central configuration refers to a secret it must not hold.
+const SECRET_REFERENCE: &str = "secret:";
+/// Where `${secret:NAME}` files are mounted; `VIVESPHERE_SECRETS_DIR` overrides it.
+const DEFAULT_SECRETS_DIR: &str = "/var/run/secrets/vivesphere/config";
+
+fn is_secret_name_valid(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether `text` is a valid `${secret:NAME}` reference and nothing else.
+pub fn is_secret_reference(text: &str) -> bool {
+    text.strip_prefix("${secret:")
+        .and_then(|rest| rest.strip_suffix('}'))
+        .is_some_and(is_secret_name_valid)
+}
+
+/// The value of secret `NAME`: the environment variable `NAME`, else the file `NAME` in the
+/// secrets directory.
+fn resolve_secret_reference(name: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    if !is_secret_name_valid(name) {
+        return Err(format!("`${{secret:{name}}}` is not a valid secret reference"));
+    }
+    if let Some(value) = env.get(name) {
+        return Ok(value.clone());
+    }
+    let dir = env
+        .get("VIVESPHERE_SECRETS_DIR")
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_SECRETS_DIR);
+    let path = Path::new(dir).join(name);
+    std::fs::read_to_string(&path)
+        .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|_| {
+            format!(
+                "secret {name} is unresolved: set the environment variable {name} or mount {}",
+                path.display()
+            )
+        })
+}
+
+/// Expands every `${NAME}` in `text` from `env`, and every `${secret:NAME}` from the
+/// environment or the secrets directory.
 fn expand_placeholders(text: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -333,6 +376,11 @@ fn expand_placeholders(text: &str, env: &BTreeMap<String, String>) -> Result<Str
             .find('}')
             .ok_or_else(|| "unterminated ${ placeholder".to_string())?;
         let name = &after[..end];
+        if let Some(secret) = name.strip_prefix(SECRET_REFERENCE) {
+            out.push_str(&resolve_secret_reference(secret, env)?);
+            rest = &after[end + 1..];
+            continue;
+        }
         let valid = !name.is_empty()
             && !name.starts_with(|c: char| c.is_ascii_digit())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -367,6 +415,30 @@ mod tests {
             expand_placeholders("postgres://u:${DB_PASS}@${DB_HOST}/x", &vars).unwrap(),
             "postgres://u:s3cret@db/x"
         );
+    }
+
+    #[test]
+    fn secret_references_resolve_from_the_environment_then_the_secrets_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("WEBHOOK_TOKEN"), "from-file\n").unwrap();
+        let vars = env(&[
+            ("API_KEY", "from-env"),
+            ("VIVESPHERE_SECRETS_DIR", dir.path().to_str().unwrap()),
+        ]);
+        assert_eq!(
+            expand_placeholders("${secret:API_KEY}", &vars).unwrap(),
+            "from-env"
+        );
+        assert_eq!(
+            expand_placeholders("${secret:WEBHOOK_TOKEN}", &vars).unwrap(),
+            "from-file"
+        );
+        let err = expand_placeholders("${secret:MISSING}", &vars).unwrap_err();
+        assert!(err.contains("MISSING"), "{err}");
+        assert!(is_secret_reference("${secret:API_KEY}"));
+        assert!(!is_secret_reference("${API_KEY}"));
+        assert!(!is_secret_reference("x${secret:API_KEY}"));
+        assert!(!is_secret_reference("${secret:a-b}"));
     }
 
     #[test]

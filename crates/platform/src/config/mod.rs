@@ -12,16 +12,25 @@
 //! Only variables with at least one `__` are read, so `VIVESPHERE_TEST_*` and friends
 //! never collide with config keys.
 
+mod catalog;
+pub mod central;
+mod client;
 mod error;
 mod layered;
+mod live;
 mod loader;
 mod render;
 mod secret;
 mod settings;
 
+pub use catalog::{BOOTSTRAP_SECTIONS, Catalog, SettingKind, SettingSpec};
+pub use client::{CentralSource, ConfigClient, ConfigClientSettings};
+pub use live::{Applied, Commit, Live, LiveConfig};
+
 pub use error::ConfigError;
 pub use layered::{LayerKind, LayeredConfig, Origin};
-pub use loader::{ConfigLoader, Profile};
+pub use loader::{ConfigLoader, Profile, is_secret_reference};
+pub use render::is_secret_key;
 pub use secret::Secret;
 pub use settings::{
     AuthSettings, DatabaseSettings, LogFormat, PlatformSettings, QueueKind, QueueSettings,

@@ -10,7 +10,7 @@ use super::LayeredConfig;
 const REDACTED: &str = "[redacted]";
 
 /// Key names that hold secrets even when written inline (which they should not be).
-fn is_secret_name(key: &str) -> bool {
+pub(crate) fn is_secret_name(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
         "password",
@@ -23,6 +23,11 @@ fn is_secret_name(key: &str) -> bool {
     .iter()
     .any(|suffix| key.ends_with(suffix))
         || key == "key"
+}
+
+/// Whether the last segment of a dotted key names a secret (`…password`, `…_key`, …).
+pub fn is_secret_key(dotted: &str) -> bool {
+    is_secret_name(dotted.rsplit('.').next().unwrap_or(dotted))
 }
 
 /// Hides the password in `scheme://user:password@host/...`.

@@ -14,11 +14,19 @@ pub struct PlatformSettings {
     pub queue: QueueSettings,
     pub telemetry: TelemetrySettings,
     pub auth: AuthSettings,
+    pub config_client: super::ConfigClientSettings,
 }
 
 impl PlatformSettings {
     /// The names of the top-level sections the platform owns.
-    pub const SECTIONS: [&'static str; 5] = ["server", "database", "queue", "telemetry", "auth"];
+    pub const SECTIONS: [&'static str; 6] = [
+        "server",
+        "database",
+        "queue",
+        "telemetry",
+        "auth",
+        "config_client",
+    ];
 
     pub fn from_config(config: &LayeredConfig) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -27,7 +35,17 @@ impl PlatformSettings {
             queue: config.section("queue")?,
             telemetry: config.section("telemetry")?,
             auth: config.section("auth")?,
+            config_client: config.section("config_client")?,
         })
+    }
+
+    /// The platform's settings that running processes apply live.
+    pub fn declared_settings() -> Vec<super::SettingSpec> {
+        vec![super::SettingSpec::live(
+            "telemetry.log_level",
+            super::SettingKind::LogFilter,
+            "log filter such as `info` or `info,sqlx=warn` (RUST_LOG beats it)",
+        )]
     }
 
     /// The defaults layer for the platform's sections.

@@ -46,7 +46,10 @@ impl ReadinessCheck {
 pub struct Health {
     checks: Arc<Vec<ReadinessCheck>>,
     draining: CancellationToken,
+    facts: Vec<(String, Arc<FactFn>)>,
 }
+
+type FactFn = dyn Fn() -> Value + Send + Sync;
 
 impl Health {
     /// `draining` is the app's shutdown token: once it fires, readiness fails so that load
@@ -55,7 +58,26 @@ impl Health {
         Self {
             checks: Arc::new(checks),
             draining,
+            facts: Vec::new(),
         }
+    }
+
+    /// Adds a fact shown beside the checks (such as the applied config revision); it does
+    /// not affect readiness.
+    pub fn with_fact(
+        mut self,
+        name: impl Into<String>,
+        fact: impl Fn() -> Value + Send + Sync + 'static,
+    ) -> Self {
+        self.facts.push((name.into(), Arc::new(fact)));
+        self
+    }
+
+    fn facts(&self) -> Map<String, Value> {
+        self.facts
+            .iter()
+            .map(|(name, fact)| (name.clone(), fact()))
+            .collect()
     }
 
     /// Runs every check at once, each bounded by a timeout.
@@ -91,14 +113,17 @@ impl Health {
     pub async fn readiness_response(&self) -> Response {
         let (ready, checks) = self.report().await;
         if ready {
-            axum::Json(json!({"status": "ready", "checks": checks})).into_response()
+            let mut body = self.facts();
+            body.insert("status".into(), "ready".into());
+            body.insert("checks".into(), Value::Object(checks));
+            axum::Json(Value::Object(body)).into_response()
         } else {
             let failing: Vec<&str> = checks
                 .iter()
                 .filter(|(_, v)| v.as_str() != Some("ok"))
                 .map(|(k, _)| k.as_str())
                 .collect();
-            let mut details = Map::new();
+            let mut details = self.facts();
             details.insert("checks".into(), Value::Object(checks.clone()));
             ApiError::new(
                 ErrorCode::NotReady,
