@@ -203,13 +203,28 @@ pub async fn rotate_keys(ctx: &TargetContext) -> anyhow::Result<String> {
     Ok(keys.rotate().await?.kid)
 }
 
+/// Rules the types cannot say, checked at start and before a live change applies.
+fn check_live_settings(settings: &Settings) -> Result<(), String> {
+    let password = &settings.password;
+    if password.min_length < 8 || password.min_length > password.max_length.max(128) {
+        return Err("password.min_length is 8 to password.max_length".into());
+    }
+    let brute = &settings.brute_force;
+    if brute.backoff_after == 0 || brute.lock_after < brute.backoff_after {
+        return Err("brute_force.backoff_after is at least 1 and lock_after at least backoff_after".into());
+    }
+    Ok(())
+}
+
 /// The Authentication target.
 pub struct AuthenticationService;
 
 #[async_trait]
 impl Target for AuthenticationService {
     fn info(&self) -> TargetInfo {
-        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION)
+            .with_routes(ROUTE_PREFIX)
+            .with_settings(settings::declared_settings)
     }
 
     fn migrations(&self) -> Migrations {
@@ -217,7 +232,9 @@ impl Target for AuthenticationService {
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let live = ctx.live.section::<Settings>(CONFIG_SECTION, check_live_settings)?;
+        let settings: Settings = live.get().as_ref().clone();
+        check_live_settings(&settings).map_err(|err| anyhow::anyhow!("authentication.{err}"))?;
         if settings.service_token_ttl > 300 {
             bail!("authentication.service_token_ttl is at most 300 seconds");
         }
@@ -239,7 +256,8 @@ impl Target for AuthenticationService {
         );
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let state = Arc::new(Inner {
-            policy: PasswordPolicy::new(settings.password.clone()),
+            policy: PasswordPolicy::new(live.clone()),
+            live,
             decoy_hash: password::DECOY_HASH.to_string(),
             hashing: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
             sealer,

@@ -9,7 +9,9 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::settings::PasswordSettings;
+use platform::config::Live;
+
+use crate::settings::{PasswordSettings, Settings};
 
 /// The shipped list: passwords of 8 or more characters from zxcvbn's frequency list of leaked
 /// passwords (MIT licence), lowercased.
@@ -24,15 +26,16 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, owasp_params())
 }
 
-/// Checks passwords against the configured policy.
+/// Checks passwords against the configured policy, as it is at the moment of the check
+/// (the lengths follow the central configuration live).
 #[derive(Clone)]
 pub struct PasswordPolicy {
-    settings: PasswordSettings,
+    settings: Live<Settings>,
     common: Arc<HashSet<&'static str>>,
 }
 
 impl PasswordPolicy {
-    pub fn new(settings: PasswordSettings) -> Self {
+    pub fn new(settings: Live<Settings>) -> Self {
         Self {
             settings,
             common: Arc::new(COMMON_PASSWORDS.lines().collect()),
@@ -41,17 +44,18 @@ impl PasswordPolicy {
 
     /// Why `password` is not acceptable for `username`, if it is not.
     pub fn check(&self, username: &str, password: &str) -> Result<(), String> {
+        let settings: PasswordSettings = self.settings.get().password.clone();
         let length = password.chars().count();
-        if length < self.settings.min_length {
+        if length < settings.min_length {
             return Err(format!(
                 "the password must have at least {} characters",
-                self.settings.min_length
+                settings.min_length
             ));
         }
-        if length > self.settings.max_length.max(128) {
+        if length > settings.max_length.max(128) {
             return Err(format!(
                 "the password must have at most {} characters",
-                self.settings.max_length.max(128)
+                settings.max_length.max(128)
             ));
         }
         let lower = password.to_lowercase();
@@ -125,7 +129,7 @@ mod tests {
     use super::*;
 
     fn policy() -> PasswordPolicy {
-        PasswordPolicy::new(PasswordSettings::default())
+        PasswordPolicy::new(Live::fixed(Settings::default()))
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The `authentication` config section. Durations are seconds.
 
-use platform::config::Secret;
+use platform::config::{Secret, SettingKind, SettingSpec};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +37,49 @@ pub struct Settings {
     pub service_clients: Vec<DeclaredClient>,
 }
 
+/// The settings the service applies live: the password policy and the brute-force
+/// thresholds are read on every request.
+pub fn declared_settings() -> Vec<SettingSpec> {
+    let int = |min, max| SettingKind::Integer { min, max };
+    vec![
+        SettingSpec::live(
+            "authentication.password.min_length",
+            int(8, 128),
+            "shortest password accepted when one is set or changed",
+        ),
+        SettingSpec::live(
+            "authentication.brute_force.enabled",
+            SettingKind::Bool,
+            "slow down and lock out repeated failed logins",
+        ),
+        SettingSpec::live(
+            "authentication.brute_force.backoff_after",
+            int(1, 1000),
+            "failed logins (per account and per address) before each attempt must wait",
+        ),
+        SettingSpec::live(
+            "authentication.brute_force.lock_after",
+            int(1, 10_000),
+            "failed logins before the account or address is locked",
+        ),
+        SettingSpec::live(
+            "authentication.brute_force.lock_duration",
+            int(1, 7 * 86_400),
+            "seconds a lock lasts",
+        ),
+        SettingSpec::live(
+            "authentication.brute_force.backoff_base",
+            int(1, 3600),
+            "first backoff delay in seconds",
+        ),
+        SettingSpec::live(
+            "authentication.brute_force.window",
+            int(1, 7 * 86_400),
+            "seconds after which failures are forgotten",
+        ),
+    ]
+}
+
 /// A service client the configuration declares.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,16 +93,32 @@ pub struct DeclaredClient {
     pub description: String,
 }
 
+/// Every service's client: the Bot Manager's, and one per other service that reads its
+/// central settings from the Configuration service.
+fn default_service_clients() -> Vec<DeclaredClient> {
+    let mut clients = vec![bot_manager_client()];
+    for service in ["authentication", "secure-bot-data", "logging", "gateway"] {
+        clients.push(DeclaredClient {
+            client_id: service.into(),
+            audiences: vec!["configuration".into()],
+            scopes: vec!["config:read".into()],
+            description: format!("{service}: reads its central settings"),
+        });
+    }
+    clients
+}
+
 /// The Bot Manager keeps bots' X credentials in Secure Bot Data and refreshes their tokens.
 fn bot_manager_client() -> DeclaredClient {
     DeclaredClient {
         client_id: "bot-manager".into(),
-        audiences: vec!["secure-bot-data".into()],
+        audiences: vec!["secure-bot-data".into(), "configuration".into()],
         scopes: [
             "botdata:read",
             "botdata:write",
             "botdata:reveal",
             "botdata:delete",
+            "config:read",
         ]
         .map(String::from)
         .to_vec(),
@@ -83,7 +142,7 @@ impl Default for Settings {
             encryption_key: None,
             development_key_path: "./data/authentication.key".into(),
             trust_forwarded_for: false,
-            service_clients: vec![bot_manager_client()],
+            service_clients: default_service_clients(),
         }
     }
 }

@@ -12,12 +12,17 @@ use platform::queue::Queue;
 use crate::crypto::Sealer;
 use crate::keys::KeyStore;
 use crate::password::PasswordPolicy;
+use platform::config::Live;
+
 use crate::settings::Settings;
 use crate::store;
 
 pub struct Inner {
     pub db: Database,
+    /// The section as the service started; `live` for the parts that change at run time
+    /// (password policy, brute-force thresholds).
     pub settings: Settings,
+    pub live: Live<Settings>,
     pub auth: AuthSettings,
     pub keys: Arc<KeyStore>,
     pub sealer: Arc<Sealer>,

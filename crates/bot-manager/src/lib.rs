@@ -65,7 +65,9 @@ pub struct BotManagerService;
 #[async_trait]
 impl Target for BotManagerService {
     fn info(&self) -> TargetInfo {
-        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION)
+            .with_routes(ROUTE_PREFIX)
+            .with_settings(settings::declared_settings)
     }
 
     fn migrations(&self) -> Migrations {
@@ -73,7 +75,10 @@ impl Target for BotManagerService {
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let live = ctx.live.section::<Settings>(CONFIG_SECTION, |settings| {
+            settings.check().map_err(|err| err.to_string())
+        })?;
+        let settings: Settings = live.get().as_ref().clone();
         settings.check()?;
         let db = ctx
             .database
@@ -117,6 +122,7 @@ impl Target for BotManagerService {
             metrics: BotMetrics::register(&ctx.metrics),
             instance: uuid::Uuid::now_v7().to_string(),
             settings,
+            live,
             db,
         });
         {

@@ -76,7 +76,10 @@ impl BotMetrics {
 
 pub struct BotManager {
     pub db: Database,
+    /// The section as the service started; `live` for what follows the central
+    /// configuration (grace and retry limits).
     pub settings: Settings,
+    pub live: platform::config::Live<Settings>,
     pub botdata: Arc<BotDataClient>,
     pub x: Arc<XClient>,
     pub tokens: Tokens,

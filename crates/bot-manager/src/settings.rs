@@ -1,5 +1,6 @@
 //! The `bot_manager` config section. Durations are seconds unless the name says otherwise.
 
+use platform::config::{SettingKind, SettingSpec};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -100,6 +101,38 @@ impl Default for ExecutionSettings {
             busy_retry_ms: 50,
         }
     }
+}
+
+/// What the service applies live: each job reads them when it runs.
+pub fn declared_settings() -> Vec<SettingSpec> {
+    let int = |min, max| SettingKind::Integer { min, max };
+    vec![
+        SettingSpec::live(
+            "bot_manager.grace_seconds",
+            int(1, 30 * 86_400),
+            "seconds a post may be late before it is marked missed instead of published",
+        ),
+        SettingSpec::live(
+            "bot_manager.execution.max_attempts",
+            int(1, 100),
+            "attempts before a failing job is dead-lettered",
+        ),
+        SettingSpec::live(
+            "bot_manager.execution.backoff_base_ms",
+            int(1, 3_600_000),
+            "first retry delay (doubles per attempt, with full jitter)",
+        ),
+        SettingSpec::live(
+            "bot_manager.execution.backoff_max_ms",
+            int(1, 86_400_000),
+            "longest retry delay",
+        ),
+        SettingSpec::live(
+            "bot_manager.execution.rate_limit_jitter_ms",
+            int(0, 600_000),
+            "random extra wait after X's rate-limit reset, so bots do not retry at once",
+        ),
+    ]
 }
 
 impl Settings {

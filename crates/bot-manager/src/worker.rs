@@ -192,7 +192,8 @@ impl Run<'_> {
     }
 
     fn backoff_ms(&self) -> i64 {
-        let e = &self.manager.settings.execution;
+        let live = self.manager.live.get();
+        let e = &live.execution;
         let exp = e
             .backoff_base_ms
             .saturating_mul(1u64 << self.job.attempts.clamp(0, 20))
@@ -201,7 +202,7 @@ impl Run<'_> {
     }
 
     fn last_attempt(&self) -> bool {
-        self.job.attempts + 1 >= i64::from(self.manager.settings.execution.max_attempts)
+        self.job.attempts + 1 >= i64::from(self.manager.live.get().execution.max_attempts)
     }
 
     async fn finish(&self, outcome: Outcome) -> anyhow::Result<Settle> {
@@ -325,7 +326,7 @@ impl Run<'_> {
         let Some(until) = self.job.blocked_until else {
             return Ok(None);
         };
-        let jitter = random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
+        let jitter = random_below(self.manager.live.get().execution.rate_limit_jitter_ms) as i64;
         let outcome = Outcome::Retry {
             post_state,
             due_at: until + jitter,
@@ -350,7 +351,7 @@ impl Run<'_> {
             .reset_of(endpoint)
             .map(|s| s * 1000)
             .unwrap_or(now_ms() + 60_000);
-        let jitter = random_below(self.manager.settings.execution.rate_limit_jitter_ms) as i64;
+        let jitter = random_below(self.manager.live.get().execution.rate_limit_jitter_ms) as i64;
         self.finish(Outcome::Retry {
             post_state,
             due_at: reset.max(now_ms()) + jitter,
@@ -564,7 +565,7 @@ impl Run<'_> {
         if job.bot_status != BotStatus::Active.as_str() {
             return self.park(waiting).await;
         }
-        let grace_ms = self.manager.settings.grace_seconds as i64 * 1000;
+        let grace_ms = self.manager.live.get().grace_seconds as i64 * 1000;
         if job.post_state == PostState::Scheduled
             && job.attempts == 0
             && job.sent_at.is_none()

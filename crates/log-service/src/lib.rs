@@ -81,7 +81,9 @@ pub struct LoggingService;
 #[async_trait]
 impl Target for LoggingService {
     fn info(&self) -> TargetInfo {
-        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION)
+            .with_routes(ROUTE_PREFIX)
+            .with_settings(settings::declared_settings)
     }
 
     fn migrations(&self) -> Migrations {
@@ -89,7 +91,10 @@ impl Target for LoggingService {
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
+        let live = ctx.live.section::<Settings>(CONFIG_SECTION, |settings| {
+            check_settings(settings).map_err(|err| err.to_string())
+        })?;
+        let settings: Settings = live.get().as_ref().clone();
         check_settings(&settings)?;
         let db = ctx
             .database
@@ -100,6 +105,7 @@ impl Target for LoggingService {
             activity: ActivityLog::new(ctx.events.clone(), NAME),
             partitions: Partitions::default(),
             settings,
+            live,
             db,
         });
         writer::spawn(&ctx, logs.clone());

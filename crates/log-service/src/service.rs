@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use platform::db::{Backend, Database};
 use platform::http::metrics::{CategoryLabels, MetricsRegistry};
+use platform::config::Live;
 use platform::target::TargetContext;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -57,7 +58,10 @@ impl LogMetrics {
 pub struct Logs {
     pub db: Database,
     pub activity: platform::activity::ActivityLog,
+    /// The section as the service started; `live` for retention, which follows the central
+    /// configuration.
     pub settings: Settings,
+    pub live: Live<Settings>,
     pub partitions: Partitions,
     pub metrics: LogMetrics,
 }
@@ -65,7 +69,7 @@ pub struct Logs {
 impl Logs {
     /// The oldest time (ms) `category` keeps now.
     pub fn cutoff(&self, category: Category, now: i64) -> i64 {
-        now - i64::from(category.retention_days(&self.settings.retention)) * DAY_MS
+        now - i64::from(category.retention_days(&self.live.get().retention)) * DAY_MS
     }
 
     /// Stores events in one transaction; returns how many were new. Events already past
@@ -130,20 +134,33 @@ impl Logs {
     }
 }
 
-/// Runs retention at start and then every `retention_interval`.
+/// Runs retention at start, every `retention_interval`, and right after the central
+/// configuration changes (a shorter retention takes effect at once).
 pub fn spawn_retention(ctx: &TargetContext, logs: Arc<Logs>) {
     let shutdown = ctx.shutdown.clone();
     let every = Duration::from_secs(logs.settings.retention_interval.max(1));
+    let mut revisions = Some(ctx.live.watch_revision());
     ctx.spawn_critical("logging-retention", async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(err) = logs.apply_retention().await {
-                        tracing::warn!(error = %format!("{err:#}"), "retention pass failed; trying again later");
+                _ = tick.tick() => {}
+                changed = async {
+                    match revisions.as_mut() {
+                        Some(revisions) => revisions.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if changed.is_err() {
+                        // No more changes will come; the timer remains.
+                        revisions = None;
+                        continue;
                     }
                 }
                 _ = shutdown.cancelled() => return Ok(()),
+            }
+            if let Err(err) = logs.apply_retention().await {
+                tracing::warn!(error = %format!("{err:#}"), "retention pass failed; trying again later");
             }
         }
     });

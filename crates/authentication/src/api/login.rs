@@ -82,7 +82,7 @@ pub async fn check_password(
         ThrottleKey::account(username),
         ThrottleKey::address(&client.ip),
     ];
-    let wait = throttle::retry_after(&state.db, &state.settings.brute_force, &keys)
+    let wait = throttle::retry_after(&state.db, &state.live.get().brute_force, &keys)
         .await
         .map_err(internal)?;
     if wait > 0 {
@@ -124,7 +124,7 @@ pub async fn check_password(
             Ok(credentials)
         }
         other => {
-            let locked = throttle::record_failure(&state.db, &state.settings.brute_force, &keys)
+            let locked = throttle::record_failure(&state.db, &state.live.get().brute_force, &keys)
                 .await
                 .map_err(internal)?;
             let mut activity = attempt("login.failed", username, client);
@@ -237,7 +237,7 @@ pub async fn login_mfa(
         ThrottleKey::account(&credentials.user.username),
         ThrottleKey::address(&client.ip),
     ];
-    let wait = throttle::retry_after(&state.db, &state.settings.brute_force, &keys)
+    let wait = throttle::retry_after(&state.db, &state.live.get().brute_force, &keys)
         .await
         .map_err(internal)?;
     if wait > 0 {
@@ -264,7 +264,7 @@ pub async fn login_mfa(
         _ => false,
     };
     if !accepted {
-        throttle::record_failure(&state.db, &state.settings.brute_force, &keys)
+        throttle::record_failure(&state.db, &state.live.get().brute_force, &keys)
             .await
             .map_err(internal)?;
         state

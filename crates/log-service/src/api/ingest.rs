@@ -68,7 +68,7 @@ fn event_of(
         // Stored, it would be gone at the next retention pass; say so instead.
         return Err(ApiError::invalid_data(format!(
             "log_data.timestamp is older than the {} days {} events are kept",
-            event.category.retention_days(&state.settings.retention),
+            event.category.retention_days(&state.live.get().retention),
             event.category.as_str()
         )));
     }
