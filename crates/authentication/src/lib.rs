@@ -211,7 +211,9 @@ fn check_live_settings(settings: &Settings) -> Result<(), String> {
     }
     let brute = &settings.brute_force;
     if brute.backoff_after == 0 || brute.lock_after < brute.backoff_after {
-        return Err("brute_force.backoff_after is at least 1 and lock_after at least backoff_after".into());
+        return Err(
+            "brute_force.backoff_after is at least 1 and lock_after at least backoff_after".into(),
+        );
     }
     Ok(())
 }
@@ -232,7 +234,9 @@ impl Target for AuthenticationService {
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let live = ctx.live.section::<Settings>(CONFIG_SECTION, check_live_settings)?;
+        let live = ctx
+            .live
+            .section::<Settings>(CONFIG_SECTION, check_live_settings)?;
         let settings: Settings = live.get().as_ref().clone();
         check_live_settings(&settings).map_err(|err| anyhow::anyhow!("authentication.{err}"))?;
         if settings.service_token_ttl > 300 {

@@ -68,7 +68,9 @@ impl Default for Settings {
 
 fn check_settings(settings: &Settings) -> Result<(), String> {
     if settings.max_value_bytes < 64 || settings.max_keys == 0 || settings.max_wait_seconds == 0 {
-        return Err("max_value_bytes is at least 64; max_keys and max_wait_seconds at least 1".into());
+        return Err(
+            "max_value_bytes is at least 64; max_keys and max_wait_seconds at least 1".into(),
+        );
     }
     Ok(())
 }
@@ -90,7 +92,9 @@ impl Target for ConfigurationService {
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let settings = ctx.live.section::<Settings>(CONFIG_SECTION, check_settings)?;
+        let settings = ctx
+            .live
+            .section::<Settings>(CONFIG_SECTION, check_settings)?;
         check_settings(&settings.get()).map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
         let db = ctx
             .database
@@ -106,12 +110,10 @@ impl Target for ConfigurationService {
             activity: ActivityLog::new(ctx.events.clone(), NAME),
             head: watch::channel(0).0,
         });
-        ctx.hub.provide(Arc::new(InProcessProvider(service.clone())));
-        ctx.tasks.spawn(
-            service
-                .clone()
-                .follow_other_replicas(ctx.shutdown.clone()),
-        );
+        ctx.hub
+            .provide(Arc::new(InProcessProvider(service.clone())));
+        ctx.tasks
+            .spawn(service.clone().follow_other_replicas(ctx.shutdown.clone()));
         let mut doc = service_document("Configuration", ROUTE_PREFIX);
         doc.merge(api::ConfigApi::openapi());
         Ok(BuiltTarget {

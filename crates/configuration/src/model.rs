@@ -86,15 +86,14 @@ pub fn parse_profile(value: Option<&str>, default: Profile) -> Result<Profile, A
 /// key). A malformed body is 400.
 pub fn normalize_update(settings: &Value) -> Result<BTreeMap<String, Value>, ApiError> {
     let Some(object) = settings.as_object() else {
-        return Err(ApiError::invalid_data(
-            "settings: an object of setting keys and values",
-        )
-        .with_field("field", "settings"));
+        return Err(
+            ApiError::invalid_data("settings: an object of setting keys and values")
+                .with_field("field", "settings"),
+        );
     };
     if object.is_empty() {
-        return Err(
-            ApiError::invalid_data("settings: at least one setting").with_field("field", "settings")
-        );
+        return Err(ApiError::invalid_data("settings: at least one setting")
+            .with_field("field", "settings"));
     }
     let mut out = BTreeMap::new();
     for (key, value) in flatten(object) {
@@ -159,7 +158,10 @@ pub fn check_entry(
         ));
     }
     if !catalog.is_platform_section(section) && catalog.owner_of_section(section).is_none() {
-        return Err(invalid_setting(key, format!("`{section}` is not a config section")));
+        return Err(invalid_setting(
+            key,
+            format!("`{section}` is not a config section"),
+        ));
     }
     let bytes = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(0);
     if bytes > settings.max_value_bytes {
@@ -221,7 +223,10 @@ mod tests {
 
     #[test]
     fn updates_flatten_nested_objects_and_reject_bad_keys() {
-        let flat = normalize_update(&json!({"bot_manager": {"grace_seconds": 60}, "telemetry.log_level": "debug"})).unwrap();
+        let flat = normalize_update(
+            &json!({"bot_manager": {"grace_seconds": 60}, "telemetry.log_level": "debug"}),
+        )
+        .unwrap();
         assert_eq!(flat["bot_manager.grace_seconds"], json!(60));
         assert_eq!(flat["telemetry.log_level"], json!("debug"));
         assert!(normalize_update(&json!({"Telemetry.Log": 1})).is_err());

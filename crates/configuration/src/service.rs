@@ -11,8 +11,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use platform::activity::{Activity, ActivityLog};
 use platform::config::central::{
-    CHANGE_SUBJECT_FILTER, CentralProvider, CentralSnapshot, ChangeNotice, ConfigHub,
-    GLOBAL_SCOPE, change_subject,
+    CHANGE_SUBJECT_FILTER, CentralProvider, CentralSnapshot, ChangeNotice, ConfigHub, GLOBAL_SCOPE,
+    change_subject,
 };
 use platform::config::{Catalog, Live, Profile};
 use platform::db::Database;
@@ -86,7 +86,11 @@ impl ConfigService {
     }
 
     /// What `service` runs with from the central configuration: global, then its own.
-    pub async fn effective(&self, service: &str, profile: Profile) -> Result<(CentralSnapshot, i64), ApiError> {
+    pub async fn effective(
+        &self,
+        service: &str,
+        profile: Profile,
+    ) -> Result<(CentralSnapshot, i64), ApiError> {
         let (mut settings, global_revision) = self.scope(GLOBAL_SCOPE, profile).await?;
         let (own, own_revision) = if service == GLOBAL_SCOPE {
             (Snapshot::new(), 0)
@@ -154,8 +158,10 @@ impl ConfigService {
             expected,
         };
         let snapshot = target.snapshot.clone();
-        self.write(&change, "rollback", Some(revision), move |_| snapshot.clone())
-            .await
+        self.write(&change, "rollback", Some(revision), move |_| {
+            snapshot.clone()
+        })
+        .await
     }
 
     async fn write(

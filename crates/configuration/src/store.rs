@@ -7,8 +7,8 @@
 
 use platform::db::{Database, is_unique_violation};
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::model::{Diff, Snapshot};
 
@@ -66,9 +66,9 @@ pub async fn get(db: &Database, revision: i64) -> anyhow::Result<Option<Release>
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM releases WHERE revision = $1"
     )))
-        .bind(revision)
-        .fetch_optional(db.pool())
-        .await?;
+    .bind(revision)
+    .fetch_optional(db.pool())
+    .await?;
     row.as_ref().map(row_to_release).transpose()
 }
 

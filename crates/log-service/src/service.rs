@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform::config::Live;
 use platform::db::{Backend, Database};
 use platform::http::metrics::{CategoryLabels, MetricsRegistry};
-use platform::config::Live;
 use platform::target::TargetContext;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -5,23 +5,28 @@ use serde::{Deserialize, Serialize};
 
 /// Retention applies live: a change runs a retention pass at once.
 pub fn declared_settings() -> Vec<SettingSpec> {
-    let days = SettingKind::Integer {
-        min: 1,
-        max: 3650,
-    };
+    let days = SettingKind::Integer { min: 1, max: 3650 };
     vec![
         SettingSpec::live(
             "logging.retention.user_activity",
             days.clone(),
             "days user_activity events are kept",
         ),
-        SettingSpec::live("logging.retention.debug", days.clone(), "days debug events are kept"),
+        SettingSpec::live(
+            "logging.retention.debug",
+            days.clone(),
+            "days debug events are kept",
+        ),
         SettingSpec::live(
             "logging.retention.console",
             days.clone(),
             "days browser console logs are kept",
         ),
-        SettingSpec::live("logging.retention.terminal", days, "days terminal logs are kept"),
+        SettingSpec::live(
+            "logging.retention.terminal",
+            days,
+            "days terminal logs are kept",
+        ),
     ]
 }
 

@@ -63,6 +63,10 @@ fn one_run(data_dir: &Path) -> Run {
         )
         .env("VIVESPHERE_SECURE_BOT_DATA__KEK_DIR", data_dir.join("kek"))
         .env("VIVESPHERE_TELEMETRY__SPILL_DIR", data_dir.join("spill"))
+        .env(
+            "VIVESPHERE_CONFIG_CLIENT__CACHE_DIR",
+            data_dir.join("config-cache"),
+        )
         .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())

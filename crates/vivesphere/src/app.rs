@@ -17,10 +17,6 @@ use platform::config::{
     Catalog, CentralSource, ConfigClient, ConfigError, ConfigLoader, LayeredConfig, LiveConfig,
     PlatformSettings, TelemetrySettings,
 };
-use platform::telemetry::LogLevelHandle;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use platform::db::Database;
 use platform::http::health::{Health, ReadinessCheck, health_routes, service_health_route};
 use platform::http::metrics::{MetricsRegistry, metrics_handler};
@@ -29,6 +25,10 @@ use platform::http::{finish_router, with_request_limits};
 use platform::queue::{self, Queue};
 use platform::shipping::EventShipper;
 use platform::target::{Peers, Target, TargetContext, TargetInfo};
+use platform::telemetry::LogLevelHandle;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -380,15 +380,16 @@ fn follow_log_level(live: &LiveConfig, handle: LogLevelHandle) {
     }
     live.on_change(move |config| {
         let telemetry: TelemetrySettings = config.section("telemetry")?;
-        let filter =
-            LogLevelHandle::parse(&telemetry.log_level).map_err(|message| ConfigError::Invalid {
+        let filter = LogLevelHandle::parse(&telemetry.log_level).map_err(|message| {
+            ConfigError::Invalid {
                 key: "telemetry.log_level".into(),
                 origin: config
                     .origin_of("telemetry.log_level")
                     .map(ToString::to_string)
                     .unwrap_or_default(),
                 message,
-            })?;
+            }
+        })?;
         let handle = handle.clone();
         Ok(Box::new(move || handle.apply(filter)))
     });
@@ -528,7 +529,8 @@ impl App {
                 let live = entry.live.clone();
                 service_router = service_router.merge(service_health_route(
                     prefix,
-                    Health::new(checks, shutdown.clone()).with_fact("config", move || live.status()),
+                    Health::new(checks, shutdown.clone())
+                        .with_fact("config", move || live.status()),
                 ));
                 if let Some(doc) = built.openapi {
                     service_router = service_router.merge(docs_routes(prefix, doc));
@@ -555,7 +557,9 @@ impl App {
         if options.runs_everything()
             && let Some(client) = central.client(&loaded.process_live, &loaded.process_platform)?
         {
-            client.sync_at_start(&loaded.process_platform.config_client).await;
+            client
+                .sync_at_start(&loaded.process_platform.config_client)
+                .await;
             clients.push(client);
         }
         for client in clients {
@@ -566,13 +570,14 @@ impl App {
         }
         let mut lives = vec![loaded.process_live.clone()];
         lives.extend(loaded.targets.iter().map(|entry| entry.live.clone()));
-        let process_health = Health::new(all_checks, shutdown.clone()).with_fact("config", move || {
-            let mut by_service = serde_json::Map::new();
-            for live in &lives {
-                by_service.insert(live.service().to_string(), live.status());
-            }
-            serde_json::Value::Object(by_service)
-        });
+        let process_health =
+            Health::new(all_checks, shutdown.clone()).with_fact("config", move || {
+                let mut by_service = serde_json::Map::new();
+                for live in &lives {
+                    by_service.insert(live.service().to_string(), live.status());
+                }
+                serde_json::Value::Object(by_service)
+            });
         router = router.merge(health_routes(process_health)).merge(
             Router::new()
                 .route("/metrics", get(metrics_handler))

@@ -43,11 +43,16 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
         .and_then(|v| v.parse::<i64>().ok())
         .map(Some)
-        .ok_or_else(|| ApiError::invalid_data("If-Match: the revision as the ETag gave it, e.g. \"12\""))
+        .ok_or_else(|| {
+            ApiError::invalid_data("If-Match: the revision as the ETag gave it, e.g. \"12\"")
+        })
 }
 
 fn author(claims: &Claims) -> String {
-    claims.username.clone().unwrap_or_else(|| claims.sub.clone())
+    claims
+        .username
+        .clone()
+        .unwrap_or_else(|| claims.sub.clone())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -135,7 +140,8 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     claims.require("config:write")?;
     let Some(service) = request.service.as_str().filter(|s| !s.is_empty()) else {
-        return Err(ApiError::invalid_data("service: a service name, or global").with_field("field", "service"));
+        return Err(ApiError::invalid_data("service: a service name, or global")
+            .with_field("field", "service"));
     };
     if !crate::model::check_scope(&state.catalog, service) {
         return Err(ApiError::invalid_data(format!(
@@ -331,10 +337,9 @@ pub async fn release(
 }
 
 fn parse_revision(field: &str, text: &str) -> Result<i64, ApiError> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::invalid_data(format!("{field}: a revision number")).with_field("field", field))
+    text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ApiError::invalid_data(format!("{field}: a revision number")).with_field("field", field)
+    })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -465,7 +470,8 @@ pub struct WatchQuery {
 
 fn parse_wait(text: Option<&str>, max: Duration) -> Result<Duration, ApiError> {
     let bad = || {
-        ApiError::invalid_data("wait: a duration such as 30s, 500ms or 30").with_field("field", "wait")
+        ApiError::invalid_data("wait: a duration such as 30s, 500ms or 30")
+            .with_field("field", "wait")
     };
     let wait = match text {
         None => Duration::from_secs(30),
@@ -527,9 +533,18 @@ mod tests {
     #[test]
     fn wait_accepts_seconds_and_milliseconds_and_is_capped() {
         let max = Duration::from_secs(60);
-        assert_eq!(parse_wait(Some("30s"), max).unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_wait(Some("30"), max).unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_wait(Some("250ms"), max).unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_wait(Some("30s"), max).unwrap(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            parse_wait(Some("30"), max).unwrap(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            parse_wait(Some("250ms"), max).unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(parse_wait(Some("600s"), max).unwrap(), max);
         assert!(parse_wait(Some("soon"), max).is_err());
         assert!(parse_wait(Some("-1s"), max).is_err());

@@ -18,9 +18,14 @@ use super::{ConfigError, ConfigLoader, LayeredConfig, Profile, is_secret_referen
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SettingKind {
     Bool,
-    Integer { min: i64, max: i64 },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     /// One of a fixed set of words.
-    OneOf { values: &'static [&'static str] },
+    OneOf {
+        values: &'static [&'static str],
+    },
     /// A tracing filter such as `info` or `info,sqlx=warn`.
     LogFilter,
 }
@@ -255,6 +260,10 @@ mod tests {
             values: &["json", "pretty"],
         };
         assert!(kind.check(&json!("json")).is_ok());
-        assert!(kind.check(&json!("xml")).unwrap_err().contains("json, pretty"));
+        assert!(
+            kind.check(&json!("xml"))
+                .unwrap_err()
+                .contains("json, pretty")
+        );
     }
 }

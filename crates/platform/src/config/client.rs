@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::central::{
-    ANY_PROFILE, CHANGE_SUBJECT_FILTER, CentralSnapshot, ChangeNotice, ConfigHub, DiskCopy, GLOBAL_SCOPE,
+    ANY_PROFILE, CHANGE_SUBJECT_FILTER, CentralSnapshot, ChangeNotice, ConfigHub, DiskCopy,
+    GLOBAL_SCOPE,
 };
 use super::{LiveConfig, Profile};
 use crate::auth::ServiceTokens;

@@ -231,7 +231,9 @@ impl LiveConfig {
             .filter(|key| !self.inner.catalog.is_live(key))
             .cloned()
             .collect();
-        state.restart_pending.extend(restart_required.iter().cloned());
+        state
+            .restart_pending
+            .extend(restart_required.iter().cloned());
         state.config = Arc::new(candidate);
         state.revision = snapshot.revision;
         self.inner.applied.send_replace(snapshot.revision);

@@ -344,7 +344,9 @@ pub fn is_secret_reference(text: &str) -> bool {
 /// secrets directory.
 fn resolve_secret_reference(name: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
     if !is_secret_name_valid(name) {
-        return Err(format!("`${{secret:{name}}}` is not a valid secret reference"));
+        return Err(format!(
+            "`${{secret:{name}}}` is not a valid secret reference"
+        ));
     }
     if let Some(value) = env.get(name) {
         return Ok(value.clone());

@@ -42,6 +42,10 @@ impl Server {
             )
             .env("VIVESPHERE_TELEMETRY__SPILL_DIR", dir.path().join("spill"))
             .env(
+                "VIVESPHERE_CONFIG_CLIENT__CACHE_DIR",
+                dir.path().join("config-cache"),
+            )
+            .env(
                 "VIVESPHERE_AUTH__SERVICE_SECRETS_DIR",
                 dir.path().join("service-clients"),
             )

@@ -98,6 +98,10 @@ pub fn options(
                 .to_string(),
         ),
         (
+            "VIVESPHERE_CONFIG_CLIENT__CACHE_DIR".to_string(),
+            data_dir.path().join("config-cache").display().to_string(),
+        ),
+        (
             "VIVESPHERE_TELEMETRY__SPILL_DIR".to_string(),
             data_dir.path().join("spill").display().to_string(),
         ),
@@ -112,6 +116,7 @@ pub fn options(
         env,
         target: target.map(str::to_string),
         listen: Some("127.0.0.1:0".into()),
+        log_level: None,
     }
 }
 

@@ -26,3 +26,4 @@ mod outage;
 mod postgres_and_nats;
 mod process;
 mod routes;
+mod settings;

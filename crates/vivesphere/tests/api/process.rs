@@ -29,6 +29,14 @@ fn vivesphere(data_dir: &tempfile::TempDir) -> Command {
         .env(
             "VIVESPHERE_TELEMETRY__SPILL_DIR",
             data_dir.path().join("spill"),
+        )
+        .env(
+            "VIVESPHERE_AUTH__SERVICE_SECRETS_DIR",
+            data_dir.path().join("service-clients"),
+        )
+        .env(
+            "VIVESPHERE_CONFIG_CLIENT__CACHE_DIR",
+            data_dir.path().join("config-cache"),
         );
     command
 }
@@ -197,9 +205,9 @@ fn list_targets_prints_every_name() {
         names,
         [
             "all",
+            "configuration",
             "authentication",
             "secure-bot-data",
-            "configuration",
             "logging",
             "bot-manager",
             "gateway",
@@ -360,4 +368,111 @@ async fn secret_values_never_reach_the_logs_even_at_debug_level() {
     for line in stdout.iter().chain(&stderr) {
         assert!(!line.contains(CANARY), "a secret reached the logs: {line}");
     }
+}
+
+/// The running binary's log filter follows `telemetry.log_level` from the central
+/// configuration: request lines (info) stop once it is `warn`, without a restart.
+#[tokio::test]
+async fn a_central_log_level_change_applies_to_the_running_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "central-log-level-passphrase-1";
+    let mut child = KillOnDrop(
+        vivesphere(&dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env(
+                "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD",
+                password,
+            )
+            .env("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "5")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let next_line = |seen: &mut Vec<String>| -> Option<String> {
+        let line = lines.recv_timeout(Duration::from_secs(10)).ok()?;
+        seen.push(line.clone());
+        Some(line)
+    };
+    let address = loop {
+        let line = next_line(&mut seen).expect("the app logs until it listens");
+        if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+            && event["message"] == "listening"
+        {
+            break event["address"].as_str().unwrap().to_string();
+        }
+    };
+    let base = format!("http://{address}");
+    let http = client();
+    let probe = |id: &'static str| {
+        http.get(format!("{base}/api/v1/auth/.well-known/jwks.json"))
+            .header("x-request-id", id)
+            .send()
+    };
+    assert!(probe("probe-before").await.unwrap().status().is_success());
+    while !seen.iter().any(|line| line.contains("probe-before")) {
+        next_line(&mut seen).expect("an info line for each request");
+    }
+
+    let token: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let update = http
+        .post(format!("{base}/api/v1/config/update"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"service": "global",
+            "settings": {"telemetry.log_level": "warn,vivesphere=info"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(update.status(), reqwest::StatusCode::OK);
+    let revision = update.json::<serde_json::Value>().await.unwrap()["revision"].clone();
+    let started = Instant::now();
+    loop {
+        let health: serde_json::Value = http
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if health["config"]["global"]["revision"] == revision {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{health}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(probe("probe-after").await.unwrap().status().is_success());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Everything up to "stopped" (still at info for the binary itself) has been written.
+    while !seen.iter().any(|line| line.contains("\"stopped\"")) {
+        next_line(&mut seen).expect("the process logs that it stopped");
+    }
+    assert!(
+        !seen.iter().any(|line| line.contains("probe-after")),
+        "a request line was logged after the level became warn"
+    );
 }
