@@ -23,11 +23,14 @@ use crate::Settings;
 type Limiter =
     RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
 
-/// The limiter in effect and the allowance it was made for.
+/// A limiter and the allowance per minute it was made for.
+type Current = Option<(u32, Arc<Limiter>)>;
+
+/// The limiter in effect, remade when the allowance changes.
 #[derive(Clone)]
 pub struct EdgeRateLimit {
     settings: Live<Settings>,
-    current: Arc<Mutex<Option<(u32, Arc<Limiter>)>>>,
+    current: Arc<Mutex<Current>>,
 }
 
 impl EdgeRateLimit {

@@ -56,6 +56,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    platform::install_crypto_provider();
     runtime.block_on(async move {
         let http = reqwest::Client::new();
         let admin = server.ready_admin_token(&http).await;

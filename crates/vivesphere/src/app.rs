@@ -338,6 +338,12 @@ impl CentralLinks {
         )))
     }
 
+    /// Whether a read can succeed before anything serves: over HTTP, maybe; in-process, once
+    /// the Configuration service (built first) has registered itself.
+    fn reachable_now(&self) -> bool {
+        !self.in_process || self.hub.provider().is_some()
+    }
+
     /// Runs `client` until shutdown and mirrors its revision into the metrics.
     fn follow(
         &self,
@@ -480,7 +486,9 @@ impl App {
         for entry in &loaded.targets {
             let info = entry.info;
             let client = central.client(&entry.live, &entry.platform)?;
-            if let Some(client) = &client {
+            if let Some(client) = &client
+                && central.reachable_now()
+            {
                 client.sync_at_start(&entry.platform.config_client).await;
             }
             let config = entry.live.current();

@@ -237,15 +237,13 @@ impl ConfigClient {
             CentralSource::InProcess(hub) => {
                 let receiver = hub.subscribe();
                 futures::stream::unfold(receiver, |mut receiver| async move {
-                    loop {
-                        match receiver.recv().await {
-                            Ok(notice) => return Some((notice, receiver)),
-                            // Fell behind: any notice makes the client re-read, so make one up.
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                return Some((lagged_notice(), receiver));
-                            }
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    match receiver.recv().await {
+                        Ok(notice) => Some((notice, receiver)),
+                        // Fell behind: any notice makes the client re-read, so make one up.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            Some((lagged_notice(), receiver))
                         }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
                     }
                 })
                 .boxed()

@@ -255,3 +255,123 @@ fn changed_keys(old: &LayeredConfig, new: &LayeredConfig) -> Vec<String> {
         .cloned()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Clone, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Knobs {
+        limit: u32,
+        level: String,
+    }
+
+    impl Default for Knobs {
+        fn default() -> Self {
+            Self {
+                limit: 10,
+                level: "info".into(),
+            }
+        }
+    }
+
+    fn live(env: &[(&str, &str)]) -> LiveConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let loader = ConfigLoader::new(
+            dir.path(),
+            env,
+            json!({"knobs": {"limit": 10, "level": "info"}}),
+        )
+        .unwrap();
+        let initial = Arc::new(loader.load(Some("svc")).unwrap());
+        LiveConfig::new(
+            "svc",
+            loader,
+            Some("svc".into()),
+            Arc::new(Catalog::permissive()),
+            initial,
+            0,
+        )
+    }
+
+    fn snapshot(revision: i64, pairs: &[(&str, Value)]) -> CentralSnapshot {
+        CentralSnapshot {
+            service: "svc".into(),
+            profile: "development".into(),
+            revision,
+            settings: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    #[test]
+    fn an_apply_swaps_every_subscriber_or_none() {
+        let config = live(&[]);
+        let knobs = config.section::<Knobs>("knobs", |_| Ok(())).unwrap();
+        let strict = config
+            .section::<Knobs>("knobs", |k| {
+                if k.limit > 100 {
+                    Err("limit is at most 100".into())
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap();
+        let applied = config
+            .apply(&snapshot(1, &[("knobs.limit", json!(50))]))
+            .unwrap();
+        assert_eq!(applied.changed, vec!["knobs.limit"]);
+        assert_eq!(knobs.get().limit, 50);
+        assert_eq!(strict.get().limit, 50);
+        assert_eq!(config.revision(), 1);
+
+        // One subscriber refuses: neither changes, the revision stays.
+        let err = config
+            .apply(&snapshot(
+                2,
+                &[("knobs.limit", json!(500)), ("knobs.level", json!("debug"))],
+            ))
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 100"), "{err}");
+        assert_eq!(knobs.get().limit, 50);
+        assert_eq!(knobs.get().level, "info");
+        assert_eq!(config.revision(), 1);
+
+        // A wrong type is refused before any subscriber is asked.
+        assert!(
+            config
+                .apply(&snapshot(3, &[("knobs.limit", json!("many"))]))
+                .is_err()
+        );
+        assert_eq!(knobs.get().limit, 50);
+    }
+
+    #[test]
+    fn the_environment_still_beats_the_central_layer_and_restart_keys_are_reported() {
+        let config = live(&[("VIVESPHERE_KNOBS__LIMIT", "7")]);
+        let knobs = config.section::<Knobs>("knobs", |_| Ok(())).unwrap();
+        let applied = config
+            .apply(&snapshot(
+                4,
+                &[("knobs.limit", json!(50)), ("knobs.level", json!("warn"))],
+            ))
+            .unwrap();
+        assert_eq!(knobs.get().limit, 7);
+        assert_eq!(knobs.get().level, "warn");
+        // Nothing in the permissive catalogue is live.
+        assert_eq!(applied.restart_required, vec!["knobs.level"]);
+        assert_eq!(config.status()["restart_required"], json!(["knobs.level"]));
+    }
+}
