@@ -28,8 +28,9 @@ use crate::model::{
 };
 use crate::store::{self, NewRelease, Release, WriteOutcome};
 
-/// How often a write retries after colliding with a concurrent one.
-const WRITE_ATTEMPTS: usize = 5;
+/// How often a write without `If-Match` starts again after a concurrent one won. Each round
+/// has one winner, so this many writers at once all get through.
+const WRITE_ATTEMPTS: usize = 16;
 
 /// Who asked for a change, and why.
 pub struct Change {
@@ -395,7 +396,8 @@ impl ConfigService {
         }
     }
 
-    /// Keeps `head` current with releases other replicas write.
+    /// Keeps `head` current with releases other replicas write, and passes them on to the
+    /// config clients in this process.
     pub async fn follow_other_replicas(self: Arc<Self>, shutdown: CancellationToken) {
         if let Ok(head) = store::head(&self.db).await {
             self.head.send_replace(head);
@@ -413,11 +415,16 @@ impl ConfigService {
                 message = notices.next() => match message {
                     Some(message) => {
                         if let Ok(notice) = serde_json::from_slice::<ChangeNotice>(&message.payload) {
-                            self.head.send_if_modified(|head| {
+                            let newer = self.head.send_if_modified(|head| {
                                 let newer = notice.revision > *head;
                                 if newer { *head = notice.revision; }
                                 newer
                             });
+                            // Another replica's release: this process's own clients hear it
+                            // too. (Its own releases come back here as well, but are not newer.)
+                            if newer {
+                                self.hub.notify(notice);
+                            }
                         }
                     }
                     None => return,

@@ -100,6 +100,8 @@ pub struct LoadedConfig {
     /// The process's configuration at run time; for one target, that target's.
     pub process_live: LiveConfig,
     pub targets: Vec<TargetConfig>,
+    /// What loading noticed and could not log yet (`main` installs logging after loading).
+    pub warnings: Vec<String>,
 }
 
 /// Loads and checks every layer for the selected targets. Any bad key, type or secret
@@ -114,9 +116,10 @@ pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
     )?;
     let catalog = Arc::new(registry::catalog());
     let mut targets = Vec::new();
+    let mut warnings = Vec::new();
     for target in selected {
         let info = target.info();
-        let live = load_live(&loader, &catalog, info.name, Some(info.name))?;
+        let live = load_live(&loader, &catalog, info.name, Some(info.name), &mut warnings)?;
         let config = live.current();
         let platform = registry::check_config(&config)?;
         targets.push(TargetConfig {
@@ -128,7 +131,7 @@ pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
         });
     }
     let process_live = if options.runs_everything() {
-        load_live(&loader, &catalog, GLOBAL_SCOPE, None)?
+        load_live(&loader, &catalog, GLOBAL_SCOPE, None, &mut warnings)?
     } else {
         targets[0].live.clone()
     };
@@ -139,6 +142,7 @@ pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
         process_platform,
         process_live,
         targets,
+        warnings,
     })
 }
 
@@ -149,6 +153,7 @@ fn load_live(
     catalog: &Arc<Catalog>,
     scope: &str,
     target: Option<&str>,
+    warnings: &mut Vec<String>,
 ) -> anyhow::Result<LiveConfig> {
     let base = Arc::new(loader.load(target)?);
     let settings = registry::check_config(&base)?.config_client;
@@ -160,12 +165,23 @@ fn load_live(
         base,
         0,
     );
-    if settings.enabled
-        && let Some(copy) = DiskCopy::new(&settings.cache_dir, scope, loader.profile()).load()
-        && let Err(err) = live.apply(&copy)
-    {
-        tracing::warn!(service = scope, revision = copy.revision, error = %err, "ignoring the saved central config copy");
+    if settings.enabled {
+        match DiskCopy::new(&settings.cache_dir, scope, loader.profile()).load() {
+            Ok(Some(copy)) => {
+                if let Err(err) = live.apply(&copy) {
+                    warnings.push(format!(
+                        "{scope}: ignoring the saved central settings (revision {}): {err}",
+                        copy.revision
+                    ));
+                }
+            }
+            Ok(None) => {}
+            Err(err) => warnings.push(format!(
+                "{scope}: ignoring the saved central settings: {err}"
+            )),
+        }
     }
+    live.mark_in_effect();
     Ok(live)
 }
 
@@ -451,6 +467,9 @@ impl App {
         let failure = Arc::new(OnceLock::new());
         let events = EventShipper::new(queue.clone(), &loaded.process_platform.telemetry, &metrics);
         events.spawn(&tasks, shutdown.clone());
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
         let hub = ConfigHub::default();
         let central = CentralLinks {
             hub: hub.clone(),
@@ -514,7 +533,7 @@ impl App {
                 .target
                 .build(TargetContext {
                     config,
-                    platform,
+                    platform: platform.clone(),
                     database,
                     queue: queue.clone(),
                     events: events.clone(),
@@ -528,6 +547,8 @@ impl App {
                 })
                 .await
                 .with_context(|| format!("target {} failed to build", info.name))?;
+            // Whatever the client applied so far is what the target was built with.
+            entry.live.mark_in_effect();
             clients.extend(client);
             edges.extend(built.edge);
             checks.extend(built.checks);
@@ -548,7 +569,7 @@ impl App {
                 Some(verifier) => verifier,
                 None => TokenVerifier::new(
                     Arc::new(HttpKeySource::new(&authentication_url)?),
-                    &entry.platform.auth,
+                    &platform.auth,
                     info.name,
                 ),
             };
@@ -556,8 +577,8 @@ impl App {
             let service_router = service_router.layer(Extension(verifier));
             router = router.merge(with_request_limits(
                 service_router,
-                entry.platform.server.body_limit,
-                Duration::from_secs(entry.platform.server.request_timeout.max(1)),
+                platform.server.body_limit,
+                Duration::from_secs(platform.server.request_timeout.max(1)),
             ));
             tracing::info!(service = info.name, "target built");
         }

@@ -9,9 +9,7 @@ mod posts;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
-use platform::ApiError;
 use platform::http::error::ErrorBody;
 use platform::http::openapi::BearerAuth;
 use platform::http::page::Listing;
@@ -21,23 +19,7 @@ use crate::service::BotManager;
 
 pub type AppState = Arc<BotManager>;
 
-pub fn etag(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
-}
-
-/// The version an `If-Match` header names, if one was sent.
-pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|v| v.parse::<i64>().ok())
-        .map(Some)
-        .ok_or_else(|| ApiError::invalid_data("If-Match: the ETag as it was given, e.g. \"3\""))
-}
+pub use platform::http::precondition::{etag, if_match};
 
 pub fn router(state: AppState) -> Router {
     let p = crate::ROUTE_PREFIX;

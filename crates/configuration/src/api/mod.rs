@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header::ETAG;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use platform::auth::{Authenticated, Claims};
@@ -17,6 +17,7 @@ use platform::config::{Profile, SettingSpec};
 use platform::http::error::ErrorBody;
 use platform::http::observe::current_request_id;
 use platform::http::openapi::BearerAuth;
+use platform::http::precondition::{etag, if_match};
 use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,26 +28,6 @@ use crate::service::{Change, ConfigService, Written};
 use crate::store::{self, Release};
 
 pub type AppState = Arc<ConfigService>;
-
-fn etag(revision: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{revision}\"")).expect("digits are a valid header")
-}
-
-/// The revision an `If-Match` header names, if one was sent.
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-        .and_then(|v| v.parse::<i64>().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::invalid_data("If-Match: the revision as the ETag gave it, e.g. \"12\"")
-        })
-}
 
 fn author(claims: &Claims) -> String {
     claims

@@ -122,23 +122,18 @@ impl DiskCopy {
         &self.path
     }
 
-    /// The saved copy; `None` when there is none or it cannot be read (a warning says why).
-    pub fn load(&self) -> Option<CentralSnapshot> {
+    /// The saved copy; `None` when there is none; an error (for a warning: the service then
+    /// starts without it) when it cannot be read or is corrupt.
+    pub fn load(&self) -> Result<Option<CentralSnapshot>, String> {
+        let path = self.path.display();
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(err) => {
-                tracing::warn!(path = %self.path.display(), error = %err, "cannot read the central config copy");
-                return None;
-            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(format!("cannot read {path}: {err}")),
         };
-        match serde_json::from_slice(&bytes) {
-            Ok(snapshot) => Some(snapshot),
-            Err(err) => {
-                tracing::warn!(path = %self.path.display(), error = %err, "ignoring a corrupt central config copy");
-                None
-            }
-        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|err| format!("{path} is not a saved central configuration: {err}"))
     }
 
     /// Replaces the copy atomically: a reader sees the old file or the new one, never half.
@@ -229,7 +224,7 @@ mod tests {
     fn the_disk_copy_round_trips_and_ignores_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let copy = DiskCopy::new(dir.path(), "logging", Profile::Staging);
-        assert!(copy.load().is_none());
+        assert_eq!(copy.load(), Ok(None));
         let snapshot = CentralSnapshot {
             service: "logging".into(),
             profile: "staging".into(),
@@ -237,8 +232,12 @@ mod tests {
             settings: BTreeMap::from([("logging.x".to_string(), json!(1))]),
         };
         copy.save(&snapshot).unwrap();
-        assert_eq!(copy.load(), Some(snapshot));
+        assert_eq!(copy.load(), Ok(Some(snapshot)));
         std::fs::write(copy.path(), b"{not json").unwrap();
-        assert!(copy.load().is_none());
+        assert!(
+            copy.load()
+                .unwrap_err()
+                .contains("not a saved central configuration")
+        );
     }
 }

@@ -168,6 +168,12 @@ impl LiveConfig {
         self.inner.state.lock().expect("live config lock")
     }
 
+    /// Declares everything applied so far in effect: the service (re)started with it, so
+    /// nothing waits for a restart.
+    pub fn mark_in_effect(&self) {
+        self.lock().restart_pending.clear();
+    }
+
     /// The section `name` as `T`, kept current. `validate` can refuse a value the type
     /// allows (the refusal names the section and stops the whole apply).
     pub fn section<T>(

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod page;
+pub mod precondition;
 pub mod query;
 
 use std::time::Duration;

@@ -41,6 +41,15 @@ fn vivesphere(data_dir: &tempfile::TempDir) -> Command {
     command
 }
 
+/// Sends SIGTERM, as Kubernetes does to stop a pod.
+fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Kills the child if the test fails before it stops it, so no server outlives its test.
 struct KillOnDrop(std::process::Child);
 
@@ -103,11 +112,7 @@ async fn sigterm_drains_and_exits_zero_and_logs_carry_request_ids_not_queries() 
         .unwrap();
     assert_eq!(ready.status(), reqwest::StatusCode::OK);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child.0);
     let started = Instant::now();
     let exit = loop {
         if let Some(exit) = child.0.try_wait().unwrap() {
@@ -354,11 +359,7 @@ async fn secret_values_never_reach_the_logs_even_at_debug_level() {
         assert!(!refused.text().await.unwrap().contains(CANARY), "{body}");
     }
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child.0);
     let stdout = stdout_reader.join().unwrap();
     let stderr = stderr_reader.join().unwrap();
     assert!(
@@ -462,11 +463,7 @@ async fn a_central_log_level_change_applies_to_the_running_process() {
     }
     assert!(probe("probe-after").await.unwrap().status().is_success());
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child.0);
     // Everything up to "stopped" (still at info for the binary itself) has been written.
     while !seen.iter().any(|line| line.contains("\"stopped\"")) {
         next_line(&mut seen).expect("the process logs that it stopped");

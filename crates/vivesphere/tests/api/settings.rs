@@ -204,6 +204,61 @@ async fn a_stale_if_match_is_a_conflict_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn concurrent_writers_without_if_match_all_land_in_order() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let categories = ["user_activity", "debug", "console", "terminal"];
+    let writes = (0..8).map(|i| {
+        let (app, admin) = (&app, &admin);
+        let key = if i < 4 {
+            format!("logging.retention.{}", categories[i])
+        } else {
+            format!("telemetry.log_level_{i}")
+        };
+        async move {
+            let settings = if i < 4 {
+                json!({key.clone(): 20 + i})
+            } else {
+                // Not a key any service has: refused, and it must not block the others.
+                json!({key.clone(): "debug"})
+            };
+            let response = update(
+                app,
+                admin,
+                json!({"service": "logging", "settings": settings}),
+            )
+            .await;
+            (i, response.status())
+        }
+    });
+    let results = futures::future::join_all(writes).await;
+    for (i, status) in results {
+        let expected = if i < 4 {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        assert_eq!(status, expected, "writer {i}");
+    }
+    let scope = get_json(&app, &format!("{P}/scopes/logging"), &admin).await;
+    for (i, category) in categories.iter().enumerate() {
+        assert_eq!(
+            scope["settings"][format!("logging.retention.{category}")],
+            20 + i
+        );
+    }
+    let history = get_json(&app, &format!("{P}/releases?scope=logging"), &admin).await;
+    let revisions: Vec<i64> = history["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["revision"].as_i64().unwrap())
+        .collect();
+    assert_eq!(revisions.len(), 4);
+    assert!(revisions.windows(2).all(|w| w[0] > w[1]), "{revisions:?}");
+}
+
+#[tokio::test]
 async fn releases_keep_history_diffs_and_roll_back_as_a_new_release() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
