@@ -109,6 +109,7 @@ impl Target for ConfigurationService {
             hub: ctx.hub.clone(),
             activity: ActivityLog::new(ctx.events.clone(), NAME),
             head: watch::channel(0).0,
+            request_timeout: std::time::Duration::from_secs(ctx.platform.server.request_timeout),
         });
         ctx.hub
             .provide(Arc::new(InProcessProvider(service.clone())));

@@ -61,6 +61,17 @@ pub struct ConfigService {
     pub activity: ActivityLog,
     /// The newest revision this replica knows of, for watchers.
     pub head: watch::Sender<i64>,
+    /// The service's request timeout: a long poll must answer before it.
+    pub request_timeout: Duration,
+}
+
+impl ConfigService {
+    /// The longest a long poll may wait: the setting, and always 5 s short of the request
+    /// timeout so the answer is a 304, never a 503.
+    pub fn max_wait(&self) -> Duration {
+        let setting = Duration::from_secs(self.settings.get().max_wait_seconds);
+        setting.min(self.request_timeout.saturating_sub(Duration::from_secs(5)))
+    }
 }
 
 impl ConfigService {

@@ -445,7 +445,7 @@ pub struct WatchQuery {
     /// Answer once the effective revision is above this; default 0.
     pub since: Option<i64>,
     /// How long to wait: `30s`, `30` (seconds) or `500ms`; default 30 s, at most
-    /// `configuration.max_wait_seconds`.
+    /// `configuration.max_wait_seconds` and 5 s less than the request timeout.
     pub wait: Option<String>,
 }
 
@@ -482,8 +482,7 @@ pub async fn watch(
 ) -> Result<Response, ApiError> {
     claims.require("config:read")?;
     let profile = parse_profile(query.profile.as_deref(), state.profile)?;
-    let max = Duration::from_secs(state.settings.get().max_wait_seconds);
-    let wait = parse_wait(query.wait.as_deref(), max)?;
+    let wait = parse_wait(query.wait.as_deref(), state.max_wait())?;
     let since = query.since.unwrap_or(0);
     match state
         .wait_for_change(&query.service_name, profile, since, wait)
