@@ -5,9 +5,14 @@
 //! routes (they are merged into the process's router directly). Proxying and edge JWT checks
 //! arrive with the API gateway issue.
 
+mod proxy;
 mod rate_limit;
+pub mod routes;
+mod upstream;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
@@ -21,10 +26,36 @@ pub const NAME: &str = "gateway";
 pub const CONFIG_SECTION: &str = "gateway";
 
 /// The `gateway` config section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub rate_limit: RateLimitSettings,
+    /// Base URLs per service (`bot_manager: [http://10.0.0.5:8000, ...]`, keys with `_` for
+    /// `-`); a service not named here is reached at `http://<service>:8000`.
+    pub upstreams: BTreeMap<String, Vec<String>>,
+    /// Milliseconds an upstream may take to answer before the gateway answers 504; below
+    /// `server.request_timeout`, so the caller hears which one it was.
+    pub upstream_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Milliseconds between health checks of every upstream.
+    pub health_interval_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            rate_limit: RateLimitSettings::default(),
+            upstreams: BTreeMap::new(),
+            upstream_timeout_ms: 25_000,
+            connect_timeout_ms: 2_000,
+            health_interval_ms: 2_000,
+        }
+    }
+}
+
+/// The settings key of a service's upstream list.
+fn upstream_key(service: &str) -> String {
+    service.replace('-', "_")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +82,61 @@ fn declared_settings() -> Vec<SettingSpec> {
     )]
 }
 
+/// Every route of the table, proxied to its service's upstreams.
+fn proxy_router(ctx: &TargetContext, settings: &Settings) -> anyhow::Result<Router> {
+    if let Some(unknown) = settings
+        .upstreams
+        .keys()
+        .find(|key| !routes::ROUTES.iter().any(|r| upstream_key(r.service) == **key))
+    {
+        anyhow::bail!("gateway.upstreams.{unknown}: no route goes to such a service");
+    }
+    let pools: BTreeMap<&'static str, upstream::Pool> = routes::ROUTES
+        .iter()
+        .map(|route| {
+            let urls = settings
+                .upstreams
+                .get(&upstream_key(route.service))
+                .filter(|urls| !urls.is_empty())
+                .cloned()
+                .unwrap_or_else(|| vec![ctx.peers.url(route.service)]);
+            (route.service, upstream::Pool::new(route.service, urls))
+        })
+        .collect();
+    let pools = Arc::new(pools);
+    let healthy = prometheus_client::metrics::family::Family::default();
+    ctx.metrics.register(
+        "gateway_upstream_healthy",
+        "1 while an upstream passes its health check",
+        healthy.clone(),
+    );
+    ctx.tasks.spawn(upstream::check_health(
+        pools.clone(),
+        Duration::from_millis(settings.health_interval_ms.max(50)),
+        healthy,
+        ctx.shutdown.clone(),
+    ));
+    platform::install_crypto_provider();
+    let proxy = Arc::new(proxy::Proxy {
+        pools,
+        http: reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms.max(1)))
+            .build()?,
+        timeout: Duration::from_millis(settings.upstream_timeout_ms.max(1)),
+        metrics: proxy::ProxyMetrics::register(&ctx.metrics),
+    });
+    let mut router = Router::new();
+    for route in routes::ROUTES {
+        router = router
+            .route(route.prefix, axum::routing::any(proxy::handle))
+            .route(
+                &format!("{}/{{*rest}}", route.prefix),
+                axum::routing::any(proxy::handle),
+            );
+    }
+    Ok(router.with_state(proxy))
+}
+
 /// The gateway target.
 pub struct GatewayService;
 
@@ -64,10 +150,20 @@ impl Target for GatewayService {
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let settings = ctx.live.section::<Settings>(CONFIG_SECTION, |_| Ok(()))?;
-        let edge = EdgeRateLimit::new(settings);
+        let live = ctx.live.section::<Settings>(CONFIG_SECTION, |_| Ok(()))?;
+        let settings = live.get();
+        let edge = EdgeRateLimit::new(live);
+        // In one process the services' routes are merged in directly: nothing to proxy.
+        let router = if routes::ROUTES
+            .iter()
+            .all(|route| ctx.peers.runs_here(route.service))
+        {
+            Router::new()
+        } else {
+            proxy_router(&ctx, &settings)?
+        };
         Ok(BuiltTarget {
-            router: Router::new(),
+            router,
             openapi: None,
             checks: Vec::new(),
             verifier: None,

@@ -66,6 +66,11 @@ impl Peers {
         }
     }
 
+    /// Whether `target` runs in this very process.
+    pub fn runs_here(&self, target: &str) -> bool {
+        self.local_url.is_some() && self.local_targets.contains(&target)
+    }
+
     /// The base URL (no trailing slash) of `target`.
     pub fn url(&self, target: &str) -> String {
         match &self.local_url {

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     NotReady,
     Sealed,
     Timeout,
+    /// The gateway could not reach the service behind it.
+    BadGateway,
+    /// The service behind the gateway did not answer in time.
+    UpstreamTimeout,
     Internal,
 }
 
@@ -55,6 +59,8 @@ impl ErrorCode {
             Self::NotReady => "NOT_READY",
             Self::Sealed => "SEALED",
             Self::Timeout => "TIMEOUT",
+            Self::BadGateway => "BAD_GATEWAY",
+            Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             Self::Internal => "INTERNAL_ERROR",
         }
     }
@@ -73,6 +79,8 @@ impl ErrorCode {
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::NotReady | Self::Sealed | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,0 +1,237 @@
+//! The proxy: route by prefix, check the token at the edge (public paths exempt), pick a
+//! healthy upstream, stream the request there and the answer back. The body is never
+//! buffered; the request id goes along; failures answer in the standard error shape —
+//! 502 when the upstream cannot be reached, 503 when none is healthy, 504 when it is late.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use platform::auth::Authenticated;
+use platform::http::error::{ApiError, ErrorCode};
+use platform::http::observe::current_request_id;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
+use crate::routes::route_for;
+use crate::upstream::Pool;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProxiedLabels {
+    pub service: String,
+    pub upstream: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: String,
+}
+
+/// The gateway's own figures, beside the per-route request metrics every service has.
+#[derive(Clone)]
+pub struct ProxyMetrics {
+    pub requests: Family<ProxiedLabels, Counter>,
+    pub duration: Family<ServiceLabels, Histogram, fn() -> Histogram>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl ProxyMetrics {
+    pub fn register(registry: &platform::http::metrics::MetricsRegistry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+        };
+        registry.register(
+            "gateway_upstream_requests",
+            "Requests proxied, by service, upstream and status (0: no answer)",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "gateway_upstream_duration_seconds",
+            "Time to the upstream's response headers, by service",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+}
+
+pub struct Proxy {
+    pub pools: Arc<BTreeMap<&'static str, Pool>>,
+    pub http: reqwest::Client,
+    pub timeout: Duration,
+    pub metrics: ProxyMetrics,
+}
+
+/// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), and the ones
+/// the gateway sets itself.
+const NOT_FORWARDED: [&str; 11] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "x-forwarded-for",
+];
+
+fn forwardable(headers: &HeaderMap) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(name, _)| !NOT_FORWARDED.contains(&name.as_str()))
+}
+
+/// A path with a `.` or `..` segment (also percent-encoded) could name another route once an
+/// HTTP client normalises it; such paths never pass the edge.
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+        lower == "." || lower == ".."
+    })
+}
+
+pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let Some(route) = route_for(&path) else {
+        return ApiError::not_found("no route matches this path").into_response();
+    };
+    if has_dot_segment(&path) {
+        return ApiError::invalid_data("the path has a `.` or `..` segment").into_response();
+    }
+    let (mut parts, body) = request.into_parts();
+    if !route.is_public(&path)
+        && let Err(rejection) = Authenticated::from_request_parts(&mut parts, &()).await
+    {
+        // Refused here: the service never sees the request.
+        return rejection.into_response();
+    }
+    let Some(pool) = proxy.pools.get(route.service) else {
+        return ApiError::internal(format!("no upstreams for {}", route.service)).into_response();
+    };
+    let Some(upstream) = pool.pick() else {
+        return ApiError::new(
+            ErrorCode::NotReady,
+            format!("no healthy instance of {} right now", route.service),
+        )
+        .into_response();
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or(&path);
+    let url = format!("{}{path_and_query}", upstream.url);
+    let mut outgoing = proxy
+        .http
+        .request(parts.method.clone(), &url)
+        .timeout(proxy.timeout);
+    for (name, value) in forwardable(&parts.headers) {
+        outgoing = outgoing.header(name, value);
+    }
+    if let Some(id) = current_request_id() {
+        outgoing = outgoing.header("x-request-id", id);
+    }
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    let forwarded_for = match (parts.headers.get("x-forwarded-for"), client) {
+        (Some(earlier), Some(client)) => earlier
+            .to_str()
+            .ok()
+            .map(|earlier| format!("{earlier}, {client}")),
+        (None, Some(client)) => Some(client),
+        (Some(earlier), None) => earlier.to_str().ok().map(str::to_string),
+        (None, None) => None,
+    };
+    if let Some(forwarded_for) = forwarded_for {
+        outgoing = outgoing.header("x-forwarded-for", forwarded_for);
+    }
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let outgoing = outgoing.body(reqwest::Body::wrap_stream(stream));
+    let started = Instant::now();
+    let result = outgoing.send().await;
+    proxy
+        .metrics
+        .duration
+        .get_or_create(&ServiceLabels {
+            service: route.service.to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    let count = |status: u16| {
+        proxy
+            .metrics
+            .requests
+            .get_or_create(&ProxiedLabels {
+                service: route.service.to_string(),
+                upstream: upstream.url.clone(),
+                status,
+            })
+            .inc();
+    };
+    match result {
+        Ok(answer) => {
+            count(answer.status().as_u16());
+            let mut response = Response::builder().status(answer.status());
+            if let Some(headers) = response.headers_mut() {
+                for (name, value) in forwardable(answer.headers()) {
+                    headers.append(name, value.clone());
+                }
+            }
+            response
+                .body(Body::from_stream(answer.bytes_stream()))
+                .unwrap_or_else(|err| ApiError::internal(err).into_response())
+        }
+        Err(err) if err.is_timeout() => {
+            count(0);
+            tracing::warn!(service = route.service, upstream = upstream.url, "upstream timed out");
+            ApiError::new(
+                ErrorCode::UpstreamTimeout,
+                format!("{} did not answer within {} ms", route.service, proxy.timeout.as_millis()),
+            )
+            .into_response()
+        }
+        Err(err) => {
+            count(0);
+            if err.is_connect() {
+                // Down until the next passing health check.
+                upstream.mark(false);
+            }
+            tracing::warn!(service = route.service, upstream = upstream.url, error = %err, "upstream unreachable");
+            ApiError::new(
+                ErrorCode::BadGateway,
+                format!("{} could not be reached", route.service),
+            )
+            .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_recognised_in_any_spelling() {
+        assert!(has_dot_segment("/api/v1/auth/docs/../me"));
+        assert!(has_dot_segment("/api/v1/auth/docs/%2E%2e/me"));
+        assert!(has_dot_segment("/api/v1/./bots"));
+        assert!(!has_dot_segment("/api/v1/auth/.well-known/jwks.json"));
+        assert!(!has_dot_segment("/api/v1/bots/a..b"));
+    }
+}
