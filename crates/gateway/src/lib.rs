@@ -84,11 +84,11 @@ fn declared_settings() -> Vec<SettingSpec> {
 
 /// Every route of the table, proxied to its service's upstreams.
 fn proxy_router(ctx: &TargetContext, settings: &Settings) -> anyhow::Result<Router> {
-    if let Some(unknown) = settings
-        .upstreams
-        .keys()
-        .find(|key| !routes::ROUTES.iter().any(|r| upstream_key(r.service) == **key))
-    {
+    if let Some(unknown) = settings.upstreams.keys().find(|key| {
+        !routes::ROUTES
+            .iter()
+            .any(|r| upstream_key(r.service) == **key)
+    }) {
         anyhow::bail!("gateway.upstreams.{unknown}: no route goes to such a service");
     }
     let pools: BTreeMap<&'static str, upstream::Pool> = routes::ROUTES

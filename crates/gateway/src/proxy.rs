@@ -199,10 +199,18 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
         }
         Err(err) if err.is_timeout() => {
             count(0);
-            tracing::warn!(service = route.service, upstream = upstream.url, "upstream timed out");
+            tracing::warn!(
+                service = route.service,
+                upstream = upstream.url,
+                "upstream timed out"
+            );
             ApiError::new(
                 ErrorCode::UpstreamTimeout,
-                format!("{} did not answer within {} ms", route.service, proxy.timeout.as_millis()),
+                format!(
+                    "{} did not answer within {} ms",
+                    route.service,
+                    proxy.timeout.as_millis()
+                ),
             )
             .into_response()
         }

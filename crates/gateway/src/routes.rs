@@ -71,7 +71,9 @@ impl Route {
         let Some(rest) = path.strip_prefix(self.prefix) else {
             return false;
         };
-        PUBLIC_EVERYWHERE.contains(&rest) || rest.starts_with("/docs/") || self.public.contains(&rest)
+        PUBLIC_EVERYWHERE.contains(&rest)
+            || rest.starts_with("/docs/")
+            || self.public.contains(&rest)
     }
 
     /// Every public path, in full.
@@ -90,7 +92,10 @@ mod tests {
 
     #[test]
     fn paths_find_their_route_by_whole_segments() {
-        assert_eq!(route_for("/api/v1/bots/list").unwrap().service, "bot-manager");
+        assert_eq!(
+            route_for("/api/v1/bots/list").unwrap().service,
+            "bot-manager"
+        );
         assert_eq!(route_for("/api/v1/bots").unwrap().service, "bot-manager");
         assert!(route_for("/api/v1/botsx").is_none());
         assert_eq!(

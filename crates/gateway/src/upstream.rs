@@ -109,7 +109,12 @@ pub async fn check_health(
                         .await
                         .is_ok_and(|response| response.status().is_success());
                     if ok != upstream.is_healthy() {
-                        tracing::info!(service, upstream = upstream.url, healthy = ok, "upstream health changed");
+                        tracing::info!(
+                            service,
+                            upstream = upstream.url,
+                            healthy = ok,
+                            "upstream health changed"
+                        );
                     }
                     upstream.mark(ok);
                     healthy

@@ -167,6 +167,22 @@ mod tests {
     }
 
     #[test]
+    fn the_gateway_route_table_is_exactly_the_services_prefixes() {
+        let served: Vec<(&str, &str)> = targets()
+            .iter()
+            .filter_map(|t| t.info().route_prefix.map(|prefix| (prefix, t.info().name)))
+            .collect();
+        let routed: Vec<(&str, &str)> = gateway::routes::ROUTES
+            .iter()
+            .map(|route| (route.prefix, route.service))
+            .collect();
+        let (mut served, mut routed) = (served, routed);
+        served.sort();
+        routed.sort();
+        assert_eq!(served, routed);
+    }
+
+    #[test]
     fn config_sections_do_not_collide_with_platform_sections() {
         let sections = known_sections();
         let mut unique = sections.clone();

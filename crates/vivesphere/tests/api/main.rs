@@ -20,6 +20,7 @@ mod bots_cluster;
 mod bots_execution;
 
 mod config;
+mod gateway;
 mod health;
 mod logs;
 mod outage;
