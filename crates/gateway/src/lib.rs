@@ -5,6 +5,7 @@
 //! routes (they are merged into the process's router directly). Proxying and edge JWT checks
 //! arrive with the API gateway issue.
 
+pub mod kong;
 mod proxy;
 mod rate_limit;
 pub mod routes;

@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod botdata;
+pub mod kong;
 pub mod registry;

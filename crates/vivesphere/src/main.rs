@@ -61,6 +61,28 @@ enum Command {
         #[command(subcommand)]
         command: BotdataCommand,
     },
+    /// Gateway tools.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Write Kong's DB-less configuration from the route table (and the current public
+    /// keys, read from the Authentication service's JWKS when its URL is given).
+    ExportKong {
+        /// Where to write it; stdout when absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// The Authentication service (`http://authentication:8000`), for the public keys.
+        #[arg(long)]
+        authentication_url: Option<String>,
+        /// Requests per minute per client address.
+        #[arg(long, default_value_t = 100)]
+        rate_limit_per_minute: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -158,6 +180,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Botdata { command } => {
             let options = AppOptions::from_process_env(cli.config_dir, None, None);
             vivesphere::botdata::run(&options, command).await
+        }
+        Command::Gateway {
+            command:
+                GatewayCommand::ExportKong {
+                    output,
+                    authentication_url,
+                    rate_limit_per_minute,
+                },
+        } => {
+            let keys = match authentication_url {
+                Some(url) => vivesphere::kong::public_keys(&url).await?,
+                None => Vec::new(),
+            };
+            let text = gateway::kong::render(&keys, rate_limit_per_minute)?;
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
         }
         Command::Config {
             command: ConfigCommand::Check { target },

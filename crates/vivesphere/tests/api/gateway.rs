@@ -439,5 +439,28 @@ async fn the_edge_rate_limit_answers_429_with_retry_after() {
     );
     // Health probes are not limited.
     assert_eq!(get(&gw, "/health", None).await.status(), StatusCode::OK);
-    assert_eq!(get(&gw, "/api/v1/logs/health", None).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&gw, "/api/v1/logs/health", None).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_kong_export_carries_the_current_public_keys() {
+    let services = spawn_app().await;
+    let keys = vivesphere::kong::public_keys(&format!("http://{}", services.addr))
+        .await
+        .unwrap();
+    let (kid, _) = signing_key(&services).await;
+    assert!(keys.iter().any(|key| key.kid == kid), "{keys:?}");
+    let text = gateway::kong::render(&keys, 100).unwrap();
+    let document: Value = serde_norway::from_str(&text).unwrap();
+    let secrets = &document["consumers"][0]["jwt_secrets"];
+    assert_eq!(secrets[0]["algorithm"], "EdDSA");
+    assert!(
+        secrets[0]["rsa_public_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
 }

@@ -1,0 +1,163 @@
+//! Kong 3.9 DB-less declarative configuration, written from the one route table: a Kong
+//! service per service (its Kubernetes Service on port 8000), a public route with the public
+//! paths and a protected route with the `jwt` plugin, `strip_path: false` everywhere; the
+//! Authentication service's public keys as one consumer's EdDSA credentials, chosen by `kid`;
+//! and `rate-limiting` (local, per IP), `prometheus` and `correlation-id` for all.
+//!
+//! Longer prefix paths win in Kong's router, so a public path under a protected prefix is
+//! matched by the public route.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+use crate::routes::ROUTES;
+
+/// The consumer that owns the Authentication service's keys.
+pub const CONSUMER: &str = "vivesphere-authentication";
+
+/// One published signing key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub kid: String,
+    /// SubjectPublicKeyInfo PEM, as Kong's `rsa_public_key` takes it for EdDSA too.
+    pub pem: String,
+}
+
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the raw 32 bytes follow.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+impl PublicKey {
+    /// From a JWK of the JWKS (`kty: OKP`, `crv: Ed25519`, `x`: base64url).
+    pub fn from_jwk(jwk: &Value) -> anyhow::Result<Self> {
+        let kid = jwk["kid"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("a JWK without kid"))?;
+        if jwk["kty"] != "OKP" || jwk["crv"] != "Ed25519" {
+            anyhow::bail!("key {kid} is not an Ed25519 key");
+        }
+        let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap_or_default())?;
+        if x.len() != 32 {
+            anyhow::bail!("key {kid}: an Ed25519 public key has 32 bytes");
+        }
+        let mut der = ED25519_SPKI_PREFIX.to_vec();
+        der.extend(x);
+        Ok(Self {
+            kid: kid.to_string(),
+            pem: format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                STANDARD.encode(der)
+            ),
+        })
+    }
+}
+
+/// The declarative configuration as YAML.
+pub fn render(keys: &[PublicKey], rate_limit_per_minute: u32) -> anyhow::Result<String> {
+    let services: Vec<Value> = ROUTES
+        .iter()
+        .map(|route| {
+            json!({
+                "name": route.service,
+                "url": format!("http://{}:8000", route.service),
+                "routes": [
+                    {
+                        "name": format!("{}-public", route.service),
+                        "paths": route.public_paths(),
+                        "strip_path": false,
+                    },
+                    {
+                        "name": route.service,
+                        "paths": [route.prefix],
+                        "strip_path": false,
+                        "plugins": [{
+                            "name": "jwt",
+                            "config": {
+                                "key_claim_name": "kid",
+                                "claims_to_verify": ["exp"],
+                                "header_names": ["authorization"],
+                                "uri_param_names": [],
+                                "cookie_names": [],
+                            },
+                        }],
+                    },
+                ],
+            })
+        })
+        .collect();
+    let secrets: Vec<Value> = keys
+        .iter()
+        .map(|key| json!({"key": key.kid, "algorithm": "EdDSA", "rsa_public_key": key.pem}))
+        .collect();
+    let document = json!({
+        "_format_version": "3.0",
+        "services": services,
+        "consumers": [{"username": CONSUMER, "jwt_secrets": secrets}],
+        "plugins": [
+            {"name": "rate-limiting", "config": {"minute": rate_limit_per_minute, "policy": "local", "limit_by": "ip"}},
+            {"name": "prometheus", "config": {"per_consumer": false, "status_code_metrics": true, "latency_metrics": true, "upstream_health_metrics": true}},
+            {"name": "correlation-id", "config": {"header_name": "x-request-id", "generator": "uuid", "echo_downstream": true}},
+        ],
+    });
+    let header = "# Kong 3.9 DB-less configuration, written by `vivesphere gateway export-kong` from the\n\
+                  # gateway's route table. Do not edit: change crates/gateway/src/routes.rs and export again.\n\
+                  # The committed copy has no keys; the deployed one is exported with\n\
+                  # `--authentication-url` so the consumer carries the current public keys.\n";
+    Ok(format!("{header}{}", serde_norway::to_string(&document)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jwk_becomes_an_spki_pem() {
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1",
+            "x": URL_SAFE_NO_PAD.encode([7u8; 32])});
+        let key = PublicKey::from_jwk(&jwk).unwrap();
+        assert_eq!(key.kid, "k1");
+        let body: String = key
+            .pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = STANDARD.decode(body).unwrap();
+        assert_eq!(&der[..12], &ED25519_SPKI_PREFIX);
+        assert_eq!(&der[12..], &[7u8; 32]);
+        assert!(PublicKey::from_jwk(&json!({"kty": "RSA", "kid": "r"})).is_err());
+    }
+
+    #[test]
+    fn the_committed_kong_file_matches_the_route_table() {
+        let committed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../infrastructure/api_gateway/kong.yaml"
+        ))
+        .expect("infrastructure/api_gateway/kong.yaml exists");
+        let expected = render(&[], crate::RateLimitSettings::default().per_minute).unwrap();
+        assert!(
+            committed == expected,
+            "infrastructure/api_gateway/kong.yaml is out of date: run `vivesphere gateway export-kong --output infrastructure/api_gateway/kong.yaml`"
+        );
+    }
+
+    #[test]
+    fn every_route_is_in_the_kong_file_with_its_public_paths() {
+        let text = render(&[], 100).unwrap();
+        let document: Value = serde_norway::from_str(&text).unwrap();
+        for route in ROUTES {
+            let service = document["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == route.service)
+                .unwrap();
+            assert_eq!(service["routes"][1]["paths"], json!([route.prefix]));
+            assert_eq!(service["routes"][1]["plugins"][0]["name"], "jwt");
+            assert_eq!(service["routes"][0]["paths"], json!(route.public_paths()));
+            assert!(service["routes"][0].get("plugins").is_none());
+        }
+    }
+}
