@@ -20,6 +20,11 @@ pub struct Server {
 impl Server {
     /// `vivesphere serve` on a free port, with `extra_env` on top of a private data directory.
     pub fn start(extra_env: &[(String, String)]) -> Self {
+        Self::start_target(None, extra_env)
+    }
+
+    /// `vivesphere serve --target <target>` (every target when `None`).
+    pub fn start_target(target: Option<&str>, extra_env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -29,6 +34,12 @@ impl Server {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vivesphere"));
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(
+                target
+                    .map(|target| ["--target", target])
+                    .into_iter()
+                    .flatten(),
+            )
             .env("VIVESPHERE_CONFIG_DIR", CONFIG_DIR)
             .env("VIVESPHERE_DATABASE__PATH", dir.path().join("{service}.db"))
             .env("VIVESPHERE_QUEUE__PATH", dir.path().join("queue.db"))
@@ -69,8 +80,8 @@ impl Server {
         }
     }
 
-    /// Waits for readiness, then logs the admin in and returns the access token.
-    pub async fn ready_admin_token(&self, client: &reqwest::Client) -> String {
+    /// Waits until `/health/ready` answers 200.
+    pub async fn wait_ready(&self, client: &reqwest::Client) {
         let started = Instant::now();
         while client
             .get(format!("{}/health/ready", self.base))
@@ -83,6 +94,11 @@ impl Server {
             assert!(started.elapsed() < Duration::from_secs(30), "never ready");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits for readiness, then logs the admin in and returns the access token.
+    pub async fn ready_admin_token(&self, client: &reqwest::Client) -> String {
+        self.wait_ready(client).await;
         let body: serde_json::Value = client
             .post(format!("{}/api/v1/auth/login", self.base))
             .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
