@@ -140,7 +140,8 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
         .http
         .request(parts.method.clone(), &url)
         .timeout(proxy.timeout);
-    for (name, value) in forwardable(&parts.headers) {
+    // The request id is set once below, as this request's span knows it.
+    for (name, value) in forwardable(&parts.headers).filter(|(name, _)| *name != "x-request-id") {
         outgoing = outgoing.header(name, value);
     }
     if let Some(id) = current_request_id() {

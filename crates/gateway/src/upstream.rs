@@ -1,10 +1,11 @@
 //! Upstreams: several base URLs per service, picked round robin among the healthy ones.
-//! A health check reads each one's `/health/ready` on a timer; a connection failure marks
-//! it down at once, and the next passing check brings it back.
+//! A health check reads each one's `/health/ready` on a timer: two failed checks in a row
+//! take it out (one slow answer under load does not), a connection failure by a request
+//! takes it out at once, and the next passing check brings it back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -17,7 +18,15 @@ use tokio_util::sync::CancellationToken;
 pub struct Upstream {
     pub url: String,
     healthy: AtomicBool,
+    /// Failed health checks in a row.
+    failed_checks: AtomicU32,
 }
+
+/// Failed checks in a row that take an upstream out.
+const UNHEALTHY_AFTER: u32 = 2;
+
+/// How long one health check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Upstream {
     pub fn is_healthy(&self) -> bool {
@@ -26,6 +35,17 @@ impl Upstream {
 
     pub fn mark(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Records one health check's result; returns whether the upstream is in.
+    fn checked(&self, passed: bool) -> bool {
+        if passed {
+            self.failed_checks.store(0, Ordering::Relaxed);
+            self.mark(true);
+        } else if self.failed_checks.fetch_add(1, Ordering::Relaxed) + 1 >= UNHEALTHY_AFTER {
+            self.mark(false);
+        }
+        self.is_healthy()
     }
 }
 
@@ -49,6 +69,7 @@ impl Pool {
                         // Healthy until a check or a request says otherwise: a gateway that
                         // starts before its services must not refuse everything at first.
                         healthy: AtomicBool::new(true),
+                        failed_checks: AtomicU32::new(0),
                     })
                 })
                 .collect(),
@@ -80,10 +101,7 @@ pub async fn check_health(
     healthy: Family<UpstreamLabels, Gauge>,
     shutdown: CancellationToken,
 ) {
-    let http = match reqwest::Client::builder()
-        .timeout(interval.min(Duration::from_secs(2)))
-        .build()
-    {
+    let http = match reqwest::Client::builder().timeout(CHECK_TIMEOUT).build() {
         Ok(http) => http,
         Err(err) => {
             tracing::error!(error = %err, "cannot build the health-check client");
@@ -103,12 +121,14 @@ pub async fn check_health(
                 let healthy = healthy.clone();
                 let service = pool.service;
                 async move {
-                    let ok = http
+                    let passed = http
                         .get(format!("{}/health/ready", upstream.url))
                         .send()
                         .await
                         .is_ok_and(|response| response.status().is_success());
-                    if ok != upstream.is_healthy() {
+                    let was = upstream.is_healthy();
+                    let ok = upstream.checked(passed);
+                    if ok != was {
                         tracing::info!(
                             service,
                             upstream = upstream.url,
@@ -116,7 +136,6 @@ pub async fn check_health(
                             "upstream health changed"
                         );
                     }
-                    upstream.mark(ok);
                     healthy
                         .get_or_create(&UpstreamLabels {
                             service: service.to_string(),
@@ -145,5 +164,16 @@ mod tests {
         assert!(pool.pick().is_none());
         pool.upstreams[1].mark(true);
         assert_eq!(pool.pick().unwrap().url, "http://b");
+    }
+
+    #[test]
+    fn one_failed_check_is_forgiven_two_are_not() {
+        let pool = Pool::new("logging", vec!["http://a".into()]);
+        let upstream = &pool.upstreams[0];
+        assert!(upstream.checked(false), "one slow answer under load");
+        assert!(upstream.checked(true));
+        assert!(upstream.checked(false));
+        assert!(!upstream.checked(false));
+        assert!(upstream.checked(true), "back at the first passing check");
     }
 }

@@ -23,6 +23,7 @@ use crate::helpers::{TestApp, spawn, spawn_app};
 struct Seen {
     path: String,
     request_id: Option<String>,
+    request_ids: usize,
     authorization: bool,
     forwarded_for: Option<String>,
 }
@@ -56,6 +57,7 @@ async fn fake_upstream(name: &'static str) -> (String, Arc<FakeState>) {
         state.seen.lock().unwrap().push(Seen {
             path: parts.uri.path().to_string(),
             request_id: header("x-request-id"),
+            request_ids: parts.headers.get_all("x-request-id").iter().count(),
             authorization: parts.headers.contains_key("authorization"),
             forwarded_for: header("x-forwarded-for"),
         });
@@ -169,7 +171,13 @@ async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
 #[tokio::test]
 async fn every_prefix_reaches_its_service_through_the_gateway() {
     let services = spawn_app().await;
-    let gw = gateway(&services, &[], &[]).await;
+    // Checks far apart: this test is about routing, not about health.
+    let gw = gateway(
+        &services,
+        &[],
+        &[("VIVESPHERE_GATEWAY__HEALTH_INTERVAL_MS", "5000")],
+    )
+    .await;
     // A public route: logging in through the gateway.
     let login = gw
         .client
@@ -281,6 +289,10 @@ async fn the_edge_refuses_bad_tokens_before_the_upstream_sees_them() {
     assert_eq!(seen[0].path, "/api/v1/logs/health");
     assert!(!seen[0].authorization);
     assert_eq!(seen[2].request_id.as_deref(), Some("edge-req-42"));
+    assert_eq!(
+        seen[2].request_ids, 1,
+        "one request id, not the caller's and ours"
+    );
     assert!(seen[2].authorization);
     assert_eq!(seen[2].forwarded_for.as_deref(), Some("127.0.0.1"));
     // A dot segment never passes the edge, even under a public path. (Sent raw: HTTP
