@@ -72,9 +72,7 @@ impl ConfigService {
         let setting = Duration::from_secs(self.settings.get().max_wait_seconds);
         setting.min(self.request_timeout.saturating_sub(Duration::from_secs(5)))
     }
-}
 
-impl ConfigService {
     fn known_scope(&self, scope: &str) -> Result<(), ApiError> {
         if check_scope(&self.catalog, scope) {
             Ok(())

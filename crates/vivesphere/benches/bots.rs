@@ -25,18 +25,12 @@ use support::{Server, ms, percentile};
 const BOTS: usize = 200;
 
 fn posts_wanted() -> usize {
-    std::env::var("BOTS_BENCH_POSTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
+    support::env_number("BOTS_BENCH_POSTS", 10_000)
 }
 
 /// Over how long the lateness phase spreads its posts (`BOTS_BENCH_SPREAD_SECONDS`, default 60).
 fn spread_seconds() -> i64 {
-    std::env::var("BOTS_BENCH_SPREAD_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60)
+    support::env_number("BOTS_BENCH_SPREAD_SECONDS", 60)
 }
 
 fn now_ms() -> i64 {

@@ -21,19 +21,12 @@ use platform::config::{
     Secret,
 };
 use serde_json::json;
-use support::{Server, cluster_backends, ms, percentile};
+use support::{Server, cluster_backends, env_number, ms, percentile};
 use tokio_util::sync::CancellationToken;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let subscribers = env_usize("CONFIG_BENCH_SUBSCRIBERS", 50);
-    let rounds = env_usize("CONFIG_BENCH_ROUNDS", 40);
+    let subscribers = env_number("CONFIG_BENCH_SUBSCRIBERS", 50);
+    let rounds = env_number("CONFIG_BENCH_ROUNDS", 40);
     let Some((_postgres, mut env, label)) = cluster_backends() else {
         return;
     };

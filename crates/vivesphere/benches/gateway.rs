@@ -12,14 +12,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Server, ms, percentile};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{Server, env_number, ms, percentile};
 
 /// `clients` loops sending the GET for `seconds`; returns requests/s and sorted latencies.
 async fn load(base: &str, token: &str, clients: u64, seconds: u64) -> (f64, Vec<Duration>) {
@@ -58,8 +51,8 @@ async fn load(base: &str, token: &str, clients: u64, seconds: u64) -> (f64, Vec<
 }
 
 fn main() {
-    let seconds = env_u64("GATEWAY_BENCH_SECONDS", 10);
-    let clients = env_u64("GATEWAY_BENCH_CLIENTS", 32);
+    let seconds = env_number("GATEWAY_BENCH_SECONDS", 10);
+    let clients = env_number("GATEWAY_BENCH_CLIENTS", 32);
     let secrets = tempfile::tempdir().unwrap();
     let secrets_dir = secrets.path().display().to_string();
     let services = Server::start(&[(
