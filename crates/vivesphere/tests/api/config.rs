@@ -81,7 +81,7 @@ async fn the_staging_profile_needs_its_mounted_database_secret() {
     let message = build_error(Some("authentication"), &[("ENV", "staging")]).await;
     assert!(message.contains("database.url_file"), "{message}");
     assert!(
-        message.contains("/var/run/secrets/vivesphere/database-url"),
+        message.contains("/var/run/secrets/vivesphere/database/url"),
         "{message}"
     );
 }
