@@ -133,6 +133,7 @@ impl Target for BotManagerService {
             let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
             ctx.spawn_critical("bot-manager-worker", worker::run(manager, shutdown));
         }
+        ctx.watch_backlog(worker::consumer_spec(&manager.settings.execution));
         {
             let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
             ctx.tasks.spawn(snapshots::run(manager, shutdown));

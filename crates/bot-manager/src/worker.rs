@@ -57,13 +57,17 @@ enum Settle {
     Later(Duration),
 }
 
-pub async fn run(manager: Arc<BotManager>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let execution = &manager.settings.execution;
-    let spec = ConsumerSpec::new(CONSUMER, crate::relay::SUBJECT)
+/// The durable consumer every worker replica shares.
+pub fn consumer_spec(execution: &crate::settings::ExecutionSettings) -> ConsumerSpec {
+    ConsumerSpec::new(CONSUMER, crate::relay::SUBJECT)
         .max_deliver(0)
         .ack_wait(Duration::from_secs(execution.lease_seconds + 30))
-        .max_ack_pending((execution.concurrency * 4).min(u32::MAX as usize) as u32);
-    let mut consumer = manager.queue.consumer(spec).await?;
+        .max_ack_pending((execution.concurrency * 4).min(u32::MAX as usize) as u32)
+}
+
+pub async fn run(manager: Arc<BotManager>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let execution = &manager.settings.execution;
+    let mut consumer = manager.queue.consumer(consumer_spec(execution)).await?;
     let permits = Arc::new(tokio::sync::Semaphore::new(execution.concurrency));
     let in_flight = TaskTracker::new();
     let batch = execution.concurrency.min(256);

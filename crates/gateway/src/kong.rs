@@ -61,7 +61,7 @@ pub fn render(keys: &[PublicKey], rate_limit_per_minute: u32) -> anyhow::Result<
         .map(|route| {
             json!({
                 "name": route.service,
-                "url": format!("http://{}:8000", route.service),
+                "url": format!("http://{}:{}", route.service, platform::server::SERVICE_PORT),
                 "routes": [
                     {
                         "name": format!("{}-public", route.service),

@@ -122,7 +122,11 @@ pub async fn check_health(
                 let service = pool.service;
                 async move {
                     let passed = http
-                        .get(format!("{}/health/ready", upstream.url))
+                        .get(format!(
+                            "{}{}",
+                            upstream.url,
+                            platform::http::health::READY_PATH
+                        ))
                         .send()
                         .await
                         .is_ok_and(|response| response.status().is_success());

@@ -14,22 +14,29 @@ use crate::service::Logs;
 
 pub const CONSUMER: &str = "logging-writer";
 
-/// Starts `logs.settings.writers` writer loops on the one durable consumer.
+/// Starts `logs.settings.writers` writer loops on the one durable consumer, and keeps its
+/// backlog gauge current.
 pub fn spawn(ctx: &TargetContext, logs: Arc<Logs>) {
     for _ in 0..logs.settings.writers.max(1) {
         spawn_one(ctx, logs.clone());
     }
+    ctx.watch_backlog(consumer_spec(&logs));
+}
+
+/// The durable consumer the writers share. Generous redelivery: a message is only given up
+/// (and logged) after many tries.
+fn consumer_spec(logs: &Logs) -> ConsumerSpec {
+    ConsumerSpec::new(CONSUMER, "logs.>")
+        .max_deliver(0)
+        .ack_wait(Duration::from_secs(60))
+        .max_ack_pending((logs.settings.batch_size * 4 * logs.settings.writers.max(1)) as u32)
 }
 
 fn spawn_one(ctx: &TargetContext, logs: Arc<Logs>) {
     let queue = ctx.queue.clone();
     let shutdown = ctx.shutdown.clone();
     ctx.spawn_critical("logging-writer", async move {
-        // Generous redelivery: a message is only given up (and logged) after many tries.
-        let spec = ConsumerSpec::new(CONSUMER, "logs.>")
-            .max_deliver(0)
-            .ack_wait(Duration::from_secs(60))
-            .max_ack_pending((logs.settings.batch_size * 4 * logs.settings.writers.max(1)) as u32);
+        let spec = consumer_spec(&logs);
         let mut consumer = loop {
             match queue.consumer(spec.clone()).await {
                 Ok(consumer) => break consumer,

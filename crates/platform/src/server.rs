@@ -11,6 +11,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// The port every service listens on in a cluster, and how its peers reach it
+/// (`http://<target>:8000`); the Kubernetes manifests are checked against it.
+pub const SERVICE_PORT: u16 = 8000;
+
 /// Binds `addr`; port 0 picks a free port (read it back from the listener).
 pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
     let addr: SocketAddr = addr

@@ -6,6 +6,7 @@
 //! Whether targets share a process is decided only by the binary's registry.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
@@ -19,6 +20,9 @@ use crate::db::{Database, Migrations};
 use crate::http::health::ReadinessCheck;
 use crate::http::metrics::MetricsRegistry;
 use crate::queue::Queue;
+
+/// How often a watched consumer's backlog is read (about Prometheus's scrape interval).
+pub const BACKLOG_INTERVAL: Duration = Duration::from_secs(15);
 
 /// What a target is given to build itself.
 #[derive(Clone)]
@@ -75,12 +79,51 @@ impl Peers {
     pub fn url(&self, target: &str) -> String {
         match &self.local_url {
             Some(url) if self.local_targets.contains(&target) => url.clone(),
-            _ => format!("http://{target}:8000"),
+            _ => format!("http://{target}:{}", crate::server::SERVICE_PORT),
         }
     }
 }
 
 impl TargetContext {
+    /// Keeps the `queue_consumer_backlog` gauge of the durable consumer `spec` current: read
+    /// at once (retried every second until the consumer exists), then every
+    /// [`BACKLOG_INTERVAL`], until shutdown. A failed read keeps the last value.
+    pub fn watch_backlog(&self, spec: crate::queue::ConsumerSpec) {
+        let queue = self.queue.clone();
+        let gauge = self
+            .metrics
+            .queue_backlog
+            .get_or_create(&crate::http::metrics::ConsumerLabels {
+                consumer: spec.name.clone(),
+            })
+            .clone();
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let mut read_once = false;
+            loop {
+                match queue.backlog(&spec).await {
+                    Ok(backlog) => {
+                        gauge.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+                        read_once = true;
+                    }
+                    Err(err) if read_once => {
+                        tracing::debug!(consumer = %spec.name, error = %format!("{err:#}"), "cannot read the queue backlog");
+                    }
+                    Err(_) => {}
+                }
+                let wait = if read_once {
+                    BACKLOG_INTERVAL
+                } else {
+                    Duration::from_secs(1)
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+
     /// Runs `work` in the background until shutdown. If it fails, the whole process stops:
     /// a target that lost a worker must not keep answering as if healthy.
     pub fn spawn_critical<F>(&self, name: &'static str, work: F)

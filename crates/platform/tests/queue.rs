@@ -298,6 +298,44 @@ async fn terminated_messages_are_not_redelivered(queue: Arc<dyn Queue>) {
     assert_quiet(&mut consumer).await;
 }
 
+/// Double acks return once the server has the ack; its consumer info may still trail a
+/// moment, so later readings are awaited.
+async fn backlog_becomes(queue: &dyn Queue, spec: &ConsumerSpec, expected: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let backlog = queue.backlog(spec).await.unwrap();
+        if backlog == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backlog stayed {backlog}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn backlog_counts_waiting_and_unacknowledged_messages(queue: Arc<dyn Queue>) {
+    let spec = spec("backlogged", "jobs.backlog.*");
+    let mut consumer = queue.consumer(spec.clone()).await.unwrap();
+    assert_eq!(queue.backlog(&spec).await.unwrap(), 0);
+    publish(&*queue, "jobs.backlog.a", "b1").await;
+    publish(&*queue, "jobs.backlog.b", "b2").await;
+    publish(&*queue, "jobs.elsewhere.c", "b3").await;
+    backlog_becomes(&*queue, &spec, 2).await;
+    let first = next(&mut consumer).await;
+    // Handed out but not acknowledged still counts: it may come back.
+    backlog_becomes(&*queue, &spec, 2).await;
+    first.ack().await.unwrap();
+    backlog_becomes(&*queue, &spec, 1).await;
+    next(&mut consumer).await.ack().await.unwrap();
+    backlog_becomes(&*queue, &spec, 0).await;
+}
+
+async fn the_backlog_of_an_unknown_consumer_is_an_error(queue: Arc<dyn Queue>) {
+    assert!(queue.backlog(&spec("nobody", "jobs.x")).await.is_err());
+}
+
 async fn filters_select_subjects(queue: Arc<dyn Queue>) {
     publish(&*queue, "jobs.a.one", "f1").await;
     publish(&*queue, "jobs.b.one", "f2").await;
@@ -429,6 +467,8 @@ contract!(
     redelivery_stops_at_the_limit,
     terminated_messages_are_not_redelivered,
     filters_select_subjects,
+    backlog_counts_waiting_and_unacknowledged_messages,
+    the_backlog_of_an_unknown_consumer_is_an_error,
     replicas_share_work_and_names_each_see_everything,
     fan_out_reaches_every_subscriber,
     bad_subjects_are_refused,

@@ -33,6 +33,9 @@ impl Queue for FlakyQueue {
     async fn consumer(&self, spec: ConsumerSpec) -> anyhow::Result<Box<dyn WorkConsumer>> {
         self.inner.consumer(spec).await
     }
+    async fn backlog(&self, spec: &ConsumerSpec) -> anyhow::Result<u64> {
+        self.inner.backlog(spec).await
+    }
     async fn subscribe(&self, filter: &str) -> anyhow::Result<BoxStream<'static, Message>> {
         self.inner.subscribe(filter).await
     }

@@ -19,7 +19,7 @@ use platform::config::{
 };
 use platform::db::Database;
 use platform::http::health::{Health, ReadinessCheck, health_routes, service_health_route};
-use platform::http::metrics::{MetricsRegistry, metrics_handler};
+use platform::http::metrics::{METRICS_PATH, MetricsRegistry, metrics_handler};
 use platform::http::openapi::docs_routes;
 use platform::http::{finish_router, with_request_limits};
 use platform::queue::{self, Queue};
@@ -45,6 +45,8 @@ pub struct AppOptions {
     pub target: Option<String>,
     /// Beats `server.listen`.
     pub listen: Option<String>,
+    /// Where `*_file` secrets are read from instead of `/` (`config check --root`).
+    pub file_root: Option<PathBuf>,
     /// The installed log subscriber's filter, which follows `telemetry.log_level` live
     /// (`main` installs one; tests run without).
     pub log_level: Option<LogLevelHandle>,
@@ -72,6 +74,7 @@ impl AppOptions {
             env: std::env::vars().collect(),
             target,
             listen,
+            file_root: None,
             log_level: None,
         }
     }
@@ -109,11 +112,14 @@ pub struct LoadedConfig {
 /// service saved (the config client replaces it once the service is running).
 pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
     let selected = registry::select(options.target.as_deref())?;
-    let loader = ConfigLoader::new(
+    let mut loader = ConfigLoader::new(
         &options.config_dir,
         options.env.iter().cloned(),
         registry::config_defaults(),
     )?;
+    if let Some(root) = &options.file_root {
+        loader = loader.with_file_root(root);
+    }
     let catalog = Arc::new(registry::catalog());
     let mut targets = Vec::new();
     let mut warnings = Vec::new();
@@ -235,7 +241,11 @@ fn authentication_url(
     if options.runs_everything() || runs_authentication {
         return local_url(listener);
     }
-    Ok("http://authentication:8000".to_string())
+    Ok(format!(
+        "http://{}:{}",
+        authentication::NAME,
+        platform::server::SERVICE_PORT
+    ))
 }
 
 /// This process's own base URL, as its other targets reach it.
@@ -444,10 +454,11 @@ impl App {
             .clone()
             .or_else(|| loaded.process_platform.server.listen.clone())
             .unwrap_or_else(|| {
+                let port = platform::server::SERVICE_PORT;
                 if options.runs_everything() {
-                    "127.0.0.1:8000".into()
+                    format!("127.0.0.1:{port}")
                 } else {
-                    "0.0.0.0:8000".into()
+                    format!("0.0.0.0:{port}")
                 }
             });
         let listener = platform::server::bind(&listen)
@@ -609,7 +620,7 @@ impl App {
             });
         router = router.merge(health_routes(process_health)).merge(
             Router::new()
-                .route("/metrics", get(metrics_handler))
+                .route(METRICS_PATH, get(metrics_handler))
                 .with_state(metrics.clone()),
         );
         let router = finish_router(router, metrics.http.clone());

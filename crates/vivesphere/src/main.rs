@@ -97,6 +97,10 @@ enum ConfigCommand {
     Check {
         #[arg(long)]
         target: Option<String>,
+        /// Read `*_file` secrets under this directory instead of `/`: checks a container's
+        /// configuration offline, its mounted files laid out there.
+        #[arg(long)]
+        root: Option<PathBuf>,
     },
 }
 
@@ -202,9 +206,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config {
-            command: ConfigCommand::Check { target },
+            command: ConfigCommand::Check { target, root },
         } => {
-            let options = AppOptions::from_process_env(cli.config_dir, target, None);
+            let mut options = AppOptions::from_process_env(cli.config_dir, target, None);
+            options.file_root = root;
             let loaded = load_config(&options)?;
             print!("{}", loaded.process.render_with_origins());
             Ok(())

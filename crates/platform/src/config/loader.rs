@@ -47,6 +47,7 @@ pub struct ConfigLoader {
     env: BTreeMap<String, String>,
     defaults: Map<String, Value>,
     central: Option<(String, Map<String, Value>)>,
+    file_root: Option<PathBuf>,
 }
 
 impl ConfigLoader {
@@ -71,6 +72,7 @@ impl ConfigLoader {
             env,
             defaults,
             central: None,
+            file_root: None,
         })
     }
 
@@ -95,6 +97,14 @@ impl ConfigLoader {
         layer: Map<String, Value>,
     ) -> Self {
         self.central = Some((source.into(), layer));
+        self
+    }
+
+    /// Reads `*_file` secrets under `root`, as a container whose filesystem is mounted there
+    /// would see them: for checking a rendered Kubernetes manifest offline
+    /// (`vivesphere config check --root`).
+    pub fn with_file_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.file_root = Some(root.into());
         self
     }
 
@@ -146,7 +156,7 @@ impl ConfigLoader {
                 },
             );
         }
-        resolve_secrets(&mut config, &self.env)?;
+        resolve_secrets(&mut config, &self.env, self.file_root.as_deref())?;
         Ok(config)
     }
 }
@@ -228,9 +238,10 @@ fn parse_env_value(raw: &str) -> Value {
 fn resolve_secrets(
     config: &mut LayeredConfig,
     env: &BTreeMap<String, String>,
+    file_root: Option<&Path>,
 ) -> Result<(), ConfigError> {
     let mut tree = std::mem::take(&mut config.tree);
-    let result = resolve_object(&mut tree, "", config, env);
+    let result = resolve_object(&mut tree, "", config, env, file_root);
     config.tree = tree;
     result
 }
@@ -240,6 +251,7 @@ fn resolve_object(
     prefix: &str,
     config: &mut LayeredConfig,
     env: &BTreeMap<String, String>,
+    file_root: Option<&Path>,
 ) -> Result<(), ConfigError> {
     let join = |key: &str| {
         if prefix.is_empty() {
@@ -283,7 +295,15 @@ fn resolve_object(
         {
             continue;
         }
-        let contents = std::fs::read_to_string(&file).map_err(|err| ConfigError::Invalid {
+        let read_from = match file_root {
+            Some(root) => root.join(
+                Path::new(&file)
+                    .strip_prefix("/")
+                    .unwrap_or(Path::new(&file)),
+            ),
+            None => PathBuf::from(&file),
+        };
+        let contents = std::fs::read_to_string(&read_from).map_err(|err| ConfigError::Invalid {
             key: file_path.clone(),
             origin: file_origin.source.clone(),
             message: format!("cannot read secret file {file}: {err}"),
@@ -304,7 +324,7 @@ fn resolve_object(
     for (key, value) in map.iter_mut() {
         let path = join(key);
         match value {
-            Value::Object(child) => resolve_object(child, &path, config, env)?,
+            Value::Object(child) => resolve_object(child, &path, config, env, file_root)?,
             Value::String(text) if text.contains("${") => {
                 *text = expand_placeholders(text, env).map_err(|message| ConfigError::Invalid {
                     origin: config

@@ -143,11 +143,16 @@ async fn ready(State(health): State<Health>) -> Response {
     health.readiness_response().await
 }
 
+/// Liveness: the process answers (Kubernetes' liveness and startup probes).
+pub const LIVE_PATH: &str = "/health/live";
+/// Readiness: every check passes (Kubernetes' readiness probe, the gateway's health check).
+pub const READY_PATH: &str = "/health/ready";
+
 /// `/health/live`, `/health/ready` and `/health` for the whole process.
 pub fn health_routes(health: Health) -> Router {
     Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
+        .route(LIVE_PATH, get(live))
+        .route(READY_PATH, get(ready))
         .route("/health", get(ready))
         .with_state(health)
 }

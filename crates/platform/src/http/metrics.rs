@@ -14,6 +14,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// Where every process serves its metrics (scraped by the ServiceMonitor).
+pub const METRICS_PATH: &str = "/metrics";
+
+/// Every metric name starts with this, followed by an underscore.
+pub const METRIC_PREFIX: &str = "vivesphere";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
@@ -53,6 +59,14 @@ pub struct HttpMetrics {
 pub struct MetricsRegistry {
     registry: Arc<Mutex<Registry>>,
     pub http: HttpMetrics,
+    /// Messages each durable queue consumer has not settled (`queue_consumer_backlog`).
+    pub queue_backlog: Family<ConsumerLabels, Gauge>,
+}
+
+/// A durable queue consumer, by name (`bot-manager-jobs`, `logging-writer`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    pub consumer: String,
 }
 
 impl Default for MetricsRegistry {
@@ -63,7 +77,7 @@ impl Default for MetricsRegistry {
 
 impl MetricsRegistry {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("vivesphere");
+        let mut registry = Registry::with_prefix(METRIC_PREFIX);
         let http = HttpMetrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
@@ -84,9 +98,16 @@ impl MetricsRegistry {
             "HTTP requests being served now, by method and route template",
             http.in_flight.clone(),
         );
+        let queue_backlog = Family::<ConsumerLabels, Gauge>::default();
+        registry.register(
+            "queue_consumer_backlog",
+            "Messages a durable queue consumer has not settled: waiting plus handed out",
+            queue_backlog.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             http,
+            queue_backlog,
         }
     }
 

@@ -423,6 +423,37 @@ impl Queue for EmbeddedQueue {
         }))
     }
 
+    async fn backlog(&self, spec: &ConsumerSpec) -> anyhow::Result<u64> {
+        let pool = self.inner.db.pool();
+        let cursor: i64 = sqlx::query("SELECT cursor FROM eq_consumers WHERE name = $1")
+            .bind(&spec.name)
+            .fetch_optional(pool)
+            .await?
+            .with_context(|| format!("no consumer {}", spec.name))?
+            .try_get("cursor")?;
+        // Few distinct subjects: count per subject, then keep those the filter matches.
+        let ahead = sqlx::query(
+            "SELECT subject, COUNT(*) AS n FROM eq_messages WHERE seq > $1 GROUP BY subject",
+        )
+        .bind(cursor)
+        .fetch_all(pool)
+        .await?;
+        let mut waiting = 0u64;
+        for row in &ahead {
+            let subject: String = row.try_get("subject")?;
+            if matches(&spec.filter, &subject) {
+                waiting += row.try_get::<i64, _>("n")? as u64;
+            }
+        }
+        let outstanding: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM eq_deliveries WHERE consumer = $1")
+                .bind(&spec.name)
+                .fetch_one(pool)
+                .await?
+                .try_get("n")?;
+        Ok(waiting + outstanding as u64)
+    }
+
     async fn subscribe(&self, filter: &str) -> anyhow::Result<BoxStream<'static, Message>> {
         validate_filter(filter)?;
         let filter = filter.to_string();

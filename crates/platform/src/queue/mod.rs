@@ -175,6 +175,10 @@ pub trait Queue: Send + Sync + 'static {
     /// Creates the durable consumer, or attaches to it if it exists.
     async fn consumer(&self, spec: ConsumerSpec) -> anyhow::Result<Box<dyn WorkConsumer>>;
 
+    /// How many messages the durable consumer `spec` has not settled: those waiting to be
+    /// handed out plus those handed out and not yet acknowledged. For the backlog gauge.
+    async fn backlog(&self, spec: &ConsumerSpec) -> anyhow::Result<u64>;
+
     /// Live fan-out: every message published on a matching subject from now on.
     async fn subscribe(&self, filter: &str) -> anyhow::Result<BoxStream<'static, Message>>;
 

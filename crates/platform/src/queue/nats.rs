@@ -300,6 +300,20 @@ impl Queue for NatsQueue {
         }))
     }
 
+    async fn backlog(&self, spec: &ConsumerSpec) -> anyhow::Result<u64> {
+        let name = self.stream_name(root(&spec.filter));
+        let stream = self
+            .jetstream
+            .get_stream(&name)
+            .await
+            .with_context(|| format!("cannot read JetStream stream {name}"))?;
+        let info = stream
+            .consumer_info(&spec.name)
+            .await
+            .with_context(|| format!("cannot read JetStream consumer {}", spec.name))?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+
     async fn subscribe(&self, filter: &str) -> anyhow::Result<BoxStream<'static, Message>> {
         validate_filter(filter)?;
         let prefix = format!("{}.", self.namespace);

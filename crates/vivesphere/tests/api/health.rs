@@ -103,3 +103,21 @@ async fn metrics_count_requests_per_route_template_with_latency() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn every_queue_consumer_reports_its_backlog() {
+    let app = spawn_app().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let wanted = [
+        r#"vivesphere_queue_consumer_backlog{consumer="bot-manager-jobs"} 0"#,
+        r#"vivesphere_queue_consumer_backlog{consumer="logging-writer"} "#,
+    ];
+    loop {
+        let text = app.get("/metrics").await.text().await.unwrap();
+        if wanted.iter().all(|line| text.contains(line)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -116,6 +116,7 @@ pub fn options(
         env,
         target: target.map(str::to_string),
         listen: Some("127.0.0.1:0".into()),
+        file_root: None,
         log_level: None,
     }
 }
