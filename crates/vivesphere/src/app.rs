@@ -437,6 +437,7 @@ pub struct App {
     databases: Vec<Database>,
     queue: Arc<dyn Queue>,
     failure: Arc<OnceLock<String>>,
+    metrics: MetricsRegistry,
 }
 
 impl App {
@@ -634,7 +635,14 @@ impl App {
             databases,
             queue,
             failure,
+            metrics,
         })
+    }
+
+    /// Every metric sample name the app can expose, with samples yet or not (the manifest
+    /// tests check dashboards and alert rules against it).
+    pub fn metric_sample_names(&self) -> std::collections::BTreeSet<String> {
+        self.metrics.sample_names()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -79,8 +79,8 @@ enum GatewayCommand {
         /// The Authentication service (`http://authentication:8000`), for the public keys.
         #[arg(long)]
         authentication_url: Option<String>,
-        /// Requests per minute per client address.
-        #[arg(long, default_value_t = 100)]
+        /// Requests per minute per client address (default: `gateway.rate_limit.per_minute`'s).
+        #[arg(long, default_value_t = gateway::RateLimitSettings::default().per_minute)]
         rate_limit_per_minute: u32,
     },
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics, in a registry owned by the running app (never a global, so two apps in
 //! one test process do not mix their numbers).
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
@@ -11,6 +12,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -58,6 +60,8 @@ pub struct HttpMetrics {
 #[derive(Clone)]
 pub struct MetricsRegistry {
     registry: Arc<Mutex<Registry>>,
+    /// What was registered, by name and type (the registry itself cannot list them).
+    registered: Arc<Mutex<Vec<(String, MetricType)>>>,
     pub http: HttpMetrics,
     /// Messages each durable queue consumer has not settled (`queue_consumer_backlog`).
     pub queue_backlog: Family<ConsumerLabels, Gauge>,
@@ -77,38 +81,37 @@ impl Default for MetricsRegistry {
 
 impl MetricsRegistry {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix(METRIC_PREFIX);
-        let http = HttpMetrics {
-            requests: Family::default(),
-            duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
-            in_flight: Family::default(),
+        let metrics = Self {
+            registry: Arc::new(Mutex::new(Registry::with_prefix(METRIC_PREFIX))),
+            registered: Arc::default(),
+            http: HttpMetrics {
+                requests: Family::default(),
+                duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+                in_flight: Family::default(),
+            },
+            queue_backlog: Family::default(),
         };
-        registry.register(
+        metrics.register(
             "http_requests",
             "HTTP requests answered, by method, route template and status",
-            http.requests.clone(),
+            metrics.http.requests.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_request_duration_seconds",
             "Time to answer an HTTP request, by method and route template",
-            http.duration.clone(),
+            metrics.http.duration.clone(),
         );
-        registry.register(
+        metrics.register(
             "http_requests_in_flight",
             "HTTP requests being served now, by method and route template",
-            http.in_flight.clone(),
+            metrics.http.in_flight.clone(),
         );
-        let queue_backlog = Family::<ConsumerLabels, Gauge>::default();
-        registry.register(
+        metrics.register(
             "queue_consumer_backlog",
             "Messages a durable queue consumer has not settled: waiting plus handed out",
-            queue_backlog.clone(),
+            metrics.queue_backlog.clone(),
         );
-        Self {
-            registry: Arc::new(Mutex::new(registry)),
-            http,
-            queue_backlog,
-        }
+        metrics
     }
 
     /// Registers a metric of a service.
@@ -118,10 +121,32 @@ impl MetricsRegistry {
         help: &str,
         metric: impl prometheus_client::registry::Metric,
     ) {
+        self.registered
+            .lock()
+            .expect("metrics registry lock")
+            .push((name.to_string(), metric.metric_type()));
         self.registry
             .lock()
             .expect("metrics registry lock")
             .register(name, help, metric);
+    }
+
+    /// The name of every sample each registered metric can expose
+    /// (`vivesphere_http_requests_total`, `…_duration_seconds_bucket`, …), whether or not it
+    /// has any yet: what dashboards and alert rules may query.
+    pub fn sample_names(&self) -> BTreeSet<String> {
+        let registered = self.registered.lock().expect("metrics registry lock");
+        let mut names = BTreeSet::new();
+        for (name, kind) in registered.iter() {
+            let full = format!("{METRIC_PREFIX}_{name}");
+            let suffixes: &[&str] = match kind {
+                MetricType::Counter => &["_total"],
+                MetricType::Histogram => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|suffix| format!("{full}{suffix}")));
+        }
+        names
     }
 
     /// The Prometheus text exposition of every metric.
@@ -142,4 +167,38 @@ pub async fn metrics_handler(State(registry): State<MetricsRegistry>) -> impl In
         )],
         registry.encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_names_follow_each_metric_type_and_match_the_exposition() {
+        let metrics = MetricsRegistry::new();
+        let dispatched = Counter::<u64>::default();
+        metrics.register("things_done", "things", dispatched.clone());
+        dispatched.inc();
+        metrics.http.duration.get_or_create(&RouteLabels {
+            method: "GET".into(),
+            route: "/x".into(),
+        });
+        let names = metrics.sample_names();
+        for name in [
+            "vivesphere_things_done_total",
+            "vivesphere_http_requests_total",
+            "vivesphere_http_request_duration_seconds_bucket",
+            "vivesphere_http_request_duration_seconds_count",
+            "vivesphere_queue_consumer_backlog",
+        ] {
+            assert!(names.contains(name), "{name} in {names:?}");
+        }
+        // The same names as the exposition writes, for the metrics that have samples.
+        let text = metrics.encode();
+        assert!(text.contains("vivesphere_things_done_total 1"), "{text}");
+        assert!(
+            text.contains("vivesphere_http_request_duration_seconds_bucket{"),
+            "{text}"
+        );
+    }
 }
