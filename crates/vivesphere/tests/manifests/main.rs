@@ -1,0 +1,654 @@
+//! The Kubernetes manifests against the binary they deploy. Every overlay and scenario under
+//! infrastructure/kubernetes is rendered with `kubectl kustomize` and held to rules whose
+//! values come from the code, not from a copy: the port, health and metrics paths, target
+//! names, the gateway's route table, the configuration loader, the metrics registry, the
+//! Dockerfile. Each rule also gets a broken manifest it must reject.
+//! Without kubectl these tests print `=== SKIPPED` and pass (CI has kubectl).
+
+mod checks;
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+mod model;
+mod pod_config;
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use model::{items, kind, name};
+use render::{Scenario, example_secrets, scenario, scenarios};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_vivesphere"))
+}
+
+/// Runs a rule over every overlay and scenario and fails naming every problem.
+fn every_scenario(rule: &str, check: impl Fn(&Scenario) -> Vec<String>) {
+    let Some(scenarios) = scenarios() else { return };
+    let problems: Vec<String> = scenarios
+        .iter()
+        .flat_map(|scenario| {
+            check(scenario)
+                .into_iter()
+                .map(|problem| format!("{}: {problem}", scenario.name))
+        })
+        .collect();
+    assert!(problems.is_empty(), "{rule}:\n{}", problems.join("\n"));
+}
+
+/// A copy of a scenario with one thing broken, and the problems a rule reports on it: the
+/// rule must report the planted mistake (a problem containing `expected`).
+fn rejects(
+    scenario_name: &str,
+    break_it: impl FnOnce(&mut Vec<Value>),
+    rule: impl Fn(&[Value]) -> Vec<String>,
+    expected: &str,
+) {
+    let Some(original) = scenario(scenario_name) else {
+        return;
+    };
+    assert!(
+        rule(&original.docs).is_empty(),
+        "the unbroken {scenario_name} must pass first: {:?}",
+        rule(&original.docs)
+    );
+    let mut docs = original.docs.clone();
+    break_it(&mut docs);
+    let problems = rule(&docs);
+    assert!(
+        problems.iter().any(|problem| problem.contains(expected)),
+        "the broken {scenario_name} should be reported with {expected:?}; got {problems:#?}"
+    );
+}
+
+fn doc_mut<'a>(docs: &'a mut [Value], wanted_kind: &str, wanted_name: &str) -> &'a mut Value {
+    docs.iter_mut()
+        .find(|doc| kind(doc) == wanted_kind && name(doc) == wanted_name)
+        .unwrap_or_else(|| panic!("no {wanted_kind}/{wanted_name}"))
+}
+
+fn at<'a>(doc: &'a mut Value, pointer: &str) -> &'a mut Value {
+    doc.pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("nothing at {pointer}"))
+}
+
+fn targets() -> Vec<&'static str> {
+    vivesphere::registry::target_names()
+}
+
+// ---- what is rendered ---------------------------------------------------------------
+
+#[test]
+fn the_four_overlays_and_the_scenarios_render() {
+    let Some(scenarios) = scenarios() else { return };
+    let names: BTreeSet<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    for wanted in [
+        "overlays/dev",
+        "overlays/staging",
+        "overlays/prod",
+        "overlays/kind",
+        "tests/minimal",
+        "tests/all-components",
+        "tests/kong-ingress-controller",
+    ] {
+        assert!(names.contains(wanted), "{wanted} missing from {names:?}");
+    }
+    for scenario in scenarios {
+        assert!(
+            scenario.docs.iter().any(|doc| kind(doc) == "Deployment"),
+            "{} renders no Deployment",
+            scenario.name
+        );
+    }
+}
+
+#[test]
+fn every_service_runs_in_every_overlay_and_prod_runs_the_production_profile() {
+    let Some(scenarios) = scenarios() else { return };
+    for scenario in scenarios.iter().filter(|s| s.is_overlay()) {
+        let served = checks::served_targets(&scenario.docs);
+        for service in [
+            authentication::NAME,
+            bot_manager::NAME,
+            configuration::NAME,
+            log_service::NAME,
+            secure_bot_data::NAME,
+        ] {
+            let Some((_, container)) = served.get(service) else {
+                panic!("{}: nothing serves {service}", scenario.name);
+            };
+            let profile = items(&container["env"])
+                .iter()
+                .find(|env| env["name"] == "ENV")
+                .map(|env| env["value"].clone());
+            let expected = if scenario.name == "overlays/prod" {
+                "production"
+            } else {
+                "staging"
+            };
+            assert_eq!(
+                profile,
+                Some(json!(expected)),
+                "{}: {service}",
+                scenario.name
+            );
+        }
+        let fake_x = served.contains_key(fake_x::NAME);
+        let local = ["overlays/dev", "overlays/kind"].contains(&scenario.name.as_str());
+        assert_eq!(
+            fake_x, local,
+            "{}: the fake X runs in local clusters only",
+            scenario.name
+        );
+    }
+}
+
+#[test]
+fn local_secrets_have_the_names_and_keys_of_the_examples() {
+    let Some(kind_overlay) = scenario("overlays/kind") else {
+        return;
+    };
+    let local = model::keys_by_name(&kind_overlay.docs, "Secret");
+    let mut examples = model::keys_by_name(&example_secrets(), "Secret");
+    // Only the cloudnative-pg component uses it, and no local overlay does.
+    examples.remove("postgres-owner");
+    assert_eq!(local, examples);
+}
+
+// ---- references ---------------------------------------------------------------------
+
+#[test]
+fn every_referenced_configmap_secret_and_service_exists() {
+    let provided = example_secrets();
+    every_scenario("references", |s| {
+        checks::references_exist(&s.docs, &provided)
+    });
+}
+
+#[test]
+fn a_missing_secret_or_key_is_reported() {
+    let provided = example_secrets();
+    let rule = |docs: &[Value]| checks::references_exist(docs, &provided);
+    rejects(
+        "tests/minimal",
+        |docs| docs.retain(|doc| !(kind(doc) == "Secret" && name(doc) == "botdata-kek")),
+        rule,
+        "Secret \"botdata-kek\"",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "logging");
+            let volumes = at(deployment, "/spec/template/spec/volumes");
+            for volume in volumes.as_array_mut().unwrap() {
+                if volume["name"] == "database" {
+                    volume["secret"]["items"][0]["key"] = json!("loging");
+                }
+            }
+        },
+        rule,
+        "key \"loging\"",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "bot-manager");
+            *at(deployment, "/spec/template/spec/serviceAccountName") = json!("bots");
+        },
+        rule,
+        "ServiceAccount \"bots\"",
+    );
+}
+
+// ---- selectors and autoscaling ------------------------------------------------------
+
+#[test]
+fn service_selectors_match_pod_labels_and_named_ports() {
+    every_scenario("selectors", |s| checks::selectors_match(&s.docs));
+}
+
+#[test]
+fn a_selector_that_matches_nothing_is_reported() {
+    rejects(
+        "tests/all-components",
+        |docs| {
+            let service = doc_mut(docs, "Service", "logging");
+            *at(service, "/spec/selector") = json!({"app.kubernetes.io/name": "loging"});
+        },
+        checks::selectors_match,
+        "Service/logging: selector",
+    );
+    rejects(
+        "tests/all-components",
+        |docs| {
+            let service = doc_mut(docs, "Service", "nats");
+            *at(service, "/spec/ports/0/targetPort") = json!("nats-client");
+        },
+        checks::selectors_match,
+        "targets \"nats-client\"",
+    );
+    rejects(
+        "tests/all-components",
+        |docs| {
+            let policy = doc_mut(docs, "NetworkPolicy", "postgres");
+            *at(policy, "/spec/podSelector/matchLabels") =
+                json!({"app.kubernetes.io/name": "postgresql"});
+        },
+        checks::selectors_match,
+        "NetworkPolicy/postgres: podSelector",
+    );
+}
+
+#[test]
+fn every_hpa_target_exists_and_owns_its_replicas() {
+    every_scenario("HPA targets", |s| checks::hpa_targets_exist(&s.docs));
+    let Some(prod) = scenario("overlays/prod") else {
+        return;
+    };
+    assert!(
+        model::of_kind(&prod.docs, "HorizontalPodAutoscaler").count() >= 5,
+        "prod autoscales every service"
+    );
+}
+
+#[test]
+fn an_hpa_without_its_target_or_beside_replicas_is_reported() {
+    rejects(
+        "tests/all-components",
+        |docs| {
+            let hpa = doc_mut(docs, "HorizontalPodAutoscaler", "bot-manager");
+            *at(hpa, "/spec/scaleTargetRef/name") = json!("bot-manger");
+        },
+        checks::hpa_targets_exist,
+        "Deployment/bot-manger, which does not exist",
+    );
+    rejects(
+        "tests/all-components",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "configuration");
+            deployment["spec"]["replicas"] = json!(3);
+        },
+        checks::hpa_targets_exist,
+        "sets replicas",
+    );
+}
+
+// ---- the binary's own values --------------------------------------------------------
+
+#[test]
+fn ports_probes_and_targets_are_the_binarys() {
+    let targets = targets();
+    every_scenario("binary contract", |s| {
+        checks::binary_contract(&s.docs, &targets)
+    });
+}
+
+#[test]
+fn a_probe_port_or_target_the_binary_does_not_have_is_reported() {
+    let targets = targets();
+    let rule = |docs: &[Value]| checks::binary_contract(docs, &targets);
+    let container = "/spec/template/spec/containers/0";
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "logging");
+            *at(
+                deployment,
+                &format!("{container}/readinessProbe/httpGet/path"),
+            ) = json!("/healthz");
+        },
+        rule,
+        "readinessProbe asks \"/healthz\"",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "configuration");
+            *at(deployment, &format!("{container}/ports/0/containerPort")) = json!(8080);
+        },
+        rule,
+        "port `http` is Some(8080)",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "bot-manager");
+            *at(deployment, &format!("{container}/args/2")) = json!("bots");
+        },
+        rule,
+        "target \"bots\", which the binary does not have",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let kong = doc_mut(docs, "Deployment", "kong");
+            *at(kong, "/spec/template/spec/initContainers/0/args/3") = json!("http://auth:8000");
+        },
+        rule,
+        "export-kong reads keys from",
+    );
+}
+
+#[test]
+fn kong_routes_match_the_gateway_route_table() {
+    every_scenario("Kong routes", |s| {
+        checks::kong_routes_match_the_route_table(&s.docs)
+    });
+}
+
+#[test]
+fn a_route_missing_from_kong_is_reported() {
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let ingress = doc_mut(docs, "Ingress", "vivesphere");
+            at(ingress, "/spec/rules/0/http/paths")
+                .as_array_mut()
+                .unwrap()
+                .retain(|path| path["path"] != "/api/v1/logs");
+        },
+        checks::kong_routes_match_the_route_table,
+        "Ingress/vivesphere routes",
+    );
+    rejects(
+        "tests/kong-ingress-controller",
+        |docs| {
+            let ingress = doc_mut(docs, "Ingress", "secure-bot-data");
+            *at(ingress, "/metadata/annotations/konghq.com~1plugins") =
+                json!("rate-limiting,correlation-id");
+        },
+        checks::kong_routes_match_the_route_table,
+        "Ingress/secure-bot-data: not behind the jwt plugin",
+    );
+    rejects(
+        "tests/kong-ingress-controller",
+        |docs| {
+            let ingress = doc_mut(docs, "Ingress", "authentication-public");
+            at(ingress, "/spec/rules/0/http/paths")
+                .as_array_mut()
+                .unwrap()
+                .retain(|path| path["path"] != "/api/v1/auth/login/mfa");
+        },
+        checks::kong_routes_match_the_route_table,
+        "Ingress/authentication-public: public paths",
+    );
+}
+
+// ---- Pod Security -------------------------------------------------------------------
+
+#[test]
+fn every_pod_meets_pod_security_restricted() {
+    every_scenario("Pod Security restricted", |s| {
+        checks::pod_security_restricted(&s.docs)
+    });
+}
+
+#[test]
+fn a_pod_below_restricted_is_reported() {
+    let pod = "/spec/template/spec";
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let nats = doc_mut(docs, "StatefulSet", "nats");
+            *at(
+                nats,
+                &format!("{pod}/containers/0/securityContext/runAsUser"),
+            ) = json!(1000);
+        },
+        checks::pod_security_restricted,
+        "runAsUser 1000 is below 10000",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let kong = doc_mut(docs, "Deployment", "kong");
+            *at(
+                kong,
+                &format!("{pod}/initContainers/0/securityContext/readOnlyRootFilesystem"),
+            ) = json!(false);
+        },
+        checks::pod_security_restricted,
+        "container \"export-kong\": the root filesystem is writable",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "authentication");
+            at(deployment, pod)["automountServiceAccountToken"] = json!(true);
+        },
+        checks::pod_security_restricted,
+        "the service-account token is mounted",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let namespace = doc_mut(docs, "Namespace", "vivesphere");
+            at(namespace, "/metadata/labels")
+                .as_object_mut()
+                .unwrap()
+                .remove("pod-security.kubernetes.io/enforce");
+        },
+        checks::pod_security_restricted,
+        "not enforced",
+    );
+}
+
+// ---- configuration ------------------------------------------------------------------
+
+#[test]
+fn every_services_rendered_config_passes_config_check() {
+    let provided = example_secrets();
+    every_scenario("configuration", |s| {
+        pod_config::config_problems(&s.docs, &provided, binary())
+    });
+}
+
+#[test]
+fn a_config_the_binary_refuses_or_that_misses_its_files_is_reported() {
+    let provided = example_secrets();
+    let rule = |docs: &[Value]| pod_config::config_problems(docs, &provided, binary());
+    let container = "/spec/template/spec/containers/0";
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "logging");
+            at(deployment, &format!("{container}/env"))
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "value": "soon"}));
+        },
+        rule,
+        "`vivesphere config check` refuses",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "configuration");
+            at(deployment, &format!("{container}/volumeMounts"))
+                .as_array_mut()
+                .unwrap()
+                .retain(|mount| mount["name"] != "database");
+        },
+        rule,
+        "database.url_file",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "bot-manager");
+            at(deployment, &format!("{container}/volumeMounts"))
+                .as_array_mut()
+                .unwrap()
+                .retain(|mount| mount["name"] != "service-client");
+        },
+        rule,
+        "no client secret",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "secure-bot-data");
+            at(deployment, &format!("{container}/volumeMounts"))
+                .as_array_mut()
+                .unwrap()
+                .retain(|mount| mount["name"] != "state");
+        },
+        rule,
+        "telemetry.spill_dir /var/lib/vivesphere/spill is not on a writable volume",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "authentication");
+            *at(
+                deployment,
+                "/spec/template/spec/terminationGracePeriodSeconds",
+            ) = json!(10);
+        },
+        rule,
+        "terminationGracePeriodSeconds is 10",
+    );
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let service = doc_mut(docs, "Service", "nats");
+            *at(service, "/spec/ports/0/port") = json!(4223);
+        },
+        rule,
+        "queue.url is nats:4222",
+    );
+}
+
+#[test]
+fn the_image_matches_the_manifests() {
+    every_scenario("image", |s| pod_config::image_problems(&s.docs));
+}
+
+#[test]
+fn a_pod_that_runs_the_image_differently_is_reported() {
+    rejects(
+        "tests/minimal",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "logging");
+            *at(
+                deployment,
+                "/spec/template/spec/containers/0/securityContext/runAsUser",
+            ) = json!(10002);
+        },
+        pod_config::image_problems,
+        "runs as Some(10002)",
+    );
+}
+
+// ---- monitoring ---------------------------------------------------------------------
+
+/// Every sample name the whole app (every target in one process) can expose.
+async fn exposed_metrics() -> BTreeSet<String> {
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = vivesphere::app::App::build(helpers::options(&data_dir, None, &[]))
+        .await
+        .expect("the app builds");
+    app.metric_sample_names()
+}
+
+#[tokio::test]
+async fn alerts_and_dashboards_query_metrics_the_binary_exposes() {
+    if scenarios().is_none() {
+        return;
+    }
+    let exposed = exposed_metrics().await;
+    let with_monitoring: Vec<&Scenario> = scenarios()
+        .unwrap()
+        .iter()
+        .filter(|s| s.docs.iter().any(|doc| kind(doc) == "PrometheusRule"))
+        .collect();
+    assert!(
+        with_monitoring.iter().any(|s| s.name == "overlays/prod"),
+        "prod has monitoring"
+    );
+    every_scenario("metrics", |s| checks::metrics_exist(&s.docs, &exposed));
+    // Each alert the issue asks for is there.
+    let prod = scenario("overlays/prod").unwrap();
+    let alerts: BTreeMap<String, String> = model::of_kind(&prod.docs, "PrometheusRule")
+        .flat_map(|rules| items(&rules["spec"]["groups"]))
+        .flat_map(|group| items(&group["rules"]))
+        .map(|rule| {
+            (
+                rule["alert"].as_str().unwrap_or_default().to_string(),
+                rule["expr"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for (alert, metric) in [
+        ("VivesphereHighErrorRate", "vivesphere_http_requests_total"),
+        (
+            "VivesphereHighLatency",
+            "vivesphere_http_request_duration_seconds_bucket",
+        ),
+        ("VivespherePodNotReady", "kube_pod_status_ready"),
+        (
+            "VivesphereQueueBacklog",
+            "vivesphere_queue_consumer_backlog",
+        ),
+        ("VivesphereDeadLetters", "vivesphere_bot_actions_total"),
+    ] {
+        assert!(
+            alerts.get(alert).is_some_and(|expr| expr.contains(metric)),
+            "alert {alert} on {metric} in {alerts:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dashboard_or_alert_on_an_unknown_metric_is_reported() {
+    if scenarios().is_none() {
+        return;
+    }
+    let exposed = exposed_metrics().await;
+    let rule = |docs: &[Value]| checks::metrics_exist(docs, &exposed);
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let rules = docs
+                .iter_mut()
+                .find(|doc| kind(doc) == "PrometheusRule")
+                .unwrap();
+            *at(rules, "/spec/groups/0/rules/0/expr") =
+                json!("rate(vivesphere_http_request_total[5m]) > 1");
+        },
+        rule,
+        "vivesphere_http_request_total is not a metric the binary exposes",
+    );
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let dashboards = docs
+                .iter_mut()
+                .find(|doc| doc["metadata"]["labels"]["grafana_dashboard"] == "1")
+                .unwrap();
+            let text = at(dashboards, "/data/vivesphere-pipeline.json");
+            let edited = text.as_str().unwrap().replace(
+                "vivesphere_queue_consumer_backlog",
+                "vivesphere_queue_depth",
+            );
+            *text = json!(edited);
+        },
+        rule,
+        "vivesphere_queue_depth is not a metric the binary exposes",
+    );
+}
+
+#[test]
+fn metric_names_are_found_in_queries() {
+    let names = checks::metric_names_in(
+        r#"sum(rate(vivesphere_a_total{x="1"}[5m])) / on() xvivesphere_b + vivesphere_c"#,
+        "vivesphere_",
+    );
+    assert_eq!(
+        names,
+        BTreeSet::from(["vivesphere_a_total".to_string(), "vivesphere_c".to_string()])
+    );
+}
