@@ -179,10 +179,14 @@ mod tests {
         let dispatched = Counter::<u64>::default();
         metrics.register("things_done", "things", dispatched.clone());
         dispatched.inc();
-        metrics.http.duration.get_or_create(&RouteLabels {
-            method: "GET".into(),
-            route: "/x".into(),
-        });
+        metrics
+            .http
+            .duration
+            .get_or_create(&RouteLabels {
+                method: "GET".into(),
+                route: "/x".into(),
+            })
+            .observe(0.01);
         let names = metrics.sample_names();
         for name in [
             "vivesphere_things_done_total",
