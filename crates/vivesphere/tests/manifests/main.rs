@@ -147,6 +147,41 @@ fn every_service_runs_in_every_overlay_and_prod_runs_the_production_profile() {
 }
 
 #[test]
+fn released_overlays_run_this_version_and_say_so_in_their_labels() {
+    let Some(scenarios) = scenarios() else { return };
+    for scenario in scenarios.iter().filter(|s| s.is_overlay()) {
+        for workload in model::workloads(&scenario.docs) {
+            let label = &workload.labels["app.kubernetes.io/version"];
+            for (container, _) in workload.containers() {
+                let image = container["image"].as_str().unwrap_or_default();
+                if !model::is_our_image(image) {
+                    continue;
+                }
+                let tag = image
+                    .rsplit_once(':')
+                    .map(|(_, tag)| tag)
+                    .unwrap_or_default();
+                assert_eq!(
+                    label,
+                    &json!(tag),
+                    "{}: {} runs {image}",
+                    scenario.name,
+                    model::ident(workload.doc)
+                );
+                if ["overlays/staging", "overlays/prod"].contains(&scenario.name.as_str()) {
+                    assert_eq!(
+                        tag,
+                        env!("CARGO_PKG_VERSION"),
+                        "{}: a release runs the crate's version",
+                        scenario.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn local_secrets_have_the_names_and_keys_of_the_examples() {
     let Some(kind_overlay) = scenario("overlays/kind") else {
         return;
