@@ -4,4 +4,5 @@
 pub mod app;
 pub mod botdata;
 pub mod kong;
+pub mod local_cluster;
 pub mod registry;

@@ -66,6 +66,29 @@ enum Command {
         #[command(subcommand)]
         command: GatewayCommand,
     },
+    /// Run the cluster's topology as processes on this machine: every service its own
+    /// process (two Authentication and two Bot Manager replicas) behind the gateway, on
+    /// PostgreSQL and NATS JetStream. Stops everything on SIGTERM or Ctrl-C.
+    LocalCluster {
+        /// The PostgreSQL database the services keep their schemas in.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// The gateway's port on 127.0.0.1 (the services take free ports).
+        #[arg(long, default_value_t = platform::server::SERVICE_PORT)]
+        port: u16,
+        /// Shared secrets, each process's state, and its log in logs/<process>.log.
+        #[arg(long, default_value = "./data/local-cluster")]
+        data_dir: PathBuf,
+        /// A file holding the first admin's password (else a one-time one is printed to
+        /// logs/authentication-1.log on the first start).
+        #[arg(long)]
+        initial_admin_password_file: Option<PathBuf>,
+        /// X's API for the Bot Manager, e.g. a `vivesphere serve --target fake-x`.
+        #[arg(long)]
+        x_api_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -203,6 +226,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?,
                 None => print!("{text}"),
             }
+            Ok(())
+        }
+        Command::LocalCluster {
+            database_url,
+            nats_url,
+            port,
+            data_dir,
+            initial_admin_password_file,
+            x_api_url,
+        } => {
+            let initial_admin_password = match initial_admin_password_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?
+                        .trim_end()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let options = vivesphere::local_cluster::ClusterOptions {
+                binary: std::env::current_exe()?,
+                config_dir: cli.config_dir,
+                data_dir,
+                database_url,
+                nats_url,
+                queue_namespace: "vivesphere".into(),
+                gateway_port: port,
+                initial_admin_password,
+                x_api_url,
+                extra_env: Vec::new(),
+                ready_timeout: std::time::Duration::from_secs(60),
+            };
+            let mut cluster = vivesphere::local_cluster::LocalCluster::start(options).await?;
+            for member in cluster.members() {
+                println!(
+                    "{:<18} {}  pid {}",
+                    member.name,
+                    member.url,
+                    member.pid().unwrap_or_default()
+                );
+            }
+            println!("ready: {} (Ctrl-C stops everything)", cluster.gateway_url());
+            let stop = tokio_util::sync::CancellationToken::new();
+            platform::server::cancel_on_signal(stop.clone());
+            stop.cancelled().await;
+            cluster.stop().await;
+            println!("stopped");
             Ok(())
         }
         Command::Config {
