@@ -61,6 +61,9 @@ pub struct Database {
     location: String,
 }
 
+/// The advisory lock key that serialises schema creation across processes.
+const SCHEMA_CREATION_LOCK: i64 = 0x7669_7665_7370;
+
 /// A PostgreSQL identifier we create ourselves; kept to a safe alphabet because it is
 /// spliced into `CREATE SCHEMA` and `SET search_path`.
 fn validate_schema(schema: &str) -> anyhow::Result<()> {
@@ -118,10 +121,24 @@ impl Database {
             .connect(url)
             .await
             .context("cannot connect to PostgreSQL (database.url)")?;
-        setup
+        // Replicas starting together would race inside CREATE SCHEMA IF NOT EXISTS (one of
+        // them fails on the catalog's unique index); a transaction-scoped advisory lock lets
+        // one create it while the others wait and then find it.
+        let mut create = setup.begin().await.context("cannot begin on PostgreSQL")?;
+        create
+            .execute(AssertSqlSafe(format!(
+                "SELECT pg_advisory_xact_lock({SCHEMA_CREATION_LOCK})"
+            )))
+            .await
+            .context("cannot take the schema-creation lock")?;
+        create
             .execute(AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
             )))
+            .await
+            .with_context(|| format!("cannot create schema {schema}"))?;
+        create
+            .commit()
             .await
             .with_context(|| format!("cannot create schema {schema}"))?;
         setup.close().await;

@@ -168,6 +168,22 @@ async fn postgres_services_own_separate_schemas() {
     b.close().await;
 }
 
+/// Replicas of a service starting together on a fresh database (the multi-process topology
+/// found this: one of two Bot Manager replicas died on the catalog's unique index).
+#[tokio::test]
+async fn replicas_creating_their_schema_at_once_all_start() {
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    let settings = postgres_settings(&pg);
+    let opened =
+        futures::future::join_all((0..8).map(|_| Database::connect("replicated", &settings))).await;
+    for database in opened {
+        let database = database.expect("every replica opens its schema");
+        database.close().await;
+    }
+}
+
 #[tokio::test]
 async fn postgres_schema_names_are_validated() {
     let settings = DatabaseSettings {

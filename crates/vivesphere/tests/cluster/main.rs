@@ -14,22 +14,36 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vivesphere::local_cluster::{ClusterOptions, LocalCluster};
 
-const ADMIN_PASSWORD: &str = "correct-horse-battery-staple-42";
-const PASSWORD: &str = "a-good-long-password-7";
-/// Long enough by default (12), too short once the minimum is raised to 20.
-const MID_PASSWORD: &str = "violet-raven-73-q";
+mod e2e;
+mod faults;
 
-struct Topology {
-    cluster: LocalCluster,
-    fake: Arc<FakeX>,
-    http: reqwest::Client,
+pub(crate) const ADMIN_PASSWORD: &str = "correct-horse-battery-staple-42";
+pub(crate) const PASSWORD: &str = "a-good-long-password-7";
+/// Long enough by default (12), too short once the minimum is raised to 20.
+pub(crate) const MID_PASSWORD: &str = "violet-raven-73-q";
+
+pub struct Topology {
+    pub cluster: LocalCluster,
+    pub fake: Arc<FakeX>,
+    pub http: reqwest::Client,
     _data: tempfile::TempDir,
     /// Dropped last: the database goes once every process has stopped.
     _postgres: TestPostgres,
 }
 
-async fn start() -> Option<Topology> {
-    let nats = nats_settings()?;
+/// One test at a time: each runs eight processes on a two-core machine.
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub(crate) async fn start() -> Option<Topology> {
+    start_with(None).await
+}
+
+/// The topology on the test PostgreSQL and NATS, or on the NATS server at `nats_url`.
+pub(crate) async fn start_with(nats_url: Option<String>) -> Option<Topology> {
+    let mut nats = nats_settings()?;
+    if let Some(url) = nats_url {
+        nats.url = url;
+    }
     let postgres = TestPostgres::create().await?;
     platform::install_crypto_provider();
     let fake = Arc::new(FakeX::new(Default::default()));
@@ -116,7 +130,98 @@ impl Topology {
         body["token"].as_str().unwrap().to_string()
     }
 
-    /// Creates a Manager; the status and the error code, if any.
+    /// A request straight to one process, around the gateway.
+    async fn send_to(
+        &self,
+        member: &str,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        let base = &self.cluster.member_named(member).expect("a member").url;
+        self.http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A bot holding a new fake X user's credentials; its id.
+    async fn create_bot(&self, token: &str, name: &str) -> String {
+        let x_user = self.fake.add_user(fake_x::NewUser::named(name));
+        let response = self
+            .send(
+                Method::POST,
+                "/api/v1/bots",
+                token,
+                json!({
+                    "bot_name": name,
+                    "x_handle": name,
+                    "operator_account": "human_operator",
+                    "credentials": {
+                        "access_token": x_user.access_token,
+                        "refresh_token": x_user.refresh_token,
+                        "client_id": x_user.client_id,
+                    },
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["bot_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The texts of the posts the fake X accepted, in order.
+    fn published_texts(&self) -> Vec<String> {
+        self.fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path == "/2/tweets" && r.status == 201)
+            .filter_map(|r| r.text)
+            .collect()
+    }
+
+    /// How many of `bot`'s posts are published (0 while the gateway has no ready replica).
+    async fn published_count(&self, token: &str, bot: &str) -> usize {
+        let response = self
+            .http
+            .get(format!(
+                "{}/api/v1/bots/{bot}/posts?state=published&limit=100",
+                self.cluster.gateway_url()
+            ))
+            .bearer_auth(token)
+            .send()
+            .await;
+        let Ok(response) = response else { return 0 };
+        let posts: Value = response.json().await.unwrap_or_default();
+        posts["items"].as_array().map_or(0, Vec::len)
+    }
+
+    /// Whether every one of `needles` appears in the stored user_activity events.
+    async fn activity_contains(&self, admin: &str, needles: &[String]) -> bool {
+        let response = self
+            .http
+            .get(format!(
+                "{}/api/v1/logs/events?category=user_activity&limit=500",
+                self.cluster.gateway_url()
+            ))
+            .bearer_auth(admin)
+            .send()
+            .await;
+        let Ok(response) = response else { return false };
+        if !response.status().is_success() {
+            return false;
+        }
+        let text = response.text().await.unwrap_or_default();
+        needles.iter().all(|needle| text.contains(needle.as_str()))
+    }
+
+    /// Creates a Manager; the status and the error code and message, if any.
     async fn create_user(
         &self,
         admin: &str,
@@ -139,7 +244,7 @@ impl Topology {
 }
 
 /// Polls `check` every 100 ms until it returns `Some` or `limit` passes.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -157,175 +262,13 @@ where
     }
 }
 
-fn in_ms(ms: i64) -> String {
+pub(crate) fn in_ms(ms: i64) -> String {
     let at = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(ms);
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap()
 }
 
-fn process_exists(pid: u32) -> bool {
+pub(crate) fn process_exists(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
-}
-
-#[tokio::test]
-async fn a_post_goes_from_login_to_x_and_a_setting_applies_live_through_the_gateway() {
-    let Some(mut topology) = start().await else {
-        return;
-    };
-    let t = &topology;
-    assert_eq!(
-        t.cluster.members().len(),
-        8,
-        "7 service processes and the gateway"
-    );
-
-    // The initial admin logs in and creates a Manager, who logs in.
-    let admin = t.login("admin", ADMIN_PASSWORD).await;
-    assert_eq!(
-        t.create_user(&admin, "manager", PASSWORD).await.0,
-        StatusCode::CREATED
-    );
-    let manager = t.login("manager", PASSWORD).await;
-
-    // The Manager creates a bot holding an X user's credentials and schedules a post.
-    let x_user = t.fake.add_user(fake_x::NewUser::named("clusterbot"));
-    let response = t
-        .send(
-            Method::POST,
-            "/api/v1/bots",
-            &manager,
-            json!({
-                "bot_name": "clusterbot",
-                "x_handle": "clusterbot",
-                "operator_account": "human_operator",
-                "credentials": {
-                    "access_token": x_user.access_token,
-                    "refresh_token": x_user.refresh_token,
-                    "client_id": x_user.client_id,
-                },
-            }),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let bot_id = response.json::<Value>().await.unwrap()["bot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let text = "Hello from the multi-process topology";
-    let response = t
-        .send(
-            Method::POST,
-            &format!("/api/v1/bots/{bot_id}/posts"),
-            &manager,
-            json!({"text": text, "run_at": in_ms(1500)}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let post_id = response.json::<Value>().await.unwrap()["post_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-
-    // One of the two Bot Manager replicas publishes it to X, once.
-    let post_path = format!("/api/v1/bots/{bot_id}/posts/{post_id}");
-    let published = eventually(Duration::from_secs(30), "the post is published", || async {
-        let post = t.get(&post_path, &manager).await;
-        (post["state"] == "published").then_some(post)
-    })
-    .await;
-    let sent: Vec<_> = t
-        .fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.path == "/2/tweets")
-        .collect();
-    assert_eq!(sent.len(), 1, "published exactly once");
-    assert_eq!(sent[0].text.as_deref(), Some(text));
-    assert_eq!(sent[0].user_id.as_deref(), Some(x_user.user_id.as_str()));
-    assert!(published["x_post_id"].is_string());
-
-    // The bot's metrics, read from X through the Bot Manager.
-    t.fake.set_user_metrics(
-        &x_user.user_id,
-        [("followers_count".to_string(), 42)].into(),
-    );
-    let response = t
-        .send(
-            Method::POST,
-            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
-            &manager,
-            json!({}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.json::<Value>().await.unwrap()["followers"], 42);
-    let series = t
-        .get(&format!("/api/v1/bots/{bot_id}/metrics"), &manager)
-        .await;
-    assert_eq!(series["items"][0]["followers"], 42);
-
-    // The activity reached the Logging service over the queue.
-    eventually(
-        Duration::from_secs(20),
-        "post.published in the logs",
-        || async {
-            let events = t
-                .get("/api/v1/logs/events?category=user_activity", &admin)
-                .await;
-            events["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|event| event.to_string().contains("post.published"))
-                .then_some(())
-        },
-    )
-    .await;
-
-    // An admin raises the password minimum centrally; both Authentication replicas apply it.
-    assert_eq!(
-        t.create_user(&admin, "before", MID_PASSWORD).await.0,
-        StatusCode::CREATED
-    );
-    let response = t
-        .send(
-            Method::POST,
-            "/api/v1/config/update",
-            &admin,
-            json!({"service": "global", "settings": {"authentication.password.min_length": 20}}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let revision = response.json::<Value>().await.unwrap()["revision"].clone();
-    for replica in ["authentication-1", "authentication-2"] {
-        let url = format!("{}/health", t.cluster.member_named(replica).unwrap().url);
-        eventually(
-            Duration::from_secs(10),
-            "the replica applies the change",
-            || async {
-                let health: Value = t.http.get(&url).send().await.ok()?.json().await.ok()?;
-                let applied = health["config"]["authentication"]["revision"].as_i64()?;
-                (applied >= revision.as_i64()?).then_some(())
-            },
-        )
-        .await;
-    }
-    // Through the gateway's round robin, every attempt now meets the new minimum.
-    for attempt in 0..6 {
-        let (status, error) = t
-            .create_user(&admin, &format!("after{attempt}"), MID_PASSWORD)
-            .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
-        assert!(error.contains("at least 20 characters"), "{error}");
-    }
-
-    // Stopping leaves nothing running.
-    let pids: Vec<u32> = t.cluster.members().iter().filter_map(|m| m.pid()).collect();
-    assert_eq!(pids.len(), 8);
-    topology.cluster.stop().await;
-    assert!(topology.cluster.members().iter().all(|m| !m.is_running()));
-    for pid in pids {
-        assert!(!process_exists(pid), "process {pid} still runs");
-    }
 }

@@ -1,0 +1,173 @@
+//! The whole path of a post and a live setting, through the gateway only.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{
+    ADMIN_PASSWORD, MID_PASSWORD, PASSWORD, SERIAL, eventually, in_ms, process_exists, start,
+};
+
+#[tokio::test]
+async fn a_post_goes_from_login_to_x_and_a_setting_applies_live_through_the_gateway() {
+    let _serial = SERIAL.lock().await;
+    let Some(mut topology) = start().await else {
+        return;
+    };
+    let t = &topology;
+    assert_eq!(
+        t.cluster.members().len(),
+        8,
+        "7 service processes and the gateway"
+    );
+
+    // The initial admin logs in and creates a Manager, who logs in.
+    let admin = t.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        t.create_user(&admin, "manager", PASSWORD).await.0,
+        StatusCode::CREATED
+    );
+    let manager = t.login("manager", PASSWORD).await;
+
+    // The Manager creates a bot holding an X user's credentials and schedules a post.
+    let x_user = t.fake.add_user(fake_x::NewUser::named("clusterbot"));
+    let response = t
+        .send(
+            Method::POST,
+            "/api/v1/bots",
+            &manager,
+            json!({
+                "bot_name": "clusterbot",
+                "x_handle": "clusterbot",
+                "operator_account": "human_operator",
+                "credentials": {
+                    "access_token": x_user.access_token,
+                    "refresh_token": x_user.refresh_token,
+                    "client_id": x_user.client_id,
+                },
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let bot_id = response.json::<Value>().await.unwrap()["bot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let text = "Hello from the multi-process topology";
+    let response = t
+        .send(
+            Method::POST,
+            &format!("/api/v1/bots/{bot_id}/posts"),
+            &manager,
+            json!({"text": text, "run_at": in_ms(1500)}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let post_id = response.json::<Value>().await.unwrap()["post_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // One of the two Bot Manager replicas publishes it to X, once.
+    let post_path = format!("/api/v1/bots/{bot_id}/posts/{post_id}");
+    let published = eventually(Duration::from_secs(30), "the post is published", || async {
+        let post = t.get(&post_path, &manager).await;
+        (post["state"] == "published").then_some(post)
+    })
+    .await;
+    let sent: Vec<_> = t
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == "/2/tweets")
+        .collect();
+    assert_eq!(sent.len(), 1, "published exactly once");
+    assert_eq!(sent[0].text.as_deref(), Some(text));
+    assert_eq!(sent[0].user_id.as_deref(), Some(x_user.user_id.as_str()));
+    assert!(published["x_post_id"].is_string());
+
+    // The bot's metrics, read from X through the Bot Manager.
+    t.fake.set_user_metrics(
+        &x_user.user_id,
+        [("followers_count".to_string(), 42)].into(),
+    );
+    let response = t
+        .send(
+            Method::POST,
+            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
+            &manager,
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["followers"], 42);
+    let series = t
+        .get(&format!("/api/v1/bots/{bot_id}/metrics"), &manager)
+        .await;
+    assert_eq!(series["items"][0]["followers"], 42);
+
+    // The activity reached the Logging service over the queue.
+    eventually(
+        Duration::from_secs(20),
+        "post.published in the logs",
+        || async {
+            let events = t
+                .get("/api/v1/logs/events?category=user_activity", &admin)
+                .await;
+            events["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|event| event.to_string().contains("post.published"))
+                .then_some(())
+        },
+    )
+    .await;
+
+    // An admin raises the password minimum centrally; both Authentication replicas apply it.
+    assert_eq!(
+        t.create_user(&admin, "before", MID_PASSWORD).await.0,
+        StatusCode::CREATED
+    );
+    let response = t
+        .send(
+            Method::POST,
+            "/api/v1/config/update",
+            &admin,
+            json!({"service": "global", "settings": {"authentication.password.min_length": 20}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let revision = response.json::<Value>().await.unwrap()["revision"].clone();
+    for replica in ["authentication-1", "authentication-2"] {
+        let url = format!("{}/health", t.cluster.member_named(replica).unwrap().url);
+        eventually(
+            Duration::from_secs(10),
+            "the replica applies the change",
+            || async {
+                let health: Value = t.http.get(&url).send().await.ok()?.json().await.ok()?;
+                let applied = health["config"]["authentication"]["revision"].as_i64()?;
+                (applied >= revision.as_i64()?).then_some(())
+            },
+        )
+        .await;
+    }
+    // Through the gateway's round robin, every attempt now meets the new minimum.
+    for attempt in 0..6 {
+        let (status, error) = t
+            .create_user(&admin, &format!("after{attempt}"), MID_PASSWORD)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+        assert!(error.contains("at least 20 characters"), "{error}");
+    }
+
+    // Stopping leaves nothing running.
+    let pids: Vec<u32> = t.cluster.members().iter().filter_map(|m| m.pid()).collect();
+    assert_eq!(pids.len(), 8);
+    topology.cluster.stop().await;
+    assert!(topology.cluster.members().iter().all(|m| !m.is_running()));
+    for pid in pids {
+        assert!(!process_exists(pid), "process {pid} still runs");
+    }
+}
