@@ -344,3 +344,188 @@ async fn work_and_events_accepted_while_nats_is_down_are_delivered_when_it_retur
     .await;
     t.cluster.stop().await;
 }
+
+/// A PostgreSQL server of this test's own (initdb into a temporary directory), so
+/// restarting it disturbs no other test. As root, the server runs as the `postgres` user.
+struct PrivatePostgres {
+    bin: PathBuf,
+    data: tempfile::TempDir,
+    port: u16,
+    as_postgres_user: bool,
+}
+
+impl PrivatePostgres {
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists());
+        let Some(bin) = bin else {
+            eprintln!("=== SKIPPED: no initdb for a private PostgreSQL");
+            return None;
+        };
+        // SAFETY: geteuid has no preconditions.
+        let as_postgres_user = unsafe { libc::geteuid() } == 0;
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = Self {
+            bin,
+            data,
+            port,
+            as_postgres_user,
+        };
+        if as_postgres_user {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(server.data.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown for the postgres user");
+        }
+        server.run(
+            "initdb",
+            &["-A", "trust", "-U", "postgres", "-D", &server.dir()],
+        );
+        server.ctl("start");
+        Some(server)
+    }
+
+    fn dir(&self) -> String {
+        self.data.path().join("pg").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let mut command = if self.as_postgres_user {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        };
+        let output = command.args(args).output().expect("a PostgreSQL tool runs");
+        assert!(
+            output.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `pg_ctl start|stop`, waiting until it is done.
+    fn ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.data.path().display()
+        );
+        let log = self.data.path().join("server.log").display().to_string();
+        match action {
+            "start" => self.run(
+                "pg_ctl",
+                &["-D", &self.dir(), "-o", &options, "-l", &log, "-w", "start"],
+            ),
+            _ => self.run("pg_ctl", &["-D", &self.dir(), "-m", "fast", "-w", "stop"]),
+        }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(self.bin.join("pg_ctl"))
+            .args(["-D", &self.dir(), "-m", "immediate", "stop"])
+            .output();
+        if self.as_postgres_user {
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"))
+                .args(["-D", &self.dir(), "-m", "immediate", "stop"])
+                .output();
+        }
+    }
+}
+
+#[tokio::test]
+async fn services_are_not_ready_without_postgresql_and_recover_within_5_s_of_its_return() {
+    let _serial = SERIAL.lock().await;
+    let Some(postgres) = PrivatePostgres::start() else {
+        return;
+    };
+    let Some(mut t) = crate::start_on(Some(postgres.url()), None).await else {
+        return;
+    };
+    let admin = t.login("admin", ADMIN_PASSWORD).await;
+    let services: Vec<(String, String)> = t
+        .cluster
+        .members()
+        .iter()
+        .filter(|m| m.target != gateway::NAME)
+        .map(|m| (m.name.clone(), format!("{}/health/ready", m.url)))
+        .collect();
+    let ready = |url: String| {
+        let http = t.http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .is_ok_and(|response| response.status() == StatusCode::OK)
+        }
+    };
+
+    postgres.ctl("stop");
+    for (name, url) in &services {
+        eventually(
+            Duration::from_secs(15),
+            &format!("{name} reports not ready"),
+            || {
+                let check = ready(url.clone());
+                async move { (!check.await).then_some(()) }
+            },
+        )
+        .await;
+    }
+    postgres.ctl("start");
+    let returned = Instant::now();
+    for (name, url) in &services {
+        eventually(
+            Duration::from_secs(15),
+            &format!("{name} is ready again"),
+            || {
+                let check = ready(url.clone());
+                async move { check.await.then_some(()) }
+            },
+        )
+        .await;
+    }
+    // The gateway takes a service back at its next health check (every 2 s).
+    eventually(
+        Duration::from_secs(15),
+        "the API answers through the gateway",
+        || async {
+            let response = t
+                .http
+                .get(format!("{}/api/v1/bots/list", t.cluster.gateway_url()))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .ok()?;
+            (response.status() == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+    let recovered = returned.elapsed();
+    eprintln!("PostgreSQL back: every service ready and the API answering after {recovered:?}");
+    assert!(
+        recovered <= Duration::from_secs(5),
+        "the system answered again {recovered:?} after PostgreSQL returned"
+    );
+    t.cluster.stop().await;
+}

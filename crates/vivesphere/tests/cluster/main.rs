@@ -28,23 +28,38 @@ pub struct Topology {
     pub http: reqwest::Client,
     _data: tempfile::TempDir,
     /// Dropped last: the database goes once every process has stopped.
-    _postgres: TestPostgres,
+    _postgres: Option<TestPostgres>,
 }
 
 /// One test at a time: each runs eight processes on a two-core machine.
 pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub(crate) async fn start() -> Option<Topology> {
-    start_with(None).await
+    start_on(None, None).await
 }
 
-/// The topology on the test PostgreSQL and NATS, or on the NATS server at `nats_url`.
 pub(crate) async fn start_with(nats_url: Option<String>) -> Option<Topology> {
+    start_on(None, nats_url).await
+}
+
+/// The topology on the test PostgreSQL (a fresh database) and NATS (its own namespace), or
+/// on the servers at `database_url` / `nats_url`.
+pub(crate) async fn start_on(
+    database_url: Option<String>,
+    nats_url: Option<String>,
+) -> Option<Topology> {
     let mut nats = nats_settings()?;
     if let Some(url) = nats_url {
         nats.url = url;
     }
-    let postgres = TestPostgres::create().await?;
+    let (postgres, database_url) = match database_url {
+        Some(url) => (None, url),
+        None => {
+            let postgres = TestPostgres::create().await?;
+            let url = postgres.url().to_string();
+            (Some(postgres), url)
+        }
+    };
     platform::install_crypto_provider();
     let fake = Arc::new(FakeX::new(Default::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -63,7 +78,7 @@ pub(crate) async fn start_with(nats_url: Option<String>) -> Option<Topology> {
         binary: PathBuf::from(env!("CARGO_BIN_EXE_vivesphere")),
         config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config"),
         data_dir: data.path().to_path_buf(),
-        database_url: postgres.url().to_string(),
+        database_url,
         nats_url: nats.url.clone(),
         queue_namespace: nats.namespace.clone(),
         gateway_port: 0,
