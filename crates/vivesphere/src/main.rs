@@ -75,6 +75,9 @@ enum Command {
         database_url: String,
         #[arg(long, default_value = "nats://127.0.0.1:4222")]
         nats_url: String,
+        /// First token of every subject and stream name (one per cluster on a shared NATS).
+        #[arg(long, default_value = "vivesphere")]
+        queue_namespace: String,
         /// The gateway's port on 127.0.0.1 (the services take free ports).
         #[arg(long, default_value_t = platform::server::SERVICE_PORT)]
         port: u16,
@@ -231,6 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::LocalCluster {
             database_url,
             nats_url,
+            queue_namespace,
             port,
             data_dir,
             initial_admin_password_file,
@@ -251,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir,
                 database_url,
                 nats_url,
-                queue_namespace: "vivesphere".into(),
+                queue_namespace,
                 gateway_port: port,
                 initial_admin_password,
                 x_api_url,
