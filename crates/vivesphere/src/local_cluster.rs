@@ -88,19 +88,27 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// Writes a secret only the owner can read, unless the file exists: keys must outlive a
+/// restart, since what they sealed stays in the database.
 fn write_secret_once(path: &Path, contents: impl FnOnce() -> String) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     if path.exists() {
         return Ok(());
     }
+    write_private(path, &contents())
+}
+
+/// Writes `contents` to `path`, readable by the owner only.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents().as_bytes())?;
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
     Ok(())
 }
 
@@ -314,8 +322,7 @@ impl LocalCluster {
             &secrets.admin_password,
             &self.options.initial_admin_password,
         ) {
-            std::fs::write(path, password)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_private(path, password)?;
         }
         Ok(secrets)
     }
