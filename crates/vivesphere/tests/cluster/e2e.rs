@@ -31,29 +31,7 @@ async fn a_post_goes_from_login_to_x_and_a_setting_applies_live_through_the_gate
     let manager = t.login("manager", PASSWORD).await;
 
     // The Manager creates a bot holding an X user's credentials and schedules a post.
-    let x_user = t.fake.add_user(fake_x::NewUser::named("clusterbot"));
-    let response = t
-        .send(
-            Method::POST,
-            "/api/v1/bots",
-            &manager,
-            json!({
-                "bot_name": "clusterbot",
-                "x_handle": "clusterbot",
-                "operator_account": "human_operator",
-                "credentials": {
-                    "access_token": x_user.access_token,
-                    "refresh_token": x_user.refresh_token,
-                    "client_id": x_user.client_id,
-                },
-            }),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let bot_id = response.json::<Value>().await.unwrap()["bot_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (bot_id, x_user) = t.create_bot(&manager, "clusterbot").await;
     let text = "Hello from the multi-process topology";
     let response = t
         .send(
@@ -130,28 +108,9 @@ async fn a_post_goes_from_login_to_x_and_a_setting_applies_live_through_the_gate
         t.create_user(&admin, "before", MID_PASSWORD).await.0,
         StatusCode::CREATED
     );
-    let response = t
-        .send(
-            Method::POST,
-            "/api/v1/config/update",
-            &admin,
-            json!({"service": "global", "settings": {"authentication.password.min_length": 20}}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let revision = response.json::<Value>().await.unwrap()["revision"].clone();
+    let revision = t.raise_password_minimum(&admin).await;
     for replica in ["authentication-1", "authentication-2"] {
-        let url = format!("{}/health", t.cluster.member_named(replica).unwrap().url);
-        eventually(
-            Duration::from_secs(10),
-            "the replica applies the change",
-            || async {
-                let health: Value = t.http.get(&url).send().await.ok()?.json().await.ok()?;
-                let applied = health["config"]["authentication"]["revision"].as_i64()?;
-                (applied >= revision.as_i64()?).then_some(())
-            },
-        )
-        .await;
+        t.applied_by(replica, revision).await;
     }
     // Through the gateway's round robin, every attempt now meets the new minimum.
     for attempt in 0..6 {

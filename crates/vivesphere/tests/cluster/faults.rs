@@ -41,7 +41,7 @@ async fn killing_a_bot_manager_replica_mid_load_loses_and_repeats_no_post() {
     let mut bots = Vec::new();
     let mut texts = Vec::new();
     for b in 0..3 {
-        let bot = t.create_bot(&admin, &format!("loadbot{b}")).await;
+        let (bot, _) = t.create_bot(&admin, &format!("loadbot{b}")).await;
         for i in 0..20 {
             let text = format!("Load post {i} of bot {b}");
             let response = t
@@ -90,17 +90,10 @@ async fn user_activity_waits_while_logging_is_down_and_arrives_after() {
     t.cluster.kill("logging").await.unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
-        let response = t
-            .send(
-                Method::POST,
-                "/api/v1/auth/users",
-                &admin,
-                json!({"username": format!("while-down-{i}"), "password": crate::PASSWORD, "roles": ["Viewer"]}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let body: Value = response.json().await.unwrap();
-        ids.push(body["user"]["id"].as_str().unwrap().to_string());
+        ids.push(
+            t.create_viewer(&admin, &format!("while-down-{i}"), None)
+                .await,
+        );
     }
     t.cluster.spawn("logging").unwrap();
     t.cluster
@@ -121,39 +114,8 @@ async fn a_service_restarted_while_configuration_is_down_runs_on_its_last_good_c
     let _serial = SERIAL.lock().await;
     let Some(mut t) = start().await else { return };
     let admin = t.login("admin", ADMIN_PASSWORD).await;
-    let response = t
-        .send(
-            Method::POST,
-            "/api/v1/config/update",
-            &admin,
-            json!({"service": "global", "settings": {"authentication.password.min_length": 20}}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let revision = response.json::<Value>().await.unwrap()["revision"]
-        .as_i64()
-        .unwrap();
-    let replica_health = format!(
-        "{}/health",
-        t.cluster.member_named("authentication-2").unwrap().url
-    );
-    eventually(
-        Duration::from_secs(10),
-        "the replica applies it",
-        || async {
-            let health: Value = t
-                .http
-                .get(&replica_health)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            (health["config"]["authentication"]["revision"].as_i64()? >= revision).then_some(())
-        },
-    )
-    .await;
+    let revision = t.raise_password_minimum(&admin).await;
+    t.applied_by("authentication-2", revision).await;
 
     t.cluster.kill("configuration").await.unwrap();
     t.cluster.kill("authentication-2").await.unwrap();
@@ -285,7 +247,7 @@ async fn work_and_events_accepted_while_nats_is_down_are_delivered_when_it_retur
         return;
     };
     let admin = t.login("admin", ADMIN_PASSWORD).await;
-    let bot = t.create_bot(&admin, "outagebot").await;
+    let (bot, _) = t.create_bot(&admin, "outagebot").await;
 
     nats.stop();
     let stopped = Instant::now();
@@ -309,18 +271,10 @@ async fn work_and_events_accepted_while_nats_is_down_are_delivered_when_it_retur
     }
     let mut ids = Vec::new();
     for i in 0..3 {
-        let response = t
-            .send_to(
-                "authentication-1",
-                Method::POST,
-                "/api/v1/auth/users",
-                &admin,
-                json!({"username": format!("outage-{i}"), "password": crate::PASSWORD, "roles": ["Viewer"]}),
-            )
+        let id = t
+            .create_viewer(&admin, &format!("outage-{i}"), Some("authentication-1"))
             .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let body: Value = response.json().await.unwrap();
-        ids.push(body["user"]["id"].as_str().unwrap().to_string());
+        ids.push(id);
     }
     assert!(
         t.published_texts().is_empty(),

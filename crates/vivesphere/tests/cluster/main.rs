@@ -164,8 +164,8 @@ impl Topology {
             .expect("request sent")
     }
 
-    /// A bot holding a new fake X user's credentials; its id.
-    async fn create_bot(&self, token: &str, name: &str) -> String {
+    /// A bot holding a new fake X user's credentials: its id and the X user.
+    async fn create_bot(&self, token: &str, name: &str) -> (String, fake_x::UserTokens) {
         let x_user = self.fake.add_user(fake_x::NewUser::named(name));
         let response = self
             .send(
@@ -185,10 +185,59 @@ impl Topology {
             )
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
-        response.json::<Value>().await.unwrap()["bot_id"]
+        let bot_id = response.json::<Value>().await.unwrap()["bot_id"]
             .as_str()
             .unwrap()
-            .to_string()
+            .to_string();
+        (bot_id, x_user)
+    }
+
+    /// Creates a Viewer through the gateway, or straight at `member`; its user id.
+    async fn create_viewer(&self, admin: &str, username: &str, member: Option<&str>) -> String {
+        let body = json!({"username": username, "password": PASSWORD, "roles": ["Viewer"]});
+        let response = match member {
+            Some(member) => {
+                self.send_to(member, Method::POST, "/api/v1/auth/users", admin, body)
+                    .await
+            }
+            None => {
+                self.send(Method::POST, "/api/v1/auth/users", admin, body)
+                    .await
+            }
+        };
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["user"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// Raises `authentication.password.min_length` to 20 for everyone; the new revision.
+    async fn raise_password_minimum(&self, admin: &str) -> i64 {
+        let response = self
+            .send(
+                Method::POST,
+                "/api/v1/config/update",
+                admin,
+                json!({"service": "global", "settings": {"authentication.password.min_length": 20}}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()["revision"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Waits until the Authentication process `member` has applied `revision`.
+    async fn applied_by(&self, member: &str, revision: i64) {
+        let url = format!("{}/health", self.cluster.member_named(member).unwrap().url);
+        eventually(
+            Duration::from_secs(10),
+            &format!("{member} applies {revision}"),
+            || async {
+                let health: Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
+                (health["config"]["authentication"]["revision"].as_i64()? >= revision).then_some(())
+            },
+        )
+        .await;
     }
 
     /// The texts of the posts the fake X accepted, in order.
