@@ -34,6 +34,12 @@ pub struct Topology {
 /// One test at a time: each runs eight processes on a two-core machine.
 pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Whether the test PostgreSQL and NATS are configured (each test prints SKIPPED if not).
+pub(crate) fn backends_configured() -> bool {
+    let postgres = std::env::var("VIVESPHERE_TEST_DATABASE_URL").is_ok();
+    nats_settings().is_some() && postgres
+}
+
 pub(crate) async fn start() -> Option<Topology> {
     start_on(None, None).await
 }
