@@ -82,7 +82,7 @@ pub struct LocalCluster {
 }
 
 /// A free port on 127.0.0.1 (released at once; the process binds it moments later).
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

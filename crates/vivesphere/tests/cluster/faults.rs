@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use vivesphere::local_cluster::free_port;
+
 use crate::{ADMIN_PASSWORD, MID_PASSWORD, SERIAL, eventually, in_ms, start, start_with};
 
 /// Every text exactly once.
@@ -174,11 +176,7 @@ impl PrivateNats {
             eprintln!("=== SKIPPED: no nats-server binary for a private NATS");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port().unwrap();
         let mut nats = Self {
             binary,
             port,
@@ -326,11 +324,7 @@ impl PrivatePostgres {
         // SAFETY: geteuid has no preconditions.
         let as_postgres_user = unsafe { libc::geteuid() } == 0;
         let data = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port().unwrap();
         let server = Self {
             bin,
             data,
@@ -361,16 +355,25 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// A PostgreSQL tool, as the `postgres` user when this runs as root (initdb and pg_ctl
+    /// refuse root).
+    fn command(&self, tool: &str) -> Command {
         let program = self.bin.join(tool);
-        let mut command = if self.as_postgres_user {
+        if self.as_postgres_user {
             let mut command = Command::new("runuser");
             command.args(["-u", "postgres", "--"]).arg(program);
             command
         } else {
             Command::new(program)
-        };
-        let output = command.args(args).output().expect("a PostgreSQL tool runs");
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = self
+            .command(tool)
+            .args(args)
+            .output()
+            .expect("a PostgreSQL tool runs");
         assert!(
             output.status.success(),
             "{tool} {args:?}: {}",
@@ -398,16 +401,10 @@ impl PrivatePostgres {
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
-        let _ = Command::new(self.bin.join("pg_ctl"))
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", &self.dir(), "-m", "immediate", "stop"])
             .output();
-        if self.as_postgres_user {
-            let _ = Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"))
-                .args(["-D", &self.dir(), "-m", "immediate", "stop"])
-                .output();
-        }
     }
 }
 
