@@ -15,7 +15,6 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use sqlx::Row;
 
 use crate::crypto::Sealer;
-use crate::now;
 
 /// The key that signs new tokens.
 #[derive(Clone)]
@@ -36,6 +35,7 @@ pub struct KeyStore {
     /// (including on replicas that had not yet noticed the rotation) to expire.
     publish_after_retirement: i64,
     active: RwLock<Option<(SigningKey, Instant)>>,
+    clock: platform::Clock,
 }
 
 fn sealing_context(kid: &str) -> String {
@@ -44,12 +44,18 @@ fn sealing_context(kid: &str) -> String {
 
 impl KeyStore {
     /// `longest_token` is the longest lifetime of a token signed here, leeway included.
-    pub fn new(db: Database, sealer: Arc<Sealer>, longest_token: i64) -> Self {
+    pub fn new(
+        db: Database,
+        sealer: Arc<Sealer>,
+        longest_token: i64,
+        clock: platform::Clock,
+    ) -> Self {
         Self {
             db,
             sealer,
             publish_after_retirement: longest_token + KEY_CACHE.as_secs() as i64,
             active: RwLock::new(None),
+            clock,
         }
     }
 
@@ -101,9 +107,9 @@ impl KeyStore {
             .map_err(|_| anyhow::anyhow!("Ed25519 key generation failed"))?;
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
             .map_err(|_| anyhow::anyhow!("generated key does not parse"))?;
-        let kid = uuid::Uuid::now_v7().to_string();
+        let kid = self.clock.uuid_v7().to_string();
         let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-        let now = now();
+        let now = self.clock.unix_seconds();
         let mut tx = self.db.pool().begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
             .bind(now)
@@ -135,7 +141,7 @@ impl KeyStore {
             "SELECT kid, public_key FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
              ORDER BY created_at DESC",
         )
-        .bind(now() - self.publish_after_retirement)
+        .bind(self.clock.unix_seconds() - self.publish_after_retirement)
         .fetch_all(self.db.pool())
         .await?;
         let keys = rows

@@ -55,7 +55,7 @@ const MIGRATIONS: Migrations = Migrations {
     postgres: STEPS,
 };
 
-pub(crate) use platform::time_fmt::{rfc3339_from_unix as rfc3339, unix_now as now};
+pub(crate) use platform::time_fmt::rfc3339_from_unix as rfc3339;
 
 /// The key that seals secrets at rest: from config, or in development from a file made on
 /// first start.
@@ -125,6 +125,7 @@ async fn bootstrap_admin(state: &Inner) -> anyhow::Result<()> {
             roles: &[store::roles::ADMIN.to_string()],
             must_change_password: generated,
         },
+        state.clock.unix_seconds(),
     )
     .await?;
     if created.is_some() && generated {
@@ -166,6 +167,7 @@ async fn register_declared_clients(state: &Inner, ctx: &TargetContext) -> anyhow
             &client.audiences,
             &client.scopes,
             &client.description,
+            state.clock.unix_seconds(),
         )
         .await?;
     }
@@ -186,6 +188,7 @@ fn key_store(
         db.clone(),
         sealer,
         (longest_token + ctx.platform.auth.leeway) as i64,
+        ctx.clock.clone(),
     ))
 }
 
@@ -249,14 +252,16 @@ impl Target for AuthenticationService {
         let sealer = Arc::new(sealer(&settings, ctx.config.profile())?);
         let keys = key_store(&db, sealer.clone(), &settings, &ctx);
         keys.ensure_key().await?;
-        store::roles::seed(&db).await?;
+        store::roles::seed(&db, ctx.clock.unix_seconds()).await?;
         let verifier = TokenVerifier::new(
             Arc::new(LocalKeys {
                 keys: keys.clone(),
                 db: db.clone(),
+                clock: ctx.clock.clone(),
             }),
             &ctx.platform.auth,
             NAME,
+            ctx.clock.clone(),
         );
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let state = Arc::new(Inner {
@@ -272,6 +277,7 @@ impl Target for AuthenticationService {
             keys,
             settings,
             db,
+            clock: ctx.clock.clone(),
         });
         bootstrap_admin(&state).await?;
         register_declared_clients(&state, &ctx).await?;

@@ -35,6 +35,8 @@ pub struct Inner {
     /// Bounds concurrent argon2 work below the core count, so logins flat out leave CPU
     /// for every other request.
     pub hashing: tokio::sync::Semaphore,
+    /// What time it is for sessions, tokens, lockouts and TOTP.
+    pub clock: platform::Clock,
 }
 
 pub type AppState = Arc<Inner>;
@@ -43,6 +45,7 @@ pub type AppState = Arc<Inner>;
 pub struct LocalKeys {
     pub keys: Arc<KeyStore>,
     pub db: Database,
+    pub clock: platform::Clock,
 }
 
 #[async_trait]
@@ -52,7 +55,7 @@ impl KeySource for LocalKeys {
     }
 
     async fn revocations(&self) -> anyhow::Result<Vec<Revocation>> {
-        store::revocations::active(&self.db).await
+        store::revocations::active(&self.db, self.clock.unix_seconds()).await
     }
 }
 
@@ -89,12 +92,12 @@ impl Inner {
 
     /// Revokes every token of `user_id` issued until now and ends all their sessions.
     pub async fn revoke_user(&self, user_id: &str) -> anyhow::Result<()> {
-        store::sessions::revoke_all_of_user(&self.db, user_id).await?;
-        let now = crate::now();
+        let now = self.clock.unix_seconds();
+        store::sessions::revoke_all_of_user(&self.db, user_id, now).await?;
         self.revoke(Revocation {
             kind: platform::auth::RevocationKind::Subject,
             value: user_id.to_string(),
-            issued_before: platform::time_fmt::now_millis(),
+            issued_before: self.clock.now_millis(),
             expires_at: now + self.settings.access_token_ttl as i64 + self.auth.leeway as i64 + 1,
         })
         .await
@@ -102,8 +105,8 @@ impl Inner {
 
     /// Ends one session and every access token issued in it.
     pub async fn revoke_session(&self, session_id: &str) -> anyhow::Result<()> {
-        store::sessions::revoke(&self.db, session_id).await?;
-        let now = crate::now();
+        let now = self.clock.unix_seconds();
+        store::sessions::revoke(&self.db, session_id, now).await?;
         self.revoke(Revocation {
             kind: platform::auth::RevocationKind::Session,
             value: session_id.to_string(),

@@ -6,8 +6,8 @@ use platform::auth::{Claims, TokenUse};
 use serde::Serialize;
 
 use crate::state::Inner;
+use crate::store;
 use crate::store::users::User;
-use crate::{now, store};
 
 /// What login and refresh answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -33,7 +33,7 @@ impl Inner {
     }
 
     fn claims(&self, sub: &str, aud: String, ttl: u64, token_use: TokenUse) -> Claims {
-        let now = now();
+        let now = self.clock.unix_seconds();
         Claims {
             iss: self.auth.issuer.clone(),
             aud,
@@ -41,7 +41,7 @@ impl Inner {
             exp: now + ttl as i64,
             nbf: now,
             iat: now,
-            jti: uuid::Uuid::now_v7().to_string(),
+            jti: self.clock.uuid_v7().to_string(),
             token_use,
             roles: Vec::new(),
             perms: Vec::new(),
@@ -80,6 +80,7 @@ impl Inner {
             self.settings.session_absolute_timeout as i64,
             user_agent,
             ip,
+            self.clock.unix_seconds(),
         )
         .await?;
         self.pair(user, &sid, refresh_token).await
@@ -134,10 +135,17 @@ impl Inner {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&self.auth.issuer]);
         validation.set_audience(&[self.mfa_audience()]);
-        validation.leeway = self.auth.leeway;
+        // Lifetime by the service's clock, not the library's reading of the system time.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         let claims = decode::<Claims>(token, &key, &validation).ok()?.claims;
-        if claims.token_use != TokenUse::MfaPending || !claims.has_permission(purpose) {
+        if claims.token_use != TokenUse::MfaPending
+            || !claims.has_permission(purpose)
+            || claims
+                .outside_lifetime(self.clock.unix_seconds(), self.auth.leeway as i64)
+                .is_some()
+        {
             return None;
         }
         if store::revocations::contains_token(&self.db, &claims.jti)

@@ -105,6 +105,7 @@ impl Target for BotManagerService {
             &settings.client_id,
             secret,
             "secure-bot-data",
+            ctx.clock.clone(),
         )?;
         let botdata_url = settings
             .secure_bot_data_url
@@ -121,6 +122,7 @@ impl Target for BotManagerService {
             relay_wake: tokio::sync::Notify::new(),
             metrics: BotMetrics::register(&ctx.metrics),
             instance: uuid::Uuid::now_v7().to_string(),
+            clock: ctx.clock.clone(),
             settings,
             live,
             db,

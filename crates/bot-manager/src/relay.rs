@@ -12,20 +12,20 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::service::{BotManager, now_ms};
+use crate::service::BotManager;
 use crate::store::execution::{self, Due};
 
 /// The queue subject of due jobs.
 pub const SUBJECT: &str = "bots.jobs.due";
 
-pub fn envelope(due: &Due) -> Bytes {
+pub fn envelope(due: &Due, clock: &platform::Clock) -> Bytes {
     Bytes::from(
         json!({
             "specversion": "1.0",
             "id": format!("{}:{}", due.job_id, due.dispatch),
             "source": "/vivesphere/bot-manager",
             "type": "vivesphere.bots.job.due",
-            "time": platform::time_fmt::now_rfc3339(),
+            "time": clock.now_rfc3339(),
             "subject": due.bot_id,
             "datacontenttype": "application/json",
             "data": {"job_id": due.job_id, "dispatch": due.dispatch, "bot_id": due.bot_id},
@@ -41,7 +41,7 @@ pub async fn relay_once(manager: &BotManager) -> anyhow::Result<usize> {
     let due = execution::claim_due(
         &mut tx,
         db,
-        now_ms(),
+        manager.clock.now_millis(),
         manager.settings.execution.relay_batch,
     )
     .await?;
@@ -54,7 +54,9 @@ pub async fn relay_once(manager: &BotManager) -> anyhow::Result<usize> {
             let queue = manager.queue.clone();
             async move {
                 let dedupe_id = format!("{}:{}", d.job_id, d.dispatch);
-                queue.publish(SUBJECT, &dedupe_id, envelope(&d)).await
+                queue
+                    .publish(SUBJECT, &dedupe_id, envelope(&d, &manager.clock))
+                    .await
             }
         })
         .buffer_unordered(64)
@@ -93,9 +95,9 @@ pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::Cancellat
         }
         // Sleep until the next row is due, a nudge, or the interval.
         let wait = match execution::next_due(&manager.db).await {
-            Ok(Some(due)) => {
-                Duration::from_millis((due - now_ms()).clamp(0, interval.as_millis() as i64) as u64)
-            }
+            Ok(Some(due)) => Duration::from_millis(
+                (due - manager.clock.now_millis()).clamp(0, interval.as_millis() as i64) as u64,
+            ),
             _ => interval,
         };
         tokio::select! {

@@ -90,6 +90,8 @@ pub struct BotManager {
     pub metrics: BotMetrics,
     /// This replica's name in lease holders.
     pub instance: String,
+    /// What time it is for schedules, leases, backoffs and rate windows.
+    pub clock: platform::Clock,
 }
 
 /// Who is calling, as far as bots are concerned.
@@ -122,10 +124,6 @@ impl<'a> Caller<'a> {
     }
 }
 
-pub fn now_ms() -> i64 {
-    platform::time_fmt::now_millis()
-}
-
 /// A uniformly random whole number below `bound` (jitter, not secrets).
 pub fn random_below(bound: u64) -> u64 {
     if bound == 0 {
@@ -151,7 +149,8 @@ impl BotManager {
     /// Re-arms the jobs that waited while the bot could not publish and wakes the relay.
     pub async fn release_waiting(&self, bot_id: &str) -> anyhow::Result<()> {
         let released =
-            crate::store::posts::release_waiting_jobs(&self.db, bot_id, now_ms()).await?;
+            crate::store::posts::release_waiting_jobs(&self.db, bot_id, self.clock.now_millis())
+                .await?;
         if released > 0 {
             self.relay_wake.notify_one();
         }

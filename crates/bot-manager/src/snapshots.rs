@@ -9,7 +9,7 @@ use std::time::Duration;
 use platform::ApiError;
 use serde_json::Value;
 
-use crate::service::{BotManager, now_ms};
+use crate::service::BotManager;
 use crate::store::bots::BotRow;
 use crate::store::metrics::{self, BotSnapshot, PostSnapshot};
 use crate::tokens::Owner;
@@ -60,7 +60,7 @@ pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnaps
         .or_else(|| public.get("tweet_count"))
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let taken_at = now_ms();
+    let taken_at = manager.clock.now_millis();
     let snapshot = BotSnapshot {
         taken_at: platform::time_fmt::rfc3339_from_millis(taken_at),
         followers: count(&public, "followers_count"),
@@ -123,8 +123,13 @@ pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::Cancellat
 }
 
 async fn metrics_round(manager: &BotManager, interval_ms: i64) -> anyhow::Result<usize> {
-    let bots =
-        crate::store::bots::claim_metrics_due(&manager.db, now_ms(), interval_ms, BATCH).await?;
+    let bots = crate::store::bots::claim_metrics_due(
+        &manager.db,
+        manager.clock.now_millis(),
+        interval_ms,
+        BATCH,
+    )
+    .await?;
     for bot in &bots {
         if let Err(err) = snapshot_bot(manager, bot).await {
             tracing::debug!(bot_id = %bot.bot_id, error = %err.message, "no snapshot this round");

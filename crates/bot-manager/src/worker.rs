@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::fingerprint::fingerprint;
 use crate::model::{BotStatus, PostState};
-use crate::service::{BotManager, now_ms, random_below};
+use crate::service::{BotManager, random_below};
 use crate::store::bots;
 use crate::store::execution::{self, JobContext, Outcome};
 use crate::store::posts::JobKind;
@@ -137,7 +137,15 @@ async fn execute(manager: &BotManager, due: &DueData) -> anyhow::Result<Settle> 
     // Unique per execution: two copies of one message in one process must not share it.
     let holder = format!("{}:{}", manager.instance, uuid::Uuid::new_v4());
     let lease_ms = manager.settings.execution.lease_seconds as i64 * 1000;
-    if !execution::acquire_lease(&manager.db, &due.bot_id, &holder, now_ms(), lease_ms).await? {
+    if !execution::acquire_lease(
+        &manager.db,
+        &due.bot_id,
+        &holder,
+        manager.clock.now_millis(),
+        lease_ms,
+    )
+    .await?
+    {
         let busy = manager.settings.execution.busy_retry_ms;
         return Ok(Settle::Later(Duration::from_millis(
             busy + random_below(busy),
@@ -159,7 +167,9 @@ async fn execute_leased(
     holder: &str,
     released: &AtomicBool,
 ) -> anyhow::Result<Settle> {
-    let Some(job) = execution::load_job(&manager.db, &due.job_id, now_ms()).await? else {
+    let Some(job) =
+        execution::load_job(&manager.db, &due.job_id, manager.clock.now_millis()).await?
+    else {
         return Ok(Settle::Ack);
     };
     // An older dispatch, or a job already settled: nothing to do.
@@ -211,8 +221,14 @@ impl Run<'_> {
 
     async fn finish(&self, outcome: Outcome) -> anyhow::Result<Settle> {
         // Reported only when written: a job that moved on meanwhile was someone else's.
-        let written =
-            execution::finish(&self.manager.db, &self.job, &outcome, self.holder, now_ms()).await?;
+        let written = execution::finish(
+            &self.manager.db,
+            &self.job,
+            &outcome,
+            self.holder,
+            self.manager.clock.now_millis(),
+        )
+        .await?;
         self.released.store(true, Ordering::Relaxed);
         if written {
             self.report(&outcome).await;
@@ -237,7 +253,8 @@ impl Run<'_> {
                 x_post_id,
             } => {
                 if *post_state == PostState::Published {
-                    let late = (now_ms() - self.job.run_at).max(0) as f64 / 1000.0;
+                    let late =
+                        (self.manager.clock.now_millis() - self.job.run_at).max(0) as f64 / 1000.0;
                     m.metrics.lateness.observe(late);
                 }
                 (
@@ -311,7 +328,7 @@ impl Run<'_> {
             let error = format!("gave up after {} attempts: {error}", self.job.attempts + 1);
             return self.finish(Outcome::Dead { post_state, error }).await;
         }
-        let due_at = now_ms() + self.backoff_ms();
+        let due_at = self.manager.clock.now_millis() + self.backoff_ms();
         self.finish(Outcome::Retry {
             post_state,
             due_at,
@@ -354,11 +371,11 @@ impl Run<'_> {
         let reset = answer
             .reset_of(endpoint)
             .map(|s| s * 1000)
-            .unwrap_or(now_ms() + 60_000);
+            .unwrap_or(self.manager.clock.now_millis() + 60_000);
         let jitter = random_below(self.manager.live.get().execution.rate_limit_jitter_ms) as i64;
         self.finish(Outcome::Retry {
             post_state,
-            due_at: reset.max(now_ms()) + jitter,
+            due_at: reset.max(self.manager.clock.now_millis()) + jitter,
             counted: false,
             error: "X answered 429 Too Many Requests".into(),
         })
@@ -380,7 +397,7 @@ impl Run<'_> {
             Err(TokenError::Unavailable(reason)) => Ok(Err(self
                 .finish(Outcome::Retry {
                     post_state: waiting_state,
-                    due_at: now_ms() + UNAVAILABLE_RETRY_MS,
+                    due_at: self.manager.clock.now_millis() + UNAVAILABLE_RETRY_MS,
                     counted: false,
                     error: reason,
                 })
@@ -404,7 +421,7 @@ impl Run<'_> {
             BotStatus::Active,
             BotStatus::NeedsReauth,
             Some(reason),
-            now_ms(),
+            self.manager.clock.now_millis(),
         )
         .await?;
         if moved {
@@ -552,7 +569,7 @@ impl Run<'_> {
 
     async fn publish(&self) -> anyhow::Result<Settle> {
         let job = &self.job;
-        let now = now_ms();
+        let now = self.manager.clock.now_millis();
         if !matches!(
             job.post_state,
             PostState::Scheduled | PostState::Publishing | PostState::Unknown
@@ -611,7 +628,14 @@ impl Run<'_> {
                 }
             }
         }
-        if !execution::mark_sending(&self.manager.db, job, PostState::Publishing, now_ms()).await? {
+        if !execution::mark_sending(
+            &self.manager.db,
+            job,
+            PostState::Publishing,
+            self.manager.clock.now_millis(),
+        )
+        .await?
+        {
             return Ok(Settle::Ack);
         }
         let x = &self.manager.x;
@@ -636,7 +660,7 @@ impl Run<'_> {
                 }
                 let outcome = Outcome::Retry {
                     post_state: PostState::Unknown,
-                    due_at: now_ms() + VERIFY_DELAY_MS,
+                    due_at: self.manager.clock.now_millis() + VERIFY_DELAY_MS,
                     counted: true,
                     error: format!("no answer after sending; verifying: {err}"),
                 };
@@ -723,7 +747,13 @@ impl Run<'_> {
     async fn delete(&self) -> anyhow::Result<Settle> {
         let job = &self.job;
         if job.post_state != PostState::Deleting {
-            execution::retire(&self.manager.db, &job.job_id, job.dispatches, now_ms()).await?;
+            execution::retire(
+                &self.manager.db,
+                &job.job_id,
+                job.dispatches,
+                self.manager.clock.now_millis(),
+            )
+            .await?;
             return Ok(Settle::Ack);
         }
         if job.bot_status != BotStatus::Active.as_str() {
@@ -747,7 +777,14 @@ impl Run<'_> {
             Ok(token) => token,
             Err(settle) => return Ok(settle),
         };
-        if !execution::mark_sending(&self.manager.db, job, PostState::Deleting, now_ms()).await? {
+        if !execution::mark_sending(
+            &self.manager.db,
+            job,
+            PostState::Deleting,
+            self.manager.clock.now_millis(),
+        )
+        .await?
+        {
             return Ok(Settle::Ack);
         }
         let x = &self.manager.x;

@@ -110,6 +110,7 @@ impl Target for ConfigurationService {
             activity: ActivityLog::new(ctx.events.clone(), NAME),
             head: watch::channel(0).0,
             request_timeout: std::time::Duration::from_secs(ctx.platform.server.request_timeout),
+            clock: ctx.clock.clone(),
         });
         ctx.hub
             .provide(Arc::new(InProcessProvider(service.clone())));

@@ -63,6 +63,7 @@ pub struct ConfigService {
     pub head: watch::Sender<i64>,
     /// The service's request timeout: a long poll must answer before it.
     pub request_timeout: Duration,
+    pub clock: platform::Clock,
 }
 
 impl ConfigService {
@@ -225,7 +226,7 @@ impl ConfigService {
                     reason: &change.reason,
                     request_id: change.request_id.as_deref(),
                     rollback_of,
-                    created_at: now_millis(),
+                    created_at: self.clock.now_millis(),
                 },
                 based_on,
             )
@@ -451,13 +452,6 @@ fn stale(scope: &str, expected: i64, actual: i64) -> ApiError {
         ),
     )
     .with_field("revision", actual)
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// In one-process mode the other targets read their settings straight from here.

@@ -14,9 +14,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{
-    CreateError, FakeX, Fault, FaultKind, LoggedRequest, NewUser, RateState, now_millis,
-};
+use crate::state::{CreateError, FakeX, Fault, FaultKind, LoggedRequest, NewUser, RateState};
 
 type AppState = Arc<FakeX>;
 
@@ -103,7 +101,7 @@ impl Call {
             user_id: self.user_id,
             status: response.status().as_u16(),
             text: self.text,
-            at_ms: now_millis(),
+            at_ms: fake.now_millis(),
         });
         response
     }

@@ -71,7 +71,7 @@ impl Target for FakeXService {
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
         let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
-        let fake = Arc::new(FakeX::new(settings.clone()));
+        let fake = Arc::new(FakeX::new(settings.clone(), ctx.clock.clone()));
         for username in &settings.demo_users {
             let tokens = fake.add_user(NewUser::named(username));
             println!(

@@ -4,27 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::Settings;
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
-pub(crate) fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
 
 fn random_token(prefix: &str) -> String {
     let a = uuid::Uuid::new_v4();
@@ -174,18 +160,29 @@ pub enum CreateError {
 /// The fake X.
 pub struct FakeX {
     pub(crate) settings: Settings,
+    /// X's time: in tests the app's own clock, so windows and token expiry move with it.
+    clock: platform::Clock,
     inner: Mutex<Inner>,
     next_id: AtomicU64,
 }
 
 impl FakeX {
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(settings: Settings, clock: platform::Clock) -> Self {
         Self {
             settings,
+            clock,
             inner: Mutex::new(Inner::default()),
             // Snowflake-sized ids, as X's are.
             next_id: AtomicU64::new(1_860_000_000_000_000_000),
         }
+    }
+
+    pub(crate) fn unix_now(&self) -> u64 {
+        self.clock.unix_seconds().max(0) as u64
+    }
+
+    pub(crate) fn now_millis(&self) -> u64 {
+        self.clock.now_millis().max(0) as u64
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -200,7 +197,7 @@ impl FakeX {
             (
                 user_id.to_string(),
                 client_id.to_string(),
-                unix_now() + self.settings.access_token_ttl,
+                self.unix_now() + self.settings.access_token_ttl,
             ),
         );
         inner.refresh.insert(
@@ -248,7 +245,7 @@ impl FakeX {
     pub(crate) fn authenticate(&self, token: &str) -> Option<String> {
         let inner = self.inner();
         let (user, _, expires) = inner.access.get(token)?;
-        (*expires > unix_now()).then(|| user.clone())
+        (*expires > self.unix_now()).then(|| user.clone())
     }
 
     /// Ends every access token of the user now (refresh tokens stay valid).
@@ -284,7 +281,7 @@ impl FakeX {
         limit: u32,
         window_seconds: u64,
     ) -> Result<RateState, RateState> {
-        let now = unix_now();
+        let now = self.unix_now();
         let mut inner = self.inner();
         let window = inner
             .windows
@@ -353,7 +350,7 @@ impl FakeX {
                 id: id.clone(),
                 author_id: author_id.to_string(),
                 text: text.clone(),
-                created_at: unix_now(),
+                created_at: self.unix_now(),
                 deleted: false,
                 media_ids,
                 metrics: HashMap::new(),

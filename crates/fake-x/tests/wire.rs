@@ -9,8 +9,18 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn serve(settings: Settings) -> (Arc<FakeX>, String, reqwest::Client) {
+    serve_at(settings, platform::Clock::frozen(START)).await
+}
+
+/// X's clock in these tests: frozen at a fixed instant until a test moves it.
+const START: time::OffsetDateTime = time::macros::datetime!(2031-03-14 09:00 UTC);
+
+async fn serve_at(
+    settings: Settings,
+    clock: platform::Clock,
+) -> (Arc<FakeX>, String, reqwest::Client) {
     platform::install_crypto_provider();
-    let fake = Arc::new(FakeX::new(settings));
+    let fake = Arc::new(FakeX::new(settings, clock));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = fake_x::router(fake.clone());
@@ -91,7 +101,8 @@ async fn windows_count_per_user_and_endpoint_then_answer_429() {
         post_limit: 2,
         ..Default::default()
     };
-    let (fake, url, client) = serve(settings).await;
+    let clock = platform::Clock::frozen(START);
+    let (fake, url, client) = serve_at(settings, clock.clone()).await;
     let user = fake.add_user(NewUser::named("busy"));
     let other = fake.add_user(NewUser::named("calm"));
     let post = |token: &str, text: &str| {
@@ -109,7 +120,9 @@ async fn windows_count_per_user_and_endpoint_then_answer_429() {
         ),
         (2, 1)
     );
-    assert!(header(&first, "x-rate-limit-reset") > 1_700_000_000);
+    // The window is 15 minutes from the first call, in Unix seconds.
+    let reset = START.unix_timestamp() + 900;
+    assert_eq!(header(&first, "x-rate-limit-reset"), reset);
     assert!(
         first
             .headers()
@@ -137,6 +150,17 @@ async fn windows_count_per_user_and_endpoint_then_answer_429() {
         .unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(header(&me, "x-rate-limit-limit"), 75);
+    // A second before the reset the window is still spent; at the reset a new one opens.
+    clock.advance(Duration::from_secs(899));
+    assert_eq!(
+        post(&user.access_token, "four").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    clock.advance(Duration::from_secs(1));
+    let fresh = post(&user.access_token, "five").await.unwrap();
+    assert_eq!(fresh.status(), StatusCode::CREATED);
+    assert_eq!(header(&fresh, "x-rate-limit-remaining"), 1);
+    assert_eq!(header(&fresh, "x-rate-limit-reset"), reset + 900);
 }
 
 #[tokio::test]

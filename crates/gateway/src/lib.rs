@@ -153,7 +153,7 @@ impl Target for GatewayService {
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
         let live = ctx.live.section::<Settings>(CONFIG_SECTION, |_| Ok(()))?;
         let settings = live.get();
-        let edge = EdgeRateLimit::new(live);
+        let edge = EdgeRateLimit::new(live, ctx.clock.clone());
         // In one process the services' routes are merged in directly: nothing to proxy.
         let router = if routes::ROUTES
             .iter()

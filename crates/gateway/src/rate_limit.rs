@@ -11,8 +11,9 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock as _;
 use governor::middleware::StateInformationMiddleware;
+use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use platform::config::Live;
@@ -21,7 +22,20 @@ use platform::http::error::{ApiError, ErrorCode};
 use crate::Settings;
 
 type Limiter =
-    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock, StateInformationMiddleware>;
+    RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, PlatformClock, StateInformationMiddleware>;
+
+/// The platform's clock as governor reads time, so the edge's windows move with the app's
+/// clock (a test's, too) rather than a clock of their own.
+#[derive(Clone)]
+struct PlatformClock(platform::Clock);
+
+impl governor::clock::Clock for PlatformClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(u64::try_from(self.0.now().unix_timestamp_nanos()).unwrap_or(0))
+    }
+}
 
 /// A limiter and the allowance per minute it was made for.
 type Current = Option<(u32, Arc<Limiter>)>;
@@ -31,13 +45,15 @@ type Current = Option<(u32, Arc<Limiter>)>;
 pub struct EdgeRateLimit {
     settings: Live<Settings>,
     current: Arc<Mutex<Current>>,
+    clock: PlatformClock,
 }
 
 impl EdgeRateLimit {
-    pub fn new(settings: Live<Settings>) -> Self {
+    pub fn new(settings: Live<Settings>, clock: platform::Clock) -> Self {
         Self {
             settings,
             current: Arc::default(),
+            clock: PlatformClock(clock),
         }
     }
 
@@ -50,8 +66,11 @@ impl EdgeRateLimit {
             Some((limit, limiter)) if *limit == per_minute => Some((*limit, limiter.clone())),
             _ => {
                 let limiter = Arc::new(
-                    RateLimiter::keyed(Quota::per_minute(per_minute_nz))
-                        .with_middleware::<StateInformationMiddleware>(),
+                    RateLimiter::dashmap_with_clock(
+                        Quota::per_minute(per_minute_nz),
+                        self.clock.clone(),
+                    )
+                    .with_middleware::<StateInformationMiddleware>(),
                 );
                 *current = Some((per_minute, limiter.clone()));
                 Some((per_minute, limiter))
@@ -100,7 +119,7 @@ pub async fn limit(State(edge): State<EdgeRateLimit>, request: Request, next: Ne
             response
         }
         Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let wait = not_until.wait_time_from(edge.clock.now());
             let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let retry_after = retry_after.max(1);
             let mut response = ApiError::new(

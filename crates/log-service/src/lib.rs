@@ -104,6 +104,7 @@ impl Target for LoggingService {
             metrics: LogMetrics::register(&ctx.metrics),
             activity: ActivityLog::new(ctx.events.clone(), NAME),
             partitions: Partitions::default(),
+            clock: ctx.clock.clone(),
             settings,
             live,
             db,

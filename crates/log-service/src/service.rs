@@ -64,6 +64,7 @@ pub struct Logs {
     pub live: Live<Settings>,
     pub partitions: Partitions,
     pub metrics: LogMetrics,
+    pub clock: platform::Clock,
 }
 
 impl Logs {
@@ -75,7 +76,7 @@ impl Logs {
     /// Stores events in one transaction; returns how many were new. Events already past
     /// their retention are counted and skipped (retention would drop them anyway).
     pub async fn store(&self, events: Vec<LogEvent>) -> anyhow::Result<u64> {
-        let now = platform::time_fmt::now_millis();
+        let now = self.clock.now_millis();
         let (keep, expired): (Vec<LogEvent>, Vec<LogEvent>) = events
             .into_iter()
             .partition(|e| e.ts >= self.cutoff(e.category, now));
@@ -110,7 +111,7 @@ impl Logs {
 
     /// One retention pass: whole day partitions on PostgreSQL, rows on SQLite.
     pub async fn apply_retention(&self) -> anyhow::Result<u64> {
-        let now = platform::time_fmt::now_millis();
+        let now = self.clock.now_millis();
         let mut removed = 0;
         for category in Category::ALL {
             let cutoff = self.cutoff(category, now);

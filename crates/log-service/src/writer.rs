@@ -82,7 +82,7 @@ fn spawn_one(ctx: &TargetContext, logs: Arc<Logs>) {
 }
 
 async fn write_batch(logs: &Logs, batch: Vec<Delivery>) {
-    let now = platform::time_fmt::now_millis();
+    let now = logs.clock.now_millis();
     let mut events = Vec::with_capacity(batch.len());
     let mut keep = Vec::with_capacity(batch.len());
     for delivery in batch {

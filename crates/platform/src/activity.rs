@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::http::observe::current_request_id;
 use crate::shipping::EventShipper;
-use crate::time_fmt::now_rfc3339;
 
 /// One thing a person (or client) did.
 #[derive(Debug, Clone, Serialize)]
@@ -69,7 +68,12 @@ impl ActivityLog {
 
     /// The CloudEvents envelope of an activity happening now, in the current request.
     pub fn envelope(&self, id: &str, activity: &Activity) -> Value {
-        self.envelope_at(id, &now_rfc3339(), current_request_id(), activity)
+        self.envelope_at(
+            id,
+            &self.events.clock().now_rfc3339(),
+            current_request_id(),
+            activity,
+        )
     }
 
     /// The CloudEvents envelope of an activity recorded earlier (an outbox row).
@@ -146,7 +150,7 @@ impl ActivityLog {
     /// A debug event (`level`: trace … fatal) for the Logging service; may be dropped under
     /// pressure, never blocks.
     pub fn debug(&self, level: &str, message: &str, details: Value) {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = self.events.clock().uuid_v7().to_string();
         let mut activity = Activity::new("debug");
         activity.details = details;
         let mut envelope = self.envelope(&id, &activity);
@@ -163,7 +167,7 @@ impl ActivityLog {
 
     /// Records a user activity: on the queue, or in the spill file until the queue is back.
     pub async fn record(&self, activity: Activity) {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = self.events.clock().uuid_v7().to_string();
         let envelope = self.envelope(&id, &activity);
         let shipped = self
             .events

@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod http;
@@ -21,6 +22,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod time_fmt;
 
+pub use clock::Clock;
 pub use http::error::{ApiError, ErrorCode};
 
 /// Installs the one TLS crypto provider of the process (ring). Call it before anything opens

@@ -56,6 +56,7 @@ struct Metrics {
 
 struct Inner {
     queue: Arc<dyn Queue>,
+    clock: crate::clock::Clock,
     spill_path: PathBuf,
     spill_max_bytes: u64,
     /// The spill file's size; its lock also serialises every write and the replay.
@@ -79,6 +80,7 @@ impl EventShipper {
         queue: Arc<dyn Queue>,
         settings: &TelemetrySettings,
         registry: &MetricsRegistry,
+        clock: crate::clock::Clock,
     ) -> Self {
         let (debug, debug_receiver) = mpsc::channel(settings.debug_buffer.max(1));
         let metrics = Metrics::default();
@@ -103,6 +105,7 @@ impl EventShipper {
         Self {
             inner: Arc::new(Inner {
                 queue,
+                clock,
                 spill_path,
                 spill_max_bytes: settings.spill_max_bytes,
                 spill: Mutex::new(existing),
@@ -124,6 +127,11 @@ impl EventShipper {
             let inner = self.inner.clone();
             tasks.spawn(async move { publish_droppable(inner, receiver, shutdown).await });
         }
+    }
+
+    /// The app's clock, which stamps every event's time.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.inner.clock
     }
 
     /// The queue itself, for callers with their own delivery guarantees (an outbox relay).

@@ -37,6 +37,9 @@ pub struct TargetContext {
     /// Ships user_activity (never dropped) and debug events to the Logging service.
     pub events: crate::shipping::EventShipper,
     pub metrics: MetricsRegistry,
+    /// What time it is, for every decision the target makes by time (the system clock in
+    /// production, a settable one in tests).
+    pub clock: crate::clock::Clock,
     /// Fires on shutdown; background work stops taking new work when it does.
     pub shutdown: CancellationToken,
     /// Background tasks spawned here are awaited (up to the drain timeout) at shutdown.

@@ -1,24 +1,15 @@
-//! Time helpers: the platform writes every timestamp as RFC 3339 in UTC (the API convention)
-//! and measures queue deadlines in milliseconds since the Unix epoch.
+//! Time formatting: the platform writes every timestamp as RFC 3339 in UTC (the API
+//! convention) and stores instants as milliseconds or seconds since the Unix epoch. What time
+//! it is comes from [`crate::clock::Clock`], never from here.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Now, formatted as RFC 3339 in UTC.
-pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
+/// A time as RFC 3339 in UTC.
+pub fn rfc3339(time: OffsetDateTime) -> String {
+    time.to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
         .expect("RFC 3339 formatting of a UTC time cannot fail")
-}
-
-/// Milliseconds since the Unix epoch, the unit of every stored deadline.
-pub fn now_millis() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// Seconds since the Unix epoch: the unit of the services' stored timestamps.
-pub fn unix_now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Unix milliseconds as RFC 3339 UTC (empty if out of range).

@@ -75,7 +75,12 @@ async fn setup(spill_max_bytes: u64, debug_buffer: usize) -> Setup {
         ..TelemetrySettings::default()
     };
     let metrics = MetricsRegistry::new();
-    let shipper = EventShipper::new(queue.clone(), &telemetry, &metrics);
+    let shipper = EventShipper::new(
+        queue.clone(),
+        &telemetry,
+        &metrics,
+        platform::Clock::system(),
+    );
     let shutdown = CancellationToken::new();
     shipper.spawn(&TaskTracker::new(), shutdown.clone());
     Setup {

@@ -117,6 +117,7 @@ impl Target for SecureBotDataService {
             vault,
             metrics,
             events: platform::activity::ActivityLog::new(ctx.events.clone(), NAME),
+            clock: ctx.clock.clone(),
         });
         spawn_key_reloader(&ctx, state.clone(), settings.kek_reload_interval);
         let readiness_state = state.clone();

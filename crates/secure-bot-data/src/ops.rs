@@ -19,6 +19,7 @@ use crate::store;
 use crate::store::audit::AuditEntry;
 use crate::store::backup::{self, Record};
 use crate::store::secrets;
+use platform::Clock;
 
 /// The operator as the audit trail names them.
 fn operator() -> String {
@@ -48,6 +49,7 @@ pub async fn rotate_kek(
     db: &Database,
     settings: &Settings,
     print_only: bool,
+    clock: &Clock,
 ) -> anyhow::Result<Rotated> {
     let material = keyring::read_material(settings)?;
     let used = secrets::count_by_kek(db).await?;
@@ -71,7 +73,7 @@ pub async fn rotate_kek(
     };
     audit(
         db,
-        AuditEntry::new(&operator(), "rotate", "ok")
+        AuditEntry::new(clock, &operator(), "rotate", "ok")
             .details(json!({ "kek_version": version, "written": !print_only })),
     )
     .await?;
@@ -106,6 +108,7 @@ pub async fn rewrap(
     settings: &Settings,
     batch: i64,
     mut progress: impl FnMut(u64, i64),
+    clock: &Clock,
 ) -> anyhow::Result<RewrapReport> {
     let keyring = usable_keyring(store::policy::min_decryption_version(db).await?, settings)?;
     let newest = keyring.newest().expect("non-empty keyring");
@@ -149,7 +152,7 @@ pub async fn rewrap(
     }
     audit(
         db,
-        AuditEntry::new(&operator(), "rewrap", "ok").details(json!({
+        AuditEntry::new(clock, &operator(), "rewrap", "ok").details(json!({
             "kek_version": report.target_version,
             "rewrapped": report.rewrapped,
         })),
@@ -174,6 +177,7 @@ pub async fn retire_below(
     db: &Database,
     settings: &Settings,
     min_version: u32,
+    clock: &Clock,
 ) -> anyhow::Result<()> {
     if min_version == 0 {
         bail!("the minimum version is at least 1");
@@ -185,10 +189,10 @@ pub async fn retire_below(
         );
     }
     usable_keyring(min_version, settings)?;
-    store::policy::set_min_decryption_version(db, min_version).await?;
+    store::policy::set_min_decryption_version(db, min_version, clock.unix_seconds()).await?;
     audit(
         db,
-        AuditEntry::new(&operator(), "retire", "ok")
+        AuditEntry::new(clock, &operator(), "retire", "ok")
             .details(json!({ "min_decryption_version": min_version })),
     )
     .await
@@ -213,11 +217,11 @@ pub async fn status(db: &Database, settings: &Settings) -> anyhow::Result<serde_
 
 /// Writes a backup as NDJSON: a header, the policy, then bots, fields and sealed versions.
 /// Returns how many records were written.
-pub async fn backup(db: &Database, out: &mut impl Write) -> anyhow::Result<usize> {
+pub async fn backup(db: &Database, out: &mut impl Write, clock: &Clock) -> anyhow::Result<usize> {
     let header = Record::Header {
         format: backup::FORMAT.to_string(),
         version: 1,
-        created_at: platform::time_fmt::now_rfc3339(),
+        created_at: clock.now_rfc3339(),
     };
     let records = backup::dump(db).await?;
     for record in std::iter::once(&header).chain(&records) {
@@ -227,14 +231,15 @@ pub async fn backup(db: &Database, out: &mut impl Write) -> anyhow::Result<usize
     out.flush()?;
     audit(
         db,
-        AuditEntry::new(&operator(), "backup", "ok").details(json!({ "records": records.len() })),
+        AuditEntry::new(clock, &operator(), "backup", "ok")
+            .details(json!({ "records": records.len() })),
     )
     .await?;
     Ok(records.len())
 }
 
 /// Restores a backup into an empty store, in one transaction. Returns how many records.
-pub async fn restore(db: &Database, input: impl BufRead) -> anyhow::Result<usize> {
+pub async fn restore(db: &Database, input: impl BufRead, clock: &Clock) -> anyhow::Result<usize> {
     if !backup::is_empty(db).await? {
         bail!("the store is not empty; restore only into an empty store");
     }
@@ -256,11 +261,11 @@ pub async fn restore(db: &Database, input: impl BufRead) -> anyhow::Result<usize
     }
     let mut tx = db.pool().begin().await?;
     for record in &records[1..] {
-        backup::load(&mut tx, record).await?;
+        backup::load(&mut tx, record, clock.unix_seconds()).await?;
     }
     store::audit::insert(
         &mut tx,
-        &[AuditEntry::new(&operator(), "restore", "ok")
+        &[AuditEntry::new(clock, &operator(), "restore", "ok")
             .details(json!({ "records": records.len() - 1 }))],
     )
     .await?;

@@ -14,10 +14,10 @@ use crate::crypto::{self, RecordRef};
 use crate::keyring::{KeyVault, SealReason, SealedError};
 use crate::model::{BotId, FieldName, SecretValue};
 use crate::settings::Settings;
+use crate::store;
 use crate::store::audit::AuditEntry;
 use crate::store::bots::{self, BotRow, BotSummary};
 use crate::store::secrets::{self, Expect, FieldMeta, VersionRow};
-use crate::store::{self, now};
 
 pub struct BotData {
     pub db: Database,
@@ -27,6 +27,7 @@ pub struct BotData {
     pub metrics: crate::metrics::BotDataMetrics,
     /// Debug events for the Logging service (an integrity failure, for one).
     pub events: platform::activity::ActivityLog,
+    pub clock: platform::Clock,
 }
 
 pub fn sealed(err: SealedError) -> ApiError {
@@ -100,8 +101,8 @@ impl BotData {
         field: Option<&str>,
         why: &str,
     ) {
-        let mut entry =
-            AuditEntry::new(caller.id(), action, "denied").details(json!({ "reason": why }));
+        let mut entry = AuditEntry::new(&self.clock, caller.id(), action, "denied")
+            .details(json!({ "reason": why }));
         if let Some(bot_id) = bot_id {
             entry = entry.bot(bot_id);
         }
@@ -255,7 +256,7 @@ impl BotData {
         kek: &crate::crypto::Kek,
         writes: &[FieldWrite],
     ) -> Result<(Vec<Written>, Vec<AuditEntry>), ApiError> {
-        let now = now();
+        let now = self.clock.unix_seconds();
         bots::create_if_absent(&mut *tx, bot_id.as_str(), owner_id, team, caller.id(), now).await?;
         let bot = bots::get(&mut *tx, bot_id.as_str())
             .await?
@@ -303,7 +304,7 @@ impl BotData {
             )
             .await?;
             entries.push(
-                AuditEntry::new(caller.id(), "write", "ok")
+                AuditEntry::new(&self.clock, caller.id(), "write", "ok")
                     .bot(bot_id.as_str())
                     .field(field, Some(version))
                     .hmac(kek.audit_hmac(plaintext))
@@ -461,7 +462,7 @@ impl BotData {
         let value = self.open(bot_id, &row).await?;
         if reveal {
             let kek_version = row.sealed.as_ref().map_or(0, |s| s.kek_version);
-            let mut entry = AuditEntry::new(caller.id(), "reveal", "ok")
+            let mut entry = AuditEntry::new(&self.clock, caller.id(), "reveal", "ok")
                 .bot(bot_id.as_str())
                 .field(field.as_str(), Some(row.version));
             if let Some(hmac) = self.audit_hmac(kek_version, &value) {
@@ -511,7 +512,7 @@ impl BotData {
             .filter(|r| r.deleted_at.is_none() && r.destroyed_at.is_none())
         {
             let value = self.open(bot_id, row).await?;
-            let mut entry = AuditEntry::new(caller.id(), "reveal", "ok")
+            let mut entry = AuditEntry::new(&self.clock, caller.id(), "reveal", "ok")
                 .bot(bot_id.as_str())
                 .field(&row.field, Some(row.version));
             if let Some(hmac) = row
@@ -526,7 +527,7 @@ impl BotData {
         }
         if entries.is_empty() {
             entries.push(
-                AuditEntry::new(caller.id(), "reveal", "ok")
+                AuditEntry::new(&self.clock, caller.id(), "reveal", "ok")
                     .bot(bot_id.as_str())
                     .details(json!({ "fields": 0 })),
             );
@@ -601,7 +602,7 @@ impl BotData {
                 field.as_str()
             )));
         }
-        let now = now();
+        let now = self.clock.unix_seconds();
         let mut tx = self.db.pool().begin().await.map_err(anyhow::Error::from)?;
         let changed = match action {
             Lifecycle::Delete => {
@@ -643,7 +644,7 @@ impl BotData {
         let entries: Vec<AuditEntry> = changed
             .iter()
             .map(|version| {
-                AuditEntry::new(caller.id(), name, "ok")
+                AuditEntry::new(&self.clock, caller.id(), name, "ok")
                     .bot(bot_id.as_str())
                     .field(field.as_str(), Some(*version))
             })
@@ -658,7 +659,12 @@ impl BotData {
     /// An admin action on the vault itself (seal, unseal), audited.
     pub async fn audit_system(&self, caller: &Caller, action: &str) -> Result<(), ApiError> {
         self.audit
-            .record(vec![AuditEntry::new(caller.id(), action, "ok")])
+            .record(vec![AuditEntry::new(
+                &self.clock,
+                caller.id(),
+                action,
+                "ok",
+            )])
             .await
             .map_err(ApiError::from)
     }

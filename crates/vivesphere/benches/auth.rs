@@ -56,7 +56,12 @@ fn verification_rates() {
         verified_cache_size: 1_000_000,
         ..AuthSettings::default()
     };
-    let verifier = TokenVerifier::new(Arc::new(StaticKeys(jwks)), &settings, "bot-manager");
+    let verifier = TokenVerifier::new(
+        Arc::new(StaticKeys(jwks)),
+        &settings,
+        "bot-manager",
+        platform::Clock::system(),
+    );
     let key = EncodingKey::from_ed_der(pkcs8.as_ref());
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("bench".into());

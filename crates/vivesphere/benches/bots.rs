@@ -34,7 +34,7 @@ fn spread_seconds() -> i64 {
 }
 
 fn now_ms() -> i64 {
-    platform::time_fmt::now_millis()
+    platform::Clock::system().now_millis()
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -152,7 +152,7 @@ fn run(label: &str, extra_env: &[(String, String)]) {
         daily_post_limit: u32::MAX,
         ..Default::default()
     };
-    let fake = Arc::new(FakeX::new(settings));
+    let fake = Arc::new(FakeX::new(settings, platform::Clock::system()));
     let fake_url = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

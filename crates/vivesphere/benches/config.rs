@@ -73,7 +73,7 @@ fn main() {
             .unwrap();
             let initial = Arc::new(loader.load(Some("logging")).unwrap());
             let live = LiveConfig::new("logging", loader.clone(), Some("logging".into()), catalog.clone(), initial, 0);
-            let tokens = ServiceTokens::new(&server.base, "logging", secret.clone(), "configuration").unwrap();
+            let tokens = ServiceTokens::new(&server.base, "logging", secret.clone(), "configuration", platform::Clock::system()).unwrap();
             let client = ConfigClient::new(
                 live.clone(),
                 CentralSource::http(&server.base, Arc::new(tokens)).unwrap(),

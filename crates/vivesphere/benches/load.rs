@@ -160,7 +160,7 @@ async fn measure(label: &str, base: &str, clients: u64, seconds: u64) {
                 http.post(format!("{base}/api/v1/logs/submit"))
                     .bearer_auth(&token)
                     .json(&json!({"log_type": "console", "log_data": {
-                        "timestamp": platform::time_fmt::now_rfc3339(),
+                        "timestamp": platform::Clock::system().now_rfc3339(),
                         "message": format!("load event {n}"),
                         "source": "load-bench",
                     }}))

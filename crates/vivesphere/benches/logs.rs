@@ -73,7 +73,7 @@ async fn ingest(postgres: &TestPostgres, nats: &str) {
     })
     .await
     .unwrap();
-    let now = platform::time_fmt::now_rfc3339();
+    let now = platform::Clock::system().now_rfc3339();
     let started = Instant::now();
     let chunks: Vec<Vec<usize>> = (0..INGEST_EVENTS)
         .collect::<Vec<_>>()
@@ -255,7 +255,7 @@ async fn query_latencies(
 
 async fn queries(postgres: &TestPostgres, nats: &str, rows: i64) {
     let namespace = unique_name();
-    let now = platform::time_fmt::now_millis();
+    let now = platform::Clock::system().now_millis();
     {
         // Migrations first, from a server that is then stopped.
         let server = Server::start(&env_for(postgres, nats, &namespace));

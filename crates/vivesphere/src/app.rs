@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::routing::get;
 use axum::{Extension, Router};
+use platform::Clock;
 use platform::auth::{HttpKeySource, TokenVerifier};
 use platform::auth::{ServiceTokens, service_secret};
 use platform::config::central::{ConfigHub, DiskCopy, GLOBAL_SCOPE};
@@ -50,6 +51,8 @@ pub struct AppOptions {
     /// The installed log subscriber's filter, which follows `telemetry.log_level` live
     /// (`main` installs one; tests run without).
     pub log_level: Option<LogLevelHandle>,
+    /// What time it is for every service of the app: the system clock, or a test's.
+    pub clock: Clock,
 }
 
 impl std::fmt::Debug for AppOptions {
@@ -76,6 +79,7 @@ impl AppOptions {
             listen,
             file_root: None,
             log_level: None,
+            clock: Clock::system(),
         }
     }
 
@@ -283,9 +287,15 @@ pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String>
         database: Some(database.clone()),
         // Operator commands ship nothing in the background; an event they cannot publish
         // waits in the spill file for the next server start.
-        events: EventShipper::new(queue.clone(), &entry.platform.telemetry, &metrics),
+        events: EventShipper::new(
+            queue.clone(),
+            &entry.platform.telemetry,
+            &metrics,
+            options.clock.clone(),
+        ),
         queue,
         metrics,
+        clock: options.clock.clone(),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         failure: Arc::new(OnceLock::new()),
@@ -306,6 +316,7 @@ struct CentralLinks {
     peers: Peers,
     authentication_url: String,
     revision: Family<ServiceLabel, Gauge>,
+    clock: Clock,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -352,6 +363,7 @@ impl CentralLinks {
                 client_id,
                 secret,
                 configuration::NAME,
+                self.clock.clone(),
             )?;
             CentralSource::http(&url, Arc::new(tokens))?
         };
@@ -477,7 +489,13 @@ impl App {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let failure = Arc::new(OnceLock::new());
-        let events = EventShipper::new(queue.clone(), &loaded.process_platform.telemetry, &metrics);
+        let clock = options.clock.clone();
+        let events = EventShipper::new(
+            queue.clone(),
+            &loaded.process_platform.telemetry,
+            &metrics,
+            clock.clone(),
+        );
         events.spawn(&tasks, shutdown.clone());
         for warning in &loaded.warnings {
             tracing::warn!("{warning}");
@@ -492,6 +510,7 @@ impl App {
             peers: peers.clone(),
             authentication_url: authentication_url.clone(),
             revision: Family::default(),
+            clock: clock.clone(),
         };
         metrics.register(
             "config_applied_revision",
@@ -550,6 +569,7 @@ impl App {
                     queue: queue.clone(),
                     events: events.clone(),
                     metrics: metrics.clone(),
+                    clock: clock.clone(),
                     shutdown: shutdown.clone(),
                     tasks: tasks.clone(),
                     failure: failure.clone(),
@@ -583,6 +603,7 @@ impl App {
                     Arc::new(HttpKeySource::new(&authentication_url)?),
                     &platform.auth,
                     info.name,
+                    clock.clone(),
                 ),
             };
             verifier.follow_revocations(queue.clone(), shutdown.clone());

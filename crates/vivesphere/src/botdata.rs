@@ -47,7 +47,7 @@ pub enum BotdataCommand {
 pub async fn run(options: &AppOptions, command: BotdataCommand) -> anyhow::Result<()> {
     let (entry, db) = open_target(options, NAME).await?;
     let settings: Settings = entry.config.section(CONFIG_SECTION)?;
-    let outcome = execute(&db, &settings, command).await;
+    let outcome = execute(&db, &settings, &options.clock, command).await;
     db.close().await;
     outcome
 }
@@ -55,11 +55,12 @@ pub async fn run(options: &AppOptions, command: BotdataCommand) -> anyhow::Resul
 async fn execute(
     db: &platform::db::Database,
     settings: &Settings,
+    clock: &platform::Clock,
     command: BotdataCommand,
 ) -> anyhow::Result<()> {
     match command {
         BotdataCommand::RotateKek { print } => {
-            let rotated = ops::rotate_kek(db, settings, print).await?;
+            let rotated = ops::rotate_kek(db, settings, print, clock).await?;
             match rotated.key {
                 Some(key) => println!("{} {}", rotated.version, key.as_str()),
                 None => println!(
@@ -70,9 +71,15 @@ async fn execute(
             }
         }
         BotdataCommand::Rewrap { batch } => {
-            let report = ops::rewrap(db, settings, batch, |done, remaining| {
-                println!("rewrapped {done}, {remaining} to go");
-            })
+            let report = ops::rewrap(
+                db,
+                settings,
+                batch,
+                |done, remaining| {
+                    println!("rewrapped {done}, {remaining} to go");
+                },
+                clock,
+            )
             .await?;
             println!(
                 "done: {} data key(s) now under KEK version {} ({} changed concurrently)",
@@ -80,7 +87,7 @@ async fn execute(
             );
         }
         BotdataCommand::RetireKeks { below } => {
-            ops::retire_below(db, settings, below).await?;
+            ops::retire_below(db, settings, below, clock).await?;
             println!("KEK versions below {below} are retired");
         }
         BotdataCommand::Status => {
@@ -93,14 +100,14 @@ async fn execute(
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let mut writer = std::io::BufWriter::new(file);
-            let records = ops::backup(db, &mut writer).await?;
+            let records = ops::backup(db, &mut writer, clock).await?;
             writer.flush()?;
             println!("{records} record(s) written to {}", out.display());
         }
         BotdataCommand::Restore { from } => {
             let file = std::fs::File::open(&from)
                 .with_context(|| format!("cannot open {}", from.display()))?;
-            let records = ops::restore(db, std::io::BufReader::new(file)).await?;
+            let records = ops::restore(db, std::io::BufReader::new(file), clock).await?;
             println!("{records} record(s) restored from {}", from.display());
         }
     }

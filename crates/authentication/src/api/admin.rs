@@ -139,6 +139,7 @@ pub async fn create_user(
             roles: &request.roles,
             must_change_password: temporary.is_some(),
         },
+        state.clock.unix_seconds(),
     )
     .await?
     .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "that username is taken"))?;
@@ -230,6 +231,7 @@ pub async fn patch_user(
             disabled: patch.disabled,
             roles: patch.roles.clone(),
         },
+        state.clock.unix_seconds(),
     )
     .await?;
     if revoke {
@@ -321,7 +323,7 @@ pub async fn reset_password(
     }
     let temporary = temporary_password();
     let hash = state.hash_password(temporary.clone()).await?;
-    users::set_password(&state.db, &user_id, &hash, true).await?;
+    users::set_password(&state.db, &user_id, &hash, true, state.clock.unix_seconds()).await?;
     state.revoke_user(&user_id).await?;
     state
         .activity
@@ -429,7 +431,15 @@ pub async fn create_role(
         ));
     }
     check_permissions(&body.permissions)?;
-    if !roles::create(&state.db, &name, &body.description, &body.permissions).await? {
+    if !roles::create(
+        &state.db,
+        &name,
+        &body.description,
+        &body.permissions,
+        state.clock.unix_seconds(),
+    )
+    .await?
+    {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "a role with that name exists",
@@ -547,6 +557,7 @@ pub async fn create_client(
         &body.audiences,
         &body.scopes,
         &body.description,
+        state.clock.unix_seconds(),
     )
     .await?
     .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "that client_id is taken"))?;

@@ -20,7 +20,7 @@ use crate::store::sessions::Refreshed;
 use crate::store::throttle::{self, ThrottleKey};
 use crate::store::users::{self, Credentials};
 use crate::tokens::{MFA_ENROLL, MFA_VERIFY, TokenPair};
-use crate::{mfa, now, store};
+use crate::{mfa, store};
 
 /// Longest password accepted at login (policy caps new ones); bounds the hashing work an
 /// anonymous caller can ask for.
@@ -82,9 +82,14 @@ pub async fn check_password(
         ThrottleKey::account(username),
         ThrottleKey::address(&client.ip),
     ];
-    let wait = throttle::retry_after(&state.db, &state.live.get().brute_force, &keys)
-        .await
-        .map_err(internal)?;
+    let wait = throttle::retry_after(
+        &state.db,
+        &state.live.get().brute_force,
+        &keys,
+        state.clock.unix_seconds(),
+    )
+    .await
+    .map_err(internal)?;
     if wait > 0 {
         state
             .activity
@@ -124,9 +129,14 @@ pub async fn check_password(
             Ok(credentials)
         }
         other => {
-            let locked = throttle::record_failure(&state.db, &state.live.get().brute_force, &keys)
-                .await
-                .map_err(internal)?;
+            let locked = throttle::record_failure(
+                &state.db,
+                &state.live.get().brute_force,
+                &keys,
+                state.clock.unix_seconds(),
+            )
+            .await
+            .map_err(internal)?;
             let mut activity = attempt("login.failed", username, client);
             if let Some(credentials) = &other {
                 activity = activity.subject(credentials.user.id.clone());
@@ -237,9 +247,14 @@ pub async fn login_mfa(
         ThrottleKey::account(&credentials.user.username),
         ThrottleKey::address(&client.ip),
     ];
-    let wait = throttle::retry_after(&state.db, &state.live.get().brute_force, &keys)
-        .await
-        .map_err(internal)?;
+    let wait = throttle::retry_after(
+        &state.db,
+        &state.live.get().brute_force,
+        &keys,
+        state.clock.unix_seconds(),
+    )
+    .await
+    .map_err(internal)?;
     if wait > 0 {
         return Err(throttled(wait));
     }
@@ -251,22 +266,32 @@ pub async fn login_mfa(
         (Some(code), None, Some(sealed)) if credentials.user.mfa_enabled => {
             let secret =
                 mfa::open(&state.sealer, &credentials.user.id, sealed).map_err(internal)?;
-            match mfa::matching_step(&secret, code, now() as u64) {
+            match mfa::matching_step(&secret, code, state.clock.unix_seconds() as u64) {
                 Some(step) => users::claim_totp_step(&state.db, &credentials.user.id, step)
                     .await
                     .map_err(internal)?,
                 None => false,
             }
         }
-        (None, Some(code), _) => store::recovery::consume(&state.db, &credentials.user.id, code)
-            .await
-            .map_err(internal)?,
+        (None, Some(code), _) => store::recovery::consume(
+            &state.db,
+            &credentials.user.id,
+            code,
+            state.clock.unix_seconds(),
+        )
+        .await
+        .map_err(internal)?,
         _ => false,
     };
     if !accepted {
-        throttle::record_failure(&state.db, &state.live.get().brute_force, &keys)
-            .await
-            .map_err(internal)?;
+        throttle::record_failure(
+            &state.db,
+            &state.live.get().brute_force,
+            &keys,
+            state.clock.unix_seconds(),
+        )
+        .await
+        .map_err(internal)?;
         state
             .activity
             .record(Activity::new("login.mfa_failed").subject(credentials.user.id.clone()))
@@ -323,6 +348,7 @@ pub async fn refresh(
         &state.db,
         &request.refresh_token,
         state.settings.session_idle_timeout as i64,
+        state.clock.unix_seconds(),
     )
     .await?;
     match outcome {
@@ -471,9 +497,15 @@ pub async fn change_password(
         .hash_password(request.new_password)
         .await
         .map_err(internal)?;
-    users::set_password(&state.db, &user.id, &hash, false)
-        .await
-        .map_err(internal)?;
+    users::set_password(
+        &state.db,
+        &user.id,
+        &hash,
+        false,
+        state.clock.unix_seconds(),
+    )
+    .await
+    .map_err(internal)?;
     state.revoke_user(&user.id).await.map_err(internal)?;
     state
         .activity

@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::store::sessions::Session;
 use crate::store::users::{self, User, UserPatch};
 use crate::tokens::{MFA_ENROLL, TokenPair};
-use crate::{mfa, now, store};
+use crate::{mfa, store};
 
 fn not_found() -> ApiError {
     ApiError::not_found("no such user")
@@ -78,6 +78,7 @@ pub async fn patch_me(
             email: patch.email.map(Some),
             ..UserPatch::default()
         },
+        state.clock.unix_seconds(),
     )
     .await?;
     get_me(State(state), Authenticated(claims)).await
@@ -98,7 +99,8 @@ pub async fn list_sessions(
     Authenticated(claims): Authenticated,
 ) -> Result<Json<SessionList>, ApiError> {
     Ok(Json(SessionList {
-        items: store::sessions::list_live(&state.db, &claims.sub).await?,
+        items: store::sessions::list_live(&state.db, &claims.sub, state.clock.unix_seconds())
+            .await?,
         current: claims.sid,
     }))
 }
@@ -178,6 +180,7 @@ pub async fn enroll_totp(
         &user.id,
         Some(&mfa::seal(&state.sealer, &user.id, &secret)),
         false,
+        state.clock.unix_seconds(),
     )
     .await?;
     Ok(Json(TotpEnrollment {
@@ -226,10 +229,18 @@ pub async fn confirm_totp(
             )
         })?;
     let secret = mfa::open(&state.sealer, &user_id, sealed)?;
-    let step = mfa::matching_step(&secret, &request.code, now() as u64).ok_or_else(|| {
-        ApiError::invalid_data("the code does not match; check the device's clock")
-    })?;
-    users::set_totp(&state.db, &user_id, Some(sealed), true).await?;
+    let step = mfa::matching_step(&secret, &request.code, state.clock.unix_seconds() as u64)
+        .ok_or_else(|| {
+            ApiError::invalid_data("the code does not match; check the device's clock")
+        })?;
+    users::set_totp(
+        &state.db,
+        &user_id,
+        Some(sealed),
+        true,
+        state.clock.unix_seconds(),
+    )
+    .await?;
     users::claim_totp_step(&state.db, &user_id, step).await?;
     let recovery_codes = store::recovery::replace(&state.db, &user_id).await?;
     state
@@ -286,7 +297,14 @@ pub async fn disable_totp(
     {
         return Err(super::login::auth_failed());
     }
-    users::set_totp(&state.db, &claims.sub, None, false).await?;
+    users::set_totp(
+        &state.db,
+        &claims.sub,
+        None,
+        false,
+        state.clock.unix_seconds(),
+    )
+    .await?;
     store::recovery::delete_all(&state.db, &claims.sub).await?;
     state
         .activity

@@ -287,6 +287,6 @@ pub struct RevocationList {
 #[utoipa::path(get, path = "/api/v1/auth/revocations", tag = "auth",
     responses((status = 200, body = RevocationList)))]
 pub async fn revocations(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let list = stores::revocations::active(&state.db).await?;
+    let list = stores::revocations::active(&state.db, state.clock.unix_seconds()).await?;
     Ok(Json(json!({ "revocations": list })))
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
-use crate::{now, rfc3339};
+use crate::rfc3339;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ServiceClient {
@@ -36,6 +36,7 @@ pub async fn create(
     audiences: &[String],
     scopes: &[String],
     description: &str,
+    now: i64,
 ) -> anyhow::Result<Option<(ServiceClient, String)>> {
     let secret = random_token();
     let result = sqlx::query(
@@ -47,7 +48,7 @@ pub async fn create(
     .bind(serde_json::to_string(audiences)?)
     .bind(serde_json::to_string(scopes)?)
     .bind(description)
-    .bind(now())
+    .bind(now)
     .execute(db.pool())
     .await;
     match result {
@@ -115,6 +116,7 @@ pub async fn upsert_declared(
     audiences: &[String],
     scopes: &[String],
     description: &str,
+    now: i64,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO service_clients (client_id, secret_hash, audiences, scopes, description, created_at) \
@@ -127,7 +129,7 @@ pub async fn upsert_declared(
     .bind(serde_json::to_string(audiences)?)
     .bind(serde_json::to_string(scopes)?)
     .bind(description)
-    .bind(now())
+    .bind(now)
     .execute(db.pool())
     .await?;
     Ok(())

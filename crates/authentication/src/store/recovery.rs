@@ -3,7 +3,6 @@
 use platform::db::Database;
 
 use crate::crypto::{random_bytes, sha256_hex};
-use crate::now;
 
 pub const COUNT: usize = 10;
 
@@ -47,11 +46,11 @@ pub async fn replace(db: &Database, user_id: &str) -> anyhow::Result<Vec<String>
 }
 
 /// Uses a code; false if it is unknown or already used.
-pub async fn consume(db: &Database, user_id: &str, code: &str) -> anyhow::Result<bool> {
+pub async fn consume(db: &Database, user_id: &str, code: &str, now: i64) -> anyhow::Result<bool> {
     Ok(sqlx::query(
         "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
     )
-    .bind(now())
+    .bind(now)
     .bind(user_id)
     .bind(sha256_hex(&normalize(code)))
     .execute(db.pool())

@@ -4,8 +4,6 @@ use platform::auth::{Revocation, RevocationKind};
 use platform::db::Database;
 use sqlx::Row;
 
-use crate::now;
-
 pub fn kind_name(kind: RevocationKind) -> &'static str {
     match kind {
         RevocationKind::Token => "token",
@@ -49,8 +47,7 @@ pub async fn contains_token(db: &Database, jti: &str) -> anyhow::Result<bool> {
 }
 
 /// Revocations still in force; expired ones are deleted on the way.
-pub async fn active(db: &Database) -> anyhow::Result<Vec<Revocation>> {
-    let now = now();
+pub async fn active(db: &Database, now: i64) -> anyhow::Result<Vec<Revocation>> {
     sqlx::query("DELETE FROM revocations WHERE expires_at < $1")
         .bind(now)
         .execute(db.pool())

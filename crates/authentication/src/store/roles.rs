@@ -5,8 +5,6 @@ use platform::db::Database;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::now;
-
 /// Every permission the system knows, as `resource:action`.
 pub const PERMISSIONS: &[&str] = &[
     "users:admin",
@@ -102,7 +100,7 @@ fn row_to_role(row: &sqlx::any::AnyRow) -> anyhow::Result<Role> {
     })
 }
 
-pub async fn seed(db: &Database) -> anyhow::Result<()> {
+pub async fn seed(db: &Database, now: i64) -> anyhow::Result<()> {
     for (name, description, permissions) in builtin_roles() {
         let exists = sqlx::query("SELECT name FROM roles WHERE name = $1")
             .bind(name)
@@ -125,7 +123,7 @@ pub async fn seed(db: &Database) -> anyhow::Result<()> {
             .bind(name)
             .bind(description)
             .bind(serde_json::to_string(&permissions)?)
-            .bind(now())
+            .bind(now)
             .execute(db.pool())
             .await?;
         }
@@ -158,6 +156,7 @@ pub async fn create(
     name: &str,
     description: &str,
     permissions: &[String],
+    now: i64,
 ) -> anyhow::Result<bool> {
     let result = sqlx::query(
         "INSERT INTO roles (name, description, permissions, builtin, created_at) VALUES ($1, $2, $3, 0, $4)",
@@ -165,7 +164,7 @@ pub async fn create(
     .bind(name)
     .bind(description)
     .bind(serde_json::to_string(permissions)?)
-    .bind(now())
+    .bind(now)
     .execute(db.pool())
     .await;
     match result {

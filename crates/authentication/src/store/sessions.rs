@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::crypto::{random_token, sha256_hex};
-use crate::{now, rfc3339};
+use crate::rfc3339;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Session {
@@ -40,10 +40,10 @@ pub async fn start(
     absolute_timeout: i64,
     user_agent: Option<&str>,
     ip: Option<&str>,
+    now: i64,
 ) -> anyhow::Result<(String, String)> {
     let id = uuid::Uuid::now_v7().to_string();
     let token = random_token();
-    let now = now();
     let mut tx = db.pool().begin().await?;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, ip) \
@@ -85,9 +85,13 @@ pub enum Refreshed {
 }
 
 /// Spends `token` and hands out its successor.
-pub async fn refresh(db: &Database, token: &str, idle_timeout: i64) -> anyhow::Result<Refreshed> {
+pub async fn refresh(
+    db: &Database,
+    token: &str,
+    idle_timeout: i64,
+    now: i64,
+) -> anyhow::Result<Refreshed> {
     let hash = sha256_hex(token);
-    let now = now();
     let row = sqlx::query(
         "SELECT r.session_id, r.spent_at, s.user_id, s.last_used_at, s.expires_at, s.revoked_at \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
@@ -114,7 +118,7 @@ pub async fn refresh(db: &Database, token: &str, idle_timeout: i64) -> anyhow::R
     let last_used_at: i64 = row.try_get("last_used_at")?;
     let expires_at: i64 = row.try_get("expires_at")?;
     if now > expires_at || now > last_used_at + idle_timeout {
-        revoke(db, &session_id).await?;
+        revoke(db, &session_id, now).await?;
         return Ok(Refreshed::Invalid);
     }
     let mut tx = db.pool().begin().await?;
@@ -171,10 +175,10 @@ pub async fn session_of_token(db: &Database, token: &str) -> anyhow::Result<Opti
     .transpose()
 }
 
-pub async fn revoke(db: &Database, session_id: &str) -> anyhow::Result<bool> {
+pub async fn revoke(db: &Database, session_id: &str, now: i64) -> anyhow::Result<bool> {
     Ok(
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now())
+            .bind(now)
             .bind(session_id)
             .execute(db.pool())
             .await?
@@ -183,12 +187,12 @@ pub async fn revoke(db: &Database, session_id: &str) -> anyhow::Result<bool> {
     )
 }
 
-pub async fn revoke_all_of_user(db: &Database, user_id: &str) -> anyhow::Result<u64> {
+pub async fn revoke_all_of_user(db: &Database, user_id: &str, now: i64) -> anyhow::Result<u64> {
     Ok(
         sqlx::query(
             "UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )
-        .bind(now())
+        .bind(now)
         .bind(user_id)
         .execute(db.pool())
         .await?
@@ -197,13 +201,13 @@ pub async fn revoke_all_of_user(db: &Database, user_id: &str) -> anyhow::Result<
 }
 
 /// The user's live sessions, newest first.
-pub async fn list_live(db: &Database, user_id: &str) -> anyhow::Result<Vec<Session>> {
+pub async fn list_live(db: &Database, user_id: &str, now: i64) -> anyhow::Result<Vec<Session>> {
     sqlx::query(
         "SELECT * FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
          ORDER BY created_at DESC",
     )
     .bind(user_id)
-    .bind(now())
+    .bind(now)
     .fetch_all(db.pool())
     .await?
     .iter()

@@ -7,7 +7,6 @@
 use platform::db::Database;
 use sqlx::Row;
 
-use crate::now;
 use crate::settings::BruteForceSettings;
 
 /// Client addresses get this many times the per-account thresholds (offices share NATs).
@@ -67,11 +66,11 @@ pub async fn retry_after(
     db: &Database,
     settings: &BruteForceSettings,
     keys: &[ThrottleKey],
+    now: i64,
 ) -> anyhow::Result<i64> {
     if !settings.enabled {
         return Ok(0);
     }
-    let now = now();
     let mut wait = 0;
     for key in keys {
         let row = sqlx::query(
@@ -99,11 +98,11 @@ pub async fn record_failure(
     db: &Database,
     settings: &BruteForceSettings,
     keys: &[ThrottleKey],
+    now: i64,
 ) -> anyhow::Result<bool> {
     if !settings.enabled {
         return Ok(false);
     }
-    let now = now();
     let mut locked = false;
     for key in keys {
         let row = sqlx::query(

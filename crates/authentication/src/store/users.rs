@@ -5,7 +5,7 @@ use platform::db::Database;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{now, rfc3339};
+use crate::rfc3339;
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -126,9 +126,8 @@ pub struct NewUser<'a> {
 }
 
 /// Creates a user; `Ok(None)` if the username is taken.
-pub async fn create(db: &Database, new: NewUser<'_>) -> anyhow::Result<Option<User>> {
+pub async fn create(db: &Database, new: NewUser<'_>, now: i64) -> anyhow::Result<Option<User>> {
     let id = uuid::Uuid::now_v7().to_string();
-    let now = now();
     let mut tx = db.pool().begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO users (id, username, display_name, email, password_hash, must_change_password, \
@@ -170,10 +169,10 @@ pub struct UserPatch {
     pub roles: Option<Vec<String>>,
 }
 
-pub async fn update(db: &Database, id: &str, patch: UserPatch) -> anyhow::Result<bool> {
+pub async fn update(db: &Database, id: &str, patch: UserPatch, now: i64) -> anyhow::Result<bool> {
     let mut tx = db.pool().begin().await?;
     let found = sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
-        .bind(now())
+        .bind(now)
         .bind(id)
         .execute(&mut *tx)
         .await?
@@ -240,8 +239,8 @@ pub async fn set_password(
     id: &str,
     hash: &str,
     must_change: bool,
+    now: i64,
 ) -> anyhow::Result<()> {
-    let now = now();
     sqlx::query(
         "UPDATE users SET password_hash = $1, must_change_password = $2, password_changed_at = $3, \
          updated_at = $3 WHERE id = $4",
@@ -270,6 +269,7 @@ pub async fn set_totp(
     id: &str,
     sealed: Option<&str>,
     enabled: bool,
+    now: i64,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE users SET totp_secret_sealed = $1, totp_enabled = $2, totp_last_step = 0, updated_at = $3 \
@@ -277,7 +277,7 @@ pub async fn set_totp(
     )
     .bind(sealed)
     .bind(i64::from(enabled))
-    .bind(now())
+    .bind(now)
     .bind(id)
     .execute(db.pool())
     .await?;

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::{AppState, etag, if_match};
 use crate::botdata::{BotDataError, fields};
 use crate::model::{BotStatus, PostingSlot, new_id};
-use crate::service::{BotManager, Caller, now_ms};
+use crate::service::{BotManager, Caller};
 use crate::store::bots::{self, BotRow};
 
 /// A bot as the API shows it.
@@ -212,7 +212,7 @@ pub async fn create_bot(
     let posting_slots = request.posting_slots.unwrap_or_default();
     PostingSlot::check_all(&posting_slots)?;
     let credentials = credential_fields(request.credentials)?;
-    let now = now_ms();
+    let now = state.clock.now_millis();
     let bot = BotRow {
         bot_id: new_id(),
         owner_id,
@@ -364,7 +364,7 @@ pub async fn update(
         .as_deref()
         .map(BotStatus::parse)
         .transpose()?;
-    let Some(mut updated) = bots::update(&state.db, &bot, now_ms()).await? else {
+    let Some(mut updated) = bots::update(&state.db, &bot, state.clock.now_millis()).await? else {
         return Err(ApiError::new(
             ErrorCode::PreconditionFailed,
             "the bot changed since you read it; read it again",
@@ -411,7 +411,16 @@ async fn change_status(
             "suspending a bot or lifting a suspension is for admins",
         ));
     }
-    if !bots::set_status(&state.db, &bot.bot_id, bot.status, next, None, now_ms()).await? {
+    if !bots::set_status(
+        &state.db,
+        &bot.bot_id,
+        bot.status,
+        next,
+        None,
+        state.clock.now_millis(),
+    )
+    .await?
+    {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "the bot's status changed meanwhile; read it again",
@@ -532,7 +541,7 @@ pub async fn replace_credentials(
             BotStatus::NeedsReauth,
             BotStatus::Active,
             None,
-            now_ms(),
+            state.clock.now_millis(),
         )
         .await?
         {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::model::{BotStatus, parse_id};
-use crate::service::{Caller, now_ms};
+use crate::service::Caller;
 use crate::snapshots::snapshot_bot;
 use crate::store::metrics::{self, BotSnapshot, PostSnapshot};
 use crate::store::posts;
@@ -27,7 +27,8 @@ pub struct RangeQuery {
 }
 
 impl RangeQuery {
-    fn window(&self) -> Result<(i64, i64, i64), ApiError> {
+    /// `now`: the service clock's, in Unix milliseconds.
+    fn window(&self, now: i64) -> Result<(i64, i64, i64), ApiError> {
         let parse = |raw: &str, name: &str| {
             time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
                 .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
@@ -38,7 +39,7 @@ impl RangeQuery {
             .as_deref()
             .map(|t| parse(t, "to"))
             .transpose()?
-            .unwrap_or_else(|| now_ms() + 1);
+            .unwrap_or(now + 1);
         let from = self
             .from
             .as_deref()
@@ -77,7 +78,7 @@ pub async fn bot_metrics(
 ) -> Result<Json<BotMetricsView>, ApiError> {
     claims.require("bots:read")?;
     let bot = state.reachable_bot(&Caller::new(&claims), &bot_id).await?;
-    let (from, to, limit) = range.window()?;
+    let (from, to, limit) = range.window(state.clock.now_millis())?;
     let items = metrics::bot_range(&state.db, &bot.bot_id, from, to, limit).await?;
     Ok(Json(BotMetricsView {
         bot_id: bot.bot_id,
@@ -101,7 +102,7 @@ pub async fn post_metrics(
     let post = posts::get(&state.db, &bot.bot_id, &post_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such post"))?;
-    let (from, to, limit) = range.window()?;
+    let (from, to, limit) = range.window(state.clock.now_millis())?;
     let items = metrics::post_range(&state.db, &post.post_id, from, to, limit).await?;
     Ok(Json(PostMetricsView {
         post_id: post.post_id,

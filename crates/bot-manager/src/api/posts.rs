@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{AppState, etag, if_match};
 use crate::fingerprint::fingerprint;
 use crate::model::{BotStatus, PostState, PostingSlot, check_media, check_text, new_id, parse_id};
-use crate::service::{BotManager, Caller, now_ms};
+use crate::service::{BotManager, Caller};
 use crate::store::bots::BotRow;
 use crate::store::posts::{self, JobKind, PostRow};
 
@@ -119,7 +119,7 @@ async fn check_not_duplicated(
     bot_id: &str,
     fingerprint: &str,
 ) -> Result<(), ApiError> {
-    let since = now_ms() - state.settings.duplicate_window_seconds as i64 * 1000;
+    let since = state.clock.now_millis() - state.settings.duplicate_window_seconds as i64 * 1000;
     if posts::duplicate_elsewhere(&state.db, fingerprint, bot_id, since).await? {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -243,7 +243,7 @@ pub async fn create(
     check_media(&request.media_ids)?;
     let text = check_text(&request.text, !request.media_ids.is_empty())?;
     let fingerprint = fingerprint(&text);
-    let now = now_ms();
+    let now = state.clock.now_millis();
     let run_at = if request.publish_now {
         Some(now)
     } else {
@@ -397,7 +397,7 @@ async fn save_edit(
     mut post: PostRow,
     run_at: Option<i64>,
 ) -> Result<PostRow, ApiError> {
-    let now = now_ms();
+    let now = state.clock.now_millis();
     if let Some(run_at) = run_at {
         post.run_at = Some(run_at);
         post.state = PostState::Scheduled;
@@ -472,7 +472,7 @@ pub async fn update(
     let run_at = request
         .run_at
         .as_deref()
-        .map(|r| parse_run_at(r, now_ms()))
+        .map(|r| parse_run_at(r, state.clock.now_millis()))
         .transpose()?;
     if let Some(run_at) = run_at {
         check_slot(&bot, run_at)?;
@@ -516,7 +516,7 @@ pub async fn schedule(
             format!("a {} post cannot be scheduled", post.state.as_str()),
         ));
     }
-    let run_at = parse_run_at(&request.run_at, now_ms())?;
+    let run_at = parse_run_at(&request.run_at, state.clock.now_millis())?;
     check_slot(&bot, run_at)?;
     let post = save_edit(&state, &bot, post, Some(run_at)).await?;
     state
@@ -549,7 +549,7 @@ pub async fn publish(
             format!("a {} post cannot be published again", post.state.as_str()),
         ));
     }
-    let post = save_edit(&state, &bot, post, Some(now_ms())).await?;
+    let post = save_edit(&state, &bot, post, Some(state.clock.now_millis())).await?;
     state
         .record(
             "post.publish_requested",
@@ -573,7 +573,7 @@ pub async fn cancel(
     claims.require("bots:write")?;
     let caller = Caller::new(&claims);
     let (_, post) = reachable_post(&state, &caller, &bot_id, &post_id).await?;
-    let now = now_ms();
+    let now = state.clock.now_millis();
     let mut tx = state.db.pool().begin().await.map_err(anyhow::Error::from)?;
     let cancelled = posts::transition(
         &mut tx,
@@ -621,7 +621,7 @@ pub async fn delete(
     let caller = Caller::new(&claims);
     let (bot, post) = reachable_post(&state, &caller, &bot_id, &post_id).await?;
     writable(&bot)?;
-    let now = now_ms();
+    let now = state.clock.now_millis();
     let mut tx = state.db.pool().begin().await.map_err(anyhow::Error::from)?;
     if !posts::transition(
         &mut tx,

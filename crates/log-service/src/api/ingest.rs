@@ -55,7 +55,7 @@ fn event_of(
         user_id: &claims.sub,
         is_service: claims.token_use == TokenUse::Service,
     };
-    let now = platform::time_fmt::now_millis();
+    let now = state.clock.now_millis();
     let event = from_submission(
         &request.log_type,
         request.log_data,

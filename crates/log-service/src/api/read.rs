@@ -66,9 +66,14 @@ fn short(name: &str, value: &Option<String>) -> Result<Option<String>, ApiError>
     }
 }
 
-/// The filter of a request, bounded by what `claims` may read. `window` makes the time
-/// window required (default the last hour); deletes may span all time.
-fn filter_of(claims: &Claims, query: &EventQuery, window: bool) -> Result<Filter, ApiError> {
+/// The filter of a request, bounded by what `claims` may read. `window_until` (now, by the
+/// service's clock) makes the time window required, by default the hour before it; deletes
+/// may span all time.
+fn filter_of(
+    claims: &Claims,
+    query: &EventQuery,
+    window_until: Option<i64>,
+) -> Result<Filter, ApiError> {
     let asked = match &query.category {
         None => Vec::new(),
         Some(list) => list
@@ -91,8 +96,8 @@ fn filter_of(claims: &Claims, query: &EventQuery, window: bool) -> Result<Filter
         .as_deref()
         .map(|f| time_param("from", f))
         .transpose()?;
-    let (from, to) = if window {
-        let to = to.unwrap_or_else(|| platform::time_fmt::now_millis() + 1);
+    let (from, to) = if let Some(now) = window_until {
+        let to = to.unwrap_or(now + 1);
         (Some(from.unwrap_or(to - HOUR_MS)), Some(to))
     } else {
         (from, to)
@@ -157,7 +162,7 @@ pub async fn list(
     Authenticated(claims): Authenticated,
     Query(query): Query<EventQuery>,
 ) -> Result<Json<Listing<LogEvent>>, ApiError> {
-    let filter = filter_of(&claims, &query, true)?;
+    let filter = filter_of(&claims, &query, Some(state.clock.now_millis()))?;
     let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let limit = clamp_limit(query.limit);
     let items = store::query(&state.db, &filter, cursor.as_ref(), limit + 1).await?;
@@ -221,7 +226,7 @@ pub async fn export(
         Some("csv") => Format::Csv,
         Some(_) => return Err(ApiError::invalid_data("format: ndjson or csv")),
     };
-    let filter = filter_of(&claims, &query, true)?;
+    let filter = filter_of(&claims, &query, Some(state.clock.now_millis()))?;
     let first =
         (format == Format::Csv).then(|| Ok::<_, std::io::Error>(bytes::Bytes::from(CSV_HEADER)));
     let pages = futures::stream::unfold(
@@ -309,7 +314,7 @@ pub async fn delete(
             "a delete takes filters only (no limit, cursor or format)",
         ));
     }
-    let filter = filter_of(&claims, &query, false)?;
+    let filter = filter_of(&claims, &query, None)?;
     let narrowed = filter.from.is_some()
         || filter.to.is_some()
         || query.category.is_some()

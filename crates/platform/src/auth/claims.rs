@@ -57,6 +57,18 @@ impl Claims {
         }
     }
 
+    /// Why the token is not usable at `now` (Unix seconds, from the platform clock), with
+    /// `leeway` seconds either side: expired, or not valid yet.
+    pub fn outside_lifetime(&self, now: i64, leeway: i64) -> Option<&'static str> {
+        if self.exp + leeway < now {
+            Some("expired")
+        } else if self.nbf - leeway > now {
+            Some("not valid yet")
+        } else {
+            None
+        }
+    }
+
     /// When the token was minted, in Unix milliseconds: from its UUIDv7 `jti` if it has
     /// one, else from `iat`.
     pub fn minted_at_millis(&self) -> i64 {
@@ -134,6 +146,17 @@ mod tests {
             claims("not-a-uuid", 1_700_000_000).minted_at_millis(),
             1_700_000_000_000
         );
+    }
+
+    #[test]
+    fn lifetime_is_exp_and_nbf_with_leeway_either_side() {
+        let c = claims("x", 1_000); // nbf 1000, exp 1060
+        assert_eq!(c.outside_lifetime(1_000, 0), None);
+        assert_eq!(c.outside_lifetime(1_060, 0), None);
+        assert_eq!(c.outside_lifetime(1_061, 0), Some("expired"));
+        assert_eq!(c.outside_lifetime(1_065, 5), None);
+        assert_eq!(c.outside_lifetime(999, 0), Some("not valid yet"));
+        assert_eq!(c.outside_lifetime(995, 5), None);
     }
 
     #[test]

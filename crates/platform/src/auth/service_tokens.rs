@@ -1,7 +1,7 @@
 //! The calling side of service-to-service auth: fetches a client_credentials token from the
 //! Authentication service and reuses it until shortly before it expires.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -20,7 +20,9 @@ pub struct ServiceTokens {
     client_id: String,
     client_secret: Secret,
     audience: String,
-    cached: Mutex<Option<(String, Instant)>>,
+    clock: crate::clock::Clock,
+    /// The token and when to renew it (clock milliseconds).
+    cached: Mutex<Option<(String, i64)>>,
 }
 
 #[derive(Deserialize)]
@@ -36,6 +38,7 @@ impl ServiceTokens {
         client_id: impl Into<String>,
         client_secret: Secret,
         audience: impl Into<String>,
+        clock: crate::clock::Clock,
     ) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
         Ok(Self {
@@ -49,6 +52,7 @@ impl ServiceTokens {
             client_id: client_id.into(),
             client_secret,
             audience: audience.into(),
+            clock,
             cached: Mutex::new(None),
         })
     }
@@ -57,7 +61,7 @@ impl ServiceTokens {
     pub async fn token(&self) -> anyhow::Result<String> {
         let mut cached = self.cached.lock().await;
         if let Some((token, renew_at)) = cached.as_ref()
-            && Instant::now() < *renew_at
+            && self.clock.now_millis() < *renew_at
         {
             return Ok(token.clone());
         }
@@ -85,7 +89,11 @@ impl ServiceTokens {
         }
         let issued: TokenResponse = response.json().await.context("bad token response")?;
         let lifetime = Duration::from_secs(issued.expires_in);
-        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_BEFORE).max(lifetime / 2);
+        let renew_at = self.clock.now_millis()
+            + lifetime
+                .saturating_sub(RENEW_BEFORE)
+                .max(lifetime / 2)
+                .as_millis() as i64;
         *cached = Some((issued.access_token.clone(), renew_at));
         Ok(issued.access_token)
     }

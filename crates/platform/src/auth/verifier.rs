@@ -43,7 +43,10 @@ const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 struct Inner {
     source: Arc<dyn KeySource>,
+    clock: crate::clock::Clock,
+    /// Signature, algorithm, `iss` and `aud`; `exp` and `nbf` are checked against `clock`.
     validation: Validation,
+    leeway: i64,
     user_audience: String,
     service_audience: String,
     keys: RwLock<HashMap<String, DecodingKey>>,
@@ -62,10 +65,6 @@ pub struct TokenVerifier {
     inner: Arc<Inner>,
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 fn token_hash(token: &str) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
@@ -76,19 +75,27 @@ fn token_hash(token: &str) -> [u8; 32] {
 impl TokenVerifier {
     /// A verifier for `service`: it accepts user access tokens (`aud` = the audience) and
     /// service tokens addressed to it (`aud` = `<audience>:<service>`).
-    pub fn new(source: Arc<dyn KeySource>, settings: &AuthSettings, service: &str) -> Self {
+    pub fn new(
+        source: Arc<dyn KeySource>,
+        settings: &AuthSettings,
+        service: &str,
+        clock: crate::clock::Clock,
+    ) -> Self {
         let user_audience = settings.audience.clone();
         let service_audience = format!("{}:{service}", settings.audience);
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&user_audience, &service_audience]);
-        validation.leeway = settings.leeway;
-        validation.validate_nbf = true;
+        // The library would read the system time; the platform's clock decides instead.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         Self {
             inner: Arc::new(Inner {
                 source,
+                clock,
                 validation,
+                leeway: settings.leeway as i64,
                 user_audience,
                 service_audience,
                 keys: RwLock::new(HashMap::new()),
@@ -113,7 +120,7 @@ impl TokenVerifier {
             .get(&hash)
             .cloned();
         let claims = match cached {
-            Some(claims) if claims.exp + self.inner.validation.leeway as i64 >= now() => claims,
+            Some(claims) if self.in_time(&claims).is_ok() => claims,
             _ => {
                 let claims = self.verify_signature(token).await?;
                 let mut cache = self.inner.cache.lock().expect("cache lock");
@@ -154,6 +161,7 @@ impl TokenVerifier {
         let claims = decode::<Claims>(token, &key, &self.inner.validation)
             .map_err(|err| TokenError::Invalid(err.to_string()))?
             .claims;
+        self.in_time(&claims)?;
         let expected_audience = match claims.token_use {
             TokenUse::Access => &self.inner.user_audience,
             TokenUse::Service => &self.inner.service_audience,
@@ -166,6 +174,14 @@ impl TokenVerifier {
             )));
         }
         Ok(claims)
+    }
+
+    /// `exp` and `nbf` against the clock, with the configured leeway either side.
+    fn in_time(&self, claims: &Claims) -> Result<(), TokenError> {
+        match claims.outside_lifetime(self.inner.clock.unix_seconds(), self.inner.leeway) {
+            Some(why) => Err(TokenError::Invalid(why.into())),
+            None => Ok(()),
+        }
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {
@@ -200,7 +216,7 @@ impl TokenVerifier {
 
     /// Records a revocation (from the list, an event, or the Authentication service itself).
     pub fn apply(&self, revocation: &Revocation) {
-        let now = now();
+        let now = self.inner.clock.unix_seconds();
         match revocation.kind {
             RevocationKind::Token | RevocationKind::Session => {
                 let map = if revocation.kind == RevocationKind::Token {

@@ -21,7 +21,12 @@ use super::subject::{matches, validate_filter, validate_subject};
 use super::{ConsumerSpec, Delivery, Message, Published, Queue, Settle, WorkConsumer};
 use crate::config::{DatabaseSettings, QueueKind, QueueSettings};
 use crate::db::{Database, MigrationStep, Migrations};
-use crate::time_fmt::now_millis;
+
+/// The queue's own time (ack deadlines, delays, message age) is real time, as a NATS
+/// server's is: it measures waits, it does not decide anything a service's clock decides.
+fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
 
 const MIGRATIONS: Migrations = Migrations {
     sqlite: &[MigrationStep {

@@ -31,10 +31,11 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub fn new(actor: &str, action: &str, result: &str) -> Self {
+    /// An entry for something that happens now, by `clock`.
+    pub fn new(clock: &platform::Clock, actor: &str, action: &str, result: &str) -> Self {
         Self {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: platform::time_fmt::now_millis(),
+            id: clock.uuid_v7().to_string(),
+            at: clock.now_millis(),
             actor: actor.to_string(),
             action: action.to_string(),
             result: result.to_string(),

@@ -121,7 +121,8 @@ pub async fn is_empty(db: &Database) -> anyhow::Result<bool> {
 }
 
 /// Inserts one record inside the caller's transaction.
-pub async fn load(tx: &mut sqlx::AnyConnection, record: &Record) -> anyhow::Result<()> {
+/// `now` (Unix seconds) stamps what the backup does not carry.
+pub async fn load(tx: &mut sqlx::AnyConnection, record: &Record, now: i64) -> anyhow::Result<()> {
     match record {
         Record::Header { .. } => {}
         Record::Policy {
@@ -131,7 +132,7 @@ pub async fn load(tx: &mut sqlx::AnyConnection, record: &Record) -> anyhow::Resu
                 "UPDATE kek_policy SET min_decryption_version = $1, updated_at = $2 WHERE id = 1",
             )
             .bind(min_decryption_version)
-            .bind(super::now())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         }

@@ -7,4 +7,4 @@ pub mod bots;
 pub mod policy;
 pub mod secrets;
 
-pub use platform::time_fmt::{rfc3339_from_unix as rfc3339, unix_now as now};
+pub use platform::time_fmt::rfc3339_from_unix as rfc3339;

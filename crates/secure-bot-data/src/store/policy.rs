@@ -12,10 +12,14 @@ pub async fn min_decryption_version(db: &Database) -> anyhow::Result<u32> {
     )?)
 }
 
-pub async fn set_min_decryption_version(db: &Database, version: u32) -> anyhow::Result<()> {
+pub async fn set_min_decryption_version(
+    db: &Database,
+    version: u32,
+    now: i64,
+) -> anyhow::Result<()> {
     sqlx::query("UPDATE kek_policy SET min_decryption_version = $1, updated_at = $2 WHERE id = 1")
         .bind(i64::from(version))
-        .bind(super::now())
+        .bind(now)
         .execute(db.pool())
         .await?;
     Ok(())

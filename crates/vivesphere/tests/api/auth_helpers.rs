@@ -92,10 +92,6 @@ pub async fn validate(app: &TestApp, token: &str) -> StatusCode {
     get(app, "/api/v1/auth/validate", token).await.status()
 }
 
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// A connection to the Authentication service's own tables, on whichever backend it runs.
 pub async fn authentication_db(app: &TestApp) -> sqlx::AnyPool {
     crate::helpers::service_db(app, "authentication").await
@@ -120,12 +116,12 @@ pub async fn signing_key(app: &TestApp) -> (String, Vec<u8>) {
     (kid, pkcs8)
 }
 
-/// Valid access-token claims for `sub`, to be bent by each test.
-pub fn claims(sub: &str) -> Value {
-    let now = now();
+/// Valid access-token claims for `sub` at `app`'s time, to be bent by each test.
+pub fn claims(app: &TestApp, sub: &str) -> Value {
+    let now = app.clock.unix_seconds();
     json!({
         "iss": "vivesphere", "aud": "vivesphere", "sub": sub, "exp": now + 600, "nbf": now - 5,
-        "iat": now - 5, "jti": uuid::Uuid::now_v7().to_string(), "token_use": "access",
+        "iat": now - 5, "jti": app.clock.uuid_v7().to_string(), "token_use": "access",
         "roles": ["Admin"], "perms": ["users:admin"], "username": "admin",
     })
 }

@@ -200,19 +200,20 @@ async fn parallel_refreshes_with_one_token_have_one_winner_on_postgres() {
 
 #[tokio::test]
 async fn idle_sessions_end() {
-    let app = spawn(
-        None,
-        &[("VIVESPHERE_AUTHENTICATION__SESSION_IDLE_TIMEOUT", "1")],
-        None,
-    )
-    .await;
+    // The default: a session ends after 30 minutes without a refresh.
+    let app = spawn_app().await;
     let pair = login_ok(&app, "admin", ADMIN_PASSWORD).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_secs(29 * 60));
+    let response = refresh(&app, pair["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(response.status(), StatusCode::OK, "29 minutes idle is fine");
+    let pair: Value = response.json().await.unwrap();
+    app.clock.advance(Duration::from_secs(31 * 60));
     assert_eq!(
         refresh(&app, pair["refresh_token"].as_str().unwrap())
             .await
             .status(),
-        StatusCode::UNAUTHORIZED
+        StatusCode::UNAUTHORIZED,
+        "31 minutes after the last refresh the session has ended"
     );
 }
 
@@ -397,16 +398,17 @@ async fn an_admin_reset_forces_a_change_at_next_login() {
     login_ok(&app, "rita", "my-own-new-passphrase-7").await;
 }
 
-const FAST_LOCKOUT: [(&str, &str); 4] = [
+/// Fewer failures before the backoff and the lock than the defaults; the delays are the
+/// defaults (backoff from 1 s, doubling; a 15-minute lock), which the test clock skips.
+const FAST_LOCKOUT: [(&str, &str); 2] = [
     ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__BACKOFF_AFTER", "3"),
     ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__LOCK_AFTER", "4"),
-    ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__BACKOFF_BASE", "2"),
-    ("VIVESPHERE_AUTHENTICATION__BRUTE_FORCE__LOCK_DURATION", "2"),
 ];
 
-async fn assert_throttled(response: reqwest::Response) {
+/// Asserts a 429 `RATE_LIMITED` and returns its `Retry-After` in seconds.
+async fn assert_throttled(response: reqwest::Response) -> u64 {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: i64 = response.headers()["retry-after"]
+    let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
         .unwrap()
         .parse()
@@ -414,11 +416,14 @@ async fn assert_throttled(response: reqwest::Response) {
     assert!(retry_after >= 1);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error_code"], "RATE_LIMITED");
+    retry_after
 }
 
 #[tokio::test]
 async fn repeated_failures_back_off_then_lock_and_the_lock_expires() {
-    let app = spawn(None, &FAST_LOCKOUT, None).await;
+    // A clock that stands still between steps, so each wait is exact.
+    let clock = platform::Clock::frozen(crate::helpers::TEST_START);
+    let app = crate::helpers::spawn_with_clock(None, &FAST_LOCKOUT, None, clock).await;
     for _ in 0..3 {
         assert_eq!(
             login(&app, "admin", "wrong-guess-123").await.status(),
@@ -426,15 +431,19 @@ async fn repeated_failures_back_off_then_lock_and_the_lock_expires() {
         );
     }
     // Three failures: the next attempt must wait, even with the right password.
-    assert_throttled(login(&app, "admin", ADMIN_PASSWORD).await).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let backoff = assert_throttled(login(&app, "admin", ADMIN_PASSWORD).await).await;
+    assert_eq!(backoff, 1, "the first backoff is backoff_base");
+    app.clock.advance(Duration::from_secs(backoff));
     assert_eq!(
         login(&app, "admin", "wrong-guess-123").await.status(),
         StatusCode::UNAUTHORIZED
     );
-    // Four failures: locked.
+    // Four failures: locked for lock_duration, whatever the password.
+    let lock = assert_throttled(login(&app, "admin", ADMIN_PASSWORD).await).await;
+    assert_eq!(lock, 900, "a 15-minute lock");
+    app.clock.advance(Duration::from_secs(lock - 1));
     assert_throttled(login(&app, "admin", ADMIN_PASSWORD).await).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_secs(1));
     login_ok(&app, "admin", ADMIN_PASSWORD).await;
 }
 

@@ -27,7 +27,7 @@ async fn enrol(app: &TestApp, token: &str) -> (String, Vec<String>, Value) {
             .unwrap()
             .starts_with("otpauth://totp/vivesphere:")
     );
-    let code = totp_code(&secret, now() as u64);
+    let code = totp_code(&secret, app.clock.unix_seconds() as u64);
     let response = send_json(
         app,
         Method::POST,
@@ -84,7 +84,7 @@ async fn totp_login_takes_two_steps_and_a_code_works_once() {
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 
     // The code used at confirmation is spent already: wait for a fresh step's code.
-    let code = totp_code(&secret, now() as u64 + 30);
+    let code = totp_code(&secret, app.clock.unix_seconds() as u64 + 30);
     let ok = mfa_login(&app, mfa_token, json!({"code": code})).await;
     assert_eq!(ok.status(), StatusCode::OK);
     let pair: Value = ok.json().await.unwrap();
@@ -110,7 +110,7 @@ async fn totp_login_takes_two_steps_and_a_code_works_once() {
     let reused = mfa_login(
         &app,
         mfa_token,
-        json!({"code": totp_code(&secret, now() as u64 + 60)}),
+        json!({"code": totp_code(&secret, app.clock.unix_seconds() as u64 + 60)}),
     )
     .await;
     assert_eq!(reused.status(), StatusCode::UNAUTHORIZED);

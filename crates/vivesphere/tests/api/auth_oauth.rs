@@ -314,6 +314,7 @@ async fn a_revoked_token_is_refused_by_every_service_verifier_before_it_expires(
         Arc::new(HttpKeySource::new(app.url("")).unwrap()),
         &platform::config::AuthSettings::default(),
         "bot-manager",
+        app.clock.clone(),
     );
     let queue = app.queue.clone().expect("the test app exposes its queue");
     verifier.follow_revocations(queue, app.shutdown.clone());
@@ -346,6 +347,7 @@ async fn a_revoked_token_is_refused_by_every_service_verifier_before_it_expires(
         Arc::new(HttpKeySource::new(app.url("")).unwrap()),
         &platform::config::AuthSettings::default(),
         "logging",
+        app.clock.clone(),
     );
     assert!(late.verify(&access).await.is_err());
 }
@@ -360,6 +362,7 @@ async fn services_get_reuse_and_present_client_credentials_tokens() {
         "bot-runner",
         platform::config::Secret::new(secret),
         "logging",
+        app.clock.clone(),
     )
     .unwrap();
     let first = tokens.token().await.unwrap();
@@ -370,6 +373,7 @@ async fn services_get_reuse_and_present_client_credentials_tokens() {
             Arc::new(HttpKeySource::new(app.url("")).unwrap()),
             &platform::config::AuthSettings::default(),
             service,
+            app.clock.clone(),
         )
     };
     let claims = verifier_for("logging").verify(&first).await.unwrap();
@@ -382,6 +386,7 @@ async fn services_get_reuse_and_present_client_credentials_tokens() {
         "bot-runner",
         platform::config::Secret::new("nope"),
         "logging",
+        app.clock.clone(),
     )
     .unwrap();
     assert!(wrong.token().await.is_err());

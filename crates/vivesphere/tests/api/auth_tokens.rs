@@ -29,7 +29,7 @@ async fn a_token_signed_with_the_real_key_and_good_claims_is_accepted() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
     let (kid, pkcs8) = signing_key(&app).await;
-    let token = sign(&kid, &pkcs8, &claims(&subject_of(&admin)), json!({}));
+    let token = sign(&kid, &pkcs8, &claims(&app, &subject_of(&admin)), json!({}));
     assert_eq!(validate(&app, &token).await, StatusCode::OK);
 }
 
@@ -39,7 +39,7 @@ async fn bent_claims_are_refused() {
     let admin = admin_token(&app).await;
     let sub = subject_of(&admin);
     let (kid, pkcs8) = signing_key(&app).await;
-    let now = now();
+    let now = app.clock.unix_seconds();
     let cases: Vec<(&str, Value)> = vec![
         (
             "expired",
@@ -59,7 +59,7 @@ async fn bent_claims_are_refused() {
         ("a token without exp", json!({"exp": null})),
     ];
     for (why, changes) in cases {
-        let mut forged = claims(&sub);
+        let mut forged = claims(&app, &sub);
         for (key, value) in changes.as_object().unwrap() {
             if value.is_null() {
                 forged.as_object_mut().unwrap().remove(key);
@@ -77,7 +77,7 @@ async fn alg_none_hs256_with_the_public_key_and_key_headers_are_refused() {
     let admin = admin_token(&app).await;
     let sub = subject_of(&admin);
     let (kid, pkcs8) = signing_key(&app).await;
-    let body = URL_SAFE_NO_PAD.encode(claims(&sub).to_string());
+    let body = URL_SAFE_NO_PAD.encode(claims(&app, &sub).to_string());
 
     let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": kid}).to_string());
     assert_refused(&app, &format!("{none_header}.{body}."), "alg none").await;
@@ -110,7 +110,7 @@ async fn alg_none_hs256_with_the_public_key_and_key_headers_are_refused() {
     ] {
         assert_refused(
             &app,
-            &sign(&kid, &pkcs8, &claims(&sub), header.clone()),
+            &sign(&kid, &pkcs8, &claims(&app, &sub), header.clone()),
             &header.to_string(),
         )
         .await;
@@ -126,14 +126,19 @@ async fn an_unknown_kid_or_a_foreign_key_is_refused() {
         ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
     assert_refused(
         &app,
-        &sign("made-up-kid", foreign.as_ref(), &claims(&sub), json!({})),
+        &sign(
+            "made-up-kid",
+            foreign.as_ref(),
+            &claims(&app, &sub),
+            json!({}),
+        ),
         "unknown kid",
     )
     .await;
     let (kid, _) = signing_key(&app).await;
     assert_refused(
         &app,
-        &sign(&kid, foreign.as_ref(), &claims(&sub), json!({})),
+        &sign(&kid, foreign.as_ref(), &claims(&app, &sub), json!({})),
         "the right kid, a foreign key",
     )
     .await;

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use crate::auth_helpers::{PASSWORD, create_user, login_ok};
 use crate::botdata_helpers::{error_of, revealed_value};
-use crate::bots_helpers::{in_ms, spawn_bots};
+use crate::bots_helpers::spawn_bots;
 
 #[tokio::test]
 async fn contract_create_and_list_answer_exactly() {
@@ -466,7 +466,7 @@ async fn post_text_follows_xs_weighted_count_and_media_rules() {
             Method::POST,
             &path,
             &alice,
-            json!({"text": "past", "run_at": in_ms(-3_600_000)}),
+            json!({"text": "past", "run_at": env.in_ms(-3_600_000)}),
         )
         .await,
     )
@@ -492,7 +492,7 @@ async fn near_identical_text_from_another_bot_is_refused() {
     env.post(
         &alice,
         &first,
-        json!({"text": "Big sale today! https://shop.example/a", "run_at": in_ms(3_600_000)}),
+        json!({"text": "Big sale today! https://shop.example/a", "run_at": env.in_ms(3_600_000)}),
     )
     .await;
     for text in [
@@ -504,7 +504,7 @@ async fn near_identical_text_from_another_bot_is_refused() {
                 Method::POST,
                 &format!("/api/v1/bots/{second}/posts"),
                 &bob,
-                json!({"text": text, "run_at": in_ms(3_600_000)}),
+                json!({"text": text, "run_at": env.in_ms(3_600_000)}),
             )
             .await;
         assert_eq!(
@@ -533,7 +533,7 @@ async fn near_identical_text_from_another_bot_is_refused() {
     env.post(
         &bob,
         &second,
-        json!({"text": "Big sale tomorrow", "run_at": in_ms(3_600_000)}),
+        json!({"text": "Big sale tomorrow", "run_at": env.in_ms(3_600_000)}),
     )
     .await;
 }
@@ -588,7 +588,7 @@ async fn posts_are_edited_and_cancelled_until_publishing_starts() {
         .post(
             &alice,
             &bot_id,
-            json!({"text": "first words", "run_at": in_ms(3_600_000)}),
+            json!({"text": "first words", "run_at": env.in_ms(3_600_000)}),
         )
         .await;
     assert_eq!(post["state"], "scheduled");
@@ -610,7 +610,7 @@ async fn posts_are_edited_and_cancelled_until_publishing_starts() {
             Method::PATCH,
             &path,
             &alice,
-            json!({"text": "better words", "run_at": in_ms(7_200_000)}),
+            json!({"text": "better words", "run_at": env.in_ms(7_200_000)}),
         )
         .await
         .json()
@@ -628,7 +628,11 @@ async fn posts_are_edited_and_cancelled_until_publishing_starts() {
     for (method, suffix, body) in [
         (Method::PATCH, "", json!({"text": "again"})),
         (Method::POST, "/publish", json!({})),
-        (Method::POST, "/schedule", json!({"run_at": in_ms(60_000)})),
+        (
+            Method::POST,
+            "/schedule",
+            json!({"run_at": env.in_ms(60_000)}),
+        ),
         (Method::POST, "/cancel", json!({})),
         (Method::DELETE, "", json!({})),
     ] {
@@ -681,15 +685,14 @@ async fn scheduling_outside_the_bots_posting_slots_is_refused() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "slotbot").await;
-    // A slot of one minute, an hour from now: any other time is outside it.
-    let at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    // A slot of one minute, an hour from now (10:00 on the test clock's day): any other time
+    // is outside it.
+    let at = env.app.clock.now() + time::Duration::hours(1);
     let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
         [at.weekday().number_days_from_monday() as usize];
     let slot = format!("{:02}:{:02}", at.hour(), at.minute());
     let end = format!("{:02}:{:02}", at.hour(), at.minute() + 1);
-    if at.minute() == 59 {
-        return; // the slot would cross the hour; rare enough to skip
-    }
+    assert!(at.minute() < 59, "the slot must not cross the hour: {at}");
     let response = env
         .send(
             Method::PATCH,
@@ -704,7 +707,7 @@ async fn scheduling_outside_the_bots_posting_slots_is_refused() {
             Method::POST,
             &format!("/api/v1/bots/{bot_id}/posts"),
             &alice,
-            json!({"text": "off slot", "run_at": in_ms(7_200_000)}),
+            json!({"text": "off slot", "run_at": env.in_ms(7_200_000)}),
         )
         .await;
     assert_eq!(error_of(response).await.0, StatusCode::UNPROCESSABLE_ENTITY);

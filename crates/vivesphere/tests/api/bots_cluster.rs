@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::bots_helpers::{BotEnv, fast_env, spawn_fake};
-use crate::helpers::spawn;
+use crate::helpers::spawn_with_clock;
 use platform::testing::{TestPostgres, nats_settings};
 
 /// Sum of a counter's samples in a Prometheus text page whose labels contain `labels`.
@@ -26,7 +26,8 @@ async fn two_replicas_and_redelivered_messages_never_publish_twice() {
         return;
     };
     let database_url = pg.url().to_string();
-    let (fake, fake_url) = spawn_fake(Default::default()).await;
+    let clock = crate::helpers::test_clock();
+    let (fake, fake_url) = spawn_fake(Default::default(), clock.clone()).await;
     let mut env_owned = fast_env(&fake_url);
     env_owned.extend([
         ("VIVESPHERE_QUEUE__KIND".to_string(), "nats".to_string()),
@@ -44,7 +45,7 @@ async fn two_replicas_and_redelivered_messages_never_publish_twice() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let everything = spawn(None, &env, Some(pg)).await;
+    let everything = spawn_with_clock(None, &env, Some(pg), clock.clone()).await;
     // A second Bot Manager process: same database and queue, the first one's other services.
     let first_url = format!("http://{}", everything.addr);
     let secrets = everything
@@ -63,7 +64,7 @@ async fn two_replicas_and_redelivered_messages_never_publish_twice() {
         ),
         ("VIVESPHERE_AUTH__SERVICE_SECRETS_DIR", secrets.as_str()),
     ]);
-    let second = spawn(Some("bot-manager"), &second_env, None).await;
+    let second = spawn_with_clock(Some("bot-manager"), &second_env, None, clock).await;
     let admin = crate::auth_helpers::admin_token(&everything).await;
     let env = BotEnv::from_parts(everything, fake.clone(), fake_url, admin);
 

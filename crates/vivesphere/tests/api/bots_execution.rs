@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::botdata_helpers::revealed_value;
-use crate::bots_helpers::{in_ms, spawn_bots};
+use crate::bots_helpers::spawn_bots;
 
 fn fault(
     method: &str,
@@ -519,31 +519,48 @@ async fn a_redelivered_job_message_does_not_publish_twice() {
 
 #[tokio::test]
 async fn a_post_later_than_the_grace_period_is_missed_not_published() {
-    let env = spawn_bots(
-        Default::default(),
-        &[("VIVESPHERE_BOT_MANAGER__GRACE_SECONDS", "1")],
-    )
-    .await;
+    // The default grace: a post more than an hour late is missed.
+    let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "missbot").await;
     let status_path = format!("/api/v1/bots/{bot_id}/status");
-    let status =
-        |s: &'static str| env.send(Method::POST, &status_path, &alice, json!({"status": s}));
-    assert_eq!(status("paused").await.status(), StatusCode::OK);
+    let paused = env
+        .send(
+            Method::POST,
+            &status_path,
+            &alice,
+            json!({"status": "paused"}),
+        )
+        .await;
+    assert_eq!(paused.status(), StatusCode::OK);
     let post = env
         .post(
             &alice,
             &bot_id,
-            json!({"text": "too late", "run_at": in_ms(200)}),
+            json!({"text": "too late", "run_at": env.in_ms(60_000)}),
         )
         .await;
     let post_id = post["post_id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Due in a minute, but the bot stays paused for two hours.
+    env.app.clock.advance(Duration::from_secs(2 * 3_600));
+    let alice = crate::auth_helpers::login_ok(&env.app, "alice", crate::auth_helpers::PASSWORD)
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         env.read_post(&alice, &bot_id, post_id).await["state"],
         "scheduled"
     );
-    assert_eq!(status("active").await.status(), StatusCode::OK);
+    let active = env
+        .send(
+            Method::POST,
+            &status_path,
+            &alice,
+            json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!(active.status(), StatusCode::OK);
     let missed = env
         .wait_for(&alice, &bot_id, post_id, &["missed", "published"])
         .await;
@@ -556,7 +573,7 @@ async fn a_scheduled_post_fires_at_its_run_at_not_before() {
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "clockbot").await;
-    let run_at = in_ms(1_500);
+    let run_at = env.in_ms(3_600_000);
     let post = env
         .post(
             &alice,
@@ -564,14 +581,22 @@ async fn a_scheduled_post_fires_at_its_run_at_not_before() {
             json!({"text": "on the dot", "run_at": run_at}),
         )
         .await;
-    let done = env
-        .wait_for(
-            &alice,
-            &bot_id,
-            post["post_id"].as_str().unwrap(),
-            &["published"],
-        )
-        .await;
+    let post_id = post["post_id"].as_str().unwrap();
+    // Several relay rounds pass (every 100 ms) while it is not yet due.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        env.read_post(&alice, &bot_id, post_id).await["state"],
+        "scheduled"
+    );
+    assert!(env.x_requests("POST", "/2/tweets").is_empty());
+    // An hour later by the app's clock, it goes out.
+    env.app.clock.advance(Duration::from_secs(3_600));
+    let alice = crate::auth_helpers::login_ok(&env.app, "alice", crate::auth_helpers::PASSWORD)
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
     let parse = |t: &str| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
     };

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::auth_helpers::{admin_token, send_json, token_of};
-use crate::helpers::{TestApp, spawn};
+use crate::helpers::{TestApp, spawn_with_clock, test_clock};
 
 pub struct BotEnv {
     pub app: TestApp,
@@ -19,8 +19,12 @@ pub struct BotEnv {
 }
 
 /// A fake X on a random port, serving until the test ends.
-pub async fn spawn_fake(settings: fake_x::Settings) -> (Arc<FakeX>, String) {
-    let fake = Arc::new(FakeX::new(settings));
+/// X's clock is the app's (`clock`), so rate windows and token expiry move together.
+pub async fn spawn_fake(
+    settings: fake_x::Settings,
+    clock: platform::Clock,
+) -> (Arc<FakeX>, String) {
+    let fake = Arc::new(FakeX::new(settings, clock));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = fake_x::router(fake.clone());
@@ -49,14 +53,15 @@ pub fn fast_env(fake_url: &str) -> Vec<(String, String)> {
 
 /// The whole app beside a fake X with `fake_settings`; `extra` env on top.
 pub async fn spawn_bots(fake_settings: fake_x::Settings, extra: &[(&str, &str)]) -> BotEnv {
-    let (fake, url) = spawn_fake(fake_settings).await;
+    let clock = test_clock();
+    let (fake, url) = spawn_fake(fake_settings, clock.clone()).await;
     let owned = fast_env(&url);
     let mut env: Vec<(&str, &str)> = owned
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     env.extend_from_slice(extra);
-    let app = spawn(None, &env, None).await;
+    let app = spawn_with_clock(None, &env, None, clock).await;
     let admin = admin_token(&app).await;
     BotEnv {
         app,
@@ -185,9 +190,9 @@ impl BotEnv {
     }
 }
 
-/// An RFC 3339 time `ms` milliseconds from now.
-pub fn in_ms(ms: i64) -> String {
-    let at = time::OffsetDateTime::now_utc() + time::Duration::milliseconds(ms);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
+impl BotEnv {
+    /// An RFC 3339 time `ms` milliseconds from now, by the app's clock.
+    pub fn in_ms(&self, ms: i64) -> String {
+        platform::time_fmt::rfc3339(self.app.clock.now() + time::Duration::milliseconds(ms))
+    }
 }

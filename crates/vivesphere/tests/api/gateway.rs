@@ -15,8 +15,8 @@ use axum::response::IntoResponse;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::auth_helpers::{admin_token, claims, now, sign, signing_key};
-use crate::helpers::{TestApp, spawn, spawn_app};
+use crate::auth_helpers::{admin_token, claims, sign, signing_key};
+use crate::helpers::{TestApp, spawn_app, spawn_with_clock};
 
 /// What a fake upstream saw of one request.
 #[derive(Debug, Clone)]
@@ -133,7 +133,7 @@ async fn gateway(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    spawn(Some("gateway"), &env, None).await
+    spawn_with_clock(Some("gateway"), &env, None, services.clock.clone()).await
 }
 
 async fn get(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
@@ -223,14 +223,19 @@ async fn the_edge_refuses_bad_tokens_before_the_upstream_sees_them() {
     let (fake_url, fake) = fake_upstream("logging").await;
     let gw = gateway(&services, &[("logging", vec![fake_url])], &[]).await;
     let (kid, pkcs8) = signing_key(&services).await;
-    let mut expired = claims("someone");
-    expired["exp"] = json!(now() - 120);
-    expired["iat"] = json!(now() - 1000);
-    expired["nbf"] = json!(now() - 1000);
+    let mut expired = claims(&services, "someone");
+    expired["exp"] = json!(services.clock.unix_seconds() - 120);
+    expired["iat"] = json!(services.clock.unix_seconds() - 1000);
+    expired["nbf"] = json!(services.clock.unix_seconds() - 1000);
     let expired = sign(&kid, &pkcs8, &expired, json!({}));
     let forger =
         ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
-    let forged = sign(&kid, forger.as_ref(), &claims("someone"), json!({}));
+    let forged = sign(
+        &kid,
+        forger.as_ref(),
+        &claims(&services, "someone"),
+        json!({}),
+    );
     for token in [
         None,
         Some(expired.as_str()),

@@ -3,12 +3,24 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use platform::Clock;
 use platform::testing::TestPostgres;
+use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vivesphere::app::{App, AppOptions};
 
 pub const ADMIN_PASSWORD: &str = "correct-horse-battery-staple-42";
+
+/// Where every test app's clock starts: a fixed instant years away from any day the suite
+/// runs on, so a test cannot lean on today's date (and code that reads the system time
+/// instead of the platform clock shows up as a failure).
+pub const TEST_START: OffsetDateTime = time::macros::datetime!(2031-03-14 09:00 UTC);
+
+/// A fresh test clock at [`TEST_START`], moving on with real time.
+pub fn test_clock() -> Clock {
+    Clock::settable(TEST_START)
+}
 
 /// The configuration shipped in the repository, so the tests also prove it loads.
 pub fn repo_config_dir() -> PathBuf {
@@ -25,6 +37,8 @@ pub struct TestApp {
     pub queue: Option<std::sync::Arc<dyn platform::queue::Queue>>,
     /// Set when the app runs on PostgreSQL.
     pub postgres_url: Option<String>,
+    /// The app's clock: tests move it instead of sleeping.
+    pub clock: Clock,
     _postgres: Option<TestPostgres>,
 }
 
@@ -118,6 +132,7 @@ pub fn options(
         listen: Some("127.0.0.1:0".into()),
         file_root: None,
         log_level: None,
+        clock: test_clock(),
     }
 }
 
@@ -137,6 +152,16 @@ pub async fn spawn(
     target: Option<&str>,
     extra_env: &[(&str, &str)],
     postgres: Option<TestPostgres>,
+) -> TestApp {
+    spawn_with_clock(target, extra_env, postgres, test_clock()).await
+}
+
+/// [`spawn`] on a given clock: apps of one test that talk to each other share one.
+pub async fn spawn_with_clock(
+    target: Option<&str>,
+    extra_env: &[(&str, &str)],
+    postgres: Option<TestPostgres>,
+    clock: Clock,
 ) -> TestApp {
     let postgres =
         match postgres {
@@ -159,9 +184,9 @@ pub async fn spawn(
     if let Some(pg) = &postgres {
         env.push(("VIVESPHERE_DATABASE__URL", pg.url()));
     }
-    let app = App::build(options(&data_dir, target, &env))
-        .await
-        .expect("the app builds");
+    let mut options = options(&data_dir, target, &env);
+    options.clock = clock.clone();
+    let app = App::build(options).await.expect("the app builds");
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
     let queue = Some(app.queue());
@@ -174,6 +199,7 @@ pub async fn spawn(
         data_dir,
         queue,
         postgres_url,
+        clock,
         _postgres: postgres,
     }
 }

@@ -6,17 +6,12 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use crate::auth_helpers::{admin_token, get, login_ok, send_json};
 use crate::botdata_helpers::{error_of, user};
-use crate::helpers::{TestApp, spawn, spawn_app};
+use crate::helpers::{TestApp, spawn, spawn_app, spawn_with_clock};
 
 const PREFIX: &str = "/api/v1/logs";
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 async fn submit(app: &TestApp, token: &str, log_type: &str, log_data: Value) -> reqwest::Response {
     send_json(
@@ -54,6 +49,9 @@ async fn wait_for(app: &TestApp, token: &str, query: &str, n: usize) -> Value {
 #[tokio::test]
 async fn submit_keeps_the_contract() {
     let app = spawn_app().await;
+    // The contract's own example is stamped 2026-11-27T10:00:00Z: the app's clock is set to
+    // that morning, so the example stays inside console's 7 days on whatever day this runs.
+    app.clock.set(time::macros::datetime!(2026-11-27 10:05 UTC));
     let admin = admin_token(&app).await;
     let response = submit(
         &app,
@@ -84,10 +82,13 @@ async fn submit_keeps_the_contract() {
     for (log_type, data) in [
         (
             "audit",
-            json!({"timestamp": now_ms(), "message": "m", "source": "s"}),
+            json!({"timestamp": app.clock.now_millis(), "message": "m", "source": "s"}),
         ),
         ("debug", json!({"message": "no time", "source": "s"})),
-        ("debug", json!({"timestamp": now_ms(), "source": "s"})),
+        (
+            "debug",
+            json!({"timestamp": app.clock.now_millis(), "source": "s"}),
+        ),
     ] {
         let (status, code) = error_of(submit(&app, &admin, log_type, data).await).await;
         assert_eq!(
@@ -99,7 +100,7 @@ async fn submit_keeps_the_contract() {
     let unauthenticated = app
         .client
         .post(app.url(&format!("{PREFIX}/submit")))
-        .json(&json!({"log_type": "debug", "log_data": {"timestamp": now_ms(), "message": "m", "source": "s"}}))
+        .json(&json!({"log_type": "debug", "log_data": {"timestamp": app.clock.now_millis(), "message": "m", "source": "s"}}))
         .send()
         .await
         .unwrap();
@@ -114,7 +115,7 @@ async fn submit_keeps_the_contract() {
 async fn a_batch_is_stored_whole_and_a_resent_event_once() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
-    let now = now_ms();
+    let now = app.clock.now_millis();
     let lines: Vec<String> = (0..5)
         .map(|i| {
             json!({"log_type": "terminal", "log_data": {"id": format!("term-{i}"), "timestamp": now - i, "message": format!("line {i}"), "source": "cli"}})
@@ -226,9 +227,10 @@ async fn an_event_queued_while_logging_is_down_is_stored_once_it_is_back() {
     // Only the Authentication service runs: its login event waits in the queue.
     let auth = spawn(Some("authentication"), &env, None).await;
     login_ok(&auth, "admin", crate::helpers::ADMIN_PASSWORD).await;
+    let clock = auth.clock.clone();
     auth.stop().await.unwrap();
     // Logging comes up on the same queue and data, and stores it.
-    let app = spawn(None, &env, None).await;
+    let app = spawn_with_clock(None, &env, None, clock).await;
     let admin = admin_token(&app).await;
     let body = wait_for(
         &app,
@@ -253,7 +255,7 @@ async fn a_duplicate_delivery_is_stored_once() {
     let queue = app.queue.clone().unwrap();
     let event = json!({
         "specversion": "1.0", "id": "dup-event-1", "source": "vivesphere/bot-manager",
-        "type": "vivesphere.bot-manager.post.published", "time": platform::time_fmt::now_rfc3339(),
+        "type": "vivesphere.bot-manager.post.published", "time": app.clock.now_rfc3339(),
         "subject": "bot-7", "actor": "u-1", "data": {"action": "post.published", "actor": "u-1"}
     });
     // Published twice under different dedupe ids, so the queue delivers it twice.
@@ -303,7 +305,7 @@ async fn seed(
 async fn queries_filter_search_and_page_stably_newest_first() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
-    let base = now_ms() - 1000;
+    let base = app.clock.now_millis() - 1000;
     seed(
         &app,
         &admin,
@@ -385,7 +387,7 @@ async fn queries_filter_search_and_page_stably_newest_first() {
             "debug",
             2,
             move |i| format!("new during paging {round} {i}"),
-            now_ms(),
+            app.clock.now_millis(),
         )
         .await;
         match page["next_cursor"].as_str() {
@@ -407,7 +409,7 @@ async fn queries_filter_search_and_page_stably_newest_first() {
 async fn roles_bound_every_query_and_export() {
     let app = spawn_app().await;
     let admin = admin_token(&app).await;
-    let base = now_ms();
+    let base = app.clock.now_millis();
     seed(&app, &admin, "debug", 2, |i| format!("debug {i}"), base).await;
     seed(&app, &admin, "console", 2, |i| format!("console {i}"), base).await;
     let (_, manager) = user(&app, &admin, "manager", &["Manager"], None).await;
@@ -491,7 +493,7 @@ async fn admins_delete_by_filter_and_user_activity_cannot_be_forged() {
             &app,
             &manager,
             "user_activity",
-            json!({"timestamp": now_ms(), "message": "m", "source": "s"}),
+            json!({"timestamp": app.clock.now_millis(), "message": "m", "source": "s"}),
         )
         .await,
     )
@@ -556,9 +558,9 @@ async fn retention_removes_what_is_older_than_its_category_keeps() {
     .await;
     let admin = admin_token(&app).await;
     let day = 86_400_000;
-    let now = now_ms();
+    let now = app.clock.now_millis();
     // Debug keeps 2 days: an event from 1 day ago is taken; one from 4 days ago is refused as
-    // already expired; console keeps 7 days, so its 4-day-old event is taken.
+    // already expired; console keeps 7 days, so a 2-day-old event is taken.
     seed(
         &app,
         &admin,
@@ -589,80 +591,39 @@ async fn retention_removes_what_is_older_than_its_category_keeps() {
         "console",
         1,
         |_| "older console".into(),
-        now - 4 * day,
+        now - 2 * day,
     )
     .await;
-    let window = format!("from={}&to={}", now - 10 * day, now + 1);
-    let body = events(&app, &admin, &window).await;
-    let messages: Vec<&str> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["message"].as_str().unwrap())
-        .collect();
-    assert!(messages.contains(&"recent debug"), "{messages:?}");
-    assert!(messages.contains(&"older console"), "{messages:?}");
-    assert!(!messages.contains(&"expired debug"), "{messages:?}");
-
-    // Rows that age past retention are removed by the periodic pass.
-    let db = crate::helpers::service_db(&app, "logging").await;
-    if app.postgres_url.is_none() {
-        sqlx::query("INSERT INTO events (id, ts, category, service, level, message, data) VALUES ('aged', $1, 'debug', 's', 'info', 'aged debug', '{}')")
-            .bind(now - 3 * day)
-            .execute(&db)
-            .await
-            .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE id = 'aged'")
-                .fetch_one(&db)
-                .await
-                .unwrap()
-                .get("n");
-            if n == 0 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "retention never removed the aged row"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    } else {
-        // On PostgreSQL a whole day partition goes: make one that has aged out.
-        let start = (now - 3 * day).div_euclid(day) * day;
-        let day_name = time::OffsetDateTime::from_unix_timestamp(start / 1000)
+    let messages = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
             .unwrap()
-            .date();
-        let table = format!(
-            "events_debug_{:04}{:02}{:02}",
-            day_name.year(),
-            u8::from(day_name.month()),
-            day_name.day()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {table} PARTITION OF events_debug FOR VALUES FROM ({start}) TO ({})",
-            start + day
-        )))
-        .execute(&db)
-        .await
-        .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let found: Option<String> = sqlx::query("SELECT to_regclass($1)::text AS t")
-                .bind(&table)
-                .fetch_one(&db)
-                .await
-                .unwrap()
-                .get("t");
-            if found.is_none() {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "retention never dropped {table}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            .iter()
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let window = format!("from={}&to={}", now - 10 * day, now + 10 * day);
+    let stored = messages(&events(&app, &admin, &window).await);
+    assert!(stored.contains(&"recent debug".to_string()), "{stored:?}");
+    assert!(stored.contains(&"older console".to_string()), "{stored:?}");
+    assert!(!stored.contains(&"expired debug".to_string()), "{stored:?}");
+
+    // Three days later the debug event is four days old, past its two: the periodic pass
+    // removes it (a whole day partition on PostgreSQL, rows on SQLite). The console event,
+    // five days old, stays.
+    app.clock.advance(Duration::from_secs(3 * 86_400));
+    let admin = admin_token(&app).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = messages(&events(&app, &admin, &window).await);
+        if !left.contains(&"recent debug".to_string()) {
+            assert!(left.contains(&"older console".to_string()), "{left:?}");
+            break;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retention never removed the aged debug event: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -217,7 +217,7 @@ async fn log_events_travel_through_nats_into_postgres_partitions() {
     let queue = app.queue.clone().unwrap();
     let event = serde_json::json!({
         "specversion": "1.0", "id": "nats-debug-1", "source": "vivesphere/bot-manager",
-        "type": "vivesphere.bot-manager.debug", "time": platform::time_fmt::now_rfc3339(),
+        "type": "vivesphere.bot-manager.debug", "time": app.clock.now_rfc3339(),
         "data": {"level": "warn", "message": "rate limit close for bot 7"}
     });
     queue

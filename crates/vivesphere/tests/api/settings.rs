@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::auth_helpers::{admin_token, get, get_json, send_json, token_of};
-use crate::helpers::{TestApp, spawn, spawn_app};
+use crate::helpers::{TestApp, spawn, spawn_app, spawn_with_clock};
 use platform::testing::{TestPostgres, nats_settings};
 
 const P: &str = "/api/v1/config";
@@ -669,7 +669,7 @@ async fn the_environment_beats_the_central_configuration() {
 
 /// A debug event `days` old, for the Logging service's retention check.
 async fn submit_old_debug(app: &TestApp, token: &str, days: i64) -> StatusCode {
-    let ts = crate::auth_helpers::now() * 1000 - days * 86_400_000;
+    let ts = app.clock.now_millis() - days * 86_400_000;
     send_json(
         app,
         Method::POST,
@@ -746,7 +746,7 @@ async fn a_separate_service_follows_changes_over_nats_and_starts_on_its_disk_cop
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let logging = spawn(Some("logging"), &env, None).await;
+    let logging = spawn_with_clock(Some("logging"), &env, None, everything.clock.clone()).await;
     let accepted = status_of_accept(&logging, &admin).await;
     assert!(accepted.is_success(), "{accepted}");
     assert_eq!(
@@ -777,7 +777,7 @@ async fn a_separate_service_follows_changes_over_nats_and_starts_on_its_disk_cop
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let offline = spawn(Some("logging"), &env, None).await;
+    let offline = spawn_with_clock(Some("logging"), &env, None, everything.clock.clone()).await;
     let health = get_json(&offline, "/api/v1/logs/health", &admin).await;
     assert_eq!(health["status"], "ready", "{health}");
     assert_eq!(health["config"]["revision"], revision);

@@ -67,7 +67,7 @@ pub(crate) async fn start_on(
         }
     };
     platform::install_crypto_provider();
-    let fake = Arc::new(FakeX::new(Default::default()));
+    let fake = Arc::new(FakeX::new(Default::default(), platform::Clock::system()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fake_url = format!("http://{}", listener.local_addr().unwrap());
     let router = fake_x::router(fake.clone());

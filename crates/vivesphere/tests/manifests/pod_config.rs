@@ -248,6 +248,7 @@ pub fn config_problems(docs: &[Value], provided: &[Value], binary: &Path) -> Vec
             listen: None,
             file_root: Some(files.root.path().to_path_buf()),
             log_level: None,
+            clock: platform::Clock::system(),
         };
         let loaded = match load_config(&options) {
             Ok(loaded) => loaded,
