@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use platform::config::central::{GLOBAL_SCOPE, flatten};
-use platform::config::{BOOTSTRAP_SECTIONS, Catalog, ConfigError, Profile, is_secret_key};
+use platform::config::{
+    BOOTSTRAP_SECTIONS, Catalog, ConfigError, Profile, is_secret_reference, url_has_credentials,
+};
 use platform::http::error::{ApiError, ErrorCode};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -103,7 +105,7 @@ pub fn normalize_update(settings: &Value) -> Result<BTreeMap<String, Value>, Api
     Ok(out)
 }
 
-fn check_key_syntax(key: &str) -> Result<(), ApiError> {
+pub fn check_key_syntax(key: &str) -> Result<(), ApiError> {
     let valid = key.len() <= 200
         && key.contains('.')
         && key.split('.').all(|part| {
@@ -173,19 +175,41 @@ pub fn check_entry(
             ),
         ));
     }
-    check_no_secret(key, value)
+    if key.ends_with(FILE_SUFFIX) {
+        return Err(invalid_setting(
+            key,
+            "a `*_file` key names a file on the host that runs a service, which is part of its deployment: set it in files or the environment; centrally, refer to a secret as ${secret:NAME}",
+        ));
+    }
+    check_no_secret(catalog.is_secret(key), key, value)
 }
 
-/// Secrets are never stored here: a secret-named key takes only a `${secret:NAME}` reference,
-/// and no value may carry another placeholder.
-fn check_no_secret(key: &str, value: &Value) -> Result<(), ApiError> {
-    let reference_hint = "secrets are not stored in the central configuration; refer to one as ${secret:NAME}, which the service resolves from its environment or mounted secrets";
+/// The suffix of keys whose value is read from a file (`encryption_key_file`).
+const FILE_SUFFIX: &str = "_file";
+
+const REFERENCE_HINT: &str = "secrets are not stored in the central configuration; refer to one as ${secret:NAME}, which the service resolves from its environment or mounted secrets";
+
+/// Secrets are never stored here: a declared secret (`secret`) takes only a
+/// `${secret:NAME}` reference, no value may carry another placeholder, and no value may be
+/// a URL with credentials, whatever its key.
+fn check_no_secret(secret: bool, key: &str, value: &Value) -> Result<(), ApiError> {
     match value {
-        Value::String(text) if platform::config::is_secret_reference(text) => Ok(()),
-        Value::String(text) if text.contains("${") => Err(invalid_setting(key, reference_hint)),
-        _ if is_secret_key(key) => Err(invalid_setting(key, reference_hint)),
-        Value::Array(items) => items.iter().try_for_each(|item| check_no_secret(key, item)),
-        Value::Object(map) => map.values().try_for_each(|item| check_no_secret(key, item)),
+        Value::String(text) if is_secret_reference(text) => Ok(()),
+        _ if secret => Err(invalid_setting(
+            key,
+            format!("this setting is a secret; {REFERENCE_HINT}"),
+        )),
+        Value::String(text) if text.contains("${") => Err(invalid_setting(key, REFERENCE_HINT)),
+        Value::String(text) if url_has_credentials(text) => Err(invalid_setting(
+            key,
+            format!("a URL with credentials is a secret; {REFERENCE_HINT}"),
+        )),
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|item| check_no_secret(false, key, item)),
+        Value::Object(map) => map
+            .values()
+            .try_for_each(|item| check_no_secret(false, key, item)),
         _ => Ok(()),
     }
 }
@@ -237,9 +261,15 @@ mod tests {
 
     #[test]
     fn secrets_must_be_references() {
-        assert!(check_no_secret("x.api_key", &json!("hunter2")).is_err());
-        assert!(check_no_secret("x.api_key", &json!("${secret:API_KEY}")).is_ok());
-        assert!(check_no_secret("x.url", &json!("postgres://${DB_PASS}@db")).is_err());
-        assert!(check_no_secret("x.level", &json!("debug")).is_ok());
+        // A declared secret takes a reference and nothing else, whatever its name.
+        assert!(check_no_secret(true, "x.keks", &json!("1:a2V5")).is_err());
+        assert!(check_no_secret(true, "x.keks", &json!(["1:a2V5"])).is_err());
+        assert!(check_no_secret(true, "x.keks", &json!("${secret:KEKS}")).is_ok());
+        // Any other key: no placeholders, and no URL with credentials.
+        assert!(check_no_secret(false, "x.url", &json!("postgres://${DB_PASS}@db")).is_err());
+        assert!(check_no_secret(false, "x.url", &json!("https://u:p@host/")).is_err());
+        assert!(check_no_secret(false, "x.list", &json!(["nats://tok@nats"])).is_err());
+        assert!(check_no_secret(false, "x.url", &json!("https://host/a@b")).is_ok());
+        assert!(check_no_secret(false, "x.level", &json!("debug")).is_ok());
     }
 }

@@ -43,6 +43,16 @@ pub struct Change {
     pub expected: Option<i64>,
 }
 
+/// What a redaction changed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Redacted {
+    pub scope: String,
+    pub profile: String,
+    pub key: String,
+    /// The releases whose snapshot or diff held the value in clear.
+    pub revisions: Vec<i64>,
+}
+
 /// A release just written.
 pub struct Written {
     pub release: Release,
@@ -160,6 +170,25 @@ impl ConfigService {
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found(format!("no release {revision}")))?;
         let profile = Profile::parse(&target.profile).map_err(ApiError::internal)?;
+        let redacted: Vec<&String> = target
+            .snapshot
+            .iter()
+            .filter(|(_, value)| value.as_str() == Some(store::REDACTED_VALUE))
+            .map(|(key, _)| key)
+            .collect();
+        if !redacted.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "release {revision} had values redacted ({}), so it cannot be restored as it was; write those settings again with /update",
+                    redacted
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
         let change = Change {
             scope: target.scope.clone(),
             profile,
@@ -182,14 +211,7 @@ impl ConfigService {
         rollback_of: Option<i64>,
         next: impl Fn(&Snapshot) -> Snapshot,
     ) -> Result<Written, ApiError> {
-        let settings = self.settings.get();
-        if change.reason.chars().count() > settings.max_reason_chars {
-            return Err(ApiError::invalid_data(format!(
-                "reason: at most {} characters",
-                settings.max_reason_chars
-            ))
-            .with_field("field", "reason"));
-        }
+        self.check_reason(&change.reason)?;
         for _ in 0..WRITE_ATTEMPTS {
             let (current, based_on) = self.scope(&change.scope, change.profile).await?;
             if let Some(expected) = change.expected
@@ -263,6 +285,17 @@ impl ConfigService {
         ))
     }
 
+    fn check_reason(&self, reason: &str) -> Result<(), ApiError> {
+        let max = self.settings.get().max_reason_chars;
+        if reason.chars().count() > max {
+            return Err(
+                ApiError::invalid_data(format!("reason: at most {max} characters"))
+                    .with_field("field", "reason"),
+            );
+        }
+        Ok(())
+    }
+
     /// The scopes a change of `scope` combines with: global for a service's own scope,
     /// every service's own scope for global.
     async fn other_scopes(
@@ -328,6 +361,50 @@ impl ConfigService {
                 .map_err(config_error_to_api)?;
         }
         Ok(())
+    }
+
+    /// Replaces every value of `key` in the history of `scope` with a marker, except secret
+    /// references: for a secret that was written in clear before secrets were refused, or
+    /// into a key that is not a secret. The releases stay. Refused while the scope's newest
+    /// release still holds a value for the key in clear (change it first, so what runs is
+    /// not a marker).
+    pub async fn redact_history(&self, change: &Change, key: &str) -> Result<Redacted, ApiError> {
+        self.check_reason(&change.reason)?;
+        crate::model::check_key_syntax(key)?;
+        let (current, head) = self.scope(&change.scope, change.profile).await?;
+        if current.get(key).is_some_and(store::holds_plaintext) {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "release {head} of {} still holds `{key}` in clear: remove it or replace it by a ${{secret:NAME}} reference with /update first, then redact its history",
+                    change.scope
+                ),
+            )
+            .with_field("revision", head));
+        }
+        let revisions = store::redact(&self.db, &change.scope, change.profile.as_str(), key, head)
+            .await
+            .map_err(ApiError::internal)?;
+        self.activity
+            .record(
+                Activity::new("settings.redacted")
+                    .actor(change.author.clone())
+                    .subject(change.scope.clone())
+                    .details(json!({
+                        "scope": change.scope,
+                        "profile": change.profile.as_str(),
+                        "key": key,
+                        "revisions": revisions,
+                        "reason": change.reason,
+                    })),
+            )
+            .await;
+        Ok(Redacted {
+            scope: change.scope.clone(),
+            profile: change.profile.as_str().to_string(),
+            key: key.to_string(),
+            revisions,
+        })
     }
 
     /// Tells every config client: in this process through the hub, elsewhere on the queue.

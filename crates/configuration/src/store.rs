@@ -1,4 +1,6 @@
-//! Releases: one row per change, never updated. The same SQL on SQLite and PostgreSQL.
+//! Releases: one row per change, never updated except to redact a value that should never
+//! have been written (the release stays; the value becomes [`REDACTED_VALUE`]). The same SQL
+//! on SQLite and PostgreSQL.
 //!
 //! A release is written by one statement that takes the next revision and checks that its
 //! scope is still at the revision the change was based on: two writers can never both win,
@@ -168,5 +170,79 @@ pub async fn write(
         Ok(None) => Ok(WriteOutcome::Stale),
         Err(err) if is_unique_violation(&err) => Ok(WriteOutcome::Collided),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// What a redacted value reads as, in snapshots and diffs.
+pub const REDACTED_VALUE: &str = "[redacted]";
+
+/// Replaces every value of `key` in the releases of `scope` and `profile` up to `through`
+/// (snapshots and diffs alike) with [`REDACTED_VALUE`], except `${secret:NAME}` references,
+/// which are not secrets. One transaction; returns the revisions it changed.
+pub async fn redact(
+    db: &Database,
+    scope: &str,
+    profile: &str,
+    key: &str,
+    through: i64,
+) -> anyhow::Result<Vec<i64>> {
+    let mut tx = db.pool().begin().await?;
+    let rows = sqlx::query(
+        "SELECT revision, snapshot, diff FROM releases
+         WHERE scope = $1 AND profile = $2 AND revision <= $3 ORDER BY revision",
+    )
+    .bind(scope)
+    .bind(profile)
+    .bind(through)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut changed = Vec::new();
+    for row in rows {
+        let revision: i64 = row.try_get("revision")?;
+        let mut snapshot: serde_json::Value =
+            serde_json::from_str(&row.try_get::<String, _>("snapshot")?)?;
+        let mut diff: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("diff")?)?;
+        let mut touched = redact_entry(&mut snapshot, key);
+        for part in ["added", "removed"] {
+            touched |= redact_entry(&mut diff[part], key);
+        }
+        if let Some(change) = diff["changed"].get_mut(key) {
+            touched |= redact_entry(change, "from");
+            touched |= redact_entry(change, "to");
+        }
+        if touched {
+            sqlx::query("UPDATE releases SET snapshot = $1, diff = $2 WHERE revision = $3")
+                .bind(snapshot.to_string())
+                .bind(diff.to_string())
+                .bind(revision)
+                .execute(&mut *tx)
+                .await?;
+            changed.push(revision);
+        }
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// Redacts `map[key]` unless it is absent, already redacted or a secret reference.
+fn redact_entry(map: &mut serde_json::Value, key: &str) -> bool {
+    match map.get_mut(key) {
+        Some(value) if holds_plaintext(value) => {
+            *value = serde_json::Value::from(REDACTED_VALUE);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Whether a stored value could be a secret in clear: anything but nothing, the redaction
+/// marker, or a `${secret:NAME}` reference.
+pub fn holds_plaintext(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => false,
+        serde_json::Value::String(text) => {
+            text != REDACTED_VALUE && !platform::config::is_secret_reference(text)
+        }
+        _ => true,
     }
 }

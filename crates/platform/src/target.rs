@@ -5,6 +5,7 @@
 //! the shared queue and metrics) into a [`BuiltTarget`] (a router and readiness checks).
 //! Whether targets share a process is decided only by the binary's registry.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -181,6 +182,7 @@ pub struct TargetInfo {
     defaults: fn() -> serde_json::Value,
     check: fn(&LayeredConfig, &str) -> Result<(), ConfigError>,
     settings: fn() -> Vec<SettingSpec>,
+    secrets: fn(&str) -> BTreeSet<String>,
 }
 
 impl TargetInfo {
@@ -198,6 +200,7 @@ impl TargetInfo {
             defaults: section_defaults::<S>,
             check: check_section::<S>,
             settings: Vec::new,
+            secrets: crate::config::secret_keys_of::<S>,
         }
     }
 
@@ -210,6 +213,11 @@ impl TargetInfo {
 
     pub fn declared_settings(&self) -> Vec<SettingSpec> {
         (self.settings)()
+    }
+
+    /// The keys of its section that hold secrets: the fields of its settings typed `Secret`.
+    pub fn secret_keys(&self) -> BTreeSet<String> {
+        (self.secrets)(self.config_section)
     }
 
     pub fn with_routes(mut self, prefix: &'static str) -> Self {

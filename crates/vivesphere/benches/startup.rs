@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
+mod support;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -54,19 +54,8 @@ fn one_run(data_dir: &Path) -> Run {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vivesphere"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("VIVESPHERE_CONFIG_DIR", CONFIG_DIR)
-        .env("VIVESPHERE_DATABASE__PATH", data_dir.join("{service}.db"))
-        .env("VIVESPHERE_QUEUE__PATH", data_dir.join("queue.db"))
-        .env(
-            "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
-            data_dir.join("authentication.key"),
-        )
-        .env("VIVESPHERE_SECURE_BOT_DATA__KEK_DIR", data_dir.join("kek"))
-        .env("VIVESPHERE_TELEMETRY__SPILL_DIR", data_dir.join("spill"))
-        .env(
-            "VIVESPHERE_CONFIG_CLIENT__CACHE_DIR",
-            data_dir.join("config-cache"),
-        )
+        .envs(support::private_data_env(data_dir))
+        .current_dir(data_dir)
         .env("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())

@@ -285,7 +285,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut options = AppOptions::from_process_env(cli.config_dir, target, None);
             options.file_root = root;
             let loaded = load_config(&options)?;
-            print!("{}", loaded.process.render_with_origins());
+            print!(
+                "{}",
+                loaded
+                    .process
+                    .render_with_origins(&vivesphere::registry::secret_keys())
+            );
             Ok(())
         }
     }

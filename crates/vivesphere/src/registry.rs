@@ -2,6 +2,7 @@
 //! `all` is just every entry. This is the only place that knows every service, and the only
 //! place that decides what shares a process.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyhow::bail;
@@ -87,6 +88,15 @@ pub fn check_config(config: &LayeredConfig) -> Result<PlatformSettings, ConfigEr
     PlatformSettings::from_config(config)
 }
 
+/// Every key that holds a secret: the platform's and every target's fields typed `Secret`.
+pub fn secret_keys() -> BTreeSet<String> {
+    let mut keys = PlatformSettings::secret_keys();
+    for target in every_target() {
+        keys.extend(target.info().secret_keys());
+    }
+    keys
+}
+
 /// Every service's declared settings and the typed check, for the Configuration service and
 /// every config client.
 pub fn catalog() -> Catalog {
@@ -101,6 +111,7 @@ pub fn catalog() -> Catalog {
         services,
         PlatformSettings::SECTIONS.map(String::from).to_vec(),
         specs,
+        secret_keys(),
         config_defaults(),
         |config| check_config(config).map(|_| ()),
     )
@@ -109,6 +120,19 @@ pub fn catalog() -> Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_keys_are_every_field_typed_secret() {
+        assert_eq!(
+            secret_keys().into_iter().collect::<Vec<_>>(),
+            vec![
+                "authentication.encryption_key",
+                "authentication.initial_admin_password",
+                "database.url",
+                "secure_bot_data.keks",
+            ]
+        );
+    }
 
     #[test]
     fn unknown_target_error_lists_every_valid_name() {

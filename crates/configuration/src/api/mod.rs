@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{p}/scopes/{{scope}}"), get(scope))
         .route(&format!("{p}/releases"), get(releases))
         .route(&format!("{p}/releases/diff"), get(diff))
+        .route(&format!("{p}/releases/redact"), post(redact))
         .route(&format!("{p}/releases/{{revision}}"), get(release))
         .route(&format!("{p}/rollback"), post(rollback))
         .route(&format!("{p}/catalog"), get(catalog))
@@ -415,9 +416,77 @@ pub async fn rollback(
     ))
 }
 
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RedactRequest {
+    /// A service name, or `global`.
+    pub service: String,
+    /// The dotted key whose values are redacted in every release of the scope.
+    pub key: String,
+    /// Default: this service's own profile.
+    pub profile: Option<String>,
+    /// Why, for the audit trail.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RedactResponse {
+    /// Always `redacted`.
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub redacted: crate::service::Redacted,
+}
+
+/// Redact a value from history: every release of the scope keeps its place, but the key's
+/// values in clear (not `${secret:NAME}` references) become `[redacted]`, in snapshots and
+/// diffs. For a secret written in clear. Admins only; audited as `settings.redacted`. 409
+/// while the scope's newest release still holds the key in clear; a redacted release cannot
+/// be rolled back to.
+#[utoipa::path(post, path = "/api/v1/config/releases/redact", tag = "releases", security(("bearer" = [])),
+    request_body = RedactRequest,
+    responses((status = 200, body = RedactResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn redact(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Json(request): Json<RedactRequest>,
+) -> Result<Json<RedactResponse>, ApiError> {
+    claims.require("config:write")?;
+    if !claims.roles.iter().any(|role| role == "Admin") {
+        return Err(ApiError::new(
+            platform::ErrorCode::Forbidden,
+            "redacting history is for admins",
+        ));
+    }
+    if !crate::model::check_scope(&state.catalog, &request.service) {
+        return Err(ApiError::invalid_data(format!(
+            "service: no service {:?}; services: global, {}",
+            request.service,
+            state.catalog.services().collect::<Vec<_>>().join(", ")
+        ))
+        .with_field("field", "service"));
+    }
+    let change = Change {
+        scope: request.service,
+        profile: parse_profile(request.profile.as_deref(), state.profile)?,
+        author: author(&claims),
+        reason: request.reason.unwrap_or_default(),
+        request_id: current_request_id(),
+        expected: None,
+    };
+    let redacted = state.redact_history(&change, &request.key).await?;
+    Ok(Json(RedactResponse {
+        status: "redacted",
+        redacted,
+    }))
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CatalogResponse {
     pub services: Vec<String>,
+    /// Keys that hold secrets: written centrally only as `${secret:NAME}` references.
+    pub secrets: Vec<String>,
     /// The declared settings: type, range, and whether running services apply them live.
     /// Any other key a service's settings have can be set too; it applies at restart.
     #[schema(value_type = Vec<Object>)]
@@ -434,6 +503,7 @@ pub async fn catalog(
     claims.require("config:read")?;
     Ok(Json(CatalogResponse {
         services: state.catalog.services().map(str::to_string).collect(),
+        secrets: state.catalog.secret_keys().iter().cloned().collect(),
         settings: state.catalog.specs().cloned().collect(),
     }))
 }
@@ -498,7 +568,7 @@ pub async fn watch(
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(settings, update, scopes, scope, releases, release, diff, rollback, catalog, watch),
+    paths(settings, update, scopes, scope, releases, release, diff, redact, rollback, catalog, watch),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
     tags((name = "settings", description = "Central settings per scope and profile"),

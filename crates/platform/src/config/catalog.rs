@@ -4,7 +4,7 @@
 //! value outside its range never reaches running code. Keys not declared live still take
 //! central values, at the next start ("restart required").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -96,6 +96,9 @@ pub struct Catalog {
     /// The platform's own sections (`server`, `telemetry`, …).
     platform_sections: Vec<String>,
     specs: BTreeMap<&'static str, SettingSpec>,
+    /// Keys that hold secrets (key material, passwords, tokens, URLs with credentials):
+    /// centrally they take only `${secret:NAME}` references, and nothing shows their values.
+    secrets: BTreeSet<String>,
     check: Arc<CheckFn>,
     /// The defaults layer, the base a central candidate is checked on.
     defaults: Value,
@@ -111,12 +114,14 @@ impl std::fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    /// `services`: (service name, its config section); `check`: reads every section of a
-    /// configuration as its typed settings (unknown keys and wrong types are errors).
+    /// `services`: (service name, its config section); `secrets`: the secret keys of every
+    /// section; `check`: reads every section of a configuration as its typed settings
+    /// (unknown keys and wrong types are errors).
     pub fn new(
         services: Vec<(String, String)>,
         platform_sections: Vec<String>,
         specs: Vec<SettingSpec>,
+        secrets: BTreeSet<String>,
         defaults: Value,
         check: impl Fn(&LayeredConfig) -> Result<(), ConfigError> + Send + Sync + 'static,
     ) -> Self {
@@ -124,6 +129,7 @@ impl Catalog {
             services: services.into_iter().collect(),
             platform_sections,
             specs: specs.into_iter().map(|spec| (spec.key, spec)).collect(),
+            secrets,
             check: Arc::new(check),
             defaults,
         }
@@ -131,12 +137,30 @@ impl Catalog {
 
     /// An empty catalogue that accepts any configuration (operator commands, unit tests).
     pub fn permissive() -> Self {
-        Self::new(Vec::new(), Vec::new(), Vec::new(), Value::Null, |_| Ok(()))
+        Self::new(
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            BTreeSet::new(),
+            Value::Null,
+            |_| Ok(()),
+        )
+    }
+
+    /// Whether `key` holds a secret.
+    pub fn is_secret(&self, key: &str) -> bool {
+        self.secrets.contains(key)
+    }
+
+    /// Every secret key.
+    pub fn secret_keys(&self) -> &BTreeSet<String> {
+        &self.secrets
     }
 
     /// Checks central settings for `service` (`None`: the all-in-one process) in `profile`
-    /// on top of the defaults, as a service would before applying them. Secret references
-    /// are not resolved here (the consuming service resolves them), only type-checked as text.
+    /// on top of the defaults, as a service would before applying them. Nothing is read from
+    /// this host: secret references and `*_file` keys are not resolved here (the consuming
+    /// service resolves them), only type-checked as text.
     pub fn check_central(
         &self,
         service: Option<&str>,
@@ -155,16 +179,9 @@ impl Catalog {
                 (key.clone(), value)
             })
             .collect();
-        let env = [("ENV".to_string(), profile.as_str().to_string())];
-        // No files: only the defaults and the candidate (a directory that does not exist
-        // contributes nothing).
-        let config = ConfigLoader::new(
-            "/nonexistent/vivesphere-central-check",
-            env,
-            self.defaults.clone(),
-        )?
-        .with_central_layer("the central configuration", unflatten(&central))
-        .load(service)?;
+        let config = ConfigLoader::offline(profile, self.defaults.clone())
+            .with_central_layer("the central configuration", unflatten(&central))
+            .load(service)?;
         self.check(&config)?;
         self.check_ranges(&config)
     }

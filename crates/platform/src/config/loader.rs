@@ -48,6 +48,9 @@ pub struct ConfigLoader {
     defaults: Map<String, Value>,
     central: Option<(String, Map<String, Value>)>,
     file_root: Option<PathBuf>,
+    /// Reads nothing from this host: no YAML files, no `*_file` secrets, no secrets
+    /// directory, no environment placeholders (for checking a central candidate).
+    offline: bool,
 }
 
 impl ConfigLoader {
@@ -73,7 +76,22 @@ impl ConfigLoader {
             defaults,
             central: None,
             file_root: None,
+            offline: false,
         })
+    }
+
+    /// A loader for checking settings written centrally: the defaults and `profile` only,
+    /// and nothing read from this host. A `*_file` key or a placeholder stands for its text
+    /// as it is, unread, so that an answer never tells whether a file exists here.
+    pub fn offline(profile: Profile, defaults: Value) -> Self {
+        let mut loader = Self::new(
+            PathBuf::new(),
+            [("ENV".to_string(), profile.as_str().to_string())],
+            defaults,
+        )
+        .expect("a profile's own name parses");
+        loader.offline = true;
+        loader
     }
 
     /// A loader using this process's environment.
@@ -132,6 +150,9 @@ impl ConfigLoader {
                 .join("profiles")
                 .join(format!("{}.yaml", self.profile.as_str())),
         ));
+        if self.offline {
+            files.clear();
+        }
         for (layer, path) in files {
             if let Some(map) = read_yaml_file(&path)? {
                 let source = path.display().to_string();
@@ -156,7 +177,9 @@ impl ConfigLoader {
                 },
             );
         }
-        resolve_secrets(&mut config, &self.env, self.file_root.as_deref())?;
+        if !self.offline {
+            resolve_secrets(&mut config, &self.env, self.file_root.as_deref())?;
+        }
         Ok(config)
     }
 }

@@ -1,65 +1,33 @@
 //! `vivesphere config check`: the effective configuration as YAML, each value followed by a
-//! comment saying where it came from, with every secret redacted.
+//! comment saying where it came from, with every secret redacted: every declared secret
+//! (see [`super::secret::secret_keys_of`]), every value that came from a secret source
+//! (`${VAR}`, `*_file`), and the credentials of any URL.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
 use super::LayeredConfig;
-
-const REDACTED: &str = "[redacted]";
-
-/// Key names that hold secrets even when written inline (which they should not be).
-pub(crate) fn is_secret_name(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "token",
-        "_key",
-        "credentials",
-        "passphrase",
-    ]
-    .iter()
-    .any(|suffix| key.ends_with(suffix))
-        || key == "key"
-}
-
-/// Whether the last segment of a dotted key names a secret (`…password`, `…_key`, …).
-pub fn is_secret_key(dotted: &str) -> bool {
-    is_secret_name(dotted.rsplit('.').next().unwrap_or(dotted))
-}
-
-/// Hides the password in `scheme://user:password@host/...`.
-fn redact_url_password(text: &str) -> Option<String> {
-    let scheme_end = text.find("://")? + 3;
-    let authority_end = text[scheme_end..]
-        .find(['/', '?', '#'])
-        .map_or(text.len(), |i| scheme_end + i);
-    let at = text[scheme_end..authority_end].rfind('@')? + scheme_end;
-    let colon = text[scheme_end..at].find(':')? + scheme_end;
-    Some(format!("{}{REDACTED}{}", &text[..colon + 1], &text[at..]))
-}
+use super::secret::{REDACTED, redact_url_credentials};
 
 impl LayeredConfig {
     /// The value as it may be shown to people.
-    fn display_value(&self, path: &str, key: &str, value: &Value) -> Value {
+    fn display_value(&self, path: &str, value: &Value, secrets: &BTreeSet<String>) -> Value {
         if value.is_null() {
             return Value::Null;
         }
-        if self.secret_paths.contains(path) || is_secret_name(key) {
+        if self.secret_paths.contains(path) || secrets.contains(path) {
             return Value::from(REDACTED);
         }
         match value {
-            Value::String(text) => redact_url_password(text)
-                .map(Value::from)
-                .unwrap_or_else(|| value.clone()),
+            Value::String(text) => Value::from(redact_url_credentials(text)),
             _ => value.clone(),
         }
     }
 
-    /// Renders the whole effective configuration.
-    pub fn render_with_origins(&self) -> String {
+    /// Renders the whole effective configuration; `secrets` are the declared secret keys.
+    pub fn render_with_origins(&self, secrets: &BTreeSet<String>) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -68,7 +36,7 @@ impl LayeredConfig {
             self.profile().as_str()
         );
         let _ = writeln!(out, "# each value is followed by the layer it came from");
-        self.render_object(&self.tree, "", 0, &mut out);
+        self.render_object(&self.tree, "", 0, secrets, &mut out);
         out
     }
 
@@ -77,6 +45,7 @@ impl LayeredConfig {
         map: &Map<String, Value>,
         prefix: &str,
         depth: usize,
+        secrets: &BTreeSet<String>,
         out: &mut String,
     ) {
         let indent = "  ".repeat(depth);
@@ -89,10 +58,10 @@ impl LayeredConfig {
             match value {
                 Value::Object(child) if !child.is_empty() => {
                     let _ = writeln!(out, "{indent}{key}:");
-                    self.render_object(child, &path, depth + 1, out);
+                    self.render_object(child, &path, depth + 1, secrets, out);
                 }
                 _ => {
-                    let shown = self.display_value(&path, key, value);
+                    let shown = self.display_value(&path, value, secrets);
                     // JSON scalars and flow collections are valid YAML.
                     let origin = self
                         .origin_of(&path)
@@ -110,22 +79,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_passwords_are_hidden_but_the_rest_stays() {
-        assert_eq!(
-            redact_url_password("postgres://app:pa55@db:5432/vs?sslmode=require").unwrap(),
-            "postgres://app:[redacted]@db:5432/vs?sslmode=require"
+    fn declared_secrets_are_redacted_whatever_their_name() {
+        let config = LayeredConfig {
+            tree: serde_json::json!({"secure_bot_data": {"keks": "1:a2V5", "kek_dir": "/k"},
+                "bot_manager": {"x_api": {"base_url": "https://u:pw@api.example"}}})
+            .as_object()
+            .unwrap()
+            .clone(),
+            ..LayeredConfig::empty(super::super::Profile::Development, None)
+        };
+        let secrets = BTreeSet::from(["secure_bot_data.keks".to_string()]);
+        let rendered = config.render_with_origins(&secrets);
+        assert!(rendered.contains("keks: \"[redacted]\""), "{rendered}");
+        assert!(!rendered.contains("a2V5"), "{rendered}");
+        assert!(rendered.contains("kek_dir: \"/k\""), "{rendered}");
+        assert!(
+            rendered.contains("base_url: \"https://[redacted]@api.example\""),
+            "{rendered}"
         );
-        assert!(redact_url_password("nats://nats:4222").is_none());
-        assert!(redact_url_password("postgres://app@db/vs").is_none());
-    }
-
-    #[test]
-    fn secret_names_are_recognised_without_catching_ttls() {
-        assert!(is_secret_name("password"));
-        assert!(is_secret_name("initial_admin_password"));
-        assert!(is_secret_name("signing_key"));
-        assert!(is_secret_name("refresh_token"));
-        assert!(!is_secret_name("access_token_ttl"));
-        assert!(!is_secret_name("path"));
     }
 }

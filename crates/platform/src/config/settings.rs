@@ -48,6 +48,11 @@ impl PlatformSettings {
         )]
     }
 
+    /// The platform's secret settings (`database.url`, …): its fields typed `Secret`.
+    pub fn secret_keys() -> std::collections::BTreeSet<String> {
+        super::secret_keys_of::<Self>("")
+    }
+
     /// The defaults layer for the platform's sections.
     pub fn defaults() -> serde_json::Value {
         serde_json::to_value(Self::default()).expect("platform defaults serialize")

@@ -46,7 +46,12 @@ impl NatsQueue {
             .retry_on_initial_connect()
             .connect(settings.url.as_str())
             .await
-            .with_context(|| format!("cannot connect to NATS at {}", settings.url))?;
+            .with_context(|| {
+                format!(
+                    "cannot connect to NATS at {}",
+                    crate::config::redact_url_credentials(&settings.url)
+                )
+            })?;
         Ok(Self {
             jetstream: jetstream::new(client.clone()),
             client,

@@ -10,6 +10,33 @@ use serde_json::json;
 pub const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
 pub const ADMIN_PASSWORD: &str = "benchmark-operator-passphrase-1";
 
+/// Every path the binary writes to, inside `dir`: with the process also started in `dir`,
+/// a benchmark writes nothing into the source tree.
+pub fn private_data_env(dir: &std::path::Path) -> Vec<(&'static str, std::path::PathBuf)> {
+    vec![
+        (
+            "VIVESPHERE_CONFIG_DIR",
+            std::path::PathBuf::from(CONFIG_DIR),
+        ),
+        ("VIVESPHERE_DATABASE__PATH", dir.join("{service}.db")),
+        ("VIVESPHERE_QUEUE__PATH", dir.join("queue.db")),
+        (
+            "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
+            dir.join("authentication.key"),
+        ),
+        ("VIVESPHERE_SECURE_BOT_DATA__KEK_DIR", dir.join("kek")),
+        ("VIVESPHERE_TELEMETRY__SPILL_DIR", dir.join("spill")),
+        (
+            "VIVESPHERE_CONFIG_CLIENT__CACHE_DIR",
+            dir.join("config-cache"),
+        ),
+        (
+            "VIVESPHERE_AUTH__SERVICE_SECRETS_DIR",
+            dir.join("service-clients"),
+        ),
+    ]
+}
+
 /// The release binary serving every target; killed when dropped, however the bench ends.
 pub struct Server {
     child: std::process::Child,
@@ -40,26 +67,8 @@ impl Server {
                     .into_iter()
                     .flatten(),
             )
-            .env("VIVESPHERE_CONFIG_DIR", CONFIG_DIR)
-            .env("VIVESPHERE_DATABASE__PATH", dir.path().join("{service}.db"))
-            .env("VIVESPHERE_QUEUE__PATH", dir.path().join("queue.db"))
-            .env(
-                "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
-                dir.path().join("authentication.key"),
-            )
-            .env(
-                "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR",
-                dir.path().join("kek"),
-            )
-            .env("VIVESPHERE_TELEMETRY__SPILL_DIR", dir.path().join("spill"))
-            .env(
-                "VIVESPHERE_CONFIG_CLIENT__CACHE_DIR",
-                dir.path().join("config-cache"),
-            )
-            .env(
-                "VIVESPHERE_AUTH__SERVICE_SECRETS_DIR",
-                dir.path().join("service-clients"),
-            )
+            .envs(private_data_env(dir.path()))
+            .current_dir(dir.path())
             .env(
                 "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD",
                 ADMIN_PASSWORD,

@@ -171,6 +171,34 @@ fn config_check_prints_origins_and_hides_secrets() {
 }
 
 #[test]
+fn config_check_redacts_every_declared_secret_whatever_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let output = vivesphere(&dir)
+        .args(["config", "check", "--target", "secure-bot-data"])
+        .env("VIVESPHERE_SECURE_BOT_DATA__KEKS", format!("1:{kek}"))
+        .env(
+            "VIVESPHERE_QUEUE__URL",
+            "nats://nats-user:nats-pa55@nats:4222",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(!text.contains(kek), "{text}");
+    assert!(text.contains("keks: \"[redacted]\""), "{text}");
+    assert!(!text.contains("nats-pa55"), "{text}");
+    assert!(
+        text.contains("url: \"nats://[redacted]@nats:4222\""),
+        "{text}"
+    );
+}
+
+#[test]
 fn config_check_fails_on_a_bad_key_with_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let output = vivesphere(&dir)

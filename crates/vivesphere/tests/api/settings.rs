@@ -422,6 +422,22 @@ async fn invalid_settings_are_refused_with_the_key_named() {
             json!({"logging.retention.debug": "x".repeat(5000)}),
             "logging.retention.debug",
         ),
+        // Secret by declaration (its type), not by its name.
+        (
+            "secure-bot-data",
+            json!({"secure_bot_data.keks": "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}),
+            "secure_bot_data.keks",
+        ),
+        (
+            "authentication",
+            json!({"authentication.encryption_key_file": "/etc/hostname"}),
+            "authentication.encryption_key_file",
+        ),
+        (
+            "bot-manager",
+            json!({"bot_manager.x_api.base_url": "https://user:pa55@api.x.com"}),
+            "bot_manager.x_api.base_url",
+        ),
     ];
     for (service, settings, key) in cases {
         let (status, body) = error_of(
@@ -473,6 +489,15 @@ async fn invalid_settings_are_refused_with_the_key_named() {
         "{body}"
     );
     let catalog = get_json(&app, &format!("{P}/catalog"), &admin).await;
+    assert_eq!(
+        catalog["secrets"],
+        json!([
+            "authentication.encryption_key",
+            "authentication.initial_admin_password",
+            "database.url",
+            "secure_bot_data.keks"
+        ])
+    );
     let live: Vec<&str> = catalog["settings"]
         .as_array()
         .unwrap()
@@ -491,6 +516,189 @@ async fn invalid_settings_are_refused_with_the_key_named() {
     ] {
         assert!(live.contains(&key), "{key} is live");
     }
+}
+
+#[tokio::test]
+async fn a_declared_secret_is_taken_only_as_a_reference_and_no_viewer_sees_one() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let kek = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let refused = update(
+        &app,
+        &admin,
+        json!({"service": "secure-bot-data", "settings": {"secure_bot_data.keks": kek}}),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("${secret:NAME}"), "{body}");
+    assert!(
+        !body.contains("AAECAwQF"),
+        "the refusal does not echo the value: {body}"
+    );
+    update_ok(
+        &app,
+        &admin,
+        "secure-bot-data",
+        json!({"secure_bot_data.keks": "${secret:BOTDATA_KEKS}"}),
+    )
+    .await;
+    let viewer = token_of(&app, &admin, "vera", &["Viewer"]).await;
+    for path in [
+        format!("{P}/settings?service_name=secure-bot-data"),
+        format!("{P}/releases"),
+        format!("{P}/scopes/secure-bot-data"),
+    ] {
+        let text = get(&app, &path, &viewer).await.text().await.unwrap();
+        assert!(!text.contains("AAECAwQF"), "{path}: {text}");
+        assert!(text.contains("${secret:BOTDATA_KEKS}"), "{path}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn central_validation_reads_nothing_on_the_host() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let existing = app.data_dir.path().join("present.key");
+    std::fs::write(&existing, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let mut answers = Vec::new();
+    for path in [existing.display().to_string(), "/no/such/file".to_string()] {
+        let (status, body) = error_of(
+            update(
+                &app,
+                &admin,
+                json!({"service": "authentication",
+                       "settings": {"authentication.encryption_key_file": path}}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        answers.push(body["message"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a file that exists and one that does not get the same answer"
+    );
+    assert!(!answers[0].contains("read"), "{}", answers[0]);
+    // Placeholders are not expanded from the host's environment either.
+    let (status, body) = error_of(
+        update(
+            &app,
+            &admin,
+            json!({"service": "bot-manager",
+                   "settings": {"bot_manager.x_api.base_url": "${HOME}"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+/// Writes a release as an older version did, with a secret in clear (today's updates refuse
+/// that), so there is history to redact.
+async fn legacy_release_with_a_plaintext_secret(app: &TestApp, kek: &str) {
+    let db = crate::helpers::service_db(app, "configuration").await;
+    let snapshot = json!({"secure_bot_data.keks": kek, "secure_bot_data.max_versions": 5});
+    let diff = json!({"added": snapshot, "changed": {}, "removed": {}});
+    sqlx::query(
+        "INSERT INTO releases (revision, scope, profile, kind, snapshot, diff, author, reason, request_id, rollback_of, created_at)
+         VALUES (1, 'secure-bot-data', 'development', 'update', $1, $2, 'admin', 'legacy', NULL, NULL, 0)",
+    )
+    .bind(snapshot.to_string())
+    .bind(diff.to_string())
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_secret_written_in_clear_is_redacted_from_history_by_an_admin() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let kek = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    legacy_release_with_a_plaintext_secret(&app, kek).await;
+    let redact = |token: String| {
+        let app = &app;
+        async move {
+            send_json(
+                app,
+                Method::POST,
+                &format!("{P}/releases/redact"),
+                &token,
+                json!({"service": "secure-bot-data", "key": "secure_bot_data.keks",
+                       "reason": "a KEK was pasted in clear"}),
+            )
+            .await
+        }
+    };
+    let manager = token_of(&app, &admin, "mona", &["Manager"]).await;
+    assert_eq!(redact(manager).await.status(), StatusCode::FORBIDDEN);
+    // While the newest release still holds it in clear, removing it comes first.
+    let (status, body) = error_of(redact(admin.clone()).await).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("/update"),
+        "{body}"
+    );
+    update_ok(
+        &app,
+        &admin,
+        "secure-bot-data",
+        json!({"secure_bot_data.keks": null}),
+    )
+    .await;
+    let history = get(&app, &format!("{P}/releases"), &admin)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        history.contains("AAECAwQF"),
+        "the removal's diff still shows it: {history}"
+    );
+
+    let response = redact(admin.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "redacted");
+    assert_eq!(body["revisions"], json!([1, 2]));
+    let history = get_json(&app, &format!("{P}/releases"), &admin).await;
+    let text = history.to_string();
+    assert!(!text.contains("AAECAwQF"), "{text}");
+    let releases = history["releases"].as_array().unwrap();
+    assert_eq!(releases.len(), 2, "the releases stay");
+    let first = releases.iter().find(|r| r["revision"] == 1).unwrap();
+    assert_eq!(first["snapshot"]["secure_bot_data.keks"], "[redacted]");
+    assert_eq!(first["snapshot"]["secure_bot_data.max_versions"], 5);
+    // A release with a redacted value cannot come back by rollback.
+    let (status, body) = error_of(
+        send_json(
+            &app,
+            Method::POST,
+            &format!("{P}/rollback"),
+            &admin,
+            json!({"revision": 1}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // And the redaction is on the audit trail, without the value.
+    eventually(Duration::from_secs(10), || async {
+        let body = get_json(
+            &app,
+            "/api/v1/logs/events?action=settings.redacted&service=configuration",
+            &admin,
+        )
+        .await;
+        let text = body.to_string();
+        !text.contains("AAECAwQF")
+            && text.contains("secure_bot_data.keks")
+            && text.contains("a KEK was pasted in clear")
+    })
+    .await;
 }
 
 #[tokio::test]
