@@ -194,6 +194,24 @@ pub fn from_submission(
     })
 }
 
+/// Replaces every NUL character in keys and strings with U+FFFD. The queue carries what
+/// services recorded, which no one refuses at an edge, and the store cannot hold a NUL
+/// (PostgreSQL): kept as it was, such an event would be retried forever.
+fn replace_nul(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('\0') => *text = text.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut item) in entries {
+                replace_nul(&mut item);
+                map.insert(key.replace('\0', "\u{FFFD}"), item);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The events of a queue message on `logs.<category>.<service>`: one CloudEvent (as
 /// `platform::activity` writes them) or a CloudEvents JSON batch (an array of them, as outbox
 /// relays send). `None` for a message none of which can ever be stored.
@@ -209,7 +227,11 @@ pub fn from_queue_message(
         return None;
     };
     let category = Category::parse(category)?;
-    let events: Vec<LogEvent> = match serde_json::from_slice::<Value>(payload).ok()? {
+    let mut parsed = serde_json::from_slice::<Value>(payload).ok()?;
+    if platform::http::input::json_may_hold_nul(payload) {
+        replace_nul(&mut parsed);
+    }
+    let events: Vec<LogEvent> = match parsed {
         Value::Array(items) => items
             .into_iter()
             .filter_map(|item| match item {
@@ -282,6 +304,17 @@ fn from_cloudevent(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queued_event_with_a_nul_is_stored_with_the_nul_replaced() {
+        let payload = json!({"specversion": "1.0", "id": "e-1", "source": "vivesphere/x",
+            "type": "vivesphere.x.debug", "time": "2031-03-14T09:00:00Z",
+            "data": {"level": "warn", "message": "a\u{0}b", "k\u{0}": ["c\u{0}"]}});
+        let events =
+            from_queue_message("logs.debug.x", payload.to_string().as_bytes(), 0, 1000).unwrap();
+        assert_eq!(events[0].message, "a\u{FFFD}b");
+        assert_eq!(events[0].data["k\u{FFFD}"], json!(["c\u{FFFD}"]));
+    }
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000_000;

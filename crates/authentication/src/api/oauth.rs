@@ -44,6 +44,8 @@ fn form<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Re
             "send the body as application/x-www-form-urlencoded",
         ));
     }
+    platform::http::input::check_form(body)
+        .map_err(|err| err.with_field("error", "invalid_request"))?;
     serde_urlencoded::from_bytes(body).map_err(|err| {
         oauth_error(
             ErrorCode::InvalidData,

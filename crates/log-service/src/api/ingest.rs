@@ -189,6 +189,13 @@ pub async fn batch(
     }
     let mut events = Vec::with_capacity(items.len());
     for (position, item) in items {
+        if let Some(field) = platform::http::input::nul_field(&item) {
+            let refused = platform::http::input::nul_error(&field);
+            return Err(ApiError::new(
+                refused.code,
+                format!("item {position}: {}", refused.message),
+            ));
+        }
         let request: SubmitRequest = serde_json::from_value(item)
             .map_err(|err| ApiError::invalid_data(format!("item {position}: {err}")))?;
         let event = event_of(&state, &claims, request)

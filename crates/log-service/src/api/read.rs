@@ -8,12 +8,14 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::StreamExt;
 use platform::auth::{Authenticated, Claims};
 use platform::http::error::ErrorBody;
+use platform::http::observe::current_request_id;
 use platform::http::page::{Listing, clamp_limit};
 use platform::{ApiError, ErrorCode, Json, Query};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::AppState;
 use crate::access;
@@ -177,10 +179,17 @@ enum Format {
 
 const CSV_HEADER: &str = "id,time,category,service,level,user_id,action,request_id,message,data\n";
 
-/// One CSV cell: quoted, and a leading `=`, `+`, `-` or `@` defused so that a spreadsheet
-/// never runs a log line as a formula.
+/// Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection):
+/// `=`, `+`, `-`, `@`, and a tab, CR or LF that can start one.
+const FORMULA_STARTS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\n'];
+
+/// One CSV cell, as OWASP's CSV-injection guidance says: every cell quoted, quotes doubled,
+/// and a cell that starts with a formula character — or with spaces before one, which some
+/// spreadsheets skip — prefixed with `'`, so it is shown as text and never run.
 fn csv_cell(value: &str) -> String {
-    let defused = if value.starts_with(['=', '+', '-', '@']) {
+    let starts_a_formula = value.starts_with(FORMULA_STARTS)
+        || value.trim_start_matches(' ').starts_with(FORMULA_STARTS);
+    let defused = if starts_a_formula {
         format!("'{value}")
     } else {
         value.to_string()
@@ -211,7 +220,26 @@ fn csv_line(event: &LogEvent) -> String {
     line
 }
 
-/// Every event the filter covers, streamed page by page as NDJSON or CSV.
+/// The last line of every export: that it is complete and how many events it holds, or that
+/// it failed part-way (`failed`: the request id to quote). A download without it was cut off.
+fn end_marker(format: Format, events: u64, failed: Option<&str>) -> bytes::Bytes {
+    let line = match (format, failed) {
+        (Format::Ndjson, None) => format!("{}\n", json!({"export": "complete", "events": events})),
+        (Format::Ndjson, Some(request_id)) => format!(
+            "{}\n",
+            json!({"export": "failed", "events": events, "error_code": "INTERNAL_ERROR",
+                   "message": "the export stopped part-way; ask again", "request_id": request_id})
+        ),
+        (Format::Csv, None) => format!("\"#end\",\"complete\",\"{events} events\"\n"),
+        (Format::Csv, Some(request_id)) => format!(
+            "\"#end\",\"failed\",\"{events} events; the export stopped part-way (request {request_id})\"\n"
+        ),
+    };
+    bytes::Bytes::from(line)
+}
+
+/// Every event the filter covers, streamed page by page as NDJSON or CSV, ending with a
+/// line that says whether the export is complete.
 #[utoipa::path(get, path = "/api/v1/logs/export", tag = "logs", security(("bearer" = [])),
     params(EventQuery),
     responses((status = 200, description = "NDJSON (application/x-ndjson) or CSV (text/csv)"),
@@ -227,52 +255,48 @@ pub async fn export(
         Some(_) => return Err(ApiError::invalid_data("format: ndjson or csv")),
     };
     let filter = filter_of(&claims, &query, Some(state.clock.now_millis()))?;
-    let first =
-        (format == Format::Csv).then(|| Ok::<_, std::io::Error>(bytes::Bytes::from(CSV_HEADER)));
+    let first = (format == Format::Csv).then(|| bytes::Bytes::from(CSV_HEADER));
+    let request_id = current_request_id();
     let pages = futures::stream::unfold(
-        (state, filter, None::<Cursor>, false),
-        move |(state, filter, cursor, done)| async move {
-            if done {
-                return None;
-            }
-            match store::query(&state.db, &filter, cursor.as_ref(), EXPORT_PAGE).await {
-                Ok(events) => {
-                    let finished = (events.len() as i64) < EXPORT_PAGE;
-                    let next = events.last().map(|e| Cursor {
-                        ts: e.ts,
-                        id: e.id.clone(),
-                    });
-                    let mut chunk = String::new();
-                    for event in &events {
-                        match format {
-                            Format::Ndjson => {
-                                chunk.push_str(&serde_json::to_string(event).unwrap_or_default());
-                                chunk.push('\n');
+        Some((state, filter, None::<Cursor>, 0u64)),
+        move |progress| {
+            let request_id = request_id.clone();
+            async move {
+                let (state, filter, cursor, sent) = progress?;
+                match store::query(&state.db, &filter, cursor.as_ref(), EXPORT_PAGE).await {
+                    Ok(events) if events.is_empty() => Some((end_marker(format, sent, None), None)),
+                    Ok(events) => {
+                        let next = events.last().map(|e| Cursor {
+                            ts: e.ts,
+                            id: e.id.clone(),
+                        });
+                        let mut chunk = String::new();
+                        for event in &events {
+                            match format {
+                                Format::Ndjson => {
+                                    chunk.push_str(
+                                        &serde_json::to_string(event).unwrap_or_default(),
+                                    );
+                                    chunk.push('\n');
+                                }
+                                Format::Csv => chunk.push_str(&csv_line(event)),
                             }
-                            Format::Csv => chunk.push_str(&csv_line(event)),
                         }
+                        let sent = sent + events.len() as u64;
+                        Some((bytes::Bytes::from(chunk), Some((state, filter, next, sent))))
                     }
-                    if events.is_empty() {
-                        return None;
+                    Err(err) => {
+                        // The status line has gone out: the last line says the export
+                        // failed (the cause goes to the log), and the stream ends cleanly.
+                        tracing::error!(error = %format!("{err:#}"), "export stopped");
+                        Some((end_marker(format, sent, request_id.as_deref()), None))
                     }
-                    Some((
-                        Ok(bytes::Bytes::from(chunk)),
-                        (state, filter, next, finished),
-                    ))
-                }
-                Err(err) => {
-                    // The status line has gone out; ending the stream early is the only
-                    // signal left, and the cause goes to the log.
-                    tracing::error!(error = %format!("{err:#}"), "export stopped");
-                    Some((
-                        Err(std::io::Error::other("export stopped")),
-                        (state, filter, None, true),
-                    ))
                 }
             }
         },
-    );
-    let stream = futures::StreamExt::chain(futures::stream::iter(first), pages);
+    )
+    .map(Ok::<_, std::io::Error>);
+    let stream = futures::stream::iter(first.map(Ok)).chain(pages);
     let (content_type, file) = match format {
         Format::Ndjson => ("application/x-ndjson", "logs.ndjson"),
         Format::Csv => ("text/csv; charset=utf-8", "logs.csv"),
@@ -351,4 +375,37 @@ pub async fn delete(
         status: "deleted",
         deleted,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cell_that_could_start_a_formula_is_defused() {
+        for value in [
+            "=1+1", "+1", "-1", "@SUM(A1)", "\t=1+1", "\r=1+1", "\n=1+1", "\t", "  =1+1",
+        ] {
+            let cell = csv_cell(value);
+            assert!(cell.starts_with("\"'"), "{value:?} became {cell}");
+        }
+        assert_eq!(csv_cell("plain text"), "\"plain text\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("a=b"), "\"a=b\"", "only a formula start counts");
+    }
+
+    #[test]
+    fn an_export_ends_with_a_line_saying_whether_it_is_complete() {
+        let complete = end_marker(Format::Ndjson, 3, None);
+        let line: Value = serde_json::from_slice(&complete).unwrap();
+        assert_eq!(line, json!({"export": "complete", "events": 3}));
+        let failed = end_marker(Format::Ndjson, 1000, Some("req-1"));
+        let line: Value = serde_json::from_slice(&failed).unwrap();
+        assert_eq!(line["export"], "failed");
+        assert_eq!(line["request_id"], "req-1");
+        assert_eq!(
+            end_marker(Format::Csv, 2, None),
+            bytes::Bytes::from("\"#end\",\"complete\",\"2 events\"\n")
+        );
+    }
 }

@@ -154,6 +154,12 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
+        if super::input::is_nul_in_database(&err) {
+            // Input checks refuse NULs where they name the field; this is the net under
+            // them, so the database's refusal is the client's 400 and not our 500.
+            tracing::warn!(error = %format!("{err:#}"), "a NUL character reached the database");
+            return Self::invalid_data("text must not contain the NUL character (\\u0000 or %00)");
+        }
         Self::internal(format!("{err:#}"))
     }
 }

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod input;
 pub mod json;
 pub mod metrics;
 pub mod observe;
@@ -12,6 +13,7 @@ pub mod openapi;
 pub mod page;
 pub mod precondition;
 pub mod query;
+pub mod shape;
 
 use std::time::Duration;
 
@@ -24,11 +26,14 @@ use tower_http::catch_panic::CatchPanicLayer;
 use error::{ApiError, ErrorCode};
 
 /// Wraps the process's whole router: request ids, access log, metrics, panics turned into
-/// our 500 shape, and our 404/405 bodies.
+/// our 500 shape, our 404/405 bodies, NULs refused in paths and queries, and every other
+/// error answer in the standard shape.
 pub fn finish_router(router: Router, metrics: metrics::HttpMetrics) -> Router {
     router
         .fallback(|| async { ApiError::not_found("no route matches this path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .layer(axum::middleware::from_fn(input::refuse_nul_in_uri))
+        .layer(axum::middleware::from_fn(shape::standard_error_shape))
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
                 tracing::error!("request handler panicked");

@@ -439,8 +439,12 @@ async fn roles_bound_every_query_and_export() {
     let export = get(&app, &format!("{PREFIX}/export?format=ndjson"), &manager).await;
     assert_eq!(export.status(), StatusCode::OK);
     let text = export.text().await.unwrap();
-    assert!(!text.is_empty());
-    for line in text.lines() {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let last: Value = serde_json::from_str(lines.pop().unwrap()).unwrap();
+    assert_eq!(last["export"], "complete", "{text}");
+    assert_eq!(last["events"], lines.len(), "{text}");
+    assert!(!lines.is_empty());
+    for line in lines {
         let event: Value = serde_json::from_str(line).unwrap();
         assert_eq!(event["category"], "user_activity", "{line}");
     }
@@ -450,12 +454,20 @@ async fn roles_bound_every_query_and_export() {
     let (status, _) = error_of(get(&app, &format!("{PREFIX}/export"), &viewer).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    // CSV: a header, one line per event, formulas defused.
+    // CSV: a header, one line per event, formulas defused (also behind a tab, CR or LF),
+    // and the end marker.
     submit(
         &app,
         &admin,
         "console",
         json!({"timestamp": base, "message": "=HYPERLINK(\"x\")", "source": "web"}),
+    )
+    .await;
+    submit(
+        &app,
+        &admin,
+        "console",
+        json!({"timestamp": base, "message": "\t=cmd|' /C calc'!A0", "source": "web"}),
     )
     .await;
     let csv = get(
@@ -471,8 +483,11 @@ async fn roles_bound_every_query_and_export() {
         lines.next().unwrap(),
         "id,time,category,service,level,user_id,action,request_id,message,data"
     );
-    assert_eq!(lines.count(), 3);
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 5, "{text}");
+    assert_eq!(rows[4], "\"#end\",\"complete\",\"4 events\"");
     assert!(text.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{text}");
+    assert!(text.contains("\"'\t=cmd|' /C calc'!A0\""), "{text}");
 }
 
 #[tokio::test]
@@ -626,4 +641,55 @@ async fn retention_removes_what_is_older_than_its_category_keeps() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn an_export_that_fails_part_way_ends_with_a_line_saying_so() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let base = app.clock.now_millis();
+    // About 20 MB of export, far more than the sockets between server and client buffer,
+    // so most pages are read from the store only after the client starts reading.
+    let filler = "x".repeat(4000);
+    for batch in 0..5 {
+        seed(
+            &app,
+            &admin,
+            "terminal",
+            1000,
+            |i| format!("{batch}-{i} {filler}"),
+            base - batch * 1000,
+        )
+        .await;
+    }
+    let window = format!("from={}&to={}", base - 10_000, base + 1);
+    let mut export = get(
+        &app,
+        &format!("{PREFIX}/export?format=ndjson&category=terminal&{window}"),
+        &admin,
+    )
+    .await;
+    assert_eq!(export.status(), StatusCode::OK);
+    let first = export.chunk().await.unwrap().expect("a first chunk");
+    assert!(!first.is_empty());
+    // The store fails under the running export.
+    let db = crate::helpers::service_db(&app, "logging").await;
+    sqlx::query("ALTER TABLE events RENAME TO events_gone")
+        .execute(&db)
+        .await
+        .unwrap();
+    let mut text = String::from_utf8(first.to_vec()).unwrap();
+    while let Some(chunk) = export.chunk().await.expect("the stream ends cleanly") {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let mut lines: Vec<&str> = text.lines().collect();
+    let last: Value = serde_json::from_str(lines.pop().unwrap()).unwrap();
+    assert_eq!(last["export"], "failed", "{last}");
+    assert_eq!(last["events"], lines.len());
+    assert!(lines.len() < 5000, "the export stopped part-way");
+    assert!(!last["request_id"].as_str().unwrap().is_empty());
+    sqlx::query("ALTER TABLE events_gone RENAME TO events")
+        .execute(&db)
+        .await
+        .unwrap();
 }

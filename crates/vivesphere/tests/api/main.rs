@@ -21,6 +21,7 @@ mod bots_execution;
 
 mod config;
 mod gateway;
+mod hardening;
 mod health;
 mod logs;
 mod outage;
@@ -28,3 +29,4 @@ mod postgres_and_nats;
 mod process;
 mod routes;
 mod settings;
+mod sweep;
