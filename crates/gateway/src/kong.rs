@@ -2,7 +2,10 @@
 //! service per service (its Kubernetes Service on port 8000), a public route with the public
 //! paths and a protected route with the `jwt` plugin, `strip_path: false` everywhere; the
 //! Authentication service's public keys as one consumer's EdDSA credentials, chosen by `kid`;
-//! and `rate-limiting` (local, per IP), `prometheus` and `correlation-id` for all.
+//! and `rate-limiting` (local, per IP), `prometheus` and `correlation-id` for all. Kong's own
+//! answers (a 401 from `jwt`, a 429) get the headers every answer of ours carries, through
+//! `response-transformer`: globally, and with `Cache-Control: no-store` on the services whose
+//! answers carry tokens or secrets (Kong runs the most specific instance of a plugin).
 //!
 //! Longer prefix paths win in Kong's router, so a public path under a protected prefix is
 //! matched by the public route.
@@ -54,12 +57,26 @@ impl PublicKey {
     }
 }
 
+/// Headers on every answer, as `response-transformer` adds them.
+const SECURITY_HEADERS: [&str; 2] = [
+    "X-Content-Type-Options:nosniff",
+    "Referrer-Policy:no-referrer",
+];
+
+fn response_headers(no_store: bool) -> Value {
+    let mut headers: Vec<&str> = SECURITY_HEADERS.to_vec();
+    if no_store {
+        headers.push("Cache-Control:no-store");
+    }
+    json!({"name": "response-transformer", "config": {"add": {"headers": headers}}})
+}
+
 /// The declarative configuration as YAML.
 pub fn render(keys: &[PublicKey], rate_limit_per_minute: u32) -> anyhow::Result<String> {
     let services: Vec<Value> = ROUTES
         .iter()
         .map(|route| {
-            json!({
+            let mut service = json!({
                 "name": route.service,
                 "url": format!("http://{}:{}", route.service, platform::server::SERVICE_PORT),
                 "routes": [
@@ -84,7 +101,11 @@ pub fn render(keys: &[PublicKey], rate_limit_per_minute: u32) -> anyhow::Result<
                         }],
                     },
                 ],
-            })
+            });
+            if route.no_store {
+                service["plugins"] = json!([response_headers(true)]);
+            }
+            service
         })
         .collect();
     let secrets: Vec<Value> = keys
@@ -99,6 +120,7 @@ pub fn render(keys: &[PublicKey], rate_limit_per_minute: u32) -> anyhow::Result<
             {"name": "rate-limiting", "config": {"minute": rate_limit_per_minute, "policy": "local", "limit_by": "ip"}},
             {"name": "prometheus", "config": {"per_consumer": false, "status_code_metrics": true, "latency_metrics": true, "upstream_health_metrics": true}},
             {"name": "correlation-id", "config": {"header_name": "x-request-id", "generator": "uuid", "echo_downstream": true}},
+            response_headers(false),
         ],
     });
     let header = "# Kong 3.9 DB-less configuration, written by `vivesphere gateway export-kong` from the\n\
@@ -158,6 +180,25 @@ mod tests {
             assert_eq!(service["routes"][1]["plugins"][0]["name"], "jwt");
             assert_eq!(service["routes"][0]["paths"], json!(route.public_paths()));
             assert!(service["routes"][0].get("plugins").is_none());
+            let no_store = service["plugins"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|plugin| {
+                    plugin["name"] == "response-transformer"
+                        && plugin["config"]["add"]["headers"]
+                            .as_array()
+                            .unwrap()
+                            .contains(&json!("Cache-Control:no-store"))
+                });
+            assert_eq!(no_store, route.no_store, "{}", route.service);
         }
+        let global: Vec<&str> = document["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(global.contains(&"response-transformer"), "{global:?}");
     }
 }

@@ -11,6 +11,9 @@ pub struct Route {
     /// Paths under the prefix that pass without a token (the service checks whatever
     /// credential they carry itself: passwords, refresh tokens, client secrets).
     pub public: &'static [&'static str],
+    /// Answers under the prefix carry tokens or secrets (RFC 6749 §5.1): every one of them,
+    /// whoever produces it, is `Cache-Control: no-store`.
+    pub no_store: bool,
 }
 
 /// Paths every service serves without a token: its health, its OpenAPI document and docs.
@@ -32,28 +35,41 @@ pub const ROUTES: &[Route] = &[
             "/.well-known/jwks.json",
             "/revocations",
         ],
+        no_store: true,
     },
     Route {
         prefix: "/api/v1/bots",
         service: "bot-manager",
         public: &[],
+        no_store: false,
     },
     Route {
         prefix: "/api/v1/config",
         service: "configuration",
         public: &[],
+        no_store: false,
     },
     Route {
         prefix: "/api/v1/logs",
         service: "logging",
         public: &[],
+        no_store: false,
     },
     Route {
         prefix: "/api/v1/botdata",
         service: "secure-bot-data",
         public: &[],
+        no_store: true,
     },
 ];
+
+/// The prefixes whose answers are never stored by a cache.
+pub fn no_store_prefixes() -> impl Iterator<Item = &'static str> {
+    ROUTES
+        .iter()
+        .filter(|route| route.no_store)
+        .map(|route| route.prefix)
+}
 
 /// The route whose prefix `path` is under.
 pub fn route_for(path: &str) -> Option<&'static Route> {

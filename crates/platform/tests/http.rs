@@ -59,6 +59,7 @@ async fn serve(drain: Duration) -> TestServer {
     let router = finish_router(
         with_request_limits(routes, 1024, Duration::from_millis(400)),
         MetricsRegistry::new().http,
+        platform::http::headers::ResponsePolicy::default(),
     );
     let listener = platform::server::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

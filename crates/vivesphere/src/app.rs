@@ -19,6 +19,7 @@ use platform::config::{
     PlatformSettings, TelemetrySettings,
 };
 use platform::db::Database;
+use platform::http::headers::ResponsePolicy;
 use platform::http::health::{Health, ReadinessCheck, health_routes, service_health_route};
 use platform::http::metrics::{METRICS_PATH, MetricsRegistry, metrics_handler};
 use platform::http::openapi::docs_routes;
@@ -645,7 +646,11 @@ impl App {
                 .route(METRICS_PATH, get(metrics_handler))
                 .with_state(metrics.clone()),
         );
-        let router = finish_router(router, metrics.http.clone());
+        let router = finish_router(
+            router,
+            metrics.http.clone(),
+            ResponsePolicy::no_store_under(gateway::routes::no_store_prefixes()),
+        );
 
         Ok(Self {
             listener,

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod form;
+pub mod headers;
 pub mod health;
 pub mod input;
 pub mod json;
@@ -26,9 +27,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use error::{ApiError, ErrorCode};
 
 /// Wraps the process's whole router: request ids, access log, metrics, panics turned into
-/// our 500 shape, our 404/405 bodies, NULs refused in paths and queries, and every other
-/// error answer in the standard shape.
-pub fn finish_router(router: Router, metrics: metrics::HttpMetrics) -> Router {
+/// our 500 shape, our 404/405 bodies, NULs refused in paths and queries, every other error
+/// answer in the standard shape, and the security and caching headers of `policy`.
+pub fn finish_router(
+    router: Router,
+    metrics: metrics::HttpMetrics,
+    policy: headers::ResponsePolicy,
+) -> Router {
     router
         .fallback(|| async { ApiError::not_found("no route matches this path") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
@@ -43,6 +48,10 @@ pub fn finish_router(router: Router, metrics: metrics::HttpMetrics) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             observe::observe_request,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            policy,
+            headers::response_headers,
         ))
 }
 

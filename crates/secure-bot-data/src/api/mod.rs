@@ -1,6 +1,8 @@
 //! The HTTP API under `/api/v1/botdata`: the Phase-1 contract routes (`/store`,
 //! `/retrieve`), the RESTful routes over bots and fields, and the vault's system routes.
-//! Every response carries `Cache-Control: no-store`: secrets must not sit in any cache.
+//! Every answer under the prefix carries `Cache-Control: no-store` (secrets must not sit in
+//! any cache): the gateway's route table marks the prefix, and the platform adds the header
+//! to whatever answers there.
 
 mod bots;
 mod contract;
@@ -9,9 +11,6 @@ mod sys;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::HeaderValue;
-use axum::http::header::CACHE_CONTROL;
-use axum::response::Response;
 use axum::routing::{get, post};
 use platform::ApiError;
 use platform::http::error::ErrorBody;
@@ -28,13 +27,6 @@ pub use platform::http::page::{Listing, Page};
 /// Parses the `{bot_id}` and `{field}` path segments.
 fn parse_path(bot_id: &str, field: &str) -> Result<(BotId, FieldName), ApiError> {
     Ok((BotId::parse(bot_id)?, FieldName::parse(field)?))
-}
-
-async fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,7 +58,6 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{p}/sys/status"), get(sys::status))
         .route(&format!("{p}/sys/seal"), post(sys::seal))
         .route(&format!("{p}/sys/unseal"), post(sys::unseal))
-        .layer(axum::middleware::map_response(no_store))
         .with_state(state)
 }
 

@@ -108,3 +108,172 @@ async fn oversized_form_bodies_answer_413_in_the_error_shape() {
         assert!(!body["request_id"].as_str().unwrap().is_empty());
     }
 }
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn answers_that_carry_tokens_are_never_stored() {
+    let app = spawn_app().await;
+    let login = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": crate::helpers::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&login, "cache-control"), Some("no-store"));
+    let pair: Value = login.json().await.unwrap();
+    let refresh = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": pair["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refresh.status(), StatusCode::OK);
+    assert_eq!(header(&refresh, "cache-control"), Some("no-store"));
+    let token = app
+        .client
+        .post(app.url("/api/v1/auth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&client_id=nobody&client_secret=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&token, "cache-control"), Some("no-store"));
+    // Every Secure Bot Data answer: its health, an unknown path under it, a refusal.
+    for path in [
+        "/api/v1/botdata/health",
+        "/api/v1/botdata/no-such-route",
+        "/api/v1/botdata/bots",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(
+            header(&response, "cache-control"),
+            Some("no-store"),
+            "{path}"
+        );
+    }
+    // Elsewhere, nothing is said about caching.
+    let bots = app.get("/api/v1/bots/health").await;
+    assert_eq!(header(&bots, "cache-control"), None);
+}
+
+#[tokio::test]
+async fn the_gateways_own_refusals_on_secret_routes_are_never_stored() {
+    let services = spawn_app().await;
+    let services_url = format!("http://{}", services.addr);
+    let upstreams: Vec<(String, String)> = [
+        "authentication",
+        "bot_manager",
+        "configuration",
+        "logging",
+        "secure_bot_data",
+    ]
+    .iter()
+    .map(|key| {
+        (
+            format!("VIVESPHERE_GATEWAY__UPSTREAMS__{}", key.to_uppercase()),
+            serde_json::to_string(&[&services_url]).unwrap(),
+        )
+    })
+    .collect();
+    let mut env: Vec<(&str, &str)> = upstreams
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.push(("VIVESPHERE_AUTH__AUTHENTICATION_URL", services_url.as_str()));
+    env.push(("VIVESPHERE_CONFIG_CLIENT__ENABLED", "false"));
+    let gateway =
+        crate::helpers::spawn_with_clock(Some("gateway"), &env, None, services.clock.clone()).await;
+    let refused = gateway.get("/api/v1/botdata/bots").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&refused, "cache-control"), Some("no-store"));
+    assert_eq!(header(&refused, "x-content-type-options"), Some("nosniff"));
+}
+
+#[tokio::test]
+async fn every_answer_says_nosniff_and_no_referrer() {
+    let app = spawn_app().await;
+    for path in [
+        "/health",
+        "/api/v1/bots/health",
+        "/no/such/path",
+        "/metrics",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(
+            header(&response, "x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            header(&response, "referrer-policy"),
+            Some("no-referrer"),
+            "{path}"
+        );
+    }
+}
+
+/// Headless Chromium's DOM of `url` after its scripts ran, and what it logged; `None` (after
+/// a notice) where Chromium is not installed.
+fn rendered_in_chromium(url: &str) -> Option<(String, String)> {
+    let profile = tempfile::tempdir().unwrap();
+    let output = match std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+    {
+        Ok(output) => output,
+        Err(_) => {
+            eprintln!("=== SKIPPED browser test: chromium is not installed ===");
+            return None;
+        }
+    };
+    Some((
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn swagger_ui_works_under_the_content_security_policy() {
+    let app = spawn_app().await;
+    let page = app.get("/api/v1/auth/docs/").await;
+    let policy = header(&page, "content-security-policy")
+        .unwrap()
+        .to_string();
+    assert!(policy.contains("default-src 'none'"), "{policy}");
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-eval"));
+    let url = app.url("/api/v1/auth/docs/");
+    let Some((dom, log)) = tokio::task::spawn_blocking(move || rendered_in_chromium(&url))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    assert!(
+        dom.contains("data-path=\"/api/v1/auth/login\""),
+        "Swagger UI did not render the operations: {dom:.2000}"
+    );
+    assert!(
+        !log.contains("Content Security Policy"),
+        "the page broke its policy: {log}"
+    );
+}

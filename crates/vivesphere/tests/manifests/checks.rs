@@ -515,6 +515,21 @@ pub fn kong_routes_match_the_route_table(docs: &[Value]) -> Vec<String> {
                 .collect();
             let public = find(docs, "Ingress", &format!("{}-public", route.service));
             let protected = find(docs, "Ingress", route.service);
+            // Kong's own answers on the route carry our headers, `no-store` where the
+            // route table says so.
+            let headers_plugin = if route.no_store {
+                "no-store-headers"
+            } else {
+                "security-headers"
+            };
+            for ingress in public.iter().chain(protected.iter()) {
+                if !plugins(ingress).contains(headers_plugin) {
+                    problems.push(format!(
+                        "{}: Kong's own answers lack the {headers_plugin} plugin",
+                        ident(ingress)
+                    ));
+                }
+            }
             match public {
                 None => problems.push(format!("no Ingress {}-public", route.service)),
                 Some(ingress) => {

@@ -401,6 +401,16 @@ fn a_route_missing_from_kong_is_reported() {
     rejects(
         "tests/kong-ingress-controller",
         |docs| {
+            let ingress = doc_mut(docs, "Ingress", "secure-bot-data-public");
+            *at(ingress, "/metadata/annotations/konghq.com~1plugins") =
+                json!("rate-limiting,correlation-id,security-headers");
+        },
+        checks::kong_routes_match_the_route_table,
+        "Ingress/secure-bot-data-public: Kong's own answers lack the no-store-headers plugin",
+    );
+    rejects(
+        "tests/kong-ingress-controller",
+        |docs| {
             let ingress = doc_mut(docs, "Ingress", "authentication-public");
             at(ingress, "/spec/rules/0/http/paths")
                 .as_array_mut()
