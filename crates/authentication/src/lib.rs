@@ -212,6 +212,9 @@ fn check_live_settings(settings: &Settings) -> Result<(), String> {
     if password.min_length < 8 || password.min_length > password.max_length.max(128) {
         return Err("password.min_length is 8 to password.max_length".into());
     }
+    if password.min_strength > 4 {
+        return Err("password.min_strength is 0 to 4".into());
+    }
     let brute = &settings.brute_force;
     if brute.backoff_after == 0 || brute.lock_after < brute.backoff_after {
         return Err(

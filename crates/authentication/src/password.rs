@@ -1,6 +1,13 @@
-//! Passwords: the policy (length, no username inside, not a common password) and argon2id
-//! hashing with OWASP's parameters, run on the blocking pool so logins never stall the
-//! async workers.
+//! Passwords: the policy and argon2id hashing with OWASP's parameters, run on the blocking
+//! pool so logins never stall the async workers.
+//!
+//! The policy follows NIST SP 800-63B §3.1.1.2: a length range and no composition rules, but
+//! a refusal, with the reason, of what is known or easy to guess — a known-breached or
+//! common password of any length (the shipped list and zxcvbn's dictionaries), repetitive or
+//! sequential strings, keyboard patterns, dates, and words from the context: the user's own
+//! name and address, the product's name, this host's name and the configured
+//! `password.context_words`. The strength estimate is zxcvbn's; a password must reach
+//! `password.min_strength` (3 of 4 by default: more than 10^8 guesses).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,12 +33,28 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, owasp_params())
 }
 
+/// Words of the product a password must not be built from.
+const PRODUCT_WORDS: [&str; 2] = ["vivesphere", "vive sphere"];
+
+/// Context words shorter than this are not looked for inside a password (they would refuse
+/// ordinary words that happen to contain them); zxcvbn still weighs them.
+const MIN_CONTAINED_WORD: usize = 4;
+
+/// This machine's host name (a pod's, in a cluster), as a context word.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_lowercase())
+        .filter(|name| !name.is_empty())
+}
+
 /// Checks passwords against the configured policy, as it is at the moment of the check
-/// (the lengths follow the central configuration live).
+/// (lengths, strength and context words follow the central configuration live).
 #[derive(Clone)]
 pub struct PasswordPolicy {
     settings: Live<Settings>,
     common: Arc<HashSet<&'static str>>,
+    host: Option<String>,
 }
 
 impl PasswordPolicy {
@@ -39,11 +62,23 @@ impl PasswordPolicy {
         Self {
             settings,
             common: Arc::new(COMMON_PASSWORDS.lines().collect()),
+            host: host_name(),
         }
     }
 
-    /// Why `password` is not acceptable for `username`, if it is not.
+    /// Why `password` is not acceptable for a user called `username`, if it is not.
+    /// `personal` are more of the user's own words (display name, email address).
     pub fn check(&self, username: &str, password: &str) -> Result<(), String> {
+        self.check_with(username, &[], password)
+    }
+
+    /// [`PasswordPolicy::check`] with more of the user's own words.
+    pub fn check_with(
+        &self,
+        username: &str,
+        personal: &[&str],
+        password: &str,
+    ) -> Result<(), String> {
         let settings: PasswordSettings = self.settings.get().password.clone();
         let length = password.chars().count();
         if length < settings.min_length {
@@ -63,7 +98,48 @@ impl PasswordPolicy {
             return Err("the password must not contain the username".into());
         }
         if self.common.contains(lower.as_str()) {
-            return Err("this password is on the list of common passwords; choose another".into());
+            return Err(
+                "this password is on the list of common (breached) passwords; choose another"
+                    .into(),
+            );
+        }
+        // Words of the context: the user's own, the product's, this host's, the configured.
+        let mut context: Vec<String> = personal
+            .iter()
+            .flat_map(|text| text.split(['@', ' ', '.', '-', '_']))
+            .map(str::to_lowercase)
+            .chain(PRODUCT_WORDS.iter().map(|w| w.to_string()))
+            .chain(self.host.iter().cloned())
+            .chain(settings.context_words.iter().map(|w| w.to_lowercase()))
+            .filter(|word| !word.trim().is_empty())
+            .collect();
+        if let Some(word) = context.iter().find(|word| {
+            let word = word.replace(' ', "");
+            word.chars().count() >= MIN_CONTAINED_WORD && lower.replace(' ', "").contains(&word)
+        }) {
+            return Err(format!(
+                "the password must not contain {word:?}: words of this service and of its users are the first an attacker tries"
+            ));
+        }
+        context.push(username.to_lowercase());
+        let inputs: Vec<&str> = context.iter().map(String::as_str).collect();
+        let estimate = zxcvbn::zxcvbn(password, &inputs);
+        let strength = u8::from(estimate.score());
+        if strength < settings.min_strength {
+            let why = estimate
+                .feedback()
+                .and_then(|feedback| feedback.warning())
+                .map(|warning| format!(" {warning}"))
+                .unwrap_or_default();
+            let hint = estimate
+                .feedback()
+                .and_then(|feedback| feedback.suggestions().first())
+                .map(|suggestion| format!(" {suggestion}"))
+                .unwrap_or_else(|| " Add another word or two; uncommon words are better.".into());
+            return Err(format!(
+                "the password is too easy to guess (strength {strength} of 4, at least {} needed).{why}{hint}",
+                settings.min_strength
+            ));
         }
         Ok(())
     }
@@ -132,6 +208,62 @@ mod tests {
         PasswordPolicy::new(Live::fixed(Settings::default()))
     }
 
+    fn refusal(username: &str, password: &str) -> String {
+        policy().check(username, password).unwrap_err()
+    }
+
+    #[test]
+    fn repetitive_and_sequential_strings_are_refused_with_the_reason() {
+        let why = refusal("ada", "111111111111");
+        assert!(why.contains("Repeats like"), "{why}");
+        let why = refusal("ada", "123456789012");
+        assert!(why.contains("Sequences like"), "{why}");
+        let why = refusal("ada", "qwertyuiopasdf");
+        assert!(why.contains("too easy to guess"), "{why}");
+    }
+
+    #[test]
+    fn context_words_are_refused_naming_the_word() {
+        let why = refusal("ada", "vivesphere2026");
+        assert!(why.contains("\"vivesphere\""), "{why}");
+        let why = refusal("ada", "Vive Sphere rocks 99!");
+        assert!(why.contains("must not contain"), "{why}");
+        let why = policy()
+            .check_with(
+                "ada",
+                &["Ada Lovelace", "ada.lovelace@engine.example"],
+                "lovelace-analytical-42",
+            )
+            .unwrap_err();
+        assert!(why.contains("lovelace"), "{why}");
+        let mut settings = Settings::default();
+        settings.password.context_words = vec!["Influencia".into()];
+        let custom = PasswordPolicy::new(Live::fixed(settings));
+        assert!(custom.check("ada", "influencia-team-rules-7").is_err());
+        assert!(custom.check("ada", "tangerine-orbit-7-lanterns").is_ok());
+    }
+
+    #[test]
+    fn known_breached_passwords_of_every_allowed_length_are_refused() {
+        // On the shipped list (exactly) or in zxcvbn's dictionaries of leaked passwords.
+        for password in [
+            "1qaz2wsx3edc",
+            "passwordpassword",
+            "iloveyou12345",
+            "trustno1trustno1",
+        ] {
+            assert!(policy().check("bob", password).is_err(), "{password}");
+        }
+    }
+
+    #[test]
+    fn the_strength_needed_follows_the_setting() {
+        let mut settings = Settings::default();
+        settings.password.min_strength = 0;
+        let lenient = PasswordPolicy::new(Live::fixed(settings));
+        assert!(lenient.check("ada", "111111111111").is_ok());
+    }
+
     #[test]
     fn short_long_username_and_common_passwords_are_refused() {
         assert!(policy().check("ada", "short").is_err());
@@ -152,8 +284,12 @@ mod tests {
 
     #[test]
     fn length_counts_characters_not_bytes() {
-        // 12 characters, 36 bytes.
-        assert!(policy().check("bob", "ééééééééééé€").is_ok());
+        // 12 characters, 27 bytes.
+        assert!(policy().check("bob", "éàüöçñßøåœ€¥").is_ok());
+        assert!(
+            policy().check("bob", "éàüöçñßøåœ€").is_err(),
+            "11 characters"
+        );
     }
 
     #[tokio::test]

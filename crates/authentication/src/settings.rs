@@ -48,6 +48,11 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             "shortest password accepted when one is set or changed",
         ),
         SettingSpec::live(
+            "authentication.password.min_strength",
+            int(0, 4),
+            "least zxcvbn strength (0 to 4) of a new password",
+        ),
+        SettingSpec::live(
             "authentication.brute_force.enabled",
             SettingKind::Bool,
             "slow down and lock out repeated failed logins",
@@ -153,6 +158,12 @@ pub struct PasswordSettings {
     pub min_length: usize,
     /// At least 128; longer passwords are refused, never truncated.
     pub max_length: usize,
+    /// The least zxcvbn strength (0 to 4) a new password must reach; 3 means it takes more
+    /// than 10^8 guesses.
+    pub min_strength: u8,
+    /// More words no password may be built from: the organisation's name, its domains, the
+    /// public host name of the deployment.
+    pub context_words: Vec<String>,
 }
 
 impl Default for PasswordSettings {
@@ -160,6 +171,8 @@ impl Default for PasswordSettings {
         Self {
             min_length: 12,
             max_length: 128,
+            min_strength: 3,
+            context_words: Vec::new(),
         }
     }
 }

@@ -116,10 +116,18 @@ pub async fn create_user(
     check_roles(&state, &request.roles).await?;
     let (password, temporary) = match request.password {
         Some(password) => {
+            let personal: Vec<&str> = [&request.display_name, &request.email]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
             state
                 .policy
-                .check(&request.username, &password)
-                .map_err(ApiError::invalid_data)?;
+                .check_with(&request.username, &personal, &password)
+                .map_err(|reason| {
+                    ApiError::invalid_data(format!("password: {reason}"))
+                        .with_field("field", "password")
+                })?;
             (password, None)
         }
         None => {

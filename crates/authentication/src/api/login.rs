@@ -483,10 +483,17 @@ pub async fn change_password(
     };
     let credentials = check_password(&state, &client, &username, &request.current_password).await?;
     let user = credentials.user;
+    let personal: Vec<&str> = std::iter::once(user.display_name.as_str())
+        .chain(user.email.as_deref())
+        .collect();
     state
         .policy
-        .check(&user.username, &request.new_password)
-        .map_err(|reason| ApiError::invalid_data(reason).into_response())?;
+        .check_with(&user.username, &personal, &request.new_password)
+        .map_err(|reason| {
+            ApiError::invalid_data(format!("new_password: {reason}"))
+                .with_field("field", "new_password")
+                .into_response()
+        })?;
     if request.new_password == request.current_password {
         return Err(
             ApiError::invalid_data("the new password must differ from the current one")

@@ -277,3 +277,41 @@ async fn swagger_ui_works_under_the_content_security_policy() {
         "the page broke its policy: {log}"
     );
 }
+
+#[tokio::test]
+async fn guessable_passwords_are_refused_with_the_reason() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    for (password, reason) in [
+        ("123456789012", "Sequences like"),
+        ("111111111111", "Repeats like"),
+        ("vivesphere2026", "must not contain \"vivesphere\""),
+        ("orbit-al-huda-2031", "must not contain \"huda\""),
+        ("passwordpassword", "too easy to guess"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/auth/users"))
+            .bearer_auth(&admin)
+            .json(&json!({"username": "noor", "display_name": "Noor al Huda",
+                          "password": password, "roles": ["Viewer"]}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = body_of(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{password}: {body}");
+        assert_eq!(body["field"], "password");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{password}: {message}");
+    }
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"username": "noor", "display_name": "Noor al Huda",
+                      "password": "tangerine-orbit-7-lanterns", "roles": ["Viewer"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
