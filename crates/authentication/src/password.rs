@@ -67,12 +67,12 @@ impl PasswordPolicy {
     }
 
     /// Why `password` is not acceptable for a user called `username`, if it is not.
-    /// `personal` are more of the user's own words (display name, email address).
     pub fn check(&self, username: &str, password: &str) -> Result<(), String> {
         self.check_with(username, &[], password)
     }
 
-    /// [`PasswordPolicy::check`] with more of the user's own words.
+    /// [`PasswordPolicy::check`] with more of the user's own words in `personal` (display
+    /// name, email address).
     pub fn check_with(
         &self,
         username: &str,

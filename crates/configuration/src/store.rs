@@ -173,8 +173,8 @@ pub async fn write(
     }
 }
 
-/// What a redacted value reads as, in snapshots and diffs.
-pub const REDACTED_VALUE: &str = "[redacted]";
+/// What a redacted value reads as, in snapshots and diffs (as everywhere a secret is hidden).
+pub use platform::config::REDACTED as REDACTED_VALUE;
 
 /// Replaces every value of `key` in the releases of `scope` and `profile` up to `through`
 /// (snapshots and diffs alike) with [`REDACTED_VALUE`], except `${secret:NAME}` references,
