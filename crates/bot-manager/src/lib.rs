@@ -14,6 +14,7 @@ mod api;
 mod botdata;
 mod fingerprint;
 mod model;
+mod ops;
 mod relay;
 mod service;
 mod settings;

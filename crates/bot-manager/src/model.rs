@@ -123,6 +123,45 @@ impl PostState {
     }
 }
 
+/// A job's state: `pending` (due, or waiting for its run_at), `running` (a worker is sending
+/// it), `waiting` (parked while its bot cannot publish), `done`, `dead` (gave up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Running,
+    Waiting,
+    Done,
+    Dead,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        Ok(match raw {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "waiting" => Self::Waiting,
+            "done" => Self::Done,
+            "dead" => Self::Dead,
+            other => anyhow::bail!("{other:?} is not a job state"),
+        })
+    }
+
+    /// Whether a worker may still act on the job.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
 /// A UUIDv7 id from a path.
 pub fn parse_id(raw: &str, what: &str) -> Result<String, ApiError> {
     match uuid::Uuid::parse_str(raw) {

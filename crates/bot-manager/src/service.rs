@@ -1,14 +1,12 @@
-//! The Bot Manager's shared state and the few things every part of it does: reach checks,
-//! activity events, and its Prometheus figures.
+//! The Bot Manager's shared state and the few things every part of it does: activity
+//! events, waking waiting jobs, and its Prometheus figures.
 
 use std::sync::Arc;
 
 use platform::activity::{Activity, ActivityLog};
-use platform::auth::Claims;
 use platform::db::Database;
 use platform::http::metrics::MetricsRegistry;
 use platform::queue::Queue;
-use platform::{ApiError, ErrorCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,12 +16,8 @@ use tokio::sync::Notify;
 
 use crate::botdata::BotDataClient;
 use crate::settings::Settings;
-use crate::store::bots::{self, BotRow, Reach};
 use crate::tokens::Tokens;
 use crate::xapi::XClient;
-
-/// The role that reaches every bot.
-pub const ADMIN_ROLE: &str = "Admin";
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabels {
@@ -94,36 +88,6 @@ pub struct BotManager {
     pub clock: platform::Clock,
 }
 
-/// Who is calling, as far as bots are concerned.
-pub struct Caller<'a> {
-    pub claims: &'a Claims,
-}
-
-impl<'a> Caller<'a> {
-    pub fn new(claims: &'a Claims) -> Self {
-        Self { claims }
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.claims.roles.iter().any(|r| r == ADMIN_ROLE)
-    }
-
-    pub fn reach(&self) -> Reach<'a> {
-        if self.is_admin() {
-            Reach::All
-        } else {
-            Reach::Member {
-                user_id: &self.claims.sub,
-                team: self.claims.team.as_deref(),
-            }
-        }
-    }
-
-    pub fn actor(&self) -> String {
-        self.claims.sub.clone()
-    }
-}
-
 /// A uniformly random whole number below `bound` (jitter, not secrets).
 pub fn random_below(bound: u64) -> u64 {
     if bound == 0 {
@@ -133,19 +97,6 @@ pub fn random_below(bound: u64) -> u64 {
 }
 
 impl BotManager {
-    /// The bot if the caller reaches it; someone else's bot is simply not found.
-    pub async fn reachable_bot(
-        &self,
-        caller: &Caller<'_>,
-        bot_id: &str,
-    ) -> Result<BotRow, ApiError> {
-        let bot_id = crate::model::parse_id(bot_id, "bot")?;
-        match bots::get(&self.db, &bot_id).await? {
-            Some(bot) if caller.reach().includes(&bot) => Ok(bot),
-            _ => Err(ApiError::new(ErrorCode::NotFound, "no such bot")),
-        }
-    }
-
     /// Re-arms the jobs that waited while the bot could not publish and wakes the relay.
     pub async fn release_waiting(&self, bot_id: &str) -> anyhow::Result<()> {
         let released =

@@ -173,7 +173,7 @@ async fn execute_leased(
         return Ok(Settle::Ack);
     };
     // An older dispatch, or a job already settled: nothing to do.
-    if job.dispatches != due.dispatch || !matches!(job.state.as_str(), "pending" | "running") {
+    if job.dispatches != due.dispatch || !job.state.is_open() {
         return Ok(Settle::Ack);
     }
     let run = Run {
@@ -415,26 +415,7 @@ impl Run<'_> {
                 post_state: waiting_state,
             })
             .await?;
-        let moved = bots::set_status(
-            &self.manager.db,
-            &self.job.bot_id,
-            BotStatus::Active,
-            BotStatus::NeedsReauth,
-            Some(reason),
-            self.manager.clock.now_millis(),
-        )
-        .await?;
-        if moved {
-            self.manager.metrics.count("refresh", "refused");
-            self.manager
-                .record(
-                    "bot.needs_reauth",
-                    "bot-manager",
-                    &self.job.bot_id,
-                    json!({"reason": reason}),
-                )
-                .await;
-        }
+        crate::ops::bots::mark_needs_reauth(self.manager, &self.job.bot_id, reason).await?;
         Ok(settle)
     }
 
@@ -509,14 +490,11 @@ impl Run<'_> {
             .pointer("/data/id")
             .and_then(Value::as_str)
             .map(String::from);
-        if let Some(id) = &id {
-            let _ = sqlx::query(
-                "UPDATE bots SET x_user_id = $1 WHERE bot_id = $2 AND x_user_id IS NULL",
-            )
-            .bind(id)
-            .bind(&self.job.bot_id)
-            .execute(self.manager.db.pool())
-            .await;
+        if let Some(id) = &id
+            && let Err(err) = bots::set_x_user_id(&self.manager.db, &self.job.bot_id, id).await
+        {
+            // Asked again next time; nothing depends on keeping it now.
+            tracing::warn!(error = %format!("{err:#}"), "could not keep the bot's X user id");
         }
         Ok(id)
     }
@@ -583,7 +561,7 @@ impl Run<'_> {
         } else {
             PostState::Scheduled
         };
-        if job.bot_status != BotStatus::Active.as_str() {
+        if job.bot_status != BotStatus::Active {
             return self.park(waiting).await;
         }
         let grace_ms = self.manager.live.get().grace_seconds as i64 * 1000;
@@ -756,7 +734,7 @@ impl Run<'_> {
             .await?;
             return Ok(Settle::Ack);
         }
-        if job.bot_status != BotStatus::Active.as_str() {
+        if job.bot_status != BotStatus::Active {
             return self.park(PostState::Deleting).await;
         }
         if let Some(settle) = self

@@ -8,7 +8,9 @@ use platform::db::Database;
 use platform::{ApiError, ErrorCode};
 use serde_json::json;
 
-use crate::access::Caller;
+use platform::auth::Caller;
+
+use crate::access;
 use crate::audit::AuditLog;
 use crate::crypto::{self, RecordRef};
 use crate::keyring::{KeyVault, SealReason, SealedError};
@@ -166,7 +168,7 @@ impl BotData {
         let bot = bots::get(self.db.pool(), bot_id.as_str())
             .await?
             .ok_or_else(no_such_bot)?;
-        if caller.may_reach(&bot) {
+        if access::reaches(caller, &bot) {
             return Ok(bot);
         }
         Err(self
@@ -261,7 +263,7 @@ impl BotData {
         let bot = bots::get(&mut *tx, bot_id.as_str())
             .await?
             .ok_or_else(no_such_bot)?;
-        if !caller.may_reach(&bot) {
+        if !access::reaches(caller, &bot) {
             return Err(no_such_bot());
         }
         let mut written = Vec::with_capacity(writes.len());
@@ -336,7 +338,7 @@ impl BotData {
             .as_deref()
             .is_some_and(|owner| owner != caller.id())
             || ownership.team.is_some();
-        if assigns && !caller.may_assign_owner() {
+        if assigns && !access::may_assign_owner(caller) {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
                 "only admins and service clients register bots for another owner or team",
@@ -350,7 +352,7 @@ impl BotData {
         let owner = ownership
             .owner_id
             .unwrap_or_else(|| caller.id().to_string());
-        let team = ownership.team.or_else(|| caller.claims.team.clone());
+        let team = ownership.team.or_else(|| caller.team().map(String::from));
         Ok((owner, team))
     }
 
@@ -419,7 +421,7 @@ impl BotData {
             secrets::version_with_bot(&self.db, bot_id.as_str(), field.as_str(), version)
                 .await?
                 .ok_or_else(no_such_bot)?;
-        if !caller.may_reach(&bot) {
+        if !access::reaches(caller, &bot) {
             return Err(self
                 .unreachable(caller, action, bot_id, Some(field.as_str()))
                 .await);
@@ -544,7 +546,7 @@ impl BotData {
     ) -> Result<Vec<BotSummary>, ApiError> {
         self.require(caller, "botdata:read", "list", None, None)
             .await?;
-        Ok(bots::list(&self.db, caller.scope(), limit, cursor).await?)
+        Ok(bots::list(&self.db, caller.reach(), limit, cursor).await?)
     }
 
     pub async fn metadata(

@@ -1,21 +1,21 @@
-//! Bots: create (with credentials, which go to Secure Bot Data), read, edit, change status,
-//! replace credentials, archive. Someone else's bot is not found.
+//! Bots over HTTP: create (with credentials, which go to Secure Bot Data), read, edit,
+//! change status, replace credentials, archive (`ops::bots` does each).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use platform::auth::Authenticated;
+use platform::auth::Caller;
 use platform::http::error::ErrorBody;
 use platform::http::page::{Listing, Page};
-use platform::{ApiError, ErrorCode, Json, Query};
+use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::{AppState, etag, if_match};
-use crate::botdata::{BotDataError, fields};
-use crate::model::{BotStatus, PostingSlot, new_id};
-use crate::service::{BotManager, Caller};
-use crate::store::bots::{self, BotRow};
+use crate::model::{BotStatus, PostingSlot};
+use crate::ops;
+use crate::ops::bots::{BotChanges, NewBot};
+use crate::store::bots::BotRow;
 
 /// A bot as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -65,110 +65,6 @@ fn with_etag(status: StatusCode, bot: BotRow) -> Response {
     response
 }
 
-/// `@handle` or `handle`: 1 to 15 letters, digits or `_`, as X allows.
-fn parse_handle(raw: &str, field: &str) -> Result<String, ApiError> {
-    let handle = raw.trim().trim_start_matches('@');
-    if (1..=15).contains(&handle.len())
-        && handle
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
-        Ok(handle.to_string())
-    } else {
-        Err(ApiError::invalid_data(format!(
-            "{field}: an X handle, 1 to 15 letters, digits or '_'"
-        )))
-    }
-}
-
-fn parse_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid_data(
-            "bot_name: 1 to 100 characters, no control characters",
-        ));
-    }
-    Ok(name.to_string())
-}
-
-fn parse_description(raw: &str) -> Result<String, ApiError> {
-    if raw.chars().count() > 1000 {
-        return Err(ApiError::invalid_data(
-            "description: at most 1000 characters",
-        ));
-    }
-    Ok(raw.to_string())
-}
-
-/// The credentials object → Secure Bot Data fields. OAuth 2.0 names map to the `oauth_*`
-/// fields the workers read; other names (email, password, api_key, …) are kept as given.
-/// Values are never quoted back in an error.
-pub fn credential_fields(credentials: Value) -> Result<Map<String, Value>, ApiError> {
-    let Value::Object(map) = credentials else {
-        return Err(ApiError::invalid_data(
-            "credentials: an object of name → secret string",
-        ));
-    };
-    if map.is_empty() || map.len() > 20 {
-        return Err(ApiError::invalid_data("credentials: 1 to 20 entries"));
-    }
-    let mut out = Map::new();
-    for (name, value) in map {
-        let field = match name.as_str() {
-            "access_token" => fields::ACCESS_TOKEN.to_string(),
-            "refresh_token" => fields::REFRESH_TOKEN.to_string(),
-            "client_id" => fields::CLIENT_ID.to_string(),
-            "client_secret" => fields::CLIENT_SECRET.to_string(),
-            other => other.to_string(),
-        };
-        let valid_name = (1..=64).contains(&field.len())
-            && field.starts_with(|c: char| c.is_ascii_lowercase())
-            && field
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !valid_name {
-            return Err(ApiError::invalid_data(format!(
-                "credentials: {:?} is not a field name (lowercase letters, digits, '_')",
-                name.chars().take(64).collect::<String>()
-            )));
-        }
-        match value {
-            Value::String(s) if !s.is_empty() && s.len() <= 8192 => {
-                out.insert(field, Value::String(s));
-            }
-            _ => {
-                return Err(ApiError::invalid_data(format!(
-                    "credentials.{name}: a non-empty string of at most 8192 bytes"
-                )));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Whether the credentials let the bot act on X (a token, or what gets one).
-fn can_publish(fields_: &Map<String, Value>) -> bool {
-    fields_.contains_key(fields::ACCESS_TOKEN)
-        || (fields_.contains_key(fields::REFRESH_TOKEN) && fields_.contains_key(fields::CLIENT_ID))
-}
-
-fn botdata_error(err: BotDataError) -> ApiError {
-    match err {
-        BotDataError::Invalid(message) => ApiError::invalid_data(format!("credentials: {message}")),
-        BotDataError::Conflict => ApiError::new(
-            ErrorCode::Conflict,
-            "the credentials changed meanwhile; try again",
-        ),
-        BotDataError::Unavailable(cause) => {
-            tracing::warn!(error = %format!("{cause:#}"), "Secure Bot Data unavailable");
-            ApiError::new(
-                ErrorCode::NotReady,
-                "the credential store is unavailable; nothing was created, try again",
-            )
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBotRequest {
@@ -184,76 +80,19 @@ pub struct CreateBotRequest {
     pub posting_slots: Option<Vec<PostingSlot>>,
 }
 
-/// Validates the request, stores the credentials, then the bot.
-pub async fn create_bot(
-    state: &BotManager,
-    caller: &Caller<'_>,
-    request: CreateBotRequest,
-) -> Result<BotRow, ApiError> {
-    caller.claims.require("bots:write")?;
-    let Some(owner_id) = caller.claims.user_id().map(String::from) else {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "bots belong to users; service clients cannot own one",
-        ));
-    };
-    let name = parse_name(&request.bot_name)?;
-    let x_handle = request
-        .x_handle
-        .as_deref()
-        .map(|h| parse_handle(h, "x_handle"))
-        .transpose()?;
-    let operator_account = request
-        .operator_account
-        .as_deref()
-        .map(|h| parse_handle(h, "operator_account"))
-        .transpose()?;
-    let description = parse_description(request.description.as_deref().unwrap_or(""))?;
-    let posting_slots = request.posting_slots.unwrap_or_default();
-    PostingSlot::check_all(&posting_slots)?;
-    let credentials = credential_fields(request.credentials)?;
-    let now = state.clock.now_millis();
-    let bot = BotRow {
-        bot_id: new_id(),
-        owner_id,
-        team: caller.claims.team.clone(),
-        name,
-        x_handle,
-        x_user_id: None,
-        description,
-        operator_account,
-        posting_slots,
-        status: if can_publish(&credentials) {
-            BotStatus::Active
-        } else {
-            BotStatus::NeedsReauth
-        },
-        status_reason: (!can_publish(&credentials))
-            .then(|| "no OAuth token or refresh token given".to_string()),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    state
-        .botdata
-        .store(
-            &bot.bot_id,
-            (&bot.owner_id, bot.team.as_deref()),
-            &credentials,
-            None,
+impl TryFrom<CreateBotRequest> for NewBot {
+    type Error = ApiError;
+
+    fn try_from(request: CreateBotRequest) -> Result<Self, ApiError> {
+        NewBot::parse(
+            &request.bot_name,
+            request.credentials,
+            request.x_handle.as_deref(),
+            request.description.as_deref(),
+            request.operator_account.as_deref(),
+            request.posting_slots,
         )
-        .await
-        .map_err(botdata_error)?;
-    bots::insert(&state.db, &bot).await?;
-    state
-        .record(
-            "bot.created",
-            &caller.actor(),
-            &bot.bot_id,
-            json!({"name": bot.name, "status": bot.status.as_str(), "credential_fields": credentials.keys().collect::<Vec<_>>()}),
-        )
-        .await;
-    Ok(bot)
+    }
 }
 
 /// Create a bot (RESTful; the full resource back).
@@ -263,10 +102,10 @@ pub async fn create_bot(
         (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Json(request): Json<CreateBotRequest>,
 ) -> Result<Response, ApiError> {
-    let bot = create_bot(&state, &Caller::new(&claims), request).await?;
+    let bot = ops::bots::create(&state, &caller, request.try_into()?).await?;
     Ok(with_etag(StatusCode::CREATED, bot))
 }
 
@@ -275,13 +114,11 @@ pub async fn create(
     responses((status = 200, body = Listing<BotView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(page): Query<Page>,
 ) -> Result<Json<Listing<BotView>>, ApiError> {
-    claims.require("bots:read")?;
-    let caller = Caller::new(&claims);
     let limit = page.limit();
-    let rows = bots::list(&state.db, caller.reach(), page.cursor.as_deref(), limit + 1).await?;
+    let rows = ops::bots::list(&state, &caller, page.cursor.as_deref(), limit + 1).await?;
     let views: Vec<BotView> = rows.into_iter().map(BotView::from).collect();
     Ok(Json(Listing::from_overfetch(views, limit, |b| {
         b.bot_id.clone()
@@ -294,11 +131,10 @@ pub async fn list(
     responses((status = 200, body = BotView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(bot_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    claims.require("bots:read")?;
-    let bot = state.reachable_bot(&Caller::new(&claims), &bot_id).await?;
+    let bot = ops::bots::get(&state, &caller, &bot_id).await?;
     Ok(with_etag(StatusCode::OK, bot))
 }
 
@@ -321,125 +157,21 @@ pub struct UpdateBotRequest {
         (status = 409, body = ErrorBody), (status = 412, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(bot_id): Path<String>,
     headers: HeaderMap,
     Json(request): Json<UpdateBotRequest>,
 ) -> Result<Response, ApiError> {
-    claims.require("bots:write")?;
-    let caller = Caller::new(&claims);
-    let mut bot = state.reachable_bot(&caller, &bot_id).await?;
-    if let Some(expected) = if_match(&headers)?
-        && expected != bot.version
-    {
-        return Err(ApiError::new(
-            ErrorCode::PreconditionFailed,
-            "the bot changed since you read it; read it again",
-        ));
-    }
-    if bot.status == BotStatus::Archived {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "an archived bot cannot be changed",
-        ));
-    }
-    if let Some(name) = &request.name {
-        bot.name = parse_name(name)?;
-    }
-    if let Some(handle) = &request.x_handle {
-        bot.x_handle = Some(parse_handle(handle, "x_handle")?);
-    }
-    if let Some(description) = &request.description {
-        bot.description = parse_description(description)?;
-    }
-    if let Some(operator) = &request.operator_account {
-        bot.operator_account = Some(parse_handle(operator, "operator_account")?);
-    }
-    if let Some(slots) = request.posting_slots {
-        PostingSlot::check_all(&slots)?;
-        bot.posting_slots = slots;
-    }
-    let next_status = request
-        .status
-        .as_deref()
-        .map(BotStatus::parse)
-        .transpose()?;
-    let Some(mut updated) = bots::update(&state.db, &bot, state.clock.now_millis()).await? else {
-        return Err(ApiError::new(
-            ErrorCode::PreconditionFailed,
-            "the bot changed since you read it; read it again",
-        ));
-    };
-    if let Some(next) = next_status
-        && next != updated.status
-    {
-        updated = change_status(&state, &caller, updated, next).await?;
-    }
-    state
-        .record(
-            "bot.updated",
-            &caller.actor(),
-            &updated.bot_id,
-            json!({"version": updated.version}),
-        )
-        .await;
-    Ok(with_etag(StatusCode::OK, updated))
-}
-
-/// Applies an allowed status change and what follows from it (jobs resume on `active`).
-async fn change_status(
-    state: &BotManager,
-    caller: &Caller<'_>,
-    bot: BotRow,
-    next: BotStatus,
-) -> Result<BotRow, ApiError> {
-    if !bot.status.may_become(next) {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "a bot cannot go from {} to {}",
-                bot.status.as_str(),
-                next.as_str()
-            ),
-        ));
-    }
-    let admin_only = next == BotStatus::Suspended
-        || (bot.status == BotStatus::Suspended && next == BotStatus::Active);
-    if admin_only && !caller.is_admin() {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "suspending a bot or lifting a suspension is for admins",
-        ));
-    }
-    if !bots::set_status(
-        &state.db,
-        &bot.bot_id,
-        bot.status,
-        next,
-        None,
-        state.clock.now_millis(),
-    )
-    .await?
-    {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "the bot's status changed meanwhile; read it again",
-        ));
-    }
-    if next == BotStatus::Active {
-        state.release_waiting(&bot.bot_id).await?;
-    }
-    state
-        .record(
-            "bot.status_changed",
-            &caller.actor(),
-            &bot.bot_id,
-            json!({"from": bot.status.as_str(), "to": next.as_str()}),
-        )
-        .await;
-    bots::get(&state.db, &bot.bot_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such bot"))
+    let changes = BotChanges::parse(
+        request.name.as_deref(),
+        request.x_handle.as_deref(),
+        request.description.as_deref(),
+        request.operator_account.as_deref(),
+        request.posting_slots,
+        request.status.as_deref(),
+    )?;
+    let bot = ops::bots::update(&state, &caller, &bot_id, if_match(&headers)?, changes).await?;
+    Ok(with_etag(StatusCode::OK, bot))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -455,15 +187,12 @@ pub struct StatusRequest {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn set_status(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(bot_id): Path<String>,
     Json(request): Json<StatusRequest>,
 ) -> Result<Response, ApiError> {
-    claims.require("bots:write")?;
-    let caller = Caller::new(&claims);
-    let bot = state.reachable_bot(&caller, &bot_id).await?;
     let next = BotStatus::parse(&request.status)?;
-    let bot = change_status(&state, &caller, bot, next).await?;
+    let bot = ops::bots::set_status(&state, &caller, &bot_id, next).await?;
     Ok(with_etag(StatusCode::OK, bot))
 }
 
@@ -473,15 +202,10 @@ pub async fn set_status(
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn archive(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(bot_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    claims.require("bots:write")?;
-    let caller = Caller::new(&claims);
-    let bot = state.reachable_bot(&caller, &bot_id).await?;
-    if bot.status != BotStatus::Archived {
-        change_status(&state, &caller, bot, BotStatus::Archived).await?;
-    }
+    ops::bots::archive(&state, &caller, &bot_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -500,56 +224,11 @@ pub struct CredentialsRequest {
         (status = 503, body = ErrorBody)))]
 pub async fn replace_credentials(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(bot_id): Path<String>,
     Json(request): Json<CredentialsRequest>,
 ) -> Result<Response, ApiError> {
-    claims.require("bots:write")?;
-    let caller = Caller::new(&claims);
-    let bot = state.reachable_bot(&caller, &bot_id).await?;
-    if bot.status == BotStatus::Archived {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "an archived bot cannot be changed",
-        ));
-    }
-    let credentials = credential_fields(request.credentials)?;
-    state
-        .botdata
-        .store(
-            &bot.bot_id,
-            (&bot.owner_id, bot.team.as_deref()),
-            &credentials,
-            None,
-        )
-        .await
-        .map_err(botdata_error)?;
-    state.tokens.forget(&bot.bot_id);
-    state
-        .record(
-            "bot.credentials_replaced",
-            &caller.actor(),
-            &bot.bot_id,
-            json!({"credential_fields": credentials.keys().collect::<Vec<_>>()}),
-        )
-        .await;
-    let mut bot = bot;
-    if bot.status == BotStatus::NeedsReauth && can_publish(&credentials) {
-        if bots::set_status(
-            &state.db,
-            &bot.bot_id,
-            BotStatus::NeedsReauth,
-            BotStatus::Active,
-            None,
-            state.clock.now_millis(),
-        )
-        .await?
-        {
-            state.release_waiting(&bot.bot_id).await?;
-        }
-        bot = bots::get(&state.db, &bot.bot_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no such bot"))?;
-    }
+    let credentials = ops::bots::credential_fields(request.credentials)?;
+    let bot = ops::bots::replace_credentials(&state, &caller, &bot_id, credentials).await?;
     Ok(with_etag(StatusCode::OK, bot))
 }

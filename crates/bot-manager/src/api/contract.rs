@@ -2,15 +2,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use platform::auth::Authenticated;
+use platform::auth::Caller;
 use platform::http::error::ErrorBody;
 use platform::{ApiError, Json};
 use serde::Serialize;
 
 use super::AppState;
-use super::bots::{CreateBotRequest, create_bot};
-use crate::service::Caller;
-use crate::store::bots::{self, Reach};
+use super::bots::CreateBotRequest;
+use crate::ops;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreateResponse {
@@ -26,10 +25,10 @@ pub struct CreateResponse {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Json(request): Json<CreateBotRequest>,
 ) -> Result<(StatusCode, Json<CreateResponse>), ApiError> {
-    let bot = create_bot(&state, &Caller::new(&claims), request).await?;
+    let bot = ops::bots::create(&state, &caller, request.try_into()?).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreateResponse {
@@ -52,15 +51,10 @@ const LIST_CAP: i64 = 10_000;
     responses((status = 200, body = ListResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
 ) -> Result<Json<ListResponse>, ApiError> {
-    claims.require("bots:read")?;
     // Admins too get their own here: "the caller's bots", not everyone's.
-    let reach = Reach::Member {
-        user_id: &claims.sub,
-        team: claims.team.as_deref(),
-    };
-    let rows = bots::list(&state.db, reach, None, LIST_CAP).await?;
+    let rows = ops::bots::list_own(&state, &caller, LIST_CAP).await?;
     Ok(Json(ListResponse {
         bots: rows.into_iter().map(|b| b.bot_id).collect(),
     }))

@@ -1,5 +1,6 @@
 //! Bots: who owns them, what they are, and their status.
 
+use platform::auth::Reach;
 use platform::db::Database;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -42,27 +43,6 @@ fn row_to_bot(row: &AnyRow) -> anyhow::Result<BotRow> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
-}
-
-/// Which bots a caller reaches: all (admins), or their own and their team's.
-#[derive(Debug, Clone, Copy)]
-pub enum Reach<'a> {
-    All,
-    Member {
-        user_id: &'a str,
-        team: Option<&'a str>,
-    },
-}
-
-impl Reach<'_> {
-    pub fn includes(&self, bot: &BotRow) -> bool {
-        match self {
-            Reach::All => true,
-            Reach::Member { user_id, team } => {
-                bot.owner_id == *user_id || (team.is_some() && bot.team.as_deref() == *team)
-            }
-        }
-    }
 }
 
 pub async fn insert(db: &Database, bot: &BotRow) -> anyhow::Result<()> {
@@ -201,4 +181,14 @@ pub async fn claim_metrics_due(
         .iter()
         .map(row_to_bot)
         .collect()
+}
+
+/// Keeps the bot's X user id, the first time X tells it.
+pub async fn set_x_user_id(db: &Database, bot_id: &str, x_user_id: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE bots SET x_user_id = $1 WHERE bot_id = $2 AND x_user_id IS NULL")
+        .bind(x_user_id)
+        .bind(bot_id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }

@@ -5,7 +5,7 @@ use platform::db::{Backend, Database};
 use sqlx::Row;
 
 use super::posts::{JobKind, insert_outbox};
-use crate::model::PostState;
+use crate::model::{BotStatus, JobState, PostState};
 use crate::xapi::RateWindow;
 
 /// An outbox row handed to the queue.
@@ -115,7 +115,7 @@ pub async fn save_windows(
 pub struct JobContext {
     pub job_id: String,
     pub kind: JobKind,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i64,
     pub dispatches: i64,
     pub run_at: i64,
@@ -126,7 +126,7 @@ pub struct JobContext {
     pub media_ids: Vec<String>,
     pub x_post_id: Option<String>,
     pub bot_id: String,
-    pub bot_status: String,
+    pub bot_status: BotStatus,
     pub owner_id: String,
     pub team: Option<String>,
     pub x_user_id: Option<String>,
@@ -159,7 +159,7 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
     Ok(Some(JobContext {
         job_id: row.try_get("job_id")?,
         kind,
-        state: row.try_get("state")?,
+        state: JobState::parse(&row.try_get::<String, _>("state")?)?,
         attempts: row.try_get("attempts")?,
         dispatches: row.try_get("dispatches")?,
         run_at: row.try_get("run_at")?,
@@ -171,7 +171,8 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
         media_ids: serde_json::from_str(&row.try_get::<String, _>("media_ids")?)?,
         x_post_id: row.try_get("x_post_id")?,
         bot_id: row.try_get("bot_id")?,
-        bot_status: row.try_get("bot_status")?,
+        bot_status: BotStatus::parse(&row.try_get::<String, _>("bot_status")?)
+            .map_err(|e| anyhow::anyhow!(e.message))?,
         owner_id: row.try_get("owner_id")?,
         team: row.try_get("team")?,
         x_user_id: row.try_get("x_user_id")?,
@@ -354,18 +355,28 @@ pub async fn retire(db: &Database, job_id: &str, dispatch: i64, now: i64) -> any
 /// What an outcome writes: the job's new state, whether it counts as an attempt, the post's
 /// state and error.
 fn outcome_fields(outcome: &Outcome) -> (&'static str, PostState, bool, Option<String>) {
-    match outcome {
-        Outcome::Done { post_state, .. } => ("done", *post_state, false, None),
-        Outcome::Failed { post_state, error } => ("done", *post_state, false, Some(error.clone())),
+    let (job_state, post_state, counted, error) = match outcome {
+        Outcome::Done { post_state, .. } => (JobState::Done, *post_state, false, None),
+        Outcome::Failed { post_state, error } => {
+            (JobState::Done, *post_state, false, Some(error.clone()))
+        }
         Outcome::Retry {
             post_state,
             counted,
             error,
             ..
-        } => ("pending", *post_state, *counted, Some(error.clone())),
-        Outcome::Park { post_state } => ("waiting", *post_state, false, None),
-        Outcome::Dead { post_state, error } => ("dead", *post_state, true, Some(error.clone())),
-    }
+        } => (
+            JobState::Pending,
+            *post_state,
+            *counted,
+            Some(error.clone()),
+        ),
+        Outcome::Park { post_state } => (JobState::Waiting, *post_state, false, None),
+        Outcome::Dead { post_state, error } => {
+            (JobState::Dead, *post_state, true, Some(error.clone()))
+        }
+    };
+    (job_state.as_str(), post_state, counted, error)
 }
 
 /// [`finish`] on PostgreSQL in one statement (one round trip instead of six): the lease

@@ -2,6 +2,7 @@
 //! JWTs, a verifier that checks them against the published JWKS and the revocation list, and
 //! the axum extractor handlers use to require an authenticated caller and a permission.
 
+mod caller;
 mod claims;
 mod extract;
 mod keys;
@@ -9,6 +10,7 @@ mod service_secrets;
 mod service_tokens;
 mod verifier;
 
+pub use caller::{ADMIN_ROLE, Caller, Reach};
 pub use claims::{Claims, Revocation, RevocationKind, TokenUse};
 pub use extract::{Authenticated, bearer_token};
 pub use keys::{HttpKeySource, Jwk, JwkSet, KeySource};

@@ -5,19 +5,18 @@ use axum::extract::{Path, State};
 use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use platform::auth::Authenticated;
 use platform::http::error::ErrorBody;
 use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{AppState, Listing, Page, parse_path};
-use crate::access::Caller;
 use crate::model::{BotId, SecretValue};
 use crate::service::{FieldValue, FieldWrite, Lifecycle, Ownership};
 use crate::store::bots::BotSummary;
 use crate::store::rfc3339;
 use crate::store::secrets::{Expect, FieldMeta};
+use platform::auth::Caller;
 
 /// The caller's bots (owner, team; admins and service clients: all).
 #[utoipa::path(get, path = "/api/v1/botdata/bots", tag = "botdata", security(("bearer" = [])),
@@ -25,12 +24,12 @@ use crate::store::secrets::{Expect, FieldMeta};
         (status = 403, body = ErrorBody)))]
 pub async fn list_bots(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(page): Query<Page>,
 ) -> Result<Json<Listing<BotSummary>>, ApiError> {
     let limit = page.limit();
     let items = state
-        .list_bots(&Caller::new(claims), limit + 1, page.cursor.as_deref())
+        .list_bots(&caller, limit + 1, page.cursor.as_deref())
         .await?;
     Ok(Json(Listing::from_overfetch(items, limit, |bot| {
         bot.bot_id.clone()
@@ -52,11 +51,11 @@ pub struct BotMetadata {
     responses((status = 200, body = BotMetadata), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn bot_metadata(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(bot_id): Path<String>,
 ) -> Result<Json<BotMetadata>, ApiError> {
     let bot_id = BotId::parse(&bot_id)?;
-    let (bot, fields) = state.metadata(&Caller::new(claims), &bot_id, None).await?;
+    let (bot, fields) = state.metadata(&caller, &bot_id, None).await?;
     Ok(Json(BotMetadata {
         bot_id: bot.bot_id,
         owner_id: bot.owner_id,
@@ -112,13 +111,13 @@ fn field_response(bot_id: &BotId, read: FieldValue, masked: bool) -> Response {
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn read_masked(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path((bot_id, field)): Path<(String, String)>,
     Query(query): Query<VersionQuery>,
 ) -> Result<Response, ApiError> {
     let (bot_id, field) = parse_path(&bot_id, &field)?;
     let read = state
-        .read(&Caller::new(claims), &bot_id, &field, query.version, false)
+        .read(&caller, &bot_id, &field, query.version, false)
         .await?;
     Ok(field_response(&bot_id, read, true))
 }
@@ -130,13 +129,13 @@ pub async fn read_masked(
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn reveal(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path((bot_id, field)): Path<(String, String)>,
     Query(query): Query<VersionQuery>,
 ) -> Result<Response, ApiError> {
     let (bot_id, field) = parse_path(&bot_id, &field)?;
     let read = state
-        .read(&Caller::new(claims), &bot_id, &field, query.version, true)
+        .read(&caller, &bot_id, &field, query.version, true)
         .await?;
     Ok(field_response(&bot_id, read, false))
 }
@@ -209,7 +208,7 @@ fn expectation(headers: &HeaderMap, cas: Option<i64>) -> Result<Expect, ApiError
         (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn write_field(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path((bot_id, field)): Path<(String, String)>,
     headers: HeaderMap,
     Json(request): Json<WriteRequest>,
@@ -220,7 +219,7 @@ pub async fn write_field(
     let ownership = Ownership::parse(request.owner_id, request.team)?;
     let written = state
         .write(
-            &Caller::new(claims),
+            &caller,
             &bot_id,
             ownership,
             vec![FieldWrite {
@@ -283,7 +282,7 @@ pub struct LifecycleResponse {
 
 async fn lifecycle(
     state: AppState,
-    claims: platform::auth::Claims,
+    caller: Caller,
     action: Lifecycle,
     bot_id: String,
     field: String,
@@ -291,13 +290,7 @@ async fn lifecycle(
 ) -> Result<Json<LifecycleResponse>, ApiError> {
     let (bot_id, field) = parse_path(&bot_id, &field)?;
     let versions = state
-        .lifecycle(
-            &Caller::new(claims),
-            action,
-            &bot_id,
-            &field,
-            query.parse()?,
-        )
+        .lifecycle(&caller, action, &bot_id, &field, query.parse()?)
         .await?;
     Ok(Json(LifecycleResponse {
         bot_id: bot_id.as_str().to_string(),
@@ -317,11 +310,11 @@ async fn lifecycle(
     responses((status = 200, body = LifecycleResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_versions(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path((bot_id, field)): Path<(String, String)>,
     Query(query): Query<VersionsQuery>,
 ) -> Result<Json<LifecycleResponse>, ApiError> {
-    lifecycle(state, claims, Lifecycle::Delete, bot_id, field, query).await
+    lifecycle(state, caller, Lifecycle::Delete, bot_id, field, query).await
 }
 
 /// Restore soft-deleted versions (needs `botdata:delete`).
@@ -330,11 +323,11 @@ pub async fn delete_versions(
     responses((status = 200, body = LifecycleResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn undelete_versions(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path((bot_id, field)): Path<(String, String)>,
     Query(query): Query<VersionsQuery>,
 ) -> Result<Json<LifecycleResponse>, ApiError> {
-    lifecycle(state, claims, Lifecycle::Undelete, bot_id, field, query).await
+    lifecycle(state, caller, Lifecycle::Undelete, bot_id, field, query).await
 }
 
 /// Destroy versions for good: their ciphertext and wrapped key are wiped (Admin only,
@@ -344,9 +337,9 @@ pub async fn undelete_versions(
     responses((status = 200, body = LifecycleResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn destroy_versions(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path((bot_id, field)): Path<(String, String)>,
     Query(query): Query<VersionsQuery>,
 ) -> Result<Json<LifecycleResponse>, ApiError> {
-    lifecycle(state, claims, Lifecycle::Destroy, bot_id, field, query).await
+    lifecycle(state, caller, Lifecycle::Destroy, bot_id, field, query).await
 }

@@ -2,17 +2,16 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use platform::auth::Authenticated;
 use platform::http::error::ErrorBody;
 use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::AppState;
-use crate::access::Caller;
 use crate::model::{BotId, FieldName, SecretValue};
 use crate::service::{FieldWrite, Ownership};
 use crate::store::secrets::Expect;
+use platform::auth::Caller;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +49,7 @@ pub struct StoreResponse {
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn store(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Json(request): Json<StoreRequest>,
 ) -> Result<(StatusCode, Json<StoreResponse>), ApiError> {
     let bot_id = BotId::parse(&request.bot_id)?;
@@ -91,9 +90,7 @@ pub async fn store(
         )));
     }
     let ownership = Ownership::parse(request.owner_id, request.team)?;
-    state
-        .write(&Caller::new(claims), &bot_id, ownership, writes)
-        .await?;
+    state.write(&caller, &bot_id, ownership, writes).await?;
     Ok((
         StatusCode::CREATED,
         Json(StoreResponse {
@@ -125,11 +122,11 @@ pub struct RetrieveResponse {
         (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn retrieve(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<RetrieveQuery>,
 ) -> Result<Json<RetrieveResponse>, ApiError> {
     let bot_id = BotId::parse(&query.bot_id)?;
-    let values = state.reveal_all(&Caller::new(claims), &bot_id).await?;
+    let values = state.reveal_all(&caller, &bot_id).await?;
     let data = values
         .into_iter()
         .map(|(field, value)| (field, Value::String(value.expose().to_string())))

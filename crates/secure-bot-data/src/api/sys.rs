@@ -2,25 +2,21 @@
 //! trail (admins).
 
 use axum::extract::State;
-use platform::auth::Authenticated;
 use platform::http::error::ErrorBody;
 use platform::http::page::clamp_limit;
 use platform::{ApiError, ErrorCode, Json, Query};
 use serde::Deserialize;
 
 use super::{AppState, Listing};
-use crate::access::Caller;
 use crate::keyring::VaultStatus;
 use crate::model::BotId;
 use crate::store::audit::{self, AuditEntry};
+use platform::auth::Caller;
 
 /// Whether the vault is sealed, and which KEK versions are loaded (numbers only).
 #[utoipa::path(get, path = "/api/v1/botdata/sys/status", tag = "botdata", security(("bearer" = [])),
     responses((status = 200, body = VaultStatus), (status = 401, body = ErrorBody)))]
-pub async fn status(
-    State(state): State<AppState>,
-    Authenticated(_claims): Authenticated,
-) -> Json<VaultStatus> {
+pub async fn status(State(state): State<AppState>, _caller: Caller) -> Json<VaultStatus> {
     Json(state.vault.status())
 }
 
@@ -29,9 +25,8 @@ pub async fn status(
     responses((status = 200, body = VaultStatus), (status = 403, body = ErrorBody)))]
 pub async fn seal(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
 ) -> Result<Json<VaultStatus>, ApiError> {
-    let caller = Caller::new(claims);
     state.require_admin(&caller, "seal").await?;
     state.vault.seal();
     state.audit_system(&caller, "seal").await?;
@@ -43,9 +38,8 @@ pub async fn seal(
     responses((status = 200, body = VaultStatus), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn unseal(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
 ) -> Result<Json<VaultStatus>, ApiError> {
-    let caller = Caller::new(claims);
     state.require_admin(&caller, "unseal").await?;
     state.vault.unseal().await.map_err(|err| {
         ApiError::new(
@@ -77,10 +71,9 @@ pub struct AuditQuery {
     responses((status = 200, body = Listing<AuditEntry>), (status = 403, body = ErrorBody)))]
 pub async fn audit(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Listing<AuditEntry>>, ApiError> {
-    let caller = Caller::new(claims);
     state.require_admin(&caller, "audit").await?;
     let bot_id = query.bot_id.as_deref().map(BotId::parse).transpose()?;
     let limit = clamp_limit(query.limit);

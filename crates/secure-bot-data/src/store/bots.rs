@@ -1,6 +1,7 @@
 //! Which bots exist here and who may reach them: the owner, the owner's team, admins and
 //! service clients.
 
+use platform::auth::Reach;
 use platform::db::Database;
 use serde::Serialize;
 use sqlx::Row;
@@ -14,27 +15,6 @@ pub struct BotRow {
     pub owner_id: String,
     pub team: Option<String>,
     pub created_at: i64,
-}
-
-/// The bots a caller may reach.
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    All,
-    Member {
-        user_id: &'a str,
-        team: Option<&'a str>,
-    },
-}
-
-impl Scope<'_> {
-    pub fn includes(&self, bot: &BotRow) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Member { user_id, team } => {
-                bot.owner_id == *user_id || (team.is_some() && bot.team.as_deref() == *team)
-            }
-        }
-    }
 }
 
 fn from_row(row: &AnyRow) -> anyhow::Result<BotRow> {
@@ -101,13 +81,13 @@ pub struct BotSummary {
 /// The caller's bots in id order, after `cursor`.
 pub async fn list(
     db: &Database,
-    scope: Scope<'_>,
+    reach: Reach<'_>,
     limit: i64,
     cursor: Option<&str>,
 ) -> anyhow::Result<Vec<BotSummary>> {
-    let (all, user, team) = match scope {
-        Scope::All => (1_i64, "", ""),
-        Scope::Member { user_id, team } => (0, user_id, team.unwrap_or("")),
+    let (all, user, team) = match reach {
+        Reach::All => (1_i64, "", ""),
+        Reach::Member { user_id, team } => (0, user_id, team.unwrap_or("")),
     };
     let rows = sqlx::query(
         "SELECT b.bot_id, b.owner_id, b.team, b.created_at, \

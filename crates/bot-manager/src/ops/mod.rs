@@ -1,0 +1,7 @@
+//! Every operation of the Bot Manager: the permission and reach checks (the platform's
+//! `Caller`), the rules, one transaction, and the activity record. The HTTP API and the
+//! workers call these; the SQL is in `store`.
+
+pub mod bots;
+pub mod metrics;
+pub mod posts;

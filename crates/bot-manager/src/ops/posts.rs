@@ -1,0 +1,544 @@
+//! Operations on posts: create (idempotent with a key), edit or cancel until publishing
+//! starts, schedule, publish now, and delete a published post from X. Every state change that
+//! leads to X writes the post, its job and an outbox row in one transaction, then wakes the
+//! relay if the job is due.
+
+use platform::auth::Caller;
+use platform::{ApiError, ErrorCode};
+use serde::Serialize;
+use serde_json::json;
+
+use super::bots::reachable;
+use crate::fingerprint::{fingerprint, sha256_hex};
+use crate::model::{BotStatus, PostState, PostingSlot, check_media, check_text, new_id, parse_id};
+use crate::service::BotManager;
+use crate::store::bots::BotRow;
+use crate::store::posts::{self, JobKind, PostRow};
+
+/// How far ahead a post may be scheduled.
+const MAX_AHEAD_MS: i64 = 366 * 86_400_000;
+/// How far in the past a run_at may be (clock skew) before it is refused.
+const PAST_TOLERANCE_MS: i64 = 60_000;
+
+/// A post to create, as asked. Its serialized form, with the bot, is what an idempotency
+/// key is bound to.
+#[derive(Debug, Serialize)]
+pub struct NewPost {
+    pub text: String,
+    pub media_ids: Vec<String>,
+    /// When to publish (RFC 3339); absent: a draft.
+    pub run_at: Option<String>,
+    /// Publish as soon as possible (overrides run_at).
+    pub publish_now: bool,
+}
+
+/// What an edit changes; `None` leaves it as it is.
+#[derive(Debug, Default)]
+pub struct PostChanges {
+    pub text: Option<String>,
+    pub media_ids: Option<Vec<String>>,
+    /// Reschedule (a scheduled post) or schedule (a draft).
+    pub run_at: Option<String>,
+}
+
+/// A created post, or the one an earlier create with the same key made.
+pub enum Created {
+    New(PostRow),
+    Replayed(PostRow),
+}
+
+fn parse_run_at(raw: &str, now: i64) -> Result<i64, ApiError> {
+    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            ApiError::invalid_data("run_at: an RFC 3339 time, e.g. 2026-12-01T09:30:00Z")
+        })?;
+    let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+    if ms < now - PAST_TOLERANCE_MS {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "run_at: in the past; use publish to post now",
+        ));
+    }
+    if ms > now + MAX_AHEAD_MS {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "run_at: at most a year ahead",
+        ));
+    }
+    Ok(ms.max(now))
+}
+
+fn check_slot(bot: &BotRow, run_at: i64) -> Result<(), ApiError> {
+    if PostingSlot::allows(&bot.posting_slots, run_at) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "run_at: outside the bot's posting slots (UTC)",
+        ))
+    }
+}
+
+fn writable(bot: &BotRow) -> Result<(), ApiError> {
+    if bot.status == BotStatus::Archived {
+        Err(ApiError::new(ErrorCode::Conflict, "the bot is archived"))
+    } else {
+        Ok(())
+    }
+}
+
+fn not_editable(post: &PostRow, what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Conflict,
+        format!("a {} post {what}", post.state.as_str()),
+    )
+}
+
+/// X's rules against the same message from several accounts.
+async fn check_not_duplicated(
+    m: &BotManager,
+    bot_id: &str,
+    fingerprint: &str,
+) -> Result<(), ApiError> {
+    let since = m.clock.now_millis() - m.settings.duplicate_window_seconds as i64 * 1000;
+    if posts::duplicate_elsewhere(&m.db, fingerprint, bot_id, since).await? {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "another bot has identical or near-identical text within the duplicate window; \
+             X's automation rules forbid posting the same content from several accounts",
+        ));
+    }
+    Ok(())
+}
+
+async fn check_quota(m: &BotManager, bot_id: &str) -> Result<(), ApiError> {
+    if posts::count_pending(&m.db, bot_id).await? >= m.settings.max_pending_posts_per_bot {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the bot has the most pending posts allowed; wait or cancel some",
+        ));
+    }
+    Ok(())
+}
+
+/// The post and its bot, if the caller reaches the bot.
+async fn reachable_post(
+    m: &BotManager,
+    caller: &Caller,
+    bot_id: &str,
+    post_id: &str,
+) -> Result<(BotRow, PostRow), ApiError> {
+    let bot = reachable(m, caller, bot_id).await?;
+    let post_id = parse_id(post_id, "post")?;
+    let post = posts::get(&m.db, &bot.bot_id, &post_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such post"))?;
+    Ok((bot, post))
+}
+
+async fn reload(m: &BotManager, post: &PostRow) -> Result<PostRow, ApiError> {
+    posts::get(&m.db, &post.bot_id, &post.post_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no such post"))
+}
+
+/// What an earlier create with the same key made: the same post, or 422 if this request
+/// differs.
+async fn replay(
+    m: &BotManager,
+    bot_id: &str,
+    hash: &str,
+    (stored_hash, post_id): (String, String),
+) -> Result<Created, ApiError> {
+    if stored_hash != hash {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            "Idempotency-Key was already used with a different request",
+        ));
+    }
+    let post = posts::get(&m.db, bot_id, &post_id).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ValidationFailed,
+            "Idempotency-Key was already used for another bot",
+        )
+    })?;
+    Ok(Created::Replayed(post))
+}
+
+/// The post a create makes, every rule checked.
+async fn new_post_row(
+    m: &BotManager,
+    caller: &Caller,
+    bot: &BotRow,
+    new: NewPost,
+) -> Result<PostRow, ApiError> {
+    check_media(&new.media_ids)?;
+    let text = check_text(&new.text, !new.media_ids.is_empty())?;
+    let fingerprint = fingerprint(&text);
+    let now = m.clock.now_millis();
+    let run_at = if new.publish_now {
+        Some(now)
+    } else {
+        new.run_at
+            .as_deref()
+            .map(|r| parse_run_at(r, now))
+            .transpose()?
+    };
+    if let Some(run_at) = run_at {
+        if !new.publish_now {
+            check_slot(bot, run_at)?;
+        }
+        check_not_duplicated(m, &bot.bot_id, &fingerprint).await?;
+        check_quota(m, &bot.bot_id).await?;
+    }
+    Ok(PostRow {
+        post_id: new_id(),
+        bot_id: bot.bot_id.clone(),
+        author_id: caller.id().to_string(),
+        text,
+        media_ids: new.media_ids,
+        fingerprint,
+        state: if run_at.is_some() {
+            PostState::Scheduled
+        } else {
+            PostState::Draft
+        },
+        run_at,
+        x_post_id: None,
+        error: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        published_at: None,
+    })
+}
+
+/// Writes a new post with its job and its idempotency key in one transaction. `false`:
+/// a concurrent request with the same key committed first.
+async fn insert_new(
+    m: &BotManager,
+    caller: &Caller,
+    post: &PostRow,
+    key: Option<(&str, &str)>,
+) -> Result<bool, ApiError> {
+    let now = post.created_at;
+    let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
+    posts::insert_post(&mut tx, post).await?;
+    if let Some(run_at) = post.run_at {
+        posts::arm_job(
+            &mut tx,
+            JobKind::Publish,
+            &post.post_id,
+            &post.bot_id,
+            run_at,
+            now,
+        )
+        .await?;
+    }
+    if let Some((key, hash)) = key
+        && let Err(err) =
+            posts::insert_idempotency_key(&mut tx, caller.id(), key, hash, &post.post_id, now).await
+    {
+        tx.rollback().await.map_err(anyhow::Error::from)?;
+        if crate::store::is_unique_violation(&err) {
+            return Ok(false);
+        }
+        return Err(anyhow::Error::from(err).into());
+    }
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(true)
+}
+
+/// Creates a post: a draft, scheduled or to publish now. With an idempotency key, a retried
+/// create answers the first one's post.
+pub async fn create(
+    m: &BotManager,
+    caller: &Caller,
+    bot_id: &str,
+    key: Option<&str>,
+    new: NewPost,
+) -> Result<Created, ApiError> {
+    caller.require("bots:write")?;
+    let bot = reachable(m, caller, bot_id).await?;
+    writable(&bot)?;
+    let canonical = format!(
+        "{}\n{}",
+        bot.bot_id,
+        serde_json::to_string(&new).unwrap_or_default()
+    );
+    let hash = sha256_hex(canonical.as_bytes());
+    if let Some(key) = key
+        && let Some(found) = posts::idempotent_post(&m.db, caller.id(), key).await?
+    {
+        return replay(m, &bot.bot_id, &hash, found).await;
+    }
+    let post = new_post_row(m, caller, &bot, new).await?;
+    if !insert_new(m, caller, &post, key.map(|k| (k, hash.as_str()))).await? {
+        // A concurrent create with the same key committed first: answer as it did.
+        let key = key.expect("only an idempotency key collides");
+        return match posts::idempotent_post(&m.db, caller.id(), key).await? {
+            Some(found) => replay(m, &bot.bot_id, &hash, found).await,
+            None => Err(ApiError::internal(
+                "an idempotency key collided but cannot be read back",
+            )),
+        };
+    }
+    if post.run_at.is_some_and(|at| at <= post.created_at) {
+        m.relay_wake.notify_one();
+    }
+    m.record(
+        if post.run_at.is_some() { "post.scheduled" } else { "post.drafted" },
+        caller.id(),
+        &post.post_id,
+        json!({"bot_id": post.bot_id, "run_at": post.run_at.map(platform::time_fmt::rfc3339_from_millis)}),
+    )
+    .await;
+    Ok(Created::New(reload(m, &post).await?))
+}
+
+/// A bot's posts, oldest first, optionally in one state.
+pub async fn list(
+    m: &BotManager,
+    caller: &Caller,
+    bot_id: &str,
+    state: Option<PostState>,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<Vec<PostRow>, ApiError> {
+    caller.require("bots:read")?;
+    let bot = reachable(m, caller, bot_id).await?;
+    Ok(posts::list(&m.db, &bot.bot_id, state, cursor, limit).await?)
+}
+
+pub async fn get(
+    m: &BotManager,
+    caller: &Caller,
+    bot_id: &str,
+    post_id: &str,
+) -> Result<PostRow, ApiError> {
+    caller.require("bots:read")?;
+    Ok(reachable_post(m, caller, bot_id, post_id).await?.1)
+}
+
+/// Writes a changed draft or scheduled post, re-arming its job; 409 if publishing started.
+async fn save_edit(
+    m: &BotManager,
+    bot: &BotRow,
+    mut post: PostRow,
+    run_at: Option<i64>,
+) -> Result<PostRow, ApiError> {
+    let now = m.clock.now_millis();
+    if let Some(run_at) = run_at {
+        post.run_at = Some(run_at);
+        post.state = PostState::Scheduled;
+    }
+    if post.state == PostState::Scheduled {
+        check_not_duplicated(m, &bot.bot_id, &post.fingerprint).await?;
+    }
+    let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
+    if !posts::update_content(&mut tx, &post, now).await? {
+        tx.rollback().await.map_err(anyhow::Error::from)?;
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the post changed meanwhile or its publishing has started; read it again",
+        ));
+    }
+    if let (PostState::Scheduled, Some(run_at)) = (post.state, post.run_at) {
+        posts::arm_job(
+            &mut tx,
+            JobKind::Publish,
+            &post.post_id,
+            &post.bot_id,
+            run_at,
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    if post.run_at.is_some_and(|at| at <= now) {
+        m.relay_wake.notify_one();
+    }
+    reload(m, &post).await
+}
+
+/// Edits a draft or scheduled post; `expected_version` (`If-Match`) refuses a stale edit.
+pub async fn update(
+    m: &BotManager,
+    caller: &Caller,
+    (bot_id, post_id): (&str, &str),
+    expected_version: Option<i64>,
+    changes: PostChanges,
+) -> Result<PostRow, ApiError> {
+    caller.require("bots:write")?;
+    let (bot, mut post) = reachable_post(m, caller, bot_id, post_id).await?;
+    writable(&bot)?;
+    if expected_version.is_some_and(|expected| expected != post.version) {
+        return Err(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "the post changed since you read it; read it again",
+        ));
+    }
+    if !post.state.is_editable() {
+        return Err(not_editable(&post, "can no longer be edited"));
+    }
+    if let Some(media) = changes.media_ids {
+        check_media(&media)?;
+        post.media_ids = media;
+    }
+    if let Some(text) = &changes.text {
+        post.text = check_text(text, !post.media_ids.is_empty())?;
+        post.fingerprint = fingerprint(&post.text);
+    }
+    let run_at = changes
+        .run_at
+        .as_deref()
+        .map(|r| parse_run_at(r, m.clock.now_millis()))
+        .transpose()?;
+    if let Some(run_at) = run_at {
+        check_slot(&bot, run_at)?;
+    }
+    let post = save_edit(m, &bot, post, run_at).await?;
+    m.record(
+        "post.edited",
+        caller.id(),
+        &post.post_id,
+        json!({"bot_id": post.bot_id}),
+    )
+    .await;
+    Ok(post)
+}
+
+/// Schedules (or reschedules) a draft or scheduled post.
+pub async fn schedule(
+    m: &BotManager,
+    caller: &Caller,
+    (bot_id, post_id): (&str, &str),
+    run_at: &str,
+) -> Result<PostRow, ApiError> {
+    caller.require("bots:write")?;
+    let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
+    writable(&bot)?;
+    if !post.state.is_editable() {
+        return Err(not_editable(&post, "cannot be scheduled"));
+    }
+    let at = parse_run_at(run_at, m.clock.now_millis())?;
+    check_slot(&bot, at)?;
+    let post = save_edit(m, &bot, post, Some(at)).await?;
+    m.record(
+        "post.scheduled",
+        caller.id(),
+        &post.post_id,
+        json!({"bot_id": post.bot_id, "run_at": run_at}),
+    )
+    .await;
+    Ok(post)
+}
+
+/// Publishes a draft or scheduled post now.
+pub async fn publish(
+    m: &BotManager,
+    caller: &Caller,
+    (bot_id, post_id): (&str, &str),
+) -> Result<PostRow, ApiError> {
+    caller.require("bots:write")?;
+    let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
+    writable(&bot)?;
+    if !post.state.is_editable() {
+        return Err(not_editable(&post, "cannot be published again"));
+    }
+    let post = save_edit(m, &bot, post, Some(m.clock.now_millis())).await?;
+    m.record(
+        "post.publish_requested",
+        caller.id(),
+        &post.post_id,
+        json!({"bot_id": post.bot_id}),
+    )
+    .await;
+    Ok(post)
+}
+
+/// Cancels a draft or scheduled post (until publishing starts).
+pub async fn cancel(
+    m: &BotManager,
+    caller: &Caller,
+    (bot_id, post_id): (&str, &str),
+) -> Result<PostRow, ApiError> {
+    caller.require("bots:write")?;
+    let (_, post) = reachable_post(m, caller, bot_id, post_id).await?;
+    let now = m.clock.now_millis();
+    let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
+    let cancelled = posts::transition(
+        &mut tx,
+        &post.post_id,
+        &[PostState::Draft, PostState::Scheduled],
+        PostState::Cancelled,
+        now,
+    )
+    .await?;
+    if !cancelled {
+        tx.rollback().await.map_err(anyhow::Error::from)?;
+        let current = reload(m, &post).await?;
+        return Err(not_editable(&current, "can no longer be cancelled"));
+    }
+    posts::disarm_job(&mut tx, JobKind::Publish, &post.post_id, now).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    m.record(
+        "post.cancelled",
+        caller.id(),
+        &post.post_id,
+        json!({"bot_id": post.bot_id}),
+    )
+    .await;
+    reload(m, &post).await
+}
+
+/// Deletes a published post from X, asynchronously: the post goes `deleting`, then
+/// `deleted`.
+pub async fn delete(
+    m: &BotManager,
+    caller: &Caller,
+    (bot_id, post_id): (&str, &str),
+) -> Result<PostRow, ApiError> {
+    caller.require("bots:write")?;
+    let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
+    writable(&bot)?;
+    let now = m.clock.now_millis();
+    let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
+    let deleting = posts::transition(
+        &mut tx,
+        &post.post_id,
+        &[PostState::Published],
+        PostState::Deleting,
+        now,
+    )
+    .await?;
+    if !deleting {
+        tx.rollback().await.map_err(anyhow::Error::from)?;
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "only a published post is deleted from X; this one is {} (cancel a draft or scheduled post instead)",
+                post.state.as_str()
+            ),
+        ));
+    }
+    posts::arm_job(
+        &mut tx,
+        JobKind::Delete,
+        &post.post_id,
+        &post.bot_id,
+        now,
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    m.relay_wake.notify_one();
+    m.record(
+        "post.delete_requested",
+        caller.id(),
+        &post.post_id,
+        json!({"bot_id": post.bot_id, "x_post_id": post.x_post_id}),
+    )
+    .await;
+    reload(m, &post).await
+}
