@@ -1,0 +1,200 @@
+//! Publishing a post: what must hold before anything is sent (the post still wants to go
+//! out, the bot is active, the post is not too late, X's window is open), a look at the bot's
+//! own posts when an earlier send may have reached X, the send, and what X's answer means.
+
+use serde_json::{Value, json};
+
+use super::{Run, Settle};
+use crate::model::{BotStatus, PostState};
+use crate::store::execution::{self, Outcome};
+use crate::xapi::{XAnswer, XCallError};
+
+/// How soon a post with an unknown outcome is checked.
+const VERIFY_DELAY_MS: i64 = 1_000;
+/// The rate-limit family of creating a post.
+const ENDPOINT: &str = "tweets.create";
+
+impl Run<'_> {
+    pub(super) async fn publish(&self) -> anyhow::Result<Settle> {
+        let job = &self.job;
+        if !matches!(
+            job.post_state,
+            PostState::Scheduled | PostState::Publishing | PostState::Unknown
+        ) {
+            let now = self.manager.clock.now_millis();
+            execution::retire(&self.manager.db, &job.job_id, job.dispatches, now).await?;
+            return Ok(Settle::Ack);
+        }
+        // What the post returns to while it waits: unknown stays unknown until verified.
+        let waiting = if job.post_state == PostState::Unknown {
+            PostState::Unknown
+        } else {
+            PostState::Scheduled
+        };
+        if let Some(settle) = self.before_publishing(waiting).await? {
+            return Ok(settle);
+        }
+        let token = match self.token(waiting).await? {
+            Ok(token) => token,
+            Err(settle) => return Ok(settle),
+        };
+        // An earlier send may have reached X: look before sending again.
+        let maybe_sent = job.sent_at.is_some()
+            || matches!(job.post_state, PostState::Publishing | PostState::Unknown);
+        if maybe_sent {
+            match self.find_sent(&token).await {
+                Ok(Some(x_post_id)) => return self.published(Some(x_post_id)).await,
+                Ok(None) => {}
+                Err(err) => {
+                    return self
+                        .retry_or_dead(PostState::Unknown, format!("verifying: {err}"))
+                        .await;
+                }
+            }
+        }
+        self.send(token).await
+    }
+
+    /// The settle when the post must not be sent now: its bot cannot publish (parked), it
+    /// is later than the grace period (missed), or X's window for posting is spent.
+    async fn before_publishing(&self, waiting: PostState) -> anyhow::Result<Option<Settle>> {
+        let job = &self.job;
+        if job.bot_status != BotStatus::Active {
+            return Ok(Some(self.park(waiting).await?));
+        }
+        let grace_ms = self.manager.live.get().grace_seconds as i64 * 1000;
+        let never_sent = job.attempts == 0 && job.sent_at.is_none();
+        if job.post_state == PostState::Scheduled
+            && never_sent
+            && self.manager.clock.now_millis() > job.run_at + grace_ms
+        {
+            let error = format!("not published within {} s of its run_at", grace_ms / 1000);
+            let outcome = Outcome::Failed {
+                post_state: PostState::Missed,
+                error,
+            };
+            return Ok(Some(self.finish(outcome).await?));
+        }
+        self.wait_for_window(ENDPOINT, waiting).await
+    }
+
+    async fn published(&self, x_post_id: Option<String>) -> anyhow::Result<Settle> {
+        self.finish(Outcome::Done {
+            post_state: PostState::Published,
+            x_post_id,
+        })
+        .await
+    }
+
+    /// Sends the post, recording first that it is being sent.
+    async fn send(&self, token: platform::config::Secret) -> anyhow::Result<Settle> {
+        let job = &self.job;
+        let now = self.manager.clock.now_millis();
+        if !execution::mark_sending(&self.manager.db, job, PostState::Publishing, now).await? {
+            return Ok(Settle::Ack);
+        }
+        let x = &self.manager.x;
+        let sent = self
+            .call_with_refresh(token, |t| async move {
+                x.create_post(&t, &job.text, &job.media_ids).await
+            })
+            .await;
+        match sent {
+            Ok((answer, refreshed)) => {
+                self.save_windows(&answer).await;
+                self.classify(answer, refreshed).await
+            }
+            Err(XCallError::NotSent(err)) => {
+                self.retry_or_dead(
+                    PostState::Scheduled,
+                    format!("X could not be reached: {err}"),
+                )
+                .await
+            }
+            Err(XCallError::NoAnswer(err)) => self.no_answer(err).await,
+        }
+    }
+
+    /// Sent, but no answer came: the post is unknown until a read of the bot's own posts
+    /// settles it, soon.
+    async fn no_answer(&self, err: String) -> anyhow::Result<Settle> {
+        if self.last_attempt() {
+            return self.retry_or_dead(PostState::Unknown, err).await;
+        }
+        let outcome = Outcome::Retry {
+            post_state: PostState::Unknown,
+            due_at: self.manager.clock.now_millis() + VERIFY_DELAY_MS,
+            counted: true,
+            error: format!("no answer after sending; verifying: {err}"),
+        };
+        self.manager
+            .record(
+                "post.unknown",
+                crate::NAME,
+                &self.job.post_id,
+                json!({"bot_id": self.job.bot_id}),
+            )
+            .await;
+        self.finish(outcome).await
+    }
+
+    /// What X's answer to the send means.
+    async fn classify(&self, answer: XAnswer, refreshed: bool) -> anyhow::Result<Settle> {
+        match answer.status {
+            200..=299 => {
+                let id = answer
+                    .body
+                    .pointer("/data/id")
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                self.published(id).await
+            }
+            401 => {
+                let reason = if refreshed {
+                    "X refused the refreshed token"
+                } else {
+                    "X refused the token"
+                };
+                self.needs_reauth(PostState::Scheduled, reason).await
+            }
+            429 => {
+                self.wait_for_reset(&answer, ENDPOINT, PostState::Scheduled)
+                    .await
+            }
+            status if status >= 500 => {
+                self.retry_or_dead(PostState::Scheduled, format!("X answered {status}"))
+                    .await
+            }
+            _ => self.refused(answer).await,
+        }
+    }
+
+    /// X refused the post. A duplicate after an earlier attempt may be our own first send
+    /// arriving late: then it is published.
+    async fn refused(&self, answer: XAnswer) -> anyhow::Result<Settle> {
+        let job = &self.job;
+        let problem = answer.problem();
+        if problem.is_duplicate_content() && job.attempts > 0 {
+            let token = self
+                .manager
+                .tokens
+                .access_token(&job.bot_id, self.owner())
+                .await;
+            if let Ok(token) = token
+                && let Ok(Some(id)) = self.find_sent(&token).await
+            {
+                return self.published(Some(id)).await;
+            }
+        }
+        let detail = if problem.detail.is_empty() {
+            problem.title.clone()
+        } else {
+            problem.detail.clone()
+        };
+        self.finish(Outcome::Failed {
+            post_state: PostState::Failed,
+            error: format!("X refused the post ({}): {detail}", answer.status),
+        })
+        .await
+    }
+}
