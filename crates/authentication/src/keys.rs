@@ -12,9 +12,9 @@ use platform::auth::{Jwk, JwkSet};
 use platform::db::Database;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
-use sqlx::Row;
 
 use crate::crypto::Sealer;
+use crate::store;
 
 /// The key that signs new tokens.
 #[derive(Clone)]
@@ -79,15 +79,9 @@ impl KeyStore {
     }
 
     async fn load_active(&self) -> anyhow::Result<Option<SigningKey>> {
-        let row = sqlx::query(
-            "SELECT kid, private_key_sealed FROM signing_keys WHERE retired_at IS NULL \
-             ORDER BY created_at DESC, kid DESC LIMIT 1",
-        )
-        .fetch_optional(self.db.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let kid: String = row.try_get("kid")?;
-        let sealed: String = row.try_get("private_key_sealed")?;
+        let Some((kid, sealed)) = store::keys::active(&self.db).await? else {
+            return Ok(None);
+        };
         let pkcs8 = self
             .sealer
             .open(&sealed, &sealing_context(&kid))
@@ -109,23 +103,9 @@ impl KeyStore {
             .map_err(|_| anyhow::anyhow!("generated key does not parse"))?;
         let kid = self.clock.uuid_v7().to_string();
         let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
-        let now = self.clock.unix_seconds();
-        let mut tx = self.db.pool().begin().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(now)
-            .execute(&mut *tx)
+        let sealed = self.sealer.seal(pkcs8.as_ref(), &sealing_context(&kid));
+        store::keys::replace_active(&self.db, &kid, &sealed, &public, self.clock.unix_seconds())
             .await?;
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, private_key_sealed, public_key, created_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&kid)
-        .bind(self.sealer.seal(pkcs8.as_ref(), &sealing_context(&kid)))
-        .bind(&public)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         let key = SigningKey {
             kid,
             encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
@@ -137,26 +117,19 @@ impl KeyStore {
     /// The published keys: the active one and those retired recently enough that tokens
     /// they signed may still be alive.
     pub async fn jwks(&self) -> anyhow::Result<JwkSet> {
-        let rows = sqlx::query(
-            "SELECT kid, public_key FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
-             ORDER BY created_at DESC",
-        )
-        .bind(self.clock.unix_seconds() - self.publish_after_retirement)
-        .fetch_all(self.db.pool())
-        .await?;
-        let keys = rows
+        let since = self.clock.unix_seconds() - self.publish_after_retirement;
+        let keys = store::keys::published(&self.db, since)
+            .await?
             .into_iter()
-            .map(|row| {
-                Ok(Jwk {
-                    kty: "OKP".into(),
-                    crv: "Ed25519".into(),
-                    x: row.try_get("public_key")?,
-                    kid: row.try_get("kid")?,
-                    alg: "EdDSA".into(),
-                    key_use: "sig".into(),
-                })
+            .map(|(kid, x)| Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x,
+                kid,
+                alg: "EdDSA".into(),
+                key_use: "sig".into(),
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect();
         Ok(JwkSet { keys })
     }
 }

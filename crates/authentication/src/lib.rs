@@ -6,6 +6,7 @@ mod api;
 pub mod crypto;
 mod keys;
 mod mfa;
+mod ops;
 pub mod password;
 mod settings;
 mod state;
@@ -30,7 +31,7 @@ pub use settings::Settings;
 use crate::crypto::Sealer;
 use crate::keys::KeyStore;
 use crate::password::PasswordPolicy;
-use crate::state::{Inner, LocalKeys};
+use crate::state::{Authentication, LocalKeys};
 use crate::store::users::NewUser;
 
 pub const NAME: &str = "authentication";
@@ -96,7 +97,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 }
 
 /// Creates the first admin when there are no users at all.
-async fn bootstrap_admin(state: &Inner) -> anyhow::Result<()> {
+async fn bootstrap_admin(state: &Authentication) -> anyhow::Result<()> {
     if store::users::count(&state.db).await? > 0 {
         return Ok(());
     }
@@ -139,7 +140,10 @@ async fn bootstrap_admin(state: &Inner) -> anyhow::Result<()> {
 }
 
 /// Registers the service clients the configuration declares, with their mounted secrets.
-async fn register_declared_clients(state: &Inner, ctx: &TargetContext) -> anyhow::Result<()> {
+async fn register_declared_clients(
+    state: &Authentication,
+    ctx: &TargetContext,
+) -> anyhow::Result<()> {
     let dir = &ctx.platform.auth.service_secrets_dir;
     for client in &state.settings.service_clients {
         for scope in &client.scopes {
@@ -267,7 +271,7 @@ impl Target for AuthenticationService {
             ctx.clock.clone(),
         );
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let state = Arc::new(Inner {
+        let state = Arc::new(Authentication {
             policy: PasswordPolicy::new(live.clone()),
             live,
             decoy_hash: password::DECOY_HASH.to_string(),

@@ -17,7 +17,9 @@ use platform::config::Live;
 use crate::settings::Settings;
 use crate::store;
 
-pub struct Inner {
+/// The Authentication service: its store, settings, keys, policy and verifier, shared by
+/// every operation.
+pub struct Authentication {
     pub db: Database,
     /// The section as the service started; `live` for the parts that change at run time
     /// (password policy, brute-force thresholds).
@@ -39,7 +41,7 @@ pub struct Inner {
     pub clock: platform::Clock,
 }
 
-pub type AppState = Arc<Inner>;
+pub type AppState = Arc<Authentication>;
 
 /// The service's own keys and revocations, for its own verifier (no HTTP round trip).
 pub struct LocalKeys {
@@ -59,7 +61,7 @@ impl KeySource for LocalKeys {
     }
 }
 
-impl Inner {
+impl Authentication {
     pub async fn hash_password(&self, password: String) -> anyhow::Result<String> {
         let _permit = self.hashing.acquire().await?;
         crate::password::hash(password).await

@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_he
 use platform::auth::{Claims, TokenUse};
 use serde::Serialize;
 
-use crate::state::Inner;
+use crate::state::Authentication;
 use crate::store;
 use crate::store::users::User;
 
@@ -24,7 +24,7 @@ pub struct TokenPair {
 pub const MFA_VERIFY: &str = "mfa:verify";
 pub const MFA_ENROLL: &str = "mfa:enroll";
 
-impl Inner {
+impl Authentication {
     async fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
         let key = self.keys.active().await?;
         let mut header = Header::new(Algorithm::EdDSA);

@@ -10,7 +10,7 @@ use platform::config::Secret;
 use serde_json::{Map, Value, json};
 
 use crate::botdata::{BotDataClient, BotDataError, fields};
-use crate::xapi::{RefreshError, XClient};
+use crate::xapi::{RefreshError, Refreshed, XClient};
 
 /// Why a bot has no usable token.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +116,39 @@ impl Tokens {
         {
             return Ok(current);
         }
+        let (refreshed, refresh_version) = self.exchange(bot_id).await?;
+        let saved = self
+            .save_rotated(bot_id, owner, &refreshed, refresh_version)
+            .await;
+        match saved {
+            Ok(()) => {
+                self.remember(bot_id, refreshed.access_token.clone());
+                Ok(refreshed.access_token)
+            }
+            // Another refresh saved a newer pair: use that one.
+            Err(BotDataError::Conflict) => {
+                self.forget(bot_id);
+                let current = self
+                    .botdata
+                    .reveal(bot_id, fields::ACCESS_TOKEN)
+                    .await?
+                    .ok_or_else(|| TokenError::NeedsReauth("no access token stored".into()))?;
+                self.remember(bot_id, current.value.clone());
+                Ok(current.value)
+            }
+            Err(err) => {
+                // The new pair exists only here now. Keep the access token for this process;
+                // without the refresh token the bot will need a person after it expires.
+                tracing::error!(bot_id, error = %err, "could not save a rotated refresh token");
+                self.remember(bot_id, refreshed.access_token.clone());
+                Ok(refreshed.access_token)
+            }
+        }
+    }
+
+    /// Spends the stored refresh token at X for a new pair; also the stored refresh token's
+    /// version, which the new pair must replace.
+    async fn exchange(&self, bot_id: &str) -> Result<(Refreshed, i64), TokenError> {
         let refresh = self
             .botdata
             .reveal(bot_id, fields::REFRESH_TOKEN)
@@ -139,6 +172,19 @@ impl Tokens {
                 RefreshError::Refused(reason) => TokenError::NeedsReauth(reason),
                 other => TokenError::Unavailable(other.to_string()),
             })?;
+        Ok((refreshed, refresh.version))
+    }
+
+    /// Saves a rotated pair with check-and-set on the refresh token it replaces (the old one
+    /// is spent now: the new one must be saved), trying again while Secure Bot Data is
+    /// unavailable. A conflict means another refresh saved a newer pair.
+    async fn save_rotated(
+        &self,
+        bot_id: &str,
+        owner: Owner<'_>,
+        refreshed: &Refreshed,
+        replaces_version: i64,
+    ) -> Result<(), BotDataError> {
         let mut data = Map::new();
         data.insert(
             fields::ACCESS_TOKEN.into(),
@@ -149,9 +195,7 @@ impl Tokens {
             json!(refreshed.refresh_token.expose()),
         );
         let mut expect = Map::new();
-        expect.insert(fields::REFRESH_TOKEN.into(), Value::from(refresh.version));
-        // The old refresh token is spent now: the new one must be saved. A lost
-        // check-and-set means another refresh saved a newer pair; use that one.
+        expect.insert(fields::REFRESH_TOKEN.into(), Value::from(replaces_version));
         let mut saved = Err(BotDataError::Unavailable(anyhow::anyhow!("not tried")));
         for attempt in 0..3u32 {
             saved = self
@@ -170,28 +214,6 @@ impl Tokens {
                 _ => break,
             }
         }
-        match saved {
-            Ok(()) => {
-                self.remember(bot_id, refreshed.access_token.clone());
-                Ok(refreshed.access_token)
-            }
-            Err(BotDataError::Conflict) => {
-                self.forget(bot_id);
-                let current = self
-                    .botdata
-                    .reveal(bot_id, fields::ACCESS_TOKEN)
-                    .await?
-                    .ok_or_else(|| TokenError::NeedsReauth("no access token stored".into()))?;
-                self.remember(bot_id, current.value.clone());
-                Ok(current.value)
-            }
-            Err(err) => {
-                // The new pair exists only here now. Keep the access token for this process;
-                // without the refresh token the bot will need a person after it expires.
-                tracing::error!(bot_id, error = %err, "could not save a rotated refresh token");
-                self.remember(bot_id, refreshed.access_token.clone());
-                Ok(refreshed.access_token)
-            }
-        }
+        saved
     }
 }

@@ -15,13 +15,8 @@ use platform::http::error::ErrorBody;
 use platform::http::openapi::BearerAuth;
 use utoipa::OpenApi;
 
+use crate::ops::ClientInfo;
 use crate::state::AppState;
-
-/// Who is calling from where, for throttling, sessions and activity.
-pub struct ClientInfo {
-    pub ip: String,
-    pub user_agent: Option<String>,
-}
 
 impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;

@@ -2,6 +2,7 @@
 //! PostgreSQL.
 
 pub mod clients;
+pub mod keys;
 pub mod recovery;
 pub mod revocations;
 pub mod roles;

@@ -191,4 +191,3 @@ pub(crate) struct Run<'a> {
     holder: &'a str,
     released: &'a AtomicBool,
 }
-

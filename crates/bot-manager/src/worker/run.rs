@@ -135,7 +135,11 @@ impl Run<'_> {
             .await;
     }
 
-    pub(super) async fn retry_or_dead(&self, post_state: PostState, error: String) -> anyhow::Result<Settle> {
+    pub(super) async fn retry_or_dead(
+        &self,
+        post_state: PostState,
+        error: String,
+    ) -> anyhow::Result<Settle> {
         if self.last_attempt() {
             let post_state = match post_state {
                 // Still not known: a person must look before anything is sent again.
@@ -202,7 +206,10 @@ impl Run<'_> {
     }
 
     /// A token, or the settle that handles its absence.
-    pub(super) async fn token(&self, waiting_state: PostState) -> anyhow::Result<Result<Secret, Settle>> {
+    pub(super) async fn token(
+        &self,
+        waiting_state: PostState,
+    ) -> anyhow::Result<Result<Secret, Settle>> {
         match self
             .manager
             .tokens
@@ -225,7 +232,11 @@ impl Run<'_> {
     }
 
     /// X refused the bot's tokens for good: the bot waits for a person, and so does the job.
-    pub(super) async fn needs_reauth(&self, waiting_state: PostState, reason: &str) -> anyhow::Result<Settle> {
+    pub(super) async fn needs_reauth(
+        &self,
+        waiting_state: PostState,
+        reason: &str,
+    ) -> anyhow::Result<Settle> {
         // The job waits first, then the bot changes: new credentials (which release waiting
         // jobs) can only arrive after the bot shows needs_reauth, by which time this job is
         // among the waiting ones.
@@ -363,5 +374,4 @@ impl Run<'_> {
             .count("verify", if found.is_some() { "found" } else { "absent" });
         Ok(found)
     }
-
 }

@@ -93,6 +93,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields merged into the body (for example the failed readiness checks).
     pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Seconds to wait before trying again, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 /// The serialized body, also used by the OpenAPI documents.
@@ -111,7 +113,14 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
+    }
+
+    /// Says when to try again (`Retry-After`, in seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_details(mut self, details: serde_json::Map<String, serde_json::Value>) -> Self {
@@ -180,6 +189,13 @@ impl IntoResponse for ApiError {
                 body.entry(key).or_insert(value);
             }
         }
-        (status, axum::Json(serde_json::Value::Object(body))).into_response()
+        let mut response = (status, axum::Json(serde_json::Value::Object(body))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
