@@ -279,34 +279,214 @@ pub async fn open_target(
 /// new signing key. Returns its key id.
 pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String> {
     let (entry, database) = open_target(options, authentication::NAME).await?;
-    let entry = &entry;
-    let queue = queue::connect(&entry.platform.queue).await?;
-    let metrics = MetricsRegistry::new();
-    let ctx = TargetContext {
-        config: entry.config.clone(),
-        platform: entry.platform.clone(),
-        database: Some(database.clone()),
-        // Operator commands ship nothing in the background; an event they cannot publish
-        // waits in the spill file for the next server start.
-        events: EventShipper::new(
-            queue.clone(),
-            &entry.platform.telemetry,
-            &metrics,
-            options.clock.clone(),
-        ),
-        queue,
-        metrics,
-        clock: options.clock.clone(),
-        shutdown: CancellationToken::new(),
-        tasks: TaskTracker::new(),
-        failure: Arc::new(OnceLock::new()),
-        peers: Peers::default(),
-        live: entry.live.clone(),
-        hub: ConfigHub::default(),
-    };
+    // Operator commands ship nothing in the background; an event they cannot publish waits
+    // in the spill file for the next server start.
+    let shared = Shared::open(&entry.platform, options.clock.clone(), Peers::default()).await?;
+    let ctx = shared.context(
+        &entry,
+        entry.config.clone(),
+        entry.platform.clone(),
+        Some(database.clone()),
+    );
     let kid = authentication::rotate_keys(&ctx).await;
     database.close().await;
     kid
+}
+
+/// What every target of a process shares, made once: the queue, the event shipper, the
+/// metrics, the clock, shutdown and background tasks, where the peers answer, and the link
+/// to the Configuration service.
+struct Shared {
+    queue: Arc<dyn Queue>,
+    events: EventShipper,
+    metrics: MetricsRegistry,
+    clock: Clock,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    failure: Arc<OnceLock<String>>,
+    peers: Peers,
+    hub: ConfigHub,
+}
+
+impl Shared {
+    async fn open(platform: &PlatformSettings, clock: Clock, peers: Peers) -> anyhow::Result<Self> {
+        let queue = queue::connect(&platform.queue)
+            .await
+            .context("cannot open the queue")?;
+        let metrics = MetricsRegistry::new();
+        let events = EventShipper::new(queue.clone(), &platform.telemetry, &metrics, clock.clone());
+        Ok(Self {
+            queue,
+            events,
+            metrics,
+            clock,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            failure: Arc::new(OnceLock::new()),
+            peers,
+            hub: ConfigHub::default(),
+        })
+    }
+
+    /// What `entry` is built from.
+    fn context(
+        &self,
+        entry: &TargetConfig,
+        config: Arc<LayeredConfig>,
+        platform: PlatformSettings,
+        database: Option<Database>,
+    ) -> TargetContext {
+        TargetContext {
+            config,
+            platform,
+            database,
+            queue: self.queue.clone(),
+            events: self.events.clone(),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            shutdown: self.shutdown.clone(),
+            tasks: self.tasks.clone(),
+            failure: self.failure.clone(),
+            peers: self.peers.clone(),
+            live: entry.live.clone(),
+            hub: self.hub.clone(),
+        }
+    }
+
+    /// Ready while the queue answers.
+    fn queue_check(&self) -> ReadinessCheck {
+        let queue = self.queue.clone();
+        ReadinessCheck::new("queue", move || {
+            let queue = queue.clone();
+            async move { queue.check().await }
+        })
+    }
+}
+
+/// One target, built: its routes (health, docs, token verification and limits around
+/// them) and what the process keeps of it.
+struct BuiltService {
+    router: Router,
+    /// Its own readiness checks (its database, what it added), not the queue's.
+    checks: Vec<ReadinessCheck>,
+    database: Option<Database>,
+    client: Option<ConfigClient>,
+    edge: Option<platform::target::EdgeLayer>,
+}
+
+/// Ready while `database` answers.
+fn database_check(name: &str, database: &Database) -> ReadinessCheck {
+    let database = database.clone();
+    ReadinessCheck::new(format!("{name}.database"), move || {
+        let database = database.clone();
+        async move { database.ping().await }
+    })
+}
+
+/// Builds one target on what the process shares: its central settings first (so it starts
+/// on them), its database, then the target itself, wrapped in what every service gets.
+async fn build_target(
+    entry: &TargetConfig,
+    shared: &Shared,
+    central: &CentralLinks,
+) -> anyhow::Result<BuiltService> {
+    let info = entry.info;
+    let client = central.client(&entry.live, &entry.platform)?;
+    if let Some(client) = &client
+        && central.reachable_now()
+    {
+        client.sync_at_start(&entry.platform.config_client).await;
+    }
+    let config = entry.live.current();
+    let platform = registry::check_config(&config)?;
+    let database = match info.uses_database {
+        true => Some(open_database(entry).await?),
+        false => None,
+    };
+    let mut checks: Vec<ReadinessCheck> = database
+        .iter()
+        .map(|db| database_check(info.name, db))
+        .collect();
+    let built = entry
+        .target
+        .build(shared.context(entry, config, platform.clone(), database.clone()))
+        .await
+        .with_context(|| format!("target {} failed to build", info.name))?;
+    // Whatever the client applied so far is what the target was built with.
+    entry.live.mark_in_effect();
+    checks.extend(built.checks);
+    let mut router = built.router;
+    if let Some(prefix) = info.route_prefix {
+        let live = entry.live.clone();
+        let mut own = vec![shared.queue_check()];
+        own.extend(checks.iter().cloned());
+        let health =
+            Health::new(own, shared.shutdown.clone()).with_fact("config", move || live.status());
+        router = router.merge(service_health_route(prefix, health));
+        if let Some(doc) = built.openapi {
+            router = router.merge(docs_routes(prefix, doc));
+        }
+    }
+    let verifier = match built.verifier {
+        Some(verifier) => verifier,
+        None => TokenVerifier::new(
+            Arc::new(HttpKeySource::new(&central.authentication_url)?),
+            &platform.auth,
+            info.name,
+            shared.clock.clone(),
+        ),
+    };
+    verifier.follow_revocations(shared.queue.clone(), shared.shutdown.clone());
+    let router = with_request_limits(
+        router.layer(Extension(verifier)),
+        platform.server.body_limit,
+        Duration::from_secs(platform.server.request_timeout.max(1)),
+    );
+    tracing::info!(service = info.name, "target built");
+    Ok(BuiltService {
+        router,
+        checks,
+        database,
+        client,
+        edge: built.edge,
+    })
+}
+
+/// The address to serve on: `--listen`, else `server.listen`, else port 8000 on loopback
+/// for the all-in-one process and on every interface for one target (as in a pod).
+async fn bind_listener(options: &AppOptions, loaded: &LoadedConfig) -> anyhow::Result<TcpListener> {
+    let listen = options
+        .listen
+        .clone()
+        .or_else(|| loaded.process_platform.server.listen.clone())
+        .unwrap_or_else(|| {
+            let port = platform::server::SERVICE_PORT;
+            if options.runs_everything() {
+                format!("127.0.0.1:{port}")
+            } else {
+                format!("0.0.0.0:{port}")
+            }
+        });
+    platform::server::bind(&listen)
+        .await
+        .context("server.listen (or --listen)")
+}
+
+/// The process's own `/health` (every check, and each service's applied configuration).
+fn process_health(
+    checks: Vec<ReadinessCheck>,
+    loaded: &LoadedConfig,
+    shutdown: &CancellationToken,
+) -> Health {
+    let mut lives = vec![loaded.process_live.clone()];
+    lives.extend(loaded.targets.iter().map(|entry| entry.live.clone()));
+    Health::new(checks, shutdown.clone()).with_fact("config", move || {
+        let mut by_service = serde_json::Map::new();
+        for live in &lives {
+            by_service.insert(live.service().to_string(), live.status());
+        }
+        serde_json::Value::Object(by_service)
+    })
 }
 
 /// How this process's config clients reach the Configuration service.
@@ -318,6 +498,30 @@ struct CentralLinks {
     authentication_url: String,
     revision: Family<ServiceLabel, Gauge>,
     clock: Clock,
+}
+
+impl CentralLinks {
+    /// The links of a process running `loaded`'s targets; registers the applied-revision
+    /// gauge.
+    fn new(loaded: &LoadedConfig, shared: &Shared, authentication_url: String) -> Self {
+        let central = Self {
+            hub: shared.hub.clone(),
+            in_process: loaded
+                .targets
+                .iter()
+                .any(|entry| entry.info.name == configuration::NAME),
+            peers: shared.peers.clone(),
+            authentication_url,
+            revision: Family::default(),
+            clock: shared.clock.clone(),
+        };
+        shared.metrics.register(
+            "config_applied_revision",
+            "Central configuration revision in effect",
+            central.revision.clone(),
+        );
+        central
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -463,160 +667,32 @@ impl App {
     /// Builds the app from configuration the caller already loaded (and, in `main`, used to
     /// set up logging first).
     pub async fn build_with(options: &AppOptions, loaded: LoadedConfig) -> anyhow::Result<Self> {
-        let listen = options
-            .listen
-            .clone()
-            .or_else(|| loaded.process_platform.server.listen.clone())
-            .unwrap_or_else(|| {
-                let port = platform::server::SERVICE_PORT;
-                if options.runs_everything() {
-                    format!("127.0.0.1:{port}")
-                } else {
-                    format!("0.0.0.0:{port}")
-                }
-            });
-        let listener = platform::server::bind(&listen)
-            .await
-            .context("server.listen (or --listen)")?;
+        let listener = bind_listener(options, &loaded).await?;
         let authentication_url = authentication_url(options, &loaded, &listener)?;
         let peers = Peers::new(
             local_url(&listener)?,
             loaded.targets.iter().map(|entry| entry.info.name).collect(),
         );
-        let queue = queue::connect(&loaded.process_platform.queue)
-            .await
-            .context("cannot open the queue")?;
-        let metrics = MetricsRegistry::new();
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        let failure = Arc::new(OnceLock::new());
-        let clock = options.clock.clone();
-        let events = EventShipper::new(
-            queue.clone(),
-            &loaded.process_platform.telemetry,
-            &metrics,
-            clock.clone(),
-        );
-        events.spawn(&tasks, shutdown.clone());
+        let shared = Shared::open(&loaded.process_platform, options.clock.clone(), peers).await?;
+        shared.events.spawn(&shared.tasks, shared.shutdown.clone());
         for warning in &loaded.warnings {
             tracing::warn!("{warning}");
         }
-        let hub = ConfigHub::default();
-        let central = CentralLinks {
-            hub: hub.clone(),
-            in_process: loaded
-                .targets
-                .iter()
-                .any(|entry| entry.info.name == configuration::NAME),
-            peers: peers.clone(),
-            authentication_url: authentication_url.clone(),
-            revision: Family::default(),
-            clock: clock.clone(),
-        };
-        metrics.register(
-            "config_applied_revision",
-            "Central configuration revision in effect",
-            central.revision.clone(),
-        );
+        let central = CentralLinks::new(&loaded, &shared, authentication_url);
         if let Some(handle) = &options.log_level {
             follow_log_level(&loaded.process_live, handle.clone());
         }
-        let mut clients = Vec::new();
-        let mut edges = Vec::new();
-
-        let queue_check = {
-            let queue = queue.clone();
-            ReadinessCheck::new("queue", move || {
-                let queue = queue.clone();
-                async move { queue.check().await }
-            })
-        };
-        let mut all_checks = vec![queue_check.clone()];
         let mut router = Router::new();
-        let mut databases = Vec::new();
+        let mut checks = vec![shared.queue_check()];
+        let (mut databases, mut clients, mut edges) = (Vec::new(), Vec::new(), Vec::new());
         for entry in &loaded.targets {
-            let info = entry.info;
-            let client = central.client(&entry.live, &entry.platform)?;
-            if let Some(client) = &client
-                && central.reachable_now()
-            {
-                client.sync_at_start(&entry.platform.config_client).await;
-            }
-            let config = entry.live.current();
-            let platform = registry::check_config(&config)?;
-            let database = if info.uses_database {
-                Some(open_database(entry).await?)
-            } else {
-                None
-            };
-            let mut checks = vec![queue_check.clone()];
-            if let Some(database) = &database {
-                databases.push(database.clone());
-                let database = database.clone();
-                checks.push(ReadinessCheck::new(
-                    format!("{}.database", info.name),
-                    move || {
-                        let database = database.clone();
-                        async move { database.ping().await }
-                    },
-                ));
-            }
-            let built = entry
-                .target
-                .build(TargetContext {
-                    config,
-                    platform: platform.clone(),
-                    database,
-                    queue: queue.clone(),
-                    events: events.clone(),
-                    metrics: metrics.clone(),
-                    clock: clock.clone(),
-                    shutdown: shutdown.clone(),
-                    tasks: tasks.clone(),
-                    failure: failure.clone(),
-                    peers: peers.clone(),
-                    live: entry.live.clone(),
-                    hub: hub.clone(),
-                })
-                .await
-                .with_context(|| format!("target {} failed to build", info.name))?;
-            // Whatever the client applied so far is what the target was built with.
-            entry.live.mark_in_effect();
-            clients.extend(client);
-            edges.extend(built.edge);
+            let built = build_target(entry, &shared, &central).await?;
+            router = router.merge(built.router);
             checks.extend(built.checks);
-            all_checks.extend(checks.iter().skip(1).cloned());
-            let mut service_router = built.router;
-            if let Some(prefix) = info.route_prefix {
-                let live = entry.live.clone();
-                service_router = service_router.merge(service_health_route(
-                    prefix,
-                    Health::new(checks, shutdown.clone())
-                        .with_fact("config", move || live.status()),
-                ));
-                if let Some(doc) = built.openapi {
-                    service_router = service_router.merge(docs_routes(prefix, doc));
-                }
-            }
-            let verifier = match built.verifier {
-                Some(verifier) => verifier,
-                None => TokenVerifier::new(
-                    Arc::new(HttpKeySource::new(&authentication_url)?),
-                    &platform.auth,
-                    info.name,
-                    clock.clone(),
-                ),
-            };
-            verifier.follow_revocations(queue.clone(), shutdown.clone());
-            let service_router = service_router.layer(Extension(verifier));
-            router = router.merge(with_request_limits(
-                service_router,
-                platform.server.body_limit,
-                Duration::from_secs(platform.server.request_timeout.max(1)),
-            ));
-            tracing::info!(service = info.name, "target built");
+            databases.extend(built.database);
+            clients.extend(built.client);
+            edges.extend(built.edge);
         }
-
         if options.runs_everything()
             && let Some(client) = central.client(&loaded.process_live, &loaded.process_platform)?
         {
@@ -626,42 +702,37 @@ impl App {
             clients.push(client);
         }
         for client in clients {
-            central.follow(client, &queue, &tasks, &shutdown);
+            central.follow(client, &shared.queue, &shared.tasks, &shared.shutdown);
         }
         for edge in edges {
             router = edge(router);
         }
-        let mut lives = vec![loaded.process_live.clone()];
-        lives.extend(loaded.targets.iter().map(|entry| entry.live.clone()));
-        let process_health =
-            Health::new(all_checks, shutdown.clone()).with_fact("config", move || {
-                let mut by_service = serde_json::Map::new();
-                for live in &lives {
-                    by_service.insert(live.service().to_string(), live.status());
-                }
-                serde_json::Value::Object(by_service)
-            });
-        router = router.merge(health_routes(process_health)).merge(
-            Router::new()
-                .route(METRICS_PATH, get(metrics_handler))
-                .with_state(metrics.clone()),
-        );
+        let router = router
+            .merge(health_routes(process_health(
+                checks,
+                &loaded,
+                &shared.shutdown,
+            )))
+            .merge(
+                Router::new()
+                    .route(METRICS_PATH, get(metrics_handler))
+                    .with_state(shared.metrics.clone()),
+            );
         let router = finish_router(
             router,
-            metrics.http.clone(),
+            shared.metrics.http.clone(),
             ResponsePolicy::no_store_under(gateway::routes::no_store_prefixes()),
         );
-
         Ok(Self {
             listener,
             router,
-            shutdown,
-            tasks,
+            shutdown: shared.shutdown,
+            tasks: shared.tasks,
             drain: Duration::from_secs(loaded.process_platform.server.shutdown_timeout),
             databases,
-            queue,
-            failure,
-            metrics,
+            queue: shared.queue,
+            failure: shared.failure,
+            metrics: shared.metrics,
         })
     }
 

@@ -14,18 +14,82 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use platform::config::Profile;
+use platform::config::{Profile, env_var};
 use tokio::process::{Child, Command};
 
-/// How many processes of each target, in start order after the first Authentication
-/// replica (which creates the signing key and the first admin alone).
-pub const TOPOLOGY: [(&str, usize); 5] = [
-    (authentication::NAME, 2),
-    (configuration::NAME, 1),
-    (log_service::NAME, 1),
-    (secure_bot_data::NAME, 1),
-    (bot_manager::NAME, 2),
-];
+use crate::registry;
+
+/// The services run twice, as the HPA's minimum in a cluster: the one that signs every
+/// token, and the one whose workers must never publish twice.
+pub const REPLICATED: [&str; 2] = [authentication::NAME, bot_manager::NAME];
+
+/// Each service of the registry (the gateway comes last, apart) and how many processes it
+/// runs as; the Authentication service first, since its first replica creates the signing
+/// key and the first admin alone.
+pub fn topology() -> Vec<(&'static str, usize)> {
+    let mut services: Vec<(&'static str, usize)> = registry::targets()
+        .iter()
+        .map(|target| target.info().name)
+        .filter(|name| *name != gateway::NAME)
+        .map(|name| (name, if REPLICATED.contains(&name) { 2 } else { 1 }))
+        .collect();
+    services.sort_by_key(|(name, _)| *name != authentication::NAME);
+    services
+}
+
+/// Settings for a process's environment, by their dotted keys.
+#[derive(Debug, Clone, Default)]
+struct Settings(Vec<(String, String)>);
+
+impl Settings {
+    fn set(&mut self, key: &str, value: impl ToString) {
+        self.0.push((env_var(key), value.to_string()));
+    }
+
+    fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.set(key, value);
+        self
+    }
+}
+
+/// A process to start: its name (`bot-manager-2`), target and port.
+struct Planned {
+    name: String,
+    target: &'static str,
+    port: u16,
+}
+
+impl Planned {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A name and a free port for every service process.
+fn plan() -> anyhow::Result<Vec<Planned>> {
+    let mut planned = Vec::new();
+    for (target, replicas) in topology() {
+        for replica in 1..=replicas {
+            let name = match replicas {
+                1 => target.to_string(),
+                _ => format!("{target}-{replica}"),
+            };
+            planned.push(Planned {
+                name,
+                target,
+                port: free_port()?,
+            });
+        }
+    }
+    Ok(planned)
+}
+
+fn urls_of<'a>(planned: &'a [Planned], target: &'a str) -> impl Iterator<Item = String> + 'a {
+    planned
+        .iter()
+        .filter(move |p| p.target == target)
+        .map(Planned::url)
+}
 
 /// Where and on what the cluster runs.
 #[derive(Debug, Clone)]
@@ -138,112 +202,71 @@ impl LocalCluster {
             0 => free_port()?,
             port => port,
         };
-        let gateway_url = format!("http://127.0.0.1:{gateway_port}");
-        let mut planned: Vec<(String, &'static str, u16)> = Vec::new();
-        for (target, replicas) in TOPOLOGY {
-            for replica in 1..=replicas {
-                let name = if replicas == 1 {
-                    target.to_string()
-                } else {
-                    format!("{target}-{replica}")
-                };
-                planned.push((name, target, free_port()?));
-            }
+        let planned = plan()?;
+        let common = self.common_settings(&secrets, &planned);
+        // The replicated Authentication service is reached through the gateway, as a
+        // Kubernetes Service would spread the calls; it itself answers its own.
+        let through_gateway = common.clone().with(
+            "auth.authentication_url",
+            format!("http://127.0.0.1:{gateway_port}"),
+        );
+        for process in &planned {
+            let settings = match process.target {
+                authentication::NAME => common.clone(),
+                _ => through_gateway.clone(),
+            };
+            let member = self.member(process.name.clone(), process.target, process.port, settings);
+            self.members.push(member);
         }
-        let url_of = |target: &str| -> Vec<String> {
-            planned
-                .iter()
-                .filter(|(_, t, _)| *t == target)
-                .map(|(_, _, port)| format!("http://127.0.0.1:{port}"))
-                .collect()
-        };
-        let single = |target: &str| url_of(target).remove(0);
-        let mut common = vec![
-            ("ENV".to_string(), "development".to_string()),
-            (
-                "VIVESPHERE_DATABASE__URL".to_string(),
-                self.options.database_url.clone(),
-            ),
-            ("VIVESPHERE_QUEUE__KIND".to_string(), "nats".to_string()),
-            (
-                "VIVESPHERE_QUEUE__URL".to_string(),
-                self.options.nats_url.clone(),
-            ),
-            (
-                "VIVESPHERE_QUEUE__NAMESPACE".to_string(),
-                self.options.queue_namespace.clone(),
-            ),
-            (
-                "VIVESPHERE_AUTH__SERVICE_SECRETS_DIR".to_string(),
-                secrets.service_clients.display().to_string(),
-            ),
-            (
-                "VIVESPHERE_CONFIG_CLIENT__URL".to_string(),
-                single(configuration::NAME),
-            ),
-            (
-                "VIVESPHERE_AUTHENTICATION__ENCRYPTION_KEY_FILE".to_string(),
-                secrets.encryption_key.display().to_string(),
-            ),
-            (
-                "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR".to_string(),
-                secrets.kek_dir.display().to_string(),
-            ),
-            (
-                "VIVESPHERE_BOT_MANAGER__SECURE_BOT_DATA_URL".to_string(),
-                single(secure_bot_data::NAME),
-            ),
-        ];
-        if let Some(file) = &secrets.admin_password {
-            common.push((
-                "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD_FILE".to_string(),
-                file.display().to_string(),
-            ));
-        }
-        if let Some(url) = &self.options.x_api_url {
-            common.push((
-                "VIVESPHERE_BOT_MANAGER__X_API__BASE_URL".to_string(),
-                url.clone(),
-            ));
-        }
-        common.extend(self.options.extra_env.iter().cloned());
-
-        for (name, target, port) in &planned {
-            let mut env = common.clone();
-            // The replicated Authentication service is reached through the gateway, as a
-            // Kubernetes Service would spread the calls; it itself answers its own.
-            if *target != authentication::NAME {
-                env.push((
-                    "VIVESPHERE_AUTH__AUTHENTICATION_URL".to_string(),
-                    gateway_url.clone(),
-                ));
-            }
-            self.members
-                .push(self.member(name.clone(), target, *port, env));
-        }
-        let mut gateway_env = common.clone();
-        // The gateway reads keys from a replica directly: it cannot ask itself while it starts.
-        gateway_env.push((
-            "VIVESPHERE_AUTH__AUTHENTICATION_URL".to_string(),
-            single(authentication::NAME),
-        ));
-        for (target, _) in TOPOLOGY {
-            gateway_env.push((
-                format!(
-                    "VIVESPHERE_GATEWAY__UPSTREAMS__{}",
-                    target.replace('-', "_").to_uppercase()
-                ),
-                format!("[{}]", url_of(target).join(", ")),
-            ));
-        }
-        self.members.push(self.member(
+        let gateway = self.member(
             gateway::NAME.to_string(),
             gateway::NAME,
             gateway_port,
-            gateway_env,
-        ));
+            gateway_settings(common, &planned),
+        );
+        self.members.push(gateway);
+        self.start_in_order().await
+    }
 
-        // The first Authentication replica alone, then every other service, then the gateway.
+    /// What every process is told: the database, the queue, the shared secrets, where the
+    /// Configuration service and Secure Bot Data answer, and the options' extras.
+    fn common_settings(&self, secrets: &SharedSecrets, planned: &[Planned]) -> Settings {
+        let first = |target| {
+            urls_of(planned, target)
+                .next()
+                .expect("every target is planned")
+        };
+        let mut settings = Settings(vec![("ENV".into(), Profile::Development.as_str().into())]);
+        settings.set("database.url", &self.options.database_url);
+        settings.set("queue.kind", "nats");
+        settings.set("queue.url", &self.options.nats_url);
+        settings.set("queue.namespace", &self.options.queue_namespace);
+        settings.set(
+            "auth.service_secrets_dir",
+            secrets.service_clients.display(),
+        );
+        settings.set("config_client.url", first(configuration::NAME));
+        settings.set(
+            "authentication.encryption_key_file",
+            secrets.encryption_key.display(),
+        );
+        settings.set("secure_bot_data.kek_dir", secrets.kek_dir.display());
+        settings.set(
+            "bot_manager.secure_bot_data_url",
+            first(secure_bot_data::NAME),
+        );
+        if let Some(file) = &secrets.admin_password {
+            settings.set("authentication.initial_admin_password_file", file.display());
+        }
+        if let Some(url) = &self.options.x_api_url {
+            settings.set("bot_manager.x_api.base_url", url);
+        }
+        settings.0.extend(self.options.extra_env.iter().cloned());
+        settings
+    }
+
+    /// The first Authentication replica alone, then every other service, then the gateway.
+    async fn start_in_order(&mut self) -> anyhow::Result<()> {
         let first = self.members[0].name.clone();
         self.spawn(&first)?;
         self.wait_ready(&[first]).await?;
@@ -265,25 +288,19 @@ impl LocalCluster {
         name: String,
         target: &'static str,
         port: u16,
-        env: Vec<(String, String)>,
+        mut settings: Settings,
     ) -> Member {
         let state = self.options.data_dir.join("state").join(&name);
-        let mut env = env;
-        env.extend([
-            (
-                "VIVESPHERE_TELEMETRY__SPILL_DIR".to_string(),
-                state.join("spill").display().to_string(),
-            ),
-            (
-                "VIVESPHERE_CONFIG_CLIENT__CACHE_DIR".to_string(),
-                state.join("config-cache").display().to_string(),
-            ),
-        ]);
+        settings.set("telemetry.spill_dir", state.join("spill").display());
+        settings.set(
+            "config_client.cache_dir",
+            state.join("config-cache").display(),
+        );
         Member {
             url: format!("http://127.0.0.1:{port}"),
             name,
             target,
-            env,
+            env: settings.0,
             port,
             child: None,
         }
@@ -465,6 +482,21 @@ impl Drop for LocalCluster {
     }
 }
 
+/// The gateway's: every service's replicas as its upstreams, and the keys read from an
+/// Authentication replica directly (it cannot ask itself while it starts).
+fn gateway_settings(mut settings: Settings, planned: &[Planned]) -> Settings {
+    let first_authentication = urls_of(planned, authentication::NAME)
+        .next()
+        .expect("the Authentication service is planned");
+    settings.set("auth.authentication_url", first_authentication);
+    for (target, _) in topology() {
+        let urls: Vec<String> = urls_of(planned, target).collect();
+        let key = format!("gateway.upstreams.{}", target.replace('-', "_"));
+        settings.set(&key, format!("[{}]", urls.join(", ")));
+    }
+    settings
+}
+
 struct SharedSecrets {
     service_clients: PathBuf,
     encryption_key: PathBuf,
@@ -477,4 +509,76 @@ fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_topology_is_every_service_of_the_registry_authentication_first() {
+        let topology = topology();
+        assert_eq!(topology[0], (authentication::NAME, 2));
+        let services: Vec<&str> = topology.iter().map(|(name, _)| *name).collect();
+        for target in registry::targets() {
+            let name = target.info().name;
+            assert_eq!(services.contains(&name), name != gateway::NAME, "{name}");
+        }
+        assert!(topology.contains(&(bot_manager::NAME, 2)));
+    }
+
+    /// Every key the launcher sets is a setting of the typed configuration, so a renamed
+    /// setting fails here rather than being silently ignored by a process.
+    #[test]
+    fn every_setting_the_launcher_writes_exists() {
+        platform::install_crypto_provider();
+        let cluster = LocalCluster {
+            options: ClusterOptions {
+                binary: PathBuf::from("vivesphere"),
+                config_dir: PathBuf::from("config"),
+                data_dir: PathBuf::from("/tmp/unused"),
+                database_url: "postgres://db/x".into(),
+                nats_url: "nats://n:4222".into(),
+                queue_namespace: "t".into(),
+                gateway_port: 0,
+                initial_admin_password: Some("p".into()),
+                x_api_url: Some("http://x".into()),
+                extra_env: Vec::new(),
+                ready_timeout: Duration::from_secs(1),
+            },
+            members: Vec::new(),
+            http: reqwest::Client::new(),
+        };
+        let secrets = SharedSecrets {
+            service_clients: PathBuf::from("/s"),
+            encryption_key: PathBuf::from("/k"),
+            kek_dir: PathBuf::from("/kek"),
+            admin_password: Some(PathBuf::from("/p")),
+        };
+        let planned = plan().unwrap();
+        let settings = gateway_settings(cluster.common_settings(&secrets, &planned), &planned);
+        let member = cluster.member("x".into(), gateway::NAME, 1, settings);
+        let defaults = registry::config_defaults();
+        for (var, _) in member.env.iter().filter(|(var, _)| var != "ENV") {
+            let path: Vec<String> = var
+                .trim_start_matches("VIVESPHERE_")
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect();
+            let mut node = &defaults;
+            for (i, part) in path.iter().enumerate() {
+                let last = i == path.len() - 1;
+                let part = match last {
+                    true => part.trim_end_matches("_file"),
+                    false => part,
+                };
+                node = match node.get(part) {
+                    Some(next) => next,
+                    // A map of names (the gateway's upstreams) takes any key.
+                    None if node.as_object().is_some_and(|m| m.is_empty()) => break,
+                    None => panic!("{var} sets no known setting"),
+                };
+            }
+        }
+    }
 }

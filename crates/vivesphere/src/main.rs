@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use vivesphere::app::{App, AppOptions, load_config, migrate, rotate_signing_keys};
 use vivesphere::botdata::BotdataCommand;
 use vivesphere::registry;
@@ -69,29 +69,32 @@ enum Command {
     /// Run the cluster's topology as processes on this machine: every service its own
     /// process (two Authentication and two Bot Manager replicas) behind the gateway, on
     /// PostgreSQL and NATS JetStream. Stops everything on SIGTERM or Ctrl-C.
-    LocalCluster {
-        /// The PostgreSQL database the services keep their schemas in.
-        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-        database_url: String,
-        #[arg(long, default_value = "nats://127.0.0.1:4222")]
-        nats_url: String,
-        /// First token of every subject and stream name (one per cluster on a shared NATS).
-        #[arg(long, default_value = "vivesphere")]
-        queue_namespace: String,
-        /// The gateway's port on 127.0.0.1 (the services take free ports).
-        #[arg(long, default_value_t = platform::server::SERVICE_PORT)]
-        port: u16,
-        /// Shared secrets, each process's state, and its log in logs/<process>.log.
-        #[arg(long, default_value = "./data/local-cluster")]
-        data_dir: PathBuf,
-        /// A file holding the first admin's password (else a one-time one is printed to
-        /// logs/authentication-1.log on the first start).
-        #[arg(long)]
-        initial_admin_password_file: Option<PathBuf>,
-        /// X's API for the Bot Manager, e.g. a `vivesphere serve --target fake-x`.
-        #[arg(long)]
-        x_api_url: Option<String>,
-    },
+    LocalCluster(LocalClusterArgs),
+}
+
+#[derive(Args)]
+struct LocalClusterArgs {
+    /// The PostgreSQL database the services keep their schemas in.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// First token of every subject and stream name (one per cluster on a shared NATS).
+    #[arg(long, default_value = "vivesphere")]
+    queue_namespace: String,
+    /// The gateway's port on 127.0.0.1 (the services take free ports).
+    #[arg(long, default_value_t = platform::server::SERVICE_PORT)]
+    port: u16,
+    /// Shared secrets, each process's state, and its log in logs/<process>.log.
+    #[arg(long, default_value = "./data/local-cluster")]
+    data_dir: PathBuf,
+    /// A file holding the first admin's password (else a one-time one is printed to
+    /// logs/authentication-1.log on the first start).
+    #[arg(long)]
+    initial_admin_password_file: Option<PathBuf>,
+    /// X's API for the Bot Manager, e.g. a `vivesphere serve --target fake-x`.
+    #[arg(long)]
+    x_api_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -171,28 +174,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         target: None,
         listen: None,
     });
+    let config_dir = cli.config_dir;
+    let options = |target| AppOptions::from_process_env(config_dir.clone(), target, None);
     match command {
         Command::Serve { target, listen } => {
-            let mut options = AppOptions::from_process_env(cli.config_dir, target, listen);
-            let loaded = load_config(&options)?;
-            options.log_level = Some(platform::telemetry::init(
-                &loaded.process_platform.telemetry,
-            )?);
-            let profile = loaded.process.profile().as_str();
-            let targets = options
-                .target
-                .clone()
-                .unwrap_or_else(|| registry::ALL.into());
-            let app = App::build_with(&options, loaded).await?;
-            platform::server::cancel_on_signal(app.shutdown_token());
-            tracing::info!(address = %app.local_addr(), profile, targets, "listening");
-            app.run().await?;
-            tracing::info!("stopped");
-            Ok(())
+            serve(AppOptions::from_process_env(
+                config_dir.clone(),
+                target,
+                listen,
+            ))
+            .await
         }
         Command::Migrate { target } => {
-            let options = AppOptions::from_process_env(cli.config_dir, target, None);
-            for line in migrate(&options).await? {
+            for line in migrate(&options(target)).await? {
                 println!("{line}");
             }
             Ok(())
@@ -200,17 +194,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Auth {
             command: AuthCommand::RotateKeys,
         } => {
-            let options = AppOptions::from_process_env(cli.config_dir, None, None);
-            let kid = rotate_signing_keys(&options).await?;
+            let kid = rotate_signing_keys(&options(None)).await?;
             println!(
                 "new signing key {kid}; previous keys stay published until their tokens expire"
             );
             Ok(())
         }
-        Command::Botdata { command } => {
-            let options = AppOptions::from_process_env(cli.config_dir, None, None);
-            vivesphere::botdata::run(&options, command).await
-        }
+        Command::Botdata { command } => vivesphere::botdata::run(&options(None), command).await,
         Command::Gateway {
             command:
                 GatewayCommand::ExportKong {
@@ -218,80 +208,97 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     authentication_url,
                     rate_limit_per_minute,
                 },
-        } => {
-            let keys = match authentication_url {
-                Some(url) => vivesphere::kong::public_keys(&url).await?,
-                None => Vec::new(),
-            };
-            let text = gateway::kong::render(&keys, rate_limit_per_minute)?;
-            match output {
-                Some(path) => std::fs::write(&path, text)
-                    .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?,
-                None => print!("{text}"),
-            }
-            Ok(())
-        }
-        Command::LocalCluster {
-            database_url,
-            nats_url,
-            queue_namespace,
-            port,
-            data_dir,
-            initial_admin_password_file,
-            x_api_url,
-        } => {
-            let initial_admin_password = match initial_admin_password_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(&path)
-                        .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?
-                        .trim_end()
-                        .to_string(),
-                ),
-                None => None,
-            };
-            let options = vivesphere::local_cluster::ClusterOptions {
-                binary: std::env::current_exe()?,
-                config_dir: cli.config_dir,
-                data_dir,
-                database_url,
-                nats_url,
-                queue_namespace,
-                gateway_port: port,
-                initial_admin_password,
-                x_api_url,
-                extra_env: Vec::new(),
-                ready_timeout: std::time::Duration::from_secs(60),
-            };
-            let mut cluster = vivesphere::local_cluster::LocalCluster::start(options).await?;
-            for member in cluster.members() {
-                println!(
-                    "{:<18} {}  pid {}",
-                    member.name,
-                    member.url,
-                    member.pid().unwrap_or_default()
-                );
-            }
-            println!("ready: {} (Ctrl-C stops everything)", cluster.gateway_url());
-            let stop = tokio_util::sync::CancellationToken::new();
-            platform::server::cancel_on_signal(stop.clone());
-            stop.cancelled().await;
-            cluster.stop().await;
-            println!("stopped");
-            Ok(())
-        }
+        } => export_kong(output, authentication_url, rate_limit_per_minute).await,
+        Command::LocalCluster(args) => local_cluster(config_dir.clone(), args).await,
         Command::Config {
             command: ConfigCommand::Check { target, root },
         } => {
-            let mut options = AppOptions::from_process_env(cli.config_dir, target, None);
+            let mut options = options(target);
             options.file_root = root;
             let loaded = load_config(&options)?;
-            print!(
-                "{}",
-                loaded
-                    .process
-                    .render_with_origins(&vivesphere::registry::secret_keys())
-            );
+            let secrets = vivesphere::registry::secret_keys();
+            print!("{}", loaded.process.render_with_origins(&secrets));
             Ok(())
         }
     }
+}
+
+/// `vivesphere serve`: telemetry from the loaded configuration, then the app until a signal.
+async fn serve(mut options: AppOptions) -> anyhow::Result<()> {
+    let loaded = load_config(&options)?;
+    options.log_level = Some(platform::telemetry::init(
+        &loaded.process_platform.telemetry,
+    )?);
+    let profile = loaded.process.profile().as_str();
+    let targets = options
+        .target
+        .clone()
+        .unwrap_or_else(|| registry::ALL.into());
+    let app = App::build_with(&options, loaded).await?;
+    platform::server::cancel_on_signal(app.shutdown_token());
+    tracing::info!(address = %app.local_addr(), profile, targets, "listening");
+    app.run().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `vivesphere gateway export-kong`.
+async fn export_kong(
+    output: Option<PathBuf>,
+    authentication_url: Option<String>,
+    rate_limit_per_minute: u32,
+) -> anyhow::Result<()> {
+    let keys = match authentication_url {
+        Some(url) => vivesphere::kong::public_keys(&url).await?,
+        None => Vec::new(),
+    };
+    let text = gateway::kong::render(&keys, rate_limit_per_minute)?;
+    match output {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// `vivesphere local-cluster`: every process, their addresses, until a signal.
+async fn local_cluster(config_dir: PathBuf, args: LocalClusterArgs) -> anyhow::Result<()> {
+    let initial_admin_password = match args.initial_admin_password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?
+                .trim_end()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let options = vivesphere::local_cluster::ClusterOptions {
+        binary: std::env::current_exe()?,
+        config_dir,
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+        nats_url: args.nats_url,
+        queue_namespace: args.queue_namespace,
+        gateway_port: args.port,
+        initial_admin_password,
+        x_api_url: args.x_api_url,
+        extra_env: Vec::new(),
+        ready_timeout: std::time::Duration::from_secs(60),
+    };
+    let mut cluster = vivesphere::local_cluster::LocalCluster::start(options).await?;
+    for member in cluster.members() {
+        println!(
+            "{:<18} {}  pid {}",
+            member.name,
+            member.url,
+            member.pid().unwrap_or_default()
+        );
+    }
+    println!("ready: {} (Ctrl-C stops everything)", cluster.gateway_url());
+    let stop = tokio_util::sync::CancellationToken::new();
+    platform::server::cancel_on_signal(stop.clone());
+    stop.cancelled().await;
+    cluster.stop().await;
+    println!("stopped");
+    Ok(())
 }

@@ -213,6 +213,15 @@ fn read_yaml_file(path: &Path) -> Result<Option<Map<String, Value>>, ConfigError
 /// A layer from one environment variable: the variable's name and the tree it sets.
 type EnvLayer = (String, Map<String, Value>);
 
+/// The environment variable that sets the dotted key `key` (`database.url` →
+/// `VIVESPHERE_DATABASE__URL`), for launchers that configure processes they start.
+pub fn env_var(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.to_ascii_uppercase().replace('.', "__")
+    )
+}
+
 /// One single-key layer per `VIVESPHERE_A__B…` variable, in name order.
 fn env_layers(env: &BTreeMap<String, String>) -> Result<Vec<EnvLayer>, ConfigError> {
     let mut layers = Vec::new();
@@ -484,6 +493,21 @@ mod tests {
         assert!(!is_secret_reference("${API_KEY}"));
         assert!(!is_secret_reference("x${secret:API_KEY}"));
         assert!(!is_secret_reference("${secret:a-b}"));
+    }
+
+    #[test]
+    fn env_var_names_the_variable_that_sets_a_key() {
+        assert_eq!(env_var("database.url"), "VIVESPHERE_DATABASE__URL");
+        assert_eq!(
+            env_var("bot_manager.x_api.base_url"),
+            "VIVESPHERE_BOT_MANAGER__X_API__BASE_URL"
+        );
+        let layers = env_layers(&env(&[(&env_var("queue.namespace"), "t1")])).unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(
+            Value::Object(layers[0].1.clone()),
+            serde_json::json!({"queue": {"namespace": "t1"}})
+        );
     }
 
     #[test]

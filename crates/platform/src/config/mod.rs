@@ -29,7 +29,7 @@ pub use live::{Applied, Commit, Live, LiveConfig};
 
 pub use error::ConfigError;
 pub use layered::{LayerKind, LayeredConfig, Origin};
-pub use loader::{ConfigLoader, Profile, is_secret_reference};
+pub use loader::{ConfigLoader, Profile, env_var, is_secret_reference};
 pub use secret::{REDACTED, Secret, redact_url_credentials, secret_keys_of, url_has_credentials};
 pub use settings::{
     AuthSettings, DatabaseSettings, LogFormat, PlatformSettings, QueueKind, QueueSettings,
