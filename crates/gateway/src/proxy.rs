@@ -21,8 +21,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
-use crate::routes::route_for;
-use crate::upstream::Pool;
+use crate::routes::{Route, route_for};
+use crate::upstream::{Pool, Upstream};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProxiedLabels {
@@ -106,35 +106,85 @@ fn has_dot_segment(path: &str) -> bool {
 }
 
 pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Response {
-    let path = request.uri().path().to_string();
-    let Some(route) = route_for(&path) else {
-        return ApiError::not_found("no route matches this path").into_response();
+    let (route, parts, body) = match admit(request).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
-    if has_dot_segment(&path) {
-        return ApiError::invalid_data("the path has a `.` or `..` segment").into_response();
+    let upstream = match pick_upstream(&proxy, route) {
+        Ok(upstream) => upstream,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let outgoing = forward_request(&proxy, &upstream, &parts, body);
+    let started = Instant::now();
+    let result = outgoing.send().await;
+    proxy
+        .metrics
+        .duration
+        .get_or_create(&ServiceLabels {
+            service: route.service.to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    let status = result.as_ref().map_or(0, |answer| answer.status().as_u16());
+    proxy
+        .metrics
+        .requests
+        .get_or_create(&ProxiedLabels {
+            service: route.service.to_string(),
+            upstream: upstream.url.clone(),
+            status,
+        })
+        .inc();
+    match result {
+        Ok(answer) => stream_back(answer),
+        Err(err) => upstream_failure(&proxy, route, &upstream, &err).into_response(),
     }
+}
+
+/// The checks at the edge: a route, no dot segments, and a valid token unless the path is
+/// public. A refused request never reaches a service.
+async fn admit(
+    request: Request,
+) -> Result<(&'static Route, axum::http::request::Parts, Body), Response> {
+    let path = request.uri().path();
+    let Some(route) = route_for(path) else {
+        return Err(ApiError::not_found("no route matches this path").into_response());
+    };
+    if has_dot_segment(path) {
+        return Err(ApiError::invalid_data("the path has a `.` or `..` segment").into_response());
+    }
+    let is_public = route.is_public(path);
     let (mut parts, body) = request.into_parts();
-    if !route.is_public(&path)
-        && let Err(rejection) = Authenticated::from_request_parts(&mut parts, &()).await
-    {
-        // Refused here: the service never sees the request.
-        return rejection.into_response();
+    if !is_public && let Err(rejection) = Authenticated::from_request_parts(&mut parts, &()).await {
+        return Err(rejection.into_response());
     }
-    let Some(pool) = proxy.pools.get(route.service) else {
-        return ApiError::internal(format!("no upstreams for {}", route.service)).into_response();
-    };
-    let Some(upstream) = pool.pick() else {
-        return ApiError::new(
+    Ok((route, parts, body))
+}
+
+fn pick_upstream(proxy: &Proxy, route: &Route) -> Result<Arc<Upstream>, ApiError> {
+    let pool = proxy
+        .pools
+        .get(route.service)
+        .ok_or_else(|| ApiError::internal(format!("no upstreams for {}", route.service)))?;
+    pool.pick().ok_or_else(|| {
+        ApiError::new(
             ErrorCode::NotReady,
             format!("no healthy instance of {} right now", route.service),
         )
-        .into_response();
-    };
+    })
+}
+
+/// The request as the upstream gets it: same method, path, query and end-to-end headers,
+/// this request's id, the client appended to X-Forwarded-For, and the body streamed through.
+fn forward_request(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> reqwest::RequestBuilder {
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or(&path);
+        .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
     let url = format!("{}{path_and_query}", upstream.url);
     let mut outgoing = proxy
         .http
@@ -147,11 +197,20 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
     if let Some(id) = current_request_id() {
         outgoing = outgoing.header("x-request-id", id);
     }
+    if let Some(forwarded_for) = forwarded_for(parts) {
+        outgoing = outgoing.header("x-forwarded-for", forwarded_for);
+    }
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    outgoing.body(reqwest::Body::wrap_stream(stream))
+}
+
+/// Earlier hops' X-Forwarded-For with this connection's client appended.
+fn forwarded_for(parts: &axum::http::request::Parts) -> Option<String> {
     let client = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip().to_string());
-    let forwarded_for = match (parts.headers.get("x-forwarded-for"), client) {
+    match (parts.headers.get("x-forwarded-for"), client) {
         (Some(earlier), Some(client)) => earlier
             .to_str()
             .ok()
@@ -159,76 +218,52 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
         (None, Some(client)) => Some(client),
         (Some(earlier), None) => earlier.to_str().ok().map(str::to_string),
         (None, None) => None,
-    };
-    if let Some(forwarded_for) = forwarded_for {
-        outgoing = outgoing.header("x-forwarded-for", forwarded_for);
     }
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let outgoing = outgoing.body(reqwest::Body::wrap_stream(stream));
-    let started = Instant::now();
-    let result = outgoing.send().await;
-    proxy
-        .metrics
-        .duration
-        .get_or_create(&ServiceLabels {
-            service: route.service.to_string(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    let count = |status: u16| {
-        proxy
-            .metrics
-            .requests
-            .get_or_create(&ProxiedLabels {
-                service: route.service.to_string(),
-                upstream: upstream.url.clone(),
-                status,
-            })
-            .inc();
-    };
-    match result {
-        Ok(answer) => {
-            count(answer.status().as_u16());
-            let mut response = Response::builder().status(answer.status());
-            if let Some(headers) = response.headers_mut() {
-                for (name, value) in forwardable(answer.headers()) {
-                    headers.append(name, value.clone());
-                }
-            }
-            response
-                .body(Body::from_stream(answer.bytes_stream()))
-                .unwrap_or_else(|err| ApiError::internal(err).into_response())
-        }
-        Err(err) if err.is_timeout() => {
-            count(0);
-            tracing::warn!(
-                service = route.service,
-                upstream = upstream.url,
-                "upstream timed out"
-            );
-            ApiError::new(
-                ErrorCode::UpstreamTimeout,
-                format!(
-                    "{} did not answer within {} ms",
-                    route.service,
-                    proxy.timeout.as_millis()
-                ),
-            )
-            .into_response()
-        }
-        Err(err) => {
-            count(0);
-            if err.is_connect() {
-                // Down until the next passing health check.
-                upstream.mark(false);
-            }
-            tracing::warn!(service = route.service, upstream = upstream.url, error = %err, "upstream unreachable");
-            ApiError::new(
-                ErrorCode::BadGateway,
-                format!("{} could not be reached", route.service),
-            )
-            .into_response()
+}
+
+fn stream_back(answer: reqwest::Response) -> Response {
+    let mut response = Response::builder().status(answer.status());
+    if let Some(headers) = response.headers_mut() {
+        for (name, value) in forwardable(answer.headers()) {
+            headers.append(name, value.clone());
         }
     }
+    response
+        .body(Body::from_stream(answer.bytes_stream()))
+        .unwrap_or_else(|err| ApiError::internal(err).into_response())
+}
+
+/// 504 when the upstream was late, 502 when it could not be reached (and then it counts as
+/// down until its next passing health check).
+fn upstream_failure(
+    proxy: &Proxy,
+    route: &Route,
+    upstream: &Upstream,
+    err: &reqwest::Error,
+) -> ApiError {
+    if err.is_timeout() {
+        tracing::warn!(
+            service = route.service,
+            upstream = upstream.url,
+            "upstream timed out"
+        );
+        return ApiError::new(
+            ErrorCode::UpstreamTimeout,
+            format!(
+                "{} did not answer within {} ms",
+                route.service,
+                proxy.timeout.as_millis()
+            ),
+        );
+    }
+    if err.is_connect() {
+        upstream.mark(false);
+    }
+    tracing::warn!(service = route.service, upstream = upstream.url, error = %err, "upstream unreachable");
+    ApiError::new(
+        ErrorCode::BadGateway,
+        format!("{} could not be reached", route.service),
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use secure_bot_data::{CONFIG_SECTION, NAME, Settings, ops};
+use secure_bot_data::{CONFIG_SECTION, NAME, Settings, operator};
 
 use crate::app::{AppOptions, open_target};
 
@@ -60,7 +60,7 @@ async fn execute(
 ) -> anyhow::Result<()> {
     match command {
         BotdataCommand::RotateKek { print } => {
-            let rotated = ops::rotate_kek(db, settings, print, clock).await?;
+            let rotated = operator::rotate_kek(db, settings, print, clock).await?;
             match rotated.key {
                 Some(key) => println!("{} {}", rotated.version, key.as_str()),
                 None => println!(
@@ -71,7 +71,7 @@ async fn execute(
             }
         }
         BotdataCommand::Rewrap { batch } => {
-            let report = ops::rewrap(
+            let report = operator::rewrap(
                 db,
                 settings,
                 batch,
@@ -87,27 +87,27 @@ async fn execute(
             );
         }
         BotdataCommand::RetireKeks { below } => {
-            ops::retire_below(db, settings, below, clock).await?;
+            operator::retire_below(db, settings, below, clock).await?;
             println!("KEK versions below {below} are retired");
         }
         BotdataCommand::Status => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&ops::status(db, settings).await?)?
+                serde_json::to_string_pretty(&operator::status(db, settings).await?)?
             );
         }
         BotdataCommand::Backup { out } => {
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let mut writer = std::io::BufWriter::new(file);
-            let records = ops::backup(db, &mut writer, clock).await?;
+            let records = operator::backup(db, &mut writer, clock).await?;
             writer.flush()?;
             println!("{records} record(s) written to {}", out.display());
         }
         BotdataCommand::Restore { from } => {
             let file = std::fs::File::open(&from)
                 .with_context(|| format!("cannot open {}", from.display()))?;
-            let records = ops::restore(db, std::io::BufReader::new(file), clock).await?;
+            let records = operator::restore(db, std::io::BufReader::new(file), clock).await?;
             println!("{records} record(s) restored from {}", from.display());
         }
     }

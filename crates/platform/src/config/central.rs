@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
 use super::Profile;
+use super::layered::dotted_key;
 
 /// The scope whose settings apply to every service (a service's own scope beats it).
 pub const GLOBAL_SCOPE: &str = "global";
@@ -60,11 +61,7 @@ impl ChangeNotice {
 pub fn flatten(tree: &Map<String, Value>) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, tree: &Map<String, Value>, out: &mut BTreeMap<String, Value>) {
         for (key, value) in tree {
-            let path = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
+            let path = dotted_key(prefix, key);
             match value {
                 Value::Object(child) if !child.is_empty() => walk(&path, child, out),
                 other => {

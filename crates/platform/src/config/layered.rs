@@ -147,7 +147,8 @@ impl LayeredConfig {
     }
 }
 
-fn join(prefix: &str, key: &str) -> String {
+/// `key` under `prefix` as a dotted settings key (`database` + `url` → `database.url`).
+pub(crate) fn dotted_key(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_string()
     } else {
@@ -163,7 +164,7 @@ fn merge_object(
     origins: &mut BTreeMap<String, Origin>,
 ) {
     for (key, value) in layer {
-        let path = join(prefix, &key);
+        let path = dotted_key(prefix, &key);
         match (target.get_mut(&key), value) {
             (Some(Value::Object(existing)), Value::Object(incoming)) => {
                 merge_object(existing, incoming, &path, origin, origins);
@@ -191,7 +192,7 @@ fn record_leaves(
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (key, child) in map {
-                record_leaves(child, &join(path, key), origin, origins);
+                record_leaves(child, &dotted_key(path, key), origin, origins);
             }
         }
         _ => {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::layered::forget_origins;
+use super::layered::{dotted_key, forget_origins};
 use super::{ConfigError, LayerKind, LayeredConfig, Origin};
 
 /// The deployment profile, picked by the `ENV` variable.
@@ -285,22 +285,45 @@ fn resolve_object(
     env: &BTreeMap<String, String>,
     file_root: Option<&Path>,
 ) -> Result<(), ConfigError> {
-    let join = |key: &str| {
-        if prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{prefix}.{key}")
+    resolve_file_keys(map, prefix, config, file_root)?;
+    for (key, value) in map.iter_mut() {
+        let path = dotted_key(prefix, key);
+        match value {
+            Value::Object(child) => resolve_object(child, &path, config, env, file_root)?,
+            Value::String(text) if text.contains("${") => {
+                *text = expand_placeholders(text, env).map_err(|message| ConfigError::Invalid {
+                    origin: config
+                        .origin_of(&path)
+                        .map(ToString::to_string)
+                        .unwrap_or_else(|| "default".into()),
+                    key: path.clone(),
+                    message,
+                })?;
+                config.secret_paths.insert(path);
+            }
+            _ => {}
         }
-    };
+    }
+    Ok(())
+}
+
+/// Every `<key>_file: /path` of this object becomes `<key>: <file contents>`, a secret whose
+/// origin names the file — unless a higher layer set `<key>` itself.
+fn resolve_file_keys(
+    map: &mut Map<String, Value>,
+    prefix: &str,
+    config: &mut LayeredConfig,
+    file_root: Option<&Path>,
+) -> Result<(), ConfigError> {
     let file_keys: Vec<String> = map
         .keys()
         .filter(|key| key.ends_with(FILE_SUFFIX) && key.len() > FILE_SUFFIX.len())
         .cloned()
         .collect();
     for file_key in file_keys {
-        let file_path = join(&file_key);
+        let file_path = dotted_key(prefix, &file_key);
         let base_key = file_key[..file_key.len() - FILE_SUFFIX.len()].to_string();
-        let base_path = join(&base_key);
+        let base_path = dotted_key(prefix, &base_key);
         let file_origin = config.origin_of(&file_path).cloned();
         let value = map.remove(&file_key).unwrap_or(Value::Null);
         forget_origins(&mut config.origins, &file_path);
@@ -327,20 +350,12 @@ fn resolve_object(
         {
             continue;
         }
-        let read_from = match file_root {
-            Some(root) => root.join(
-                Path::new(&file)
-                    .strip_prefix("/")
-                    .unwrap_or(Path::new(&file)),
-            ),
-            None => PathBuf::from(&file),
-        };
-        let contents = std::fs::read_to_string(&read_from).map_err(|err| ConfigError::Invalid {
-            key: file_path.clone(),
-            origin: file_origin.source.clone(),
-            message: format!("cannot read secret file {file}: {err}"),
-        })?;
-        let contents = contents.trim_end_matches(['\n', '\r']).to_string();
+        let contents =
+            read_secret_file(&file, file_root).map_err(|message| ConfigError::Invalid {
+                key: file_path.clone(),
+                origin: file_origin.source.clone(),
+                message,
+            })?;
         map.insert(base_key, Value::String(contents));
         forget_origins(&mut config.origins, &base_path);
         config.origins.insert(
@@ -352,26 +367,19 @@ fn resolve_object(
         );
         config.secret_paths.insert(base_path);
     }
-
-    for (key, value) in map.iter_mut() {
-        let path = join(key);
-        match value {
-            Value::Object(child) => resolve_object(child, &path, config, env, file_root)?,
-            Value::String(text) if text.contains("${") => {
-                *text = expand_placeholders(text, env).map_err(|message| ConfigError::Invalid {
-                    origin: config
-                        .origin_of(&path)
-                        .map(ToString::to_string)
-                        .unwrap_or_else(|| "default".into()),
-                    key: path.clone(),
-                    message,
-                })?;
-                config.secret_paths.insert(path);
-            }
-            _ => {}
-        }
-    }
     Ok(())
+}
+
+/// A secret file's contents without the trailing newline editors add; `file_root` (tests)
+/// stands in for `/`.
+fn read_secret_file(file: &str, file_root: Option<&Path>) -> Result<String, String> {
+    let read_from = match file_root {
+        Some(root) => root.join(Path::new(file).strip_prefix("/").unwrap_or(Path::new(file))),
+        None => PathBuf::from(file),
+    };
+    let contents = std::fs::read_to_string(&read_from)
+        .map_err(|err| format!("cannot read secret file {file}: {err}"))?;
+    Ok(contents.trim_end_matches(['\n', '\r']).to_string())
 }
 
 /// `${secret:NAME}`: how the central configuration refers to a secret it must not hold.

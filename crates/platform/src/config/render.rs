@@ -9,6 +9,7 @@ use std::fmt::Write;
 use serde_json::{Map, Value};
 
 use super::LayeredConfig;
+use super::layered::dotted_key;
 use super::secret::{REDACTED, redact_url_credentials};
 
 impl LayeredConfig {
@@ -50,11 +51,7 @@ impl LayeredConfig {
     ) {
         let indent = "  ".repeat(depth);
         for (key, value) in map {
-            let path = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
+            let path = dotted_key(prefix, key);
             match value {
                 Value::Object(child) if !child.is_empty() => {
                     let _ = writeln!(out, "{indent}{key}:");

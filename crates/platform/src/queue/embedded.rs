@@ -52,6 +52,14 @@ struct Inner {
     max_age_ms: i64,
 }
 
+/// What one look at the queue found.
+enum Look {
+    Found(Delivery),
+    /// Something was dropped or skipped: look again.
+    Again,
+    Nothing,
+}
+
 /// The SQLite-backed queue of the all-in-one process.
 #[derive(Clone)]
 pub struct EmbeddedQueue {
@@ -120,100 +128,133 @@ impl Inner {
     /// the next new matching message. `None` when there is nothing to hand out now.
     async fn take(self: &Arc<Self>, spec: &ConsumerSpec) -> anyhow::Result<Option<Delivery>> {
         let _guard = self.write_lock.lock().await;
-        let pool = self.db.pool();
-        let ack_wait_ms = spec.ack_wait.as_millis() as i64;
         loop {
             let now = now_millis();
-            let due = sqlx::query(
-                "SELECT seq, attempts FROM eq_deliveries WHERE consumer = $1 AND due_at <= $2 \
-                 ORDER BY due_at, seq LIMIT 1",
-            )
-            .bind(&spec.name)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
-            if let Some(row) = due {
-                let seq: i64 = row.try_get("seq")?;
-                let attempts: i64 = row.try_get("attempts")?;
-                let message = self.message(seq).await?;
-                let exhausted = spec.max_deliver > 0 && attempts >= i64::from(spec.max_deliver);
-                if exhausted || message.is_none() {
-                    if exhausted {
-                        tracing::warn!(consumer = %spec.name, seq, attempts, "message given up after its last delivery");
-                    }
-                    self.forget(&spec.name, seq).await?;
-                    continue;
-                }
-                sqlx::query(
-                    "UPDATE eq_deliveries SET attempts = attempts + 1, due_at = $1 \
-                     WHERE consumer = $2 AND seq = $3",
-                )
-                .bind(now + ack_wait_ms)
-                .bind(&spec.name)
-                .bind(seq)
-                .execute(pool)
-                .await?;
-                return Ok(message.map(|m| self.delivery(spec, seq, m, attempts as u64 + 1)));
+            match self.redeliver_due(spec, now).await? {
+                Look::Found(delivery) => return Ok(Some(delivery)),
+                Look::Again => continue,
+                Look::Nothing => {}
             }
-
-            let cursor: i64 = sqlx::query("SELECT cursor FROM eq_consumers WHERE name = $1")
-                .bind(&spec.name)
-                .fetch_one(pool)
-                .await?
-                .try_get("cursor")?;
-            let rows = sqlx::query(
-                "SELECT seq, subject, msg_id, payload FROM eq_messages WHERE seq > $1 \
-                 ORDER BY seq LIMIT $2",
-            )
-            .bind(cursor)
-            .bind(SCAN_BATCH)
-            .fetch_all(pool)
-            .await?;
-            let Some(last) = rows.last() else {
-                return Ok(None);
-            };
-            let mut new_cursor: i64 = last.try_get("seq")?;
-            let mut found = None;
-            for row in &rows {
-                let seq: i64 = row.try_get("seq")?;
-                let subject: String = row.try_get("subject")?;
-                if matches(&spec.filter, &subject) {
-                    let payload: Vec<u8> = row.try_get("payload")?;
-                    found = Some((
-                        seq,
-                        Message {
-                            subject,
-                            id: row.try_get("msg_id")?,
-                            payload: Bytes::from(payload),
-                        },
-                    ));
-                    new_cursor = seq;
-                    break;
-                }
-            }
-            // The hand-out and the cursor move commit together: after a crash the message is
-            // either still ahead of the cursor or an outstanding delivery, never both.
-            let mut tx = pool.begin().await?;
-            if let Some((seq, _)) = &found {
-                sqlx::query(
-                    "INSERT INTO eq_deliveries (consumer, seq, attempts, due_at) VALUES ($1, $2, 1, $3)",
-                )
-                .bind(&spec.name)
-                .bind(*seq)
-                .bind(now + ack_wait_ms)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query("UPDATE eq_consumers SET cursor = $1 WHERE name = $2")
-                .bind(new_cursor)
-                .bind(&spec.name)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            if let Some((seq, message)) = found {
-                return Ok(Some(self.delivery(spec, seq, message, 1)));
+            match self.hand_out_next(spec, now).await? {
+                Look::Found(delivery) => return Ok(Some(delivery)),
+                Look::Again => continue,
+                Look::Nothing => return Ok(None),
             }
         }
+    }
+
+    /// The consumer's oldest delivery whose ack deadline passed, handed out again — unless it
+    /// used up its deliveries or its message was trimmed, and then it is dropped.
+    async fn redeliver_due(
+        self: &Arc<Self>,
+        spec: &ConsumerSpec,
+        now: i64,
+    ) -> anyhow::Result<Look> {
+        let due = sqlx::query(
+            "SELECT seq, attempts FROM eq_deliveries WHERE consumer = $1 AND due_at <= $2 \
+             ORDER BY due_at, seq LIMIT 1",
+        )
+        .bind(&spec.name)
+        .bind(now)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = due else {
+            return Ok(Look::Nothing);
+        };
+        let seq: i64 = row.try_get("seq")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let exhausted = spec.max_deliver > 0 && attempts >= i64::from(spec.max_deliver);
+        let message = match self.message(seq).await? {
+            Some(message) if !exhausted => message,
+            _ => {
+                if exhausted {
+                    tracing::warn!(consumer = %spec.name, seq, attempts, "message given up after its last delivery");
+                }
+                self.forget(&spec.name, seq).await?;
+                return Ok(Look::Again);
+            }
+        };
+        sqlx::query(
+            "UPDATE eq_deliveries SET attempts = attempts + 1, due_at = $1 \
+             WHERE consumer = $2 AND seq = $3",
+        )
+        .bind(now + spec.ack_wait.as_millis() as i64)
+        .bind(&spec.name)
+        .bind(seq)
+        .execute(self.db.pool())
+        .await?;
+        Ok(Look::Found(self.delivery(
+            spec,
+            seq,
+            message,
+            attempts as u64 + 1,
+        )))
+    }
+
+    /// The first message past the consumer's cursor that matches its filter, in one batch;
+    /// the cursor moves past what was scanned either way.
+    async fn hand_out_next(
+        self: &Arc<Self>,
+        spec: &ConsumerSpec,
+        now: i64,
+    ) -> anyhow::Result<Look> {
+        let pool = self.db.pool();
+        let cursor: i64 = sqlx::query("SELECT cursor FROM eq_consumers WHERE name = $1")
+            .bind(&spec.name)
+            .fetch_one(pool)
+            .await?
+            .try_get("cursor")?;
+        let rows = sqlx::query(
+            "SELECT seq, subject, msg_id, payload FROM eq_messages WHERE seq > $1 \
+             ORDER BY seq LIMIT $2",
+        )
+        .bind(cursor)
+        .bind(SCAN_BATCH)
+        .fetch_all(pool)
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok(Look::Nothing);
+        };
+        let mut new_cursor: i64 = last.try_get("seq")?;
+        let mut found = None;
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let subject: String = row.try_get("subject")?;
+            if matches(&spec.filter, &subject) {
+                let payload: Vec<u8> = row.try_get("payload")?;
+                let message = Message {
+                    subject,
+                    id: row.try_get("msg_id")?,
+                    payload: Bytes::from(payload),
+                };
+                found = Some((seq, message));
+                new_cursor = seq;
+                break;
+            }
+        }
+        // The hand-out and the cursor move commit together: after a crash the message is
+        // either still ahead of the cursor or an outstanding delivery, never both.
+        let mut tx = pool.begin().await?;
+        if let Some((seq, _)) = &found {
+            sqlx::query(
+                "INSERT INTO eq_deliveries (consumer, seq, attempts, due_at) VALUES ($1, $2, 1, $3)",
+            )
+            .bind(&spec.name)
+            .bind(*seq)
+            .bind(now + spec.ack_wait.as_millis() as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE eq_consumers SET cursor = $1 WHERE name = $2")
+            .bind(new_cursor)
+            .bind(&spec.name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(match found {
+            Some((seq, message)) => Look::Found(self.delivery(spec, seq, message, 1)),
+            None => Look::Again,
+        })
     }
 
     async fn message(&self, seq: i64) -> anyhow::Result<Option<Message>> {

@@ -12,7 +12,10 @@ use serde_json::Value;
 
 use super::{AppState, Listing, Page, parse_path};
 use crate::model::{BotId, SecretValue};
-use crate::service::{FieldValue, FieldWrite, Lifecycle, Ownership};
+use crate::ops::bots;
+use crate::ops::lifecycle::{self, Lifecycle};
+use crate::ops::reveal::{self, FieldValue};
+use crate::ops::write::{self, FieldWrite, Ownership};
 use crate::store::bots::BotSummary;
 use crate::store::rfc3339;
 use crate::store::secrets::{Expect, FieldMeta};
@@ -28,9 +31,7 @@ pub async fn list_bots(
     Query(page): Query<Page>,
 ) -> Result<Json<Listing<BotSummary>>, ApiError> {
     let limit = page.limit();
-    let items = state
-        .list_bots(&caller, limit + 1, page.cursor.as_deref())
-        .await?;
+    let items = bots::list(&state, &caller, limit + 1, page.cursor.as_deref()).await?;
     Ok(Json(Listing::from_overfetch(items, limit, |bot| {
         bot.bot_id.clone()
     })))
@@ -55,7 +56,7 @@ pub async fn bot_metadata(
     Path(bot_id): Path<String>,
 ) -> Result<Json<BotMetadata>, ApiError> {
     let bot_id = BotId::parse(&bot_id)?;
-    let (bot, fields) = state.metadata(&caller, &bot_id, None).await?;
+    let (bot, fields) = bots::metadata(&state, &caller, &bot_id, None).await?;
     Ok(Json(BotMetadata {
         bot_id: bot.bot_id,
         owner_id: bot.owner_id,
@@ -116,9 +117,7 @@ pub async fn read_masked(
     Query(query): Query<VersionQuery>,
 ) -> Result<Response, ApiError> {
     let (bot_id, field) = parse_path(&bot_id, &field)?;
-    let read = state
-        .read(&caller, &bot_id, &field, query.version, false)
-        .await?;
+    let read = reveal::read(&state, &caller, &bot_id, &field, query.version, false).await?;
     Ok(field_response(&bot_id, read, true))
 }
 
@@ -134,9 +133,7 @@ pub async fn reveal(
     Query(query): Query<VersionQuery>,
 ) -> Result<Response, ApiError> {
     let (bot_id, field) = parse_path(&bot_id, &field)?;
-    let read = state
-        .read(&caller, &bot_id, &field, query.version, true)
-        .await?;
+    let read = reveal::read(&state, &caller, &bot_id, &field, query.version, true).await?;
     Ok(field_response(&bot_id, read, false))
 }
 
@@ -217,18 +214,18 @@ pub async fn write_field(
     let expect = expectation(&headers, request.cas)?;
     let value = SecretValue::parse(&field, request.value, state.settings.max_value_bytes)?;
     let ownership = Ownership::parse(request.owner_id, request.team)?;
-    let written = state
-        .write(
-            &caller,
-            &bot_id,
-            ownership,
-            vec![FieldWrite {
-                field,
-                value,
-                expect,
-            }],
-        )
-        .await?;
+    let written = write::write(
+        &state,
+        &caller,
+        &bot_id,
+        ownership,
+        vec![FieldWrite {
+            field,
+            value,
+            expect,
+        }],
+    )
+    .await?;
     let written = written.into_iter().next().expect("one field written");
     let status = if written.version == 1 {
         StatusCode::CREATED
@@ -289,9 +286,8 @@ async fn lifecycle(
     query: VersionsQuery,
 ) -> Result<Json<LifecycleResponse>, ApiError> {
     let (bot_id, field) = parse_path(&bot_id, &field)?;
-    let versions = state
-        .lifecycle(&caller, action, &bot_id, &field, query.parse()?)
-        .await?;
+    let versions =
+        lifecycle::apply(&state, &caller, action, &bot_id, &field, query.parse()?).await?;
     Ok(Json(LifecycleResponse {
         bot_id: bot_id.as_str().to_string(),
         field: field.as_str().to_string(),

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 use super::AppState;
 use crate::model::{BotId, FieldName, SecretValue};
-use crate::service::{FieldWrite, Ownership};
+use crate::ops::reveal;
+use crate::ops::write::{self, FieldWrite, Ownership};
 use crate::store::secrets::Expect;
 use platform::auth::Caller;
 
@@ -90,7 +91,7 @@ pub async fn store(
         )));
     }
     let ownership = Ownership::parse(request.owner_id, request.team)?;
-    state.write(&caller, &bot_id, ownership, writes).await?;
+    write::write(&state, &caller, &bot_id, ownership, writes).await?;
     Ok((
         StatusCode::CREATED,
         Json(StoreResponse {
@@ -126,7 +127,7 @@ pub async fn retrieve(
     Query(query): Query<RetrieveQuery>,
 ) -> Result<Json<RetrieveResponse>, ApiError> {
     let bot_id = BotId::parse(&query.bot_id)?;
-    let values = state.reveal_all(&caller, &bot_id).await?;
+    let values = reveal::reveal_all(&state, &caller, &bot_id).await?;
     let data = values
         .into_iter()
         .map(|(field, value)| (field, Value::String(value.expose().to_string())))

@@ -4,20 +4,21 @@
 use axum::extract::State;
 use platform::http::error::ErrorBody;
 use platform::http::page::clamp_limit;
-use platform::{ApiError, ErrorCode, Json, Query};
+use platform::{ApiError, Json, Query};
 use serde::Deserialize;
 
 use super::{AppState, Listing};
 use crate::keyring::VaultStatus;
 use crate::model::BotId;
-use crate::store::audit::{self, AuditEntry};
+use crate::ops::sys;
+use crate::store::audit::AuditEntry;
 use platform::auth::Caller;
 
 /// Whether the vault is sealed, and which KEK versions are loaded (numbers only).
 #[utoipa::path(get, path = "/api/v1/botdata/sys/status", tag = "botdata", security(("bearer" = [])),
     responses((status = 200, body = VaultStatus), (status = 401, body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>, _caller: Caller) -> Json<VaultStatus> {
-    Json(state.vault.status())
+    Json(sys::status(&state))
 }
 
 /// Seal: drop every key from memory; secret routes answer 503 `SEALED` until unsealed.
@@ -27,10 +28,7 @@ pub async fn seal(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<VaultStatus>, ApiError> {
-    state.require_admin(&caller, "seal").await?;
-    state.vault.seal();
-    state.audit_system(&caller, "seal").await?;
-    Ok(Json(state.vault.status()))
+    Ok(Json(sys::seal(&state, &caller).await?))
 }
 
 /// Unseal: reload the keys from their sources; still sealed (503) if none is usable.
@@ -40,19 +38,7 @@ pub async fn unseal(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<VaultStatus>, ApiError> {
-    state.require_admin(&caller, "unseal").await?;
-    state.vault.unseal().await.map_err(|err| {
-        ApiError::new(
-            ErrorCode::Sealed,
-            format!("the keys could not be loaded: {err:#}"),
-        )
-    })?;
-    state.audit_system(&caller, "unseal").await?;
-    let status = state.vault.status();
-    if status.sealed {
-        return Err(crate::service::sealed(state.vault.keyring().unwrap_err()));
-    }
-    Ok(Json(status))
+    Ok(Json(sys::unseal(&state, &caller).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -74,12 +60,12 @@ pub async fn audit(
     caller: Caller,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Listing<AuditEntry>>, ApiError> {
-    state.require_admin(&caller, "audit").await?;
     let bot_id = query.bot_id.as_deref().map(BotId::parse).transpose()?;
     let limit = clamp_limit(query.limit);
-    let items = audit::list(
-        &state.db,
-        bot_id.as_ref().map(BotId::as_str),
+    let items = sys::audit_trail(
+        &state,
+        &caller,
+        bot_id.as_ref(),
         limit + 1,
         query.cursor.as_deref(),
     )
