@@ -8,6 +8,7 @@
 
 mod api;
 mod model;
+mod ops;
 mod service;
 mod store;
 

@@ -11,9 +11,9 @@ use axum::http::header::ETAG;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use platform::auth::{Authenticated, Claims};
+use platform::auth::Caller;
+use platform::config::SettingSpec;
 use platform::config::central::CentralSnapshot;
-use platform::config::{Profile, SettingSpec};
 use platform::http::error::ErrorBody;
 use platform::http::observe::current_request_id;
 use platform::http::openapi::BearerAuth;
@@ -24,17 +24,13 @@ use serde_json::Value;
 use utoipa::OpenApi;
 
 use crate::model::{Diff, Snapshot, normalize_update, parse_profile};
-use crate::service::{Change, ConfigService, Written};
-use crate::store::{self, Release};
+use crate::ops;
+use crate::ops::history::Redacted;
+use crate::ops::releases::{Change, Written};
+use crate::service::ConfigService;
+use crate::store::Release;
 
 pub type AppState = Arc<ConfigService>;
-
-fn author(claims: &Claims) -> String {
-    claims
-        .username
-        .clone()
-        .unwrap_or_else(|| claims.sub.clone())
-}
 
 pub fn router(state: AppState) -> Router {
     let p = crate::ROUTE_PREFIX;
@@ -70,12 +66,12 @@ pub struct SettingsQuery {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn settings(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<SettingsQuery>,
 ) -> Result<Response, ApiError> {
-    claims.require("config:read")?;
     let profile = parse_profile(query.profile.as_deref(), state.profile)?;
-    let (snapshot, scope_revision) = state.effective(&query.service_name, profile).await?;
+    let (snapshot, scope_revision) =
+        ops::settings::effective(&state, &caller, &query.service_name, profile).await?;
     Ok(([(ETAG, etag(scope_revision))], Json(snapshot)).into_response())
 }
 
@@ -116,33 +112,24 @@ pub struct UpdateResponse {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     headers: HeaderMap,
     Json(request): Json<UpdateRequest>,
 ) -> Result<Response, ApiError> {
-    claims.require("config:write")?;
     let Some(service) = request.service.as_str().filter(|s| !s.is_empty()) else {
         return Err(ApiError::invalid_data("service: a service name, or global")
             .with_field("field", "service"));
     };
-    if !crate::model::check_scope(&state.catalog, service) {
-        return Err(ApiError::invalid_data(format!(
-            "service: no service {service:?}; services: global, {}",
-            state.catalog.services().collect::<Vec<_>>().join(", ")
-        ))
-        .with_field("field", "service"));
-    }
     let updates = normalize_update(&request.settings)?;
     let profile = parse_profile(request.profile.as_deref(), state.profile)?;
     let change = Change {
         scope: service.to_string(),
         profile,
-        author: author(&claims),
         reason: request.reason.unwrap_or_default(),
         request_id: current_request_id(),
         expected: if_match(&headers)?,
     };
-    let written = state.update(&change, &updates).await?;
+    let written = ops::releases::update(&state, &caller, &change, &updates).await?;
     Ok(written_response(
         UpdateResponse {
             status: "updated",
@@ -188,26 +175,16 @@ pub struct ScopesResponse {
     responses((status = 200, body = ScopesResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn scopes(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<ProfileQuery>,
 ) -> Result<Json<ScopesResponse>, ApiError> {
-    claims.require("config:read")?;
     let profile = parse_profile(query.profile.as_deref(), state.profile)?;
-    let written: BTreeMap<String, i64> = store::scopes(&state.db, profile.as_str())
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .collect();
-    let mut names = vec![platform::config::central::GLOBAL_SCOPE.to_string()];
-    names.extend(state.catalog.services().map(str::to_string));
+    let scopes = ops::settings::scopes(&state, &caller, profile).await?;
     Ok(Json(ScopesResponse {
         profile: profile.as_str().to_string(),
-        scopes: names
+        scopes: scopes
             .into_iter()
-            .map(|scope| ScopeSummary {
-                revision: written.get(&scope).copied().unwrap_or(0),
-                scope,
-            })
+            .map(|(scope, revision)| ScopeSummary { scope, revision })
             .collect(),
     }))
 }
@@ -229,13 +206,12 @@ pub struct ScopeResponse {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn scope(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(scope): Path<String>,
     Query(query): Query<ProfileQuery>,
 ) -> Result<Response, ApiError> {
-    claims.require("config:read")?;
     let profile = parse_profile(query.profile.as_deref(), state.profile)?;
-    let (settings, revision) = state.scope(&scope, profile).await?;
+    let (settings, revision) = ops::settings::scope(&state, &caller, &scope, profile).await?;
     Ok((
         [(ETAG, etag(revision))],
         Json(ScopeResponse {
@@ -272,10 +248,9 @@ pub struct HistoryResponse {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn releases(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
-    claims.require("config:read")?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid_data("limit: 1 to 200").with_field("field", "limit"));
@@ -284,15 +259,15 @@ pub async fn releases(
         Some(text) => Some(parse_profile(Some(text), state.profile)?),
         None => None,
     };
-    let releases = store::history(
-        &state.db,
+    let releases = ops::history::list(
+        &state,
+        &caller,
         query.scope.as_deref(),
-        profile.map(Profile::as_str),
+        profile,
         query.before,
         limit,
     )
-    .await
-    .map_err(ApiError::internal)?;
+    .await?;
     let next = (releases.len() as i64 == limit)
         .then(|| releases.last().map(|r| r.revision))
         .flatten();
@@ -306,16 +281,13 @@ pub async fn releases(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn release(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Path(revision): Path<String>,
 ) -> Result<Json<Release>, ApiError> {
-    claims.require("config:read")?;
     let revision = parse_revision("revision", &revision)?;
-    store::get(&state.db, revision)
-        .await
-        .map_err(ApiError::internal)?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no release {revision}")))
+    Ok(Json(
+        ops::history::release(&state, &caller, revision).await?,
+    ))
 }
 
 fn parse_revision(field: &str, text: &str) -> Result<i64, ApiError> {
@@ -344,27 +316,13 @@ pub struct DiffResponse {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn diff(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<DiffQuery>,
 ) -> Result<Json<DiffResponse>, ApiError> {
-    claims.require("config:read")?;
     let from = parse_revision("from", &query.from)?;
     let to = parse_revision("to", &query.to)?;
-    let load = |revision: i64| {
-        let db = state.db.clone();
-        async move {
-            store::get(&db, revision)
-                .await
-                .map_err(ApiError::internal)?
-                .ok_or_else(|| ApiError::not_found(format!("no release {revision}")))
-        }
-    };
-    let (old, new) = (load(from).await?, load(to).await?);
-    Ok(Json(DiffResponse {
-        from,
-        to,
-        diff: Diff::between(&old.snapshot, &new.snapshot),
-    }))
+    let diff = ops::history::diff(&state, &caller, from, to).await?;
+    Ok(Json(DiffResponse { from, to, diff }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -392,20 +350,19 @@ pub struct RollbackResponse {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     headers: HeaderMap,
     Json(request): Json<RollbackRequest>,
 ) -> Result<Response, ApiError> {
-    claims.require("config:write")?;
-    let written = state
-        .rollback(
-            request.revision,
-            author(&claims),
-            request.reason.unwrap_or_default(),
-            current_request_id(),
-            if_match(&headers)?,
-        )
-        .await?;
+    let written = ops::releases::rollback(
+        &state,
+        &caller,
+        request.revision,
+        request.reason.unwrap_or_default(),
+        current_request_id(),
+        if_match(&headers)?,
+    )
+    .await?;
     Ok(written_response(
         RollbackResponse {
             status: "rolled_back",
@@ -434,7 +391,7 @@ pub struct RedactResponse {
     /// Always `redacted`.
     pub status: &'static str,
     #[serde(flatten)]
-    pub redacted: crate::service::Redacted,
+    pub redacted: Redacted,
 }
 
 /// Redact a value from history: every release of the scope keeps its place, but the key's
@@ -449,33 +406,17 @@ pub struct RedactResponse {
         (status = 409, body = ErrorBody)))]
 pub async fn redact(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Json(request): Json<RedactRequest>,
 ) -> Result<Json<RedactResponse>, ApiError> {
-    claims.require("config:write")?;
-    if !claims.roles.iter().any(|role| role == "Admin") {
-        return Err(ApiError::new(
-            platform::ErrorCode::Forbidden,
-            "redacting history is for admins",
-        ));
-    }
-    if !crate::model::check_scope(&state.catalog, &request.service) {
-        return Err(ApiError::invalid_data(format!(
-            "service: no service {:?}; services: global, {}",
-            request.service,
-            state.catalog.services().collect::<Vec<_>>().join(", ")
-        ))
-        .with_field("field", "service"));
-    }
     let change = Change {
         scope: request.service,
         profile: parse_profile(request.profile.as_deref(), state.profile)?,
-        author: author(&claims),
         reason: request.reason.unwrap_or_default(),
         request_id: current_request_id(),
         expected: None,
     };
-    let redacted = state.redact_history(&change, &request.key).await?;
+    let redacted = ops::history::redact_history(&state, &caller, &change, &request.key).await?;
     Ok(Json(RedactResponse {
         status: "redacted",
         redacted,
@@ -498,13 +439,13 @@ pub struct CatalogResponse {
     responses((status = 200, body = CatalogResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn catalog(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
 ) -> Result<Json<CatalogResponse>, ApiError> {
-    claims.require("config:read")?;
+    let catalog = ops::settings::catalog(&state, &caller)?;
     Ok(Json(CatalogResponse {
-        services: state.catalog.services().map(str::to_string).collect(),
-        secrets: state.catalog.secret_keys().iter().cloned().collect(),
-        settings: state.catalog.specs().cloned().collect(),
+        services: catalog.services().map(str::to_string).collect(),
+        secrets: catalog.secret_keys().iter().cloned().collect(),
+        settings: catalog.specs().cloned().collect(),
     }))
 }
 
@@ -547,15 +488,13 @@ fn parse_wait(text: Option<&str>, max: Duration) -> Result<Duration, ApiError> {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn watch(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<WatchQuery>,
 ) -> Result<Response, ApiError> {
-    claims.require("config:read")?;
     let profile = parse_profile(query.profile.as_deref(), state.profile)?;
     let wait = parse_wait(query.wait.as_deref(), state.max_wait())?;
     let since = query.since.unwrap_or(0);
-    match state
-        .wait_for_change(&query.service_name, profile, since, wait)
+    match ops::settings::wait_for_change(&state, &caller, &query.service_name, profile, since, wait)
         .await?
     {
         Some(snapshot) => {

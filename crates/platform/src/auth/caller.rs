@@ -66,6 +66,11 @@ impl Caller {
         self.claims.username.as_deref()
     }
 
+    /// Who, as people read it in a history: the username, else the id.
+    pub fn display_name(&self) -> &str {
+        self.username().unwrap_or_else(|| self.id())
+    }
+
     pub fn team(&self) -> Option<&str> {
         self.claims.team.as_deref()
     }
