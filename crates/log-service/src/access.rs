@@ -2,26 +2,26 @@
 //! user_activity; `logs:read:debug` reads debug, terminal and console. The rule is applied to
 //! every query, export and delete on the server, never left to the client.
 
-use platform::auth::Claims;
+use platform::auth::Caller;
 use platform::{ApiError, ErrorCode};
 
 use crate::model::Category;
 
-/// The categories `claims` may read.
-pub fn readable(claims: &Claims) -> Vec<Category> {
+/// The categories the caller may read.
+pub fn readable(caller: &Caller) -> Vec<Category> {
     Category::ALL
         .into_iter()
         .filter(|category| match category {
-            Category::UserActivity => claims.has_permission("logs:read"),
-            _ => claims.has_permission("logs:read:debug"),
+            Category::UserActivity => caller.has("logs:read"),
+            _ => caller.has("logs:read:debug"),
         })
         .collect()
 }
 
 /// The categories a request covers: the ones asked for (all readable ones if none), each of
 /// which must be readable.
-pub fn covered(claims: &Claims, asked: &[Category]) -> Result<Vec<Category>, ApiError> {
-    let readable = readable(claims);
+pub fn covered(caller: &Caller, asked: &[Category]) -> Result<Vec<Category>, ApiError> {
+    let readable = readable(caller);
     if readable.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Forbidden,
@@ -48,10 +48,10 @@ pub fn covered(claims: &Claims, asked: &[Category]) -> Result<Vec<Category>, Api
 #[cfg(test)]
 mod tests {
     use super::*;
-    use platform::auth::TokenUse;
+    use platform::auth::{Claims, TokenUse};
 
-    fn claims(perms: &[&str]) -> Claims {
-        Claims {
+    fn caller(perms: &[&str]) -> Caller {
+        Caller::new(Claims {
             iss: "i".into(),
             aud: "a".into(),
             sub: "u".into(),
@@ -65,20 +65,20 @@ mod tests {
             sid: None,
             username: None,
             team: None,
-        }
+        })
     }
 
     #[test]
     fn managers_read_user_activity_only_and_debug_needs_its_permission() {
-        let manager = claims(&["logs:read"]);
+        let manager = caller(&["logs:read"]);
         assert_eq!(readable(&manager), vec![Category::UserActivity]);
         assert!(covered(&manager, &[Category::Debug]).is_err());
         assert_eq!(
             covered(&manager, &[]).unwrap(),
             vec![Category::UserActivity]
         );
-        let admin = claims(&["logs:read", "logs:read:debug"]);
+        let admin = caller(&["logs:read", "logs:read:debug"]);
         assert_eq!(covered(&admin, &[]).unwrap().len(), 4);
-        assert!(covered(&claims(&["bots:read"]), &[]).is_err());
+        assert!(covered(&caller(&["bots:read"]), &[]).is_err());
     }
 }

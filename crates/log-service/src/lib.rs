@@ -12,6 +12,7 @@
 mod access;
 mod api;
 mod model;
+mod ops;
 mod service;
 mod settings;
 mod store;
@@ -110,7 +111,7 @@ impl Target for LoggingService {
             db,
         });
         writer::spawn(&ctx, logs.clone());
-        service::spawn_retention(&ctx, logs.clone());
+        ops::retention::spawn(&ctx, logs.clone());
         let mut doc = service_document("Logging", ROUTE_PREFIX);
         doc.merge(api::LogsApi::openapi());
         Ok(BuiltTarget {

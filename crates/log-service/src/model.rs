@@ -124,17 +124,7 @@ pub fn from_submission(
     let Value::Object(mut data) = log_data else {
         return Err(ApiError::invalid_data("log_data must be an object"));
     };
-    let ts = match data.get("timestamp") {
-        Some(value) => parse_timestamp(value).ok_or_else(|| {
-            ApiError::invalid_data("log_data.timestamp: RFC 3339 or Unix milliseconds")
-        })?,
-        None => return Err(ApiError::invalid_data("log_data.timestamp is required")),
-    };
-    if ts > now_ms + 24 * 3600 * 1000 {
-        return Err(ApiError::invalid_data(
-            "log_data.timestamp is more than a day ahead",
-        ));
-    }
+    let ts = submitted_time(&data, now_ms)?;
     let message = match data.get("message") {
         Some(Value::String(m)) if !m.is_empty() => cut(m.clone(), max_message_bytes),
         _ => {
@@ -145,17 +135,7 @@ pub fn from_submission(
     };
     let service = text(&data, "source", 64)
         .ok_or_else(|| ApiError::invalid_data("log_data.source: the emitting service or app"))?;
-    let level = match data.get("level") {
-        None => "info".to_string(),
-        Some(Value::String(l)) if LEVELS.contains(&l.to_ascii_lowercase().as_str()) => {
-            l.to_ascii_lowercase()
-        }
-        Some(_) => {
-            return Err(ApiError::invalid_data(
-                "log_data.level: trace, debug, info, warn, error or fatal",
-            ));
-        }
-    };
+    let level = submitted_level(&data)?;
     let user_id = if submitter.is_service {
         text(&data, "user_id", 128)
     } else {
@@ -163,11 +143,7 @@ pub fn from_submission(
     };
     let action = text(&data, "action", 128);
     let request_id = text(&data, "request_id", 128);
-    let id = match data.get("id") {
-        Some(Value::String(id)) if (1..=128).contains(&id.len()) => id.clone(),
-        Some(_) => return Err(ApiError::invalid_data("log_data.id: 1 to 128 characters")),
-        None => uuid::Uuid::now_v7().to_string(),
-    };
+    let id = submitted_id(&data)?;
     for key in [
         "id",
         "timestamp",
@@ -192,6 +168,44 @@ pub fn from_submission(
         message,
         data: Value::Object(data),
     })
+}
+
+/// `log_data.timestamp`: required, and at most a day ahead of now.
+fn submitted_time(data: &Map<String, Value>, now_ms: i64) -> Result<i64, ApiError> {
+    let ts = match data.get("timestamp") {
+        Some(value) => parse_timestamp(value).ok_or_else(|| {
+            ApiError::invalid_data("log_data.timestamp: RFC 3339 or Unix milliseconds")
+        })?,
+        None => return Err(ApiError::invalid_data("log_data.timestamp is required")),
+    };
+    if ts > now_ms + 24 * 3600 * 1000 {
+        return Err(ApiError::invalid_data(
+            "log_data.timestamp is more than a day ahead",
+        ));
+    }
+    Ok(ts)
+}
+
+/// `log_data.level`, lower-cased; `info` when absent.
+fn submitted_level(data: &Map<String, Value>) -> Result<String, ApiError> {
+    match data.get("level") {
+        None => Ok("info".to_string()),
+        Some(Value::String(l)) if LEVELS.contains(&l.to_ascii_lowercase().as_str()) => {
+            Ok(l.to_ascii_lowercase())
+        }
+        Some(_) => Err(ApiError::invalid_data(
+            "log_data.level: trace, debug, info, warn, error or fatal",
+        )),
+    }
+}
+
+/// `log_data.id`, the submitter's idempotency key; a new UUIDv7 when absent.
+fn submitted_id(data: &Map<String, Value>) -> Result<String, ApiError> {
+    match data.get("id") {
+        Some(Value::String(id)) if (1..=128).contains(&id.len()) => Ok(id.clone()),
+        Some(_) => Err(ApiError::invalid_data("log_data.id: 1 to 128 characters")),
+        None => Ok(uuid::Uuid::now_v7().to_string()),
+    }
 }
 
 /// Replaces every NUL character in keys and strings with U+FFFD. The queue carries what

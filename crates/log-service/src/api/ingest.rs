@@ -7,14 +7,14 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
-use platform::auth::{Authenticated, Claims, TokenUse};
+use platform::auth::Caller;
 use platform::http::error::ErrorBody;
 use platform::{ApiError, ErrorCode, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
-use crate::model::{Category, LogEvent, Submitter, from_submission};
+use crate::ops::ingest::{self, Submission};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SubmitRequest {
@@ -34,45 +34,13 @@ pub struct SubmitResponse {
     pub log_id: String,
 }
 
-/// Writing user_activity over HTTP is for services and admins (`logs:write`): the audit
-/// trail must not be forgeable by the people it records. Other categories need only a token.
-fn check_may_write(claims: &Claims, event: &LogEvent) -> Result<(), ApiError> {
-    if event.category == Category::UserActivity && !claims.has_permission("logs:write") {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "submitting user_activity events needs `logs:write`",
-        ));
+impl From<SubmitRequest> for Submission {
+    fn from(request: SubmitRequest) -> Self {
+        Self {
+            log_type: request.log_type,
+            log_data: request.log_data,
+        }
     }
-    Ok(())
-}
-
-fn event_of(
-    state: &AppState,
-    claims: &Claims,
-    request: SubmitRequest,
-) -> Result<LogEvent, ApiError> {
-    let submitter = Submitter {
-        user_id: &claims.sub,
-        is_service: claims.token_use == TokenUse::Service,
-    };
-    let now = state.clock.now_millis();
-    let event = from_submission(
-        &request.log_type,
-        request.log_data,
-        &submitter,
-        now,
-        state.settings.max_message_bytes,
-    )?;
-    check_may_write(claims, &event)?;
-    if event.ts < state.cutoff(event.category, now) {
-        // Stored, it would be gone at the next retention pass; say so instead.
-        return Err(ApiError::invalid_data(format!(
-            "log_data.timestamp is older than the {} days {} events are kept",
-            event.category.retention_days(&state.live.get().retention),
-            event.category.as_str()
-        )));
-    }
-    Ok(event)
 }
 
 /// Submit one log event (contract).
@@ -82,12 +50,10 @@ fn event_of(
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Json(request): Json<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    let event = event_of(&state, &claims, request)?;
-    let log_id = event.id.clone();
-    state.store(vec![event]).await?;
+    let log_id = ingest::submit(&state, &caller, request.into()).await?;
     Ok((
         StatusCode::CREATED,
         Json(SubmitResponse {
@@ -160,7 +126,7 @@ fn batch_items(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(usize, Value)>, 
         (status = 415, body = ErrorBody)))]
 pub async fn batch(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
@@ -178,16 +144,7 @@ pub async fn batch(
         }
     })?;
     let items = batch_items(&headers, &body)?;
-    if items.is_empty() {
-        return Err(ApiError::invalid_data("the batch is empty"));
-    }
-    if items.len() > state.settings.max_batch_events {
-        return Err(ApiError::invalid_data(format!(
-            "at most {} events per batch",
-            state.settings.max_batch_events
-        )));
-    }
-    let mut events = Vec::with_capacity(items.len());
+    let mut submissions = Vec::with_capacity(items.len());
     for (position, item) in items {
         if let Some(field) = platform::http::input::nul_field(&item) {
             let refused = platform::http::input::nul_error(&field);
@@ -198,13 +155,10 @@ pub async fn batch(
         }
         let request: SubmitRequest = serde_json::from_value(item)
             .map_err(|err| ApiError::invalid_data(format!("item {position}: {err}")))?;
-        let event = event_of(&state, &claims, request)
-            .map_err(|err| ApiError::new(err.code, format!("item {position}: {}", err.message)))?;
-        events.push(event);
+        submissions.push((position, request.into()));
     }
-    let log_ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    let accepted = events.len();
-    let stored = state.store(events).await?;
+    let accepted = submissions.len();
+    let (log_ids, stored) = ingest::submit_batch(&state, &caller, submissions).await?;
     Ok((
         StatusCode::CREATED,
         Json(BatchResponse {

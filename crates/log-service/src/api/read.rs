@@ -9,22 +9,18 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
-use platform::auth::{Authenticated, Claims};
+use platform::auth::Caller;
 use platform::http::error::ErrorBody;
 use platform::http::observe::current_request_id;
 use platform::http::page::{Listing, clamp_limit};
-use platform::{ApiError, ErrorCode, Json, Query};
+use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::access;
 use crate::model::{Category, LEVELS, LogEvent, parse_timestamp};
-use crate::store::{self, Cursor, Filter};
-
-const HOUR_MS: i64 = 3_600_000;
-/// Rows per database round trip while exporting.
-const EXPORT_PAGE: i64 = 1000;
+use crate::ops;
+use crate::store::{Cursor, Filter};
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,15 +64,10 @@ fn short(name: &str, value: &Option<String>) -> Result<Option<String>, ApiError>
     }
 }
 
-/// The filter of a request, bounded by what `claims` may read. `window_until` (now, by the
-/// service's clock) makes the time window required, by default the hour before it; deletes
-/// may span all time.
-fn filter_of(
-    claims: &Claims,
-    query: &EventQuery,
-    window_until: Option<i64>,
-) -> Result<Filter, ApiError> {
-    let asked = match &query.category {
+/// The filter a request asks for, checked field by field. Operations bound it by what the
+/// caller may read and give a read its default window.
+fn filter_of(query: &EventQuery) -> Result<Filter, ApiError> {
+    let categories = match &query.category {
         None => Vec::new(),
         Some(list) => list
             .split(',')
@@ -87,7 +78,6 @@ fn filter_of(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let categories = access::covered(claims, &asked)?;
     let to = query
         .to
         .as_deref()
@@ -98,17 +88,6 @@ fn filter_of(
         .as_deref()
         .map(|f| time_param("from", f))
         .transpose()?;
-    let (from, to) = if let Some(now) = window_until {
-        let to = to.unwrap_or(now + 1);
-        (Some(from.unwrap_or(to - HOUR_MS)), Some(to))
-    } else {
-        (from, to)
-    };
-    if let (Some(from), Some(to)) = (from, to)
-        && from >= to
-    {
-        return Err(ApiError::invalid_data("from must be before to"));
-    }
     if let Some(level) = &query.level
         && !LEVELS.contains(&level.as_str())
     {
@@ -161,13 +140,13 @@ fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<EventQuery>,
 ) -> Result<Json<Listing<LogEvent>>, ApiError> {
-    let filter = filter_of(&claims, &query, Some(state.clock.now_millis()))?;
+    let filter = filter_of(&query)?;
     let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let limit = clamp_limit(query.limit);
-    let items = store::query(&state.db, &filter, cursor.as_ref(), limit + 1).await?;
+    let items = ops::read::list(&state, &caller, filter, cursor.as_ref(), limit + 1).await?;
     Ok(Json(Listing::from_overfetch(items, limit, encode_cursor)))
 }
 
@@ -238,6 +217,20 @@ fn end_marker(format: Format, events: u64, failed: Option<&str>) -> bytes::Bytes
     bytes::Bytes::from(line)
 }
 
+fn encode_page(format: Format, events: &[LogEvent]) -> bytes::Bytes {
+    let mut chunk = String::new();
+    for event in events {
+        match format {
+            Format::Ndjson => {
+                chunk.push_str(&serde_json::to_string(event).unwrap_or_default());
+                chunk.push('\n');
+            }
+            Format::Csv => chunk.push_str(&csv_line(event)),
+        }
+    }
+    bytes::Bytes::from(chunk)
+}
+
 /// Every event the filter covers, streamed page by page as NDJSON or CSV, ending with a
 /// line that says whether the export is complete.
 #[utoipa::path(get, path = "/api/v1/logs/export", tag = "logs", security(("bearer" = [])),
@@ -246,7 +239,7 @@ fn end_marker(format: Format, events: u64, failed: Option<&str>) -> bytes::Bytes
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Query(query): Query<EventQuery>,
 ) -> Result<Response, ApiError> {
     let format = match query.format.as_deref() {
@@ -254,47 +247,28 @@ pub async fn export(
         Some("csv") => Format::Csv,
         Some(_) => return Err(ApiError::invalid_data("format: ndjson or csv")),
     };
-    let filter = filter_of(&claims, &query, Some(state.clock.now_millis()))?;
+    let pages = ops::read::export(state, &caller, filter_of(&query)?)?;
     let first = (format == Format::Csv).then(|| bytes::Bytes::from(CSV_HEADER));
     let request_id = current_request_id();
-    let pages = futures::stream::unfold(
-        Some((state, filter, None::<Cursor>, 0u64)),
-        move |progress| {
-            let request_id = request_id.clone();
-            async move {
-                let (state, filter, cursor, sent) = progress?;
-                match store::query(&state.db, &filter, cursor.as_ref(), EXPORT_PAGE).await {
-                    Ok(events) if events.is_empty() => Some((end_marker(format, sent, None), None)),
-                    Ok(events) => {
-                        let next = events.last().map(|e| Cursor {
-                            ts: e.ts,
-                            id: e.id.clone(),
-                        });
-                        let mut chunk = String::new();
-                        for event in &events {
-                            match format {
-                                Format::Ndjson => {
-                                    chunk.push_str(
-                                        &serde_json::to_string(event).unwrap_or_default(),
-                                    );
-                                    chunk.push('\n');
-                                }
-                                Format::Csv => chunk.push_str(&csv_line(event)),
-                            }
-                        }
-                        let sent = sent + events.len() as u64;
-                        Some((bytes::Bytes::from(chunk), Some((state, filter, next, sent))))
-                    }
-                    Err(err) => {
-                        // The status line has gone out: the last line says the export
-                        // failed (the cause goes to the log), and the stream ends cleanly.
-                        tracing::error!(error = %format!("{err:#}"), "export stopped");
-                        Some((end_marker(format, sent, request_id.as_deref()), None))
-                    }
+    let pages = futures::stream::unfold(Some((Box::pin(pages), 0u64)), move |progress| {
+        let request_id = request_id.clone();
+        async move {
+            let (mut pages, sent) = progress?;
+            match pages.next().await {
+                None => Some((end_marker(format, sent, None), None)),
+                Some(Ok(events)) => {
+                    let sent = sent + events.len() as u64;
+                    Some((encode_page(format, &events), Some((pages, sent))))
+                }
+                Some(Err(err)) => {
+                    // The status line has gone out: the last line says the export
+                    // failed (the cause goes to the log), and the stream ends cleanly.
+                    tracing::error!(error = %format!("{err:#}"), "export stopped");
+                    Some((end_marker(format, sent, request_id.as_deref()), None))
                 }
             }
-        },
-    )
+        }
+    })
     .map(Ok::<_, std::io::Error>);
     let stream = futures::stream::iter(first.map(Ok)).chain(pages);
     let (content_type, file) = match format {
@@ -329,48 +303,15 @@ pub struct DeleteResponse {
         (status = 403, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
-    Authenticated(claims): Authenticated,
+    caller: Caller,
     Json(query): Json<EventQuery>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
-    claims.require("logs:delete")?;
     if query.limit.is_some() || query.cursor.is_some() || query.format.is_some() {
         return Err(ApiError::invalid_data(
             "a delete takes filters only (no limit, cursor or format)",
         ));
     }
-    let filter = filter_of(&claims, &query, None)?;
-    let narrowed = filter.from.is_some()
-        || filter.to.is_some()
-        || query.category.is_some()
-        || filter.service.is_some()
-        || filter.level.is_some()
-        || filter.user_id.is_some()
-        || filter.action.is_some()
-        || filter.request_id.is_some()
-        || filter.text.is_some();
-    if !narrowed {
-        return Err(ApiError::new(
-            ErrorCode::InvalidData,
-            "name at least one filter (for example user_id); deleting everything is not offered",
-        ));
-    }
-    let deleted = store::delete(&state.db, &filter).await?;
-    state
-        .activity
-        .record(
-            platform::activity::Activity::new("logs.deleted")
-                .actor(claims.sub.clone())
-                .details(serde_json::json!({
-                    "deleted": deleted,
-                    "categories": filter.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                    "user_id": filter.user_id,
-                    "service": filter.service,
-                    "action": filter.action,
-                    "from": filter.from,
-                    "to": filter.to,
-                })),
-        )
-        .await;
+    let deleted = ops::read::delete(&state, &caller, filter_of(&query)?).await?;
     Ok(Json(DeleteResponse {
         status: "deleted",
         deleted,

@@ -1,0 +1,119 @@
+//! Taking events in: one or a batch over HTTP (checked: who may write user_activity, and
+//! nothing already past its retention), and storing events from any source in one
+//! transaction.
+
+use platform::auth::Caller;
+use platform::db::Backend;
+use platform::{ApiError, ErrorCode};
+use serde_json::Value;
+
+use crate::model::{Category, LogEvent, Submitter, from_submission};
+use crate::service::Logs;
+use crate::store;
+use crate::store::partitions::day_start;
+
+/// An event as submitted: the contract's `log_type` and `log_data`.
+pub struct Submission {
+    pub log_type: String,
+    pub log_data: Value,
+}
+
+/// Checks and stores one event; returns its id.
+pub async fn submit(
+    logs: &Logs,
+    caller: &Caller,
+    submission: Submission,
+) -> Result<String, ApiError> {
+    let event = accepted(logs, caller, submission)?;
+    let log_id = event.id.clone();
+    store_events(logs, vec![event]).await?;
+    Ok(log_id)
+}
+
+/// Checks every event, then stores them all or none; a refused one is named by its
+/// position. Returns the ids and how many were new.
+pub async fn submit_batch(
+    logs: &Logs,
+    caller: &Caller,
+    submissions: Vec<(usize, Submission)>,
+) -> Result<(Vec<String>, u64), ApiError> {
+    if submissions.is_empty() {
+        return Err(ApiError::invalid_data("the batch is empty"));
+    }
+    if submissions.len() > logs.settings.max_batch_events {
+        return Err(ApiError::invalid_data(format!(
+            "at most {} events per batch",
+            logs.settings.max_batch_events
+        )));
+    }
+    let mut events = Vec::with_capacity(submissions.len());
+    for (position, submission) in submissions {
+        let event = accepted(logs, caller, submission)
+            .map_err(|err| ApiError::new(err.code, format!("item {position}: {}", err.message)))?;
+        events.push(event);
+    }
+    let log_ids = events.iter().map(|e| e.id.clone()).collect();
+    let stored = store_events(logs, events).await?;
+    Ok((log_ids, stored))
+}
+
+/// The event a submission makes, if the caller may write it and it is within retention.
+fn accepted(logs: &Logs, caller: &Caller, submission: Submission) -> Result<LogEvent, ApiError> {
+    let submitter = Submitter {
+        user_id: caller.id(),
+        is_service: caller.is_service(),
+    };
+    let now = logs.clock.now_millis();
+    let event = from_submission(
+        &submission.log_type,
+        submission.log_data,
+        &submitter,
+        now,
+        logs.settings.max_message_bytes,
+    )?;
+    // Writing user_activity over HTTP is for services and admins (`logs:write`): the audit
+    // trail must not be forgeable by the people it records.
+    if event.category == Category::UserActivity && !caller.has("logs:write") {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "submitting user_activity events needs `logs:write`",
+        ));
+    }
+    if event.ts < logs.cutoff(event.category, now) {
+        // Stored, it would be gone at the next retention pass; say so instead.
+        return Err(ApiError::invalid_data(format!(
+            "log_data.timestamp is older than the {} days {} events are kept",
+            event.category.retention_days(&logs.live.get().retention),
+            event.category.as_str()
+        )));
+    }
+    Ok(event)
+}
+
+/// Stores events in one transaction; returns how many were new. Events already past
+/// their retention are counted and skipped (retention would drop them anyway).
+pub async fn store_events(logs: &Logs, events: Vec<LogEvent>) -> anyhow::Result<u64> {
+    let now = logs.clock.now_millis();
+    let (keep, expired): (Vec<LogEvent>, Vec<LogEvent>) = events
+        .into_iter()
+        .partition(|e| e.ts >= logs.cutoff(e.category, now));
+    for event in &expired {
+        logs.metrics.count_expired(event.category);
+    }
+    if keep.is_empty() {
+        return Ok(0);
+    }
+    if logs.db.backend() == Backend::Postgres {
+        logs.partitions
+            .ensure(&logs.db, keep.iter().map(|e| (e.category, day_start(e.ts))))
+            .await?;
+    }
+    let mut tx = logs.db.pool().begin().await?;
+    let inserted = store::insert(&mut tx, logs.db.backend(), &keep).await?;
+    tx.commit().await?;
+    for category in Category::ALL {
+        let n = keep.iter().filter(|e| e.category == category).count() as u64;
+        logs.metrics.count_stored(category, n);
+    }
+    Ok(inserted)
+}
