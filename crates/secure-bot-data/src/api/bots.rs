@@ -17,9 +17,9 @@ use crate::ops::lifecycle::{self, Lifecycle};
 use crate::ops::reveal::{self, FieldValue};
 use crate::ops::write::{self, FieldWrite, Ownership};
 use crate::store::bots::BotSummary;
-use crate::store::rfc3339;
 use crate::store::secrets::{Expect, FieldMeta};
 use platform::auth::Caller;
+use platform::time_fmt::rfc3339_from_unix as rfc3339;
 
 /// The caller's bots (owner, team; admins and service clients: all).
 #[utoipa::path(get, path = "/api/v1/botdata/bots", tag = "botdata", security(("bearer" = [])),
