@@ -22,7 +22,6 @@ use platform::activity::ActivityLog;
 use platform::auth::TokenVerifier;
 use platform::config::Profile;
 use platform::db::{Database, MigrationStep, Migrations};
-use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use utoipa::OpenApi;
 
@@ -248,14 +247,10 @@ impl Target for AuthenticationService {
             .live
             .section::<Settings>(CONFIG_SECTION, check_live_settings)?;
         let settings: Settings = live.get().as_ref().clone();
-        check_live_settings(&settings).map_err(|err| anyhow::anyhow!("authentication.{err}"))?;
         if settings.service_token_ttl > 300 {
             bail!("authentication.service_token_ttl is at most 300 seconds");
         }
-        let db = ctx
-            .database
-            .clone()
-            .context("the authentication target needs its database")?;
+        let db = ctx.require_database(NAME)?;
         let sealer = Arc::new(sealer(&settings, ctx.config.profile())?);
         let keys = key_store(&db, sealer.clone(), &settings, &ctx);
         keys.ensure_key().await?;
@@ -288,14 +283,12 @@ impl Target for AuthenticationService {
         });
         bootstrap_admin(&state).await?;
         register_declared_clients(&state, &ctx).await?;
-        let mut doc = service_document("Authentication", ROUTE_PREFIX);
-        doc.merge(api::AuthApi::openapi());
-        Ok(BuiltTarget {
-            router: api::router(state),
-            openapi: Some(doc),
-            checks: Vec::new(),
-            verifier: Some(verifier),
-            edge: None,
-        })
+        Ok(BuiltTarget::service(
+            api::router(state),
+            "Authentication",
+            ROUTE_PREFIX,
+            api::AuthApi::openapi(),
+        )
+        .with_verifier(verifier))
     }
 }

@@ -31,7 +31,6 @@ use async_trait::async_trait;
 use platform::activity::ActivityLog;
 use platform::auth::ServiceTokens;
 use platform::db::{MigrationStep, Migrations};
-use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use utoipa::OpenApi;
 
@@ -80,11 +79,7 @@ impl Target for BotManagerService {
             settings.check().map_err(|err| err.to_string())
         })?;
         let settings: Settings = live.get().as_ref().clone();
-        settings.check()?;
-        let db = ctx
-            .database
-            .clone()
-            .context("the bot-manager target needs its database")?;
+        let db = ctx.require_database(NAME)?;
         let secrets_dir = &ctx.platform.auth.service_secrets_dir;
         let secret =
             platform::auth::service_secret(secrets_dir, &settings.client_id, ctx.config.profile())?
@@ -141,14 +136,11 @@ impl Target for BotManagerService {
             let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
             ctx.tasks.spawn(snapshots::run(manager, shutdown));
         }
-        let mut doc = service_document("Bot Manager", ROUTE_PREFIX);
-        doc.merge(api::BotsApi::openapi());
-        Ok(BuiltTarget {
-            router: api::router(manager),
-            openapi: Some(doc),
-            checks: Vec::new(),
-            verifier: None,
-            edge: None,
-        })
+        Ok(BuiltTarget::service(
+            api::router(manager),
+            "Bot Manager",
+            ROUTE_PREFIX,
+            api::BotsApi::openapi(),
+        ))
     }
 }

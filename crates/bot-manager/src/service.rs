@@ -35,27 +35,23 @@ pub struct BotMetrics {
 
 impl BotMetrics {
     pub fn register(registry: &MetricsRegistry) -> Self {
-        let metrics = Self {
-            actions: Family::default(),
-            dispatched: Counter::default(),
-            lateness: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
-        };
-        registry.register(
-            "bot_actions",
-            "Bot actions on X (publish, delete, verify, refresh, snapshot) by result",
-            metrics.actions.clone(),
-        );
-        registry.register(
-            "bot_jobs_dispatched",
-            "Jobs the relay handed to the queue",
-            metrics.dispatched.clone(),
-        );
-        registry.register(
-            "bot_publish_lateness_seconds",
-            "How long after its run_at a post was published",
-            metrics.lateness.clone(),
-        );
-        metrics
+        Self {
+            actions: registry.register(
+                "bot_actions",
+                "Bot actions on X (publish, delete, verify, refresh, snapshot) by result",
+                Family::default(),
+            ),
+            dispatched: registry.register(
+                "bot_jobs_dispatched",
+                "Jobs the relay handed to the queue",
+                Counter::default(),
+            ),
+            lateness: registry.register(
+                "bot_publish_lateness_seconds",
+                "How long after its run_at a post was published",
+                Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            ),
+        }
     }
 
     pub fn count(&self, action: &str, result: &str) {

@@ -14,11 +14,9 @@ mod store;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use platform::activity::ActivityLog;
 use platform::db::{MigrationStep, Migrations};
-use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -96,11 +94,7 @@ impl Target for ConfigurationService {
         let settings = ctx
             .live
             .section::<Settings>(CONFIG_SECTION, check_settings)?;
-        check_settings(&settings.get()).map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
-        let db = ctx
-            .database
-            .clone()
-            .context("the configuration target needs its database")?;
+        let db = ctx.require_database(NAME)?;
         let service = Arc::new(ConfigService {
             db,
             catalog: ctx.live.catalog().clone(),
@@ -117,14 +111,11 @@ impl Target for ConfigurationService {
             .provide(Arc::new(InProcessProvider(service.clone())));
         ctx.tasks
             .spawn(service.clone().follow_other_replicas(ctx.shutdown.clone()));
-        let mut doc = service_document("Configuration", ROUTE_PREFIX);
-        doc.merge(api::ConfigApi::openapi());
-        Ok(BuiltTarget {
-            router: api::router(service),
-            openapi: Some(doc),
-            checks: Vec::new(),
-            verifier: None,
-            edge: None,
-        })
+        Ok(BuiltTarget::service(
+            api::router(service),
+            "Configuration",
+            ROUTE_PREFIX,
+            api::ConfigApi::openapi(),
+        ))
     }
 }

@@ -79,12 +79,6 @@ impl Target for FakeXService {
                 tokens.user_id, tokens.access_token, tokens.refresh_token, tokens.client_id
             );
         }
-        Ok(BuiltTarget {
-            router: router(fake),
-            openapi: None,
-            checks: Vec::new(),
-            verifier: None,
-            edge: None,
-        })
+        Ok(BuiltTarget::routes(router(fake)))
     }
 }

@@ -105,11 +105,10 @@ fn proxy_router(ctx: &TargetContext, settings: &Settings) -> anyhow::Result<Rout
         })
         .collect();
     let pools = Arc::new(pools);
-    let healthy = prometheus_client::metrics::family::Family::default();
-    ctx.metrics.register(
+    let healthy = ctx.metrics.register(
         "gateway_upstream_healthy",
         "1 while an upstream passes its health check",
-        healthy.clone(),
+        prometheus_client::metrics::family::Family::default(),
     );
     ctx.tasks.spawn(upstream::check_health(
         pools.clone(),
@@ -163,17 +162,13 @@ impl Target for GatewayService {
         } else {
             proxy_router(&ctx, &settings)?
         };
-        Ok(BuiltTarget {
-            router,
-            openapi: None,
-            checks: Vec::new(),
-            verifier: None,
-            edge: Some(Arc::new(move |router: Router| {
+        Ok(
+            BuiltTarget::routes(router).with_edge(Arc::new(move |router: Router| {
                 router.layer(axum::middleware::from_fn_with_state(
                     edge.clone(),
                     rate_limit::limit,
                 ))
             })),
-        })
+        )
     }
 }

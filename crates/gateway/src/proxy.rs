@@ -49,21 +49,18 @@ fn duration_histogram() -> Histogram {
 
 impl ProxyMetrics {
     pub fn register(registry: &platform::http::metrics::MetricsRegistry) -> Self {
-        let metrics = Self {
-            requests: Family::default(),
-            duration: Family::new_with_constructor(duration_histogram),
-        };
-        registry.register(
-            "gateway_upstream_requests",
-            "Requests proxied, by service, upstream and status (0: no answer)",
-            metrics.requests.clone(),
-        );
-        registry.register(
-            "gateway_upstream_duration_seconds",
-            "Time to the upstream's response headers, by service",
-            metrics.duration.clone(),
-        );
-        metrics
+        Self {
+            requests: registry.register(
+                "gateway_upstream_requests",
+                "Requests proxied, by service, upstream and status (0: no answer)",
+                Family::default(),
+            ),
+            duration: registry.register(
+                "gateway_upstream_duration_seconds",
+                "Time to the upstream's response headers, by service",
+                Family::new_with_constructor(duration_histogram),
+            ),
+        }
     }
 }
 

@@ -20,11 +20,10 @@ mod writer;
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use async_trait::async_trait;
 use platform::activity::ActivityLog;
 use platform::db::{MigrationStep, Migrations};
-use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use utoipa::OpenApi;
 
@@ -96,11 +95,7 @@ impl Target for LoggingService {
             check_settings(settings).map_err(|err| err.to_string())
         })?;
         let settings: Settings = live.get().as_ref().clone();
-        check_settings(&settings)?;
-        let db = ctx
-            .database
-            .clone()
-            .context("the logging target needs its database")?;
+        let db = ctx.require_database(NAME)?;
         let logs = Arc::new(Logs {
             metrics: LogMetrics::register(&ctx.metrics),
             activity: ActivityLog::new(ctx.events.clone(), NAME),
@@ -112,14 +107,11 @@ impl Target for LoggingService {
         });
         writer::spawn(&ctx, logs.clone());
         ops::retention::spawn(&ctx, logs.clone());
-        let mut doc = service_document("Logging", ROUTE_PREFIX);
-        doc.merge(api::LogsApi::openapi());
-        Ok(BuiltTarget {
-            router: api::router(logs),
-            openapi: Some(doc),
-            checks: Vec::new(),
-            verifier: None,
-            edge: None,
-        })
+        Ok(BuiltTarget::service(
+            api::router(logs),
+            "Logging",
+            ROUTE_PREFIX,
+            api::LogsApi::openapi(),
+        ))
     }
 }

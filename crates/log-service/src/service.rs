@@ -11,7 +11,7 @@ use crate::model::Category;
 use crate::settings::Settings;
 use crate::store::partitions::{DAY_MS, Partitions};
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LogMetrics {
     stored: Family<CategoryLabels, Counter>,
     expired: Family<CategoryLabels, Counter>,
@@ -20,23 +20,23 @@ pub struct LogMetrics {
 
 impl LogMetrics {
     pub fn register(registry: &MetricsRegistry) -> Self {
-        let metrics = Self::default();
-        registry.register(
-            "log_events_stored",
-            "Log events stored, by category (duplicates not counted)",
-            metrics.stored.clone(),
-        );
-        registry.register(
-            "log_events_expired",
-            "Log events that arrived already past their category's retention, by category",
-            metrics.expired.clone(),
-        );
-        registry.register(
-            "log_events_rejected",
-            "Queue messages that could not be read as log events",
-            metrics.rejected.clone(),
-        );
-        metrics
+        Self {
+            stored: registry.register(
+                "log_events_stored",
+                "Log events stored, by category (duplicates not counted)",
+                Family::default(),
+            ),
+            expired: registry.register(
+                "log_events_expired",
+                "Log events that arrived already past their category's retention, by category",
+                Family::default(),
+            ),
+            rejected: registry.register(
+                "log_events_rejected",
+                "Queue messages that could not be read as log events",
+                Counter::default(),
+            ),
+        }
     }
 
     fn labels(category: Category) -> CategoryLabels {

@@ -83,22 +83,23 @@ impl EventShipper {
         clock: crate::clock::Clock,
     ) -> Self {
         let (debug, debug_receiver) = mpsc::channel(settings.debug_buffer.max(1));
-        let metrics = Metrics::default();
-        registry.register(
-            "log_events_dropped",
-            "Droppable log events (debug) dropped because the buffer was full or the queue down",
-            metrics.dropped.clone(),
-        );
-        registry.register(
-            "log_events_spilled",
-            "user_activity events written to the spill file because the queue did not take them",
-            metrics.spilled.clone(),
-        );
-        registry.register(
-            "log_spill_bytes",
-            "Bytes of user_activity events waiting in the spill file",
-            metrics.spill_bytes.clone(),
-        );
+        let metrics = Metrics {
+            dropped: registry.register(
+                "log_events_dropped",
+                "Droppable log events (debug) dropped because the buffer was full or the queue down",
+                Family::default(),
+            ),
+            spilled: registry.register(
+                "log_events_spilled",
+                "user_activity events written to the spill file because the queue did not take them",
+                Counter::default(),
+            ),
+            spill_bytes: registry.register(
+                "log_spill_bytes",
+                "Bytes of user_activity events waiting in the spill file",
+                Gauge::default(),
+            ),
+        };
         let spill_path = PathBuf::from(&settings.spill_dir).join("events.ndjson");
         let existing = std::fs::metadata(&spill_path).map_or(0, |m| m.len());
         metrics.spill_bytes.set(existing as i64);

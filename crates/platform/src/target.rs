@@ -56,6 +56,16 @@ pub struct TargetContext {
     pub hub: crate::config::central::ConfigHub,
 }
 
+impl TargetContext {
+    /// The target's own database; a target that owns data gets one (see
+    /// [`TargetInfo::uses_database`]), so its absence is a wiring error named here.
+    pub fn require_database(&self, target: &str) -> anyhow::Result<crate::db::Database> {
+        self.database
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("the {target} target needs its database"))
+    }
+}
+
 /// Where a target reaches another service: this very process when it runs that target too
 /// (one-process mode), else the Kubernetes Service of that name on port 8000. A service's
 /// own setting for a peer's URL beats both.
@@ -163,6 +173,50 @@ pub struct BuiltTarget {
     /// Wraps the process's whole API (every target's routes, not health or metrics) when
     /// this target runs in the process: the gateway's edge rate limit in one-process mode.
     pub edge: Option<EdgeLayer>,
+}
+
+impl BuiltTarget {
+    /// A service: its routes, and its OpenAPI document — the platform's health path for
+    /// `title` under `prefix`, merged with the service's own paths.
+    pub fn service(
+        router: Router,
+        title: &str,
+        prefix: &str,
+        paths: utoipa::openapi::OpenApi,
+    ) -> Self {
+        let mut openapi = crate::http::openapi::service_document(title, prefix);
+        openapi.merge(paths);
+        Self {
+            openapi: Some(openapi),
+            ..Self::routes(router)
+        }
+    }
+
+    /// Routes without an API document of their own (the gateway, the fake X).
+    pub fn routes(router: Router) -> Self {
+        Self {
+            router,
+            openapi: None,
+            checks: Vec::new(),
+            verifier: None,
+            edge: None,
+        }
+    }
+
+    pub fn with_check(mut self, check: ReadinessCheck) -> Self {
+        self.checks.push(check);
+        self
+    }
+
+    pub fn with_verifier(mut self, verifier: crate::auth::TokenVerifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    pub fn with_edge(mut self, edge: EdgeLayer) -> Self {
+        self.edge = Some(edge);
+        self
+    }
 }
 
 /// A function that wraps a router in middleware.

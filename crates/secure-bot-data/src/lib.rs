@@ -23,12 +23,11 @@ mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use async_trait::async_trait;
 use platform::config::Profile;
-use platform::db::{Database, MigrationStep, Migrations};
+use platform::db::{MigrationStep, Migrations};
 use platform::http::health::ReadinessCheck;
-use platform::http::openapi::service_document;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use utoipa::OpenApi;
 
@@ -82,12 +81,6 @@ fn ensure_development_kek(settings: &Settings, profile: Profile) -> anyhow::Resu
     Ok(())
 }
 
-fn database(ctx: &TargetContext) -> anyhow::Result<Database> {
-    ctx.database
-        .clone()
-        .context("the secure-bot-data target needs its database")
-}
-
 /// The Secure Bot Data target.
 pub struct SecureBotDataService;
 
@@ -104,7 +97,7 @@ impl Target for SecureBotDataService {
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
         let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
         check_settings(&settings)?;
-        let db = database(&ctx)?;
+        let db = ctx.require_database(NAME)?;
         ensure_development_kek(&settings, ctx.config.profile())?;
         let metrics = metrics::BotDataMetrics::register(&ctx.metrics);
         let vault = KeyVault::open(settings.clone(), db.clone(), metrics.sealed.clone()).await?;
@@ -136,15 +129,13 @@ impl Target for SecureBotDataService {
                 }
             }
         });
-        let mut doc = service_document("Secure Bot Data", ROUTE_PREFIX);
-        doc.merge(api::BotDataApi::openapi());
-        Ok(BuiltTarget {
-            router: api::router(state),
-            openapi: Some(doc),
-            checks: vec![vault_check],
-            verifier: None,
-            edge: None,
-        })
+        Ok(BuiltTarget::service(
+            api::router(state),
+            "Secure Bot Data",
+            ROUTE_PREFIX,
+            api::BotDataApi::openapi(),
+        )
+        .with_check(vault_check))
     }
 }
 

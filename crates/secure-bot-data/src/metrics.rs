@@ -21,18 +21,18 @@ pub struct BotDataMetrics {
 
 impl BotDataMetrics {
     pub fn register(registry: &MetricsRegistry) -> Self {
-        let metrics = Self::default();
-        registry.register(
-            "botdata_operations",
-            "Secure Bot Data operations (reveal, write, delete, …) by result (ok, denied)",
-            metrics.operations.clone(),
-        );
-        registry.register(
-            "botdata_sealed",
-            "1 while Secure Bot Data is sealed (no usable key-encryption key, or sealed by an admin)",
-            metrics.sealed.clone(),
-        );
-        metrics
+        Self {
+            operations: registry.register(
+                "botdata_operations",
+                "Secure Bot Data operations (reveal, write, delete, …) by result (ok, denied)",
+                Family::default(),
+            ),
+            sealed: registry.register(
+                "botdata_sealed",
+                "1 while Secure Bot Data is sealed (no usable key-encryption key, or sealed by an admin)",
+                Gauge::default(),
+            ),
+        }
     }
 
     pub fn count(&self, operation: &str, result: &str) {

@@ -504,7 +504,7 @@ impl CentralLinks {
     /// The links of a process running `loaded`'s targets; registers the applied-revision
     /// gauge.
     fn new(loaded: &LoadedConfig, shared: &Shared, authentication_url: String) -> Self {
-        let central = Self {
+        Self {
             hub: shared.hub.clone(),
             in_process: loaded
                 .targets
@@ -512,15 +512,13 @@ impl CentralLinks {
                 .any(|entry| entry.info.name == configuration::NAME),
             peers: shared.peers.clone(),
             authentication_url,
-            revision: Family::default(),
+            revision: shared.metrics.register(
+                "config_applied_revision",
+                "Central configuration revision in effect",
+                Family::default(),
+            ),
             clock: shared.clock.clone(),
-        };
-        shared.metrics.register(
-            "config_applied_revision",
-            "Central configuration revision in effect",
-            central.revision.clone(),
-        );
-        central
+        }
     }
 }
 

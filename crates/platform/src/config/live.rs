@@ -175,7 +175,8 @@ impl LiveConfig {
     }
 
     /// The section `name` as `T`, kept current. `validate` can refuse a value the type
-    /// allows (the refusal names the section and stops the whole apply).
+    /// allows: at start (the service does not start) and in every later change (the
+    /// refusal names the section and stops the whole apply).
     pub fn section<T>(
         &self,
         name: &'static str,
@@ -185,6 +186,11 @@ impl LiveConfig {
         T: DeserializeOwned + Send + Sync + 'static,
     {
         let value: T = self.current().section(name)?;
+        validate(&value).map_err(|message| ConfigError::Invalid {
+            key: name.to_string(),
+            origin: "the service's configuration".into(),
+            message,
+        })?;
         let live = Live::fixed(value);
         let target = live.clone();
         self.on_change(move |config| {

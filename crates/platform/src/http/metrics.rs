@@ -114,13 +114,11 @@ impl MetricsRegistry {
         metrics
     }
 
-    /// Registers a metric of a service.
-    pub fn register(
-        &self,
-        name: &str,
-        help: &str,
-        metric: impl prometheus_client::registry::Metric,
-    ) {
+    /// Registers a metric of a service and hands it back, to be kept and updated.
+    pub fn register<M>(&self, name: &str, help: &str, metric: M) -> M
+    where
+        M: prometheus_client::registry::Metric + Clone,
+    {
         self.registered
             .lock()
             .expect("metrics registry lock")
@@ -128,7 +126,8 @@ impl MetricsRegistry {
         self.registry
             .lock()
             .expect("metrics registry lock")
-            .register(name, help, metric);
+            .register(name, help, metric.clone());
+        metric
     }
 
     /// The name of every sample each registered metric can expose

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fake_x::{FakeX, UserTokens};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth_helpers::{admin_token, send_json, token_of};
 use crate::helpers::{TestApp, spawn_with_clock, test_clock};
@@ -106,27 +106,8 @@ impl BotEnv {
 
     /// A fake X user and a bot holding its OAuth 2.0 tokens; returns (bot id, X user).
     pub async fn bot(&self, token: &str, name: &str) -> (String, UserTokens) {
-        let user = self.fake.add_user(fake_x::NewUser::named(name));
-        let response = self
-            .send(
-                Method::POST,
-                "/api/v1/bots",
-                token,
-                json!({
-                    "bot_name": name,
-                    "x_handle": name,
-                    "operator_account": "human_operator",
-                    "credentials": {
-                        "access_token": user.access_token,
-                        "refresh_token": user.refresh_token,
-                        "client_id": user.client_id,
-                    },
-                }),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let body: Value = response.json().await.unwrap();
-        (body["bot_id"].as_str().unwrap().to_string(), user)
+        let bots_url = self.app.url("/api/v1/bots");
+        crate::common::create_bot(&self.app.client, &bots_url, token, &self.fake, name).await
     }
 
     /// Creates a post and returns its body (asserting 201).

@@ -4,6 +4,8 @@
 mod auth_helpers;
 mod botdata_helpers;
 mod bots_helpers;
+#[path = "../common/bots.rs"]
+mod common;
 mod helpers;
 
 mod auth_admin;

@@ -14,6 +14,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vivesphere::local_cluster::{ClusterOptions, LocalCluster};
 
+#[path = "../common/bots.rs"]
+mod common;
 mod e2e;
 mod faults;
 
@@ -173,30 +175,8 @@ impl Topology {
 
     /// A bot holding a new fake X user's credentials: its id and the X user.
     async fn create_bot(&self, token: &str, name: &str) -> (String, fake_x::UserTokens) {
-        let x_user = self.fake.add_user(fake_x::NewUser::named(name));
-        let response = self
-            .send(
-                Method::POST,
-                "/api/v1/bots",
-                token,
-                json!({
-                    "bot_name": name,
-                    "x_handle": name,
-                    "operator_account": "human_operator",
-                    "credentials": {
-                        "access_token": x_user.access_token,
-                        "refresh_token": x_user.refresh_token,
-                        "client_id": x_user.client_id,
-                    },
-                }),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        let bot_id = response.json::<Value>().await.unwrap()["bot_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        (bot_id, x_user)
+        let bots_url = format!("{}/api/v1/bots", self.cluster.gateway_url());
+        common::create_bot(&self.http, &bots_url, token, &self.fake, name).await
     }
 
     /// Creates a Viewer through the gateway, or straight at `member`; its user id.
