@@ -68,10 +68,7 @@ impl Target for BotManagerService {
         TargetInfo::new::<Settings>(NAME, CONFIG_SECTION)
             .with_routes(ROUTE_PREFIX)
             .with_settings(settings::declared_settings)
-    }
-
-    fn migrations(&self) -> Migrations {
-        MIGRATIONS
+            .with_migrations(MIGRATIONS)
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {

@@ -40,6 +40,11 @@ const POSTGRES_STEPS: &[MigrationStep] = &[MigrationStep {
     sql: include_str!("../migrations/0001_configuration_postgres.sql"),
 }];
 
+const MIGRATIONS: Migrations = Migrations {
+    sqlite: SQLITE_STEPS,
+    postgres: POSTGRES_STEPS,
+};
+
 /// The `configuration` config section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -80,14 +85,9 @@ pub struct ConfigurationService;
 #[async_trait]
 impl Target for ConfigurationService {
     fn info(&self) -> TargetInfo {
-        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
-    }
-
-    fn migrations(&self) -> Migrations {
-        Migrations {
-            sqlite: SQLITE_STEPS,
-            postgres: POSTGRES_STEPS,
-        }
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION)
+            .with_routes(ROUTE_PREFIX)
+            .with_migrations(MIGRATIONS)
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {

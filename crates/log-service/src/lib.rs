@@ -84,10 +84,7 @@ impl Target for LoggingService {
         TargetInfo::new::<Settings>(NAME, CONFIG_SECTION)
             .with_routes(ROUTE_PREFIX)
             .with_settings(settings::declared_settings)
-    }
-
-    fn migrations(&self) -> Migrations {
-        MIGRATIONS
+            .with_migrations(MIGRATIONS)
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {

@@ -233,6 +233,8 @@ pub struct TargetInfo {
     pub route_prefix: Option<&'static str>,
     /// Whether the target owns data (its own SQLite file or PostgreSQL schema).
     pub uses_database: bool,
+    /// Its embedded migrations, applied at start and by `vivesphere migrate`.
+    pub migrations: Migrations,
     defaults: fn() -> serde_json::Value,
     check: fn(&LayeredConfig, &str) -> Result<(), ConfigError>,
     settings: fn() -> Vec<SettingSpec>,
@@ -251,6 +253,7 @@ impl TargetInfo {
             config_section,
             route_prefix: None,
             uses_database: true,
+            migrations: Migrations::default(),
             defaults: section_defaults::<S>,
             check: check_section::<S>,
             settings: Vec::new,
@@ -279,6 +282,11 @@ impl TargetInfo {
         self
     }
 
+    pub fn with_migrations(mut self, migrations: Migrations) -> Self {
+        self.migrations = migrations;
+        self
+    }
+
     pub fn without_database(mut self) -> Self {
         self.uses_database = false;
         self
@@ -299,11 +307,6 @@ impl TargetInfo {
 #[async_trait]
 pub trait Target: Send + Sync + 'static {
     fn info(&self) -> TargetInfo;
-
-    /// The target's embedded migrations, applied at start and by `vivesphere migrate`.
-    fn migrations(&self) -> Migrations {
-        Migrations::default()
-    }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget>;
 }

@@ -87,11 +87,9 @@ pub struct SecureBotDataService;
 #[async_trait]
 impl Target for SecureBotDataService {
     fn info(&self) -> TargetInfo {
-        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).with_routes(ROUTE_PREFIX)
-    }
-
-    fn migrations(&self) -> Migrations {
-        MIGRATIONS
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION)
+            .with_routes(ROUTE_PREFIX)
+            .with_migrations(MIGRATIONS)
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {

@@ -203,7 +203,7 @@ async fn open_database(entry: &TargetConfig) -> anyhow::Result<Database> {
         .await
         .with_context(|| format!("target {name}"))?;
     database
-        .migrate(&entry.target.migrations())
+        .migrate(&entry.info.migrations)
         .await
         .with_context(|| format!("target {name}"))?;
     Ok(database)
@@ -219,8 +219,8 @@ pub async fn migrate(options: &AppOptions) -> anyhow::Result<Vec<String>> {
             "{}: {} migration(s) applied or already current on {}",
             entry.info.name,
             match database.backend() {
-                platform::db::Backend::Sqlite => entry.target.migrations().sqlite.len(),
-                platform::db::Backend::Postgres => entry.target.migrations().postgres.len(),
+                platform::db::Backend::Sqlite => entry.info.migrations.sqlite.len(),
+                platform::db::Backend::Postgres => entry.info.migrations.postgres.len(),
             },
             database.location()
         ));

@@ -64,6 +64,40 @@ fn client_credentials(
     })
 }
 
+/// A form that may carry the client's credentials (RFC 6749 §2.3.1 allows the body).
+trait ClientForm: serde::de::DeserializeOwned {
+    fn client_id(&self) -> Option<&str>;
+    fn client_secret(&self) -> Option<&str>;
+}
+
+impl ClientForm for TokenRequest {
+    fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+    fn client_secret(&self) -> Option<&str> {
+        self.client_secret.as_deref()
+    }
+}
+
+impl ClientForm for TokenForm {
+    fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+    fn client_secret(&self) -> Option<&str> {
+        self.client_secret.as_deref()
+    }
+}
+
+/// The form, and the client's credentials from HTTP Basic or else from the form.
+fn client_form<T: ClientForm>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(T, Option<ClientCredentials>), ApiError> {
+    let request: T = form(headers, body)?;
+    let credentials = client_credentials(headers, request.client_id(), request.client_secret());
+    Ok((request, credentials))
+}
+
 /// Get a service token (OAuth 2.0 client_credentials), valid for at most five minutes.
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
@@ -73,12 +107,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ServiceToken>, ApiError> {
-    let request: TokenRequest = form(&headers, &body)?;
-    let credentials = client_credentials(
-        &headers,
-        request.client_id.as_deref(),
-        request.client_secret.as_deref(),
-    );
+    let (request, credentials) = client_form::<TokenRequest>(&headers, &body)?;
     Ok(Json(oauth::token(&state, credentials, &request).await?))
 }
 
@@ -91,12 +120,7 @@ pub async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: TokenForm = form(&headers, &body)?;
-    let credentials = client_credentials(
-        &headers,
-        request.client_id.as_deref(),
-        request.client_secret.as_deref(),
-    );
+    let (request, credentials) = client_form::<TokenForm>(&headers, &body)?;
     oauth::revoke(&state, credentials, &request.token).await?;
     Ok(Json(json!({})))
 }
@@ -110,12 +134,7 @@ pub async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let request: TokenForm = form(&headers, &body)?;
-    let credentials = client_credentials(
-        &headers,
-        request.client_id.as_deref(),
-        request.client_secret.as_deref(),
-    );
+    let (request, credentials) = client_form::<TokenForm>(&headers, &body)?;
     Ok(Json(
         oauth::introspect(&state, credentials, &request.token).await?,
     ))

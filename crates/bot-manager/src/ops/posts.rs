@@ -136,6 +136,30 @@ async fn reachable_post(
     Ok((bot, post))
 }
 
+/// A post the caller may change: `bots:write`, its bot within reach and not archived.
+async fn writable_post(
+    m: &BotManager,
+    caller: &Caller,
+    (bot_id, post_id): (&str, &str),
+) -> Result<(BotRow, PostRow), ApiError> {
+    caller.require("bots:write")?;
+    let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
+    writable(&bot)?;
+    Ok((bot, post))
+}
+
+/// The activity record of a change to a post: always its bot, and what else `details` says.
+async fn record_post(
+    m: &BotManager,
+    caller: &Caller,
+    action: &str,
+    post: &PostRow,
+    mut details: serde_json::Value,
+) {
+    details["bot_id"] = json!(post.bot_id);
+    m.record(action, caller.id(), &post.post_id, details).await;
+}
+
 async fn reload(m: &BotManager, post: &PostRow) -> Result<PostRow, ApiError> {
     posts::get(&m.db, &post.bot_id, &post.post_id)
         .await?
@@ -369,9 +393,7 @@ pub async fn update(
     expected_version: Option<i64>,
     changes: PostChanges,
 ) -> Result<PostRow, ApiError> {
-    caller.require("bots:write")?;
-    let (bot, mut post) = reachable_post(m, caller, bot_id, post_id).await?;
-    writable(&bot)?;
+    let (bot, mut post) = writable_post(m, caller, (bot_id, post_id)).await?;
     if expected_version.is_some_and(|expected| expected != post.version) {
         return Err(ApiError::new(
             ErrorCode::PreconditionFailed,
@@ -398,13 +420,7 @@ pub async fn update(
         check_slot(&bot, run_at)?;
     }
     let post = save_edit(m, &bot, post, run_at).await?;
-    m.record(
-        "post.edited",
-        caller.id(),
-        &post.post_id,
-        json!({"bot_id": post.bot_id}),
-    )
-    .await;
+    record_post(m, caller, "post.edited", &post, json!({})).await;
     Ok(post)
 }
 
@@ -415,20 +431,19 @@ pub async fn schedule(
     (bot_id, post_id): (&str, &str),
     run_at: &str,
 ) -> Result<PostRow, ApiError> {
-    caller.require("bots:write")?;
-    let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
-    writable(&bot)?;
+    let (bot, post) = writable_post(m, caller, (bot_id, post_id)).await?;
     if !post.state.is_editable() {
         return Err(not_editable(&post, "cannot be scheduled"));
     }
     let at = parse_run_at(run_at, m.clock.now_millis())?;
     check_slot(&bot, at)?;
     let post = save_edit(m, &bot, post, Some(at)).await?;
-    m.record(
+    record_post(
+        m,
+        caller,
         "post.scheduled",
-        caller.id(),
-        &post.post_id,
-        json!({"bot_id": post.bot_id, "run_at": run_at}),
+        &post,
+        json!({"run_at": run_at}),
     )
     .await;
     Ok(post)
@@ -440,20 +455,12 @@ pub async fn publish(
     caller: &Caller,
     (bot_id, post_id): (&str, &str),
 ) -> Result<PostRow, ApiError> {
-    caller.require("bots:write")?;
-    let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
-    writable(&bot)?;
+    let (bot, post) = writable_post(m, caller, (bot_id, post_id)).await?;
     if !post.state.is_editable() {
         return Err(not_editable(&post, "cannot be published again"));
     }
     let post = save_edit(m, &bot, post, Some(m.clock.now_millis())).await?;
-    m.record(
-        "post.publish_requested",
-        caller.id(),
-        &post.post_id,
-        json!({"bot_id": post.bot_id}),
-    )
-    .await;
+    record_post(m, caller, "post.publish_requested", &post, json!({})).await;
     Ok(post)
 }
 
@@ -482,13 +489,7 @@ pub async fn cancel(
     }
     posts::disarm_job(&mut tx, JobKind::Publish, &post.post_id, now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
-    m.record(
-        "post.cancelled",
-        caller.id(),
-        &post.post_id,
-        json!({"bot_id": post.bot_id}),
-    )
-    .await;
+    record_post(m, caller, "post.cancelled", &post, json!({})).await;
     reload(m, &post).await
 }
 
@@ -499,9 +500,7 @@ pub async fn delete(
     caller: &Caller,
     (bot_id, post_id): (&str, &str),
 ) -> Result<PostRow, ApiError> {
-    caller.require("bots:write")?;
-    let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
-    writable(&bot)?;
+    let (_, post) = writable_post(m, caller, (bot_id, post_id)).await?;
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     let deleting = posts::transition(
@@ -533,11 +532,12 @@ pub async fn delete(
     .await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     m.relay_wake.notify_one();
-    m.record(
+    record_post(
+        m,
+        caller,
         "post.delete_requested",
-        caller.id(),
-        &post.post_id,
-        json!({"bot_id": post.bot_id, "x_post_id": post.x_post_id}),
+        &post,
+        json!({"x_post_id": post.x_post_id}),
     )
     .await;
     reload(m, &post).await

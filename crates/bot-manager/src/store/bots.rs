@@ -46,26 +46,34 @@ fn row_to_bot(row: &AnyRow) -> anyhow::Result<BotRow> {
 }
 
 pub async fn insert(db: &Database, bot: &BotRow) -> anyhow::Result<()> {
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO bots (bot_id, owner_id, team, name, x_handle, x_user_id, description, \
          operator_account, posting_slots, status, status_reason, version, metrics_due_at, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, 0, $12, $12)",
     )
     .bind(&bot.bot_id)
     .bind(&bot.owner_id)
-    .bind(&bot.team)
-    .bind(&bot.name)
-    .bind(&bot.x_handle)
-    .bind(&bot.x_user_id)
-    .bind(&bot.description)
-    .bind(&bot.operator_account)
-    .bind(serde_json::to_string(&bot.posting_slots)?)
-    .bind(bot.status.as_str())
-    .bind(&bot.status_reason)
-    .bind(bot.created_at)
-    .execute(db.pool())
-    .await?;
+    .bind(&bot.team);
+    bind_editable(query, bot)?
+        .bind(bot.status.as_str())
+        .bind(&bot.status_reason)
+        .bind(bot.created_at)
+        .execute(db.pool())
+        .await?;
     Ok(())
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds the fields an edit may change, in the order both `insert` and `update` name them.
+fn bind_editable<'q>(query: AnyQuery<'q>, bot: &'q BotRow) -> anyhow::Result<AnyQuery<'q>> {
+    Ok(query
+        .bind(&bot.name)
+        .bind(&bot.x_handle)
+        .bind(&bot.x_user_id)
+        .bind(&bot.description)
+        .bind(&bot.operator_account)
+        .bind(serde_json::to_string(&bot.posting_slots)?))
 }
 
 pub async fn get(db: &Database, bot_id: &str) -> anyhow::Result<Option<BotRow>> {
@@ -113,22 +121,17 @@ pub async fn list(
 /// Replaces the editable fields if the bot is still at `version`; the new row, or `None`
 /// when the version moved on.
 pub async fn update(db: &Database, bot: &BotRow, now: i64) -> anyhow::Result<Option<BotRow>> {
-    let result = sqlx::query(
+    let query = sqlx::query(
         "UPDATE bots SET name = $1, x_handle = $2, x_user_id = $3, description = $4, \
          operator_account = $5, posting_slots = $6, version = version + 1, updated_at = $7 \
          WHERE bot_id = $8 AND version = $9",
-    )
-    .bind(&bot.name)
-    .bind(&bot.x_handle)
-    .bind(&bot.x_user_id)
-    .bind(&bot.description)
-    .bind(&bot.operator_account)
-    .bind(serde_json::to_string(&bot.posting_slots)?)
-    .bind(now)
-    .bind(&bot.bot_id)
-    .bind(bot.version)
-    .execute(db.pool())
-    .await?;
+    );
+    let result = bind_editable(query, bot)?
+        .bind(now)
+        .bind(&bot.bot_id)
+        .bind(bot.version)
+        .execute(db.pool())
+        .await?;
     if result.rows_affected() == 0 {
         return Ok(None);
     }

@@ -3,6 +3,7 @@
 use platform::db::Database;
 use serde::Serialize;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BotSnapshot {
@@ -82,27 +83,11 @@ pub async fn bot_range(
     to: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<BotSnapshot>> {
-    sqlx::query(
-        "SELECT * FROM bot_metrics WHERE bot_id = $1 AND taken_at >= $2 AND taken_at < $3 \
-         ORDER BY taken_at LIMIT $4",
-    )
-    .bind(bot_id)
-    .bind(from)
-    .bind(to)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(BotSnapshot {
-            taken_at: platform::time_fmt::rfc3339_from_millis(row.try_get("taken_at")?),
-            followers: row.try_get("followers")?,
-            following: row.try_get("following")?,
-            posts: row.try_get("posts")?,
-            listed: row.try_get("listed")?,
-        })
-    })
-    .collect()
+    let rows = snapshots_between(db, SnapshotsOf::Bot, bot_id, (from, to), limit).await?;
+    Ok(rows
+        .iter()
+        .map(BotSnapshot::read)
+        .collect::<Result<_, _>>()?)
 }
 
 pub async fn post_range(
@@ -112,19 +97,28 @@ pub async fn post_range(
     to: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<PostSnapshot>> {
-    sqlx::query(
-        "SELECT * FROM post_metrics WHERE post_id = $1 AND taken_at >= $2 AND taken_at < $3 \
-         ORDER BY taken_at LIMIT $4",
-    )
-    .bind(post_id)
-    .bind(from)
-    .bind(to)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(PostSnapshot {
+    let rows = snapshots_between(db, SnapshotsOf::Post, post_id, (from, to), limit).await?;
+    Ok(rows
+        .iter()
+        .map(PostSnapshot::read)
+        .collect::<Result<_, _>>()?)
+}
+
+impl BotSnapshot {
+    fn read(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            taken_at: platform::time_fmt::rfc3339_from_millis(row.try_get("taken_at")?),
+            followers: row.try_get("followers")?,
+            following: row.try_get("following")?,
+            posts: row.try_get("posts")?,
+            listed: row.try_get("listed")?,
+        })
+    }
+}
+
+impl PostSnapshot {
+    fn read(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
             taken_at: platform::time_fmt::rfc3339_from_millis(row.try_get("taken_at")?),
             impressions: row.try_get("impressions")?,
             likes: row.try_get("likes")?,
@@ -135,8 +129,40 @@ pub async fn post_range(
             url_clicks: row.try_get("url_clicks")?,
             profile_clicks: row.try_get("profile_clicks")?,
         })
-    })
-    .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum SnapshotsOf {
+    Bot,
+    Post,
+}
+
+/// The snapshots of one bot or post taken in `[from, to)`, oldest first.
+async fn snapshots_between(
+    db: &Database,
+    of: SnapshotsOf,
+    id: &str,
+    (from, to): (i64, i64),
+    limit: i64,
+) -> anyhow::Result<Vec<AnyRow>> {
+    let sql = match of {
+        SnapshotsOf::Bot => {
+            "SELECT * FROM bot_metrics WHERE bot_id = $1 AND taken_at >= $2 AND taken_at < $3 \
+             ORDER BY taken_at LIMIT $4"
+        }
+        SnapshotsOf::Post => {
+            "SELECT * FROM post_metrics WHERE post_id = $1 AND taken_at >= $2 AND taken_at < $3 \
+             ORDER BY taken_at LIMIT $4"
+        }
+    };
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?)
 }
 
 /// Published posts of the bot younger than `since`, newest first, for snapshots.

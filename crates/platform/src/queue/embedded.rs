@@ -17,7 +17,7 @@ use futures::stream::BoxStream;
 use sqlx::Row;
 use tokio::sync::{Mutex, Notify, broadcast};
 
-use super::subject::{matches, validate_filter, validate_subject};
+use super::subject::{matches, validate_filter, validate_publish};
 use super::{ConsumerSpec, Delivery, Message, Published, Queue, Settle, WorkConsumer};
 use crate::config::{DatabaseSettings, QueueKind, QueueSettings};
 use crate::db::{Database, MigrationStep, Migrations};
@@ -399,8 +399,7 @@ impl Queue for EmbeddedQueue {
         dedupe_id: &str,
         payload: Bytes,
     ) -> anyhow::Result<Published> {
-        validate_subject(subject)?;
-        anyhow::ensure!(!dedupe_id.is_empty(), "a dedupe id is required");
+        validate_publish(subject, dedupe_id)?;
         let inner = &self.inner;
         let published = {
             let _guard = inner.write_lock.lock().await;

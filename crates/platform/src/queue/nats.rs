@@ -17,7 +17,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::Mutex;
 
-use super::subject::{root, validate_filter, validate_subject};
+use super::subject::{root, validate_filter, validate_publish};
 use super::{ConsumerSpec, Delivery, Message, Published, Queue, Settle, WorkConsumer};
 use crate::config::{QueueKind, QueueSettings};
 
@@ -252,8 +252,7 @@ impl Queue for NatsQueue {
         dedupe_id: &str,
         payload: Bytes,
     ) -> anyhow::Result<Published> {
-        validate_subject(subject)?;
-        anyhow::ensure!(!dedupe_id.is_empty(), "a dedupe id is required");
+        validate_publish(subject, dedupe_id)?;
         let stream_name = self.stream_name(root(subject));
         if !self.known_streams.lock().await.contains(&stream_name) {
             self.ensure_stream(root(subject)).await?;

@@ -22,6 +22,13 @@ pub fn validate_subject(subject: &str) -> anyhow::Result<()> {
 }
 
 /// A filter: a literal first token (its stream), then tokens, `*` anywhere, `>` only last.
+/// What every backend checks before it publishes: a concrete subject and a dedupe id.
+pub fn validate_publish(subject: &str, dedupe_id: &str) -> anyhow::Result<()> {
+    validate_subject(subject)?;
+    anyhow::ensure!(!dedupe_id.is_empty(), "a dedupe id is required");
+    Ok(())
+}
+
 pub fn validate_filter(filter: &str) -> anyhow::Result<()> {
     let tokens: Vec<&str> = filter.split('.').collect();
     if !valid_token(tokens[0]) {

@@ -123,13 +123,7 @@ fn from_row(row: &AnyRow) -> anyhow::Result<AuditEntry> {
 /// Entries whose event is not on the queue yet, oldest first.
 pub async fn unpublished(db: &Database, limit: i64) -> anyhow::Result<Vec<AuditEntry>> {
     let sql = format!("SELECT {COLUMNS} FROM audit WHERE published = 0 ORDER BY id LIMIT $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+    entries(db, sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit)).await
 }
 
 /// Marks entries as published, one statement per `ROWS_PER_STATEMENT` ids.
@@ -160,10 +154,18 @@ pub async fn list(
         "SELECT {COLUMNS} FROM audit WHERE ($1 = '' OR bot_id = $1) AND ($2 = '' OR id < $2) \
          ORDER BY id DESC LIMIT $3"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(bot_id.unwrap_or(""))
         .bind(cursor.unwrap_or(""))
-        .bind(limit)
+        .bind(limit);
+    entries(db, query).await
+}
+
+async fn entries(
+    db: &Database,
+    query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+) -> anyhow::Result<Vec<AuditEntry>> {
+    query
         .fetch_all(db.pool())
         .await?
         .iter()
