@@ -8,8 +8,8 @@ mod keys;
 mod mfa;
 mod ops;
 pub mod password;
+mod service;
 mod settings;
-mod state;
 mod store;
 mod tokens;
 
@@ -30,7 +30,7 @@ pub use settings::Settings;
 use crate::crypto::Sealer;
 use crate::keys::KeyStore;
 use crate::password::PasswordPolicy;
-use crate::state::{Authentication, LocalKeys};
+use crate::service::{Authentication, LocalKeys};
 use crate::store::users::NewUser;
 
 pub const NAME: &str = "authentication";

@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation, decode, decode_he
 use platform::auth::{Claims, TokenUse};
 use serde::Serialize;
 
-use crate::state::Authentication;
+use crate::service::Authentication;
 use crate::store;
 use crate::store::users::User;
 

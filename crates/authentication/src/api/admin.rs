@@ -11,7 +11,7 @@ use super::{Listing, Page};
 use crate::ops::clients::{self, CreateClient, CreatedClient};
 use crate::ops::roles::{self, RoleBody};
 use crate::ops::users::{self, AdminUserPatch, CreateUser, CreatedUser, PasswordReset};
-use crate::state::AppState;
+use crate::service::AppState;
 use crate::store::clients::ServiceClient;
 use crate::store::roles::Role;
 use crate::store::users::User;

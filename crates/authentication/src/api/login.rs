@@ -13,7 +13,7 @@ use crate::ops::ClientInfo;
 use crate::ops::login::{
     self, LoginRequest, LoginResponse, MfaLoginRequest, PasswordChange, Validation,
 };
-use crate::state::AppState;
+use crate::service::AppState;
 use crate::tokens::TokenPair;
 
 /// Log in with a username and password.

@@ -11,7 +11,7 @@ use crate::ops::ClientInfo;
 use crate::ops::me::{
     self, MePatch, SessionList, TotpConfirm, TotpConfirmed, TotpDisable, TotpEnrollment,
 };
-use crate::state::AppState;
+use crate::service::AppState;
 use crate::store::users::User;
 
 /// Your own user.

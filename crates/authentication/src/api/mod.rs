@@ -16,7 +16,7 @@ use platform::http::openapi::BearerAuth;
 use utoipa::OpenApi;
 
 use crate::ops::ClientInfo;
-use crate::state::AppState;
+use crate::service::AppState;
 
 impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;

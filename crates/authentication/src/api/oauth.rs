@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::ops::oauth::{
     self, ClientCredentials, ServiceToken, TokenForm, TokenRequest, oauth_error,
 };
-use crate::state::AppState;
+use crate::service::AppState;
 
 /// Parses a form body, insisting on the form content type.
 fn form<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {

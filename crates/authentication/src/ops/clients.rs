@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::roles::check_permissions;
 use super::users::valid_username;
-use crate::state::Authentication;
+use crate::service::Authentication;
 use crate::store::clients::{self, ServiceClient};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::ClientInfo;
 use crate::password::Verified;
-use crate::state::Authentication;
+use crate::service::Authentication;
 use crate::store::sessions::Refreshed;
 use crate::store::throttle::{self, ThrottleKey};
 use crate::store::users::{self, Credentials, User};

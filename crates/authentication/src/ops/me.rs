@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ClientInfo;
 use crate::password::Verified;
-use crate::state::Authentication;
+use crate::service::Authentication;
 use crate::store::sessions::Session;
 use crate::store::users::{self, Credentials, User, UserPatch};
 use crate::tokens::{MFA_ENROLL, TokenPair};

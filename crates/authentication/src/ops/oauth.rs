@@ -8,7 +8,7 @@ use platform::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::state::Authentication;
+use crate::service::Authentication;
 use crate::store::clients::{self, ServiceClient};
 use crate::store::{self as stores, users};
 

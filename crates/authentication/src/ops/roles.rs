@@ -7,7 +7,7 @@ use platform::{ApiError, ErrorCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::state::Authentication;
+use crate::service::Authentication;
 use crate::store::roles::{self, Role};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

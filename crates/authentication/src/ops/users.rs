@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::me::{check_profile, not_found};
 use crate::crypto::random_token;
-use crate::state::Authentication;
+use crate::service::Authentication;
 use crate::store::roles;
 use crate::store::users::{self, NewUser, User, UserPatch};
 
