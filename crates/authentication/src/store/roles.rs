@@ -25,7 +25,8 @@ pub const PERMISSIONS: &[&str] = &[
     "logs:delete",
 ];
 
-pub const ADMIN: &str = "Admin";
+/// The seeded role that holds every permission (the platform names it for every service).
+pub const ADMIN: &str = platform::auth::ADMIN_ROLE;
 
 /// The seeded roles.
 pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
