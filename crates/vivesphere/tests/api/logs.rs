@@ -49,15 +49,16 @@ async fn wait_for(app: &TestApp, token: &str, query: &str, n: usize) -> Value {
 #[tokio::test]
 async fn submit_keeps_the_contract() {
     let app = spawn_app().await;
-    // The contract's own example is stamped 2026-11-27T10:00:00Z: the app's clock is set to
-    // that morning, so the example stays inside console's 7 days on whatever day this runs.
-    app.clock.set(time::macros::datetime!(2026-11-27 10:05 UTC));
+    // The contract's example, stamped five minutes before the app's clock (RFC 3339), so it
+    // is inside console's retention whatever day this runs.
+    let stamped = app.clock.now_millis() - 5 * 60_000;
+    let rfc3339 = platform::time_fmt::rfc3339_from_millis;
     let admin = admin_token(&app).await;
     let response = submit(
         &app,
         &admin,
         "console",
-        json!({"timestamp": "2026-11-27T10:00:00Z", "message": "button clicked", "source": "web-ui", "page": "/bots"}),
+        json!({"timestamp": rfc3339(stamped), "message": "button clicked", "source": "web-ui", "page": "/bots"}),
     )
     .await;
     assert_eq!(response.status(), StatusCode::CREATED);
@@ -67,12 +68,12 @@ async fn submit_keeps_the_contract() {
     assert!(!log_id.is_empty());
     assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
 
-    let stored = events(
-        &app,
-        &admin,
-        "from=2026-11-27T09:00:00Z&to=2026-11-27T11:00:00Z&category=console",
-    )
-    .await;
+    let window = format!(
+        "from={}&to={}&category=console",
+        rfc3339(stamped - 3_600_000),
+        rfc3339(stamped + 3_600_000)
+    );
+    let stored = events(&app, &admin, &window).await;
     let event = &stored["items"][0];
     assert_eq!(event["id"], log_id);
     assert_eq!(event["message"], "button clicked");
