@@ -237,6 +237,32 @@ async fn new_post_row(
     })
 }
 
+/// Arms the post's publish job for `run_at`, inside the caller's transaction.
+async fn arm_publish(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    post: &PostRow,
+    run_at: i64,
+    now: i64,
+) -> anyhow::Result<()> {
+    posts::arm_job(
+        tx,
+        JobKind::Publish,
+        &post.post_id,
+        &post.bot_id,
+        run_at,
+        now,
+    )
+    .await
+}
+
+/// A post due by `now` wakes the relay, so it goes out without waiting for the relay's next
+/// look.
+fn wake_relay_if_due(m: &BotManager, post: &PostRow, now: i64) {
+    if post.run_at.is_some_and(|at| at <= now) {
+        m.relay_wake.notify_one();
+    }
+}
+
 /// Writes a new post with its job and its idempotency key in one transaction. `false`:
 /// a concurrent request with the same key committed first.
 async fn insert_new(
@@ -249,15 +275,7 @@ async fn insert_new(
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     posts::insert_post(&mut tx, post).await?;
     if let Some(run_at) = post.run_at {
-        posts::arm_job(
-            &mut tx,
-            JobKind::Publish,
-            &post.post_id,
-            &post.bot_id,
-            run_at,
-            now,
-        )
-        .await?;
+        arm_publish(&mut tx, post, run_at, now).await?;
     }
     if let Some((key, hash)) = key
         && let Err(err) =
@@ -307,9 +325,7 @@ pub async fn create(
             )),
         };
     }
-    if post.run_at.is_some_and(|at| at <= post.created_at) {
-        m.relay_wake.notify_one();
-    }
+    wake_relay_if_due(m, &post, post.created_at);
     m.record(
         if post.run_at.is_some() { "post.scheduled" } else { "post.drafted" },
         caller.id(),
@@ -368,20 +384,10 @@ async fn save_edit(
         ));
     }
     if let (PostState::Scheduled, Some(run_at)) = (post.state, post.run_at) {
-        posts::arm_job(
-            &mut tx,
-            JobKind::Publish,
-            &post.post_id,
-            &post.bot_id,
-            run_at,
-            now,
-        )
-        .await?;
+        arm_publish(&mut tx, &post, run_at, now).await?;
     }
     tx.commit().await.map_err(anyhow::Error::from)?;
-    if post.run_at.is_some_and(|at| at <= now) {
-        m.relay_wake.notify_one();
-    }
+    wake_relay_if_due(m, &post, now);
     reload(m, &post).await
 }
 

@@ -90,7 +90,7 @@ fn closed_port_url() -> String {
 
 /// The gateway alone, verifying tokens from `services` (the one-process app) and sending
 /// each service to `upstreams` (service key → URLs), or to `services` when not named.
-async fn gateway(
+pub(crate) async fn gateway(
     services: &TestApp,
     upstreams: &[(&str, Vec<String>)],
     extra: &[(&str, &str)],

@@ -164,30 +164,7 @@ async fn answers_that_carry_tokens_are_never_stored() {
 #[tokio::test]
 async fn the_gateways_own_refusals_on_secret_routes_are_never_stored() {
     let services = spawn_app().await;
-    let services_url = format!("http://{}", services.addr);
-    let upstreams: Vec<(String, String)> = [
-        "authentication",
-        "bot_manager",
-        "configuration",
-        "logging",
-        "secure_bot_data",
-    ]
-    .iter()
-    .map(|key| {
-        (
-            format!("VIVESPHERE_GATEWAY__UPSTREAMS__{}", key.to_uppercase()),
-            serde_json::to_string(&[&services_url]).unwrap(),
-        )
-    })
-    .collect();
-    let mut env: Vec<(&str, &str)> = upstreams
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    env.push(("VIVESPHERE_AUTH__AUTHENTICATION_URL", services_url.as_str()));
-    env.push(("VIVESPHERE_CONFIG_CLIENT__ENABLED", "false"));
-    let gateway =
-        crate::helpers::spawn_with_clock(Some("gateway"), &env, None, services.clock.clone()).await;
+    let gateway = crate::gateway::gateway(&services, &[], &[]).await;
     let refused = gateway.get("/api/v1/botdata/bots").await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(header(&refused, "cache-control"), Some("no-store"));

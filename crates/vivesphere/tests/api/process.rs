@@ -132,15 +132,13 @@ async fn sigterm_drains_and_exits_zero_and_logs_carry_request_ids_not_queries() 
     );
 }
 
-#[test]
-fn config_check_prints_origins_and_hides_secrets() {
+/// `vivesphere config check --target <target>` with `env`, in a fresh directory; its output
+/// (it must succeed).
+fn config_check(target: &str, env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let output = vivesphere(&dir)
-        .args(["config", "check", "--target", "logging"])
-        .env(
-            "VIVESPHERE_DATABASE__URL",
-            "postgres://app:very-secret-pw@db:5432/vs",
-        )
+        .args(["config", "check", "--target", target])
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -148,7 +146,18 @@ fn config_check_prints_origins_and_hides_secrets() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = String::from_utf8(output.stdout).unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn config_check_prints_origins_and_hides_secrets() {
+    let text = config_check(
+        "logging",
+        &[(
+            "VIVESPHERE_DATABASE__URL",
+            "postgres://app:very-secret-pw@db:5432/vs",
+        )],
+    );
     assert!(
         text.contains("target `logging`, profile development"),
         "{text}"
@@ -172,23 +181,17 @@ fn config_check_prints_origins_and_hides_secrets() {
 
 #[test]
 fn config_check_redacts_every_declared_secret_whatever_its_name() {
-    let dir = tempfile::tempdir().unwrap();
     let kek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let output = vivesphere(&dir)
-        .args(["config", "check", "--target", "secure-bot-data"])
-        .env("VIVESPHERE_SECURE_BOT_DATA__KEKS", format!("1:{kek}"))
-        .env(
-            "VIVESPHERE_QUEUE__URL",
-            "nats://nats-user:nats-pa55@nats:4222",
-        )
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let text = config_check(
+        "secure-bot-data",
+        &[
+            ("VIVESPHERE_SECURE_BOT_DATA__KEKS", &format!("1:{kek}")),
+            (
+                "VIVESPHERE_QUEUE__URL",
+                "nats://nats-user:nats-pa55@nats:4222",
+            ),
+        ],
     );
-    let text = String::from_utf8(output.stdout).unwrap();
     assert!(!text.contains(kek), "{text}");
     assert!(text.contains("keks: \"[redacted]\""), "{text}");
     assert!(!text.contains("nats-pa55"), "{text}");
