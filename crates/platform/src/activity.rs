@@ -34,6 +34,11 @@ impl Activity {
         }
     }
 
+    /// An action the caller took: they are its actor.
+    pub fn by(caller: &crate::auth::Caller, action: impl Into<String>) -> Self {
+        Self::new(action).actor(caller.id())
+    }
+
     pub fn actor(mut self, actor: impl Into<String>) -> Self {
         self.actor = Some(actor.into());
         self

@@ -62,11 +62,7 @@ pub async fn create(
     .await?
     .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "that client_id is taken"))?;
     a.activity
-        .record(
-            Activity::new("client.created")
-                .actor(caller.id().to_string())
-                .subject(client.client_id.clone()),
-        )
+        .record(Activity::by(caller, "client.created").subject(client.client_id.clone()))
         .await;
     Ok(CreatedClient {
         client,
@@ -80,11 +76,7 @@ pub async fn delete(a: &Authentication, caller: &Caller, client_id: &str) -> Res
         return Err(ApiError::not_found("no such client"));
     }
     a.activity
-        .record(
-            Activity::new("client.deleted")
-                .actor(caller.id().to_string())
-                .subject(client_id.to_string()),
-        )
+        .record(Activity::by(caller, "client.deleted").subject(client_id.to_string()))
         .await;
     Ok(())
 }

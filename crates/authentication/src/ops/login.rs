@@ -353,9 +353,7 @@ pub async fn logout(a: &Authentication, caller: &Caller) -> Result<(), ApiError>
             .await?
         }
     }
-    a.activity
-        .record(Activity::new("logout").actor(caller.id().to_string()))
-        .await;
+    a.activity.record(Activity::by(caller, "logout")).await;
     Ok(())
 }
 

@@ -121,11 +121,7 @@ pub async fn end_session(
         .ok_or_else(|| ApiError::not_found("no such session"))?;
     a.revoke_session(&session.id).await?;
     a.activity
-        .record(
-            Activity::new("session.ended")
-                .actor(caller.id().to_string())
-                .subject(session.id),
-        )
+        .record(Activity::by(caller, "session.ended").subject(session.id))
         .await;
     Ok(())
 }
@@ -247,11 +243,7 @@ pub async fn disable_totp(
     users::set_totp(&a.db, caller.id(), None, false, a.clock.unix_seconds()).await?;
     store::recovery::delete_all(&a.db, caller.id()).await?;
     a.activity
-        .record(
-            Activity::new("mfa.disabled")
-                .actor(caller.id().to_string())
-                .subject(caller.id().to_string()),
-        )
+        .record(Activity::by(caller, "mfa.disabled").subject(caller.id().to_string()))
         .await;
     Ok(())
 }

@@ -39,8 +39,7 @@ async fn record_change(
 ) -> Result<Role, ApiError> {
     a.activity
         .record(
-            Activity::new(action)
-                .actor(caller.id().to_string())
+            Activity::by(caller, action)
                 .subject(name.to_string())
                 .details(json!({"permissions": permissions})),
         )
@@ -119,11 +118,7 @@ pub async fn delete(a: &Authentication, caller: &Caller, name: &str) -> Result<(
     }
     revoke_holders(a, holders).await?;
     a.activity
-        .record(
-            Activity::new("role.deleted")
-                .actor(caller.id().to_string())
-                .subject(name.to_string()),
-        )
+        .record(Activity::by(caller, "role.deleted").subject(name.to_string()))
         .await;
     Ok(())
 }

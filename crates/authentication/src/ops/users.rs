@@ -169,8 +169,7 @@ pub async fn create(
         .ok_or_else(|| ApiError::new(ErrorCode::Conflict, "that username is taken"))?;
     a.activity
         .record(
-            Activity::new("user.created")
-                .actor(caller.id().to_string())
+            Activity::by(caller, "user.created")
                 .subject(user.id.clone())
                 .details(json!({"username": user.username, "roles": user.roles})),
         )
@@ -212,8 +211,7 @@ async fn record_patch(a: &Authentication, caller: &Caller, before: &User, after:
     if after.roles != before.roles {
         a.activity
             .record(
-                Activity::new("user.roles_changed")
-                    .actor(caller.id().to_string())
+                Activity::by(caller, "user.roles_changed")
                     .subject(after.id.clone())
                     .details(json!({"before": before.roles, "after": after.roles})),
             )
@@ -226,11 +224,7 @@ async fn record_patch(a: &Authentication, caller: &Caller, before: &User, after:
             "user.enabled"
         };
         a.activity
-            .record(
-                Activity::new(action)
-                    .actor(caller.id().to_string())
-                    .subject(after.id.clone()),
-            )
+            .record(Activity::by(caller, action).subject(after.id.clone()))
             .await;
     }
 }
@@ -277,11 +271,7 @@ pub async fn delete(a: &Authentication, caller: &Caller, user_id: &str) -> Resul
     a.revoke_user(user_id).await?;
     users::delete(&a.db, user_id).await?;
     a.activity
-        .record(
-            Activity::new("user.deleted")
-                .actor(caller.id().to_string())
-                .subject(user_id.to_string()),
-        )
+        .record(Activity::by(caller, "user.deleted").subject(user_id.to_string()))
         .await;
     Ok(())
 }
@@ -299,11 +289,7 @@ pub async fn reset_password(
     users::set_password(&a.db, user_id, &hash, true, a.clock.unix_seconds()).await?;
     a.revoke_user(user_id).await?;
     a.activity
-        .record(
-            Activity::new("password.reset")
-                .actor(caller.id().to_string())
-                .subject(user_id.to_string()),
-        )
+        .record(Activity::by(caller, "password.reset").subject(user_id.to_string()))
         .await;
     Ok(PasswordReset {
         temporary_password: temporary,

@@ -81,19 +81,15 @@ pub async fn delete(logs: &Logs, caller: &Caller, filter: Filter) -> Result<u64,
     }
     let deleted = store::delete(&logs.db, &filter).await?;
     logs.activity
-        .record(
-            Activity::new("logs.deleted")
-                .actor(caller.id().to_string())
-                .details(json!({
-                    "deleted": deleted,
-                    "categories": filter.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                    "user_id": filter.user_id,
-                    "service": filter.service,
-                    "action": filter.action,
-                    "from": filter.from,
-                    "to": filter.to,
-                })),
-        )
+        .record(Activity::by(caller, "logs.deleted").details(json!({
+            "deleted": deleted,
+            "categories": filter.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "user_id": filter.user_id,
+            "service": filter.service,
+            "action": filter.action,
+            "from": filter.from,
+            "to": filter.to,
+        })))
         .await;
     Ok(deleted)
 }
