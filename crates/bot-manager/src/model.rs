@@ -235,8 +235,8 @@ impl PostingSlot {
     }
 }
 
-/// A post's text after X's rules: NFC, at most 280 weighted characters, not blank unless it
-/// carries media.
+/// A post's text after X's rules: NFC, at most 280 weighted characters (twitter-text v3, bare
+/// domains count as URLs), none of the characters X refuses, not blank unless it carries media.
 pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
     let text = x_text::normalize(text);
     if text.trim().is_empty() && !has_media {
@@ -252,6 +252,11 @@ pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
             ),
         )
         .with_field("weighted_length", weighted));
+    }
+    if !x_text::fits(&text) {
+        return Err(ApiError::invalid_data(
+            "text: contains a character X refuses (U+FFFE, U+FEFF or U+FFFF)",
+        ));
     }
     Ok(text)
 }
