@@ -261,16 +261,18 @@ pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
     Ok(text)
 }
 
-/// Media ids as X's media upload returns them: digits, at most 4 per post.
+/// Media ids as X's document defines them (`MediaId`, `^[0-9]{1,19}$`), at most 4 per post.
 pub fn check_media(ids: &[String]) -> Result<(), ApiError> {
     if ids.len() > 4 {
         return Err(ApiError::invalid_data("media_ids: at most 4"));
     }
     if ids
         .iter()
-        .any(|id| id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit()))
+        .any(|id| id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(ApiError::invalid_data("media_ids: X media ids (digits)"));
+        return Err(ApiError::invalid_data(
+            "media_ids: X media ids, 1 to 19 digits each",
+        ));
     }
     Ok(())
 }

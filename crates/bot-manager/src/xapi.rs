@@ -36,9 +36,18 @@ pub struct XProblem {
     pub kind: String,
 }
 
+/// X's problem type for a spent usage cap (a 429 that no rate window explains).
+pub const USAGE_CAPPED: &str = "https://api.twitter.com/2/problems/usage-capped";
+
 impl XProblem {
     pub fn is_duplicate_content(&self) -> bool {
         self.status == 403 && self.detail.to_lowercase().contains("duplicate content")
+    }
+
+    /// A 429 for the project's usage cap (monthly or daily), not a rate window: waiting for
+    /// `x-rate-limit-reset` does not help, only the cap's next period does.
+    pub fn is_usage_capped(&self) -> bool {
+        self.kind == USAGE_CAPPED
     }
 }
 
@@ -119,6 +128,10 @@ pub enum XCallError {
     /// Sent, but no (complete) answer: X may have acted.
     #[error("no answer from X after sending: {0}")]
     NoAnswer(String),
+    /// Not sent: the request breaks X's published API document, so X would refuse it
+    /// whenever it was sent. A defect here, not a reason to retry.
+    #[error("the request breaks X's published API contract (not sent): {0}")]
+    Malformed(String),
 }
 
 /// New tokens from a refresh.
@@ -219,10 +232,7 @@ impl XClient {
         text: &str,
         media_ids: &[String],
     ) -> Result<XAnswer, XCallError> {
-        let mut body = json!({"text": text});
-        if !media_ids.is_empty() {
-            body["media"] = json!({"media_ids": media_ids});
-        }
+        let body = create_body(text, media_ids)?;
         let request = self
             .http
             .post(format!("{}/2/tweets", self.base))
@@ -329,6 +339,19 @@ impl XClient {
             status => Err(RefreshError::Unexpected(status)),
         }
     }
+}
+
+/// The body of `POST /2/tweets`, checked against X's `TweetCreateRequest` before it leaves.
+pub fn create_body(text: &str, media_ids: &[String]) -> Result<Value, XCallError> {
+    let mut body = json!({"text": text});
+    if !media_ids.is_empty() {
+        body["media"] = json!({"media_ids": media_ids});
+    }
+    let violations = x_contract::check_request_body(x_contract::Operation::CreateTweet, &body);
+    if let Some(first) = violations.first() {
+        return Err(XCallError::Malformed(first.to_string()));
+    }
+    Ok(body)
 }
 
 /// A send error: before the request left, or after.

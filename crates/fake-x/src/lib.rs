@@ -2,9 +2,11 @@
 //! fake the system allows. It answers what the Bot Manager calls — `POST /2/tweets`,
 //! `DELETE /2/tweets/:id`, `GET /2/tweets/:id`, `GET /2/users/me`, `GET /2/users/:id/tweets`,
 //! `POST /2/oauth2/token` — with X's status codes, bodies and `x-rate-limit-*` headers, and
-//! enforces what X enforces: bearer tokens that expire, rotating refresh tokens, the weighted
-//! 280 limit, duplicate text per user, and per-(user, endpoint) 15-minute windows plus a
-//! 24-hour post cap.
+//! enforces what X enforces: X's published document (request bodies, parameters and field
+//! lists validated against it with `x_contract`, and its own answers checked against it as
+//! they leave), bearer tokens that expire and carry scopes, app-only tokens where the
+//! document allows them, rotating refresh tokens, the weighted 280 limit, duplicate text per
+//! user, per-(user, endpoint) 15-minute windows, a 24-hour post cap and a monthly usage cap.
 //!
 //! Tests steer it under `/_fake/…`: create users, inject faults (a status, a delay, or commit
 //! then drop the connection), expire tokens, change follower counts, and read the log of
@@ -21,7 +23,9 @@ use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use serde::{Deserialize, Serialize};
 
 pub use api::router;
-pub use state::{FakeX, Fault, FaultKind, LoggedRequest, NewUser, UserTokens};
+pub use state::{
+    BOT_SCOPES, FakeX, Fault, FaultKind, LoggedRequest, Media, MediaKind, NewUser, UserTokens,
+};
 
 pub const NAME: &str = "fake-x";
 pub const CONFIG_SECTION: &str = "fake_x";
@@ -42,6 +46,8 @@ pub struct Settings {
     pub daily_post_limit: u32,
     /// Lifetime of an access token, in seconds (X: 7200).
     pub access_token_ttl: u64,
+    /// Posts per calendar month (UTC) for the whole project, X's usage cap; 0: none.
+    pub monthly_post_cap: u64,
     /// Users created at start for demos (their tokens are printed once).
     pub demo_users: Vec<String>,
 }
@@ -55,6 +61,7 @@ impl Default for Settings {
             window_seconds: 900,
             daily_post_limit: 2400,
             access_token_ttl: 7200,
+            monthly_post_cap: 0,
             demo_users: Vec::new(),
         }
     }

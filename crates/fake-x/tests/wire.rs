@@ -190,7 +190,8 @@ async fn refresh_tokens_rotate_and_work_once() {
     assert_eq!(reused.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
         reused.json::<Value>().await.unwrap()["error"],
-        "invalid_request"
+        "invalid_grant",
+        "RFC 6749 §5.2: a spent refresh token is an invalid grant"
     );
     // The new access token works; an expired one does not.
     let new_access = tokens["access_token"].as_str().unwrap();

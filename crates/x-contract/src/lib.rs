@@ -339,10 +339,21 @@ pub fn check_response(
         }];
     };
     let mut found = violations(&key, &Value::Object(schema.clone()), body);
+    found.retain(|v| !is_known_document_defect(v));
     if media_type == "application/problem+json" {
         found.extend(check_problem_type(body));
     }
     found
+}
+
+/// Where X's document contradicts itself, X's behaviour wins: `ReplySettingsWithVerifiedUsers`
+/// lists `mentionedUsers` in its enum (and posts are created with it) but its pattern allows
+/// at most 12 letters, so a post X shows with `reply_settings: mentionedUsers` breaks it.
+fn is_known_document_defect(violation: &Violation) -> bool {
+    violation.at.ends_with("/reply_settings")
+        && violation
+            .message
+            .starts_with("\"mentionedUsers\" does not match")
 }
 
 /// A problem checked against the definition its `type` maps to (the document's
@@ -503,5 +514,25 @@ mod tests {
             .is_empty()
         );
         assert!(!check_response(Operation::FindTweet, 200, "text/plain", &json!({})).is_empty());
+        // The one place the document contradicts itself is let through, and only that.
+        let post = |setting: &str| json!({"data": {"id": "1", "text": "t", "edit_history_tweet_ids": ["1"], "reply_settings": setting}});
+        assert!(
+            check_response(
+                Operation::FindTweet,
+                200,
+                "application/json",
+                &post("mentionedUsers")
+            )
+            .is_empty()
+        );
+        assert!(
+            !check_response(
+                Operation::FindTweet,
+                200,
+                "application/json",
+                &post("mentionedUsersX")
+            )
+            .is_empty()
+        );
     }
 }

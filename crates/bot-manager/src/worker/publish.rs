@@ -112,6 +112,13 @@ impl Run<'_> {
                 .await
             }
             Err(XCallError::NoAnswer(err)) => self.no_answer(err).await,
+            Err(malformed @ XCallError::Malformed(_)) => {
+                self.finish(Outcome::Failed {
+                    post_state: PostState::Failed,
+                    error: malformed.to_string(),
+                })
+                .await
+            }
         }
     }
 

@@ -183,24 +183,39 @@ impl Run<'_> {
         Ok(Some(self.finish(outcome).await?))
     }
 
-    /// X answered 429: run again when the endpoint's window resets (a minute if X did not
-    /// say), plus jitter; not an attempt.
+    /// X answered 429. A spent rate window: run again when it resets (a minute if X did not
+    /// say). A spent usage cap: the window's reset does not help, so run again when the cap's
+    /// period starts over (the next UTC day or month). Plus jitter either way; not an attempt.
     pub(super) async fn wait_for_reset(
         &self,
         answer: &XAnswer,
         endpoint: &str,
         post_state: PostState,
     ) -> anyhow::Result<Settle> {
-        let reset = answer
-            .reset_of(endpoint)
-            .map(|s| s * 1000)
-            .unwrap_or(self.manager.clock.now_millis() + 60_000);
+        let now = self.manager.clock.now_millis();
+        let problem = answer.problem();
+        let (reset, error) = if problem.is_usage_capped() {
+            let period = answer.body["period"].as_str().unwrap_or("Monthly");
+            let reset = next_period_start(now, period);
+            let error = format!(
+                "X's {} usage cap is spent; publishing resumes at {}",
+                period.to_lowercase(),
+                platform::time_fmt::rfc3339_from_millis(reset)
+            );
+            (reset, error)
+        } else {
+            let reset = answer
+                .reset_of(endpoint)
+                .map(|s| s * 1000)
+                .unwrap_or(now + 60_000);
+            (reset, "X answered 429 Too Many Requests".to_string())
+        };
         let jitter = random_below(self.manager.live.get().execution.rate_limit_jitter_ms) as i64;
         self.finish(Outcome::Retry {
             post_state,
-            due_at: reset.max(self.manager.clock.now_millis()) + jitter,
+            due_at: reset.max(now) + jitter,
             counted: false,
-            error: "X answered 429 Too Many Requests".into(),
+            error,
         })
         .await
     }
@@ -373,5 +388,48 @@ impl Run<'_> {
             .metrics
             .count("verify", if found.is_some() { "found" } else { "absent" });
         Ok(found)
+    }
+}
+
+/// When a usage cap's period (`Daily` or `Monthly`, UTC) after `now_ms` starts, in ms.
+fn next_period_start(now_ms: i64, period: &str) -> i64 {
+    let now = time::OffsetDateTime::from_unix_timestamp(now_ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let tomorrow = now.date().next_day().unwrap_or(now.date());
+    let start = if period == "Daily" {
+        tomorrow
+    } else {
+        let (year, month) = match now.month() {
+            time::Month::December => (now.year() + 1, time::Month::January),
+            month => (now.year(), month.next()),
+        };
+        time::Date::from_calendar_date(year, month, 1).unwrap_or(tomorrow)
+    };
+    start.midnight().assume_utc().unix_timestamp() * 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_period_start;
+
+    #[test]
+    fn a_usage_cap_resets_at_the_next_utc_day_or_month() {
+        let at = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .unix_timestamp()
+                * 1000
+        };
+        let now = at("2031-03-14T09:26:53Z");
+        assert_eq!(
+            next_period_start(now, "Monthly"),
+            at("2031-04-01T00:00:00Z")
+        );
+        assert_eq!(next_period_start(now, "Daily"), at("2031-03-15T00:00:00Z"));
+        let december = at("2031-12-31T23:59:59Z");
+        assert_eq!(
+            next_period_start(december, "Monthly"),
+            at("2032-01-01T00:00:00Z")
+        );
     }
 }

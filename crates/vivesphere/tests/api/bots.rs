@@ -447,6 +447,15 @@ async fn post_text_follows_xs_weighted_count_and_media_rules() {
         )
         .await;
     assert_eq!(links["weighted_length"], 263);
+    // Bare domains are URLs too: eleven weigh 263 and are accepted, as X accepts them.
+    let domains = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": ["example.com"; 11].join(" ")}),
+        )
+        .await;
+    assert_eq!(domains["weighted_length"], 263);
     // NFC first: e + combining accent is stored as é.
     let nfc = env
         .post(&alice, &bot_id, json!({"text": "cafe\u{301}"}))
@@ -456,6 +465,10 @@ async fn post_text_follows_xs_weighted_count_and_media_rules() {
         json!({"text": "  "}),
         json!({"text": "x", "media_ids": ["1", "2", "3", "4", "5"]}),
         json!({"text": "x", "media_ids": ["abc"]}),
+        // X's MediaId is 1 to 19 digits.
+        json!({"text": "x", "media_ids": ["12345678901234567890"]}),
+        // Thirteen bare domains weigh 13 × 23 + 12 = 311, as at X.
+        json!({"text": ["example.com"; 13].join(" ")}),
         json!({"text": "x", "run_at": "tomorrow"}),
     ] {
         let (status, _) = error_of(env.send(Method::POST, &path, &alice, body.clone()).await).await;

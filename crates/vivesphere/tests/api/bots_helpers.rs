@@ -18,6 +18,21 @@ pub struct BotEnv {
     pub admin: String,
 }
 
+/// Every answer the fake X gave in a test kept to X's published document (the fake checks
+/// each as it leaves); a test that made it break the contract fails here, naming how.
+impl Drop for BotEnv {
+    fn drop(&mut self) {
+        let violations = self.fake.contract_violations();
+        if !std::thread::panicking() {
+            assert!(
+                violations.is_empty(),
+                "the fake X broke X's published contract:\n{}",
+                violations.join("\n")
+            );
+        }
+    }
+}
+
 /// A fake X on a random port, serving until the test ends.
 /// X's clock is the app's (`clock`), so rate windows and token expiry move together.
 pub async fn spawn_fake(
