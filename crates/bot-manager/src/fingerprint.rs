@@ -35,10 +35,10 @@ mod tests {
 
     #[test]
     fn case_spacing_punctuation_urls_and_mentions_do_not_make_text_new() {
-        let base = fingerprint("Big sale today! https://shop.example/a");
+        let base = fingerprint("Big sale today! https://shop.example.com/a");
         assert_eq!(
             base,
-            fingerprint("big   SALE today!!! https://other.example/b")
+            fingerprint("big   SALE today!!! https://other.example.org/b")
         );
         assert_eq!(base, fingerprint("@friend Big sale, today"));
         assert_eq!(base, fingerprint("Ｂｉｇ sale today"));

@@ -35,7 +35,8 @@ pub struct NewUser {
     pub name: Option<String>,
     #[serde(default)]
     pub followers_count: u64,
-    /// Report `post_count` instead of `tweet_count` in public_metrics, as newer X answers do.
+    /// Report `post_count` instead of `tweet_count` in public_metrics, as newer X answers do
+    /// (beyond X's document 2.98: the fake's contract check flags it).
     #[serde(default)]
     pub post_count_field: bool,
     /// The scopes the user granted the app; absent: every scope a posting bot asks for.
@@ -490,6 +491,12 @@ impl FakeX {
     /// Every answer of the fake that broke X's published document, as "METHOD path: why".
     pub fn contract_violations(&self) -> Vec<String> {
         self.inner().contract_violations.clone()
+    }
+
+    /// The violations so far, forgotten: for a test that makes the fake answer beyond the
+    /// document on purpose (as newer X does) and checks that only that was flagged.
+    pub fn take_contract_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.inner().contract_violations)
     }
 
     /// Counts a request in the (key, endpoint) window; `None` when the window is spent.

@@ -776,6 +776,16 @@ async fn newer_x_answers_with_post_count_are_read_too() {
         (snapshot["followers"].as_i64(), snapshot["posts"].as_i64()),
         (Some(5), Some(1))
     );
+    // `post_count` in place of `tweet_count` is newer than X's document 2.98, which requires
+    // `tweet_count`: the fake's contract check says so, and says nothing else.
+    let beyond = env.fake.take_contract_violations();
+    assert!(!beyond.is_empty());
+    assert!(
+        beyond
+            .iter()
+            .all(|v| v.contains("\"tweet_count\" is a required property")),
+        "{beyond:?}"
+    );
 }
 
 #[tokio::test]
