@@ -24,6 +24,9 @@ mod tokens;
 mod worker;
 mod xapi;
 
+#[cfg(test)]
+mod x_agreement;
+
 use std::sync::Arc;
 
 use anyhow::Context;
