@@ -51,11 +51,18 @@ pub const ROUTE_PREFIX: &str = "/api/v1/bots";
 /// The queue subject of due jobs.
 pub const JOBS_SUBJECT: &str = relay::SUBJECT;
 
-const STEPS: &[MigrationStep] = &[MigrationStep {
-    version: 1,
-    description: "bot manager",
-    sql: include_str!("../migrations/0001_bot_manager.sql"),
-}];
+const STEPS: &[MigrationStep] = &[
+    MigrationStep {
+        version: 1,
+        description: "bot manager",
+        sql: include_str!("../migrations/0001_bot_manager.sql"),
+    },
+    MigrationStep {
+        version: 2,
+        description: "post options",
+        sql: include_str!("../migrations/0002_post_options.sql"),
+    },
+];
 
 const MIGRATIONS: Migrations = Migrations {
     sqlite: STEPS,

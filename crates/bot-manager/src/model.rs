@@ -261,17 +261,101 @@ pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
     Ok(text)
 }
 
-/// Media ids as X's document defines them (`MediaId`, `^[0-9]{1,19}$`), at most 4 per post.
+/// An id as X's document defines `TweetId` and `MediaId`: 1 to 19 digits.
+fn is_x_id(id: &str) -> bool {
+    (1..=19).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Media ids as X's document defines them (`MediaId`), at most 4 per post.
 pub fn check_media(ids: &[String]) -> Result<(), ApiError> {
     if ids.len() > 4 {
         return Err(ApiError::invalid_data("media_ids: at most 4"));
     }
-    if ids
-        .iter()
-        .any(|id| id.is_empty() || id.len() > 19 || !id.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if !ids.iter().all(|id| is_x_id(id)) {
         return Err(ApiError::invalid_data(
             "media_ids: X media ids, 1 to 19 digits each",
+        ));
+    }
+    Ok(())
+}
+
+/// Who may reply to a post, as X's `TweetCreateRequest.reply_settings` names them (absent:
+/// everyone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum ReplySettings {
+    #[serde(rename = "following")]
+    Following,
+    #[serde(rename = "mentionedUsers")]
+    MentionedUsers,
+    #[serde(rename = "subscribers")]
+    Subscribers,
+}
+
+/// A poll as X takes it: 2 to 4 choices of 1 to 25 characters, open 5 minutes to 7 days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Poll {
+    pub options: Vec<String>,
+    pub duration_minutes: u32,
+}
+
+/// What a post carries to X besides its text and media: the post it replies to or quotes, a
+/// poll, who may reply. Stored with the post; sent in X's `POST /2/tweets` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostOptions {
+    /// The X post this one replies to (X's `reply.in_reply_to_tweet_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to_x_post_id: Option<String>,
+    /// The X post this one quotes (X's `quote_tweet_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_x_post_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<Poll>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_settings: Option<ReplySettings>,
+}
+
+/// X's rules for a post's options, with its media: ids of 1 to 19 digits, a poll's limits,
+/// and at most one of media, a poll and a quote (X's document makes them exclusive).
+pub fn check_options(options: &PostOptions, has_media: bool) -> Result<(), ApiError> {
+    for (field, id) in [
+        ("reply_to_x_post_id", &options.reply_to_x_post_id),
+        ("quote_x_post_id", &options.quote_x_post_id),
+    ] {
+        if id.as_deref().is_some_and(|id| !is_x_id(id)) {
+            return Err(ApiError::invalid_data(format!(
+                "{field}: an X post id, 1 to 19 digits"
+            )));
+        }
+    }
+    if let Some(poll) = &options.poll {
+        if !(2..=4).contains(&poll.options.len()) {
+            return Err(ApiError::invalid_data("poll.options: 2 to 4 choices"));
+        }
+        if !poll
+            .options
+            .iter()
+            .all(|o| (1..=25).contains(&o.chars().count()))
+        {
+            return Err(ApiError::invalid_data(
+                "poll.options: each choice 1 to 25 characters",
+            ));
+        }
+        if !(5..=10_080).contains(&poll.duration_minutes) {
+            return Err(ApiError::invalid_data(
+                "poll.duration_minutes: 5 to 10080 (7 days)",
+            ));
+        }
+    }
+    let exclusive = [
+        has_media,
+        options.poll.is_some(),
+        options.quote_x_post_id.is_some(),
+    ];
+    if exclusive.iter().filter(|given| **given).count() > 1 {
+        return Err(ApiError::invalid_data(
+            "media_ids, poll and quote_x_post_id: X takes at most one of them in a post",
         ));
     }
     Ok(())

@@ -14,6 +14,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::model::PostOptions;
 use crate::settings::XApiSettings;
 
 /// One rate-limit window as X's headers describe it.
@@ -229,10 +230,9 @@ impl XClient {
     pub async fn create_post(
         &self,
         token: &Secret,
-        text: &str,
-        media_ids: &[String],
+        post: &PostContent<'_>,
     ) -> Result<XAnswer, XCallError> {
-        let body = create_body(text, media_ids)?;
+        let body = create_body(post)?;
         let request = self
             .http
             .post(format!("{}/2/tweets", self.base))
@@ -341,11 +341,31 @@ impl XClient {
     }
 }
 
+/// What a post sends to X.
+pub struct PostContent<'a> {
+    pub text: &'a str,
+    pub media_ids: &'a [String],
+    pub options: &'a PostOptions,
+}
+
 /// The body of `POST /2/tweets`, checked against X's `TweetCreateRequest` before it leaves.
-pub fn create_body(text: &str, media_ids: &[String]) -> Result<Value, XCallError> {
-    let mut body = json!({"text": text});
-    if !media_ids.is_empty() {
-        body["media"] = json!({"media_ids": media_ids});
+pub fn create_body(post: &PostContent<'_>) -> Result<Value, XCallError> {
+    let mut body = json!({"text": post.text});
+    if !post.media_ids.is_empty() {
+        body["media"] = json!({"media_ids": post.media_ids});
+    }
+    let options = post.options;
+    if let Some(id) = &options.reply_to_x_post_id {
+        body["reply"] = json!({"in_reply_to_tweet_id": id});
+    }
+    if let Some(id) = &options.quote_x_post_id {
+        body["quote_tweet_id"] = json!(id);
+    }
+    if let Some(poll) = &options.poll {
+        body["poll"] = json!({"options": poll.options, "duration_minutes": poll.duration_minutes});
+    }
+    if let Some(settings) = options.reply_settings {
+        body["reply_settings"] = json!(settings);
     }
     let violations = x_contract::check_request_body(x_contract::Operation::CreateTweet, &body);
     if let Some(first) = violations.first() {

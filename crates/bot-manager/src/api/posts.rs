@@ -12,7 +12,7 @@ use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, etag, if_match};
-use crate::model::PostState;
+use crate::model::{Poll, PostOptions, PostState, ReplySettings};
 use crate::ops;
 use crate::ops::posts::{Created, NewPost, PostChanges};
 use crate::store::posts::PostRow;
@@ -23,6 +23,8 @@ pub struct PostView {
     pub bot_id: String,
     pub text: String,
     pub media_ids: Vec<String>,
+    /// Reply, quote, poll and reply settings, where set.
+    pub options: PostOptions,
     pub state: PostState,
     /// RFC 3339; when it is (or was) due.
     pub run_at: Option<String>,
@@ -47,6 +49,7 @@ impl From<PostRow> for PostView {
             bot_id: post.bot_id,
             text: post.text,
             media_ids: post.media_ids,
+            options: post.options,
             state: post.state,
             run_at: post.run_at.map(ms),
             x_post_id: post.x_post_id,
@@ -74,6 +77,14 @@ pub struct CreatePostRequest {
     /// X media ids from X's media upload (at most 4).
     #[serde(default)]
     pub media_ids: Vec<String>,
+    /// The X post this one replies to.
+    pub reply_to_x_post_id: Option<String>,
+    /// The X post this one quotes (not with media or a poll).
+    pub quote_x_post_id: Option<String>,
+    /// A poll (not with media or a quote).
+    pub poll: Option<Poll>,
+    /// Who may reply (absent: everyone).
+    pub reply_settings: Option<ReplySettings>,
     /// Schedule for this time (RFC 3339); absent: a draft.
     pub run_at: Option<String>,
     /// Publish as soon as possible (overrides run_at).
@@ -86,6 +97,12 @@ impl From<CreatePostRequest> for NewPost {
         Self {
             text: request.text,
             media_ids: request.media_ids,
+            options: PostOptions {
+                reply_to_x_post_id: request.reply_to_x_post_id,
+                quote_x_post_id: request.quote_x_post_id,
+                poll: request.poll,
+                reply_settings: request.reply_settings,
+            },
             run_at: request.run_at,
             publish_now: request.publish_now,
         }
@@ -181,8 +198,27 @@ pub async fn get(
 pub struct UpdatePostRequest {
     pub text: Option<String>,
     pub media_ids: Option<Vec<String>>,
+    /// A value replaces the option, `null` removes it, absent keeps it (also for the next three).
+    #[serde(default, deserialize_with = "present")]
+    pub reply_to_x_post_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub quote_x_post_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub poll: Option<Option<Poll>>,
+    #[serde(default, deserialize_with = "present")]
+    pub reply_settings: Option<Option<ReplySettings>>,
     /// Reschedule (a scheduled post) or schedule (a draft).
     pub run_at: Option<String>,
+}
+
+/// A member that is there, `null` or not: `Some(None)` for `null`, so an edit can remove an
+/// option (an absent member stays `None` through `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Edit a draft or scheduled post; `If-Match: "<version>"` refuses a stale edit (412).
@@ -200,6 +236,10 @@ pub async fn update(
     let changes = PostChanges {
         text: request.text,
         media_ids: request.media_ids,
+        reply_to_x_post_id: request.reply_to_x_post_id,
+        quote_x_post_id: request.quote_x_post_id,
+        poll: request.poll,
+        reply_settings: request.reply_settings,
         run_at: request.run_at,
     };
     let ids = (bot_id.as_str(), post_id.as_str());

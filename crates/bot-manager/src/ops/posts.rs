@@ -10,7 +10,10 @@ use serde_json::json;
 
 use super::bots::reachable;
 use crate::fingerprint::{fingerprint, sha256_hex};
-use crate::model::{BotStatus, PostState, PostingSlot, check_media, check_text, new_id, parse_id};
+use crate::model::{
+    BotStatus, PostOptions, PostState, PostingSlot, check_media, check_options, check_text, new_id,
+    parse_id,
+};
 use crate::service::BotManager;
 use crate::store::bots::BotRow;
 use crate::store::posts::{self, JobKind, PostRow};
@@ -26,6 +29,7 @@ const PAST_TOLERANCE_MS: i64 = 60_000;
 pub struct NewPost {
     pub text: String,
     pub media_ids: Vec<String>,
+    pub options: PostOptions,
     /// When to publish (RFC 3339); absent: a draft.
     pub run_at: Option<String>,
     /// Publish as soon as possible (overrides run_at).
@@ -37,6 +41,11 @@ pub struct NewPost {
 pub struct PostChanges {
     pub text: Option<String>,
     pub media_ids: Option<Vec<String>>,
+    /// Each `Some` replaces that option; `Some(None)` removes it.
+    pub reply_to_x_post_id: Option<Option<String>>,
+    pub quote_x_post_id: Option<Option<String>>,
+    pub poll: Option<Option<crate::model::Poll>>,
+    pub reply_settings: Option<Option<crate::model::ReplySettings>>,
     /// Reschedule (a scheduled post) or schedule (a draft).
     pub run_at: Option<String>,
 }
@@ -197,6 +206,7 @@ async fn new_post_row(
     new: NewPost,
 ) -> Result<PostRow, ApiError> {
     check_media(&new.media_ids)?;
+    check_options(&new.options, !new.media_ids.is_empty())?;
     let text = check_text(&new.text, !new.media_ids.is_empty())?;
     let fingerprint = fingerprint(&text);
     let now = m.clock.now_millis();
@@ -221,6 +231,7 @@ async fn new_post_row(
         author_id: caller.id().to_string(),
         text,
         media_ids: new.media_ids,
+        options: new.options,
         fingerprint,
         state: if run_at.is_some() {
             PostState::Scheduled
@@ -235,6 +246,22 @@ async fn new_post_row(
         updated_at: now,
         published_at: None,
     })
+}
+
+/// The options an edit names, replaced or removed; the others kept.
+fn apply_option_changes(options: &mut PostOptions, changes: &PostChanges) {
+    if let Some(reply) = &changes.reply_to_x_post_id {
+        options.reply_to_x_post_id = reply.clone();
+    }
+    if let Some(quote) = &changes.quote_x_post_id {
+        options.quote_x_post_id = quote.clone();
+    }
+    if let Some(poll) = &changes.poll {
+        options.poll = poll.clone();
+    }
+    if let Some(settings) = changes.reply_settings {
+        options.reply_settings = settings;
+    }
 }
 
 /// Arms the post's publish job for `run_at`, inside the caller's transaction.
@@ -409,10 +436,12 @@ pub async fn update(
     if !post.state.is_editable() {
         return Err(not_editable(&post, "can no longer be edited"));
     }
-    if let Some(media) = changes.media_ids {
-        check_media(&media)?;
-        post.media_ids = media;
+    if let Some(media) = &changes.media_ids {
+        check_media(media)?;
+        post.media_ids = media.clone();
     }
+    apply_option_changes(&mut post.options, &changes);
+    check_options(&post.options, !post.media_ids.is_empty())?;
     if let Some(text) = &changes.text {
         post.text = check_text(text, !post.media_ids.is_empty())?;
         post.fingerprint = fingerprint(&post.text);

@@ -5,7 +5,7 @@ use platform::db::{Backend, Database};
 use sqlx::Row;
 
 use super::posts::{JobKind, insert_outbox};
-use crate::model::{BotStatus, JobState, PostState};
+use crate::model::{BotStatus, JobState, PostOptions, PostState};
 use crate::xapi::RateWindow;
 
 /// An outbox row handed to the queue.
@@ -124,6 +124,7 @@ pub struct JobContext {
     pub post_state: PostState,
     pub text: String,
     pub media_ids: Vec<String>,
+    pub options: PostOptions,
     pub x_post_id: Option<String>,
     pub bot_id: String,
     pub bot_status: BotStatus,
@@ -138,7 +139,7 @@ pub struct JobContext {
 pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<Option<JobContext>> {
     let row = sqlx::query(
         "SELECT j.job_id, j.kind, j.state, j.attempts, j.dispatches, j.run_at, j.sent_at, \
-         p.post_id, p.state AS post_state, p.text, p.media_ids, p.x_post_id, \
+         p.post_id, p.state AS post_state, p.text, p.media_ids, p.x_options, p.x_post_id, \
          b.bot_id, b.status AS bot_status, b.owner_id, b.team, b.x_user_id, \
          (SELECT MAX(r.reset_at) FROM rate_limits r WHERE r.bot_id = j.bot_id \
           AND r.remaining <= 0 AND r.reset_at > $2 \
@@ -169,6 +170,7 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
             .map_err(|e| anyhow::anyhow!(e.message))?,
         text: row.try_get("text")?,
         media_ids: serde_json::from_str(&row.try_get::<String, _>("media_ids")?)?,
+        options: serde_json::from_str(&row.try_get::<String, _>("x_options")?)?,
         x_post_id: row.try_get("x_post_id")?,
         bot_id: row.try_get("bot_id")?,
         bot_status: BotStatus::parse(&row.try_get::<String, _>("bot_status")?)

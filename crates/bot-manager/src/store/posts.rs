@@ -6,7 +6,7 @@ use platform::db::Database;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::model::PostState;
+use crate::model::{PostOptions, PostState};
 
 #[derive(Debug, Clone)]
 pub struct PostRow {
@@ -15,6 +15,7 @@ pub struct PostRow {
     pub author_id: String,
     pub text: String,
     pub media_ids: Vec<String>,
+    pub options: PostOptions,
     pub fingerprint: String,
     pub state: PostState,
     pub run_at: Option<i64>,
@@ -33,6 +34,7 @@ pub fn row_to_post(row: &AnyRow) -> anyhow::Result<PostRow> {
         author_id: row.try_get("author_id")?,
         text: row.try_get("text")?,
         media_ids: serde_json::from_str(&row.try_get::<String, _>("media_ids")?)?,
+        options: serde_json::from_str(&row.try_get::<String, _>("x_options")?)?,
         fingerprint: row.try_get("fingerprint")?,
         state: PostState::parse(&row.try_get::<String, _>("state")?)
             .map_err(|e| anyhow::anyhow!(e.message))?,
@@ -68,14 +70,16 @@ impl JobKind {
 
 pub async fn insert_post(tx: &mut Transaction<'_, Any>, post: &PostRow) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO posts (post_id, bot_id, author_id, text, media_ids, fingerprint, state, run_at, \
-         version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
+        "INSERT INTO posts (post_id, bot_id, author_id, text, media_ids, x_options, fingerprint, \
+         state, run_at, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10)",
     )
     .bind(&post.post_id)
     .bind(&post.bot_id)
     .bind(&post.author_id)
     .bind(&post.text)
     .bind(serde_json::to_string(&post.media_ids)?)
+    .bind(serde_json::to_string(&post.options)?)
     .bind(&post.fingerprint)
     .bind(post.state.as_str())
     .bind(post.run_at)
@@ -167,12 +171,13 @@ pub async fn update_content(
     now: i64,
 ) -> anyhow::Result<bool> {
     let result = sqlx::query(
-        "UPDATE posts SET text = $1, media_ids = $2, fingerprint = $3, state = $4, run_at = $5, \
-         version = version + 1, updated_at = $6 \
-         WHERE post_id = $7 AND version = $8 AND state IN ('draft', 'scheduled')",
+        "UPDATE posts SET text = $1, media_ids = $2, x_options = $3, fingerprint = $4, \
+         state = $5, run_at = $6, version = version + 1, updated_at = $7 \
+         WHERE post_id = $8 AND version = $9 AND state IN ('draft', 'scheduled')",
     )
     .bind(&post.text)
     .bind(serde_json::to_string(&post.media_ids)?)
+    .bind(serde_json::to_string(&post.options)?)
     .bind(&post.fingerprint)
     .bind(post.state.as_str())
     .bind(post.run_at)

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{Run, Settle};
 use crate::model::{BotStatus, PostState};
 use crate::store::execution::{self, Outcome};
-use crate::xapi::{XAnswer, XCallError};
+use crate::xapi::{PostContent, XAnswer, XCallError};
 
 /// How soon a post with an unknown outcome is checked.
 const VERIFY_DELAY_MS: i64 = 1_000;
@@ -96,7 +96,12 @@ impl Run<'_> {
         let x = &self.manager.x;
         let sent = self
             .call_with_refresh(token, |t| async move {
-                x.create_post(&t, &job.text, &job.media_ids).await
+                let post = PostContent {
+                    text: &job.text,
+                    media_ids: &job.media_ids,
+                    options: &job.options,
+                };
+                x.create_post(&t, &post).await
             })
             .await;
         match sent {

@@ -828,3 +828,169 @@ async fn a_network_error_before_sending_retries_and_never_marks_the_post_unknown
     );
     assert_eq!(job_row(&env, post_id).await, ("dead".to_string(), 2));
 }
+
+/// A post's reply, quote, poll and reply settings reach X in X's shape, and X shows them.
+#[tokio::test]
+async fn replies_quotes_polls_and_reply_settings_reach_x_as_x_shows_them() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let alice = env.manager("alice").await;
+    let (bot_id, user) = env.bot(&alice, "threadbot").await;
+    let publish = |body: Value| {
+        let env = &env;
+        let (alice, bot_id) = (&alice, &bot_id);
+        async move {
+            let mut body = body;
+            body["publish_now"] = json!(true);
+            let post = env.post(alice, bot_id, body).await;
+            let post_id = post["post_id"].as_str().unwrap();
+            let done = env
+                .wait_for(alice, bot_id, post_id, &["published", "failed"])
+                .await;
+            assert_eq!(done["state"], "published", "{done}");
+            done["x_post_id"].as_str().unwrap().to_string()
+        }
+    };
+    let shown = |id: String| {
+        let env = &env;
+        let token = user.access_token.clone();
+        async move {
+            let fields =
+                "tweet.fields=referenced_tweets,reply_settings,attachments,conversation_id";
+            let url = format!(
+                "{}/2/tweets/{id}?{fields}&expansions=attachments.poll_ids",
+                env.fake_url
+            );
+            let response = env
+                .app
+                .client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let root = publish(json!({"text": "the root of a thread"})).await;
+    let photo = env
+        .fake
+        .add_media(&user.user_id, fake_x::MediaKind::Photo)
+        .unwrap();
+    let reply = publish(json!({
+        "text": "a reply with a photo",
+        "media_ids": [photo.media_id],
+        "reply_to_x_post_id": root,
+        "reply_settings": "mentionedUsers",
+    }))
+    .await;
+    let seen = shown(reply).await;
+    assert_eq!(seen["data"]["conversation_id"], root.as_str());
+    assert_eq!(
+        seen["data"]["referenced_tweets"],
+        json!([{"type": "replied_to", "id": root}])
+    );
+    assert_eq!(seen["data"]["reply_settings"], "mentionedUsers");
+    assert_eq!(
+        seen["data"]["attachments"]["media_keys"],
+        json!([photo.media_key])
+    );
+    let quote = publish(json!({"text": "quoting the root", "quote_x_post_id": root})).await;
+    assert_eq!(
+        shown(quote).await["data"]["referenced_tweets"],
+        json!([{"type": "quoted", "id": root}])
+    );
+    let poll = publish(
+        json!({"text": "which?", "poll": {"options": ["this", "that"], "duration_minutes": 60}}),
+    )
+    .await;
+    let seen = shown(poll).await;
+    assert_eq!(seen["includes"]["polls"][0]["options"][1]["label"], "that");
+}
+
+/// Options X would refuse are refused at creation with a 400 naming the field, and an edit
+/// can set or remove each one.
+#[tokio::test]
+async fn post_options_follow_xs_rules_at_creation_and_edit() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let alice = env.manager("alice").await;
+    let (bot_id, _) = env.bot(&alice, "optionbot").await;
+    let path = format!("/api/v1/bots/{bot_id}/posts");
+    let poll = json!({"options": ["a", "b"], "duration_minutes": 60});
+    for (body, field) in [
+        (
+            json!({"text": "x", "reply_to_x_post_id": "abc"}),
+            "reply_to_x_post_id",
+        ),
+        (
+            json!({"text": "x", "quote_x_post_id": "12345678901234567890"}),
+            "quote_x_post_id",
+        ),
+        (
+            json!({"text": "x", "poll": {"options": ["only"], "duration_minutes": 60}}),
+            "poll.options",
+        ),
+        (
+            json!({"text": "x", "poll": {"options": ["a", "b", "c", "d", "e"], "duration_minutes": 60}}),
+            "poll.options",
+        ),
+        (
+            json!({"text": "x", "poll": {"options": ["a", "x".repeat(26)], "duration_minutes": 60}}),
+            "poll.options",
+        ),
+        (
+            json!({"text": "x", "poll": {"options": ["a", "b"], "duration_minutes": 4}}),
+            "poll.duration_minutes",
+        ),
+        (
+            json!({"text": "x", "poll": poll, "media_ids": ["1"]}),
+            "media_ids, poll",
+        ),
+        (
+            json!({"text": "x", "poll": poll, "quote_x_post_id": "1"}),
+            "media_ids, poll",
+        ),
+        (
+            json!({"text": "x", "reply_settings": "everyone"}),
+            "reply_settings",
+        ),
+    ] {
+        let response = env.send(Method::POST, &path, &alice, body.clone()).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["message"].as_str().unwrap().contains(field),
+            "{body}: {error}"
+        );
+    }
+    let draft = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "draft", "poll": poll, "reply_settings": "following"}),
+        )
+        .await;
+    assert_eq!(
+        draft["options"],
+        json!({"poll": poll, "reply_settings": "following"})
+    );
+    let post_path = format!("{path}/{}", draft["post_id"].as_str().unwrap());
+    let edit = |body: Value| env.send(Method::PATCH, &post_path, &alice, body);
+    // Media with the poll still there is refused; removing the poll (null) lets it through.
+    let refused = edit(json!({"media_ids": ["1"]})).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let edited: Value = edit(json!({"media_ids": ["1"], "poll": null}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(edited["options"], json!({"reply_settings": "following"}));
+    let edited: Value = edit(json!({"reply_to_x_post_id": "42"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        edited["options"],
+        json!({"reply_to_x_post_id": "42", "reply_settings": "following"})
+    );
+}

@@ -14,7 +14,7 @@ use crate::helpers::{TestApp, spawn_with_clock, test_clock};
 pub struct BotEnv {
     pub app: TestApp,
     pub fake: Arc<FakeX>,
-    fake_url: String,
+    pub fake_url: String,
     pub admin: String,
 }
 
