@@ -8,7 +8,27 @@ use fake_x::{FakeX, Fault, FaultKind, NewUser, Settings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn serve(settings: Settings) -> (Arc<FakeX>, String, reqwest::Client) {
+/// The fake for one test; dropping it fails the test if any answer broke X's published
+/// document (the fake checks each as it leaves).
+struct Checked(Arc<FakeX>);
+
+impl std::ops::Deref for Checked {
+    type Target = FakeX;
+    fn deref(&self) -> &FakeX {
+        &self.0
+    }
+}
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        let violations = self.0.contract_violations();
+        if !std::thread::panicking() {
+            assert!(violations.is_empty(), "{}", violations.join("\n"));
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> (Checked, String, reqwest::Client) {
     serve_at(settings, platform::Clock::frozen(START)).await
 }
 
@@ -18,14 +38,14 @@ const START: time::OffsetDateTime = time::macros::datetime!(2031-03-14 09:00 UTC
 async fn serve_at(
     settings: Settings,
     clock: platform::Clock,
-) -> (Arc<FakeX>, String, reqwest::Client) {
+) -> (Checked, String, reqwest::Client) {
     platform::install_crypto_provider();
     let fake = Arc::new(FakeX::new(settings, clock));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = fake_x::router(fake.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
-    (fake, url, reqwest::Client::new())
+    (Checked(fake), url, reqwest::Client::new())
 }
 
 fn header(response: &reqwest::Response, name: &str) -> i64 {
@@ -340,6 +360,11 @@ async fn lookups_show_metrics_and_private_ones_only_to_the_author() {
         .await
         .unwrap();
     assert_eq!(me["data"]["public_metrics"]["post_count"], 0);
+    // Newer X's `post_count` is beyond document 2.98 (which requires `tweet_count`): the
+    // fake's own check says so, and nothing else.
+    let beyond = fake.take_contract_violations();
+    assert_eq!(beyond.len(), 1, "{beyond:?}");
+    assert!(beyond[0].contains("\"tweet_count\" is a required property"));
     let timeline: Value = client
         .get(format!(
             "{url}/2/users/{}/tweets?max_results=5",
