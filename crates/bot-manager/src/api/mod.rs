@@ -1,10 +1,11 @@
 //! The HTTP API under `/api/v1/bots`: the Phase-1 contract routes (`/create`, `/list`), the
-//! RESTful bots and posts, and metrics.
+//! RESTful bots and posts, metrics, and the composer's text check.
 
 mod bots;
 mod contract;
 mod metrics;
 mod posts;
+mod text;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{p}/create"), post(contract::create))
         .route(&format!("{p}/list"), get(contract::list))
         .route(p, get(bots::list).post(bots::create))
+        .route(&format!("{p}/check-text"), post(text::check))
         .route(
             &format!("{p}/{{bot_id}}"),
             get(bots::get).patch(bots::update).delete(bots::archive),
@@ -78,7 +80,7 @@ pub fn router(state: AppState) -> Router {
         bots::create, bots::list, bots::get, bots::update, bots::set_status, bots::archive,
         bots::replace_credentials,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
-        posts::cancel, posts::delete,
+        posts::cancel, posts::delete, text::check,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh,
     ),
     components(schemas(ErrorBody, Listing<bots::BotView>, Listing<posts::PostView>)),

@@ -5,3 +5,4 @@
 pub mod bots;
 pub mod metrics;
 pub mod posts;
+pub mod text;

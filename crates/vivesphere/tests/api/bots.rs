@@ -816,3 +816,72 @@ async fn the_fake_x_runs_as_its_own_target() {
     .await;
     assert_eq!(me["data"]["username"], "demo");
 }
+
+/// The composer's counter is the post's rule: the same count, entities and verdict.
+#[tokio::test]
+async fn check_text_counts_as_posts_are_counted() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let alice = env.manager("alice").await;
+    let (bot_id, _) = env.bot(&alice, "counterbot").await;
+    let text = "Hi @alice see example.com and https://t.co/x #rust $BTC 日本 😀 cafe\u{301}";
+    let response = env
+        .send(
+            Method::POST,
+            "/api/v1/bots/check-text",
+            &alice,
+            json!({"text": text}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let checked: Value = response.json().await.unwrap();
+    let post = env.post(&alice, &bot_id, json!({"text": text})).await;
+    assert_eq!(checked["weighted_length"], post["weighted_length"]);
+    assert_eq!(checked["text"], post["text"]);
+    // "Hi @alice see " 14, example.com 23, " and " 5, the t.co URL 23, " #rust $BTC " 12,
+    // "日本 " 5, "😀 " 3, "café" 4 (after NFC): 89.
+    assert_eq!(checked["weighted_length"], 89);
+    assert_eq!(checked["remaining"], 191);
+    assert_eq!(checked["valid"], true);
+    let values = |key: &str| -> Vec<Value> {
+        checked[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["value"].clone())
+            .collect()
+    };
+    assert_eq!(
+        values("urls"),
+        [json!("example.com"), json!("https://t.co/x")]
+    );
+    assert_eq!(values("mentions"), [json!("alice")]);
+    assert_eq!(values("hashtags"), [json!("rust")]);
+    assert_eq!(values("cashtags"), [json!("BTC")]);
+    assert_eq!(checked["mentions"][0]["start"], 3);
+    // Over the limit: the count says by how much, and where the valid part ends.
+    let long: Value = env
+        .send(
+            Method::POST,
+            "/api/v1/bots/check-text",
+            &alice,
+            json!({"text": "a".repeat(290)}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (long["remaining"].clone(), long["valid"].clone()),
+        (json!(-10), json!(false))
+    );
+    assert_eq!(long["valid_range"], json!([0, 279]));
+    let anonymous = env
+        .app
+        .client
+        .post(env.app.url("/api/v1/bots/check-text"))
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}

@@ -1,0 +1,85 @@
+//! `POST /api/v1/bots/check-text`: a composer's character counter, served from the rules
+//! posts are held to (`ops::text`).
+
+use axum::extract::State;
+use platform::auth::Caller;
+use platform::http::error::ErrorBody;
+use platform::{ApiError, Json};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::ops;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTextRequest {
+    pub text: String,
+}
+
+/// An entity X links; `start..end` counts code points of the NFC text.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntityView {
+    pub value: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TextCheckView {
+    /// The text as X stores it (NFC).
+    pub text: String,
+    /// X's weighted length (URLs 23, emoji and CJK 2).
+    pub weighted_length: usize,
+    pub max_weighted_length: usize,
+    /// Weighted characters left; negative when over.
+    pub remaining: i64,
+    /// Within the limit and free of characters X refuses; an empty text is not.
+    pub valid: bool,
+    /// The weighted length per mille of the limit (a length meter's fill).
+    pub permillage: usize,
+    /// The part of the text within the limit, as UTF-16 indices `[start, end]` (inclusive):
+    /// what a composer leaves unhighlighted.
+    pub valid_range: [usize; 2],
+    pub urls: Vec<EntityView>,
+    pub mentions: Vec<EntityView>,
+    pub hashtags: Vec<EntityView>,
+    pub cashtags: Vec<EntityView>,
+}
+
+fn views(entities: Vec<x_text::Entity>) -> Vec<EntityView> {
+    entities
+        .into_iter()
+        .map(|e| EntityView {
+            value: e.value,
+            start: e.start,
+            end: e.end,
+        })
+        .collect()
+}
+
+/// Count a text as X counts a post: the character counter of a composer.
+#[utoipa::path(post, path = "/api/v1/bots/check-text", tag = "posts", security(("bearer" = [])),
+    request_body = CheckTextRequest,
+    responses((status = 200, body = TextCheckView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn check(
+    State(_state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<CheckTextRequest>,
+) -> Result<Json<TextCheckView>, ApiError> {
+    let checked = ops::text::check(&caller, &request.text)?;
+    let parsed = checked.parsed;
+    Ok(Json(TextCheckView {
+        text: checked.text,
+        weighted_length: parsed.weighted_length,
+        max_weighted_length: x_text::MAX_WEIGHTED_LENGTH,
+        remaining: x_text::MAX_WEIGHTED_LENGTH as i64 - parsed.weighted_length as i64,
+        valid: parsed.valid,
+        permillage: parsed.permillage,
+        valid_range: [parsed.valid_range.0, parsed.valid_range.1],
+        urls: views(checked.urls),
+        mentions: views(checked.mentions),
+        hashtags: views(checked.hashtags),
+        cashtags: views(checked.cashtags),
+    }))
+}
