@@ -562,3 +562,93 @@ async fn the_two_kinds_of_429_can_be_told_apart() {
     x.clock.advance(std::time::Duration::from_secs(20 * 86_400));
     x.posted(&user.access_token, json!({"text": "three"})).await;
 }
+
+/// A multipart body as X's media upload takes it, built by hand (the client needs no
+/// multipart feature for one test).
+fn upload_body(category: Option<&str>, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "fake-x-test-boundary";
+    let mut body = Vec::new();
+    let mut part = |name: &str, value: &[u8]| {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    };
+    part("media", bytes);
+    if let Some(category) = category {
+        part("media_category", category.as_bytes());
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Media come from X's upload with `media.write`; the id it gives attaches to a post of the
+/// same user, and only theirs.
+#[tokio::test]
+async fn media_upload_needs_media_write_and_gives_the_users_own_id() {
+    let x = serve(Settings::default()).await;
+    let user = x.fake.add_user(NewUser::named("uploader"));
+    let upload = |token: &str, category: Option<&str>, bytes: &[u8]| {
+        let (content_type, body) = upload_body(category, bytes);
+        x.client
+            .post(format!("{}/2/media/upload", x.url))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let response = upload(
+        &user.access_token,
+        Some("tweet_image"),
+        b"\x89PNG fake bytes",
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let uploaded: Value = response.json().await.unwrap();
+    let id = uploaded["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(uploaded["data"]["media_key"], format!("3_{id}"));
+    assert_eq!(uploaded["data"]["size"], 15);
+    x.posted(
+        &user.access_token,
+        json!({"text": "uploaded", "media": {"media_ids": [&id]}}),
+    )
+    .await;
+    let other = x.fake.add_user(NewUser::named("borrower"));
+    let borrowed = x
+        .create(
+            &other.access_token,
+            json!({"text": "not mine", "media": {"media_ids": [&id]}}),
+        )
+        .await;
+    assert_invalid_request(borrowed, "another user's upload").await;
+    for (category, bytes, what) in [
+        (Some("tweet_sound"), &b"x"[..], "an unknown category"),
+        (None, &b"x"[..], "no category"),
+        (Some("tweet_image"), &b""[..], "no bytes"),
+    ] {
+        assert_invalid_request(
+            upload(&user.access_token, category, bytes).await.unwrap(),
+            what,
+        )
+        .await;
+    }
+    let reader = x.fake.add_user(NewUser {
+        scopes: Some(vec![
+            "tweet.read".into(),
+            "tweet.write".into(),
+            "users.read".into(),
+        ]),
+        ..NewUser::named("no_media_write")
+    });
+    let refused = upload(&reader.access_token, Some("tweet_image"), b"x")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let app = upload(&x.fake.add_app_token(), Some("tweet_image"), b"x")
+        .await
+        .unwrap();
+    assert_eq!(app.status(), StatusCode::FORBIDDEN);
+}

@@ -7,6 +7,7 @@
 
 mod contract;
 mod control;
+mod media;
 mod oauth;
 mod read;
 mod write;
@@ -36,6 +37,7 @@ pub fn router(fake: Arc<FakeX>) -> Router {
         .route("/2/users/me", get(read::me))
         .route("/2/users/{id}/tweets", get(read::timeline))
         .route("/2/oauth2/token", post(oauth::token))
+        .route("/2/media/upload", post(media::upload))
         .merge(control::routes())
         .layer(axum::middleware::from_fn_with_state(
             fake.clone(),
@@ -183,11 +185,39 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .or_else(|| value.strip_prefix("bearer "))
 }
 
-/// Whether the token may call the operation: app-only tokens only where the document lists
-/// `BearerToken`, user tokens only with every scope the operation asks for.
-fn authorize(principal: &Principal, operation: Operation) -> Result<(), Response> {
+/// What a route asks of a token: these OAuth 2.0 scopes, and whether an app-only token may
+/// call it. For the document's operations, read from the document.
+struct Access {
+    scopes: Vec<&'static str>,
+    app_only: bool,
+    /// The operation, for what depends on it (the 24-hour headers of a post's 429).
+    operation: Option<Operation>,
+}
+
+impl Access {
+    fn of(operation: Operation) -> Self {
+        Self {
+            scopes: operation.scopes(),
+            app_only: operation.allows_app_only(),
+            operation: Some(operation),
+        }
+    }
+
+    /// `POST /2/media/upload` (not in document 2.98; X's docs: user context, `media.write`).
+    fn media_upload() -> Self {
+        Self {
+            scopes: vec!["media.write"],
+            app_only: false,
+            operation: None,
+        }
+    }
+}
+
+/// Whether the token may call the route: app-only tokens only where allowed, user tokens
+/// only with every scope it asks for.
+fn authorize(principal: &Principal, access: &Access) -> Result<(), Response> {
     if principal.user_id.is_none() {
-        if operation.allows_app_only() {
+        if access.app_only {
             return Ok(());
         }
         return Err(problem(
@@ -199,9 +229,10 @@ fn authorize(principal: &Principal, operation: Operation) -> Result<(), Response
             Value::Null,
         ));
     }
-    let missing: Vec<&str> = operation
-        .scopes()
-        .into_iter()
+    let missing: Vec<&str> = access
+        .scopes
+        .iter()
+        .copied()
         .filter(|scope| !principal.scopes.iter().any(|s| s == scope))
         .collect();
     if missing.is_empty() {
@@ -222,7 +253,7 @@ async fn admit(
     fake: &FakeX,
     call: &mut Call,
     headers: &HeaderMap,
-    operation: Operation,
+    access: Access,
     (window, limit): (&'static str, u32),
 ) -> Result<Principal, Response> {
     apply_fault(fake, call).await?;
@@ -230,7 +261,7 @@ async fn admit(
         return Err(status_problem(StatusCode::UNAUTHORIZED));
     };
     call.user_id = principal.user_id.clone();
-    authorize(&principal, operation)?;
+    authorize(&principal, &access)?;
     let key = principal
         .user_id
         .clone()
@@ -239,7 +270,7 @@ async fn admit(
         Ok(rate) => call.rate = Some(rate),
         Err(rate) => {
             call.rate = Some(rate);
-            if operation == Operation::CreateTweet {
+            if access.operation == Some(Operation::CreateTweet) {
                 // X states the 24-hour limit on every answer to a post, a 429 included.
                 call.daily = Some(write::daily_state(fake, &key));
             }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use x_contract::Operation;
 
-use super::{AppState, Call, admit, invalid_request, status_problem};
+use super::{Access, AppState, Call, admit, invalid_request, status_problem};
 use crate::state::{Rendered, View};
 
 type Params = Query<Vec<(String, String)>>;
@@ -76,7 +76,15 @@ pub(super) async fn lookup_post(
 ) -> Response {
     let mut call = Call::new("GET", format!("/2/tweets/{id}"));
     let window = ("tweets.lookup", fake.settings.read_limit);
-    let viewer = match admit(&fake, &mut call, &headers, Operation::FindTweet, window).await {
+    let viewer = match admit(
+        &fake,
+        &mut call,
+        &headers,
+        Access::of(Operation::FindTweet),
+        window,
+    )
+    .await
+    {
         Ok(principal) => principal.user_id.unwrap_or_default(),
         Err(response) => return call.finish(&fake, response),
     };
@@ -99,7 +107,15 @@ pub(super) async fn me(
 ) -> Response {
     let mut call = Call::new("GET", "/2/users/me".into());
     let window = ("users.me", fake.settings.me_limit);
-    let user_id = match admit(&fake, &mut call, &headers, Operation::FindMe, window).await {
+    let user_id = match admit(
+        &fake,
+        &mut call,
+        &headers,
+        Access::of(Operation::FindMe),
+        window,
+    )
+    .await
+    {
         Ok(principal) => principal.user_id.unwrap_or_default(),
         Err(response) => return call.finish(&fake, response),
     };
@@ -122,7 +138,15 @@ pub(super) async fn timeline(
 ) -> Response {
     let mut call = Call::new("GET", format!("/2/users/{id}/tweets"));
     let window = ("users.tweets", fake.settings.read_limit);
-    if let Err(response) = admit(&fake, &mut call, &headers, Operation::UserTweets, window).await {
+    if let Err(response) = admit(
+        &fake,
+        &mut call,
+        &headers,
+        Access::of(Operation::UserTweets),
+        window,
+    )
+    .await
+    {
         return call.finish(&fake, response);
     }
     if let Err(response) = checked(Operation::UserTweets, &[("id", &id)], &query) {

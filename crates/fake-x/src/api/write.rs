@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use x_contract::Operation;
 
 use super::{
-    AppState, Call, admit, dropped_connection, invalid, invalid_request, problem, status_problem,
+    Access, AppState, Call, admit, dropped_connection, invalid, invalid_request, problem,
+    status_problem,
 };
 use crate::state::{CreateError, FakeX, NewPost, RateState};
 
@@ -36,7 +37,15 @@ pub(super) async fn create_post(
 ) -> Response {
     let mut call = Call::new("POST", "/2/tweets".into());
     let window = ("tweets.create", fake.settings.post_limit);
-    let principal = match admit(&fake, &mut call, &headers, Operation::CreateTweet, window).await {
+    let principal = match admit(
+        &fake,
+        &mut call,
+        &headers,
+        Access::of(Operation::CreateTweet),
+        window,
+    )
+    .await
+    {
         Ok(principal) => principal,
         Err(response) => return call.finish(&fake, response),
     };
@@ -219,7 +228,15 @@ pub(super) async fn delete_post(
 ) -> Response {
     let mut call = Call::new("DELETE", format!("/2/tweets/{id}"));
     let window = ("tweets.delete", fake.settings.post_limit);
-    let user_id = match admit(&fake, &mut call, &headers, Operation::DeleteTweet, window).await {
+    let user_id = match admit(
+        &fake,
+        &mut call,
+        &headers,
+        Access::of(Operation::DeleteTweet),
+        window,
+    )
+    .await
+    {
         Ok(principal) => principal.user_id.unwrap_or_default(),
         Err(response) => return call.finish(&fake, response),
     };
