@@ -1,17 +1,18 @@
 //! A faithful local fake of the X API v2, because X cannot be reached from here: the only
 //! fake the system allows. It answers what the Bot Manager calls — `POST /2/tweets`,
 //! `DELETE /2/tweets/:id`, `GET /2/tweets/:id`, `GET /2/users/me`, `GET /2/users/:id/tweets`,
-//! `POST /2/oauth2/token`, `POST /2/media/upload` — with X's status codes, bodies and `x-rate-limit-*` headers, and
-//! enforces what X enforces: X's published document (request bodies, parameters and field
-//! lists validated against it with `x_contract`, and its own answers checked against it as
-//! they leave), bearer tokens that expire and carry scopes, app-only tokens where the
-//! document allows them, rotating refresh tokens, the weighted 280 limit, duplicate text per
-//! user, per-(user, endpoint) 15-minute windows, a 24-hour post cap and a monthly usage cap.
+//! `POST /2/oauth2/token`, `POST /2/media/upload` — with X's status codes, bodies and
+//! `x-rate-limit-*` headers, and enforces what X enforces: X's published document (request
+//! bodies, parameters and field lists validated against it with `x_contract`, and its own
+//! answers checked against it as they leave), bearer tokens that expire and carry scopes,
+//! app-only tokens where the document allows them, rotating refresh tokens, the weighted 280
+//! limit, duplicate text per user, per-(user, endpoint) 15-minute windows, a 24-hour post cap
+//! and a monthly usage cap.
 //!
-//! Tests steer it under `/_fake/…`: create users, app-only tokens and media, inject faults (a status, a delay, or commit
-//! then drop the connection), expire tokens, change follower counts, and read the log of
-//! every request it saw. It keeps everything in memory. Run it alone with
-//! `vivesphere serve --target fake-x`.
+//! Tests steer it under `/_fake/…`: create users, app-only tokens and media, inject faults (a
+//! status, a delay, or commit then drop the connection), expire tokens, change follower
+//! counts, and read the log of every request it saw and any contract violation. It keeps
+//! everything in memory. Run it alone with `vivesphere serve --target fake-x`.
 
 mod api;
 mod state;
