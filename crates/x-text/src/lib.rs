@@ -4,13 +4,12 @@
 //! the entities X links (URLs, mentions, hashtags, cashtags) with their indices.
 //!
 //! This wraps the `twitter-text` crate (a Rust port of the library) rather than reimplementing
-//! it: it passes the whole official conformance suite (`third_party/x-api/`, run by
-//! `tests/conformance.rs`). One choice is ours: its default parser backend (nom) extracts a
-//! bare domain but weighs it as plain text (`x.com` counts 5 where X and the JavaScript
-//! reference count 23), so a post of eleven bare domains would be refused here and accepted at
-//! X, and a bare `x.com` the other way round. The `External` backend (pest grammar with TLD
-//! lookup) weighs every extracted URL as X does and passes the same suite, so it is the one
-//! used everywhere below.
+//! it, with its fast (nom) parser and one upstream bug fixed (`third_party/twitter-text/
+//! PATCHED.md`: bare domains were weighed as text). It passes the whole official conformance
+//! suite (`third_party/x-api/`, run by `tests/conformance.rs`).
+//!
+//! Counting is superlinear in the length of a run without spaces (all of the crate's parsers
+//! are), so a text over [`MAX_TEXT_CHARS`] is not parsed: it is too long, whatever it holds.
 
 use twitter_text::ParserBackend;
 use twitter_text::extractor::{Extract, Extractor};
@@ -22,8 +21,13 @@ pub const MAX_WEIGHTED_LENGTH: usize = 280;
 /// What any URL counts as, whatever its length (X wraps it in t.co).
 pub const URL_WEIGHT: usize = 23;
 
-/// The parser backend that counts as X counts (see the module comment).
-const BACKEND: ParserBackend = ParserBackend::External;
+/// The crate's fastest parser, patched to count as X counts (see the module comment).
+const BACKEND: ParserBackend = ParserBackend::Nom;
+
+/// The longest text that is counted at all. A post is at most 280 weighted characters with
+/// URLs at 23 each, so only a text of long URLs comes near this; counting one this long takes
+/// tens of milliseconds (`cargo bench -p x-text`), a longer one is refused unparsed.
+pub const MAX_TEXT_CHARS: usize = 25_000;
 
 /// twitter-text's v3 configuration: the one X applies to posts.
 pub fn config() -> &'static Configuration {
@@ -49,7 +53,11 @@ pub struct Parsed {
 }
 
 /// Parses `text` under `config` (v3 for posts; the conformance suite also checks v1 and v2).
+/// A text over [`MAX_TEXT_CHARS`] is reported as over the limit without being parsed.
 pub fn parse_with(text: &str, config: &Configuration) -> Parsed {
+    if !is_countable(text) {
+        return too_long_to_count(text, config);
+    }
     let parsed = twitter_text::parse_with_parser_backend(text, config, true, BACKEND);
     let count = |n: i32| n.max(0) as usize;
     Parsed {
@@ -64,6 +72,26 @@ pub fn parse_with(text: &str, config: &Configuration) -> Parsed {
             count(parsed.valid_text_range.start()),
             count(parsed.valid_text_range.end()),
         ),
+    }
+}
+
+/// Whether `text` is short enough to be counted at all (at most [`MAX_TEXT_CHARS`]).
+pub fn is_countable(text: &str) -> bool {
+    text.chars().nth(MAX_TEXT_CHARS).is_none()
+}
+
+/// A text too long to count: invalid, its length in characters standing in for a weight
+/// that was not computed. (Only a text of URLs thousands of characters long could weigh
+/// less; X might take such a post, this system does not.)
+fn too_long_to_count(text: &str, config: &Configuration) -> Parsed {
+    let chars = text.chars().count();
+    let max = config.max_weighted_tweet_length.max(1) as usize;
+    Parsed {
+        weighted_length: chars,
+        valid: false,
+        permillage: chars * 1000 / max,
+        display_range: (0, text.encode_utf16().count().saturating_sub(1)),
+        valid_range: (0, 0),
     }
 }
 
@@ -95,8 +123,8 @@ pub enum EntityKind {
     Cashtag,
 }
 
-/// One entity X links in a text. `start..end` counts code points, as the conformance suite and
-/// X's entity indices do; `value` has no `@`, `#` or `$`.
+/// One entity X links in a text. `start..end` counts UTF-16 code units (a JavaScript string's
+/// indices, as twitter-text reports them); `value` has no `@`, `#` or `$`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entity {
     pub kind: EntityKind,
@@ -109,6 +137,19 @@ pub struct Entity {
 
 fn extractor() -> Extractor {
     Extractor::with_parser_backend(BACKEND)
+}
+
+/// The entities one extraction finds; none in a text too long to count (extraction is as
+/// superlinear as counting).
+fn extract<'a>(
+    kind: EntityKind,
+    text: &'a str,
+    find: impl FnOnce(&Extractor, &'a str) -> Vec<twitter_text::entity::Entity<'a>>,
+) -> Vec<Entity> {
+    if !is_countable(text) {
+        return Vec::new();
+    }
+    entities(kind, find(&extractor(), text))
 }
 
 fn entities(kind: EntityKind, found: Vec<twitter_text::entity::Entity<'_>>) -> Vec<Entity> {
@@ -126,35 +167,35 @@ fn entities(kind: EntityKind, found: Vec<twitter_text::entity::Entity<'_>>) -> V
 
 /// The URLs X links, with and without a protocol (`example.com` is one).
 pub fn urls(text: &str) -> Vec<Entity> {
-    entities(EntityKind::Url, extractor().extract_urls_with_indices(text))
+    extract(EntityKind::Url, text, |x, t| x.extract_urls_with_indices(t))
 }
 
 /// The mentions, and mentions of lists, X links.
 pub fn mentions(text: &str) -> Vec<Entity> {
-    entities(
-        EntityKind::Mention,
-        extractor().extract_mentions_or_lists_with_indices(text),
-    )
+    extract(EntityKind::Mention, text, |x, t| {
+        x.extract_mentions_or_lists_with_indices(t)
+    })
 }
 
 /// The hashtags X links.
 pub fn hashtags(text: &str) -> Vec<Entity> {
-    entities(
-        EntityKind::Hashtag,
-        extractor().extract_hashtags_with_indices(text),
-    )
+    extract(EntityKind::Hashtag, text, |x, t| {
+        x.extract_hashtags_with_indices(t)
+    })
 }
 
 /// The cashtags X links.
 pub fn cashtags(text: &str) -> Vec<Entity> {
-    entities(
-        EntityKind::Cashtag,
-        extractor().extract_cashtags_with_indices(text),
-    )
+    extract(EntityKind::Cashtag, text, |x, t| {
+        x.extract_cashtags_with_indices(t)
+    })
 }
 
 /// The user a text replies to: a mention that opens it (after spaces only).
 pub fn reply_username(text: &str) -> Option<String> {
+    if !is_countable(text) {
+        return None;
+    }
     extractor()
         .extract_reply_username(text)
         .map(|e| e.get_value().to_string())
@@ -167,11 +208,12 @@ pub fn validator() -> twitter_text::validator::Validator {
 
 /// Byte ranges of the URLs in `text` (for slicing it).
 pub fn url_spans(text: &str) -> Vec<(usize, usize)> {
-    let byte_at: Vec<usize> = text
-        .char_indices()
-        .map(|(at, _)| at)
-        .chain([text.len()])
-        .collect();
+    // Entity indices count UTF-16 units: map each unit offset to its byte offset.
+    let mut byte_at = Vec::with_capacity(text.len() + 1);
+    for (at, c) in text.char_indices() {
+        byte_at.extend(std::iter::repeat_n(at, c.len_utf16()));
+    }
+    byte_at.push(text.len());
     let byte = |index: usize| byte_at.get(index).copied().unwrap_or(text.len());
     urls(text)
         .into_iter()
@@ -251,8 +293,26 @@ mod tests {
     }
 
     #[test]
+    fn a_text_too_long_to_count_is_refused_unparsed() {
+        let longest = "x".repeat(MAX_TEXT_CHARS);
+        assert!(is_countable(&longest));
+        assert_eq!(weighted_length(&longest), MAX_TEXT_CHARS);
+        let over = format!("{longest}x");
+        assert!(!is_countable(&over));
+        assert!(!fits(&over));
+        assert_eq!(weighted_length(&over), MAX_TEXT_CHARS + 1);
+    }
+
+    #[test]
+    fn entity_indices_count_utf16_code_units() {
+        // 😀 is two UTF-16 units: the mention starts at 3, as in a JavaScript string.
+        let found = mentions("😀 @ab");
+        assert_eq!((found[0].start, found[0].end), (3, 6));
+    }
+
+    #[test]
     fn url_spans_are_byte_ranges_that_slice_the_text() {
-        let text = "日本 example.com and https://t.co/x!";
+        let text = "日本😀 example.com and https://t.co/x!";
         let spans = url_spans(text);
         let sliced: Vec<&str> = spans.iter().map(|(a, b)| &text[*a..*b]).collect();
         assert_eq!(sliced, ["example.com", "https://t.co/x"]);

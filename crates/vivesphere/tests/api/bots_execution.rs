@@ -994,3 +994,70 @@ async fn post_options_follow_xs_rules_at_creation_and_edit() {
         json!({"reply_to_x_post_id": "42", "reply_settings": "following"})
     );
 }
+
+/// A 429 for X's usage cap is not a rate window: the post waits for the cap's next period
+/// (the first of next month, UTC), says so, and is published once the month turns.
+#[tokio::test]
+async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
+    let settings = fake_x::Settings {
+        monthly_post_cap: 1,
+        ..Default::default()
+    };
+    let env = spawn_bots(settings, &[]).await;
+    let alice = env.manager("alice").await;
+    let (bot_id, user) = env.bot(&alice, "cappedbot").await;
+    // Spend the project's cap behind the Bot Manager's back.
+    let spent = env
+        .app
+        .client
+        .post(format!("{}/2/tweets", env.fake_base()))
+        .bearer_auth(&user.access_token)
+        .json(&json!({"text": "the month's only post"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(spent.status(), StatusCode::CREATED);
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "capped post", "publish_now": true}),
+        )
+        .await;
+    let post_id = post["post_id"].as_str().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let waiting = loop {
+        let post = env.read_post(&alice, &bot_id, post_id).await;
+        if post["error"].is_string() {
+            break post;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never refused: {post}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(waiting["state"], "scheduled", "{waiting}");
+    assert_eq!(
+        waiting["error"],
+        "X's monthly usage cap is spent; publishing resumes at 2031-04-01T00:00:00Z"
+    );
+    // Not retried at the window's reset: one 429, nothing more while the month lasts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tries = |env: &crate::bots_helpers::BotEnv| env.x_requests("POST", "/2/tweets").len();
+    assert_eq!(tries(&env), 2);
+    assert_eq!(job_row(&env, post_id).await, ("pending".to_string(), 0));
+    // The month turns (X's clock is the app's): the post goes out.
+    env.app
+        .clock
+        .set(time::macros::datetime!(2031-04-01 00:00:01 UTC));
+    let alice = crate::auth_helpers::login_ok(&env.app, "alice", crate::auth_helpers::PASSWORD)
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = env
+        .wait_for(&alice, &bot_id, post_id, &["published", "failed"])
+        .await;
+    assert_eq!(done["state"], "published", "{done}");
+}
