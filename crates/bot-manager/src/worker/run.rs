@@ -13,6 +13,7 @@ use crate::model::{BotStatus, PostState};
 use crate::service::random_below;
 use crate::store::bots;
 use crate::store::execution::{self, Outcome};
+use crate::store::posts::JobKind;
 use crate::tokens::{Owner, TokenError};
 use crate::xapi::{XAnswer, XCallError};
 
@@ -202,6 +203,17 @@ impl Run<'_> {
                 period.to_lowercase(),
                 platform::time_fmt::rfc3339_from_millis(reset)
             );
+            // A post that could only go out past its grace is missed now, saying why,
+            // rather than weeks late or silently at the turn of the month.
+            let grace_ms = self.manager.live.get().grace_seconds as i64 * 1000;
+            if self.job.kind == JobKind::Publish && reset > self.job.run_at + grace_ms {
+                let error = format!("{error}, later than {} s after its run_at", grace_ms / 1000);
+                let missed = Outcome::Failed {
+                    post_state: PostState::Missed,
+                    error,
+                };
+                return self.finish(missed).await;
+            }
             (reset, error)
         } else {
             let reset = answer

@@ -995,18 +995,9 @@ async fn post_options_follow_xs_rules_at_creation_and_edit() {
     );
 }
 
-/// A 429 for X's usage cap is not a rate window: the post waits for the cap's next period
-/// (the first of next month, UTC), says so, and is published once the month turns.
-#[tokio::test]
-async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
-    let settings = fake_x::Settings {
-        monthly_post_cap: 1,
-        ..Default::default()
-    };
-    let env = spawn_bots(settings, &[]).await;
-    let alice = env.manager("alice").await;
-    let (bot_id, user) = env.bot(&alice, "cappedbot").await;
-    // Spend the project's cap behind the Bot Manager's back.
+/// The project's monthly cap spent behind the Bot Manager's back, by a post of the bot's X
+/// user straight at the fake.
+async fn spend_the_monthly_cap(env: &crate::bots_helpers::BotEnv, user: &fake_x::UserTokens) {
     let spent = env
         .app
         .client
@@ -1017,6 +1008,58 @@ async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
         .await
         .unwrap();
     assert_eq!(spent.status(), StatusCode::CREATED);
+}
+
+/// Reads the post until the worker has said something about it.
+async fn first_error(
+    env: &crate::bots_helpers::BotEnv,
+    token: &str,
+    bot_id: &str,
+    post_id: &str,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let post = env.read_post(token, bot_id, post_id).await;
+        if post["error"].is_string() {
+            return post;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never refused: {post}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn capped() -> fake_x::Settings {
+    fake_x::Settings {
+        monthly_post_cap: 1,
+        ..Default::default()
+    }
+}
+
+/// A 429 for X's usage cap is not a rate window. Near the month's end the post waits for the
+/// cap's next period (the first of next month, UTC), says so, is not retried at the window's
+/// reset, and goes out once the month turns.
+#[tokio::test]
+async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
+    // X's tokens outlive the jump to the month's end.
+    let settings = fake_x::Settings {
+        access_token_ttl: 60 * 86_400,
+        ..capped()
+    };
+    let env = spawn_bots(settings, &[]).await;
+    let alice = env.manager("alice").await;
+    let (bot_id, user) = env.bot(&alice, "cappedbot").await;
+    env.app
+        .clock
+        .set(time::macros::datetime!(2031-03-31 23:30 UTC));
+    let alice = crate::auth_helpers::login_ok(&env.app, "alice", crate::auth_helpers::PASSWORD)
+        .await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    spend_the_monthly_cap(&env, &user).await;
     let post = env
         .post(
             &alice,
@@ -1025,18 +1068,7 @@ async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
         )
         .await;
     let post_id = post["post_id"].as_str().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let waiting = loop {
-        let post = env.read_post(&alice, &bot_id, post_id).await;
-        if post["error"].is_string() {
-            break post;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never refused: {post}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let waiting = first_error(&env, &alice, &bot_id, post_id).await;
     assert_eq!(waiting["state"], "scheduled", "{waiting}");
     assert_eq!(
         waiting["error"],
@@ -1044,9 +1076,12 @@ async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
     );
     // Not retried at the window's reset: one 429, nothing more while the month lasts.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let tries = |env: &crate::bots_helpers::BotEnv| env.x_requests("POST", "/2/tweets").len();
-    assert_eq!(tries(&env), 2);
-    assert_eq!(job_row(&env, post_id).await, ("pending".to_string(), 0));
+    let statuses: Vec<u16> = env
+        .x_requests("POST", "/2/tweets")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [201, 429]);
     // The month turns (X's clock is the app's): the post goes out.
     env.app
         .clock
@@ -1057,7 +1092,33 @@ async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
         .unwrap()
         .to_string();
     let done = env
-        .wait_for(&alice, &bot_id, post_id, &["published", "failed"])
+        .wait_for(&alice, &bot_id, post_id, &["published", "failed", "missed"])
         .await;
     assert_eq!(done["state"], "published", "{done}");
+}
+
+/// When the cap lifts only after the post's grace, the post is missed at once with the reason,
+/// not weeks late.
+#[tokio::test]
+async fn a_usage_cap_that_outlasts_the_grace_misses_the_post_at_once() {
+    let env = spawn_bots(capped(), &[]).await;
+    let alice = env.manager("alice").await;
+    let (bot_id, user) = env.bot(&alice, "latebot").await;
+    spend_the_monthly_cap(&env, &user).await;
+    let post = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "capped for weeks", "publish_now": true}),
+        )
+        .await;
+    let post_id = post["post_id"].as_str().unwrap();
+    let missed = first_error(&env, &alice, &bot_id, post_id).await;
+    assert_eq!(missed["state"], "missed", "{missed}");
+    assert_eq!(
+        missed["error"],
+        "X's monthly usage cap is spent; publishing resumes at 2031-04-01T00:00:00Z, \
+         later than 3600 s after its run_at"
+    );
+    assert_eq!(env.x_requests("POST", "/2/tweets").len(), 2);
 }
