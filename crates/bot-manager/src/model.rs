@@ -242,6 +242,16 @@ pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
     if text.trim().is_empty() && !has_media {
         return Err(ApiError::invalid_data("text: a post needs text or media"));
     }
+    if !x_text::is_countable(&text) {
+        return Err(ApiError::new(
+            ErrorCode::ValidationFailed,
+            format!(
+                "text: over {} characters, too long to count (a post is at most {} weighted characters)",
+                x_text::MAX_TEXT_CHARS,
+                x_text::MAX_WEIGHTED_LENGTH
+            ),
+        ));
+    }
     let weighted = x_text::weighted_length(&text);
     if weighted > x_text::MAX_WEIGHTED_LENGTH {
         return Err(ApiError::new(

@@ -8,8 +8,8 @@
 //! PATCHED.md`: bare domains were weighed as text). It passes the whole official conformance
 //! suite (`third_party/x-api/`, run by `tests/conformance.rs`).
 //!
-//! Counting is superlinear in the length of a run without spaces (all of the crate's parsers
-//! are), so a text over [`MAX_TEXT_CHARS`] is not parsed: it is too long, whatever it holds.
+//! Counting some texts without spaces is still superlinear, so a text over [`MAX_TEXT_CHARS`]
+//! is not parsed: it is too long, whatever it holds.
 
 use twitter_text::ParserBackend;
 use twitter_text::extractor::{Extract, Extractor};
@@ -24,10 +24,12 @@ pub const URL_WEIGHT: usize = 23;
 /// The crate's fastest parser, patched to count as X counts (see the module comment).
 const BACKEND: ParserBackend = ParserBackend::Nom;
 
-/// The longest text that is counted at all. A post is at most 280 weighted characters with
-/// URLs at 23 each, so only a text of long URLs comes near this; counting one this long takes
-/// tens of milliseconds (`cargo bench -p x-text`), a longer one is refused unparsed.
-pub const MAX_TEXT_CHARS: usize = 25_000;
+/// The longest text that is counted at all: above X's own longest conformance case (12,076
+/// characters of long URLs), while the worst text for twitter-text's parser (a run of `@a`,
+/// still superlinear) takes ~16 ms in release (`cargo bench -p x-text`). A longer text is
+/// refused unparsed. X may accept one (eleven URLs of up to 4,096 characters each would
+/// be 45,000); this system does not.
+pub const MAX_TEXT_CHARS: usize = 15_000;
 
 /// twitter-text's v3 configuration: the one X applies to posts.
 pub fn config() -> &'static Configuration {

@@ -966,8 +966,20 @@ fn try_parse_entity<'a>(
         // Potential URL without protocol (starts with alphanumeric)
         c if c.is_ascii_alphanumeric() || url::is_latin_accent(c) => {
             // URLs must NOT be preceded by @, #, or $ (they would be mentions/hashtags/cashtags)
+            // nor start inside a word or a domain: twitter-text's `validUrlPrecedingChars`
+            // excludes A-Za-z0-9 and its `invalidUrlWithoutProtocolPrecedingChars` is
+            // [-_./]; a Latin accent belongs to the word before, as the domain would have
+            // started there. (Trying every position of a long word made counting quadratic.)
             if let Some(pc) = prev_char {
-                if pc == '@' || pc == '#' || pc == '$' || pc == '\u{ff20}' || pc == '\u{ff03}' {
+                if pc == '@'
+                    || pc == '#'
+                    || pc == '$'
+                    || pc == '\u{ff20}'
+                    || pc == '\u{ff03}'
+                    || pc.is_ascii_alphanumeric()
+                    || url::is_latin_accent(pc)
+                    || matches!(pc, '-' | '_' | '.' | '/')
+                {
                     return None;
                 }
             }
