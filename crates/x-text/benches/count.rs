@@ -25,7 +25,7 @@ fn main() {
         ("a typical post (~250 characters)", typical),
         (
             "11 URLs of 870 characters",
-            vec![long_url.as_str(); 11].join(" "),
+            [long_url.as_str(); 11].join(" "),
         ),
         ("words, MAX_TEXT_CHARS", "hello world ".repeat(max / 12)),
         ("one run of x, MAX_TEXT_CHARS", "x".repeat(max)),
