@@ -38,7 +38,7 @@ pub struct XProblem {
 }
 
 /// X's problem type for a spent usage cap (a 429 that no rate window explains).
-pub const USAGE_CAPPED: &str = "https://api.twitter.com/2/problems/usage-capped";
+const USAGE_CAPPED: &str = "https://api.twitter.com/2/problems/usage-capped";
 
 impl XProblem {
     pub fn is_duplicate_content(&self) -> bool {
@@ -349,7 +349,7 @@ pub struct PostContent<'a> {
 }
 
 /// The body of `POST /2/tweets`, checked against X's `TweetCreateRequest` before it leaves.
-pub fn create_body(post: &PostContent<'_>) -> Result<Value, XCallError> {
+fn create_body(post: &PostContent<'_>) -> Result<Value, XCallError> {
     let mut body = json!({"text": post.text});
     if !post.media_ids.is_empty() {
         body["media"] = json!({"media_ids": post.media_ids});
@@ -393,6 +393,41 @@ mod tests {
             body,
             windows: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_create_body_is_xs_shape_or_is_not_sent() {
+        use crate::model::{Poll, ReplySettings};
+        let options = PostOptions {
+            reply_to_x_post_id: Some("1".into()),
+            poll: Some(Poll {
+                options: vec!["a".into(), "b".into()],
+                duration_minutes: 5,
+            }),
+            reply_settings: Some(ReplySettings::MentionedUsers),
+            ..PostOptions::default()
+        };
+        let post = PostContent {
+            text: "t",
+            media_ids: &[],
+            options: &options,
+        };
+        assert_eq!(
+            create_body(&post).unwrap(),
+            json!({"text": "t", "reply": {"in_reply_to_tweet_id": "1"},
+                   "poll": {"options": ["a", "b"], "duration_minutes": 5},
+                   "reply_settings": "mentionedUsers"})
+        );
+        // What the post checks would have refused never leaves either.
+        let media: Vec<String> = (1..=5).map(|i| i.to_string()).collect();
+        let post = PostContent {
+            text: "t",
+            media_ids: &media,
+            options: &PostOptions::default(),
+        };
+        assert!(
+            matches!(create_body(&post), Err(XCallError::Malformed(m)) if m.contains("/media/media_ids"))
+        );
     }
 
     #[test]

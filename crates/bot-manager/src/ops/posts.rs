@@ -11,8 +11,8 @@ use serde_json::json;
 use super::bots::reachable;
 use crate::fingerprint::{fingerprint, sha256_hex};
 use crate::model::{
-    BotStatus, PostOptions, PostState, PostingSlot, check_media, check_options, check_text, new_id,
-    parse_id,
+    BotStatus, Poll, PostOptions, PostState, PostingSlot, ReplySettings, check_media,
+    check_options, check_text, new_id, parse_id,
 };
 use crate::service::BotManager;
 use crate::store::bots::BotRow;
@@ -44,8 +44,8 @@ pub struct PostChanges {
     /// Each `Some` replaces that option; `Some(None)` removes it.
     pub reply_to_x_post_id: Option<Option<String>>,
     pub quote_x_post_id: Option<Option<String>>,
-    pub poll: Option<Option<crate::model::Poll>>,
-    pub reply_settings: Option<Option<crate::model::ReplySettings>>,
+    pub poll: Option<Option<Poll>>,
+    pub reply_settings: Option<Option<ReplySettings>>,
     /// Reschedule (a scheduled post) or schedule (a draft).
     pub run_at: Option<String>,
 }
