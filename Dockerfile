@@ -29,4 +29,6 @@ USER 10001:10001
 EXPOSE 8000
 # checkov:skip=CKV_DOCKER_2: Kubernetes probes /health/live and /health/ready; the image has no shell or HTTP client for a HEALTHCHECK.
 ENTRYPOINT ["/usr/local/bin/vivesphere"]
-CMD ["serve"]
+# A container is reached through its own interface, not its loopback (`docker run -p
+# 8000:8000` must answer); the manifests give their own arguments.
+CMD ["serve", "--listen", "0.0.0.0:8000"]

@@ -19,6 +19,8 @@ pub struct Image {
     pub config_dir: String,
     pub user: u64,
     pub exposed: Vec<u64>,
+    /// The default command (`CMD [...]`), what `docker run <image>` runs.
+    pub command: Vec<String>,
 }
 
 pub fn image() -> Image {
@@ -52,6 +54,10 @@ pub fn image() -> Image {
             .iter()
             .filter_map(|port| port.parse().ok())
             .collect(),
+        command: value("CMD ")
+            .last()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -417,6 +423,16 @@ pub fn image_problems(docs: &[Value]) -> Vec<String> {
     }
     if image.user < 10_000 {
         problems.push(format!("the image's user {} is below 10000", image.user));
+    }
+    // A container is reached through its network interface, never its loopback: `docker run
+    // -p 8000:8000 <image>` must answer.
+    let all_interfaces = format!("0.0.0.0:{port}");
+    let listens = image.command.windows(2).any(|w| w[0] == "--listen" && w[1] == all_interfaces);
+    if image.command.first().map(String::as_str) != Some("serve") || !listens {
+        problems.push(format!(
+            "the image's default command is {:?}; it must serve on {all_interfaces}",
+            image.command
+        ));
     }
     for (target, (workload, container)) in served_targets(docs) {
         let who = format!("{} ({target})", crate::model::ident(workload.doc));
