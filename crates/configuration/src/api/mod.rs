@@ -326,9 +326,17 @@ pub async fn diff(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
-    /// The release whose snapshot becomes current again.
+    /// The release whose snapshot becomes current again; `0`: the defaults (no central
+    /// settings), for the scope `service` names.
     pub revision: i64,
+    /// The scope (a service name, or `global`): required with revision 0; otherwise, if
+    /// given, it must be the release's.
+    pub service: Option<String>,
+    /// Default: this service's own profile.
+    pub profile: Option<String>,
+    /// Why, for the audit trail.
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -341,8 +349,9 @@ pub struct RollbackResponse {
     pub restart_required: Vec<String>,
 }
 
-/// Roll a scope back: a new release copying an earlier one's snapshot; admins only.
-/// `If-Match` (the scope's current revision) makes it a check-and-set.
+/// Roll a scope back: a new release copying an earlier one's snapshot, or none
+/// (`revision: 0` with `service`: back to the defaults); admins only. `If-Match` (the scope's
+/// current revision) makes it a check-and-set.
 #[utoipa::path(post, path = "/api/v1/config/rollback", tag = "releases", security(("bearer" = [])),
     request_body = RollbackRequest,
     responses((status = 200, body = RollbackResponse), (status = 400, body = ErrorBody),
@@ -354,10 +363,21 @@ pub async fn rollback(
     headers: HeaderMap,
     Json(request): Json<RollbackRequest>,
 ) -> Result<Response, ApiError> {
+    let scope = match request.service {
+        Some(service) => Some((
+            service,
+            parse_profile(request.profile.as_deref(), state.profile)?,
+        )),
+        None => None,
+    };
+    let target = ops::releases::RollbackTarget {
+        revision: request.revision,
+        scope,
+    };
     let written = ops::releases::rollback(
         &state,
         &caller,
-        request.revision,
+        target,
         request.reason.unwrap_or_default(),
         current_request_id(),
         if_match(&headers)?,

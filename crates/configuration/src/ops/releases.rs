@@ -62,48 +62,90 @@ pub async fn update(
     .await
 }
 
-/// A new release of the same scope with the snapshot of an earlier one.
+/// Which snapshot a rollback restores: release `revision`'s, or with revision 0 none at all
+/// (the defaults) for `scope`, which it then must name.
+pub struct RollbackTarget {
+    pub revision: i64,
+    /// The scope and profile the caller named, if any.
+    pub scope: Option<(String, Profile)>,
+}
+
+/// The scope, profile and snapshot a rollback restores.
+async fn restored(
+    config: &ConfigService,
+    target: RollbackTarget,
+) -> Result<(String, Profile, Snapshot), ApiError> {
+    if target.revision == 0 {
+        let Some((scope, profile)) = target.scope else {
+            return Err(ApiError::invalid_data(
+                "service: rolling back to revision 0 (the defaults) names the scope: a service, or global",
+            )
+            .with_field("field", "service"));
+        };
+        named_scope(config, &scope)?;
+        return Ok((scope, profile, Snapshot::new()));
+    }
+    let revision = target.revision;
+    let release = store::get(&config.db, revision)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no release {revision}")))?;
+    let profile = Profile::parse(&release.profile).map_err(ApiError::internal)?;
+    if let Some((scope, asked)) = &target.scope
+        && (*scope != release.scope || *asked != profile)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "release {revision} is of {} ({}), not {scope} ({})",
+                release.scope,
+                profile.as_str(),
+                asked.as_str()
+            ),
+        ));
+    }
+    check_not_redacted(revision, &release.snapshot)?;
+    Ok((release.scope, profile, release.snapshot))
+}
+
+/// A release with redacted values cannot come back as it was.
+fn check_not_redacted(revision: i64, snapshot: &Snapshot) -> Result<(), ApiError> {
+    let redacted: Vec<&str> = snapshot
+        .iter()
+        .filter(|(_, value)| value.as_str() == Some(store::REDACTED_VALUE))
+        .map(|(key, _)| key.as_str())
+        .collect();
+    if redacted.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        format!(
+            "release {revision} had values redacted ({}), so it cannot be restored as it was; write those settings again with /update",
+            redacted.join(", ")
+        ),
+    ))
+}
+
+/// A new release of a scope with the snapshot of an earlier one, or with none (the defaults).
 pub async fn rollback(
     config: &ConfigService,
     caller: &Caller,
-    revision: i64,
+    target: RollbackTarget,
     reason: String,
     request_id: Option<String>,
     expected: Option<i64>,
 ) -> Result<Written, ApiError> {
     caller.require("config:write")?;
-    let target = store::get(&config.db, revision)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no release {revision}")))?;
-    let profile = Profile::parse(&target.profile).map_err(ApiError::internal)?;
-    let redacted: Vec<&String> = target
-        .snapshot
-        .iter()
-        .filter(|(_, value)| value.as_str() == Some(store::REDACTED_VALUE))
-        .map(|(key, _)| key)
-        .collect();
-    if !redacted.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "release {revision} had values redacted ({}), so it cannot be restored as it was; write those settings again with /update",
-                redacted
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
+    let revision = target.revision;
+    let (scope, profile, snapshot) = restored(config, target).await?;
     let change = Change {
-        scope: target.scope.clone(),
+        scope,
         profile,
         reason,
         request_id,
         expected,
     };
-    let snapshot = target.snapshot.clone();
     write(
         config,
         caller,

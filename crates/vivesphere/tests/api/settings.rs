@@ -370,6 +370,63 @@ async fn releases_keep_history_diffs_and_roll_back_as_a_new_release() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A rollback names no other scope than its release's, and its body takes no unknown field.
+    for (body, expected) in [
+        (
+            json!({"revision": r1, "service": "logging"}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"revision": r1, "colour": "red"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"revision": 0}), StatusCode::BAD_REQUEST),
+        (
+            json!({"revision": 0, "service": "nonsense"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let response = send_json(
+            &app,
+            Method::POST,
+            &format!("{P}/rollback"),
+            &admin,
+            body.clone(),
+        )
+        .await;
+        assert_eq!(response.status(), expected, "{body}");
+    }
+    // Revision 0 is the defaults: the scope's own settings are gone, as a new release.
+    let response = send_json(
+        &app,
+        Method::POST,
+        &format!("{P}/rollback"),
+        &admin,
+        json!({"revision": 0, "service": "bot-manager", "reason": "back to the defaults"}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let r4 = body["release"]["revision"].as_i64().unwrap();
+    assert!(r4 > r3);
+    assert_eq!(
+        (
+            body["release"]["rollback_of"].clone(),
+            body["release"]["snapshot"].clone()
+        ),
+        (json!(0), json!({}))
+    );
+    let current = get_json(
+        &app,
+        &format!("{P}/settings?service_name=bot-manager"),
+        &admin,
+    )
+    .await;
+    assert_eq!(
+        (current["settings"].clone(), current["revision"].clone()),
+        (json!({}), json!(r4))
+    );
 }
 
 #[tokio::test]

@@ -427,7 +427,10 @@ pub fn image_problems(docs: &[Value]) -> Vec<String> {
     // A container is reached through its network interface, never its loopback: `docker run
     // -p 8000:8000 <image>` must answer.
     let all_interfaces = format!("0.0.0.0:{port}");
-    let listens = image.command.windows(2).any(|w| w[0] == "--listen" && w[1] == all_interfaces);
+    let listens = image
+        .command
+        .windows(2)
+        .any(|w| w[0] == "--listen" && w[1] == all_interfaces);
     if image.command.first().map(String::as_str) != Some("serve") || !listens {
         problems.push(format!(
             "the image's default command is {:?}; it must serve on {all_interfaces}",
