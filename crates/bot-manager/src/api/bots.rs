@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::auth::Caller;
 use platform::http::error::ErrorBody;
-use platform::http::page::{Listing, Page};
+use platform::http::page::{Listing, clamp_limit};
 use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,7 +15,7 @@ use super::{AppState, etag, if_match};
 use crate::model::{BotStatus, PostingSlot};
 use crate::ops;
 use crate::ops::bots::{BotChanges, NewBot};
-use crate::store::bots::BotRow;
+use crate::store::bots::{BotFilter, BotRow};
 
 /// A bot as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -109,16 +109,48 @@ pub async fn create(
     Ok(with_etag(StatusCode::CREATED, bot))
 }
 
-/// The bots the caller reaches (admins: all), in id order.
-#[utoipa::path(get, path = "/api/v1/bots", tag = "bots", security(("bearer" = [])), params(Page),
-    responses((status = 200, body = Listing<BotView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BotQuery {
+    /// Only bots in this status (active, paused, needs_reauth, suspended, archived).
+    pub status: Option<String>,
+    /// Only the team's bots.
+    pub team: Option<String>,
+    /// Only the bot with this X handle (without `@`; any case).
+    pub handle: Option<String>,
+    /// Only bots whose name, handle or description contains this (any case).
+    pub q: Option<String>,
+    /// 1 to 500, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl BotQuery {
+    fn filter(&self) -> Result<BotFilter, ApiError> {
+        let non_empty = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        Ok(BotFilter {
+            status: self.status.as_deref().map(BotStatus::parse).transpose()?,
+            team: non_empty(&self.team),
+            handle: non_empty(&self.handle).map(|h| h.trim_start_matches('@').to_string()),
+            text: non_empty(&self.q),
+        })
+    }
+}
+
+/// The bots the caller reaches (admins: all) that the filters keep, in id order.
+#[utoipa::path(get, path = "/api/v1/bots", tag = "bots", security(("bearer" = [])), params(BotQuery),
+    responses((status = 200, body = Listing<BotView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(page): Query<Page>,
+    Query(query): Query<BotQuery>,
 ) -> Result<Json<Listing<BotView>>, ApiError> {
-    let limit = page.limit();
-    let rows = ops::bots::list(&state, &caller, page.cursor.as_deref(), limit + 1).await?;
+    let limit = clamp_limit(query.limit);
+    let filter = query.filter()?;
+    let cursor = query.cursor.as_deref();
+    let rows = ops::bots::list(&state, &caller, &filter, cursor, limit + 1).await?;
     let views: Vec<BotView> = rows.into_iter().map(BotView::from).collect();
     Ok(Json(Listing::from_overfetch(views, limit, |b| {
         b.bot_id.clone()

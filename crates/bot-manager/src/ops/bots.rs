@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::botdata::{BotDataError, fields};
 use crate::model::{BotStatus, PostingSlot, new_id, parse_id};
 use crate::service::BotManager;
-use crate::store::bots::{self, BotRow};
+use crate::store::bots::{self, BotFilter, BotRow};
 
 /// A bot to create, its fields checked.
 #[derive(Debug)]
@@ -286,11 +286,12 @@ pub async fn create(m: &BotManager, caller: &Caller, new: NewBot) -> Result<BotR
 pub async fn list(
     m: &BotManager,
     caller: &Caller,
+    filter: &BotFilter,
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<Vec<BotRow>, ApiError> {
     caller.require("bots:read")?;
-    Ok(bots::list(&m.db, caller.reach(), cursor, limit).await?)
+    Ok(bots::list(&m.db, caller.reach(), filter, cursor, limit).await?)
 }
 
 /// The caller's own bots and their team's — "the caller's bots", for admins too (the
@@ -305,7 +306,7 @@ pub async fn list_own(
         user_id: caller.id(),
         team: caller.team(),
     };
-    Ok(bots::list(&m.db, own, None, limit).await?)
+    Ok(bots::list(&m.db, own, &BotFilter::default(), None, limit).await?)
 }
 
 pub async fn get(m: &BotManager, caller: &Caller, bot_id: &str) -> Result<BotRow, ApiError> {

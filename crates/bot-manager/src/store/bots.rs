@@ -86,35 +86,61 @@ pub async fn get(db: &Database, bot_id: &str) -> anyhow::Result<Option<BotRow>> 
         .transpose()
 }
 
-/// A page of the bots the caller reaches, in id order after `after`.
+/// What a bot list keeps: each `Some` must match. `text` is a lowercase substring of the
+/// name, handle or description.
+#[derive(Debug, Default)]
+pub struct BotFilter {
+    pub status: Option<BotStatus>,
+    pub team: Option<String>,
+    pub handle: Option<String>,
+    pub text: Option<String>,
+}
+
+/// `%text%` for LIKE, with LIKE's own characters escaped (`ESCAPE '\'`).
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The bots `reach` covers that `filter` keeps, in id order after `after`. One statement for
+/// both engines: an absent filter is a NULL parameter that matches everything.
 pub async fn list(
     db: &Database,
     reach: Reach<'_>,
+    filter: &BotFilter,
     after: Option<&str>,
     limit: i64,
 ) -> anyhow::Result<Vec<BotRow>> {
-    let after = after.unwrap_or("");
-    let rows = match reach {
-        Reach::All => {
-            sqlx::query("SELECT * FROM bots WHERE bot_id > $1 ORDER BY bot_id LIMIT $2")
-                .bind(after)
-                .bind(limit)
-                .fetch_all(db.pool())
-                .await?
-        }
-        Reach::Member { user_id, team } => {
-            sqlx::query(
-                "SELECT * FROM bots WHERE (owner_id = $1 OR (team IS NOT NULL AND team = $2)) \
-                 AND bot_id > $3 ORDER BY bot_id LIMIT $4",
-            )
-            .bind(user_id)
-            .bind(team)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(db.pool())
-            .await?
-        }
+    let (user, team) = match reach {
+        Reach::All => (None, None),
+        Reach::Member { user_id, team } => (Some(user_id), team),
     };
+    let rows = sqlx::query(
+        "SELECT * FROM bots WHERE ($1 IS NULL OR owner_id = $1 OR (team IS NOT NULL AND team = $2)) \
+         AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR team = $4) \
+         AND ($5 IS NULL OR LOWER(x_handle) = LOWER($5)) \
+         AND ($6 IS NULL OR LOWER(name) LIKE $6 ESCAPE '\\' \
+              OR LOWER(COALESCE(x_handle, '')) LIKE $6 ESCAPE '\\' \
+              OR LOWER(COALESCE(description, '')) LIKE $6 ESCAPE '\\') \
+         AND bot_id > $7 ORDER BY bot_id LIMIT $8",
+    )
+    .bind(user)
+    .bind(team)
+    .bind(filter.status.map(BotStatus::as_str))
+    .bind(filter.team.as_deref())
+    .bind(filter.handle.as_deref())
+    .bind(filter.text.as_deref().map(like_pattern))
+    .bind(after.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
     rows.iter().map(row_to_bot).collect()
 }
 

@@ -885,3 +885,125 @@ async fn check_text_counts_as_posts_are_counted() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// `GET /bots` filters by status, team, handle and text, within what the caller reaches,
+/// with the same keyset paging.
+#[tokio::test]
+async fn the_bot_list_filters_by_status_team_handle_and_text_within_reach() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let admin = env.admin.clone();
+    for (name, team) in [("alice", "red"), ("bob", "blue")] {
+        let response = env
+            .send(
+                Method::POST,
+                "/api/v1/auth/users",
+                &admin,
+                json!({"username": name, "password": PASSWORD, "roles": ["Manager"], "team": team}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let token = |body: Value| body["token"].as_str().unwrap().to_string();
+    let alice = token(login_ok(&env.app, "alice", PASSWORD).await);
+    let bob = token(login_ok(&env.app, "bob", PASSWORD).await);
+    let (news, _) = env.bot(&alice, "NewsBot").await;
+    // A name with LIKE's own characters (handles cannot have them).
+    let user = env.fake.add_user(fake_x::NewUser::named("weather100"));
+    let created: Value = env
+        .send(
+            Method::POST,
+            "/api/v1/bots",
+            &alice,
+            json!({"bot_name": "weather_100%", "x_handle": "weather100",
+                   "credentials": {"access_token": user.access_token}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let weather = created["bot_id"].as_str().unwrap().to_string();
+    let (sports, _) = env.bot(&bob, "sportsbot").await;
+    let paused = env
+        .send(
+            Method::POST,
+            &format!("/api/v1/bots/{weather}/status"),
+            &alice,
+            json!({"status": "paused"}),
+        )
+        .await;
+    assert_eq!(paused.status(), StatusCode::OK);
+    let ids = |token: String, query: &'static str| {
+        let env = &env;
+        async move {
+            let page: Value = env
+                .get(&format!("/api/v1/bots?{query}"), &token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let mut ids: Vec<String> = page["items"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{query}: {page}"))
+                .iter()
+                .map(|b| b["bot_id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<String>>()
+    };
+    assert_eq!(
+        ids(admin.clone(), "").await,
+        sorted(vec![&news, &weather, &sports])
+    );
+    assert_eq!(
+        ids(admin.clone(), "status=paused").await,
+        [weather.as_str()]
+    );
+    assert_eq!(ids(admin.clone(), "team=blue").await, [sports.as_str()]);
+    assert_eq!(
+        ids(admin.clone(), "handle=%40newsbot").await,
+        [news.as_str()]
+    );
+    assert_eq!(
+        ids(admin.clone(), "q=BOT").await,
+        sorted(vec![&news, &sports])
+    );
+    // LIKE's own characters are searched for, not interpreted.
+    assert_eq!(ids(admin.clone(), "q=100%25").await, [weather.as_str()]);
+    assert!(ids(admin.clone(), "q=_").await.contains(&weather));
+    assert_eq!(ids(admin.clone(), "q=_").await.len(), 1);
+    // Filters never widen the reach: Bob sees only his team's bots, whatever he asks.
+    assert_eq!(ids(bob.clone(), "q=bot").await, [sports.as_str()]);
+    assert!(ids(bob.clone(), "team=red").await.is_empty());
+    // Paging keeps the filter.
+    let first: Value = env
+        .get("/api/v1/bots?q=bot&limit=1", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: Value = env
+        .get(
+            &format!("/api/v1/bots?q=bot&limit=1&cursor={cursor}"),
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let both = sorted(vec![
+        &first["items"][0]["bot_id"].as_str().unwrap().to_string(),
+        &second["items"][0]["bot_id"].as_str().unwrap().to_string(),
+    ]);
+    assert_eq!(both, sorted(vec![&news, &sports]));
+    assert_eq!(second["next_cursor"], Value::Null);
+    for bad in ["status=sleeping", "colour=red"] {
+        let response = env.get(&format!("/api/v1/bots?{bad}"), &admin).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
