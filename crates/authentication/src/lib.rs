@@ -209,6 +209,64 @@ pub async fn rotate_keys(ctx: &TargetContext) -> anyhow::Result<String> {
     Ok(keys.rotate().await?.kid)
 }
 
+/// The service's state over its database: settings, signing keys, roles, the verifier.
+async fn open_state(ctx: &TargetContext) -> anyhow::Result<(Arc<Authentication>, TokenVerifier)> {
+    let live = ctx
+        .live
+        .section::<Settings>(CONFIG_SECTION, check_live_settings)?;
+    let settings: Settings = live.get().as_ref().clone();
+    if settings.service_token_ttl > 300 {
+        bail!("authentication.service_token_ttl is at most 300 seconds");
+    }
+    let db = ctx.require_database(NAME)?;
+    let sealer = Arc::new(sealer(&settings, ctx.config.profile())?);
+    let keys = key_store(&db, sealer.clone(), &settings, ctx);
+    keys.ensure_key().await?;
+    store::roles::seed(&db, ctx.clock.unix_seconds()).await?;
+    let verifier = TokenVerifier::new(
+        Arc::new(LocalKeys {
+            keys: keys.clone(),
+            db: db.clone(),
+            clock: ctx.clock.clone(),
+        }),
+        &ctx.platform.auth,
+        NAME,
+        ctx.clock.clone(),
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let state = Arc::new(Authentication {
+        policy: PasswordPolicy::new(live.clone()),
+        live,
+        decoy_hash: password::DECOY_HASH.to_string(),
+        hashing: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
+        sealer,
+        activity: ActivityLog::new(ctx.events.clone(), NAME),
+        queue: ctx.queue.clone(),
+        auth: ctx.platform.auth.clone(),
+        verifier: verifier.clone(),
+        keys,
+        settings,
+        db,
+        clock: ctx.clock.clone(),
+    });
+    Ok((state, verifier))
+}
+
+/// `vivesphere auth reset-password --username U`: a new one-time password for the user
+/// (printed by the caller, changed at the next login); their sessions end; audited with the
+/// operator as actor.
+pub async fn reset_password(
+    ctx: &TargetContext,
+    operator: &str,
+    username: &str,
+) -> anyhow::Result<String> {
+    let (state, _) = open_state(ctx).await?;
+    let reset = ops::users::reset_password_by_operator(&state, operator, username)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok(reset.temporary_password)
+}
+
 /// Rules the types cannot say, checked at start and before a live change applies.
 fn check_live_settings(settings: &Settings) -> Result<(), String> {
     let password = &settings.password;
@@ -240,44 +298,7 @@ impl Target for AuthenticationService {
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
-        let live = ctx
-            .live
-            .section::<Settings>(CONFIG_SECTION, check_live_settings)?;
-        let settings: Settings = live.get().as_ref().clone();
-        if settings.service_token_ttl > 300 {
-            bail!("authentication.service_token_ttl is at most 300 seconds");
-        }
-        let db = ctx.require_database(NAME)?;
-        let sealer = Arc::new(sealer(&settings, ctx.config.profile())?);
-        let keys = key_store(&db, sealer.clone(), &settings, &ctx);
-        keys.ensure_key().await?;
-        store::roles::seed(&db, ctx.clock.unix_seconds()).await?;
-        let verifier = TokenVerifier::new(
-            Arc::new(LocalKeys {
-                keys: keys.clone(),
-                db: db.clone(),
-                clock: ctx.clock.clone(),
-            }),
-            &ctx.platform.auth,
-            NAME,
-            ctx.clock.clone(),
-        );
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let state = Arc::new(Authentication {
-            policy: PasswordPolicy::new(live.clone()),
-            live,
-            decoy_hash: password::DECOY_HASH.to_string(),
-            hashing: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
-            sealer,
-            activity: ActivityLog::new(ctx.events.clone(), NAME),
-            queue: ctx.queue.clone(),
-            auth: ctx.platform.auth.clone(),
-            verifier: verifier.clone(),
-            keys,
-            settings,
-            db,
-            clock: ctx.clock.clone(),
-        });
+        let (state, verifier) = open_state(&ctx).await?;
         bootstrap_admin(&state).await?;
         register_declared_clients(&state, &ctx).await?;
         Ok(BuiltTarget::service(

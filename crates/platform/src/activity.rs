@@ -55,6 +55,14 @@ impl Activity {
     }
 }
 
+/// The actor an operator command at the machine is recorded as: `operator:<login name>`.
+pub fn operator_actor() -> String {
+    format!(
+        "operator:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".to_string())
+    )
+}
+
 /// Publishes user-activity events for one service.
 #[derive(Clone)]
 pub struct ActivityLog {

@@ -23,10 +23,7 @@ use platform::Clock;
 
 /// The operator as the audit trail names them.
 fn operator() -> String {
-    format!(
-        "operator:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".to_string())
-    )
+    platform::activity::operator_actor()
 }
 
 async fn audit(db: &Database, entry: AuditEntry) -> anyhow::Result<()> {

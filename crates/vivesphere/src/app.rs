@@ -293,6 +293,24 @@ pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String>
     kid
 }
 
+/// `vivesphere auth reset-password --username U`: a new one-time password for the user,
+/// set in the Authentication service's database; their sessions end. Returns the password.
+pub async fn reset_user_password(options: &AppOptions, username: &str) -> anyhow::Result<String> {
+    let (entry, database) = open_target(options, authentication::NAME).await?;
+    let shared = Shared::open(&entry.platform, options.clock.clone(), Peers::default()).await?;
+    let ctx = shared.context(
+        &entry,
+        entry.config.clone(),
+        entry.platform.clone(),
+        Some(database.clone()),
+    );
+    let operator = platform::activity::operator_actor();
+    // The audit event is published, or spilled to disk for the next start, before this returns.
+    let password = authentication::reset_password(&ctx, &operator, username).await;
+    database.close().await;
+    password
+}
+
 /// What every target of a process shares, made once: the queue, the event shipper, the
 /// metrics, the clock, shutdown and background tasks, where the peers answer, and the link
 /// to the Configuration service.

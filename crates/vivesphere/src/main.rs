@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use vivesphere::app::{App, AppOptions, load_config, migrate, rotate_signing_keys};
+use vivesphere::app::{
+    App, AppOptions, load_config, migrate, reset_user_password, rotate_signing_keys,
+};
 use vivesphere::botdata::BotdataCommand;
 use vivesphere::registry;
 
@@ -118,6 +120,13 @@ enum GatewayCommand {
 enum AuthCommand {
     /// Start a new signing key; old public keys stay published until their tokens expire.
     RotateKeys,
+    /// Give a user (a lost admin, say) a new one-time password, printed once; they change it
+    /// at their next login, their sessions end, and the reset is audited.
+    ResetPassword {
+        /// The user's username.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -197,6 +206,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let kid = rotate_signing_keys(&options(None)).await?;
             println!(
                 "new signing key {kid}; previous keys stay published until their tokens expire"
+            );
+            Ok(())
+        }
+        Command::Auth {
+            command: AuthCommand::ResetPassword { username },
+        } => {
+            let password = reset_user_password(&options(None), &username).await?;
+            println!(
+                "one-time password for {username:?}: {password}\n(change it at POST /api/v1/auth/password before logging in; their sessions have ended)"
             );
             Ok(())
         }

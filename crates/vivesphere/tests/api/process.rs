@@ -298,6 +298,129 @@ fn auth_rotate_keys_starts_a_new_signing_key() {
     assert_ne!(a, b, "each rotation makes a new key");
 }
 
+/// A lost admin password is recovered at the machine: `auth reset-password` prints a
+/// one-time password (the old one stops working), which must be changed before login; an
+/// unknown user is an error naming them. The running server sees the change at once.
+#[tokio::test]
+async fn auth_reset_password_recovers_a_lost_admin_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let forgotten = "forgotten-passphrase-of-the-operator-1";
+    let mut child = KillOnDrop(
+        vivesphere(&dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env(
+                "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD",
+                forgotten,
+            )
+            .env("VIVESPHERE_SERVER__SHUTDOWN_TIMEOUT", "5")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (address_tx, address_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "listening"
+            {
+                let _ = address_tx.send(event["address"].as_str().unwrap().to_string());
+            }
+        }
+    });
+    let address = address_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the app listens");
+    let base = format!("http://{address}");
+    let http = client();
+    let login = |password: String| {
+        http.post(format!("{base}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "admin", "password": password}))
+            .send()
+    };
+    assert_eq!(
+        login(forgotten.into()).await.unwrap().status(),
+        reqwest::StatusCode::OK
+    );
+
+    let reset = vivesphere(&dir)
+        .args(["auth", "reset-password", "--username", "admin"])
+        .output()
+        .unwrap();
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let printed = String::from_utf8(reset.stdout).unwrap();
+    let one_time = printed
+        .strip_prefix("one-time password for \"admin\": ")
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("{printed}"))
+        .to_string();
+    assert_eq!(
+        login(forgotten.into()).await.unwrap().status(),
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    let must_change = login(one_time.clone()).await.unwrap();
+    assert_eq!(must_change.status(), reqwest::StatusCode::FORBIDDEN);
+    let renewed = "remembered-passphrase-of-the-operator-2";
+    let changed = http
+        .post(format!("{base}/api/v1/auth/password"))
+        .json(&serde_json::json!({"username": "admin", "current_password": one_time, "new_password": renewed}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        changed.status().is_success(),
+        "{}",
+        changed.text().await.unwrap()
+    );
+    let renewed_login = login(renewed.into()).await.unwrap();
+    assert_eq!(renewed_login.status(), reqwest::StatusCode::OK);
+    let token = renewed_login.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The reset is audited as the operator's, through the queue into the Logging service.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let audited = loop {
+        let events: serde_json::Value = http
+            .get(format!(
+                "{base}/api/v1/logs/events?category=user_activity&action=password.reset"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(event) = events["items"].as_array().and_then(|items| items.first()) {
+            break event.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit event: {events}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(audited.to_string().contains("operator:"), "{audited}");
+    assert!(
+        !audited.to_string().contains(&one_time),
+        "the password is never logged"
+    );
+
+    let unknown = vivesphere(&dir)
+        .args(["auth", "reset-password", "--username", "nobody"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user \"nobody\""));
+    sigterm(&child.0);
+}
+
 #[tokio::test]
 async fn secret_values_never_reach_the_logs_even_at_debug_level() {
     const CANARY: &str = "CANARY-logs-4c8e-plaintext";
