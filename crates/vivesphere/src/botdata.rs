@@ -27,18 +27,21 @@ pub enum BotdataCommand {
     },
     /// Stop using KEK versions below VERSION (refused while a data key still needs one).
     RetireKeks {
-        #[arg(long)]
+        /// The lowest KEK version still in use (1 or more).
+        #[arg(long, value_name = "VERSION")]
         below: u32,
     },
     /// KEK versions configured, data keys per KEK version, minimum decryption version.
     Status,
     /// Write ciphertexts and wrapped data keys (never a KEK) as NDJSON.
     Backup {
+        /// The file to write.
         #[arg(long)]
         out: PathBuf,
     },
     /// Restore a backup into an empty store.
     Restore {
+        /// The backup file to read.
         #[arg(long)]
         from: PathBuf,
     },

@@ -36,8 +36,8 @@ struct Cli {
 enum Command {
     /// Serve every target in one process (default), or one with --target.
     Serve {
-        /// A target name (see --list-targets); `all` or none runs everything.
-        #[arg(long)]
+        /// The target to serve; `all` or none runs everything.
+        #[arg(long, value_parser = TargetName)]
         target: Option<String>,
         /// Address to listen on; beats server.listen.
         #[arg(long)]
@@ -45,7 +45,8 @@ enum Command {
     },
     /// Apply the embedded migrations of every target, or of one.
     Migrate {
-        #[arg(long)]
+        /// The target whose migrations to apply; `all` or none: every target's.
+        #[arg(long, value_parser = TargetName)]
         target: Option<String>,
     },
     /// Configuration tools.
@@ -74,11 +75,44 @@ enum Command {
     LocalCluster(LocalClusterArgs),
 }
 
+/// A `--target` value: one of the registry's names, listed in `--help`; anything else is an
+/// error naming the valid ones.
+#[derive(Clone)]
+struct TargetName;
+
+impl clap::builder::TypedValueParser for TargetName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let name = value.to_string_lossy().into_owned();
+        registry::select(Some(&name)).map_err(|e| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{e}\n"))
+        })?;
+        Ok(name)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            registry::target_names()
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
+}
+
 #[derive(Args)]
 struct LocalClusterArgs {
     /// The PostgreSQL database the services keep their schemas in.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     database_url: String,
+    /// The NATS server (with JetStream) the services queue through.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
     /// First token of every subject and stream name (one per cluster on a shared NATS).
@@ -133,7 +167,8 @@ enum AuthCommand {
 enum ConfigCommand {
     /// Print the effective configuration, secrets redacted, with each value's origin.
     Check {
-        #[arg(long)]
+        /// The target whose configuration to print; none: every target's.
+        #[arg(long, value_parser = TargetName)]
         target: Option<String>,
         /// Read `*_file` secrets under this directory instead of `/`: checks a container's
         /// configuration offline, its mounted files laid out there.
@@ -319,4 +354,62 @@ async fn local_cluster(config_dir: PathBuf, args: LocalClusterArgs) -> anyhow::R
     cluster.stop().await;
     println!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every command with its path, depth first.
+    fn commands(command: &clap::Command, path: String, all: &mut Vec<(String, clap::Command)>) {
+        all.push((path.clone(), command.clone()));
+        for sub in command.get_subcommands() {
+            commands(sub, format!("{path} {}", sub.get_name()), all);
+        }
+    }
+
+    #[test]
+    fn every_option_says_what_it_is_for_and_every_target_option_lists_the_targets() {
+        let mut all = Vec::new();
+        commands(&Cli::command(), "vivesphere".into(), &mut all);
+        let targets: Vec<String> = registry::target_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let mut target_options = 0;
+        for (path, command) in &all {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} --{id} has no description");
+                if id == "target" {
+                    target_options += 1;
+                    let listed: Vec<String> = arg
+                        .get_possible_values()
+                        .iter()
+                        .map(|v| v.get_name().to_string())
+                        .collect();
+                    assert_eq!(listed, targets, "{path} --target");
+                }
+            }
+        }
+        assert_eq!(
+            target_options, 3,
+            "serve, migrate and config check take --target"
+        );
+    }
+
+    #[test]
+    fn an_unknown_target_is_refused_naming_the_valid_ones() {
+        let error = Cli::try_parse_from(["vivesphere", "migrate", "--target", "kong"])
+            .err()
+            .expect("refused");
+        let message = error.to_string();
+        assert!(message.contains("unknown target \"kong\""), "{message}");
+        assert!(message.contains("secure-bot-data"), "{message}");
+    }
 }
