@@ -217,7 +217,15 @@ fn check_no_secret(secret: bool, key: &str, value: &Value) -> Result<(), ApiErro
 /// A [`ConfigError`] from the typed check as a 422 naming the key.
 pub fn config_error_to_api(err: ConfigError) -> ApiError {
     match err {
-        ConfigError::UnknownKey { key, .. } => invalid_setting(&key, "no service has this setting"),
+        ConfigError::UnknownKey {
+            key, suggestion, ..
+        } => match suggestion {
+            Some(near) => invalid_setting(
+                &key,
+                format!("no service has this setting; did you mean `{near}`?"),
+            ),
+            None => invalid_setting(&key, "no service has this setting"),
+        },
         ConfigError::Invalid { key, message, .. } => invalid_setting(&key, message),
         other => ApiError::new(ErrorCode::ValidationFailed, other.to_string()),
     }

@@ -195,6 +195,26 @@ fn unknown_key_names_file_and_key() {
     let message = err.to_string();
     assert!(message.contains("server.shutdown_timout"), "{message}");
     assert!(message.contains("global.yaml"), "{message}");
+    assert!(
+        message.contains("did you mean `server.shutdown_timeout`?"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_misspelt_section_is_named_with_the_one_meant_and_a_stranger_is_not() {
+    let known: Vec<String> = defaults().as_object().unwrap().keys().cloned().collect();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    assert!(known.contains(&"database"));
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "global.yaml", "databse:\n  url: x\n");
+    let config = load(&dir, &[], None).unwrap();
+    let message = config.check_sections(&known).unwrap_err().to_string();
+    assert!(message.contains("did you mean `database`?"), "{message}");
+    write(dir.path(), "global.yaml", "kubernetes:\n  url: x\n");
+    let config = load(&dir, &[], None).unwrap();
+    let message = config.check_sections(&known).unwrap_err().to_string();
+    assert!(!message.contains("did you mean"), "{message}");
 }
 
 #[test]

@@ -117,6 +117,15 @@ pub struct LoadedConfig {
 /// service saved (the config client replaces it once the service is running).
 pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
     let selected = registry::select(options.target.as_deref())?;
+    // Defaults alone are never what was meant: a wrong directory is an error, not a quiet
+    // start on the defaults.
+    if !options.config_dir.is_dir() {
+        anyhow::bail!(
+            "the configuration directory {} does not exist; pass --config-dir or set \
+             VIVESPHERE_CONFIG_DIR (the repository's is ./config)",
+            options.config_dir.display()
+        );
+    }
     let mut loader = ConfigLoader::new(
         &options.config_dir,
         options.env.iter().cloned(),
@@ -127,7 +136,7 @@ pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
     }
     let catalog = Arc::new(registry::catalog());
     let mut targets = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = loader.ignored_env_vars();
     for target in selected {
         let info = target.info();
         let live = load_live(&loader, &catalog, info.name, Some(info.name), &mut warnings)?;

@@ -269,6 +269,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut options = options(target);
             options.file_root = root;
             let loaded = load_config(&options)?;
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
             let secrets = vivesphere::registry::secret_keys();
             print!("{}", loaded.process.render_with_origins(&secrets));
             Ok(())

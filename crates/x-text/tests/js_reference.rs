@@ -7,7 +7,7 @@
 //! Texts that glue URLs to other tokens (`a.b/x@y#z`) are measured and printed, not asserted:
 //! there the Rust port and the reference still differ (see the closing note of issue 29).
 //!
-//! Needs `node` and the library: `VIVESPHERE_TWITTER_TEXT_JS` names a directory with
+//! Needs `node` and the library: `VIVESPHERE_TEST_TWITTER_TEXT_JS` names a directory with
 //! `node_modules/twitter-text` (`.ci/run` installs it under `target/`). Without it the test
 //! says SKIPPED.
 
@@ -178,9 +178,9 @@ fn differing(library: &str, texts: &[String]) -> Vec<(String, Value, Value)> {
 
 #[test]
 fn realistic_posts_are_counted_as_xs_javascript_library_counts_them() {
-    let Ok(library) = std::env::var("VIVESPHERE_TWITTER_TEXT_JS") else {
+    let Ok(library) = std::env::var("VIVESPHERE_TEST_TWITTER_TEXT_JS") else {
         println!(
-            "SKIPPED: set VIVESPHERE_TWITTER_TEXT_JS to a directory with node_modules/twitter-text"
+            "SKIPPED: set VIVESPHERE_TEST_TWITTER_TEXT_JS to a directory with node_modules/twitter-text"
         );
         return;
     };

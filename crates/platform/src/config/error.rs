@@ -7,8 +7,13 @@ pub enum ConfigError {
     Read { file: String, message: String },
     #[error("{file}: invalid YAML: {message}")]
     Parse { file: String, message: String },
-    #[error("unknown config key `{key}` (set in {origin}); check its spelling or remove it")]
-    UnknownKey { key: String, origin: String },
+    #[error("unknown config key `{key}` (set in {origin}){hint}; check its spelling or remove it", hint = did_you_mean(.suggestion))]
+    UnknownKey {
+        key: String,
+        origin: String,
+        /// The known key it is closest to, if one is close.
+        suggestion: Option<String>,
+    },
     #[error("config key `{key}` (set in {origin}): {message}")]
     Invalid {
         key: String,
@@ -19,4 +24,11 @@ pub enum ConfigError {
     Env { var: String, message: String },
     #[error("ENV={0:?} is not a profile: use development, staging or production")]
     Profile(String),
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|key| format!("; did you mean `{key}`?"))
+        .unwrap_or_default()
 }

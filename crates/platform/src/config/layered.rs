@@ -117,6 +117,7 @@ impl LayeredConfig {
             let key = format!("{name}.{path}");
             return Err(ConfigError::UnknownKey {
                 origin: self.origin_text(&key),
+                suggestion: self.closest_known(&key),
                 key,
             });
         }
@@ -127,9 +128,24 @@ impl LayeredConfig {
             } else {
                 format!("{name}.{inner}")
             };
+            let message = err.into_inner().to_string();
+            // A section that denies unknown fields says so through serde, with the fields it
+            // expected: the same mistake as any unknown key, and the same suggestion.
+            if let Some((field, expected)) = unknown_field(&message) {
+                let parent = key
+                    .strip_suffix(&field)
+                    .unwrap_or(&key)
+                    .trim_end_matches('.');
+                return ConfigError::UnknownKey {
+                    origin: self.origin_text(&key),
+                    suggestion: closest(&field, expected.iter().map(String::as_str))
+                        .map(|near| dotted_key(parent, &near)),
+                    key,
+                };
+            }
             ConfigError::Invalid {
                 origin: self.origin_text(&key),
-                message: err.into_inner().to_string(),
+                message,
                 key,
             }
         })
@@ -141,10 +157,58 @@ impl LayeredConfig {
             Some(key) => Err(ConfigError::UnknownKey {
                 key: key.clone(),
                 origin: self.origin_text(key),
+                suggestion: closest(key, known.iter().copied()),
             }),
             None => Ok(()),
         }
     }
+}
+
+/// The known key a misspelt one was most likely meant to be: among its siblings (which the
+/// defaults layer fills with every known key), the nearest by edit distance, if near enough.
+impl LayeredConfig {
+    fn closest_known(&self, key: &str) -> Option<String> {
+        let (parent, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+        let siblings = if parent.is_empty() {
+            &self.tree
+        } else {
+            self.tree
+                .get(parent.split('.').next()?)
+                .and_then(|root| {
+                    parent
+                        .split('.')
+                        .skip(1)
+                        .try_fold(root, |node, part| node.get(part))
+                })?
+                .as_object()?
+        };
+        let candidates = siblings.keys().map(String::as_str).filter(|k| *k != leaf);
+        closest(leaf, candidates).map(|near| dotted_key(parent, &near))
+    }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`": the field and the expected ones.
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    message.strip_prefix("unknown field `")?;
+    let names: Vec<String> = message
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(String::from)
+        .collect();
+    let (field, expected) = names.split_first()?;
+    Some((field.clone(), expected.to_vec()))
+}
+
+/// The candidate nearest to `typed` by edit distance, if within a third of its length (at
+/// least 2): `log_levels` → `log_level`, `databse` → `database`.
+fn closest<'a>(typed: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let limit = (typed.len() / 3).max(2);
+    candidates
+        .map(|candidate| (strsim::levenshtein(typed, candidate), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate.to_string())
 }
 
 /// `key` under `prefix` as a dotted settings key (`database` + `url` → `database.url`).

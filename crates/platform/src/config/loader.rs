@@ -36,6 +36,8 @@ impl Profile {
 }
 
 const ENV_PREFIX: &str = "VIVESPHERE_";
+/// `VIVESPHERE_…` variables that are read, but are not settings (after the prefix).
+const NON_SETTING_VARS: [&str; 2] = ["CONFIG_DIR", "SECRETS_DIR"];
 const FILE_SUFFIX: &str = "_file";
 
 /// Builds a [`LayeredConfig`] for a target. The environment is a snapshot taken once, so
@@ -92,6 +94,35 @@ impl ConfigLoader {
         .expect("a profile's own name parses");
         loader.offline = true;
         loader
+    }
+
+    /// The `VIVESPHERE_…` variables this loader will not read: a single underscore where a
+    /// setting needs two (`VIVESPHERE_SERVER_LISTEN`), or a name that is no setting at all.
+    /// One sentence each, with the variable meant when the name starts with a section.
+    pub fn ignored_env_vars(&self) -> Vec<String> {
+        self.env
+            .keys()
+            .filter_map(|var| {
+                let rest = var.strip_prefix(ENV_PREFIX)?;
+                let read_elsewhere = NON_SETTING_VARS.contains(&rest) || rest.starts_with("TEST_");
+                if rest.contains("__") || read_elsewhere {
+                    return None;
+                }
+                let lower = rest.to_ascii_lowercase();
+                let meant = self.defaults.keys().find_map(|section| {
+                    let key = lower.strip_prefix(section.as_str())?.strip_prefix('_')?;
+                    (!key.is_empty()).then(|| env_var(&format!("{section}.{}", key.replace("__", "."))))
+                });
+                Some(match meant {
+                    Some(meant) => format!(
+                        "{var} is not read: a setting's variable is VIVESPHERE_<SECTION>__<KEY>; did you mean {meant}?"
+                    ),
+                    None => format!(
+                        "{var} is not read: a setting's variable is VIVESPHERE_<SECTION>__<KEY>"
+                    ),
+                })
+            })
+            .collect()
     }
 
     /// A loader using this process's environment.
@@ -541,6 +572,41 @@ mod tests {
         );
         assert_eq!(parse_env_value(""), Value::from(""));
         assert_eq!(parse_env_value("null"), Value::Null);
+    }
+
+    #[test]
+    fn variables_that_are_not_read_are_named_with_the_one_meant() {
+        let defaults =
+            serde_json::json!({"server": {"listen": "x"}, "bot_manager": {"grace_seconds": 1}});
+        let loader = ConfigLoader::new(
+            ".",
+            env(&[
+                ("VIVESPHERE_SERVER_LISTEN", "0.0.0.0:1"),
+                ("VIVESPHERE_BOT_MANAGER_GRACE_SECONDS", "5"),
+                ("VIVESPHERE_NONSENSE", "1"),
+                ("VIVESPHERE_SERVER__LISTEN", "0.0.0.0:1"),
+                ("VIVESPHERE_CONFIG_DIR", "config"),
+                ("VIVESPHERE_TEST_DATABASE_URL", "postgres://x"),
+                ("OTHER_VAR", "1"),
+            ]),
+            defaults,
+        )
+        .unwrap();
+        let ignored = loader.ignored_env_vars();
+        assert_eq!(ignored.len(), 3, "{ignored:?}");
+        assert!(
+            ignored[0].contains("did you mean VIVESPHERE_BOT_MANAGER__GRACE_SECONDS?"),
+            "{ignored:?}"
+        );
+        assert!(
+            ignored[1].starts_with("VIVESPHERE_NONSENSE is not read"),
+            "{ignored:?}"
+        );
+        assert!(!ignored[1].contains("did you mean"), "{ignored:?}");
+        assert!(
+            ignored[2].contains("did you mean VIVESPHERE_SERVER__LISTEN?"),
+            "{ignored:?}"
+        );
     }
 
     #[test]

@@ -216,6 +216,48 @@ fn config_check_fails_on_a_bad_key_with_file_and_key() {
         stderr.contains("VIVESPHERE_TELEMETRY__LOG_LEVELS"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("did you mean `telemetry.log_level`?"),
+        "{stderr}"
+    );
+}
+
+/// Mistakes that used to pass silently: a variable with one underscore where a setting needs
+/// two is named with the one meant, and a configuration directory that is not there stops
+/// the process instead of a quiet start on the defaults.
+#[test]
+fn a_near_miss_variable_is_named_and_a_missing_config_dir_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = vivesphere(&dir)
+        .args(["config", "check", "--target", "gateway"])
+        .env("VIVESPHERE_SERVER_LISTEN", "0.0.0.0:9000")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("VIVESPHERE_SERVER_LISTEN is not read")
+            && stderr.contains("did you mean VIVESPHERE_SERVER__LISTEN?"),
+        "{stderr}"
+    );
+    for args in [
+        vec!["--config-dir", "/nonexistent/config", "config", "check"],
+        vec![
+            "--config-dir",
+            "/nonexistent/config",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    ] {
+        let output = vivesphere(&dir).args(&args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("the configuration directory /nonexistent/config does not exist"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -515,6 +515,23 @@ async fn invalid_settings_are_refused_with_the_key_named() {
         assert_eq!(body["key"], key, "{body}");
         assert!(body["message"].as_str().unwrap().contains(key));
     }
+    // A near miss is named with the setting meant.
+    let (_, body) = error_of(
+        update(
+            &app,
+            &admin,
+            json!({"service": "bot-manager", "settings": {"bot_manager.grace_secnds": 60}}),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `bot_manager.grace_seconds`?"),
+        "{body}"
+    );
     // Nothing was written by any of them.
     let history = get_json(&app, &format!("{P}/releases"), &admin).await;
     assert_eq!(history["releases"], json!([]));
