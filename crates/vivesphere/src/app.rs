@@ -481,8 +481,10 @@ async fn build_target(
 
 /// The address to serve on: `--listen`, else `server.listen`, else port 8000 on loopback
 /// for the all-in-one process and on every interface for one target (as in a pod).
-async fn bind_listener(options: &AppOptions, loaded: &LoadedConfig) -> anyhow::Result<TcpListener> {
-    let listen = options
+/// The address the process listens on: `--listen`, else `server.listen`, else loopback for
+/// the all-in-one process (a laptop) and every interface for one target (a container).
+pub fn effective_listen(options: &AppOptions, loaded: &LoadedConfig) -> String {
+    options
         .listen
         .clone()
         .or_else(|| loaded.process_platform.server.listen.clone())
@@ -493,7 +495,38 @@ async fn bind_listener(options: &AppOptions, loaded: &LoadedConfig) -> anyhow::R
             } else {
                 format!("0.0.0.0:{port}")
             }
-        });
+        })
+}
+
+/// `vivesphere config check`: what the selected target runs with — its own section and the
+/// platform's (every section for the all-in-one process), with the listen address it will
+/// use — each value with its origin, secrets redacted.
+pub fn render_config_check(options: &AppOptions, loaded: &LoadedConfig) -> String {
+    let why = if options.runs_everything() {
+        "the all-in-one process listens on loopback"
+    } else {
+        "one target listens on every interface, as in a container"
+    };
+    let config = loaded.process.as_ref().clone().with_derived(
+        "server.listen",
+        serde_json::Value::from(effective_listen(options, loaded)),
+        why,
+    );
+    let secrets = registry::secret_keys();
+    if options.runs_everything() {
+        return config.render_with_origins(&secrets);
+    }
+    let platform_sections = PlatformSettings::defaults();
+    let mut sections: Vec<&str> = platform_sections
+        .as_object()
+        .map(|map| map.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    sections.extend(loaded.targets.iter().map(|entry| entry.info.config_section));
+    config.render_sections_with_origins(&sections, &secrets)
+}
+
+async fn bind_listener(options: &AppOptions, loaded: &LoadedConfig) -> anyhow::Result<TcpListener> {
+    let listen = effective_listen(options, loaded);
     platform::server::bind(&listen)
         .await
         .context("server.listen (or --listen)")

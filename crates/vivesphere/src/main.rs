@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use vivesphere::app::{
-    App, AppOptions, load_config, migrate, reset_user_password, rotate_signing_keys,
+    App, AppOptions, load_config, migrate, render_config_check, reset_user_password,
+    rotate_signing_keys,
 };
 use vivesphere::botdata::BotdataCommand;
 use vivesphere::registry;
@@ -272,8 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
             }
-            let secrets = vivesphere::registry::secret_keys();
-            print!("{}", loaded.process.render_with_origins(&secrets));
+            print!("{}", render_config_check(&options, &loaded));
             Ok(())
         }
     }

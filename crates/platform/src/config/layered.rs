@@ -151,6 +151,29 @@ impl LayeredConfig {
         })
     }
 
+    /// Shows `value` for `key` where no layer set one: what the process computes itself (a
+    /// one-target process's `server.listen`), marked as such, so that `config check` prints
+    /// what will be used rather than `null`.
+    pub fn with_derived(mut self, key: &str, value: Value, why: &str) -> Self {
+        if self.get(key).is_some_and(|set| !set.is_null()) {
+            return self;
+        }
+        let mut layer = value;
+        for segment in key.rsplit('.') {
+            let mut map = Map::new();
+            map.insert(segment.to_string(), layer);
+            layer = Value::Object(map);
+        }
+        if let Value::Object(map) = layer {
+            let origin = Origin {
+                layer: LayerKind::Default,
+                source: format!("computed: {why}"),
+            };
+            self.merge_layer(map, &origin);
+        }
+        self
+    }
+
     /// Fails on a top-level section nobody owns (a typo such as `databse:`).
     pub fn check_sections(&self, known: &[&str]) -> Result<(), ConfigError> {
         match self.tree.keys().find(|key| !known.contains(&key.as_str())) {

@@ -27,6 +27,17 @@ impl LayeredConfig {
         }
     }
 
+    /// Renders only the top-level `sections` named (a target's own and the platform's).
+    pub fn render_sections_with_origins(
+        &self,
+        sections: &[&str],
+        secrets: &BTreeSet<String>,
+    ) -> String {
+        let mut shown = self.clone();
+        shown.tree.retain(|key, _| sections.contains(&key.as_str()));
+        shown.render_with_origins(secrets)
+    }
+
     /// Renders the whole effective configuration; `secrets` are the declared secret keys.
     pub fn render_with_origins(&self, secrets: &BTreeSet<String>) -> String {
         let mut out = String::new();

@@ -179,6 +179,48 @@ fn config_check_prints_origins_and_hides_secrets() {
     );
 }
 
+/// For one target, `config check` shows that target's settings and the platform's — not
+/// every service's — and the address it will listen on, where it would have shown `null`.
+#[test]
+fn config_check_shows_one_targets_own_settings_and_the_address_it_will_use() {
+    let text = config_check("gateway", &[]);
+    let sections: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with([' ', '#']) && line.ends_with(':'))
+        .collect();
+    assert!(sections.contains(&"gateway:"), "{text}");
+    assert!(sections.contains(&"server:"), "{text}");
+    for other in [
+        "bot_manager:",
+        "authentication:",
+        "logging:",
+        "secure_bot_data:",
+    ] {
+        assert!(!sections.contains(&other), "{other} in {text}");
+    }
+    let listen = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("listen:"))
+        .unwrap();
+    assert!(
+        listen.contains("\"0.0.0.0:8000\"") && listen.contains("computed: one target"),
+        "{listen}"
+    );
+    // Set, it is shown as set.
+    let text = config_check(
+        "gateway",
+        &[("VIVESPHERE_SERVER__LISTEN", "127.0.0.1:9100")],
+    );
+    let listen = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("listen:"))
+        .unwrap();
+    assert!(
+        listen.contains("127.0.0.1:9100") && listen.contains("env VIVESPHERE_SERVER__LISTEN"),
+        "{listen}"
+    );
+}
+
 #[test]
 fn config_check_redacts_every_declared_secret_whatever_its_name() {
     let kek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
