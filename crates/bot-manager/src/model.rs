@@ -252,7 +252,12 @@ pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
             ),
         ));
     }
-    let weighted = x_text::weighted_length(&text);
+    if text.is_empty() {
+        return Ok(text);
+    }
+    // One parse gives both the count and the verdict on characters X refuses.
+    let parsed = x_text::parse(&text);
+    let weighted = parsed.weighted_length;
     if weighted > x_text::MAX_WEIGHTED_LENGTH {
         return Err(ApiError::new(
             ErrorCode::ValidationFailed,
@@ -263,7 +268,7 @@ pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
         )
         .with_field("weighted_length", weighted));
     }
-    if !x_text::fits(&text) {
+    if !parsed.valid {
         return Err(ApiError::invalid_data(
             "text: contains a character X refuses (U+FFFE, U+FEFF or U+FFFF)",
         ));

@@ -284,12 +284,14 @@ pub async fn open_target(
     Ok((entry, database))
 }
 
-/// `vivesphere auth rotate-keys`: opens the Authentication service's database and starts a
-/// new signing key. Returns its key id.
-pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String> {
+/// Runs an operator command on the Authentication service's database, in a target context
+/// of its own. Operator commands ship nothing in the background: an event they cannot
+/// publish waits in the spill file for the next server start.
+async fn on_authentication<T>(
+    options: &AppOptions,
+    command: impl AsyncFnOnce(&TargetContext) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let (entry, database) = open_target(options, authentication::NAME).await?;
-    // Operator commands ship nothing in the background; an event they cannot publish waits
-    // in the spill file for the next server start.
     let shared = Shared::open(&entry.platform, options.clock.clone(), Peers::default()).await?;
     let ctx = shared.context(
         &entry,
@@ -297,27 +299,24 @@ pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String>
         entry.platform.clone(),
         Some(database.clone()),
     );
-    let kid = authentication::rotate_keys(&ctx).await;
+    let outcome = command(&ctx).await;
     database.close().await;
-    kid
+    outcome
 }
 
-/// `vivesphere auth reset-password --username U`: a new one-time password for the user,
-/// set in the Authentication service's database; their sessions end. Returns the password.
+/// `vivesphere auth rotate-keys`: starts a new signing key. Returns its key id.
+pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String> {
+    on_authentication(options, async |ctx| authentication::rotate_keys(ctx).await).await
+}
+
+/// `vivesphere auth reset-password --username U`: a new one-time password for the user;
+/// their sessions end; audited as the operator. Returns the password.
 pub async fn reset_user_password(options: &AppOptions, username: &str) -> anyhow::Result<String> {
-    let (entry, database) = open_target(options, authentication::NAME).await?;
-    let shared = Shared::open(&entry.platform, options.clock.clone(), Peers::default()).await?;
-    let ctx = shared.context(
-        &entry,
-        entry.config.clone(),
-        entry.platform.clone(),
-        Some(database.clone()),
-    );
     let operator = platform::activity::operator_actor();
-    // The audit event is published, or spilled to disk for the next start, before this returns.
-    let password = authentication::reset_password(&ctx, &operator, username).await;
-    database.close().await;
-    password
+    on_authentication(options, async |ctx| {
+        authentication::reset_password(ctx, &operator, username).await
+    })
+    .await
 }
 
 /// What every target of a process shares, made once: the queue, the event shipper, the

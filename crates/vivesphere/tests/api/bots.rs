@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::auth_helpers::{PASSWORD, create_user, login_ok};
+use crate::auth_helpers::create_user;
 use crate::botdata_helpers::{error_of, revealed_value};
 use crate::bots_helpers::spawn_bots;
 
@@ -166,21 +166,9 @@ async fn someone_elses_bot_and_its_posts_are_not_found_while_teammates_and_admin
     let env = spawn_bots(Default::default(), &[]).await;
     // Alice and Carol share a team; Bob does not.
     let admin = env.admin.clone();
-    for (name, team) in [("alice", "red"), ("carol", "red"), ("bob", "blue")] {
-        let response = env
-            .send(
-                Method::POST,
-                "/api/v1/auth/users",
-                &admin,
-                json!({"username": name, "password": PASSWORD, "roles": ["Manager"], "team": team}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-    }
-    let token = |body: Value| body["token"].as_str().unwrap().to_string();
-    let alice = token(login_ok(&env.app, "alice", PASSWORD).await);
-    let carol = token(login_ok(&env.app, "carol", PASSWORD).await);
-    let bob = token(login_ok(&env.app, "bob", PASSWORD).await);
+    let alice = env.team_manager("alice", "red").await;
+    let carol = env.team_manager("carol", "red").await;
+    let bob = env.team_manager("bob", "blue").await;
     let (bot_id, _) = env.bot(&alice, "alicebot").await;
     let post = env.post(&alice, &bot_id, json!({"text": "a draft"})).await;
     let post_id = post["post_id"].as_str().unwrap();
@@ -274,7 +262,7 @@ async fn someone_elses_bot_and_its_posts_are_not_found_while_teammates_and_admin
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 0);
     // A Viewer reads but cannot write.
     create_user(&env.app, &admin, "vera", &["Viewer"]).await;
-    let vera = token(login_ok(&env.app, "vera", PASSWORD).await);
+    let vera = env.login("vera").await;
     let (status, code) = error_of(
         env.send(
             Method::POST,
@@ -892,20 +880,8 @@ async fn check_text_counts_as_posts_are_counted() {
 async fn the_bot_list_filters_by_status_team_handle_and_text_within_reach() {
     let env = spawn_bots(Default::default(), &[]).await;
     let admin = env.admin.clone();
-    for (name, team) in [("alice", "red"), ("bob", "blue")] {
-        let response = env
-            .send(
-                Method::POST,
-                "/api/v1/auth/users",
-                &admin,
-                json!({"username": name, "password": PASSWORD, "roles": ["Manager"], "team": team}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-    }
-    let token = |body: Value| body["token"].as_str().unwrap().to_string();
-    let alice = token(login_ok(&env.app, "alice", PASSWORD).await);
-    let bob = token(login_ok(&env.app, "bob", PASSWORD).await);
+    let alice = env.team_manager("alice", "red").await;
+    let bob = env.team_manager("bob", "blue").await;
     let (news, _) = env.bot(&alice, "NewsBot").await;
     // A name with LIKE's own characters (handles cannot have them).
     let user = env.fake.add_user(fake_x::NewUser::named("weather100"));

@@ -543,11 +543,7 @@ async fn a_post_later_than_the_grace_period_is_missed_not_published() {
     let post_id = post["post_id"].as_str().unwrap();
     // Due in a minute, but the bot stays paused for two hours.
     env.app.clock.advance(Duration::from_secs(2 * 3_600));
-    let alice = crate::auth_helpers::login_ok(&env.app, "alice", crate::auth_helpers::PASSWORD)
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let alice = env.login("alice").await;
     assert_eq!(
         env.read_post(&alice, &bot_id, post_id).await["state"],
         "scheduled"
@@ -591,11 +587,7 @@ async fn a_scheduled_post_fires_at_its_run_at_not_before() {
     assert!(env.x_requests("POST", "/2/tweets").is_empty());
     // An hour later by the app's clock, it goes out.
     env.app.clock.advance(Duration::from_secs(3_600));
-    let alice = crate::auth_helpers::login_ok(&env.app, "alice", crate::auth_helpers::PASSWORD)
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let alice = env.login("alice").await;
     let done = env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
     let parse = |t: &str| {
         time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
@@ -1017,18 +1009,10 @@ async fn first_error(
     bot_id: &str,
     post_id: &str,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let post = env.read_post(token, bot_id, post_id).await;
-        if post["error"].is_string() {
-            return post;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never refused: {post}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    env.wait_until(token, bot_id, post_id, "refused", |post| {
+        post["error"].is_string()
+    })
+    .await
 }
 
 fn capped() -> fake_x::Settings {
@@ -1054,11 +1038,7 @@ async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
     env.app
         .clock
         .set(time::macros::datetime!(2031-03-31 23:30 UTC));
-    let alice = crate::auth_helpers::login_ok(&env.app, "alice", crate::auth_helpers::PASSWORD)
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let alice = env.login("alice").await;
     spend_the_monthly_cap(&env, &user).await;
     let post = env
         .post(
@@ -1086,11 +1066,7 @@ async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
     env.app
         .clock
         .set(time::macros::datetime!(2031-04-01 00:00:01 UTC));
-    let alice = crate::auth_helpers::login_ok(&env.app, "alice", crate::auth_helpers::PASSWORD)
-        .await["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let alice = env.login("alice").await;
     let done = env
         .wait_for(&alice, &bot_id, post_id, &["published", "failed", "missed"])
         .await;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use fake_x::{FakeX, UserTokens};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::auth_helpers::{admin_token, send_json, token_of};
+use crate::auth_helpers::{PASSWORD, admin_token, login_ok, send_json, token_of};
 use crate::helpers::{TestApp, spawn_with_clock, test_clock};
 
 pub struct BotEnv {
@@ -105,6 +105,28 @@ impl BotEnv {
         token_of(&self.app, &self.admin, username, &["Manager"]).await
     }
 
+    /// A Manager in `team`, logged in; their token.
+    pub async fn team_manager(&self, username: &str, team: &str) -> String {
+        let response = self
+            .send(
+                Method::POST,
+                "/api/v1/auth/users",
+                &self.admin,
+                json!({"username": username, "password": PASSWORD, "roles": ["Manager"], "team": team}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        self.login(username).await
+    }
+
+    /// A fresh token for a user made here (after the clock moved past the last one).
+    pub async fn login(&self, username: &str) -> String {
+        login_ok(&self.app, username, PASSWORD).await["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub async fn send(
         &self,
         method: Method,
@@ -157,15 +179,34 @@ impl BotEnv {
         post_id: &str,
         states: &[&str],
     ) -> Value {
+        self.wait_until(
+            token,
+            bot_id,
+            post_id,
+            &format!("reached {states:?}"),
+            |post| states.contains(&post["state"].as_str().unwrap_or_default()),
+        )
+        .await
+    }
+
+    /// Reads the post until `done` holds of it (20 s at most); returns it.
+    pub async fn wait_until(
+        &self,
+        token: &str,
+        bot_id: &str,
+        post_id: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let post = self.read_post(token, bot_id, post_id).await;
-            if states.contains(&post["state"].as_str().unwrap_or_default()) {
+            if done(&post) {
                 return post;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "post never reached {states:?}: {post}"
+                "post never {what}: {post}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
