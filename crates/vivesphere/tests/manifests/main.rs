@@ -193,6 +193,65 @@ fn local_secrets_have_the_names_and_keys_of_the_examples() {
     assert_eq!(local, examples);
 }
 
+#[test]
+fn a_local_overlay_without_generated_secrets_names_the_generator() {
+    if scenarios().is_none() {
+        return;
+    }
+    // A fresh clone: the manifests (and the config they include) without what `generate`
+    // writes.
+    let clone = tempfile::tempdir().unwrap();
+    let repo = render::k8s_dir().join("../..");
+    for folder in ["infrastructure", "config"] {
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(repo.join(folder))
+            .arg(clone.path())
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
+    let k8s = clone.path().join("infrastructure/kubernetes");
+    std::fs::remove_dir_all(k8s.join("components/local-secrets/run-generate-first")).unwrap();
+    for overlay in ["dev", "kind"] {
+        let err = render::render(&k8s.join("overlays").join(overlay)).unwrap_err();
+        assert!(
+            err.contains("components/local-secrets/run-generate-first: no such file"),
+            "{overlay}: {err}"
+        );
+    }
+}
+
+/// ingress-nginx is retired (March 2026): the laptop path needs no Ingress controller at all.
+/// Kong is the edge on a NodePort, which kind's cluster config maps to localhost:80.
+#[test]
+fn the_kind_overlay_needs_no_ingress_controller() {
+    let Some(kind_overlay) = scenario("overlays/kind") else {
+        return;
+    };
+    let rendered = serde_json::to_string(&kind_overlay.docs).unwrap();
+    assert!(
+        !rendered.contains("ingress-nginx"),
+        "the kind overlay names ingress-nginx"
+    );
+    assert_eq!(
+        model::of_kind(&kind_overlay.docs, "Ingress").count(),
+        0,
+        "an Ingress needs a controller"
+    );
+    let proxy = model::of_kind(&kind_overlay.docs, "Service")
+        .find(|service| name(service) == "kong-proxy")
+        .expect("the Service kong-proxy");
+    assert_eq!(proxy["spec"]["type"], "NodePort");
+    let node_port = &proxy["spec"]["ports"][0]["nodePort"];
+    let cluster = render::parse_documents(
+        &std::fs::read_to_string(render::k8s_dir().join("kind/cluster.yaml")).unwrap(),
+    );
+    let mappings = &cluster[0]["nodes"][0]["extraPortMappings"];
+    assert_eq!(mappings[0]["containerPort"], *node_port, "{mappings}");
+    assert_eq!(mappings[0]["hostPort"], 80);
+}
+
 // ---- references ---------------------------------------------------------------------
 
 #[test]
