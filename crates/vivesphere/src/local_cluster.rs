@@ -37,6 +37,29 @@ pub fn topology() -> Vec<(&'static str, usize)> {
     services
 }
 
+/// The order processes start in, each after what it reads at start: the first
+/// Authentication replica alone (it creates the signing key and the first admin), then the
+/// Configuration service (every other process reads its central settings from it), then the
+/// gateway (through which the rest reach the Authentication service), then all the rest at
+/// once. `processes` are (name, target), the first Authentication replica first.
+fn start_waves(processes: &[(String, &str)]) -> Vec<Vec<String>> {
+    let names_of = |wanted: &dyn Fn(usize, &str) -> bool| -> Vec<String> {
+        processes
+            .iter()
+            .enumerate()
+            .filter(|(index, (_, target))| wanted(*index, target))
+            .map(|(_, (name, _))| name.clone())
+            .collect()
+    };
+    let early = [configuration::NAME, gateway::NAME];
+    vec![
+        names_of(&|index, _| index == 0),
+        names_of(&|_, target| target == configuration::NAME),
+        names_of(&|_, target| target == gateway::NAME),
+        names_of(&|index, target| index != 0 && !early.contains(&target)),
+    ]
+}
+
 /// Settings for a process's environment, by their dotted keys.
 #[derive(Debug, Clone, Default)]
 struct Settings(Vec<(String, String)>);
@@ -106,8 +129,8 @@ pub struct ClusterOptions {
     pub queue_namespace: String,
     /// The gateway's port on 127.0.0.1; 0 picks a free one.
     pub gateway_port: u16,
-    /// The first admin's password; unset, the first start prints a one-time one into the
-    /// first Authentication replica's log.
+    /// The first admin's password; unset, a random one is written once into
+    /// `<data_dir>/initial-admin-password` (owner-only) and kept across restarts.
     pub initial_admin_password: Option<String>,
     /// X's API for the Bot Manager (the fake X in demos and tests).
     pub x_api_url: Option<String>,
@@ -205,14 +228,27 @@ impl LocalCluster {
         let planned = plan()?;
         let common = self.common_settings(&secrets, &planned);
         // The replicated Authentication service is reached through the gateway, as a
-        // Kubernetes Service would spread the calls; it itself answers its own.
+        // Kubernetes Service would spread the calls; it itself answers its own. The
+        // Configuration service starts before the gateway, so it asks the first replica.
         let through_gateway = common.clone().with(
             "auth.authentication_url",
             format!("http://127.0.0.1:{gateway_port}"),
         );
-        for process in &planned {
+        let first_authentication = urls_of(&planned, authentication::NAME)
+            .next()
+            .expect("every target is planned");
+        let configuration_settings = common
+            .clone()
+            .with("auth.authentication_url", first_authentication);
+        for (index, process) in planned.iter().enumerate() {
             let settings = match process.target {
+                // The first process of all: nothing can answer its first read of the central
+                // settings, so it starts on its saved copy at once and catches up.
+                authentication::NAME if index == 0 => {
+                    common.clone().with("config_client.startup_timeout_ms", 0)
+                }
                 authentication::NAME => common.clone(),
+                configuration::NAME => configuration_settings.clone(),
                 _ => through_gateway.clone(),
             };
             let member = self.member(process.name.clone(), process.target, process.port, settings);
@@ -255,9 +291,10 @@ impl LocalCluster {
             "bot_manager.secure_bot_data_url",
             first(secure_bot_data::NAME),
         );
-        if let Some(file) = &secrets.admin_password {
-            settings.set("authentication.initial_admin_password_file", file.display());
-        }
+        settings.set(
+            "authentication.initial_admin_password_file",
+            secrets.admin_password.display(),
+        );
         if let Some(url) = &self.options.x_api_url {
             settings.set("bot_manager.x_api.base_url", url);
         }
@@ -265,22 +302,20 @@ impl LocalCluster {
         settings
     }
 
-    /// The first Authentication replica alone, then every other service, then the gateway.
+    /// Each wave of [`start_waves`] started and ready before the next.
     async fn start_in_order(&mut self) -> anyhow::Result<()> {
-        let first = self.members[0].name.clone();
-        self.spawn(&first)?;
-        self.wait_ready(&[first]).await?;
-        let services: Vec<String> = self.members[1..self.members.len() - 1]
+        let processes: Vec<(String, &str)> = self
+            .members
             .iter()
-            .map(|m| m.name.clone())
+            .map(|m| (m.name.clone(), m.target))
             .collect();
-        for name in &services {
-            self.spawn(name)?;
+        for wave in start_waves(&processes) {
+            for name in &wave {
+                self.spawn(name)?;
+            }
+            self.wait_ready(&wave).await?;
         }
-        self.wait_ready(&services).await?;
-        let gateway = gateway::NAME.to_string();
-        self.spawn(&gateway)?;
-        self.wait_ready(&[gateway]).await
+        Ok(())
     }
 
     fn member(
@@ -313,11 +348,7 @@ impl LocalCluster {
             service_clients: dir.join("service-clients"),
             encryption_key: dir.join("authentication.key"),
             kek_dir: dir.join("botdata-kek"),
-            admin_password: self
-                .options
-                .initial_admin_password
-                .as_ref()
-                .map(|_| dir.join("initial-admin-password")),
+            admin_password: self.admin_password_file(),
         };
         for folder in [dir.join("logs"), secrets.kek_dir.clone()] {
             std::fs::create_dir_all(&folder)
@@ -335,13 +366,20 @@ impl LocalCluster {
             &secrets.kek_dir.join("1"),
             authentication::crypto::new_encryption_key,
         )?;
-        if let (Some(path), Some(password)) = (
-            &secrets.admin_password,
-            &self.options.initial_admin_password,
-        ) {
-            write_private(path, password)?;
+        match &self.options.initial_admin_password {
+            Some(password) => write_private(&secrets.admin_password, password)?,
+            None => write_secret_once(
+                &secrets.admin_password,
+                authentication::crypto::random_token,
+            )?,
         }
         Ok(secrets)
+    }
+
+    /// Where the first admin's password is (readable by the owner only): what the option
+    /// gave, or a random one written on the first start.
+    pub fn admin_password_file(&self) -> PathBuf {
+        self.options.data_dir.join("initial-admin-password")
     }
 
     pub fn gateway_url(&self) -> &str {
@@ -501,7 +539,7 @@ struct SharedSecrets {
     service_clients: PathBuf,
     encryption_key: PathBuf,
     kek_dir: PathBuf,
-    admin_password: Option<PathBuf>,
+    admin_password: PathBuf,
 }
 
 /// The last lines of a log, for an error message.
@@ -514,6 +552,32 @@ fn tail(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_and_the_gateway_start_before_the_services_that_read_them() {
+        let processes: Vec<(String, &str)> = plan()
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name, p.target))
+            .chain([(gateway::NAME.to_string(), gateway::NAME)])
+            .collect();
+        let waves = start_waves(&processes);
+        assert_eq!(waves[0], vec!["authentication-1"]);
+        assert_eq!(waves[1], vec![configuration::NAME]);
+        assert_eq!(waves[2], vec![gateway::NAME]);
+        let mut rest = waves[3].clone();
+        rest.sort();
+        assert_eq!(
+            rest,
+            vec![
+                "authentication-2",
+                "bot-manager-1",
+                "bot-manager-2",
+                "logging",
+                "secure-bot-data"
+            ]
+        );
+    }
 
     #[test]
     fn the_topology_is_every_service_of_the_registry_authentication_first() {
@@ -529,31 +593,61 @@ mod tests {
 
     /// Every key the launcher sets is a setting of the typed configuration, so a renamed
     /// setting fails here rather than being silently ignored by a process.
-    #[test]
-    fn every_setting_the_launcher_writes_exists() {
-        platform::install_crypto_provider();
-        let cluster = LocalCluster {
+    fn unstarted(data_dir: &Path, initial_admin_password: Option<&str>) -> LocalCluster {
+        LocalCluster {
             options: ClusterOptions {
                 binary: PathBuf::from("vivesphere"),
                 config_dir: PathBuf::from("config"),
-                data_dir: PathBuf::from("/tmp/unused"),
+                data_dir: data_dir.to_path_buf(),
                 database_url: "postgres://db/x".into(),
                 nats_url: "nats://n:4222".into(),
                 queue_namespace: "t".into(),
                 gateway_port: 0,
-                initial_admin_password: Some("p".into()),
+                initial_admin_password: initial_admin_password.map(str::to_string),
                 x_api_url: Some("http://x".into()),
                 extra_env: Vec::new(),
                 ready_timeout: Duration::from_secs(1),
             },
             members: Vec::new(),
             http: reqwest::Client::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn without_a_password_the_first_admins_is_written_once_for_the_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = unstarted(dir.path(), None);
+        let secrets = cluster.prepare_data_dir().unwrap();
+        assert_eq!(secrets.admin_password, cluster.admin_password_file());
+        let written = std::fs::read_to_string(&secrets.admin_password).unwrap();
+        assert!(written.len() >= 32, "{written:?}");
+        let mode = std::fs::metadata(&secrets.admin_password)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A restart keeps it: the admin it made is still the admin.
+        cluster.prepare_data_dir().unwrap();
+        let again = std::fs::read_to_string(&secrets.admin_password).unwrap();
+        assert_eq!(again, written);
+        // A password given is the one written.
+        unstarted(dir.path(), Some("given-passphrase-1"))
+            .prepare_data_dir()
+            .unwrap();
+        let given = std::fs::read_to_string(&secrets.admin_password).unwrap();
+        assert_eq!(given, "given-passphrase-1");
+    }
+
+    #[test]
+    fn every_setting_the_launcher_writes_exists() {
+        platform::install_crypto_provider();
+        let cluster = unstarted(Path::new("/tmp/unused"), Some("p"));
         let secrets = SharedSecrets {
             service_clients: PathBuf::from("/s"),
             encryption_key: PathBuf::from("/k"),
             kek_dir: PathBuf::from("/kek"),
-            admin_password: Some(PathBuf::from("/p")),
+            admin_password: PathBuf::from("/p"),
         };
         let planned = plan().unwrap();
         let settings = gateway_settings(cluster.common_settings(&secrets, &planned), &planned);

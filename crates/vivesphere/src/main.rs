@@ -125,8 +125,8 @@ struct LocalClusterArgs {
     /// Shared secrets, each process's state, and its log in logs/<process>.log.
     #[arg(long, default_value = "./data/local-cluster")]
     data_dir: PathBuf,
-    /// A file holding the first admin's password (else a one-time one is printed to
-    /// logs/authentication-1.log on the first start).
+    /// A file holding the first admin's password (else a random one is written once to
+    /// <data-dir>/initial-admin-password, readable by you only).
     #[arg(long)]
     initial_admin_password_file: Option<PathBuf>,
     /// X's API for the Bot Manager, e.g. a `vivesphere serve --target fake-x`.
@@ -350,6 +350,11 @@ async fn local_cluster(config_dir: PathBuf, args: LocalClusterArgs) -> anyhow::R
             member.pid().unwrap_or_default()
         );
     }
+    println!(
+        "admin: username \"admin\", password in {} (readable by you only; it is the \
+         first admin's while the database has no users)",
+        cluster.admin_password_file().display()
+    );
     println!("ready: {} (Ctrl-C stops everything)", cluster.gateway_url());
     let stop = tokio_util::sync::CancellationToken::new();
     platform::server::cancel_on_signal(stop.clone());

@@ -152,6 +152,16 @@ impl ConfigClient {
     /// environment) and the running client catches up.
     pub async fn sync_at_start(&self, settings: &ConfigClientSettings) {
         let limit = Duration::from_millis(settings.startup_timeout_ms);
+        if limit.is_zero() {
+            // Told not to wait (a process that starts before the Configuration service can
+            // answer): the running client catches up.
+            tracing::info!(
+                service = self.live.service(),
+                revision = self.live.revision(),
+                "starting on the saved settings; following the Configuration service from now"
+            );
+            return;
+        }
         match tokio::time::timeout(limit, self.sync()).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
