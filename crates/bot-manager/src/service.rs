@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::botdata::BotDataClient;
 use crate::settings::Settings;
+use crate::store::bots::BotRow;
 use crate::tokens::Tokens;
 use crate::xapi::XClient;
 
@@ -84,6 +85,13 @@ pub struct BotManager {
     pub clock: platform::Clock,
 }
 
+/// Who acted on a bot: a person (or service client) calling the API, or this service's own
+/// workers.
+pub enum Actor<'a> {
+    Caller(&'a platform::auth::Caller),
+    Service,
+}
+
 /// A uniformly random whole number below `bound` (jitter, not secrets).
 pub fn random_below(bound: u64) -> u64 {
     if bound == 0 {
@@ -104,15 +112,61 @@ impl BotManager {
         Ok(())
     }
 
-    /// A user activity for the Logging service (on the queue, or spilled until it is back).
-    pub async fn record(&self, action: &str, actor: &str, subject: &str, details: Value) {
+    /// A user activity about `bot` for the Logging service (on the queue, or spilled until
+    /// it is back). It carries the bot's id and team, so Managers find their team's events,
+    /// and a message that names the bot.
+    pub async fn record(
+        &self,
+        actor: Actor<'_>,
+        action: &str,
+        bot: &BotRow,
+        subject: &str,
+        details: Value,
+    ) {
+        let activity = match actor {
+            Actor::Caller(caller) => Activity::by(caller, action),
+            Actor::Service => Activity::new(action).by_service(crate::NAME),
+        };
+        let named = match &bot.x_handle {
+            Some(handle) => format!("{} (@{handle})", bot.name),
+            None => bot.name.clone(),
+        };
+        let message = if subject == bot.bot_id {
+            format!("{action}: bot {named}")
+        } else {
+            format!("{action} {subject}: bot {named}")
+        };
         self.activity
             .record(
-                Activity::new(action)
-                    .actor(actor)
+                activity
                     .subject(subject)
+                    .bot(&bot.bot_id)
+                    .team(bot.team.as_deref())
+                    .message(message)
                     .details(details),
             )
             .await;
+    }
+
+    /// [`BotManager::record`] for this service's own workers, which hold the bot's id only.
+    pub async fn record_for(&self, action: &str, bot_id: &str, subject: &str, details: Value) {
+        match crate::store::bots::get(&self.db, bot_id).await {
+            Ok(Some(bot)) => {
+                self.record(Actor::Service, action, &bot, subject, details)
+                    .await
+            }
+            // Gone or unreadable: the event still counts, with the id alone.
+            _ => {
+                self.activity
+                    .record(
+                        Activity::new(action)
+                            .by_service(crate::NAME)
+                            .subject(subject)
+                            .bot(bot_id)
+                            .details(details),
+                    )
+                    .await
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use platform::activity::{Activity, ActivityLog};
+use platform::auth::Caller;
 use platform::config::central::{
     CHANGE_SUBJECT_FILTER, CentralProvider, CentralSnapshot, ChangeNotice, ConfigHub,
     change_subject,
@@ -90,7 +91,8 @@ impl ConfigService {
         }
     }
 
-    pub(crate) async fn audit(&self, release: &Release, diff: &Diff) {
+    /// Settings belong to no team: only admins read these events in the Logging service.
+    pub(crate) async fn audit(&self, caller: &Caller, release: &Release, diff: &Diff) {
         let action = if release.kind == "rollback" {
             "settings.rolled_back"
         } else {
@@ -98,8 +100,8 @@ impl ConfigService {
         };
         self.activity
             .record(
-                Activity::new(action)
-                    .actor(release.author.clone())
+                Activity::by(caller, action)
+                    .team(None)
                     .subject(release.scope.clone())
                     .details(json!({
                         "scope": release.scope,

@@ -30,7 +30,9 @@ pub struct Release {
     pub request_id: Option<String>,
     /// For a rollback: the release it copied.
     pub rollback_of: Option<i64>,
-    /// Unix milliseconds.
+    /// When it was written (RFC 3339; Unix milliseconds inside).
+    #[serde(serialize_with = "platform::time_fmt::millis_as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 

@@ -1,11 +1,25 @@
-//! Who may read which categories. Admins read everything; `logs:read` (Managers) reads
-//! user_activity; `logs:read:debug` reads debug, terminal and console. The rule is applied to
-//! every query, export and delete on the server, never left to the client.
+//! Who may read which categories, and whose events. Admins read everything; `logs:read`
+//! (Managers) reads user_activity; `logs:read:debug` reads debug, terminal and console. Of
+//! those, everyone but admins (and service clients) reads only events they acted in and
+//! events of their team, as the Bot Manager scopes bots. The rules are applied to every
+//! query, export and delete on the server, never left to the client.
 
-use platform::auth::Caller;
+use platform::auth::{Caller, Reach};
 use platform::{ApiError, ErrorCode};
 
 use crate::model::Category;
+use crate::store::TeamScope;
+
+/// Whose events the caller reads: `None` for everyone's.
+pub fn scope(caller: &Caller) -> Option<TeamScope> {
+    match caller.reach() {
+        Reach::All => None,
+        Reach::Member { user_id, team } => Some(TeamScope {
+            actor_id: user_id.to_string(),
+            team: team.map(str::to_string),
+        }),
+    }
+}
 
 /// The categories the caller may read.
 pub fn readable(caller: &Caller) -> Vec<Category> {

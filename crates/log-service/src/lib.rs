@@ -38,17 +38,29 @@ pub const ROUTE_PREFIX: &str = "/api/v1/logs";
 /// The durable consumer that writes queued events.
 pub use writer::CONSUMER;
 
-const SQLITE_STEPS: &[MigrationStep] = &[MigrationStep {
-    version: 1,
-    description: "logging",
-    sql: include_str!("../migrations/0001_logging_sqlite.sql"),
-}];
+const ACTORS: MigrationStep = MigrationStep {
+    version: 2,
+    description: "actors, bots and teams",
+    sql: include_str!("../migrations/0002_actors.sql"),
+};
 
-const POSTGRES_STEPS: &[MigrationStep] = &[MigrationStep {
-    version: 1,
-    description: "logging",
-    sql: include_str!("../migrations/0001_logging_postgres.sql"),
-}];
+const SQLITE_STEPS: &[MigrationStep] = &[
+    MigrationStep {
+        version: 1,
+        description: "logging",
+        sql: include_str!("../migrations/0001_logging_sqlite.sql"),
+    },
+    ACTORS,
+];
+
+const POSTGRES_STEPS: &[MigrationStep] = &[
+    MigrationStep {
+        version: 1,
+        description: "logging",
+        sql: include_str!("../migrations/0001_logging_postgres.sql"),
+    },
+    ACTORS,
+];
 
 const MIGRATIONS: Migrations = Migrations {
     sqlite: SQLITE_STEPS,

@@ -55,13 +55,28 @@ pub const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "fatal"
 pub struct LogEvent {
     /// The event id (a UUID for events from the queue): storing it twice stores it once.
     pub id: String,
-    /// Unix milliseconds.
+    /// When it happened (RFC 3339; Unix milliseconds inside).
+    #[serde(
+        rename = "time",
+        serialize_with = "platform::time_fmt::millis_as_rfc3339"
+    )]
+    #[schema(value_type = String, format = DateTime)]
     pub ts: i64,
     #[schema(value_type = String)]
     pub category: Category,
     pub service: String,
     pub level: String,
-    pub user_id: Option<String>,
+    /// The acting user's id; null when a service or an operator acted.
+    pub actor_id: Option<String>,
+    /// The acting user's username, or `operator:<login>` for a command at the machine.
+    pub actor_name: Option<String>,
+    /// The service that acted (a service client, or a service's own worker).
+    pub actor_service: Option<String>,
+    /// The bot the event concerns.
+    pub bot_id: Option<String>,
+    /// The team the event belongs to (the bot's or user's, else the actor's); Managers read
+    /// their own team's events and their own.
+    pub team: Option<String>,
     pub action: Option<String>,
     pub request_id: Option<String>,
     pub message: String,
@@ -103,11 +118,23 @@ pub fn parse_timestamp(value: &Value) -> Option<i64> {
     }
 }
 
-/// Who submitted an event over HTTP: their id is the event's `user_id` unless they are a
-/// service client, which may name the user it acts for.
+/// Who submitted an event over HTTP. A person is the event's actor, in their team; a
+/// service client is its actor service and may name the user it acts for (`user_id`) and the
+/// team the event belongs to (`team`).
 pub struct Submitter<'a> {
-    pub user_id: &'a str,
+    /// A user id, or `client:<id>`.
+    pub id: &'a str,
+    pub username: Option<&'a str>,
+    pub team: Option<&'a str>,
     pub is_service: bool,
+}
+
+/// Who an event says acted, in its three fields.
+#[derive(Debug, Default, PartialEq)]
+struct Actor {
+    id: Option<String>,
+    name: Option<String>,
+    service: Option<String>,
 }
 
 /// An event from the contract's `{"log_type","log_data":{...}}` (also one line of a batch).
@@ -136,11 +163,22 @@ pub fn from_submission(
     let service = text(&data, "source", 64)
         .ok_or_else(|| ApiError::invalid_data("log_data.source: the emitting service or app"))?;
     let level = submitted_level(&data)?;
-    let user_id = if submitter.is_service {
-        text(&data, "user_id", 128)
+    let (actor, team) = if submitter.is_service {
+        let actor = Actor {
+            id: text(&data, "user_id", 128),
+            name: None,
+            service: Some(submitter.id.trim_start_matches("client:").to_string()),
+        };
+        (actor, text(&data, "team", 128))
     } else {
-        Some(submitter.user_id.to_string())
+        let actor = Actor {
+            id: Some(submitter.id.to_string()),
+            name: submitter.username.map(str::to_string),
+            service: None,
+        };
+        (actor, submitter.team.map(str::to_string))
     };
+    let bot_id = text(&data, "bot_id", 128);
     let action = text(&data, "action", 128);
     let request_id = text(&data, "request_id", 128);
     let id = submitted_id(&data)?;
@@ -151,6 +189,8 @@ pub fn from_submission(
         "source",
         "level",
         "user_id",
+        "bot_id",
+        "team",
         "action",
         "request_id",
     ] {
@@ -162,7 +202,11 @@ pub fn from_submission(
         category,
         service,
         level,
-        user_id,
+        actor_id: actor.id,
+        actor_name: actor.name,
+        actor_service: actor.service,
+        bot_id,
+        team,
         action,
         request_id,
         message,
@@ -286,8 +330,9 @@ fn from_cloudevent(
     let action = data_map
         .and_then(|d| text(d, "action", 128))
         .or_else(|| text(&event, "type", 128));
-    let user_id =
-        text(&event, "actor", 128).or_else(|| data_map.and_then(|d| text(d, "actor", 128)));
+    let actor = actor_of(&event, data_map, &source);
+    let bot_id = text(&event, "bot_id", 128);
+    let team = text(&event, "team", 128);
     let subject_of = text(&event, "subject", 128);
     let level = data_map
         .and_then(|d| text(d, "level", 16))
@@ -307,12 +352,51 @@ fn from_cloudevent(
         category,
         service: source,
         level,
-        user_id,
+        actor_id: actor.id,
+        actor_name: actor.name,
+        actor_service: actor.service,
+        bot_id,
+        team,
         action,
         request_id: text(&event, "request_id", 128),
         message: cut(message, max_message_bytes),
         data,
     })
+}
+
+/// The actor a CloudEvent names, by the kind the platform writes (`actor_kind`), or for
+/// events recorded before it did, by the actor's form: `client:<id>` and the emitting
+/// service's own name are services, `operator:<login>` an operator, anything else a user id.
+fn actor_of(event: &Map<String, Value>, data: Option<&Map<String, Value>>, source: &str) -> Actor {
+    let Some(actor) =
+        text(event, "actor", 128).or_else(|| data.and_then(|d| text(d, "actor", 128)))
+    else {
+        return Actor::default();
+    };
+    let kind = text(event, "actor_kind", 16).unwrap_or_else(|| {
+        if actor.starts_with("client:") || actor == source {
+            "service".into()
+        } else if actor.starts_with("operator:") {
+            "operator".into()
+        } else {
+            "user".into()
+        }
+    });
+    match kind.as_str() {
+        "service" => Actor {
+            service: Some(actor.trim_start_matches("client:").to_string()),
+            ..Actor::default()
+        },
+        "operator" => Actor {
+            name: Some(actor),
+            ..Actor::default()
+        },
+        _ => Actor {
+            name: text(event, "actor_name", 128),
+            id: Some(actor),
+            service: None,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -335,7 +419,9 @@ mod tests {
 
     fn user() -> Submitter<'static> {
         Submitter {
-            user_id: "u-1",
+            id: "u-1",
+            username: Some("ada"),
+            team: Some("blue"),
             is_service: false,
         }
     }
@@ -352,9 +438,13 @@ mod tests {
         .unwrap();
         assert_eq!(ok.category, Category::Console);
         assert_eq!(
-            ok.user_id.as_deref(),
-            Some("u-1"),
-            "a user cannot log as someone else"
+            (
+                ok.actor_id.as_deref(),
+                ok.actor_name.as_deref(),
+                ok.team.as_deref()
+            ),
+            (Some("u-1"), Some("ada"), Some("blue")),
+            "a user cannot log as someone else, nor for another team"
         );
         assert_eq!(ok.level, "info");
         assert_eq!(ok.data, json!({"extra": 1}));
@@ -411,7 +501,7 @@ mod tests {
         assert_eq!(event.category, Category::UserActivity);
         assert_eq!(event.service, "authentication");
         assert_eq!(event.action.as_deref(), Some("login.succeeded"));
-        assert_eq!(event.user_id.as_deref(), Some("u-9"));
+        assert_eq!(event.actor_id.as_deref(), Some("u-9"));
         assert_eq!(event.request_id.as_deref(), Some("r-1"));
         assert_eq!(event.message, "login.succeeded u-9");
         assert!(
@@ -427,5 +517,70 @@ mod tests {
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, vec!["e-1", "e-2"]);
         assert!(from_queue_message(subject, b"[1, 2]", NOW, 100).is_none());
+    }
+
+    #[test]
+    fn the_actor_is_a_user_a_service_or_an_operator_in_separate_fields() {
+        let event = |extra: Value| {
+            let mut payload = json!({"specversion": "1.0", "id": "e-1",
+                "source": "vivesphere/bot-manager", "time": "2027-01-15T08:00:00Z",
+                "data": {"action": "bot.created"}});
+            payload
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let subject = "logs.user_activity.bot_manager";
+            from_queue_message(subject, payload.to_string().as_bytes(), NOW, 100)
+                .unwrap()
+                .remove(0)
+        };
+        let actor = |e: &LogEvent| {
+            (
+                e.actor_id.clone(),
+                e.actor_name.clone(),
+                e.actor_service.clone(),
+            )
+        };
+        let some = |s: &str| Some(s.to_string());
+        let by_user = event(
+            json!({"actor": "u-1", "actor_kind": "user", "actor_name": "ada",
+            "bot_id": "b-1", "team": "blue"}),
+        );
+        assert_eq!(actor(&by_user), (some("u-1"), some("ada"), None));
+        assert_eq!((by_user.bot_id, by_user.team), (some("b-1"), some("blue")));
+        let by_worker = event(json!({"actor": "bot-manager", "actor_kind": "service"}));
+        assert_eq!(actor(&by_worker), (None, None, some("bot-manager")));
+        // Events recorded before the kind was written: read from the actor's form.
+        assert_eq!(
+            actor(&event(json!({"actor": "bot-manager"}))),
+            (None, None, some("bot-manager"))
+        );
+        assert_eq!(
+            actor(&event(json!({"actor": "client:gateway"}))),
+            (None, None, some("gateway"))
+        );
+        assert_eq!(
+            actor(&event(json!({"actor": "operator:root"}))),
+            (None, some("operator:root"), None)
+        );
+        assert_eq!(actor(&event(json!({}))), (None, None, None));
+    }
+
+    #[test]
+    fn a_service_client_names_the_user_and_team_it_acts_for() {
+        let service = Submitter {
+            id: "client:bot-manager",
+            username: None,
+            team: None,
+            is_service: true,
+        };
+        let data = json!({"timestamp": NOW, "message": "m", "source": "s",
+            "user_id": "u-2", "team": "red", "bot_id": "b-7"});
+        let event = from_submission("console", data, &service, NOW, 100).unwrap();
+        assert_eq!(event.actor_id.as_deref(), Some("u-2"));
+        assert_eq!(event.actor_service.as_deref(), Some("bot-manager"));
+        assert_eq!(event.team.as_deref(), Some("red"));
+        assert_eq!(event.bot_id.as_deref(), Some("b-7"));
+        assert_eq!(event.data, json!({}));
     }
 }

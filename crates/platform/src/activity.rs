@@ -11,15 +11,37 @@ use serde_json::{Value, json};
 use crate::http::observe::current_request_id;
 use crate::shipping::EventShipper;
 
+/// Who acted: a user (by id, with their username), a service (a service client, or a
+/// service's own worker), or an operator at the machine (`operator:<login>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    User,
+    Service,
+    Operator,
+}
+
 /// One thing a person (or client) did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Activity {
     /// What happened, as `<resource>.<verb>` (`login.succeeded`, `user.disabled`).
     pub action: String,
-    /// Who did it (a user id, `client:<id>`), if known.
+    /// Who did it (a user id, a service name, `operator:<login>`), if known.
     pub actor: Option<String>,
+    /// The actor's name as people read it (a username), when known.
+    pub actor_name: Option<String>,
+    /// What `actor` is; unset, the Logging service infers it from its form.
+    pub actor_kind: Option<ActorKind>,
     /// Whom or what it concerned (a user id, a role name), if anything.
     pub subject: Option<String>,
+    /// The bot it concerned, if any.
+    pub bot_id: Option<String>,
+    /// The team it belongs to: the team of the bot or user it concerned, else the actor's.
+    /// Managers read their own team's events only.
+    pub team: Option<String>,
+    /// A sentence for people (naming the bot, not only its id); unset, the Logging service
+    /// writes `<action> <subject>`.
+    pub message: Option<String>,
     /// Extra facts; never secrets.
     pub details: Value,
 }
@@ -29,14 +51,52 @@ impl Activity {
         Self {
             action: action.into(),
             actor: None,
+            actor_name: None,
+            actor_kind: None,
             subject: None,
+            bot_id: None,
+            team: None,
+            message: None,
             details: json!({}),
         }
     }
 
-    /// An action the caller took: they are its actor.
+    /// An action the caller took: they are its actor (a user with their name and team, or
+    /// a service client), and by default it belongs to their team.
     pub fn by(caller: &crate::auth::Caller, action: impl Into<String>) -> Self {
-        Self::new(action).actor(caller.id())
+        let activity = Self::new(action);
+        if caller.is_service() {
+            let client = caller.id().trim_start_matches("client:").to_string();
+            return activity.by_service(client);
+        }
+        let mut activity = activity.actor(caller.id());
+        activity.actor_kind = Some(ActorKind::User);
+        activity.actor_name = caller.username().map(str::to_string);
+        activity.team = caller.team().map(str::to_string);
+        activity
+    }
+
+    /// An action a service took by itself (a worker publishing, a token refresh).
+    pub fn by_service(mut self, service: impl Into<String>) -> Self {
+        self.actor = Some(service.into());
+        self.actor_kind = Some(ActorKind::Service);
+        self.actor_name = None;
+        self
+    }
+
+    /// An action of a user known by id and name (a login, before any token exists).
+    pub fn by_user(mut self, user_id: impl Into<String>, username: impl Into<String>) -> Self {
+        self.actor = Some(user_id.into());
+        self.actor_kind = Some(ActorKind::User);
+        self.actor_name = Some(username.into());
+        self
+    }
+
+    /// An operator command at the machine, as [`operator_actor`] names them.
+    pub fn by_operator(mut self, operator: impl Into<String>) -> Self {
+        self.actor = Some(operator.into());
+        self.actor_kind = Some(ActorKind::Operator);
+        self
     }
 
     pub fn actor(mut self, actor: impl Into<String>) -> Self {
@@ -46,6 +106,22 @@ impl Activity {
 
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
+        self
+    }
+
+    pub fn bot(mut self, bot_id: impl Into<String>) -> Self {
+        self.bot_id = Some(bot_id.into());
+        self
+    }
+
+    /// The team the event belongs to (replaces the actor's).
+    pub fn team(mut self, team: Option<&str>) -> Self {
+        self.team = team.map(str::to_string);
+        self
+    }
+
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
         self
     }
 
@@ -107,10 +183,15 @@ impl ActivityLog {
             "datacontenttype": "application/json",
             "request_id": request_id,
             "actor": activity.actor,
+            "actor_name": activity.actor_name,
+            "actor_kind": activity.actor_kind,
+            "bot_id": activity.bot_id,
+            "team": activity.team,
             "data": {
                 "action": activity.action,
                 "actor": activity.actor,
                 "subject": activity.subject,
+                "message": activity.message,
                 "details": activity.details,
             },
         })

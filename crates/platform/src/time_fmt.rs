@@ -27,3 +27,12 @@ pub fn rfc3339_from_unix(seconds: i64) -> String {
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
 }
+
+/// Serde: Unix milliseconds written as RFC 3339 UTC, the API convention
+/// (`#[serde(serialize_with = "platform::time_fmt::millis_as_rfc3339")]`).
+pub fn millis_as_rfc3339<S: serde::Serializer>(
+    millis: &i64,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rfc3339_from_millis(*millis))
+}

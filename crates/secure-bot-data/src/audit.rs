@@ -134,7 +134,9 @@ fn activity_of(entry: &AuditEntry) -> Activity {
         "details": entry.details,
     }));
     if let Some(bot_id) = &entry.bot_id {
-        activity = activity.subject(bot_id);
+        // No team: this service does not know the bot's, so only admins read these in the
+        // Logging service (the audit API here has its own rules).
+        activity = activity.subject(bot_id).bot(bot_id);
     }
     activity
 }

@@ -194,7 +194,8 @@ async fn signed_in(
     a.activity
         .record(
             Activity::new("login.succeeded")
-                .actor(user.id.clone())
+                .by_user(user.id.clone(), user.username.clone())
+                .team(user.team.as_deref())
                 .details(details),
         )
         .await;
@@ -289,7 +290,11 @@ pub async fn login_mfa(
     if !second_factor_accepted(a, &credentials, request).await? {
         count_failure(a, &keys).await?;
         a.activity
-            .record(Activity::new("login.mfa_failed").subject(credentials.user.id.clone()))
+            .record(
+                Activity::new("login.mfa_failed")
+                    .subject(credentials.user.id.clone())
+                    .team(credentials.user.team.as_deref()),
+            )
             .await;
         return Err(auth_failed());
     }
@@ -427,8 +432,9 @@ pub async fn change_password(
     a.activity
         .record(
             Activity::new("password.changed")
-                .actor(user.id.clone())
-                .subject(user.id.clone()),
+                .by_user(user.id.clone(), user.username.clone())
+                .subject(user.id.clone())
+                .team(user.team.as_deref()),
         )
         .await;
     Ok(())

@@ -171,6 +171,7 @@ pub async fn create(
         .record(
             Activity::by(caller, "user.created")
                 .subject(user.id.clone())
+                .team(user.team.as_deref())
                 .details(json!({"username": user.username, "roles": user.roles})),
         )
         .await;
@@ -213,6 +214,7 @@ async fn record_patch(a: &Authentication, caller: &Caller, before: &User, after:
             .record(
                 Activity::by(caller, "user.roles_changed")
                     .subject(after.id.clone())
+                    .team(after.team.as_deref())
                     .details(json!({"before": before.roles, "after": after.roles})),
             )
             .await;
@@ -224,7 +226,11 @@ async fn record_patch(a: &Authentication, caller: &Caller, before: &User, after:
             "user.enabled"
         };
         a.activity
-            .record(Activity::by(caller, action).subject(after.id.clone()))
+            .record(
+                Activity::by(caller, action)
+                    .subject(after.id.clone())
+                    .team(after.team.as_deref()),
+            )
             .await;
     }
 }
@@ -267,11 +273,15 @@ pub async fn delete(a: &Authentication, caller: &Caller, user_id: &str) -> Resul
             "you cannot delete yourself",
         ));
     }
-    user(a, user_id).await?;
+    let deleted = user(a, user_id).await?;
     a.revoke_user(user_id).await?;
     users::delete(&a.db, user_id).await?;
     a.activity
-        .record(Activity::by(caller, "user.deleted").subject(user_id.to_string()))
+        .record(
+            Activity::by(caller, "user.deleted")
+                .subject(user_id.to_string())
+                .team(deleted.team.as_deref()),
+        )
         .await;
     Ok(())
 }
@@ -283,8 +293,10 @@ pub async fn reset_password(
     user_id: &str,
 ) -> Result<PasswordReset, ApiError> {
     caller.require("users:admin")?;
-    user(a, user_id).await?;
-    let record = Activity::by(caller, "password.reset").subject(user_id.to_string());
+    let target = user(a, user_id).await?;
+    let record = Activity::by(caller, "password.reset")
+        .subject(user_id.to_string())
+        .team(target.team.as_deref());
     give_temporary_password(a, user_id, record).await
 }
 
@@ -301,8 +313,9 @@ pub async fn reset_password_by_operator(
         .ok_or_else(|| ApiError::not_found(format!("no user {username:?}")))?;
     let user_id = found.user.id;
     let record = Activity::new("password.reset")
-        .actor(operator.to_string())
+        .by_operator(operator)
         .subject(user_id.clone())
+        .team(found.user.team.as_deref())
         .details(json!({"by": "vivesphere auth reset-password"}));
     give_temporary_password(a, &user_id, record).await
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::botdata::{BotDataError, fields};
 use crate::model::{BotStatus, PostingSlot, new_id, parse_id};
-use crate::service::BotManager;
+use crate::service::{Actor, BotManager};
 use crate::store::bots::{self, BotFilter, BotRow};
 
 /// A bot to create, its fields checked.
@@ -273,8 +273,9 @@ pub async fn create(m: &BotManager, caller: &Caller, new: NewBot) -> Result<BotR
         .map_err(botdata_error)?;
     bots::insert(&m.db, &bot).await?;
     m.record(
+        Actor::Caller(caller),
         "bot.created",
-        caller.id(),
+        &bot,
         &bot.bot_id,
         json!({"name": bot.name, "status": bot.status.as_str(), "credential_fields": new.credentials.keys().collect::<Vec<_>>()}),
     )
@@ -344,8 +345,9 @@ pub async fn update(
         updated = change_status(m, caller, updated, next).await?;
     }
     m.record(
+        Actor::Caller(caller),
         "bot.updated",
-        caller.id(),
+        &updated,
         &updated.bot_id,
         json!({"version": updated.version}),
     )
@@ -394,8 +396,9 @@ async fn change_status(
         m.release_waiting(&bot.bot_id).await?;
     }
     m.record(
+        Actor::Caller(caller),
         "bot.status_changed",
-        caller.id(),
+        &bot,
         &bot.bot_id,
         json!({"from": bot.status.as_str(), "to": next.as_str()}),
     )
@@ -449,8 +452,9 @@ pub async fn replace_credentials(
         .map_err(botdata_error)?;
     m.tokens.forget(&bot.bot_id);
     m.record(
+        Actor::Caller(caller),
         "bot.credentials_replaced",
-        caller.id(),
+        &bot,
         &bot.bot_id,
         json!({"credential_fields": credentials.keys().collect::<Vec<_>>()}),
     )
@@ -487,9 +491,9 @@ pub async fn mark_needs_reauth(m: &BotManager, bot_id: &str, reason: &str) -> an
     .await?;
     if moved {
         m.metrics.count("refresh", "refused");
-        m.record(
+        m.record_for(
             "bot.needs_reauth",
-            crate::NAME,
+            bot_id,
             bot_id,
             json!({"reason": reason}),
         )

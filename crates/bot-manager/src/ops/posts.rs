@@ -14,7 +14,7 @@ use crate::model::{
     BotStatus, Poll, PostOptions, PostState, PostingSlot, ReplySettings, check_media,
     check_options, check_text, new_id, parse_id,
 };
-use crate::service::BotManager;
+use crate::service::{Actor, BotManager};
 use crate::store::bots::BotRow;
 use crate::store::posts::{self, JobKind, PostRow};
 
@@ -157,16 +157,16 @@ async fn writable_post(
     Ok((bot, post))
 }
 
-/// The activity record of a change to a post: always its bot, and what else `details` says.
+/// The activity record of a change to a post of `bot`, with what else `details` says.
 async fn record_post(
     m: &BotManager,
     caller: &Caller,
     action: &str,
-    post: &PostRow,
-    mut details: serde_json::Value,
+    (bot, post): (&BotRow, &PostRow),
+    details: serde_json::Value,
 ) {
-    details["bot_id"] = json!(post.bot_id);
-    m.record(action, caller.id(), &post.post_id, details).await;
+    m.record(Actor::Caller(caller), action, bot, &post.post_id, details)
+        .await;
 }
 
 async fn reload(m: &BotManager, post: &PostRow) -> Result<PostRow, ApiError> {
@@ -354,10 +354,15 @@ pub async fn create(
     }
     wake_relay_if_due(m, &post, post.created_at);
     m.record(
-        if post.run_at.is_some() { "post.scheduled" } else { "post.drafted" },
-        caller.id(),
+        Actor::Caller(caller),
+        if post.run_at.is_some() {
+            "post.scheduled"
+        } else {
+            "post.drafted"
+        },
+        &bot,
         &post.post_id,
-        json!({"bot_id": post.bot_id, "run_at": post.run_at.map(platform::time_fmt::rfc3339_from_millis)}),
+        json!({"run_at": post.run_at.map(platform::time_fmt::rfc3339_from_millis)}),
     )
     .await;
     Ok(Created::New(reload(m, &post).await?))
@@ -455,7 +460,7 @@ pub async fn update(
         check_slot(&bot, run_at)?;
     }
     let post = save_edit(m, &bot, post, run_at).await?;
-    record_post(m, caller, "post.edited", &post, json!({})).await;
+    record_post(m, caller, "post.edited", (&bot, &post), json!({})).await;
     Ok(post)
 }
 
@@ -477,7 +482,7 @@ pub async fn schedule(
         m,
         caller,
         "post.scheduled",
-        &post,
+        (&bot, &post),
         json!({"run_at": run_at}),
     )
     .await;
@@ -495,7 +500,14 @@ pub async fn publish(
         return Err(not_editable(&post, "cannot be published again"));
     }
     let post = save_edit(m, &bot, post, Some(m.clock.now_millis())).await?;
-    record_post(m, caller, "post.publish_requested", &post, json!({})).await;
+    record_post(
+        m,
+        caller,
+        "post.publish_requested",
+        (&bot, &post),
+        json!({}),
+    )
+    .await;
     Ok(post)
 }
 
@@ -506,7 +518,7 @@ pub async fn cancel(
     (bot_id, post_id): (&str, &str),
 ) -> Result<PostRow, ApiError> {
     caller.require("bots:write")?;
-    let (_, post) = reachable_post(m, caller, bot_id, post_id).await?;
+    let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     let cancelled = posts::transition(
@@ -524,7 +536,7 @@ pub async fn cancel(
     }
     posts::disarm_job(&mut tx, JobKind::Publish, &post.post_id, now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
-    record_post(m, caller, "post.cancelled", &post, json!({})).await;
+    record_post(m, caller, "post.cancelled", (&bot, &post), json!({})).await;
     reload(m, &post).await
 }
 
@@ -535,7 +547,7 @@ pub async fn delete(
     caller: &Caller,
     (bot_id, post_id): (&str, &str),
 ) -> Result<PostRow, ApiError> {
-    let (_, post) = writable_post(m, caller, (bot_id, post_id)).await?;
+    let (bot, post) = writable_post(m, caller, (bot_id, post_id)).await?;
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     let deleting = posts::transition(
@@ -571,7 +583,7 @@ pub async fn delete(
         m,
         caller,
         "post.delete_requested",
-        &post,
+        (&bot, &post),
         json!({"x_post_id": post.x_post_id}),
     )
     .await;

@@ -140,11 +140,11 @@ impl Run<'_> {
             error: format!("no answer after sending; verifying: {err}"),
         };
         self.manager
-            .record(
+            .record_for(
                 "post.unknown",
-                crate::NAME,
+                &self.job.bot_id,
                 &self.job.post_id,
-                json!({"bot_id": self.job.bot_id}),
+                json!({}),
             )
             .await;
         self.finish(outcome).await

@@ -132,7 +132,7 @@ impl Run<'_> {
             }
         };
         m.metrics.count(action, result);
-        m.record(&event, "bot-manager", &self.job.post_id, details(extra))
+        m.record_for(&event, &self.job.bot_id, &self.job.post_id, details(extra))
             .await;
     }
 
@@ -310,9 +310,9 @@ impl Run<'_> {
             Ok(fresh) => {
                 self.manager.metrics.count("refresh", "ok");
                 self.manager
-                    .record(
+                    .record_for(
                         "bot.token_refreshed",
-                        "bot-manager",
+                        &self.job.bot_id,
                         &self.job.bot_id,
                         json!({}),
                     )

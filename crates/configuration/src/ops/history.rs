@@ -111,8 +111,8 @@ pub async fn redact_history(
     config
         .activity
         .record(
-            Activity::new("settings.redacted")
-                .actor(caller.display_name().to_string())
+            Activity::by(caller, "settings.redacted")
+                .team(None)
                 .subject(change.scope.clone())
                 .details(json!({
                     "scope": change.scope,

@@ -220,7 +220,7 @@ async fn write(
             // Someone else wrote first: start again from what they wrote.
             WriteOutcome::Stale | WriteOutcome::Collided => continue,
         };
-        return published(config, revision, &diff).await;
+        return published(config, caller, revision, &diff).await;
     }
     Err(ApiError::new(
         ErrorCode::Conflict,
@@ -231,6 +231,7 @@ async fn write(
 /// A release just written, announced and audited, with the keys that apply at restart.
 async fn published(
     config: &ConfigService,
+    caller: &Caller,
     revision: i64,
     diff: &Diff,
 ) -> Result<Written, ApiError> {
@@ -239,7 +240,7 @@ async fn published(
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::internal("a written release vanished"))?;
     config.announce(&release).await;
-    config.audit(&release, diff).await;
+    config.audit(caller, &release, diff).await;
     let restart_required = diff
         .keys()
         .into_iter()

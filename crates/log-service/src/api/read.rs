@@ -33,7 +33,10 @@ pub struct EventQuery {
     pub category: Option<String>,
     pub service: Option<String>,
     pub level: Option<String>,
-    pub user_id: Option<String>,
+    /// The acting user's id.
+    pub actor_id: Option<String>,
+    /// The bot the events concern.
+    pub bot_id: Option<String>,
     pub action: Option<String>,
     pub request_id: Option<String>,
     /// Words the message must contain.
@@ -109,10 +112,12 @@ fn filter_of(query: &EventQuery) -> Result<Filter, ApiError> {
         categories,
         service: short("service", &query.service)?,
         level: query.level.clone(),
-        user_id: short("user_id", &query.user_id)?,
+        actor_id: short("actor_id", &query.actor_id)?,
+        bot_id: short("bot_id", &query.bot_id)?,
         action: short("action", &query.action)?,
         request_id: short("request_id", &query.request_id)?,
         text,
+        scope: None,
     })
 }
 
@@ -156,7 +161,8 @@ enum Format {
     Csv,
 }
 
-const CSV_HEADER: &str = "id,time,category,service,level,user_id,action,request_id,message,data\n";
+const CSV_HEADER: &str = "id,time,category,service,level,actor_id,actor_name,actor_service,\
+bot_id,team,action,request_id,message,data\n";
 
 /// Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection):
 /// `=`, `+`, `-`, `@`, and a tab, CR or LF that can start one.
@@ -184,7 +190,11 @@ fn csv_line(event: &LogEvent) -> String {
         event.category.as_str(),
         &event.service,
         &event.level,
-        event.user_id.as_deref().unwrap_or(""),
+        event.actor_id.as_deref().unwrap_or(""),
+        event.actor_name.as_deref().unwrap_or(""),
+        event.actor_service.as_deref().unwrap_or(""),
+        event.bot_id.as_deref().unwrap_or(""),
+        event.team.as_deref().unwrap_or(""),
         event.action.as_deref().unwrap_or(""),
         event.request_id.as_deref().unwrap_or(""),
         &event.message,

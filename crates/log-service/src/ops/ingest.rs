@@ -60,7 +60,9 @@ pub async fn submit_batch(
 /// The event a submission makes, if the caller may write it and it is within retention.
 fn accepted(logs: &Logs, caller: &Caller, submission: Submission) -> Result<LogEvent, ApiError> {
     let submitter = Submitter {
-        user_id: caller.id(),
+        id: caller.id(),
+        username: caller.username(),
+        team: caller.team(),
         is_service: caller.is_service(),
     };
     let now = logs.clock.now_millis();

@@ -68,7 +68,8 @@ pub async fn delete(logs: &Logs, caller: &Caller, filter: Filter) -> Result<u64,
         || !filter.categories.is_empty()
         || filter.service.is_some()
         || filter.level.is_some()
-        || filter.user_id.is_some()
+        || filter.actor_id.is_some()
+        || filter.bot_id.is_some()
         || filter.action.is_some()
         || filter.request_id.is_some()
         || filter.text.is_some();
@@ -76,7 +77,7 @@ pub async fn delete(logs: &Logs, caller: &Caller, filter: Filter) -> Result<u64,
     if !narrowed {
         return Err(ApiError::new(
             ErrorCode::InvalidData,
-            "name at least one filter (for example user_id); deleting everything is not offered",
+            "name at least one filter (for example actor_id); deleting everything is not offered",
         ));
     }
     let deleted = store::delete(&logs.db, &filter).await?;
@@ -84,18 +85,20 @@ pub async fn delete(logs: &Logs, caller: &Caller, filter: Filter) -> Result<u64,
         .record(Activity::by(caller, "logs.deleted").details(json!({
             "deleted": deleted,
             "categories": filter.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-            "user_id": filter.user_id,
+            "actor_id": filter.actor_id,
+            "bot_id": filter.bot_id,
             "service": filter.service,
             "action": filter.action,
-            "from": filter.from,
-            "to": filter.to,
+            "from": filter.from.map(platform::time_fmt::rfc3339_from_millis),
+            "to": filter.to.map(platform::time_fmt::rfc3339_from_millis),
         })))
         .await;
     Ok(deleted)
 }
 
 /// The filter bounded by what the caller may read: the categories asked for (all readable
-/// ones if none), and for a read the time window, by default the hour before now.
+/// ones if none), their own and their team's events unless they are an admin, and for a
+/// read the time window, by default the hour before now.
 fn bounded(
     logs: &Logs,
     caller: &Caller,
@@ -103,6 +106,7 @@ fn bounded(
     windowed: bool,
 ) -> Result<Filter, ApiError> {
     filter.categories = access::covered(caller, &filter.categories)?;
+    filter.scope = access::scope(caller);
     if windowed {
         let to = filter.to.unwrap_or(logs.clock.now_millis() + 1);
         filter.from = Some(filter.from.unwrap_or(to - HOUR_MS));

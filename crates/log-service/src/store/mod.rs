@@ -11,9 +11,9 @@ use sqlx::any::AnyRow;
 
 use crate::model::{Category, LogEvent};
 
-const COLUMNS: &str =
-    "id, ts, category, service, level, user_id, action, request_id, message, data";
-const COLUMN_COUNT: usize = 10;
+const COLUMNS: &str = "id, ts, category, service, level, actor_id, actor_name, actor_service, \
+     bot_id, team, action, request_id, message, data";
+const COLUMN_COUNT: usize = 14;
 /// Rows per INSERT statement, far below both backends' bind-parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -41,22 +41,25 @@ async fn insert_as_json(
         .map(|e| {
             serde_json::json!({
                 "id": e.id, "ts": e.ts, "category": e.category.as_str(), "service": e.service,
-                "level": e.level, "user_id": e.user_id, "action": e.action,
-                "request_id": e.request_id, "message": e.message, "data": e.data.to_string(),
+                "level": e.level, "actor_id": e.actor_id, "actor_name": e.actor_name,
+                "actor_service": e.actor_service, "bot_id": e.bot_id, "team": e.team,
+                "action": e.action, "request_id": e.request_id, "message": e.message,
+                "data": e.data.to_string(),
             })
         })
         .collect();
-    let inserted = sqlx::query(
-        "INSERT INTO events (id, ts, category, service, level, user_id, action, request_id, message, data) \
-         SELECT id, ts, category, service, level, user_id, action, request_id, message, data \
+    let sql = format!(
+        "INSERT INTO events ({COLUMNS}) SELECT {COLUMNS} \
          FROM json_to_recordset($1::json) AS x(id TEXT, ts BIGINT, category TEXT, service TEXT, \
-              level TEXT, user_id TEXT, action TEXT, request_id TEXT, message TEXT, data TEXT) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(Value::Array(rows).to_string())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+              level TEXT, actor_id TEXT, actor_name TEXT, actor_service TEXT, bot_id TEXT, \
+              team TEXT, action TEXT, request_id TEXT, message TEXT, data TEXT) \
+         ON CONFLICT DO NOTHING"
+    );
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(Value::Array(rows).to_string())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     Ok(inserted)
 }
 
@@ -75,7 +78,11 @@ async fn insert_rows(conn: &mut sqlx::AnyConnection, events: &[LogEvent]) -> any
                 .bind(event.category.as_str())
                 .bind(event.service.clone())
                 .bind(event.level.clone())
-                .bind(event.user_id.clone())
+                .bind(event.actor_id.clone())
+                .bind(event.actor_name.clone())
+                .bind(event.actor_service.clone())
+                .bind(event.bot_id.clone())
+                .bind(event.team.clone())
                 .bind(event.action.clone())
                 .bind(event.request_id.clone())
                 .bind(event.message.clone())
@@ -97,11 +104,21 @@ pub struct Filter {
     pub categories: Vec<Category>,
     pub service: Option<String>,
     pub level: Option<String>,
-    pub user_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub bot_id: Option<String>,
     pub action: Option<String>,
     pub request_id: Option<String>,
     /// Words the message must contain.
     pub text: Option<String>,
+    /// Set for everyone but admins: only their own events and their team's.
+    pub scope: Option<TeamScope>,
+}
+
+/// What a Manager (or any non-admin) reads: events they acted in, and events of their team.
+#[derive(Debug, Clone)]
+pub struct TeamScope {
+    pub actor_id: String,
+    pub team: Option<String>,
 }
 
 /// A position in newest-first order.
@@ -157,8 +174,20 @@ impl Where {
             .push(format!("category IN ({})", categories.join(", ")));
         w.eq("service", &filter.service);
         w.eq("level", &filter.level);
-        w.eq("user_id", &filter.user_id);
+        w.eq("actor_id", &filter.actor_id);
+        w.eq("bot_id", &filter.bot_id);
         w.eq("action", &filter.action);
+        if let Some(scope) = &filter.scope {
+            let me = w.arg(Arg::Text(scope.actor_id.clone()));
+            let condition = match &scope.team {
+                Some(team) => {
+                    let team = w.arg(Arg::Text(team.clone()));
+                    format!("(actor_id = {me} OR team = {team})")
+                }
+                None => format!("actor_id = {me}"),
+            };
+            w.conditions.push(condition);
+        }
         w.eq("request_id", &filter.request_id);
         if let Some(text) = &filter.text {
             match backend {
@@ -213,7 +242,11 @@ fn from_row(row: &AnyRow) -> anyhow::Result<LogEvent> {
             .ok_or_else(|| anyhow::anyhow!("stored category {category:?}"))?,
         service: row.try_get("service")?,
         level: row.try_get("level")?,
-        user_id: row.try_get("user_id")?,
+        actor_id: row.try_get("actor_id")?,
+        actor_name: row.try_get("actor_name")?,
+        actor_service: row.try_get("actor_service")?,
+        bot_id: row.try_get("bot_id")?,
+        team: row.try_get("team")?,
         action: row.try_get("action")?,
         request_id: row.try_get("request_id")?,
         message: row.try_get("message")?,

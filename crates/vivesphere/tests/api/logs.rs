@@ -30,6 +30,14 @@ async fn events(app: &TestApp, token: &str, query: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// An event's RFC 3339 `time` as Unix milliseconds.
+fn millis_of(time: &Value) -> i64 {
+    let text = time.as_str().expect("an RFC 3339 time");
+    let parsed =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+    (parsed.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// Polls a query until it returns at least `n` events (the queue path is asynchronous).
 async fn wait_for(app: &TestApp, token: &str, query: &str, n: usize) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -375,12 +383,13 @@ async fn queries_filter_search_and_page_stably_newest_first() {
             None => "category=debug&limit=7".to_string(),
         };
         let page = events(&app, &admin, &query).await;
-        seen.extend(page["items"].as_array().unwrap().iter().map(|e| {
-            (
-                e["ts"].as_i64().unwrap(),
-                e["id"].as_str().unwrap().to_string(),
-            )
-        }));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (millis_of(&e["time"]), e["id"].as_str().unwrap().to_string())),
+        );
         round += 1;
         seed(
             &app,
@@ -482,7 +491,7 @@ async fn roles_bound_every_query_and_export() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "id,time,category,service,level,user_id,action,request_id,message,data"
+        "id,time,category,service,level,actor_id,actor_name,actor_service,bot_id,team,action,request_id,message,data"
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 5, "{text}");
@@ -499,7 +508,7 @@ async fn admins_delete_by_filter_and_user_activity_cannot_be_forged() {
     wait_for(
         &app,
         &admin,
-        &format!("user_id={manager_id}&action=login.succeeded"),
+        &format!("actor_id={manager_id}&action=login.succeeded"),
         1,
     )
     .await;
@@ -522,7 +531,7 @@ async fn admins_delete_by_filter_and_user_activity_cannot_be_forged() {
             Method::POST,
             &format!("{PREFIX}/delete"),
             &manager,
-            json!({"user_id": manager_id}),
+            json!({"actor_id": manager_id}),
         )
         .await,
     )
@@ -549,7 +558,7 @@ async fn admins_delete_by_filter_and_user_activity_cannot_be_forged() {
         Method::POST,
         &format!("{PREFIX}/delete"),
         &admin,
-        json!({"user_id": manager_id}),
+        json!({"actor_id": manager_id}),
     )
     .await
     .json()
@@ -557,7 +566,7 @@ async fn admins_delete_by_filter_and_user_activity_cannot_be_forged() {
     .unwrap();
     assert_eq!(deleted["status"], "deleted");
     assert!(deleted["deleted"].as_u64().unwrap() >= 1);
-    let left = events(&app, &admin, &format!("user_id={manager_id}")).await;
+    let left = events(&app, &admin, &format!("actor_id={manager_id}")).await;
     assert_eq!(left["items"], json!([]));
 }
 

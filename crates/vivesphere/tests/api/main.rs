@@ -26,6 +26,7 @@ mod gateway;
 mod hardening;
 mod health;
 mod logs;
+mod logs_actors;
 mod outage;
 mod postgres_and_nats;
 mod process;

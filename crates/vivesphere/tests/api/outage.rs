@@ -127,7 +127,7 @@ async fn events_recorded_while_nats_is_down_arrive_once_it_is_back() {
 
     let _nats = NatsServer::start(port, store.path());
     // Two logins during the outage (the helper's and ours): both arrive, each once.
-    let query = format!("action=login.succeeded&user_id={user_id}");
+    let query = format!("action=login.succeeded&actor_id={user_id}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
     loop {
         let logins = wait_for_event(&app, &admin, &query).await;

@@ -290,6 +290,16 @@ async fn releases_keep_history_diffs_and_roll_back_as_a_new_release() {
     assert_eq!(release["reason"], "quieter retries");
     assert_eq!(release["request_id"], "req-config-1");
     assert_eq!(release["kind"], "update");
+    // Times in API answers are RFC 3339, as everywhere else.
+    let written = release["created_at"].as_str().expect("an RFC 3339 time");
+    let written =
+        time::OffsetDateTime::parse(written, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let age = app.clock.now() - written;
+    assert!(
+        age >= time::Duration::ZERO && age < time::Duration::minutes(1),
+        "written {age} ago"
+    );
     assert_eq!(
         release["snapshot"],
         json!({"bot_manager.execution.max_attempts": 3, "bot_manager.grace_seconds": 600})
