@@ -96,7 +96,7 @@ impl TryFrom<CreateBotRequest> for NewBot {
 }
 
 /// Create a bot (RESTful; the full resource back).
-#[utoipa::path(post, path = "/api/v1/bots", tag = "bots", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/bots", operation_id = "create_bot", tag = "bots", security(("bearer" = [])),
     request_body = CreateBotRequest,
     responses((status = 201, body = BotView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -139,7 +139,7 @@ impl BotQuery {
 }
 
 /// The bots the caller reaches (admins: all) that the filters keep, in id order.
-#[utoipa::path(get, path = "/api/v1/bots", tag = "bots", security(("bearer" = [])), params(BotQuery),
+#[utoipa::path(get, path = "/api/v1/bots", operation_id = "list_bots", tag = "bots", security(("bearer" = [])), params(BotQuery),
     responses((status = 200, body = Listing<BotView>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
 pub async fn list(
@@ -158,7 +158,7 @@ pub async fn list(
 }
 
 /// One bot. `ETag` is its version.
-#[utoipa::path(get, path = "/api/v1/bots/{bot_id}", tag = "bots", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/bots/{bot_id}", operation_id = "get_bot", tag = "bots", security(("bearer" = [])),
     params(("bot_id" = String, Path)),
     responses((status = 200, body = BotView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -183,7 +183,7 @@ pub struct UpdateBotRequest {
 }
 
 /// Edit a bot; `If-Match: "<version>"` guards against overwriting someone else's change.
-#[utoipa::path(patch, path = "/api/v1/bots/{bot_id}", tag = "bots", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/bots/{bot_id}", operation_id = "update_bot", tag = "bots", security(("bearer" = [])),
     params(("bot_id" = String, Path)), request_body = UpdateBotRequest,
     responses((status = 200, body = BotView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 412, body = ErrorBody)))]

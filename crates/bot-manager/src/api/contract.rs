@@ -19,7 +19,7 @@ pub struct CreateResponse {
 }
 
 /// Create a bot (contract). The credentials go to Secure Bot Data.
-#[utoipa::path(post, path = "/api/v1/bots/create", tag = "bots", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/bots/create", operation_id = "create_bot_phase1", tag = "bots", security(("bearer" = [])),
     request_body = CreateBotRequest,
     responses((status = 201, body = CreateResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -47,7 +47,7 @@ pub struct ListResponse {
 const LIST_CAP: i64 = 10_000;
 
 /// The caller's bots (contract): their own and their team's, from the token.
-#[utoipa::path(get, path = "/api/v1/bots/list", tag = "bots", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/bots/list", operation_id = "list_bot_ids_phase1", tag = "bots", security(("bearer" = [])),
     responses((status = 200, body = ListResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -125,7 +125,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// Create a post: a draft, scheduled (`run_at`) or to publish now. `Idempotency-Key` makes
 /// a retried create return the first one's post.
-#[utoipa::path(post, path = "/api/v1/bots/{bot_id}/posts", tag = "posts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/bots/{bot_id}/posts", operation_id = "create_post", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)), request_body = CreatePostRequest,
     responses((status = 201, body = PostView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -161,7 +161,7 @@ pub struct PostQuery {
 }
 
 /// A bot's posts, oldest first.
-#[utoipa::path(get, path = "/api/v1/bots/{bot_id}/posts", tag = "posts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/bots/{bot_id}/posts", operation_id = "list_posts", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), PostQuery),
     responses((status = 200, body = Listing<PostView>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
@@ -181,7 +181,7 @@ pub async fn list(
 }
 
 /// One post. `ETag` is its version.
-#[utoipa::path(get, path = "/api/v1/bots/{bot_id}/posts/{post_id}", tag = "posts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/bots/{bot_id}/posts/{post_id}", operation_id = "get_post", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), ("post_id" = String, Path)),
     responses((status = 200, body = PostView), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -222,7 +222,7 @@ where
 }
 
 /// Edit a draft or scheduled post; `If-Match: "<version>"` refuses a stale edit (412).
-#[utoipa::path(patch, path = "/api/v1/bots/{bot_id}/posts/{post_id}", tag = "posts", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/bots/{bot_id}/posts/{post_id}", operation_id = "update_post", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), ("post_id" = String, Path)), request_body = UpdatePostRequest,
     responses((status = 200, body = PostView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -4,7 +4,9 @@
 use axum::Router;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref};
+use utoipa::openapi::{
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
+};
 use utoipa::{OpenApi as _, ToSchema};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -81,9 +83,51 @@ pub fn service_document(title: &str, prefix: &str) -> OpenApi {
 }
 
 /// Routes serving `doc` as JSON and the offline Swagger UI.
-pub fn docs_routes(prefix: &str, doc: OpenApi) -> Router {
+pub fn docs_routes(prefix: &str, mut doc: OpenApi) -> Router {
+    describe_responses(&mut doc);
     Router::new()
         .merge(SwaggerUi::new(format!("{prefix}/docs")).url(format!("{prefix}/openapi.json"), doc))
+}
+
+/// Gives every response a description, which OpenAPI requires and utoipa leaves out when an
+/// annotation names only a status and a body: the status's reason phrase, and for an error
+/// status, that the body is the error shape.
+pub fn describe_responses(doc: &mut OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = describe_status(status);
+                }
+            }
+        }
+    }
+}
+
+fn describe_status(status: &str) -> String {
+    let code = status.parse::<u16>().ok();
+    let reason = code
+        .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or("Response");
+    match code {
+        Some(400..) => {
+            format!("{reason}: the error shape says why (`code`, `message`, `request_id`)")
+        }
+        _ => reason.to_string(),
+    }
 }
 
 /// Declares the `bearer` (JWT) security scheme that services' `security(("bearer" = []))`
@@ -100,6 +144,11 @@ impl utoipa::Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "An access token: `POST /api/v1/auth/login` with `{\"username\", \"password\"}` \
+                         answers `{\"token\": …}`; paste the token here, without `Bearer`. \
+                         Service clients use `POST /api/v1/auth/token` (client_credentials).",
+                    ))
                     .build(),
             ),
         );
