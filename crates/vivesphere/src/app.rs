@@ -531,6 +531,31 @@ async fn bind_listener(options: &AppOptions, loaded: &LoadedConfig) -> anyhow::R
         .context("server.listen (or --listen)")
 }
 
+/// The services whose routes this process answers: its own targets', and through a gateway
+/// every route of the table.
+fn listed_services(loaded: &LoadedConfig) -> Vec<crate::index_page::Listed> {
+    use crate::index_page::Listed;
+    let mut listed: Vec<Listed> = loaded
+        .targets
+        .iter()
+        .filter_map(|entry| {
+            entry.info.route_prefix.map(|prefix| Listed {
+                service: entry.info.name,
+                prefix,
+            })
+        })
+        .collect();
+    if loaded.targets.iter().any(|e| e.info.name == gateway::NAME) {
+        listed.extend(gateway::routes::ROUTES.iter().map(|route| Listed {
+            service: route.service,
+            prefix: route.prefix,
+        }));
+    }
+    listed.sort_by_key(|l| l.prefix);
+    listed.dedup();
+    listed
+}
+
 /// The process's own `/health` (every check, and each service's applied configuration).
 fn process_health(
     checks: Vec<ReadinessCheck>,
@@ -765,6 +790,7 @@ impl App {
             router = edge(router);
         }
         let router = router
+            .merge(crate::index_page::router(listed_services(&loaded)))
             .merge(health_routes(process_health(
                 checks,
                 &loaded,

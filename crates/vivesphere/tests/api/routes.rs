@@ -206,3 +206,31 @@ pub fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
     }
     found
 }
+
+#[tokio::test]
+async fn the_root_page_links_every_service_this_process_answers_for() {
+    let app = spawn_app().await;
+    let page = app.get("/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    for prefix in [
+        "/api/v1/auth",
+        "/api/v1/bots",
+        "/api/v1/config",
+        "/api/v1/logs",
+        "/api/v1/botdata",
+    ] {
+        let docs = format!("href=\"{prefix}/docs/\"");
+        assert!(html.contains(&docs), "{docs} missing: {html}");
+        // Every link on it answers.
+        let answered = app.get(&format!("{prefix}/docs/")).await.status();
+        assert_eq!(answered, StatusCode::OK, "{prefix}/docs/");
+    }
+    assert!(!html.contains("<script"), "{html}");
+    // One service's process lists that service alone.
+    let logging = spawn(Some("logging"), &[], None).await;
+    let html = logging.get("/").await.text().await.unwrap();
+    assert!(html.contains("href=\"/api/v1/logs/docs/\""), "{html}");
+    assert!(!html.contains("/api/v1/bots"), "{html}");
+}
