@@ -49,6 +49,7 @@ pub async fn login_mfa(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "<refresh_token from the login answer>"}))]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }

@@ -13,6 +13,7 @@ use crate::store::clients::{self, ServiceClient};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"client_id": "report-exporter", "audiences": ["logging"], "scopes": ["logs:read"], "description": "Nightly export of the activity log"}))]
 pub struct CreateClient {
     pub client_id: String,
     /// Target names this client may call (`bot-manager`, `logging`, …).

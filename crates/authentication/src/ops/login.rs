@@ -21,6 +21,7 @@ use crate::{mfa, store};
 const MAX_LOGIN_PASSWORD: usize = 1024;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"username": "admin", "password": "<your password>"}))]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -46,6 +47,7 @@ pub struct MfaChallenge {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"mfa_token": "<mfa_token from the login answer>", "code": "123456"}))]
 pub struct MfaLoginRequest {
     pub mfa_token: String,
     /// The 6-digit TOTP code…
@@ -68,6 +70,7 @@ pub struct Validation {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "ada", "current_password": "<the one-time password>", "new_password": "a-long-passphrase-of-your-own"}))]
 pub struct PasswordChange {
     /// Needed only without a bearer token (a password that must be changed before login).
     pub username: Option<String>,

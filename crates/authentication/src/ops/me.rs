@@ -22,6 +22,7 @@ pub fn not_found() -> ApiError {
 /// The fields you may change yourself; anything else (roles, disabled, …) is refused.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"display_name": "Ada Lovelace", "email": "ada@example.com"}))]
 pub struct MePatch {
     pub display_name: Option<String>,
     pub email: Option<String>,
@@ -43,6 +44,7 @@ pub struct TotpEnrollment {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "123456"}))]
 pub struct TotpConfirm {
     pub code: String,
 }
@@ -58,6 +60,7 @@ pub struct TotpConfirmed {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"password": "<your password>"}))]
 pub struct TotpDisable {
     pub password: String,
 }

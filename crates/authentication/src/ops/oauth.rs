@@ -19,6 +19,7 @@ pub struct ClientCredentials {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"grant_type": "client_credentials", "client_id": "report-exporter", "client_secret": "<the client's secret>", "audience": "logging"}))]
 pub struct TokenRequest {
     /// Must be `client_credentials`.
     pub grant_type: String,
@@ -39,6 +40,7 @@ pub struct ServiceToken {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"token": "<an access or refresh token>", "client_id": "report-exporter", "client_secret": "<the client's secret>"}))]
 pub struct TokenForm {
     pub token: String,
     /// Accepted (RFC 7009 §2.1) but not needed: the two kinds cannot be confused.

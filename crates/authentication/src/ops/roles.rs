@@ -12,6 +12,7 @@ use crate::store::roles::{self, Role};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Publisher", "description": "Drafts and publishes posts", "permissions": ["bots:read", "bots:write"]}))]
 pub struct RoleBody {
     /// Only on create; the path names the role on update.
     pub name: Option<String>,

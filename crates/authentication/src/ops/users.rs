@@ -16,6 +16,7 @@ use crate::store::users::{self, NewUser, User, UserPatch};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "ada", "display_name": "Ada Lovelace", "email": "ada@example.com", "team": "weather", "roles": ["Editor"]}))]
 pub struct CreateUser {
     pub username: String,
     /// Omit it to get a generated one-time password the user must change at first login.
@@ -38,6 +39,7 @@ pub struct CreatedUser {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"team": "weather", "roles": ["Manager"]}))]
 pub struct AdminUserPatch {
     pub display_name: Option<String>,
     pub email: Option<String>,

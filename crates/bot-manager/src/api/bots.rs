@@ -67,6 +67,7 @@ fn with_etag(status: StatusCode, bot: BotRow) -> Response {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"bot_name": "Weather Bot", "x_handle": "weather_bot", "description": "Hourly weather, posted automatically", "operator_account": "ada_operator", "credentials": {"access_token": "<OAuth 2.0 user access token>", "refresh_token": "<its refresh token>", "client_id": "<your X app's client id>"}}))]
 pub struct CreateBotRequest {
     pub bot_name: String,
     /// OAuth 2.0 user-context credentials (`access_token`, `refresh_token`, `client_id`,
@@ -172,6 +173,7 @@ pub async fn get(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"description": "Weather every hour, posted automatically by ada_operator's bot"}))]
 pub struct UpdateBotRequest {
     pub name: Option<String>,
     pub x_handle: Option<String>,
@@ -208,6 +210,7 @@ pub async fn update(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "paused"}))]
 pub struct StatusRequest {
     pub status: String,
 }
@@ -243,6 +246,7 @@ pub async fn archive(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"credentials": {"access_token": "<new OAuth 2.0 user access token>", "refresh_token": "<its refresh token>", "client_id": "<your X app's client id>"}}))]
 pub struct CredentialsRequest {
     #[schema(value_type = Object)]
     pub credentials: Value,

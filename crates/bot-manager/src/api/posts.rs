@@ -71,6 +71,7 @@ fn respond(status: StatusCode, post: PostRow) -> Response {
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "Good morning! Sunny and 21 °C today. #weather", "publish_now": true}))]
 pub struct CreatePostRequest {
     #[serde(default)]
     pub text: String,
@@ -195,6 +196,7 @@ pub async fn get(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "Good morning! Sunny and 23 °C by noon. #weather"}))]
 pub struct UpdatePostRequest {
     pub text: Option<String>,
     pub media_ids: Option<Vec<String>>,
@@ -249,6 +251,7 @@ pub async fn update(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"run_at": "2027-01-15T09:00:00Z"}))]
 pub struct ScheduleRequest {
     pub run_at: String,
 }

@@ -12,6 +12,7 @@ use crate::ops;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "Sunny and 21 °C in Lisbon today https://example.com/forecast #weather"}))]
 pub struct CheckTextRequest {
     pub text: String,
 }

@@ -76,6 +76,7 @@ pub async fn settings(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"service": "bot-manager", "settings": {"bot_manager.execution.max_attempts": 5}, "reason": "more retries while X is degraded"}))]
 pub struct UpdateRequest {
     /// A service name, or `global`.
     pub service: Value,
@@ -327,6 +328,7 @@ pub async fn diff(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"revision": 0, "service": "bot-manager", "reason": "back to the defaults"}))]
 pub struct RollbackRequest {
     /// The release whose snapshot becomes current again; `0`: the defaults (no central
     /// settings), for the scope `service` names.
@@ -394,6 +396,7 @@ pub async fn rollback(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"service": "bot-manager", "key": "bot_manager.x_api.base_url", "reason": "a token was pasted into the URL"}))]
 pub struct RedactRequest {
     /// A service name, or `global`.
     pub service: String,

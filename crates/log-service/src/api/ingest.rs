@@ -17,6 +17,7 @@ use super::AppState;
 use crate::ops::ingest::{self, Submission};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"log_type": "console", "log_data": {"timestamp": "2027-01-15T08:00:00Z", "message": "clicked Publish", "source": "web-ui", "level": "info"}}))]
 pub struct SubmitRequest {
     /// user_activity, debug, terminal or console.
     pub log_type: String,

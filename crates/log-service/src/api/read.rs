@@ -24,6 +24,7 @@ use crate::store::{Cursor, Filter};
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"category": "console", "service": "web-ui", "to": "2027-01-01T00:00:00Z"}))]
 pub struct EventQuery {
     /// Start of the window, RFC 3339 or Unix ms (default: one hour before `to`).
     pub from: Option<String>,

@@ -139,6 +139,7 @@ pub async fn reveal(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"value": "<the secret>", "cas": 0}))]
 pub struct WriteRequest {
     /// The secret, a string.
     #[schema(value_type = String)]

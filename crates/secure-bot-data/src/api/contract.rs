@@ -16,6 +16,7 @@ use platform::auth::Caller;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"bot_id": "weather-bot", "data": {"email": "weather-bot@example.com", "password": "<the account's password>"}}))]
 pub struct StoreRequest {
     pub bot_id: String,
     /// Field name → secret string (email, handle, password, api_key, oauth_refresh_token, …

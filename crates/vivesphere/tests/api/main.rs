@@ -27,6 +27,7 @@ mod hardening;
 mod health;
 mod logs;
 mod logs_actors;
+mod openapi_examples;
 mod outage;
 mod postgres_and_nats;
 mod process;
