@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod botdata;
+pub mod demo;
 pub mod index_page;
 pub mod kong;
 pub mod local_cluster;

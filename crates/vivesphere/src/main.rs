@@ -44,6 +44,18 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Every service in one process beside a fake X, seeded with a demo team (an admin, a
+    /// Manager, an Editor, three bots, a week of scheduled posts); publishes a first post and
+    /// prints where everything is and the demo passwords.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: String,
+        /// Where the demo keeps its data (empty or new); none: a temporary directory,
+        /// removed when the demo stops.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Apply the embedded migrations of every target, or of one.
     Migrate {
         /// The target whose migrations to apply; `all` or none: every target's.
@@ -230,6 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ))
             .await
         }
+        Command::Demo { listen, data_dir } => demo(config_dir.clone(), listen, data_dir).await,
         Command::Migrate { target } => {
             for line in migrate(&options(target)).await? {
                 println!("{line}");
@@ -314,6 +327,34 @@ async fn export_kong(
             .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?,
         None => print!("{text}"),
     }
+    Ok(())
+}
+
+/// `vivesphere demo`: the demo until a signal, quiet but for errors (`RUST_LOG` or
+/// `VIVESPHERE_TELEMETRY__LOG_LEVEL` say otherwise).
+async fn demo(
+    config_dir: PathBuf,
+    listen: String,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let level = std::env::var("VIVESPHERE_TELEMETRY__LOG_LEVEL").unwrap_or_else(|_| "error".into());
+    platform::telemetry::init(&platform::config::TelemetrySettings {
+        log_level: level,
+        ..Default::default()
+    })?;
+    let demo = vivesphere::demo::Demo::start(vivesphere::demo::DemoOptions {
+        config_dir,
+        listen,
+        data_dir,
+        clock: platform::Clock::system(),
+    })
+    .await?;
+    println!("{}", demo.summary());
+    println!("Ctrl-C stops the demo.");
+    platform::server::cancel_on_signal(demo.shutdown_token());
+    demo.shutdown_token().cancelled().await;
+    demo.stop().await?;
+    println!("stopped");
     Ok(())
 }
 

@@ -22,6 +22,7 @@ mod bots_cluster;
 mod bots_execution;
 
 mod config;
+mod demo;
 mod gateway;
 mod hardening;
 mod health;
