@@ -500,13 +500,65 @@ pub fn effective_listen(options: &AppOptions, loaded: &LoadedConfig) -> String {
 /// `vivesphere config check`: what the selected target runs with — its own section and the
 /// platform's (every section for the all-in-one process), with the listen address it will
 /// use — each value with its origin, secrets redacted.
+/// For `config check --target X`: reads the central settings as the Configuration service
+/// has them now — with the target's own client secret, as the running service would — and
+/// puts them into `loaded` in place of the saved copy. Returns the revision and where it came
+/// from, or why it could not be read (the check then shows the saved copy, if any).
+pub async fn read_current_central(
+    loaded: &LoadedConfig,
+    clock: Clock,
+) -> anyhow::Result<(i64, String)> {
+    let [entry] = loaded.targets.as_slice() else {
+        anyhow::bail!("the central settings are read for one target (--target)");
+    };
+    let name = entry.info.name;
+    if name == configuration::NAME {
+        anyhow::bail!("the Configuration service keeps the central settings itself");
+    }
+    let platform = &loaded.process_platform;
+    let client = &platform.config_client;
+    if !client.enabled {
+        anyhow::bail!("config_client.enabled is false");
+    }
+    let profile = loaded.process.profile();
+    let client_id = client.client_id.clone().unwrap_or_else(|| name.to_string());
+    let dir = &platform.auth.service_secrets_dir;
+    // Never generate one here: a check reads, it does not write.
+    let path = platform::auth::service_secret_path(dir, &client_id);
+    anyhow::ensure!(path.exists(), "no client secret at {}", path.display());
+    let secret = service_secret(dir, &client_id, profile)?.context("no client secret")?;
+    let service_url = |target: &str| format!("http://{target}:{}", platform::server::SERVICE_PORT);
+    let authentication_url = platform
+        .auth
+        .authentication_url
+        .clone()
+        .unwrap_or_else(|| service_url(authentication::NAME));
+    let url = client
+        .url
+        .clone()
+        .unwrap_or_else(|| service_url(configuration::NAME));
+    let tokens = ServiceTokens::new(
+        &authentication_url,
+        client_id,
+        secret,
+        configuration::NAME,
+        clock,
+    )?;
+    let source = CentralSource::http(&url, Arc::new(tokens))?;
+    let snapshot = tokio::time::timeout(Duration::from_secs(5), source.fetch(name, profile))
+        .await
+        .map_err(|_| anyhow::anyhow!("{url} did not answer within 5 s"))??;
+    loaded.process_live.apply(&snapshot)?;
+    Ok((snapshot.revision, url))
+}
+
 pub fn render_config_check(options: &AppOptions, loaded: &LoadedConfig) -> String {
     let why = if options.runs_everything() {
         "the all-in-one process listens on loopback"
     } else {
         "one target listens on every interface, as in a container"
     };
-    let config = loaded.process.as_ref().clone().with_derived(
+    let config = loaded.process_live.current().as_ref().clone().with_derived(
         "server.listen",
         serde_json::Value::from(effective_listen(options, loaded)),
         why,

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use vivesphere::app::{
-    App, AppOptions, load_config, migrate, render_config_check, reset_user_password,
-    rotate_signing_keys,
+    App, AppOptions, load_config, migrate, read_current_central, render_config_check,
+    reset_user_password, rotate_signing_keys,
 };
 use vivesphere::botdata::BotdataCommand;
 use vivesphere::registry;
@@ -281,10 +281,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: ConfigCommand::Check { target, root },
         } => {
             let mut options = options(target);
+            let offline = root.is_some();
             options.file_root = root;
             let loaded = load_config(&options)?;
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
+            }
+            // One target, online: the central layer as the Configuration service has it now.
+            if options.target.is_some() && !offline {
+                match read_current_central(&loaded, options.clock.clone()).await {
+                    Ok((revision, url)) => {
+                        eprintln!("central settings: revision {revision}, read from {url}")
+                    }
+                    Err(err) => eprintln!(
+                        "note: central settings not read ({err:#}); showing the saved copy, if any"
+                    ),
+                }
             }
             print!("{}", render_config_check(&options, &loaded));
             Ok(())

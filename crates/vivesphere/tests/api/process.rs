@@ -711,3 +711,60 @@ async fn a_central_log_level_change_applies_to_the_running_process() {
         "a request line was logged after the level became warn"
     );
 }
+
+/// With the Configuration service reachable, `config check --target X` shows the central
+/// values in effect and where they came from, read with the target's own client secret.
+#[tokio::test]
+async fn config_check_shows_the_central_layer_when_the_configuration_service_answers() {
+    let app = crate::helpers::spawn_app().await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    let written = crate::auth_helpers::send_json(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/config/update",
+        &admin,
+        serde_json::json!({"service": "bot-manager",
+            "settings": {"bot_manager.execution.max_attempts": 7}}),
+    )
+    .await;
+    assert_eq!(written.status(), reqwest::StatusCode::OK);
+    let base = app.url("");
+    let secrets = app.data_dir.path().join("service-clients");
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = vivesphere(&dir);
+    command
+        .args(["config", "check", "--target", "bot-manager"])
+        .env("VIVESPHERE_AUTH__AUTHENTICATION_URL", &base)
+        .env("VIVESPHERE_CONFIG_CLIENT__URL", &base)
+        .env("VIVESPHERE_AUTH__SERVICE_SECRETS_DIR", &secrets);
+    // Off the test's runtime, which serves the app the check reads from.
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let (text, said) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(said.contains("central settings: revision"), "{said}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("max_attempts:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("max_attempts: 7") && line.contains("configuration service revision"),
+        "{line}"
+    );
+    // Unreachable: the check still answers, with the saved copy (none here) and a note.
+    let dir = tempfile::tempdir().unwrap();
+    let offline = vivesphere(&dir)
+        .args(["config", "check", "--target", "bot-manager"])
+        .env("VIVESPHERE_CONFIG_CLIENT__URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(offline.status.success());
+    let said = String::from_utf8(offline.stderr).unwrap();
+    assert!(said.contains("note: central settings not read"), "{said}");
+    let text = String::from_utf8(offline.stdout).unwrap();
+    assert!(!text.contains("max_attempts: 7"), "{text}");
+}
