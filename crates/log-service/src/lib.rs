@@ -124,3 +124,69 @@ impl Target for LoggingService {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use platform::config::DatabaseSettings;
+    use platform::db::Database;
+    use sqlx::Row;
+
+    use super::*;
+
+    /// Events stored before migration 2 held user ids, usernames, service names and client
+    /// ids alike in `user_id`; the migration sorts each into its field.
+    #[tokio::test]
+    async fn the_actors_migration_sorts_what_user_id_held_into_the_new_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = DatabaseSettings {
+            path: dir.path().join("logging.db").display().to_string(),
+            ..Default::default()
+        };
+        let db = Database::connect(NAME, &settings).await.unwrap();
+        let first = Migrations {
+            sqlite: &SQLITE_STEPS[..1],
+            postgres: &POSTGRES_STEPS[..1],
+        };
+        db.migrate(&first).await.unwrap();
+        for (id, service, user_id, action) in [
+            ("a", "bot-manager", "bot-manager", "post.published"),
+            ("b", "logging", "client:gateway", "logs.deleted"),
+            ("c", "authentication", "operator:root", "password.reset"),
+            ("d", "configuration", "admin", "settings.updated"),
+            ("e", "authentication", "u-1", "login.succeeded"),
+        ] {
+            sqlx::query(
+                "INSERT INTO events (id, ts, category, service, level, user_id, action, message, data) \
+                 VALUES ($1, 1, 'user_activity', $2, 'info', $3, $4, 'm', '{}')",
+            )
+            .bind(id)
+            .bind(service)
+            .bind(user_id)
+            .bind(action)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        }
+        db.migrate(&MIGRATIONS).await.unwrap();
+        let rows =
+            sqlx::query("SELECT id, actor_id, actor_name, actor_service FROM events ORDER BY id")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        let sorted: Vec<[Option<String>; 3]> = rows
+            .iter()
+            .map(|row| ["actor_id", "actor_name", "actor_service"].map(|c| row.try_get(c).unwrap()))
+            .collect();
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            sorted,
+            vec![
+                [None, None, some("bot-manager")],
+                [None, None, some("gateway")],
+                [None, some("operator:root"), None],
+                [None, some("admin"), None],
+                [some("u-1"), None, None],
+            ]
+        );
+    }
+}
