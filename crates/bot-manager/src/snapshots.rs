@@ -23,6 +23,29 @@ fn count(value: &Value, key: &str) -> i64 {
     value.get(key).and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// What X's refusal of a read means for the caller: tokens X no longer accepts are the
+/// bot's to fix (409, with how), a rate limit is to wait out (429); anything else is X being
+/// unavailable (503).
+fn refused_by_x(status: u16) -> ApiError {
+    match status {
+        401 | 403 => ApiError::new(
+            platform::ErrorCode::Conflict,
+            format!(
+                "X refused the bot's tokens ({status}); store new ones with PUT \
+                 /api/v1/bots/{{bot_id}}/credentials"
+            ),
+        ),
+        429 => ApiError::new(
+            platform::ErrorCode::RateLimited,
+            "X's rate limit for reading this bot is spent; try again later",
+        ),
+        _ => ApiError::new(
+            platform::ErrorCode::NotReady,
+            format!("X did not answer users/me ({status})"),
+        ),
+    }
+}
+
 /// Reads and stores one bot's figures now; returns the bot's snapshot.
 pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnapshot, ApiError> {
     let owner = Owner {
@@ -47,7 +70,7 @@ pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnaps
         .map_err(|_| unavailable("users/me"))?;
     if !me.is_success() {
         manager.metrics.count("snapshot", "refused");
-        return Err(unavailable(&format!("users/me ({})", me.status)));
+        return Err(refused_by_x(me.status));
     }
     let public = me
         .body

@@ -84,8 +84,9 @@ pub async fn post_metrics(
 /// Take a snapshot of the bot and its recent posts now.
 #[utoipa::path(post, path = "/api/v1/bots/{bot_id}/metrics/refresh", tag = "metrics", security(("bearer" = [])),
     params(("bot_id" = String, Path)),
-    responses((status = 200, body = BotSnapshot), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = BotSnapshot), (status = 404, body = ErrorBody),
+        (status = 409, description = "The bot is not active, or X refused its tokens", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,

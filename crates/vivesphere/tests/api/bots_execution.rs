@@ -1098,3 +1098,41 @@ async fn a_usage_cap_that_outlasts_the_grace_misses_the_post_at_once() {
     );
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 2);
 }
+
+/// A bot whose tokens X does not accept: reading its figures now is the bot's problem to fix
+/// (409, saying how), not X being down (503).
+#[tokio::test]
+async fn a_refresh_with_tokens_x_refuses_says_to_store_new_credentials() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let alice = env.manager("alice").await;
+    let created = env
+        .send(
+            Method::POST,
+            "/api/v1/bots",
+            &alice,
+            json!({"bot_name": "Stale", "x_handle": "stale_bot", "operator_account": "alice_ops",
+                   "credentials": {"access_token": "never-issued", "refresh_token": "never-issued",
+                                   "client_id": "some-client"}}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let bot_id = created.json::<Value>().await.unwrap()["bot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refreshed = env
+        .send(
+            Method::POST,
+            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::CONFLICT);
+    let body: Value = refreshed.json().await.unwrap();
+    assert_eq!(body["error_code"], "CONFLICT");
+    assert!(
+        body["message"].as_str().unwrap().contains("/credentials"),
+        "{body}"
+    );
+}
