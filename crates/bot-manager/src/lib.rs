@@ -13,6 +13,7 @@
 mod api;
 mod botdata;
 mod fingerprint;
+mod metering;
 mod model;
 mod ops;
 mod relay;
@@ -61,6 +62,11 @@ const STEPS: &[MigrationStep] = &[
         version: 2,
         description: "post options",
         sql: include_str!("../migrations/0002_post_options.sql"),
+    },
+    MigrationStep {
+        version: 3,
+        description: "usage and cost",
+        sql: include_str!("../migrations/0003_usage.sql"),
     },
 ];
 

@@ -25,6 +25,37 @@ pub struct Settings {
     pub metrics_post_age_days: u64,
     /// Most posts a bot may have scheduled and not yet published.
     pub max_pending_posts_per_bot: i64,
+    /// What each billable use of X costs (live: a change prices what happens after it).
+    pub pricing: Pricing,
+}
+
+/// X's pay-per-use prices, in millionths of `currency` so that costs add up exactly.
+/// Defaults: X's published prices when this was written (a post $0.015, a post with a URL
+/// $0.20, a read of the app's own data $0.001); X published none for deletes and media
+/// uploads, so they are 0 until set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pricing {
+    /// ISO 4217 code the prices are in.
+    pub currency: String,
+    pub post_micros: i64,
+    pub post_with_url_micros: i64,
+    pub delete_micros: i64,
+    pub read_micros: i64,
+    pub media_upload_micros: i64,
+}
+
+impl Default for Pricing {
+    fn default() -> Self {
+        Self {
+            currency: "USD".into(),
+            post_micros: 15_000,
+            post_with_url_micros: 200_000,
+            delete_micros: 0,
+            read_micros: 1_000,
+            media_upload_micros: 0,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -39,6 +70,7 @@ impl Default for Settings {
             metrics_interval_seconds: 900,
             metrics_post_age_days: 7,
             max_pending_posts_per_bot: 10_000,
+            pricing: Pricing::default(),
         }
     }
 }
@@ -106,6 +138,8 @@ impl Default for ExecutionSettings {
 /// What the service applies live: each job reads them when it runs.
 pub fn declared_settings() -> Vec<SettingSpec> {
     let int = |min, max| SettingKind::Integer { min, max };
+    // Millionths of the currency: up to 100 per use.
+    let price = || int(0, 100_000_000);
     vec![
         SettingSpec::live(
             "bot_manager.grace_seconds",
@@ -131,6 +165,38 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             "bot_manager.execution.rate_limit_jitter_ms",
             int(0, 600_000),
             "random extra wait after X's rate-limit reset, so bots do not retry at once",
+        ),
+        SettingSpec::live(
+            "bot_manager.pricing.currency",
+            SettingKind::OneOf {
+                values: &["USD", "EUR", "GBP"],
+            },
+            "the currency X's prices are in",
+        ),
+        SettingSpec::live(
+            "bot_manager.pricing.post_micros",
+            price(),
+            "a post without a URL",
+        ),
+        SettingSpec::live(
+            "bot_manager.pricing.post_with_url_micros",
+            price(),
+            "a post with a URL",
+        ),
+        SettingSpec::live(
+            "bot_manager.pricing.delete_micros",
+            price(),
+            "a deleted post",
+        ),
+        SettingSpec::live(
+            "bot_manager.pricing.read_micros",
+            price(),
+            "a read of the bot's own data",
+        ),
+        SettingSpec::live(
+            "bot_manager.pricing.media_upload_micros",
+            price(),
+            "a media upload",
         ),
     ]
 }

@@ -9,9 +9,11 @@ use std::time::Duration;
 use platform::ApiError;
 use serde_json::Value;
 
+use crate::metering;
 use crate::service::BotManager;
 use crate::store::bots::BotRow;
 use crate::store::metrics::{self, BotSnapshot, PostSnapshot};
+use crate::store::usage;
 use crate::tokens::Owner;
 
 /// Bots claimed per round.
@@ -84,6 +86,7 @@ pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnaps
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let taken_at = manager.clock.now_millis();
+    let mut reads = 1;
     let snapshot = BotSnapshot {
         taken_at: platform::time_fmt::rfc3339_from_millis(taken_at),
         followers: count(&public, "followers_count"),
@@ -119,9 +122,29 @@ pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnaps
             profile_clicks: private.get("user_profile_clicks").and_then(Value::as_i64),
         };
         metrics::insert_post(&manager.db, &post_id, taken_at, &post).await?;
+        reads += 1;
     }
+    meter_reads(manager, bot, reads, taken_at).await?;
     manager.metrics.count("snapshot", "ok");
     Ok(snapshot)
+}
+
+/// X bills each read of the bot's own data it answered: the account, and each post.
+async fn meter_reads(
+    manager: &BotManager,
+    bot: &BotRow,
+    reads: i64,
+    at: i64,
+) -> anyhow::Result<()> {
+    let charge = metering::charge(&manager.live.get().pricing, "read", reads);
+    let id = manager.clock.uuid_v7().to_string();
+    let metered = usage::Metered {
+        id: &id,
+        bot_id: &bot.bot_id,
+        team: bot.team.as_deref(),
+        at,
+    };
+    usage::record(&manager.db, &metered, &charge).await
 }
 
 pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::CancellationToken) {

@@ -1,11 +1,12 @@
 //! The HTTP API under `/api/v1/bots`: the Phase-1 contract routes (`/create`, `/list`), the
-//! RESTful bots and posts, metrics, and the composer's text check.
+//! RESTful bots and posts, metrics, usage and cost, and the composer's text check.
 
 mod bots;
 mod contract;
 mod metrics;
 mod posts;
 mod text;
+mod usage;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{p}/list"), get(contract::list))
         .route(p, get(bots::list).post(bots::create))
         .route(&format!("{p}/check-text"), post(text::check))
+        .route(&format!("{p}/usage"), get(usage::usage))
         .route(
             &format!("{p}/{{bot_id}}"),
             get(bots::get).patch(bots::update).delete(bots::archive),
@@ -81,12 +83,13 @@ pub fn router(state: AppState) -> Router {
         bots::replace_credentials,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
         posts::cancel, posts::delete, text::check,
-        metrics::bot_metrics, metrics::post_metrics, metrics::refresh,
+        metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
     ),
     components(schemas(ErrorBody, Listing<bots::BotView>, Listing<posts::PostView>)),
     modifiers(&BearerAuth),
     tags((name = "bots", description = "Bots and their credentials"),
          (name = "posts", description = "Posts and their lifecycle"),
-         (name = "metrics", description = "Followers and post metrics over time")),
+         (name = "metrics", description = "Followers and post metrics over time"),
+         (name = "usage", description = "What the bots used of X and what it cost")),
 )]
 pub struct BotsApi;

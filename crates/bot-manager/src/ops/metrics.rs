@@ -24,7 +24,7 @@ pub struct Range<'a> {
 
 impl Range<'_> {
     /// The range in Unix milliseconds and the limit; `now` is the service clock's.
-    fn window(&self, now: i64) -> Result<(i64, i64, i64), ApiError> {
+    pub(crate) fn window(&self, now: i64) -> Result<(i64, i64, i64), ApiError> {
         let parse = |raw: &str, name: &str| {
             time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
                 .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)

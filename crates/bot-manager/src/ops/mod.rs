@@ -6,3 +6,4 @@ pub mod bots;
 pub mod metrics;
 pub mod posts;
 pub mod text;
+pub mod usage;

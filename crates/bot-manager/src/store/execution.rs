@@ -5,6 +5,7 @@ use platform::db::{Backend, Database};
 use sqlx::Row;
 
 use super::posts::{JobKind, insert_outbox};
+use super::usage::{self, Charge, Metered};
 use crate::model::{BotStatus, JobState, PostOptions, PostState};
 use crate::xapi::RateWindow;
 
@@ -268,14 +269,14 @@ pub enum Outcome {
 pub async fn finish(
     db: &Database,
     job: &JobContext,
-    outcome: &Outcome,
+    (outcome, charge): (&Outcome, Option<&Charge>),
     lease_holder: &str,
     now: i64,
 ) -> anyhow::Result<bool> {
     let (job_state, post_state, counted, error) = outcome_fields(outcome);
     let retry = matches!(outcome, Outcome::Retry { .. });
     if db.backend() == Backend::Postgres {
-        return finish_in_one_statement(db, job, outcome, lease_holder, now).await;
+        return finish_in_one_statement(db, job, (outcome, charge), lease_holder, now).await;
     }
     let mut tx = db.pool().begin().await?;
     // The bot's lease ends with the outcome, in the same commit.
@@ -323,6 +324,9 @@ pub async fn finish(
             .bind(&job.post_id)
             .execute(&mut *tx)
             .await?;
+            if let Some(charge) = charge {
+                usage::insert(&mut tx, &metered(job, now), charge).await?;
+            }
         }
         _ => {
             sqlx::query(
@@ -384,10 +388,20 @@ fn outcome_fields(outcome: &Outcome) -> (&'static str, PostState, bool, Option<S
 /// [`finish`] on PostgreSQL in one statement (one round trip instead of six): the lease
 /// ends, the job moves if still open, a retry gets its outbox row and the post its state —
 /// all or nothing, as in the transaction the other backend uses.
+/// A job's charge is metered under its own id: one job, one billed use.
+fn metered(job: &JobContext, now: i64) -> Metered<'_> {
+    Metered {
+        id: &job.job_id,
+        bot_id: &job.bot_id,
+        team: job.team.as_deref(),
+        at: now,
+    }
+}
+
 async fn finish_in_one_statement(
     db: &Database,
     job: &JobContext,
-    outcome: &Outcome,
+    (outcome, charge): (&Outcome, Option<&Charge>),
     lease_holder: &str,
     now: i64,
 ) -> anyhow::Result<bool> {
@@ -412,7 +426,10 @@ async fn finish_in_one_statement(
          post AS (UPDATE posts SET state = $11, x_post_id = COALESCE($12, x_post_id), error = $6, \
            published_at = CASE WHEN $11 = 'published' THEN $7 ELSE published_at END, \
            version = version + 1, updated_at = $7 \
-           WHERE post_id = $13 AND EXISTS (SELECT 1 FROM job) RETURNING post_id) \
+           WHERE post_id = $13 AND EXISTS (SELECT 1 FROM job) RETURNING post_id), \
+         usage_row AS (INSERT INTO usage_events (id, bot_id, team, kind, units, cost_micros, \
+           currency, at) SELECT $14, $1, $15, $16::text, $17, $18, $19, $7 FROM job \
+           WHERE $16::text IS NOT NULL ON CONFLICT (id) DO NOTHING RETURNING id) \
          SELECT (SELECT COUNT(*) FROM job) AS written",
     )
     .bind(&job.bot_id)
@@ -428,6 +445,12 @@ async fn finish_in_one_statement(
     .bind(post_state.as_str())
     .bind(&x_post_id)
     .bind(&job.post_id)
+    .bind(&job.job_id)
+    .bind(&job.team)
+    .bind(charge.map(|c| c.kind))
+    .bind(charge.map(|c| c.units))
+    .bind(charge.map(|c| c.cost_micros))
+    .bind(charge.map(|c| c.currency.as_str()))
     .fetch_one(db.pool())
     .await?;
     Ok(row.try_get::<i64, _>("written")? == 1)

@@ -1,10 +1,12 @@
 //! The Bot Manager's tables: bots, posts with their jobs and outbox, leases and rate
-//! windows for execution, and metric snapshots. SQL that both SQLite and PostgreSQL run.
+//! windows for execution, metric snapshots and the usage meter. SQL that both SQLite and
+//! PostgreSQL run.
 
 pub mod bots;
 pub mod execution;
 pub mod metrics;
 pub mod posts;
+pub mod usage;
 
 pub use platform::db::is_unique_violation;
 

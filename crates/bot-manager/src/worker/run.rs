@@ -9,11 +9,13 @@ use serde_json::{Value, json};
 
 use super::{DEAD_LETTER_SUBJECT, Run, Settle, UNAVAILABLE_RETRY_MS};
 use crate::fingerprint::fingerprint;
+use crate::metering;
 use crate::model::{BotStatus, PostState};
 use crate::service::random_below;
 use crate::store::bots;
 use crate::store::execution::{self, Outcome};
 use crate::store::posts::JobKind;
+use crate::store::usage::Charge;
 use crate::tokens::{Owner, TokenError};
 use crate::xapi::{XAnswer, XCallError};
 
@@ -40,11 +42,13 @@ impl Run<'_> {
     }
 
     pub(super) async fn finish(&self, outcome: Outcome) -> anyhow::Result<Settle> {
+        // Billed with the outcome, in its commit: a use is metered exactly once.
+        let charge = self.charge(&outcome);
         // Reported only when written: a job that moved on meanwhile was someone else's.
         let written = execution::finish(
             &self.manager.db,
             &self.job,
-            &outcome,
+            (&outcome, charge.as_ref()),
             self.holder,
             self.manager.clock.now_millis(),
         )
@@ -54,6 +58,20 @@ impl Run<'_> {
             self.report(&outcome).await;
         }
         Ok(Settle::Ack)
+    }
+
+    /// What X bills for an outcome: a post it created (found again after a lost answer, too),
+    /// a post it deleted; nothing else.
+    fn charge(&self, outcome: &Outcome) -> Option<Charge> {
+        let Outcome::Done { post_state, .. } = outcome else {
+            return None;
+        };
+        let kind = match (self.job.kind, post_state) {
+            (JobKind::Publish, PostState::Published) => metering::post_kind(&self.job.text),
+            (JobKind::Delete, PostState::Deleted) => "delete",
+            _ => return None,
+        };
+        Some(metering::charge(&self.manager.live.get().pricing, kind, 1))
     }
 
     /// Events and figures for an outcome.

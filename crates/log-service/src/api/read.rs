@@ -165,24 +165,6 @@ enum Format {
 const CSV_HEADER: &str = "id,time,category,service,level,actor_id,actor_name,actor_service,\
 bot_id,team,action,request_id,message,data\n";
 
-/// Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection):
-/// `=`, `+`, `-`, `@`, and a tab, CR or LF that can start one.
-const FORMULA_STARTS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\n'];
-
-/// One CSV cell, as OWASP's CSV-injection guidance says: every cell quoted, quotes doubled,
-/// and a cell that starts with a formula character — or with spaces before one, which some
-/// spreadsheets skip — prefixed with `'`, so it is shown as text and never run.
-fn csv_cell(value: &str) -> String {
-    let starts_a_formula = value.starts_with(FORMULA_STARTS)
-        || value.trim_start_matches(' ').starts_with(FORMULA_STARTS);
-    let defused = if starts_a_formula {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    };
-    format!("\"{}\"", defused.replace('"', "\"\""))
-}
-
 fn csv_line(event: &LogEvent) -> String {
     let time = platform::time_fmt::rfc3339_from_millis(event.ts);
     let cells = [
@@ -201,13 +183,7 @@ fn csv_line(event: &LogEvent) -> String {
         &event.message,
         &event.data.to_string(),
     ];
-    let mut line = cells
-        .iter()
-        .map(|c| csv_cell(c))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push('\n');
-    line
+    platform::http::csv::line(cells)
 }
 
 /// The last line of every export: that it is complete and how many events it holds, or that
@@ -332,19 +308,6 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_cell_that_could_start_a_formula_is_defused() {
-        for value in [
-            "=1+1", "+1", "-1", "@SUM(A1)", "\t=1+1", "\r=1+1", "\n=1+1", "\t", "  =1+1",
-        ] {
-            let cell = csv_cell(value);
-            assert!(cell.starts_with("\"'"), "{value:?} became {cell}");
-        }
-        assert_eq!(csv_cell("plain text"), "\"plain text\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("a=b"), "\"a=b\"", "only a formula start counts");
-    }
 
     #[test]
     fn an_export_ends_with_a_line_saying_whether_it_is_complete() {

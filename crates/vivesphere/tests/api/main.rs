@@ -35,3 +35,4 @@ mod process;
 mod routes;
 mod settings;
 mod sweep;
+mod usage;
