@@ -26,9 +26,19 @@ pub struct ActionLabels {
     pub result: String,
 }
 
+/// A billable use of X, for the usage metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UsageLabels {
+    pub kind: String,
+    pub currency: String,
+}
+
 #[derive(Clone)]
 pub struct BotMetrics {
     pub actions: Family<ActionLabels, Counter>,
+    /// Billable uses of X, and what they cost in millionths of the currency.
+    pub usage_units: Family<UsageLabels, Counter>,
+    pub usage_cost: Family<UsageLabels, Counter>,
     pub dispatched: Counter,
     /// Seconds between a post's run_at and its publication.
     pub lateness: Histogram,
@@ -42,6 +52,16 @@ impl BotMetrics {
                 "Bot actions on X (publish, delete, verify, refresh, snapshot) by result",
                 Family::default(),
             ),
+            usage_units: registry.register(
+                "bot_x_usage_units",
+                "Billable uses of X (posts, posts with a URL, deletes, reads) by kind",
+                Family::default(),
+            ),
+            usage_cost: registry.register(
+                "bot_x_cost_micros",
+                "What the uses of X cost, in millionths of the currency, at the prices then in force",
+                Family::default(),
+            ),
             dispatched: registry.register(
                 "bot_jobs_dispatched",
                 "Jobs the relay handed to the queue",
@@ -53,6 +73,20 @@ impl BotMetrics {
                 Histogram::new(exponential_buckets(0.01, 2.0, 16)),
             ),
         }
+    }
+
+    /// A metered use, once it is recorded.
+    pub fn bill(&self, charge: &crate::store::usage::Charge) {
+        let labels = UsageLabels {
+            kind: charge.kind.into(),
+            currency: charge.currency.clone(),
+        };
+        self.usage_units
+            .get_or_create(&labels)
+            .inc_by(charge.units.max(0) as u64);
+        self.usage_cost
+            .get_or_create(&labels)
+            .inc_by(charge.cost_micros.max(0) as u64);
     }
 
     pub fn count(&self, action: &str, result: &str) {

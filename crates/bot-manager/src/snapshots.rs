@@ -144,7 +144,9 @@ async fn meter_reads(
         team: bot.team.as_deref(),
         at,
     };
-    usage::record(&manager.db, &metered, &charge).await
+    usage::record(&manager.db, &metered, &charge).await?;
+    manager.metrics.bill(&charge);
+    Ok(())
 }
 
 pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::CancellationToken) {

@@ -55,6 +55,9 @@ impl Run<'_> {
         .await?;
         self.released.store(true, Ordering::Relaxed);
         if written {
+            if let Some(charge) = &charge {
+                self.manager.metrics.bill(charge);
+            }
             self.report(&outcome).await;
         }
         Ok(Settle::Ack)
@@ -214,6 +217,7 @@ impl Run<'_> {
         let now = self.manager.clock.now_millis();
         let problem = answer.problem();
         let (reset, error) = if problem.is_usage_capped() {
+            self.manager.metrics.count("usage_cap", "hit");
             let period = answer.body["period"].as_str().unwrap_or("Monthly");
             let reset = next_period_start(now, period);
             let error = format!(

@@ -1062,6 +1062,12 @@ async fn a_spent_usage_cap_waits_for_the_next_month_not_the_window() {
         .map(|r| r.status)
         .collect();
     assert_eq!(statuses, [201, 429]);
+    // The cap is counted for the VivesphereXUsageCapped alert.
+    let metrics = env.app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("vivesphere_bot_actions_total{action=\"usage_cap\",result=\"hit\"} 1"),
+        "no usage_cap count"
+    );
     // The month turns (X's clock is the app's): the post goes out.
     env.app
         .clock

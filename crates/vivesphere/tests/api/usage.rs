@@ -160,6 +160,16 @@ async fn costs_add_up_exactly_by_kind_and_follow_the_live_price_table() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
 
+    // The same on /metrics, for the dashboards: what was billed, at the prices then.
+    let metrics = env.app.get("/metrics").await.text().await.unwrap();
+    for sample in [
+        "vivesphere_bot_x_cost_micros_total{kind=\"post\",currency=\"USD\"} 65000",
+        "vivesphere_bot_x_cost_micros_total{kind=\"post_with_url\",currency=\"USD\"} 400000",
+        "vivesphere_bot_x_usage_units_total{kind=\"post\",currency=\"USD\"} 4",
+    ] {
+        assert!(metrics.contains(sample), "{sample} missing");
+    }
+
     // The same as CSV.
     let csv = env
         .get("/api/v1/bots/usage?group=kind&format=csv", &alice)
