@@ -68,6 +68,11 @@ const STEPS: &[MigrationStep] = &[
         description: "usage and cost",
         sql: include_str!("../migrations/0003_usage.sql"),
     },
+    MigrationStep {
+        version: 4,
+        description: "budgets",
+        sql: include_str!("../migrations/0004_budgets.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

@@ -31,6 +31,13 @@ pub fn charge(pricing: &Pricing, kind: &'static str, units: i64) -> Charge {
     }
 }
 
+/// Millionths as a decimal string with six places (`"0.445000"`).
+pub fn money(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let micros = micros.unsigned_abs();
+    format!("{sign}{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +62,13 @@ mod tests {
         assert_eq!(posts.cost_micros + linked.cost_micros, 445_000);
         assert_eq!(charge(&pricing, "read", 7).cost_micros, 7_000);
         assert_eq!(posts.currency, "USD");
+    }
+
+    #[test]
+    fn money_has_six_places_and_a_sign() {
+        assert_eq!(money(445_000), "0.445000");
+        assert_eq!(money(1_200_000_001), "1200.000001");
+        assert_eq!(money(0), "0.000000");
+        assert_eq!(money(-15_000), "-0.015000");
     }
 }

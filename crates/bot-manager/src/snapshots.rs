@@ -146,7 +146,7 @@ async fn meter_reads(
     };
     usage::record(&manager.db, &metered, &charge).await?;
     manager.metrics.bill(&charge);
-    Ok(())
+    crate::ops::budgets::after_billing(manager, bot.team.as_deref()).await
 }
 
 pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::CancellationToken) {

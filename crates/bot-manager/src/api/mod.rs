@@ -2,6 +2,7 @@
 //! RESTful bots and posts, metrics, usage and cost, and the composer's text check.
 
 mod bots;
+mod budgets;
 mod contract;
 mod metrics;
 mod posts;
@@ -31,6 +32,11 @@ pub fn router(state: AppState) -> Router {
         .route(p, get(bots::list).post(bots::create))
         .route(&format!("{p}/check-text"), post(text::check))
         .route(&format!("{p}/usage"), get(usage::usage))
+        .route(&format!("{p}/budgets"), get(budgets::list))
+        .route(
+            &format!("{p}/budgets/{{team}}"),
+            axum::routing::put(budgets::put).delete(budgets::delete),
+        )
         .route(
             &format!("{p}/{{bot_id}}"),
             get(bots::get).patch(bots::update).delete(bots::archive),
@@ -84,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
         posts::cancel, posts::delete, text::check,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
+        budgets::list, budgets::put, budgets::delete,
     ),
     components(schemas(ErrorBody, Listing<bots::BotView>, Listing<posts::PostView>)),
     modifiers(&BearerAuth),

@@ -10,6 +10,7 @@ use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use crate::metering::money;
 use crate::ops;
 use crate::ops::usage::{UsageQuery, UsageReport};
 use crate::store::usage::{Group, UsageSum};
@@ -63,13 +64,6 @@ pub struct UsageView {
     pub items: Vec<UsageLine>,
     /// One per currency the window's uses were priced in.
     pub totals: Vec<UsageTotal>,
-}
-
-/// Millionths as a decimal string with six places.
-fn money(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let micros = micros.unsigned_abs();
-    format!("{sign}{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
 fn key_of(group: Group, sum: &UsageSum) -> String {
@@ -179,17 +173,4 @@ pub async fn usage(
         csv(&view),
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_has_six_places_and_a_sign() {
-        assert_eq!(money(445_000), "0.445000");
-        assert_eq!(money(1_200_000_001), "1200.000001");
-        assert_eq!(money(0), "0.000000");
-        assert_eq!(money(-15_000), "-0.015000");
-    }
 }

@@ -3,6 +3,7 @@
 //! workers call these; the SQL is in `store`.
 
 pub mod bots;
+pub mod budgets;
 pub mod metrics;
 pub mod posts;
 pub mod text;

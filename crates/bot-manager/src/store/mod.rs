@@ -3,6 +3,7 @@
 //! PostgreSQL run.
 
 pub mod bots;
+pub mod budgets;
 pub mod execution;
 pub mod metrics;
 pub mod posts;

@@ -5,10 +5,14 @@
 use serde_json::{Value, json};
 
 use super::{Run, Settle};
+use crate::metering;
 use crate::model::{BotStatus, PostState};
+use crate::ops::budgets;
 use crate::store::execution::{self, Outcome};
 use crate::xapi::{PostContent, XAnswer, XCallError};
 
+/// How often a post a team's budget holds back looks again.
+const BUDGET_RECHECK_MS: i64 = 15 * 60 * 1000;
 /// How soon a post with an unknown outcome is checked.
 const VERIFY_DELAY_MS: i64 = 1_000;
 /// The rate-limit family of creating a post.
@@ -72,6 +76,19 @@ impl Run<'_> {
             let outcome = Outcome::Failed {
                 post_state: PostState::Missed,
                 error,
+            };
+            return Ok(Some(self.finish(outcome).await?));
+        }
+        // A team budget with a hard stop that this post would overrun: wait, saying why,
+        // and look again later (the budget may be raised; the month ends).
+        let pricing = self.manager.live.get().pricing.clone();
+        let price = metering::charge(&pricing, metering::post_kind(&job.text), 1);
+        if let Some(reason) = budgets::blocked(self.manager, job.team.as_deref(), &price).await? {
+            let outcome = Outcome::Retry {
+                post_state: waiting,
+                due_at: self.manager.clock.now_millis() + BUDGET_RECHECK_MS,
+                counted: false,
+                error: reason,
             };
             return Ok(Some(self.finish(outcome).await?));
         }

@@ -57,6 +57,10 @@ impl Run<'_> {
         if written {
             if let Some(charge) = &charge {
                 self.manager.metrics.bill(charge);
+                let team = self.job.team.as_deref();
+                if let Err(err) = crate::ops::budgets::after_billing(self.manager, team).await {
+                    tracing::warn!(error = %format!("{err:#}"), "budget check after billing failed");
+                }
             }
             self.report(&outcome).await;
         }

@@ -20,6 +20,7 @@ mod botdata_keys;
 mod bots;
 mod bots_cluster;
 mod bots_execution;
+mod budgets;
 
 mod config;
 mod demo;
