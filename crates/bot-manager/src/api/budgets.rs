@@ -74,7 +74,7 @@ pub struct BudgetList {
 
 /// The budgets the caller may read (admins: every team's; others: their team's), with this
 /// month's spend.
-#[utoipa::path(get, path = "/api/v1/bots/budgets", tag = "usage", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/bots/budgets", operation_id = "list_budgets", tag = "usage", security(("bearer" = [])),
     responses((status = 200, body = BudgetList), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
 pub async fn list(
@@ -88,7 +88,7 @@ pub async fn list(
 }
 
 /// Set a team's monthly budget (admins).
-#[utoipa::path(put, path = "/api/v1/bots/budgets/{team}", tag = "usage", security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/bots/budgets/{team}", operation_id = "set_budget", tag = "usage", security(("bearer" = [])),
     params(("team" = String, Path)), request_body = BudgetRequest,
     responses((status = 200, body = BudgetView), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -108,7 +108,7 @@ pub async fn put(
 }
 
 /// Remove a team's budget (admins).
-#[utoipa::path(delete, path = "/api/v1/bots/budgets/{team}", tag = "usage", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/bots/budgets/{team}", operation_id = "delete_budget", tag = "usage", security(("bearer" = [])),
     params(("team" = String, Path)),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

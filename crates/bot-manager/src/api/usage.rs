@@ -139,7 +139,7 @@ fn csv(view: &UsageView) -> String {
 
 /// What the caller's bots used of X and what it cost (X's pay-per-use prices from the live
 /// price table in `bot_manager.pricing`), over a window, broken down by bot, team, day or kind.
-#[utoipa::path(get, path = "/api/v1/bots/usage", tag = "usage", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/bots/usage", operation_id = "usage_and_cost", tag = "usage", security(("bearer" = [])),
     params(UsageParams),
     responses((status = 200, body = UsageView, description = "JSON, or CSV (text/csv) with format=csv"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
