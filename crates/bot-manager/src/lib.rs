@@ -73,6 +73,11 @@ const STEPS: &[MigrationStep] = &[
         description: "budgets",
         sql: include_str!("../migrations/0004_budgets.sql"),
     },
+    MigrationStep {
+        version: 5,
+        description: "publish windows",
+        sql: include_str!("../migrations/0005_publish_windows.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

@@ -27,6 +27,27 @@ pub struct Settings {
     pub max_pending_posts_per_bot: i64,
     /// What each billable use of X costs (live: a change prices what happens after it).
     pub pricing: Pricing,
+    /// X's posting limits that no response header reports, kept from what this service
+    /// published (live).
+    pub x_limits: XLimits,
+}
+
+/// X's posting limits beyond the 15-minute window its headers report: per account over 3
+/// hours and per app over 24 hours (X's published figures as defaults); 0 turns one off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XLimits {
+    pub user_posts_per_3h: i64,
+    pub app_posts_per_24h: i64,
+}
+
+impl Default for XLimits {
+    fn default() -> Self {
+        Self {
+            user_posts_per_3h: 300,
+            app_posts_per_24h: 10_000,
+        }
+    }
 }
 
 /// X's pay-per-use prices, in millionths of `currency` so that costs add up exactly.
@@ -71,6 +92,7 @@ impl Default for Settings {
             metrics_post_age_days: 7,
             max_pending_posts_per_bot: 10_000,
             pricing: Pricing::default(),
+            x_limits: XLimits::default(),
         }
     }
 }
@@ -197,6 +219,16 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             "bot_manager.pricing.media_upload_micros",
             price(),
             "a media upload",
+        ),
+        SettingSpec::live(
+            "bot_manager.x_limits.user_posts_per_3h",
+            int(0, 1_000_000),
+            "posts X allows one account over 3 hours (0: not checked here)",
+        ),
+        SettingSpec::live(
+            "bot_manager.x_limits.app_posts_per_24h",
+            int(0, 100_000_000),
+            "posts X allows the app over 24 hours (0: not checked here)",
         ),
     ]
 }

@@ -45,6 +45,10 @@ pub struct Settings {
     pub window_seconds: u64,
     /// Posts per user per 24 hours.
     pub daily_post_limit: u32,
+    /// Posts per user per 3 hours (X: 300, posts and reposts); no header reports it.
+    pub user_3h_post_limit: u32,
+    /// Posts per app (all its users) per 24 hours (X: 10,000); no header reports it.
+    pub app_daily_post_limit: u32,
     /// Lifetime of an access token, in seconds (X: 7200).
     pub access_token_ttl: u64,
     /// Posts per calendar month (UTC) for the whole project, X's usage cap; 0: none.
@@ -61,6 +65,8 @@ impl Default for Settings {
             me_limit: 75,
             window_seconds: 900,
             daily_post_limit: 2400,
+            user_3h_post_limit: 300,
+            app_daily_post_limit: 10_000,
             access_token_ttl: 7200,
             monthly_post_cap: 0,
             demo_users: Vec::new(),

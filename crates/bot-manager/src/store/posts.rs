@@ -348,3 +348,28 @@ pub async fn release_waiting_jobs(db: &Database, bot_id: &str, now: i64) -> anyh
     tx.commit().await?;
     Ok(rows.len())
 }
+
+/// When the `limit`-th most recent publication within `window_ms` before `now` (of `bot_id`,
+/// or of every bot) leaves that window; `None` while fewer than `limit` were published in it,
+/// or when `limit` is 0 (not checked).
+pub async fn window_frees_at(
+    db: &Database,
+    bot_id: Option<&str>,
+    (limit, window_ms): (i64, i64),
+    now: i64,
+) -> anyhow::Result<Option<i64>> {
+    if limit <= 0 {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT published_at FROM posts WHERE ($1 IS NULL OR bot_id = $1) \
+         AND published_at > $2 ORDER BY published_at DESC LIMIT 1 OFFSET $3",
+    )
+    .bind(bot_id)
+    .bind(now - window_ms)
+    .bind(limit - 1)
+    .fetch_optional(db.pool())
+    .await?;
+    let oldest: Option<i64> = row.map(|row| row.try_get("published_at")).transpose()?;
+    Ok(oldest.map(|at| at + window_ms))
+}

@@ -8,9 +8,12 @@ use super::{Run, Settle};
 use crate::metering;
 use crate::model::{BotStatus, PostState};
 use crate::ops::budgets;
+use crate::service::random_below;
 use crate::store::execution::{self, Outcome};
+use crate::store::posts;
 use crate::xapi::{PostContent, XAnswer, XCallError};
 
+const HOUR_MS: i64 = 3_600_000;
 /// How often a post a team's budget holds back looks again.
 const BUDGET_RECHECK_MS: i64 = 15 * 60 * 1000;
 /// How soon a post with an unknown outcome is checked.
@@ -92,7 +95,48 @@ impl Run<'_> {
             };
             return Ok(Some(self.finish(outcome).await?));
         }
+        if let Some((until, why)) = self.spent_local_window().await? {
+            let jitter =
+                random_below(self.manager.live.get().execution.rate_limit_jitter_ms) as i64;
+            let outcome = Outcome::Retry {
+                post_state: waiting,
+                due_at: until + jitter,
+                counted: false,
+                error: why,
+            };
+            return Ok(Some(self.finish(outcome).await?));
+        }
         self.wait_for_window(ENDPOINT, waiting).await
+    }
+
+    /// X's posting limits that no header reports, from what this service published: the
+    /// account's 3 hours, then the app's 24 hours. Until when and why the post must wait.
+    /// (Across bots the app's count can run ahead by the sends in flight at once.)
+    async fn spent_local_window(&self) -> anyhow::Result<Option<(i64, String)>> {
+        let limits = self.manager.live.get().x_limits.clone();
+        let (db, now) = (&self.manager.db, self.manager.clock.now_millis());
+        let at = platform::time_fmt::rfc3339_from_millis;
+        let account = (limits.user_posts_per_3h, 3 * HOUR_MS);
+        if let Some(until) =
+            posts::window_frees_at(db, Some(&self.job.bot_id), account, now).await?
+        {
+            let why = format!(
+                "X allows {} posts per account in 3 hours; this bot's next can go at {}",
+                limits.user_posts_per_3h,
+                at(until)
+            );
+            return Ok(Some((until, why)));
+        }
+        let app = (limits.app_posts_per_24h, 24 * HOUR_MS);
+        if let Some(until) = posts::window_frees_at(db, None, app, now).await? {
+            let why = format!(
+                "X allows the app {} posts in 24 hours; the next can go at {}",
+                limits.app_posts_per_24h,
+                at(until)
+            );
+            return Ok(Some((until, why)));
+        }
+        Ok(None)
     }
 
     async fn published(&self, x_post_id: Option<String>) -> anyhow::Result<Settle> {

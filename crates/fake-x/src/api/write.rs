@@ -17,6 +17,9 @@ use super::{
 };
 use crate::state::{CreateError, FakeX, NewPost, RateState};
 
+/// The window key of the app as a whole (every user's posts through it).
+const APP_KEY: &str = "app";
+
 /// The members of a create request of which X takes at most one.
 const EXCLUSIVE: [&str; 4] = ["media", "poll", "quote_tweet_id", "card_uri"];
 
@@ -118,9 +121,40 @@ fn spend_caps(fake: &FakeX, call: &mut Call, user_id: &str) -> Result<(), Respon
             return Err(status_problem(StatusCode::TOO_MANY_REQUESTS));
         }
     }
-    if fake.take_monthly_usage().is_err() {
+    // The account's 3 hours and the app's 24 hours: no header reports them, and a spent one
+    // is a bare 429.
+    let give_back = |extra: &[(&str, &'static str)]| {
         fake.uncount(user_id, "tweets.create");
         fake.uncount(user_id, "tweets.create.24h");
+        for (key, endpoint) in extra {
+            fake.uncount(key, endpoint);
+        }
+    };
+    let user_3h = (user_id, "tweets.create.3h");
+    if fake
+        .count(
+            user_3h.0,
+            user_3h.1,
+            fake.settings.user_3h_post_limit,
+            10_800,
+        )
+        .is_err()
+    {
+        give_back(&[]);
+        call.daily = Some(daily_state(fake, user_id));
+        return Err(status_problem(StatusCode::TOO_MANY_REQUESTS));
+    }
+    let app = (APP_KEY, "tweets.create.app.24h");
+    if fake
+        .count(app.0, app.1, fake.settings.app_daily_post_limit, 86_400)
+        .is_err()
+    {
+        give_back(&[user_3h]);
+        call.daily = Some(daily_state(fake, user_id));
+        return Err(status_problem(StatusCode::TOO_MANY_REQUESTS));
+    }
+    if fake.take_monthly_usage().is_err() {
+        give_back(&[user_3h, app]);
         call.daily = Some(daily_state(fake, user_id));
         return Err(problem(
             StatusCode::TOO_MANY_REQUESTS,

@@ -37,3 +37,4 @@ mod routes;
 mod settings;
 mod sweep;
 mod usage;
+mod x_limits;
