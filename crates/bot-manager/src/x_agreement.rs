@@ -92,8 +92,11 @@ struct Fake {
 fn fake() -> Fake {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let settings = fake_x::Settings {
+        // A thousand posts from one account: no posting limit may stop them.
         post_limit: u32::MAX,
         daily_post_limit: u32::MAX,
+        user_3h_post_limit: u32::MAX,
+        app_daily_post_limit: u32::MAX,
         ..Default::default()
     };
     let fake = Arc::new(fake_x::FakeX::new(settings, platform::Clock::system()));

@@ -150,6 +150,8 @@ fn run(label: &str, extra_env: &[(String, String)]) {
         read_limit: u32::MAX,
         me_limit: u32::MAX,
         daily_post_limit: u32::MAX,
+        user_3h_post_limit: u32::MAX,
+        app_daily_post_limit: u32::MAX,
         ..Default::default()
     };
     let fake = Arc::new(FakeX::new(settings, platform::Clock::system()));
@@ -166,6 +168,13 @@ fn run(label: &str, extra_env: &[(String, String)]) {
         "VIVESPHERE_BOT_MANAGER__METRICS_INTERVAL_SECONDS".into(),
         "0".into(),
     ));
+    // Throughput, not X's posting limits, is measured here: neither side keeps them.
+    for limit in ["USER_POSTS_PER_3H", "APP_POSTS_PER_24H"] {
+        env.push((
+            format!("VIVESPHERE_BOT_MANAGER__X_LIMITS__{limit}"),
+            "0".into(),
+        ));
+    }
     let server = Server::start(&env);
     let n = posts_wanted();
     runtime.block_on(async {
