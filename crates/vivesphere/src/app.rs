@@ -521,12 +521,10 @@ pub async fn read_current_central(
         anyhow::bail!("config_client.enabled is false");
     }
     let profile = loaded.process.profile();
-    let client_id = client.client_id.clone().unwrap_or_else(|| name.to_string());
-    let dir = &platform.auth.service_secrets_dir;
-    // Never generate one here: a check reads, it does not write.
-    let path = platform::auth::service_secret_path(dir, &client_id);
+    // Never generate a secret here (development would): a check reads, it does not write.
+    let client_id = central_client_id(platform, name);
+    let path = platform::auth::service_secret_path(&platform.auth.service_secrets_dir, &client_id);
     anyhow::ensure!(path.exists(), "no client secret at {}", path.display());
-    let secret = service_secret(dir, &client_id, profile)?.context("no client secret")?;
     let service_url = |target: &str| format!("http://{target}:{}", platform::server::SERVICE_PORT);
     let authentication_url = platform
         .auth
@@ -537,19 +535,52 @@ pub async fn read_current_central(
         .url
         .clone()
         .unwrap_or_else(|| service_url(configuration::NAME));
-    let tokens = ServiceTokens::new(
-        &authentication_url,
-        client_id,
-        secret,
-        configuration::NAME,
-        clock,
-    )?;
-    let source = CentralSource::http(&url, Arc::new(tokens))?;
+    let urls = (authentication_url.as_str(), url.as_str());
+    let source =
+        central_over_http(platform, name, profile, urls, clock)?.context("no client secret")?;
     let snapshot = tokio::time::timeout(Duration::from_secs(5), source.fetch(name, profile))
         .await
         .map_err(|_| anyhow::anyhow!("{url} did not answer within 5 s"))??;
     loaded.process_live.apply(&snapshot)?;
     Ok((snapshot.revision, url))
+}
+
+/// The client a service asks the Configuration service as: `config_client.client_id`, else
+/// the service's own name.
+fn central_client_id(platform: &PlatformSettings, service: &str) -> String {
+    platform
+        .config_client
+        .client_id
+        .clone()
+        .unwrap_or_else(|| service.to_string())
+}
+
+/// The central settings over HTTP, as `service` reads them: a client_credentials token from
+/// the Authentication service with its client secret, then the Configuration service.
+/// `None` when the service has no client secret.
+fn central_over_http(
+    platform: &PlatformSettings,
+    service: &str,
+    profile: platform::config::Profile,
+    (authentication_url, configuration_url): (&str, &str),
+    clock: Clock,
+) -> anyhow::Result<Option<CentralSource>> {
+    let client_id = central_client_id(platform, service);
+    let dir = &platform.auth.service_secrets_dir;
+    let Some(secret) = service_secret(dir, &client_id, profile)? else {
+        return Ok(None);
+    };
+    let tokens = ServiceTokens::new(
+        authentication_url,
+        client_id,
+        secret,
+        configuration::NAME,
+        clock,
+    )?;
+    Ok(Some(CentralSource::http(
+        configuration_url,
+        Arc::new(tokens),
+    )?))
 }
 
 pub fn render_config_check(options: &AppOptions, loaded: &LoadedConfig) -> String {
@@ -679,32 +710,22 @@ impl CentralLinks {
         let source = if self.in_process {
             CentralSource::InProcess(self.hub.clone())
         } else {
-            let client_id = settings
-                .client_id
+            let url = settings
+                .url
                 .clone()
-                .unwrap_or_else(|| live.service().to_string());
-            let Some(secret) =
-                service_secret(&platform.auth.service_secrets_dir, &client_id, profile)?
-            else {
+                .unwrap_or_else(|| self.peers.url(configuration::NAME));
+            let urls = (self.authentication_url.as_str(), url.as_str());
+            let over_http =
+                central_over_http(platform, live.service(), profile, urls, self.clock.clone())?;
+            let Some(source) = over_http else {
                 tracing::warn!(
-                    client_id,
+                    client_id = central_client_id(platform, live.service()),
                     dir = platform.auth.service_secrets_dir,
                     "no client secret for the Configuration service: central settings come only from the saved copy"
                 );
                 return Ok(None);
             };
-            let url = settings
-                .url
-                .clone()
-                .unwrap_or_else(|| self.peers.url(configuration::NAME));
-            let tokens = ServiceTokens::new(
-                &self.authentication_url,
-                client_id,
-                secret,
-                configuration::NAME,
-                self.clock.clone(),
-            )?;
-            CentralSource::http(&url, Arc::new(tokens))?
+            source
         };
         Ok(Some(ConfigClient::new(
             live.clone(),

@@ -75,20 +75,9 @@ async fn check_roles(a: &Authentication, names: &[String]) -> Result<(), ApiErro
     Ok(())
 }
 
-/// A team name: 1–64 of letters, digits, `.`, `_`, `-`.
+/// A team name, when one is given.
 fn check_team(team: Option<&str>) -> Result<(), ApiError> {
-    let valid = |team: &str| {
-        (1..=64).contains(&team.len())
-            && team
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    };
-    match team {
-        Some(team) if !valid(team) => Err(ApiError::invalid_data(
-            "team: 1 to 64 letters, digits, '.', '_' or '-'",
-        )),
-        _ => Ok(()),
-    }
+    team.map_or(Ok(()), platform::auth::check_team_name)
 }
 
 /// A random password that passes any policy: 256 bits, URL-safe.

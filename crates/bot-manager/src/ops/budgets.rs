@@ -73,20 +73,6 @@ pub fn month_of(now: OffsetDateTime) -> (String, i64, i64) {
     )
 }
 
-fn check_team(team: &str) -> Result<(), ApiError> {
-    let valid = (1..=64).contains(&team.len())
-        && team
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_data(
-            "team: 1 to 64 letters, digits, '.', '_' or '-'",
-        ))
-    }
-}
-
 async fn state_of(m: &BotManager, budget: Budget) -> Result<BudgetState, ApiError> {
     let (month, from, to) = month_of(m.clock.now());
     let spent = budgets::spent(&m.db, &budget.team, &budget.currency, (from, to)).await?;
@@ -105,7 +91,7 @@ pub async fn put(
     change: BudgetChange,
 ) -> Result<BudgetState, ApiError> {
     caller.require_admin("setting a budget")?;
-    check_team(team)?;
+    platform::auth::check_team_name(team)?;
     let soft_percent = change.soft_percent.unwrap_or(80);
     if !(1..=100).contains(&soft_percent) {
         return Err(ApiError::invalid_data("soft_threshold_percent: 1 to 100"));

@@ -48,11 +48,8 @@ pub async fn report(
 ) -> Result<UsageReport, ApiError> {
     caller.require("bots:read")?;
     let group = group_of(query.group)?;
-    let now = m.clock.now();
-    let month_start = now
-        .replace_day(1)
-        .map(|first| platform::time_fmt::rfc3339(first.replace_time(time::Time::MIDNIGHT)))
-        .map_err(|_| ApiError::internal("the start of the month"))?;
+    let (_, month_start, _) = super::budgets::month_of(m.clock.now());
+    let month_start = platform::time_fmt::rfc3339_from_millis(month_start);
     let range = Range {
         from: Some(query.from.unwrap_or(&month_start)),
         to: query.to,

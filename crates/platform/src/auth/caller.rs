@@ -43,6 +43,22 @@ impl Reach<'_> {
     }
 }
 
+/// A team name, as users carry it and budgets are keyed by: 1–64 of letters, digits, `.`,
+/// `_`, `-`.
+pub fn check_team_name(team: &str) -> Result<(), ApiError> {
+    let valid = (1..=64).contains(&team.len())
+        && team
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_data(
+            "team: 1 to 64 letters, digits, '.', '_' or '-'",
+        ))
+    }
+}
+
 impl Caller {
     pub fn new(claims: Claims) -> Self {
         Self { claims }

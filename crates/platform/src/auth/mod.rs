@@ -10,7 +10,7 @@ mod service_secrets;
 mod service_tokens;
 mod verifier;
 
-pub use caller::{ADMIN_ROLE, Caller, Reach};
+pub use caller::{ADMIN_ROLE, Caller, Reach, check_team_name};
 pub use claims::{Claims, Revocation, RevocationKind, TokenUse};
 pub use extract::{Authenticated, bearer_token};
 pub use keys::{HttpKeySource, Jwk, JwkSet, KeySource};
