@@ -13,7 +13,6 @@ mod settings;
 mod store;
 mod tokens;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -60,39 +59,12 @@ pub(crate) use platform::time_fmt::rfc3339_from_unix as rfc3339;
 /// The key that seals secrets at rest: from config, or in development from a file made on
 /// first start.
 fn sealer(settings: &Settings, profile: Profile) -> anyhow::Result<Sealer> {
-    if let Some(key) = &settings.encryption_key {
-        return Sealer::from_base64(key.expose());
-    }
-    if profile != Profile::Development {
-        bail!(
-            "authentication.encryption_key is required outside development \
-             (32 random bytes, base64, from a Secret via encryption_key_file)"
-        );
-    }
-    let path = Path::new(&settings.development_key_path);
-    if !path.exists() {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        write_private(path, &crypto::new_encryption_key())?;
-        tracing::warn!(file = %path.display(), "generated a development encryption key; set authentication.encryption_key in production");
-    }
-    let key =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Sealer::from_base64(&key)
-}
-
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
+    Sealer::from_settings(
+        settings.encryption_key.as_ref(),
+        profile,
+        &settings.development_key_path,
+        "authentication.encryption_key",
+    )
 }
 
 /// Creates the first admin when there are no users at all.

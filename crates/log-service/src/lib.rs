@@ -16,6 +16,7 @@ mod ops;
 mod service;
 mod settings;
 mod store;
+mod webhooks;
 mod writer;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use anyhow::bail;
 use async_trait::async_trait;
 use platform::activity::ActivityLog;
 use platform::db::{MigrationStep, Migrations};
+use platform::sealing::Sealer;
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use utoipa::OpenApi;
 
@@ -31,6 +33,7 @@ pub use settings::Settings;
 
 use crate::service::{LogMetrics, Logs};
 use crate::store::partitions::Partitions;
+use crate::webhooks::{WebhookMetrics, Webhooks};
 
 pub const NAME: &str = "logging";
 pub const CONFIG_SECTION: &str = "logging";
@@ -44,6 +47,12 @@ const ACTORS: MigrationStep = MigrationStep {
     sql: include_str!("../migrations/0002_actors.sql"),
 };
 
+const WEBHOOKS: MigrationStep = MigrationStep {
+    version: 3,
+    description: "webhook subscriptions and deliveries",
+    sql: include_str!("../migrations/0003_webhooks.sql"),
+};
+
 const SQLITE_STEPS: &[MigrationStep] = &[
     MigrationStep {
         version: 1,
@@ -51,6 +60,7 @@ const SQLITE_STEPS: &[MigrationStep] = &[
         sql: include_str!("../migrations/0001_logging_sqlite.sql"),
     },
     ACTORS,
+    WEBHOOKS,
 ];
 
 const POSTGRES_STEPS: &[MigrationStep] = &[
@@ -60,6 +70,7 @@ const POSTGRES_STEPS: &[MigrationStep] = &[
         sql: include_str!("../migrations/0001_logging_postgres.sql"),
     },
     ACTORS,
+    WEBHOOKS,
 ];
 
 const MIGRATIONS: Migrations = Migrations {
@@ -84,6 +95,19 @@ fn check_settings(settings: &Settings) -> anyhow::Result<()> {
     if settings.max_message_bytes < 64 {
         bail!("logging.max_message_bytes is at least 64");
     }
+    let w = &settings.webhooks;
+    if w.concurrency == 0 || w.concurrency > 1024 {
+        bail!("logging.webhooks.concurrency is 1 to 1024");
+    }
+    if w.claim_batch == 0 || w.claim_batch > 10_000 {
+        bail!("logging.webhooks.claim_batch is 1 to 10000");
+    }
+    if !(100..=60_000).contains(&w.timeout_ms) {
+        bail!("logging.webhooks.timeout_ms is 100 to 60000");
+    }
+    if w.poll_interval_ms == 0 {
+        bail!("logging.webhooks.poll_interval_ms is at least 1");
+    }
     Ok(())
 }
 
@@ -105,6 +129,17 @@ impl Target for LoggingService {
         })?;
         let settings: Settings = live.get().as_ref().clone();
         let db = ctx.require_database(NAME)?;
+        let sealer = Sealer::from_settings(
+            settings.webhooks.encryption_key.as_ref(),
+            ctx.config.profile(),
+            &settings.webhooks.development_key_path,
+            "logging.webhooks.encryption_key",
+        )?;
+        let webhooks = Webhooks::new(
+            settings.webhooks.clone(),
+            sealer,
+            WebhookMetrics::register(&ctx.metrics),
+        )?;
         let logs = Arc::new(Logs {
             metrics: LogMetrics::register(&ctx.metrics),
             activity: ActivityLog::new(ctx.events.clone(), NAME),
@@ -113,8 +148,10 @@ impl Target for LoggingService {
             settings,
             live,
             db,
+            webhooks,
         });
         writer::spawn(&ctx, logs.clone());
+        webhooks::worker::spawn(&ctx, logs.clone());
         ops::retention::spawn(&ctx, logs.clone());
         Ok(BuiltTarget::service(
             api::router(logs),

@@ -72,6 +72,8 @@ pub struct Logs {
     pub partitions: Partitions,
     pub metrics: LogMetrics,
     pub clock: platform::Clock,
+    /// Webhook notifications: their sealing key, HTTP client and sender.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl Logs {

@@ -1,6 +1,8 @@
 //! The `logging` config section. Durations are seconds, retention is days.
+//! `webhooks.allow_loopback` is a startup setting on purpose: opening the sender to this
+//! machine's addresses is not something a central change should do.
 
-use platform::config::{SettingKind, SettingSpec};
+use platform::config::{Secret, SettingKind, SettingSpec};
 use serde::{Deserialize, Serialize};
 
 /// Retention applies live: a change runs a retention pass at once.
@@ -27,6 +29,11 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             days,
             "days terminal logs are kept",
         ),
+        SettingSpec::live(
+            "logging.webhooks.delivery_log_days",
+            SettingKind::Integer { min: 1, max: 365 },
+            "days finished webhook deliveries stay in the delivery log",
+        ),
     ]
 }
 
@@ -47,6 +54,7 @@ pub struct Settings {
     pub max_batch_events: usize,
     /// Longest message, in bytes; longer ones are cut (and marked).
     pub max_message_bytes: usize,
+    pub webhooks: WebhookSettings,
 }
 
 impl Default for Settings {
@@ -59,6 +67,7 @@ impl Default for Settings {
             batch_linger_ms: 50,
             max_batch_events: 10_000,
             max_message_bytes: 16 * 1024,
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -80,6 +89,52 @@ impl Default for Retention {
             debug: 14,
             console: 7,
             terminal: 30,
+        }
+    }
+}
+
+/// Signed webhook notifications: where their secrets are sealed, which targets are allowed,
+/// and how deliveries are paced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    /// 32 bytes, base64: seals subscriptions' signing secrets at rest. Unset in development:
+    /// generated into `development_key_path`. Required in staging and production.
+    pub encryption_key: Option<Secret>,
+    /// Where a development key is kept when `encryption_key` is unset.
+    pub development_key_path: String,
+    /// Allow `http://` URLs on loopback addresses (a receiver on this machine). Off outside
+    /// development: then only public HTTPS targets are called.
+    pub allow_loopback: bool,
+    /// Deliveries sent at once by one replica.
+    pub concurrency: usize,
+    /// Most deliveries one replica claims per round.
+    pub claim_batch: usize,
+    /// How long one attempt may take, connect to last byte, in milliseconds.
+    pub timeout_ms: u64,
+    /// How often the outbox is looked at when nothing woke the sender, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Seconds a rotated-out secret still signs, beside the new one.
+    pub rotation_overlap_seconds: u64,
+    /// Days a finished delivery (delivered or given up) stays readable in the delivery log.
+    pub delivery_log_days: u32,
+    /// Most subscriptions per team (and for the global ones).
+    pub max_subscriptions_per_team: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            encryption_key: None,
+            development_key_path: "./data/logging-webhooks.key".into(),
+            allow_loopback: false,
+            concurrency: 64,
+            claim_batch: 256,
+            timeout_ms: 15_000,
+            poll_interval_ms: 1_000,
+            rotation_overlap_seconds: 24 * 3600,
+            delivery_log_days: 30,
+            max_subscriptions_per_team: 50,
         }
     }
 }

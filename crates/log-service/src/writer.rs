@@ -103,7 +103,7 @@ async fn write_batch(logs: &Logs, batch: Vec<Delivery>) {
             }
         }
     }
-    match crate::ops::ingest::store_events(logs, events).await {
+    match crate::ops::ingest::store_events(logs, events, crate::ops::ingest::Origin::Queue).await {
         Ok(_) => {
             futures::future::join_all(keep.into_iter().map(|d| async move {
                 if let Err(err) = d.ack().await {

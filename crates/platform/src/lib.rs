@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod queue;
+pub mod sealing;
 pub mod server;
 pub mod shipping;
 pub mod target;

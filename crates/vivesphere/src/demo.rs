@@ -231,6 +231,10 @@ fn demo_env(data_dir: &Path, fake_x_url: &str, admin_password: &str) -> Vec<(Str
             under("authentication.key"),
         ),
         (
+            "VIVESPHERE_LOGGING__WEBHOOKS__DEVELOPMENT_KEY_PATH".into(),
+            under("logging-webhooks.key"),
+        ),
+        (
             "VIVESPHERE_AUTHENTICATION__INITIAL_ADMIN_PASSWORD".into(),
             admin_password.into(),
         ),

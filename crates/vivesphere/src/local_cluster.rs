@@ -286,6 +286,10 @@ impl LocalCluster {
             "authentication.encryption_key_file",
             secrets.encryption_key.display(),
         );
+        settings.set(
+            "logging.webhooks.encryption_key_file",
+            secrets.webhook_key.display(),
+        );
         settings.set("secure_bot_data.kek_dir", secrets.kek_dir.display());
         settings.set(
             "bot_manager.secure_bot_data_url",
@@ -347,6 +351,7 @@ impl LocalCluster {
         let secrets = SharedSecrets {
             service_clients: dir.join("service-clients"),
             encryption_key: dir.join("authentication.key"),
+            webhook_key: dir.join("webhooks.key"),
             kek_dir: dir.join("botdata-kek"),
             admin_password: self.admin_password_file(),
         };
@@ -358,14 +363,9 @@ impl LocalCluster {
         for client in authentication::Settings::default().service_clients {
             platform::auth::service_secret(&clients_dir, &client.client_id, Profile::Development)?;
         }
-        write_secret_once(
-            &secrets.encryption_key,
-            authentication::crypto::new_encryption_key,
-        )?;
-        write_secret_once(
-            &secrets.kek_dir.join("1"),
-            authentication::crypto::new_encryption_key,
-        )?;
+        write_secret_once(&secrets.encryption_key, platform::sealing::new_key)?;
+        write_secret_once(&secrets.webhook_key, platform::sealing::new_key)?;
+        write_secret_once(&secrets.kek_dir.join("1"), platform::sealing::new_key)?;
         match &self.options.initial_admin_password {
             Some(password) => write_private(&secrets.admin_password, password)?,
             None => write_secret_once(
@@ -538,6 +538,8 @@ fn gateway_settings(mut settings: Settings, planned: &[Planned]) -> Settings {
 struct SharedSecrets {
     service_clients: PathBuf,
     encryption_key: PathBuf,
+    /// Seals the Logging service's webhook signing secrets.
+    webhook_key: PathBuf,
     kek_dir: PathBuf,
     admin_password: PathBuf,
 }
@@ -646,6 +648,7 @@ mod tests {
         let secrets = SharedSecrets {
             service_clients: PathBuf::from("/s"),
             encryption_key: PathBuf::from("/k"),
+            webhook_key: PathBuf::from("/w"),
             kek_dir: PathBuf::from("/kek"),
             admin_password: PathBuf::from("/p"),
         };

@@ -23,6 +23,7 @@ pub const PERMISSIONS: &[&str] = &[
     "logs:read:debug",
     "logs:write",
     "logs:delete",
+    "webhooks:manage",
 ];
 
 /// The seeded role that holds every permission (the platform names it for every service).
@@ -38,7 +39,7 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
         ),
         (
             "Manager",
-            "Runs bots and their secrets, reads settings and activity",
+            "Runs bots and their secrets, reads settings and activity, manages the team's webhooks",
             vec![
                 "bots:read",
                 "bots:write",
@@ -48,6 +49,7 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
                 "botdata:delete",
                 "config:read",
                 "logs:read",
+                "webhooks:manage",
             ],
         ),
         (

@@ -6,8 +6,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
 use platform::auth::Caller;
 use platform::http::error::ErrorBody;
@@ -123,19 +121,12 @@ fn filter_of(query: &EventQuery) -> Result<Filter, ApiError> {
 }
 
 fn encode_cursor(event: &LogEvent) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", event.ts, event.id))
+    super::encode_cursor(event.ts, &event.id)
 }
 
 fn decode_cursor(raw: &str) -> Result<Cursor, ApiError> {
-    let invalid =
-        || ApiError::invalid_data("cursor: pass back the next_cursor of the previous page");
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (ts, id) = text.split_once(':').ok_or_else(invalid)?;
-    Ok(Cursor {
-        ts: ts.parse().map_err(|_| invalid())?,
-        id: id.to_string(),
-    })
+    let (ts, id) = super::decode_cursor(raw)?;
+    Ok(Cursor { ts, id })
 }
 
 /// Events, newest first (user_activity needs `logs:read`; debug, terminal and console need

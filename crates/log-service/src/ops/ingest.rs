@@ -11,6 +11,17 @@ use crate::model::{Category, LogEvent, Submitter, from_submission};
 use crate::service::Logs;
 use crate::store;
 use crate::store::partitions::day_start;
+use crate::store::webhooks::{Message, NewDelivery, Route};
+use crate::webhooks::catalog;
+
+/// Where events came from. Only the queue notifies webhook subscribers: the services
+/// publish there, while anyone with `logs:write` can submit over HTTP, and a notification
+/// must not be forgeable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Queue,
+    Http,
+}
 
 /// An event as submitted: the contract's `log_type` and `log_data`.
 pub struct Submission {
@@ -26,7 +37,7 @@ pub async fn submit(
 ) -> Result<String, ApiError> {
     let event = accepted(logs, caller, submission)?;
     let log_id = event.id.clone();
-    store_events(logs, vec![event]).await?;
+    store_events(logs, vec![event], Origin::Http).await?;
     Ok(log_id)
 }
 
@@ -53,7 +64,7 @@ pub async fn submit_batch(
         events.push(event);
     }
     let log_ids = events.iter().map(|e| e.id.clone()).collect();
-    let stored = store_events(logs, events).await?;
+    let stored = store_events(logs, events, Origin::Http).await?;
     Ok((log_ids, stored))
 }
 
@@ -92,9 +103,14 @@ fn accepted(logs: &Logs, caller: &Caller, submission: Submission) -> Result<LogE
     Ok(event)
 }
 
-/// Stores events in one transaction; returns how many were new. Events already past
-/// their retention are counted and skipped (retention would drop them anyway).
-pub async fn store_events(logs: &Logs, events: Vec<LogEvent>) -> anyhow::Result<u64> {
+/// Stores events in one transaction, with the webhook deliveries they make (queued events
+/// only); returns how many were new. Events already past their retention are counted and
+/// skipped (retention would drop them anyway).
+pub async fn store_events(
+    logs: &Logs,
+    events: Vec<LogEvent>,
+    origin: Origin,
+) -> anyhow::Result<u64> {
     let now = logs.clock.now_millis();
     let (keep, expired): (Vec<LogEvent>, Vec<LogEvent>) = events
         .into_iter()
@@ -112,10 +128,63 @@ pub async fn store_events(logs: &Logs, events: Vec<LogEvent>) -> anyhow::Result<
     }
     let mut tx = logs.db.pool().begin().await?;
     let inserted = store::insert(&mut tx, logs.db.backend(), &keep).await?;
+    let notified = match origin {
+        Origin::Queue => notify(&mut tx, &keep, now).await?,
+        Origin::Http => 0,
+    };
     tx.commit().await?;
+    if notified > 0 {
+        logs.webhooks.wake.notify_one();
+    }
     for category in Category::ALL {
         let n = keep.iter().filter(|e| e.category == category).count() as u64;
         logs.metrics.count_stored(category, n);
     }
     Ok(inserted)
+}
+
+/// Puts the notifications `events` make into the webhook outbox, one message per event and
+/// one delivery per subscription that wants it (its team's events, or every team's for a
+/// global one). A redelivered event finds its deliveries already there.
+async fn notify(
+    conn: &mut sqlx::AnyConnection,
+    events: &[LogEvent],
+    now: i64,
+) -> anyhow::Result<u64> {
+    let notable: Vec<(&LogEvent, &str)> = events
+        .iter()
+        .filter_map(|e| catalog::event_type_of(e).map(|t| (e, t)))
+        .collect();
+    if notable.is_empty() {
+        return Ok(0);
+    }
+    let routes = store::webhooks::routes(conn).await?;
+    let wants = |route: &Route, event: &LogEvent, event_type: &str| {
+        route.event_types.iter().any(|t| t == event_type)
+            && (route.team.is_none() || route.team == event.team)
+    };
+    let mut messages = Vec::new();
+    let mut deliveries = Vec::new();
+    for (event, event_type) in notable {
+        let message_id = catalog::message_id(&event.id);
+        let mut wanted = false;
+        for route in routes.iter().filter(|r| wants(r, event, event_type)) {
+            wanted = true;
+            deliveries.push(NewDelivery {
+                id: uuid::Uuid::now_v7().to_string(),
+                subscription_id: route.id.clone(),
+                message_id: message_id.clone(),
+                event_type: event_type.to_string(),
+            });
+        }
+        if wanted {
+            messages.push(Message {
+                id: message_id,
+                event_type: event_type.to_string(),
+                payload: catalog::payload(event_type, event).to_string(),
+                created_at: now,
+            });
+        }
+    }
+    store::webhooks::enqueue(conn, &messages, &deliveries, now).await
 }

@@ -5,3 +5,4 @@
 pub mod ingest;
 pub mod read;
 pub mod retention;
+pub mod webhooks;

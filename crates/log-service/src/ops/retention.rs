@@ -1,6 +1,7 @@
 //! Retention: each category keeps its events for its configured days, dropped as whole day
 //! partitions on PostgreSQL and as rows on SQLite — at start, on a timer, and right after
-//! the central configuration changes (a shorter retention takes effect at once).
+//! the central configuration changes (a shorter retention takes effect at once). Finished
+//! webhook deliveries leave the delivery log after `webhooks.delivery_log_days`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +12,10 @@ use platform::target::TargetContext;
 use crate::model::Category;
 use crate::service::Logs;
 use crate::store;
+use crate::store::partitions::DAY_MS;
 
-/// One retention pass; returns how many partitions (PostgreSQL) or rows (SQLite) went.
+/// One retention pass; returns how many partitions (PostgreSQL) or rows (SQLite) of events
+/// went.
 pub async fn apply(logs: &Logs) -> anyhow::Result<u64> {
     let now = logs.clock.now_millis();
     let mut removed = 0;
@@ -34,6 +37,8 @@ pub async fn apply(logs: &Logs) -> anyhow::Result<u64> {
             }
         }
     }
+    let log_days = i64::from(logs.live.get().webhooks.delivery_log_days.max(1));
+    store::webhooks::purge_finished(&logs.db, now - log_days * DAY_MS).await?;
     Ok(removed)
 }
 

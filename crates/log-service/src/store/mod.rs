@@ -3,6 +3,7 @@
 //! partitions, which only PostgreSQL has.
 
 pub mod partitions;
+pub mod webhooks;
 
 use platform::db::{Backend, Database, values_placeholders};
 use serde_json::Value;

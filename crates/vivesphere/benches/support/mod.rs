@@ -24,6 +24,10 @@ pub fn private_data_env(dir: &std::path::Path) -> Vec<(&'static str, std::path::
             "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH",
             dir.join("authentication.key"),
         ),
+        (
+            "VIVESPHERE_LOGGING__WEBHOOKS__DEVELOPMENT_KEY_PATH",
+            dir.join("logging-webhooks.key"),
+        ),
         ("VIVESPHERE_SECURE_BOT_DATA__KEK_DIR", dir.join("kek")),
         ("VIVESPHERE_TELEMETRY__SPILL_DIR", dir.join("spill")),
         (

@@ -101,7 +101,8 @@ pub async fn authentication_db(app: &TestApp) -> sqlx::AnyPool {
 /// development key file.
 pub async fn signing_key(app: &TestApp) -> (String, Vec<u8>) {
     let key = std::fs::read_to_string(app.data_dir.path().join("authentication.key")).unwrap();
-    let sealer = authentication::crypto::Sealer::from_base64(&key).unwrap();
+    let sealer =
+        authentication::crypto::Sealer::from_base64(&key, "authentication.encryption_key").unwrap();
     let pool = authentication_db(app).await;
     let row = sqlx::query(
         "SELECT kid, private_key_sealed FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",

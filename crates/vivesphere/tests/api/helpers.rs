@@ -88,6 +88,14 @@ pub fn options(
             "5".to_string(),
         ),
         (
+            "VIVESPHERE_LOGGING__WEBHOOKS__DEVELOPMENT_KEY_PATH".to_string(),
+            data_dir
+                .path()
+                .join("logging-webhooks.key")
+                .display()
+                .to_string(),
+        ),
+        (
             "VIVESPHERE_AUTHENTICATION__DEVELOPMENT_KEY_PATH".to_string(),
             data_dir
                 .path()

@@ -23,6 +23,10 @@ fn vivesphere(data_dir: &tempfile::TempDir) -> Command {
             data_dir.path().join("authentication.key"),
         )
         .env(
+            "VIVESPHERE_LOGGING__WEBHOOKS__DEVELOPMENT_KEY_PATH",
+            data_dir.path().join("logging-webhooks.key"),
+        )
+        .env(
             "VIVESPHERE_SECURE_BOT_DATA__KEK_DIR",
             data_dir.path().join("kek"),
         )
