@@ -26,6 +26,12 @@ pub struct ActionLabels {
     pub result: String,
 }
 
+/// How far a budget is spent: `soft` or `exceeded`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LevelLabels {
+    pub level: String,
+}
+
 /// A billable use of X, for the usage metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UsageLabels {
@@ -40,6 +46,8 @@ pub struct BotMetrics {
     pub usage_units: Family<UsageLabels, Counter>,
     pub usage_cost: Family<UsageLabels, Counter>,
     pub dispatched: Counter,
+    /// Budget crossings announced (`soft`, `exceeded`), once per team and month each.
+    pub budget_notices: Family<LevelLabels, Counter>,
     /// Seconds between a post's run_at and its publication.
     pub lateness: Histogram,
 }
@@ -60,6 +68,11 @@ impl BotMetrics {
             usage_cost: registry.register(
                 "bot_x_cost_micros",
                 "What the uses of X cost, in millionths of the currency, at the prices then in force",
+                Family::default(),
+            ),
+            budget_notices: registry.register(
+                "bot_budget_notices",
+                "Team budget crossings announced, by level (soft = the threshold, exceeded = all spent)",
                 Family::default(),
             ),
             dispatched: registry.register(

@@ -129,6 +129,7 @@ mod tests {
                 "authentication.encryption_key",
                 "authentication.initial_admin_password",
                 "database.url",
+                "logging.webhooks.encryption_key",
                 "secure_bot_data.keks",
             ]
         );

@@ -221,6 +221,12 @@ async fn announce(
     if !budgets::notice_once(&m.db, (&budget.team, month, level), now).await? {
         return Ok(());
     }
+    m.metrics
+        .budget_notices
+        .get_or_create(&crate::service::LevelLabels {
+            level: level.to_string(),
+        })
+        .inc();
     let (action, what) = match level {
         "exceeded" => ("budget.exceeded", "is spent".to_string()),
         _ => (

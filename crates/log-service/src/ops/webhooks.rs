@@ -321,9 +321,13 @@ pub async fn ping(logs: &Logs, caller: &Caller, id: &str) -> Result<Delivery, Ap
         now + 2 * hooks.settings.timeout_ms as i64 + 30_000,
     )
     .await?;
-    let secret = hooks
-        .open_secret(&s.id, &s.secret_sealed)
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "the webhook's secret does not open"))?;
+    let secrets = hooks.signing_secrets(&s, now).map_err(|_| {
+        ApiError::new(
+            ErrorCode::NotReady,
+            "the webhook's secret does not open with logging.webhooks.encryption_key",
+        )
+    })?;
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let answer = sender::send(
         &hooks.client,
         hooks.settings.allow_loopback,
@@ -331,7 +335,7 @@ pub async fn ping(logs: &Logs, caller: &Caller, id: &str) -> Result<Delivery, Ap
             url: &s.url,
             message_id: &message_id,
             body: &payload,
-            secrets: &[&secret],
+            secrets: &secrets,
             timestamp: now / 1000,
         },
     )

@@ -21,6 +21,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::Notify;
 
 use crate::settings::WebhookSettings;
+use crate::store::webhooks::Subscription;
 
 /// The result of one attempt: `delivered`, `retrying` (failed, tried again later) or
 /// `failed` (given up).
@@ -117,7 +118,25 @@ impl Webhooks {
             .seal(secret.as_bytes(), &Self::secret_context(subscription_id))
     }
 
-    pub fn open_secret(&self, subscription_id: &str, sealed: &str) -> anyhow::Result<String> {
+    /// The secrets that sign `subscription`'s messages at `now`: its current one, and the one
+    /// it replaced while the rotation's overlap lasts.
+    pub fn signing_secrets(
+        &self,
+        subscription: &Subscription,
+        now: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut secrets = vec![self.open_secret(&subscription.id, &subscription.secret_sealed)?];
+        if let (Some(previous), Some(until)) = (
+            &subscription.previous_secret_sealed,
+            subscription.previous_valid_until,
+        ) && until > now
+        {
+            secrets.push(self.open_secret(&subscription.id, previous)?);
+        }
+        Ok(secrets)
+    }
+
+    fn open_secret(&self, subscription_id: &str, sealed: &str) -> anyhow::Result<String> {
         let bytes = self
             .sealer
             .open(sealed, &Self::secret_context(subscription_id))?;

@@ -229,17 +229,9 @@ struct Signer {
 
 impl Signer {
     fn of(hooks: &Webhooks, subscription: Subscription, now: i64) -> anyhow::Result<Self> {
-        let mut secrets = vec![hooks.open_secret(&subscription.id, &subscription.secret_sealed)?];
-        if let (Some(previous), Some(until)) = (
-            &subscription.previous_secret_sealed,
-            subscription.previous_valid_until,
-        ) && until > now
-        {
-            secrets.push(hooks.open_secret(&subscription.id, previous)?);
-        }
         Ok(Self {
+            secrets: hooks.signing_secrets(&subscription, now)?,
             subscription,
-            secrets,
         })
     }
 }

@@ -221,6 +221,32 @@ impl BotEnv {
             .collect()
     }
 
+    /// The user_activity events with `action` the caller may read.
+    pub async fn events(&self, token: &str, action: &str) -> Vec<Value> {
+        let response = self
+            .get(
+                &format!("/api/v1/logs/events?category=user_activity&action={action}&limit=500"),
+                token,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["items"].as_array().unwrap().clone()
+    }
+
+    /// Waits until `action` has been recorded at least once (the queue is asynchronous).
+    pub async fn recorded(&self, token: &str, action: &str) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self.events(token, action).await;
+            if !found.is_empty() {
+                return found;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no {action} event");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The Bot Manager's own tables.
     pub async fn db(&self) -> sqlx::AnyPool {
         crate::helpers::service_db(&self.app, "bot_manager").await

@@ -10,32 +10,6 @@ use serde_json::{Value, json};
 
 use crate::bots_helpers::{BotEnv, spawn_bots};
 
-/// The user_activity events with `action` the caller may read.
-async fn events(env: &BotEnv, token: &str, action: &str) -> Vec<Value> {
-    let response = env
-        .get(
-            &format!("/api/v1/logs/events?category=user_activity&action={action}&limit=500"),
-            token,
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
-    body["items"].as_array().unwrap().clone()
-}
-
-/// Waits until `action` has been recorded at least once (the queue is asynchronous).
-async fn recorded(env: &BotEnv, token: &str, action: &str) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let found = events(env, token, action).await;
-        if !found.is_empty() {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no {action} event");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn set_budget(env: &BotEnv, token: &str, body: Value) -> reqwest::Response {
     env.send(Method::PUT, "/api/v1/bots/budgets/blue", token, body)
         .await
@@ -47,6 +21,17 @@ async fn a_hard_stop_holds_back_what_would_overrun_and_crossings_are_told_once()
     let alice = env.team_manager("alice", "blue").await;
     let bob = env.team_manager("bob", "red").await;
     let (bot_id, _) = env.bot(&alice, "bluebot").await;
+    // The team is told by webhook too.
+    let hook = crate::webhook_receiver::receiver().await;
+    let subscribed = env
+        .send(
+            Method::POST,
+            "/api/v1/logs/webhooks",
+            &alice,
+            json!({"url": hook.url(), "event_types": ["usage.threshold", "budget.exceeded"]}),
+        )
+        .await;
+    assert_eq!(subscribed.status(), StatusCode::CREATED);
     // Only admins set budgets: $0.05 a month, told at 80 %, a hard stop.
     let budget = json!({"monthly_micros": 50_000, "soft_threshold_percent": 80, "hard_stop": true});
     assert_eq!(
@@ -75,7 +60,7 @@ async fn a_hard_stop_holds_back_what_would_overrun_and_crossings_are_told_once()
         let post_id = post["post_id"].as_str().unwrap();
         env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
     }
-    let told = recorded(&env, &alice, "usage.threshold").await;
+    let told = env.recorded(&alice, "usage.threshold").await;
     assert_eq!(told.len(), 1);
     assert_eq!(told[0]["team"], "blue");
     assert!(
@@ -115,8 +100,13 @@ async fn a_hard_stop_holds_back_what_would_overrun_and_crossings_are_told_once()
         held.push(post_id);
     }
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 3);
-    let exceeded = recorded(&env, &alice, "budget.exceeded").await;
+    let exceeded = env.recorded(&alice, "budget.exceeded").await;
     assert_eq!(exceeded.len(), 1, "told once: {exceeded:?}");
+    hook.wait_for(2).await;
+    let told = hook.of_type("budget.exceeded");
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].json()["data"]["team"], "blue");
+    assert_eq!(hook.of_type("usage.threshold").len(), 1);
 
     // The team reads its budget and where it stands; another team does not see it.
     let own: Value = env
@@ -148,7 +138,8 @@ async fn a_hard_stop_holds_back_what_would_overrun_and_crossings_are_told_once()
         env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
     }
     assert_eq!(env.x_requests("POST", "/2/tweets").len(), 5);
-    assert_eq!(events(&env, &alice, "budget.exceeded").await.len(), 1);
+    assert_eq!(env.events(&alice, "budget.exceeded").await.len(), 1);
+    assert_eq!(hook.hits().len(), 2, "one notice each: {:?}", hook.hits());
 
     // Bad budgets are refused; removing one is for admins.
     for bad in [

@@ -7,6 +7,7 @@ mod bots_helpers;
 #[path = "../common/bots.rs"]
 mod common;
 mod helpers;
+mod webhook_receiver;
 
 mod auth_admin;
 mod auth_login;
@@ -37,4 +38,5 @@ mod routes;
 mod settings;
 mod sweep;
 mod usage;
+mod webhooks;
 mod x_limits;

@@ -579,6 +579,7 @@ async fn invalid_settings_are_refused_with_the_key_named() {
             "authentication.encryption_key",
             "authentication.initial_admin_password",
             "database.url",
+            "logging.webhooks.encryption_key",
             "secure_bot_data.keks"
         ])
     );

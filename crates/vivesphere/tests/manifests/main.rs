@@ -698,6 +698,18 @@ async fn alerts_and_dashboards_query_metrics_the_binary_exposes() {
             "vivesphere_queue_consumer_backlog",
         ),
         ("VivesphereDeadLetters", "vivesphere_bot_actions_total"),
+        (
+            "VivesphereBudgetExceeded",
+            "vivesphere_bot_budget_notices_total",
+        ),
+        (
+            "VivesphereWebhooksFailing",
+            "vivesphere_webhook_attempts_total",
+        ),
+        (
+            "VivesphereWebhookTurnedOff",
+            "vivesphere_webhook_subscriptions_disabled",
+        ),
     ] {
         assert!(
             alerts.get(alert).is_some_and(|expr| expr.contains(metric)),
