@@ -106,6 +106,26 @@ pub async fn get(db: &Database, id: &str) -> anyhow::Result<Option<Subscription>
     row.as_ref().map(row_to_subscription).transpose()
 }
 
+/// The subscriptions with these ids (those that still exist).
+pub async fn by_ids(db: &Database, ids: &[String]) -> anyhow::Result<Vec<Subscription>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(db.pool()).await? {
+            found.push(row_to_subscription(&row)?);
+        }
+    }
+    Ok(found)
+}
+
 /// Every subscription (`None`), or one team's, oldest first.
 pub async fn list(db: &Database, team: Option<&str>) -> anyhow::Result<Vec<Subscription>> {
     let sql = format!(
@@ -347,32 +367,40 @@ pub struct Attempted {
     pub delivered: bool,
 }
 
-/// Writes the attempts of one round in one transaction and releases their leases.
+/// Writes the attempts of one round and releases their leases: one statement per 500
+/// (a round trip per delivery is what PostgreSQL would spend its time on).
 pub async fn record_attempts(db: &Database, attempts: &[Attempted]) -> anyhow::Result<()> {
-    let mut tx = db.pool().begin().await?;
-    for a in attempts {
-        let (state, finished_at) = match (a.delivered, a.next_attempt_at) {
-            (true, _) => ("delivered", Some(a.at)),
-            (false, Some(_)) => ("pending", None),
-            (false, None) => ("failed", Some(a.at)),
-        };
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1, \
-             next_attempt_at = COALESCE($3, next_attempt_at), lease_until = 0, \
-             last_status = $4, last_error = $5, last_attempt_at = $6, finished_at = $7 \
-             WHERE id = $1",
-        )
-        .bind(&a.id)
-        .bind(state)
-        .bind(a.next_attempt_at)
-        .bind(a.status)
-        .bind(&a.error)
-        .bind(a.at)
-        .bind(finished_at)
-        .execute(&mut *tx)
-        .await?;
+    const COLUMNS: usize = 7;
+    for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH attempt (id, state, next_attempt_at, last_status, last_error, at, finished_at) \
+             AS (VALUES {}) \
+             UPDATE webhook_deliveries SET state = attempt.state, \
+               attempts = webhook_deliveries.attempts + 1, \
+               next_attempt_at = COALESCE(attempt.next_attempt_at, webhook_deliveries.next_attempt_at), \
+               lease_until = 0, last_status = attempt.last_status, last_error = attempt.last_error, \
+               last_attempt_at = attempt.at, finished_at = attempt.finished_at \
+             FROM attempt WHERE webhook_deliveries.id = attempt.id",
+            values_placeholders(chunk.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in chunk {
+            let (state, finished_at) = match (a.delivered, a.next_attempt_at) {
+                (true, _) => ("delivered", Some(a.at)),
+                (false, Some(_)) => ("pending", None),
+                (false, None) => ("failed", Some(a.at)),
+            };
+            query = query
+                .bind(a.id.clone())
+                .bind(state)
+                .bind(a.next_attempt_at)
+                .bind(a.status)
+                .bind(a.error.clone())
+                .bind(a.at)
+                .bind(finished_at);
+        }
+        query.execute(db.pool()).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -94,16 +94,16 @@ async fn round(logs: &Logs) -> anyhow::Result<usize> {
         .await?
         .into_iter()
         .collect();
-    let mut signers: HashMap<String, Option<Signer>> = HashMap::new();
-    for c in &claimed {
-        if !signers.contains_key(&c.subscription_id) {
-            let signer = match store::get(&logs.db, &c.subscription_id).await? {
-                Some(subscription) => Signer::of(hooks, subscription, now).ok(),
-                None => None,
-            };
-            signers.insert(c.subscription_id.clone(), signer);
-        }
-    }
+    let mut subscription_ids: Vec<String> =
+        claimed.iter().map(|c| c.subscription_id.clone()).collect();
+    subscription_ids.sort();
+    subscription_ids.dedup();
+    // A subscription gone or unreadable has no signer; its deliveries fail and are retried.
+    let signers: HashMap<String, Option<Signer>> = store::by_ids(&logs.db, &subscription_ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), Signer::of(hooks, s, now).ok()))
+        .collect();
     let timestamp = now / 1000;
     let attempts: Vec<(Claimed, sender::Answer)> = futures::stream::iter(claimed)
         .map(|c| {

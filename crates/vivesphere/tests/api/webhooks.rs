@@ -309,6 +309,11 @@ async fn a_receiver_that_was_down_gets_every_event_with_the_same_ids_and_one_dow
     assert_eq!(hook.hits().len(), 3);
     env.app.clock.advance(Duration::from_secs(7));
     hook.wait_for(6).await;
+    // The next delay counts from when an attempt is recorded: wait for that before moving on.
+    log_until(&env, &alice, &id, "recorded the second attempts", |log| {
+        log.iter().all(|d| d["attempts"] == 2)
+    })
+    .await;
 
     // Back: at the next attempt (5 minutes on) every event arrives, with the ids it had.
     hook.answer(200);
@@ -343,15 +348,23 @@ async fn a_receiver_that_was_down_gets_every_event_with_the_same_ids_and_one_dow
     let post_id = publish(&env, &alice, &bot_id, "into the void").await;
     let mut seen = 10;
     hook.wait_for(seen).await;
-    for delay_s in [5, 300, 1800, 7200, 18_000, 36_000, 36_000] {
+    let mut alice = alice;
+    for (done, delay_s) in [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
+        .into_iter()
+        .enumerate()
+    {
+        log_until(&env, &alice, &id, "recorded the attempt", |log| {
+            log[0]["attempts"] == done + 1
+        })
+        .await;
         env.app
             .clock
             .advance(Duration::from_secs(delay_s + delay_s / 5 + 1));
         seen += 1;
         hook.wait_for(seen).await;
+        alice = env.login("alice").await;
     }
     let admin = crate::auth_helpers::admin_token(&env.app).await;
-    let alice = env.login("alice").await;
     let log = log_until(&env, &alice, &id, "gave up", |log| {
         log.first().is_some_and(|d| d["state"] == "failed")
     })
