@@ -3,7 +3,7 @@
 //! (so replicas never send one twice at once), and kept as the delivery log until the
 //! retention pass removes finished ones.
 
-use platform::db::{Database, values_placeholders};
+use platform::db::{Backend, Database, values_placeholders};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -299,30 +299,35 @@ pub struct Claimed {
     pub created_at: i64,
 }
 
-/// Takes up to `limit` due deliveries of enabled subscriptions until `lease_until`. The
-/// outer conditions are checked again on the row PostgreSQL locks, so two replicas racing
-/// for one row do not both get it.
+/// Takes up to `limit` due deliveries of enabled subscriptions until `lease_until`. On
+/// PostgreSQL the chosen rows are locked (`SKIP LOCKED`), so replicas racing for the outbox
+/// take different rows, and are found by key (`= ANY(ARRAY(…))`): a prepared statement's
+/// generic plan would otherwise scan the whole table for `IN (…)`. SQLite has one writer.
 pub async fn claim_due(
     db: &Database,
     now: i64,
     lease_until: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
-    let rows = sqlx::query(
-        "UPDATE webhook_deliveries SET lease_until = $2 \
-         WHERE id IN (SELECT d.id FROM webhook_deliveries d \
-                      JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-                      WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
-                        AND d.lease_until <= $1 AND s.enabled = 1 \
-                      ORDER BY d.next_attempt_at LIMIT $3) \
-           AND state = 'pending' AND lease_until <= $1 \
-         RETURNING id, subscription_id, message_id, attempts, created_at",
-    )
-    .bind(now)
-    .bind(lease_until)
-    .bind(limit)
-    .fetch_all(db.pool())
-    .await?;
+    const DUE: &str = "SELECT d.id FROM webhook_deliveries d \
+         JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
+           AND d.lease_until <= $1 AND s.enabled = 1 \
+         ORDER BY d.next_attempt_at LIMIT $3";
+    let picked = match db.backend() {
+        Backend::Postgres => format!("id = ANY(ARRAY({DUE} FOR UPDATE OF d SKIP LOCKED))"),
+        Backend::Sqlite => format!("id IN ({DUE})"),
+    };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET lease_until = $2 WHERE {picked} \
+         RETURNING id, subscription_id, message_id, attempts, created_at"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
     rows.iter()
         .map(|row| {
             Ok(Claimed {

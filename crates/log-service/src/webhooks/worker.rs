@@ -77,8 +77,7 @@ fn random_below(bound: i64) -> i64 {
 
 /// One claim-send-record round; how many deliveries it sent.
 async fn round(logs: &Logs) -> anyhow::Result<usize> {
-    let hooks = &logs.webhooks;
-    let settings = &hooks.settings;
+    let settings = &logs.webhooks.settings;
     let now = logs.clock.now_millis();
     // Long enough for an attempt and its bookkeeping; a replica that dies releases its
     // claims when the lease runs out.
@@ -87,25 +86,56 @@ async fn round(logs: &Logs) -> anyhow::Result<usize> {
     if claimed.is_empty() {
         return Ok(0);
     }
-    let mut message_ids: Vec<String> = claimed.iter().map(|c| c.message_id.clone()).collect();
-    message_ids.sort();
-    message_ids.dedup();
-    let bodies: HashMap<String, String> = store::payloads(&logs.db, &message_ids)
+    let bodies = bodies_of(logs, &claimed).await?;
+    let signers = signers_of(logs, &claimed, now).await?;
+    let attempts = send_all(logs, claimed, &bodies, &signers, now / 1000).await;
+    let sent = attempts.len();
+    let (records, given_up) = settle(logs, &attempts);
+    store::record_attempts(&logs.db, &records).await?;
+    for (subscription_id, last_error) in given_up {
+        turn_off(logs, &subscription_id, &last_error, &signers).await?;
+    }
+    Ok(sent)
+}
+
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut values: Vec<String> = values.collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
+/// The bodies of the claimed deliveries' messages, by message id.
+async fn bodies_of(logs: &Logs, claimed: &[Claimed]) -> anyhow::Result<HashMap<String, String>> {
+    let ids = distinct(claimed.iter().map(|c| c.message_id.clone()));
+    Ok(store::payloads(&logs.db, &ids).await?.into_iter().collect())
+}
+
+/// The claimed deliveries' subscriptions with the secrets that sign now. A subscription gone
+/// or unreadable has no signer: its deliveries fail and are retried.
+async fn signers_of(
+    logs: &Logs,
+    claimed: &[Claimed],
+    now: i64,
+) -> anyhow::Result<HashMap<String, Option<Signer>>> {
+    let ids = distinct(claimed.iter().map(|c| c.subscription_id.clone()));
+    Ok(store::by_ids(&logs.db, &ids)
         .await?
         .into_iter()
-        .collect();
-    let mut subscription_ids: Vec<String> =
-        claimed.iter().map(|c| c.subscription_id.clone()).collect();
-    subscription_ids.sort();
-    subscription_ids.dedup();
-    // A subscription gone or unreadable has no signer; its deliveries fail and are retried.
-    let signers: HashMap<String, Option<Signer>> = store::by_ids(&logs.db, &subscription_ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.id.clone(), Signer::of(hooks, s, now).ok()))
-        .collect();
-    let timestamp = now / 1000;
-    let attempts: Vec<(Claimed, sender::Answer)> = futures::stream::iter(claimed)
+        .map(|s| (s.id.clone(), Signer::of(&logs.webhooks, s, now).ok()))
+        .collect())
+}
+
+/// Sends every claimed delivery, `concurrency` at a time.
+async fn send_all(
+    logs: &Logs,
+    claimed: Vec<Claimed>,
+    bodies: &HashMap<String, String>,
+    signers: &HashMap<String, Option<Signer>>,
+    timestamp: i64,
+) -> Vec<(Claimed, sender::Answer)> {
+    let hooks = &logs.webhooks;
+    futures::stream::iter(claimed)
         .map(|c| {
             let signer = signers.get(&c.subscription_id).and_then(Option::as_ref);
             let body = bodies.get(&c.message_id);
@@ -114,18 +144,14 @@ async fn round(logs: &Logs) -> anyhow::Result<usize> {
                     (Some(signer), Some(body)) => {
                         let secrets: Vec<&str> =
                             signer.secrets.iter().map(String::as_str).collect();
-                        sender::send(
-                            &hooks.client,
-                            settings.allow_loopback,
-                            Outgoing {
-                                url: &signer.subscription.url,
-                                message_id: &c.message_id,
-                                body,
-                                secrets: &secrets,
-                                timestamp,
-                            },
-                        )
-                        .await
+                        let outgoing = Outgoing {
+                            url: &signer.subscription.url,
+                            message_id: &c.message_id,
+                            body,
+                            secrets: &secrets,
+                            timestamp,
+                        };
+                        sender::send(&hooks.client, hooks.settings.allow_loopback, outgoing).await
                     }
                     _ => sender::Answer {
                         delivered: false,
@@ -137,40 +163,36 @@ async fn round(logs: &Logs) -> anyhow::Result<usize> {
                 (c, answer)
             }
         })
-        .buffer_unordered(settings.concurrency.max(1))
+        .buffer_unordered(hooks.settings.concurrency.max(1))
         .collect()
-        .await;
-    let sent = attempts.len();
+        .await
+}
+
+/// What each attempt leads to — delivered, tried again later, or given up — counted in the
+/// metrics; and the subscriptions whose delivery was given up, with the last error.
+fn settle(
+    logs: &Logs,
+    attempts: &[(Claimed, sender::Answer)],
+) -> (Vec<Attempted>, HashMap<String, String>) {
+    let metrics = &logs.webhooks.metrics;
     let at = logs.clock.now_millis();
-    let mut records = Vec::with_capacity(sent);
-    let mut given_up: HashMap<String, String> = HashMap::new();
-    for (claimed, answer) in &attempts {
-        hooks
-            .metrics
-            .attempt_seconds
-            .observe(answer.took.as_secs_f64());
+    let mut records = Vec::with_capacity(attempts.len());
+    let mut given_up = HashMap::new();
+    for (claimed, answer) in attempts {
+        metrics.attempt_seconds.observe(answer.took.as_secs_f64());
         let next_attempt_at = if answer.delivered {
-            hooks.metrics.count("delivered");
-            hooks
-                .metrics
-                .lag_seconds
-                .observe((at - claimed.created_at).max(0) as f64 / 1000.0);
+            metrics.count("delivered");
+            let lag = (at - claimed.created_at).max(0) as f64 / 1000.0;
+            metrics.lag_seconds.observe(lag);
             None
+        } else if let Some(delay) = retry_delay_ms(claimed.attempts + 1) {
+            metrics.count("retrying");
+            Some(at + delay)
         } else {
-            match retry_delay_ms(claimed.attempts + 1) {
-                Some(delay) => {
-                    hooks.metrics.count("retrying");
-                    Some(at + delay)
-                }
-                None => {
-                    hooks.metrics.count("failed");
-                    given_up.insert(
-                        claimed.subscription_id.clone(),
-                        answer.error.clone().unwrap_or_default(),
-                    );
-                    None
-                }
-            }
+            metrics.count("failed");
+            let last_error = answer.error.clone().unwrap_or_default();
+            given_up.insert(claimed.subscription_id.clone(), last_error);
+            None
         };
         records.push(Attempted {
             id: claimed.id.clone(),
@@ -181,11 +203,7 @@ async fn round(logs: &Logs) -> anyhow::Result<usize> {
             delivered: answer.delivered,
         });
     }
-    store::record_attempts(&logs.db, &records).await?;
-    for (subscription_id, last_error) in given_up {
-        turn_off(logs, &subscription_id, &last_error, &signers).await?;
-    }
-    Ok(sent)
+    (records, given_up)
 }
 
 /// A subscription whose delivery used up every attempt is turned off until a person turns
