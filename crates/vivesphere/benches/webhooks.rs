@@ -7,7 +7,11 @@
 //! a receiver in this process; EVENTS (default 10,000) `post.published` events from the Bot
 //! Manager are published to the queue at once. Every event reaches every subscription: the
 //! delivery rate is deliveries per second from the first publish to the last delivery, and
-//! the lag is from an event's publication to its arrival at the receiver (the same clock).
+//! the lag is from an event's publication to its arrival at the receiver (the same clock) —
+//! for a burst, mostly the wait behind the rest of it. Then, on the same server, events are
+//! published at a steady `WEBHOOK_BENCH_PACE` per second (default 100, i.e. 2,000 deliveries
+//! per second with 20 subscriptions) for 30 s: the lag there is what a receiver sees in
+//! normal running.
 
 mod support;
 
@@ -104,32 +108,7 @@ async fn run(label: &str, backend: ServerEnv, nats: &str, events: usize, subscri
     .await
     .unwrap();
     let started = Instant::now();
-    let publishers: Vec<_> = (0..32)
-        .map(|p| {
-            let queue = queue.clone();
-            tokio::spawn(async move {
-                for i in (p..events).step_by(32) {
-                    let id = format!("bench-{i}");
-                    let event = json!({
-                        "specversion": "1.0", "id": id, "source": "vivesphere/bot-manager",
-                        "type": "vivesphere.bot-manager.post.published",
-                        "time": platform::Clock::system().now_rfc3339(),
-                        "subject": format!("post-{i}"), "actor": "bot-manager", "actor_kind": "service",
-                        "bot_id": format!("bot-{}", i % 100), "team": "bench",
-                        "data": {"action": "post.published", "subject": format!("post-{i}"),
-                                 "message": "post.published", "details": {"sent_at_ms": unix_ms()}}
-                    });
-                    queue
-                        .publish("logs.user_activity.bot-manager", &id, event.to_string().into())
-                        .await
-                        .unwrap();
-                }
-            })
-        })
-        .collect();
-    for publisher in publishers {
-        publisher.await.unwrap();
-    }
+    publish(&queue, 0..events, None).await;
     let published = started.elapsed();
     let expected = events * subscriptions as usize;
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -141,9 +120,12 @@ async fn run(label: &str, backend: ServerEnv, nats: &str, events: usize, subscri
         assert!(Instant::now() < deadline, "{got} of {expected} delivered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut received = received.lock().unwrap();
-    let span = received.last.unwrap() - started;
-    received.lags.sort();
+    let span = {
+        let mut received = received.lock().unwrap();
+        received.lags.sort();
+        received.last.unwrap() - started
+    };
+    let burst = report(&received);
     println!(
         "{label}: {events} events x {subscriptions} subscriptions = {expected} deliveries in {:.1} s \
          (published in {:.1} s): {:.0} deliveries/s; lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; \
@@ -151,12 +133,99 @@ async fn run(label: &str, backend: ServerEnv, nats: &str, events: usize, subscri
         span.as_secs_f64(),
         published.as_secs_f64(),
         expected as f64 / span.as_secs_f64(),
+        burst.0,
+        burst.1,
+        burst.2,
+        burst.3,
+    );
+
+    // Steady running: a paced stream the sender keeps up with.
+    let pace: usize = support::env_number("WEBHOOK_BENCH_PACE", 100);
+    let paced = pace * 30;
+    received.lock().unwrap().lags.clear();
+    publish(&queue, events..events + paced, Some(pace)).await;
+    let expected = expected + paced * subscriptions as usize;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while received.lock().unwrap().seen.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "the paced stream was not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    received.lock().unwrap().lags.sort();
+    let steady = report(&received);
+    println!(
+        "{label}: steady {pace} events/s x {subscriptions} = {} deliveries/s for 30 s: \
+         lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; {} duplicate deliveries in all",
+        pace * subscriptions as usize,
+        steady.0,
+        steady.1,
+        steady.2,
+        steady.3,
+    );
+    drop(server);
+}
+
+/// Lag p50, p99 and max (ms) of the sorted lags, and the duplicates so far.
+fn report(received: &Shared) -> (f64, f64, f64, u64) {
+    let received = received.lock().unwrap();
+    (
         ms(percentile(&received.lags, 0.5)),
         ms(percentile(&received.lags, 0.99)),
         ms(*received.lags.last().unwrap()),
         received.duplicates,
-    );
-    drop(server);
+    )
+}
+
+/// Publishes `post.published` events numbered `range` as the Bot Manager does: all at once
+/// from 32 publishers, or `pace` per second from one.
+async fn publish(
+    queue: &std::sync::Arc<dyn platform::queue::Queue>,
+    range: std::ops::Range<usize>,
+    pace: Option<usize>,
+) {
+    let event = |i: usize| {
+        json!({
+            "specversion": "1.0", "id": format!("bench-{i}"), "source": "vivesphere/bot-manager",
+            "type": "vivesphere.bot-manager.post.published",
+            "time": platform::Clock::system().now_rfc3339(),
+            "subject": format!("post-{i}"), "actor": "bot-manager", "actor_kind": "service",
+            "bot_id": format!("bot-{}", i % 100), "team": "bench",
+            "data": {"action": "post.published", "subject": format!("post-{i}"),
+                     "message": "post.published", "details": {"sent_at_ms": unix_ms()}}
+        })
+        .to_string()
+    };
+    const SUBJECT: &str = "logs.user_activity.bot-manager";
+    if let Some(pace) = pace {
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / pace as u32);
+        for i in range {
+            tick.tick().await;
+            queue
+                .publish(SUBJECT, &format!("bench-{i}"), event(i).into())
+                .await
+                .unwrap();
+        }
+        return;
+    }
+    let publishers: Vec<_> = (0..32)
+        .map(|p| {
+            let queue = queue.clone();
+            let range = range.clone();
+            tokio::spawn(async move {
+                for i in range.skip(p).step_by(32) {
+                    queue
+                        .publish(SUBJECT, &format!("bench-{i}"), event(i).into())
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
 }
 
 fn main() {
@@ -176,7 +245,10 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         platform::install_crypto_provider();
-        run("sqlite + nats", Vec::new(), &nats, events, subscriptions).await;
+        // `WEBHOOK_BENCH_SHAPES=postgres` runs the PostgreSQL shape only.
+        if std::env::var("WEBHOOK_BENCH_SHAPES").map_or(true, |s| s.contains("sqlite")) {
+            run("sqlite + nats", Vec::new(), &nats, events, subscriptions).await;
+        }
         if let Some((postgres, env, _)) = &cluster {
             let env: ServerEnv = env
                 .iter()

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{AppState, decode_cursor, encode_cursor};
 use crate::ops;
 use crate::ops::webhooks::{Change, NewSubscription, WithSecret};
-use crate::store::webhooks::{Delivery, Subscription};
+use crate::store::webhooks::{Delivery, PAUSED, Subscription};
 use crate::webhooks::catalog;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -123,7 +123,7 @@ pub struct DeliveryView {
     /// `pending` (waiting or retrying), `delivered`, or `failed` (given up).
     pub state: String,
     pub attempts: i64,
-    /// When it is tried next (pending only).
+    /// When it is tried next (pending only; none while the webhook is off).
     pub next_attempt_at: Option<String>,
     /// The receiver's HTTP status at the last attempt.
     pub last_status: Option<i64>,
@@ -137,7 +137,8 @@ impl From<Delivery> for DeliveryView {
     fn from(d: Delivery) -> Self {
         let rfc3339 = platform::time_fmt::rfc3339_from_millis;
         Self {
-            next_attempt_at: (d.state == "pending").then(|| rfc3339(d.next_attempt_at)),
+            next_attempt_at: (d.state == "pending" && d.next_attempt_at != PAUSED)
+                .then(|| rfc3339(d.next_attempt_at)),
             last_attempt_at: d.last_attempt_at.map(rfc3339),
             created_at: rfc3339(d.created_at),
             finished_at: d.finished_at.map(rfc3339),

@@ -199,18 +199,27 @@ pub async fn update(
         check_description(&description)?;
         s.description = description;
     }
+    let now = logs.clock.now_millis();
+    s.updated_at = now;
     let turned_on = change.enabled == Some(true) && !s.enabled;
-    if let Some(enabled) = change.enabled {
-        s.enabled = enabled;
-        s.disabled_reason = (!enabled).then(|| format!("turned off by {}", caller.id()));
+    let turned_off = change.enabled == Some(false) && s.enabled;
+    if turned_on {
+        s.enabled = true;
+        s.disabled_reason = None;
     }
-    s.updated_at = logs.clock.now_millis();
     store::update(&logs.db, &s).await?;
-    record(logs, caller, "webhook.updated", &s).await;
+    if turned_off {
+        let reason = format!("turned off by {}", caller.id());
+        store::disable(&logs.db, &s.id, &reason, now).await?;
+        s.enabled = false;
+        s.disabled_reason = Some(reason);
+    }
     if turned_on {
         // What waited while it was off goes now.
+        store::resume(&logs.db, &s.id, now).await?;
         logs.webhooks.wake.notify_one();
     }
+    record(logs, caller, "webhook.updated", &s).await;
     Ok(s)
 }
 
@@ -271,6 +280,12 @@ pub async fn redeliver(
     delivery_id: &str,
 ) -> Result<Delivery, ApiError> {
     let s = get(logs, caller, id).await?;
+    if !s.enabled {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the webhook is off: turn it on (PATCH enabled true) and what waited is sent",
+        ));
+    }
     let now = logs.clock.now_millis();
     if !store::redeliver(&logs.db, &s.id, delivery_id, now).await? {
         return match store::delivery(&logs.db, &s.id, delivery_id).await? {

@@ -166,8 +166,9 @@ pub async fn delete(db: &Database, id: &str) -> anyhow::Result<bool> {
     Ok(done.rows_affected() > 0)
 }
 
-/// Turns a subscription off (its deliveries wait); whether this call did.
+/// Turns a subscription off and pauses what it has in the outbox; whether this call did.
 pub async fn disable(db: &Database, id: &str, reason: &str, now: i64) -> anyhow::Result<bool> {
+    let mut tx = db.pool().begin().await?;
     let done = sqlx::query(
         "UPDATE webhook_subscriptions SET enabled = 0, disabled_reason = $2, updated_at = $3 \
          WHERE id = $1 AND enabled = 1",
@@ -175,9 +176,32 @@ pub async fn disable(db: &Database, id: &str, reason: &str, now: i64) -> anyhow:
     .bind(id)
     .bind(reason)
     .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = $2 \
+         WHERE subscription_id = $1 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(PAUSED)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Makes a subscription's paused deliveries due now (it was turned on again).
+pub async fn resume(db: &Database, id: &str, now: i64) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE webhook_deliveries SET next_attempt_at = $3 \
+         WHERE subscription_id = $1 AND state = 'pending' AND next_attempt_at = $2",
+    )
+    .bind(id)
+    .bind(PAUSED)
+    .bind(now)
     .execute(db.pool())
     .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(done.rows_affected())
 }
 
 /// What the intake needs to route events: enabled subscriptions' ids, teams and types.
@@ -299,33 +323,37 @@ pub struct Claimed {
     pub created_at: i64,
 }
 
-/// Takes up to `limit` due deliveries of enabled subscriptions until `lease_until`. On
+/// Where a delivery waits while its subscription is off: never due, until turned on again.
+pub const PAUSED: i64 = i64::MAX;
+
+/// Takes up to `limit` due deliveries until `lease_until`, oldest due first (deliveries of a
+/// subscription that is off are [`PAUSED`], so one table and its due index answer). On
 /// PostgreSQL the chosen rows are locked (`SKIP LOCKED`), so replicas racing for the outbox
-/// take different rows, and are found by key (`= ANY(ARRAY(…))`): a prepared statement's
-/// generic plan would otherwise scan the whole table for `IN (…)`. SQLite has one writer.
+/// take different rows, and the times are written into the statement: with them as
+/// parameters a prepared statement's generic plan guesses a third of the outbox is due and
+/// scans all of it (numbers we make, so nothing from outside reaches the SQL). SQLite has
+/// one writer.
 pub async fn claim_due(
     db: &Database,
     now: i64,
     lease_until: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
-    const DUE: &str = "SELECT d.id FROM webhook_deliveries d \
-         JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-         WHERE d.state = 'pending' AND d.next_attempt_at <= $1 \
-           AND d.lease_until <= $1 AND s.enabled = 1 \
-         ORDER BY d.next_attempt_at LIMIT $3";
+    let due = format!(
+        "SELECT id FROM webhook_deliveries \
+         WHERE state = 'pending' AND next_attempt_at <= {now} AND lease_until <= {now} \
+         ORDER BY next_attempt_at LIMIT {limit}"
+    );
     let picked = match db.backend() {
-        Backend::Postgres => format!("id = ANY(ARRAY({DUE} FOR UPDATE OF d SKIP LOCKED))"),
-        Backend::Sqlite => format!("id IN ({DUE})"),
+        Backend::Postgres => format!("id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED))"),
+        Backend::Sqlite => format!("id IN ({due})"),
     };
     let sql = format!(
-        "UPDATE webhook_deliveries SET lease_until = $2 WHERE {picked} \
+        "UPDATE webhook_deliveries SET lease_until = {lease_until} WHERE {picked} \
          RETURNING id, subscription_id, message_id, attempts, created_at"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(now)
-        .bind(lease_until)
-        .bind(limit)
+    // Not prepared: a new text each round would only fill the statement cache.
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .fetch_all(db.pool())
         .await?;
     rows.iter()

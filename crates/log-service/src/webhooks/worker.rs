@@ -91,11 +91,28 @@ async fn round(logs: &Logs) -> anyhow::Result<usize> {
     let attempts = send_all(logs, claimed, &bodies, &signers, now / 1000).await;
     let sent = attempts.len();
     let (records, given_up) = settle(logs, &attempts);
-    store::record_attempts(&logs.db, &records).await?;
+    record(logs, &records).await?;
     for (subscription_id, last_error) in given_up {
         turn_off(logs, &subscription_id, &last_error, &signers).await?;
     }
     Ok(sent)
+}
+
+/// Writes what the attempts came to, trying again a few times: the requests went out, and a
+/// lease that runs out unrecorded would send them all again.
+async fn record(logs: &Logs, records: &[Attempted]) -> anyhow::Result<()> {
+    let mut tries = 0;
+    loop {
+        match store::record_attempts(&logs.db, records).await {
+            Ok(()) => return Ok(()),
+            Err(err) if tries < 5 => {
+                tries += 1;
+                tracing::warn!(error = %format!("{err:#}"), tries, "webhook attempts not recorded; trying again");
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {

@@ -390,6 +390,15 @@ async fn a_receiver_that_was_down_gets_every_event_with_the_same_ids_and_one_dow
     let given_up = hook.hits().last().unwrap().header("webhook-id").to_string();
     assert_eq!(hook.hits().len(), seen, "no attempt after the last");
 
+    // While it is off nothing is sent, not even by hand.
+    let delivery_id = log[0]["id"].as_str().unwrap();
+    let redeliver = format!("/api/v1/logs/webhooks/{id}/deliveries/{delivery_id}/redeliver");
+    let status = env
+        .send(Method::POST, &redeliver, &alice, json!({}))
+        .await
+        .status();
+    assert_eq!(status, StatusCode::CONFLICT);
+
     // Turned on again and redelivered by hand, it arrives with its id.
     hook.answer(200);
     let response = env
@@ -401,15 +410,7 @@ async fn a_receiver_that_was_down_gets_every_event_with_the_same_ids_and_one_dow
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let delivery_id = log[0]["id"].as_str().unwrap();
-    let response = env
-        .send(
-            Method::POST,
-            &format!("/api/v1/logs/webhooks/{id}/deliveries/{delivery_id}/redeliver"),
-            &alice,
-            json!({}),
-        )
-        .await;
+    let response = env.send(Method::POST, &redeliver, &alice, json!({})).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let hits = hook.wait_for(seen + 1).await;
     assert_eq!(hits[seen].header("webhook-id"), given_up);
