@@ -106,24 +106,29 @@ pub async fn get(db: &Database, id: &str) -> anyhow::Result<Option<Subscription>
     row.as_ref().map(row_to_subscription).transpose()
 }
 
-/// The subscriptions with these ids (those that still exist).
-pub async fn by_ids(db: &Database, ids: &[String]) -> anyhow::Result<Vec<Subscription>> {
+/// The rows of `select … WHERE id IN (…)` for `ids`, a statement per 500.
+async fn rows_with_ids(db: &Database, select: &str, ids: &[String]) -> anyhow::Result<Vec<AnyRow>> {
     let mut found = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions WHERE id IN ({})",
-            placeholders.join(", ")
-        );
+        let sql = format!("{select} WHERE id IN ({})", placeholders.join(", "));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             query = query.bind(id.clone());
         }
-        for row in query.fetch_all(db.pool()).await? {
-            found.push(row_to_subscription(&row)?);
-        }
+        found.extend(query.fetch_all(db.pool()).await?);
     }
     Ok(found)
+}
+
+/// The subscriptions with these ids (those that still exist).
+pub async fn by_ids(db: &Database, ids: &[String]) -> anyhow::Result<Vec<Subscription>> {
+    let select = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM webhook_subscriptions");
+    rows_with_ids(db, &select, ids)
+        .await?
+        .iter()
+        .map(row_to_subscription)
+        .collect()
 }
 
 /// Every subscription (`None`), or one team's, oldest first.
@@ -371,22 +376,11 @@ pub async fn claim_due(
 
 /// The stored bodies of `ids`.
 pub async fn payloads(db: &Database, ids: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    let mut found = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id, payload FROM webhook_messages WHERE id IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in chunk {
-            query = query.bind(id.clone());
-        }
-        for row in query.fetch_all(db.pool()).await? {
-            found.push((row.try_get("id")?, row.try_get("payload")?));
-        }
-    }
-    Ok(found)
+    rows_with_ids(db, "SELECT id, payload FROM webhook_messages", ids)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("id")?, row.try_get("payload")?)))
+        .collect()
 }
 
 /// What one attempt came to.
