@@ -136,7 +136,7 @@ impl Target for LoggingService {
             "logging.webhooks.encryption_key",
         )?;
         let webhooks = Webhooks::new(
-            settings.webhooks.clone(),
+            &settings.webhooks,
             sealer,
             WebhookMetrics::register(&ctx.metrics),
         )?;

@@ -29,7 +29,6 @@ pub struct NewSubscription {
 }
 
 /// What may change.
-#[derive(Default)]
 pub struct Change {
     pub url: Option<String>,
     pub event_types: Option<Vec<String>>,
@@ -112,12 +111,12 @@ pub async fn create(
 ) -> Result<WithSecret, ApiError> {
     require(caller)?;
     let team = team_for(caller, new.team)?;
-    let url = check_url(&new.url, logs.webhooks.settings.allow_loopback)
+    let url = check_url(&new.url, logs.settings.webhooks.allow_loopback)
         .map_err(ApiError::invalid_data)?;
     check_event_types(&new.event_types)?;
     let description = new.description.unwrap_or_default();
     check_description(&description)?;
-    let limit = logs.webhooks.settings.max_subscriptions_per_team;
+    let limit = logs.settings.webhooks.max_subscriptions_per_team;
     if store::count_for(&logs.db, team.as_deref()).await? >= limit as i64 {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -187,7 +186,7 @@ pub async fn update(
 ) -> Result<Subscription, ApiError> {
     let mut s = get(logs, caller, id).await?;
     if let Some(url) = change.url {
-        s.url = check_url(&url, logs.webhooks.settings.allow_loopback)
+        s.url = check_url(&url, logs.settings.webhooks.allow_loopback)
             .map_err(ApiError::invalid_data)?
             .to_string();
     }
@@ -242,7 +241,7 @@ pub async fn rotate_secret(logs: &Logs, caller: &Caller, id: &str) -> Result<Wit
         logs.webhooks.seal_secret(&s.id, &secret),
     ));
     s.previous_valid_until =
-        Some(now + logs.webhooks.settings.rotation_overlap_seconds as i64 * 1000);
+        Some(now + logs.settings.webhooks.rotation_overlap_seconds as i64 * 1000);
     s.updated_at = now;
     store::update(&logs.db, &s).await?;
     record(logs, caller, "webhook.secret_rotated", &s).await;
@@ -333,7 +332,7 @@ pub async fn ping(logs: &Logs, caller: &Caller, id: &str) -> Result<Delivery, Ap
             event_type: catalog::PING.into(),
         },
         now,
-        now + 2 * hooks.settings.timeout_ms as i64 + 30_000,
+        now + 2 * logs.settings.webhooks.timeout_ms as i64 + 30_000,
     )
     .await?;
     let secrets = hooks.signing_secrets(&s, now).map_err(|_| {
@@ -345,7 +344,7 @@ pub async fn ping(logs: &Logs, caller: &Caller, id: &str) -> Result<Delivery, Ap
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let answer = sender::send(
         &hooks.client,
-        hooks.settings.allow_loopback,
+        logs.settings.webhooks.allow_loopback,
         Outgoing {
             url: &s.url,
             message_id: &message_id,

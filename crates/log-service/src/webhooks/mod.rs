@@ -86,7 +86,6 @@ impl WebhookMetrics {
 pub struct Webhooks {
     pub sealer: Sealer,
     pub client: reqwest::Client,
-    pub settings: WebhookSettings,
     /// Rung when the intake put something in the outbox.
     pub wake: Notify,
     pub metrics: WebhookMetrics,
@@ -94,14 +93,13 @@ pub struct Webhooks {
 
 impl Webhooks {
     pub fn new(
-        settings: WebhookSettings,
+        settings: &WebhookSettings,
         sealer: Sealer,
         metrics: WebhookMetrics,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            client: sender::client(&settings)?,
+            client: sender::client(settings)?,
             sealer,
-            settings,
             wake: Notify::new(),
             metrics,
         })

@@ -29,7 +29,7 @@ pub fn spawn(ctx: &TargetContext, logs: Arc<Logs>) {
     let shutdown = ctx.shutdown.clone();
     let sender = logs.clone();
     ctx.spawn_critical("webhook-sender", async move {
-        let poll = Duration::from_millis(sender.webhooks.settings.poll_interval_ms.max(10));
+        let poll = Duration::from_millis(sender.settings.webhooks.poll_interval_ms.max(10));
         loop {
             let sent = match round(&sender).await {
                 Ok(sent) => sent,
@@ -77,7 +77,7 @@ fn random_below(bound: i64) -> i64 {
 
 /// One claim-send-record round; how many deliveries it sent.
 async fn round(logs: &Logs) -> anyhow::Result<usize> {
-    let settings = &logs.webhooks.settings;
+    let settings = &logs.settings.webhooks;
     let now = logs.clock.now_millis();
     // Long enough for an attempt and its bookkeeping; a replica that dies releases its
     // claims when the lease runs out.
@@ -168,7 +168,12 @@ async fn send_all(
                             secrets: &secrets,
                             timestamp,
                         };
-                        sender::send(&hooks.client, hooks.settings.allow_loopback, outgoing).await
+                        sender::send(
+                            &hooks.client,
+                            logs.settings.webhooks.allow_loopback,
+                            outgoing,
+                        )
+                        .await
                     }
                     _ => sender::Answer {
                         delivered: false,
@@ -180,7 +185,7 @@ async fn send_all(
                 (c, answer)
             }
         })
-        .buffer_unordered(hooks.settings.concurrency.max(1))
+        .buffer_unordered(logs.settings.webhooks.concurrency.max(1))
         .collect()
         .await
 }

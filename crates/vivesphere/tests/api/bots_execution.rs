@@ -614,14 +614,7 @@ async fn a_published_post_is_deleted_from_x() {
         .await;
     let post_id = post["post_id"].as_str().unwrap();
     let published = env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
-    let response = env
-        .send(
-            Method::DELETE,
-            &format!("/api/v1/bots/{bot_id}/posts/{post_id}"),
-            &alice,
-            json!({}),
-        )
-        .await;
+    let response = env.delete_post(&alice, &bot_id, post_id).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let deleted = env.wait_for(&alice, &bot_id, post_id, &["deleted"]).await;
     assert_eq!(deleted["x_post_id"], published["x_post_id"]);
@@ -661,12 +654,7 @@ async fn metric_snapshots_are_taken_and_read_over_a_time_range() {
         .into(),
     );
     let snapshot: Value = env
-        .send(
-            Method::POST,
-            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
-            &alice,
-            json!({}),
-        )
+        .refresh_metrics(&alice, &bot_id)
         .await
         .json()
         .await
@@ -754,12 +742,7 @@ async fn newer_x_answers_with_post_count_are_read_too() {
     )
     .await;
     let snapshot: Value = env
-        .send(
-            Method::POST,
-            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
-            &alice,
-            json!({}),
-        )
+        .refresh_metrics(&alice, &bot_id)
         .await
         .json()
         .await
@@ -1126,14 +1109,7 @@ async fn a_refresh_with_tokens_x_refuses_says_to_store_new_credentials() {
         .as_str()
         .unwrap()
         .to_string();
-    let refreshed = env
-        .send(
-            Method::POST,
-            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
-            &alice,
-            json!({}),
-        )
-        .await;
+    let refreshed = env.refresh_metrics(&alice, &bot_id).await;
     assert_eq!(refreshed.status(), StatusCode::CONFLICT);
     let body: Value = refreshed.json().await.unwrap();
     assert_eq!(body["error_code"], "CONFLICT");

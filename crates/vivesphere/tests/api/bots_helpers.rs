@@ -163,6 +163,28 @@ impl BotEnv {
         body
     }
 
+    /// Creates a post to go out now and waits until it is published; its id.
+    pub async fn publish_now(&self, token: &str, bot_id: &str, text: &str) -> String {
+        let post = self
+            .post(token, bot_id, json!({"text": text, "publish_now": true}))
+            .await;
+        let post_id = post["post_id"].as_str().unwrap().to_string();
+        self.wait_for(token, bot_id, &post_id, &["published"]).await;
+        post_id
+    }
+
+    /// Asks for a post to be deleted from X (the answer, unchecked).
+    pub async fn delete_post(&self, token: &str, bot_id: &str, post_id: &str) -> reqwest::Response {
+        let path = format!("/api/v1/bots/{bot_id}/posts/{post_id}");
+        self.send(Method::DELETE, &path, token, json!({})).await
+    }
+
+    /// Asks for a bot's metrics to be read from X now (the answer, unchecked).
+    pub async fn refresh_metrics(&self, token: &str, bot_id: &str) -> reqwest::Response {
+        let path = format!("/api/v1/bots/{bot_id}/metrics/refresh");
+        self.send(Method::POST, &path, token, json!({})).await
+    }
+
     pub async fn read_post(&self, token: &str, bot_id: &str, post_id: &str) -> Value {
         self.get(&format!("/api/v1/bots/{bot_id}/posts/{post_id}"), token)
             .await

@@ -50,15 +50,7 @@ async fn a_hard_stop_holds_back_what_would_overrun_and_crossings_are_told_once()
 
     // Three posts at $0.015: $0.045 is past 80 % — one usage.threshold.
     for i in 0..3 {
-        let post = env
-            .post(
-                &alice,
-                &bot_id,
-                json!({"text": format!("post {i}"), "publish_now": true}),
-            )
-            .await;
-        let post_id = post["post_id"].as_str().unwrap();
-        env.wait_for(&alice, &bot_id, post_id, &["published"]).await;
+        env.publish_now(&alice, &bot_id, &format!("post {i}")).await;
     }
     let told = env.recorded(&alice, "usage.threshold").await;
     assert_eq!(told.len(), 1);

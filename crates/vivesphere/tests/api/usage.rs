@@ -98,24 +98,10 @@ async fn costs_add_up_exactly_by_kind_and_follow_the_live_price_table() {
 
     // A delete is metered once it is done; reads of the bot's own data per answer.
     let post_id = linked[0]["post_id"].as_str().unwrap();
-    let deleted = env
-        .send(
-            Method::DELETE,
-            &format!("/api/v1/bots/{bot_id}/posts/{post_id}"),
-            &alice,
-            json!({}),
-        )
-        .await;
+    let deleted = env.delete_post(&alice, &bot_id, post_id).await;
     assert_eq!(deleted.status(), StatusCode::ACCEPTED);
     env.wait_for(&alice, &bot_id, post_id, &["deleted"]).await;
-    let refreshed = env
-        .send(
-            Method::POST,
-            &format!("/api/v1/bots/{bot_id}/metrics/refresh"),
-            &alice,
-            json!({}),
-        )
-        .await;
+    let refreshed = env.refresh_metrics(&alice, &bot_id).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     let report = usage(&env, &alice, "group=kind").await;
     assert_eq!(of_kind(&report, "delete"), (1, 0), "{report}");

@@ -65,15 +65,6 @@ async fn log_until(
     }
 }
 
-async fn publish(env: &BotEnv, token: &str, bot_id: &str, text: &str) -> String {
-    let post = env
-        .post(token, bot_id, json!({"text": text, "publish_now": true}))
-        .await;
-    let post_id = post["post_id"].as_str().unwrap().to_string();
-    env.wait_for(token, bot_id, &post_id, &["published"]).await;
-    post_id
-}
-
 async fn ping(env: &BotEnv, token: &str, id: &str) -> Value {
     let response = env
         .send(
@@ -159,7 +150,7 @@ async fn a_team_s_events_reach_its_webhook_signed_and_other_teams_do_not() {
     assert!(own["items"][0].get("secret").is_none());
 
     // A blue post is published: one signed request to each subscriber.
-    let blue_post = publish(&env, &alice, &blue_bot, "blue news").await;
+    let blue_post = env.publish_now(&alice, &blue_bot, "blue news").await;
     let hits = blue_hook.wait_for(1).await;
     let hit = &hits[0];
     assert!(hit.signed_by(&secret), "{:?}", hit.headers);
@@ -186,7 +177,7 @@ async fn a_team_s_events_reach_its_webhook_signed_and_other_teams_do_not() {
     assert!(global_hits[0].signed_by(&global_secret));
 
     // A red post reaches the global subscriber only.
-    publish(&env, &bob, &red_bot, "red news").await;
+    env.publish_now(&bob, &red_bot, "red news").await;
     let global_hits = global_hook.wait_for(2).await;
     assert_eq!(global_hits[1].json()["data"]["team"], "red");
     assert_eq!(blue_hook.hits().len(), 1);
@@ -255,7 +246,7 @@ async fn a_team_s_events_reach_its_webhook_signed_and_other_teams_do_not() {
         .await
         .status();
     assert_eq!(status, StatusCode::NO_CONTENT);
-    publish(&env, &alice, &blue_bot, "more blue news").await;
+    env.publish_now(&alice, &blue_bot, "more blue news").await;
     global_hook.wait_for(3).await;
     assert_eq!(
         blue_hook.hits().len(),
@@ -282,7 +273,7 @@ async fn a_receiver_that_was_down_gets_every_event_with_the_same_ids_and_one_dow
     // Down: three posts, three first attempts refused.
     hook.answer(503);
     for i in 0..3 {
-        publish(&env, &alice, &bot_id, &format!("post {i}")).await;
+        env.publish_now(&alice, &bot_id, &format!("post {i}")).await;
     }
     hook.wait_for(3).await;
     let log = log_until(&env, &alice, &id, "shows three retries", |log| {
@@ -345,7 +336,7 @@ async fn a_receiver_that_was_down_gets_every_event_with_the_same_ids_and_one_dow
     // Down for good: after the last attempt (27.6 hours on) the delivery is given up and
     // the subscription turned off, which the log says.
     hook.answer(500);
-    let post_id = publish(&env, &alice, &bot_id, "into the void").await;
+    let post_id = env.publish_now(&alice, &bot_id, "into the void").await;
     let mut seen = 10;
     hook.wait_for(seen).await;
     let mut alice = alice;
