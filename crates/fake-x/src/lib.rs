@@ -53,6 +53,10 @@ pub struct Settings {
     pub access_token_ttl: u64,
     /// Posts per calendar month (UTC) for the whole project, X's usage cap; 0: none.
     pub monthly_post_cap: u64,
+    /// The project's id, as `GET /2/usage/tweets` reports it.
+    pub project_id: String,
+    /// `GET /2/usage/tweets` per app per window (X: 50 per 15 minutes).
+    pub usage_limit: u32,
     /// Users created at start for demos (their tokens are printed once).
     pub demo_users: Vec<String>,
 }
@@ -69,6 +73,8 @@ impl Default for Settings {
             app_daily_post_limit: 10_000,
             access_token_ttl: 7200,
             monthly_post_cap: 0,
+            project_id: "1369785403853424".into(),
+            usage_limit: 50,
             demo_users: Vec::new(),
         }
     }

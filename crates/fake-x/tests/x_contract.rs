@@ -563,6 +563,69 @@ async fn the_two_kinds_of_429_can_be_told_apart() {
     x.posted(&user.access_token, json!({"text": "three"})).await;
 }
 
+/// `GET /2/usage/tweets` reports the cap the usage-capped 429 enforces, as X's reference
+/// shows the endpoint: app-only bearer (a user's token is refused), the cap's numbers as
+/// strings, the reset day, `days` and `usage.fields` checked, 50 requests per 15 minutes.
+#[tokio::test]
+async fn the_usage_endpoint_reports_the_projects_cap_to_the_app() {
+    let x = serve(Settings {
+        monthly_post_cap: 5,
+        usage_limit: 2,
+        ..Settings::default()
+    })
+    .await;
+    let user = x.fake.add_user(NewUser::named("counted"));
+    let app = x.fake.add_app_token();
+    x.posted(&user.access_token, json!({"text": "one"})).await;
+    x.posted(&user.access_token, json!({"text": "two"})).await;
+    let usage = x.get(&app, "/2/usage/tweets").await;
+    assert_eq!(usage.status(), StatusCode::OK);
+    assert_eq!(header(&usage, "x-rate-limit-limit"), Some(2));
+    assert_eq!(
+        usage.json::<Value>().await.unwrap(),
+        json!({"data": {"cap_reset_day": 1, "project_cap": "5",
+            "project_id": "1369785403853424", "project_usage": "2"}})
+    );
+    let daily = x
+        .get(
+            &app,
+            "/2/usage/tweets?days=2&usage.fields=daily_project_usage",
+        )
+        .await;
+    let body: Value = daily.json().await.unwrap();
+    assert_eq!(
+        body["data"]["daily_project_usage"]["usage"],
+        json!([{"date": "2031-03-13T00:00:00.000Z", "usage": "0"},
+            {"date": "2031-03-14T00:00:00.000Z", "usage": "2"}])
+    );
+    // The third call in the window is X's 429.
+    let limited = x.get(&app, "/2/usage/tweets").await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&limited, "x-rate-limit-remaining"), Some(0));
+    x.clock.advance(std::time::Duration::from_secs(900));
+    for bad in ["days=91", "days=0", "usage.fields=project_cost", "since=1"] {
+        let refused = x.get(&app, &format!("/2/usage/tweets?{bad}")).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(
+            body["type"],
+            "https://api.twitter.com/2/problems/invalid-request"
+        );
+        x.clock.advance(std::time::Duration::from_secs(900));
+    }
+    let as_user = x.get(&user.access_token, "/2/usage/tweets").await;
+    assert_eq!(as_user.status(), StatusCode::FORBIDDEN);
+    let body: Value = as_user.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        "https://api.twitter.com/2/problems/unsupported-authentication"
+    );
+    // The month turns: the cap's count starts again.
+    x.clock.advance(std::time::Duration::from_secs(20 * 86_400));
+    let next: Value = x.get(&app, "/2/usage/tweets").await.json().await.unwrap();
+    assert_eq!(next["data"]["project_usage"], "0");
+}
+
 /// A multipart body as X's media upload takes it, built by hand (the client needs no
 /// multipart feature for one test).
 fn upload_body(category: Option<&str>, bytes: &[u8]) -> (String, Vec<u8>) {

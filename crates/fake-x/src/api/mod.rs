@@ -10,6 +10,7 @@ mod control;
 mod media;
 mod oauth;
 mod read;
+mod usage;
 mod write;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub fn router(fake: Arc<FakeX>) -> Router {
         .route("/2/users/{id}/tweets", get(read::timeline))
         .route("/2/oauth2/token", post(oauth::token))
         .route("/2/media/upload", post(media::upload))
+        .route("/2/usage/tweets", get(usage::tweets))
         .merge(control::routes())
         .layer(axum::middleware::from_fn_with_state(
             fake.clone(),
@@ -190,6 +192,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 struct Access {
     scopes: Vec<&'static str>,
     app_only: bool,
+    /// Whether a user's token may call it (all but the app's own endpoints).
+    user_context: bool,
     /// The operation, for what depends on it (the 24-hour headers of a post's 429).
     operation: Option<Operation>,
 }
@@ -199,7 +203,18 @@ impl Access {
         Self {
             scopes: operation.scopes(),
             app_only: operation.allows_app_only(),
+            user_context: true,
             operation: Some(operation),
+        }
+    }
+
+    /// `GET /2/usage/tweets` (not in document 2.98; X's docs: OAuth 2.0 App-only).
+    fn app_only() -> Self {
+        Self {
+            scopes: Vec::new(),
+            app_only: true,
+            user_context: false,
+            operation: None,
         }
     }
 
@@ -208,6 +223,7 @@ impl Access {
         Self {
             scopes: vec!["media.write"],
             app_only: false,
+            user_context: true,
             operation: None,
         }
     }
@@ -226,6 +242,16 @@ fn authorize(principal: &Principal, access: &Access) -> Result<(), Response> {
             "Unsupported Authentication",
             "Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.  \
              Supported authentication types are [OAuth 1.0a User Context, OAuth 2.0 User Context].",
+            Value::Null,
+        ));
+    }
+    if !access.user_context {
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            "https://api.twitter.com/2/problems/unsupported-authentication",
+            "Unsupported Authentication",
+            "Authenticating with OAuth 2.0 User Context is forbidden for this endpoint.  \
+             Supported authentication types are [OAuth 2.0 Application-Only].",
             Value::Null,
         ));
     }

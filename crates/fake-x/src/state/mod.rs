@@ -244,11 +244,22 @@ struct Inner {
     media: HashMap<String, Media>,
     /// Posts created per calendar month (UTC), for the project's usage cap.
     monthly_usage: HashMap<i64, u64>,
+    /// The same per UTC day (days since 1970), for `GET /2/usage/tweets`'s daily view.
+    daily_usage: HashMap<i64, u64>,
     contract_violations: Vec<String>,
     by_author: HashMap<String, Vec<String>>,
     windows: HashMap<(String, &'static str), Window>,
     faults: Vec<Fault>,
     log: Vec<LoggedRequest>,
+}
+
+/// The project's use of its monthly cap.
+pub struct ProjectUsage {
+    /// 0: no cap.
+    pub cap: u64,
+    pub used: u64,
+    /// (the day's midnight in Unix seconds, uses that day), oldest first.
+    pub daily: Vec<(i64, u64)>,
 }
 
 /// Why a post was refused.
@@ -446,6 +457,10 @@ impl FakeX {
             return Err(());
         }
         *used += 1;
+        *inner
+            .daily_usage
+            .entry(day_index(self.unix_now()))
+            .or_insert(0) += 1;
         Ok(())
     }
 
@@ -455,8 +470,40 @@ impl FakeX {
             return;
         }
         let month = month_index(self.unix_now());
-        if let Some(used) = self.inner().monthly_usage.get_mut(&month) {
+        let mut inner = self.inner();
+        if let Some(used) = inner.monthly_usage.get_mut(&month) {
             *used = used.saturating_sub(1);
+        }
+        if let Some(used) = inner.daily_usage.get_mut(&day_index(self.unix_now())) {
+            *used = used.saturating_sub(1);
+        }
+    }
+
+    /// The project's use of its cap, as `GET /2/usage/tweets` reports it: the cap, what this
+    /// month used, and the uses of each of the last `days` UTC days (oldest first, each with
+    /// its day's midnight in Unix seconds).
+    pub(crate) fn project_usage(&self, days: u32) -> ProjectUsage {
+        let now = self.unix_now();
+        let inner = self.inner();
+        let today = day_index(now);
+        let daily = (0..i64::from(days))
+            .rev()
+            .map(|back| {
+                let day = today - back;
+                (
+                    day * 86_400,
+                    inner.daily_usage.get(&day).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        ProjectUsage {
+            cap: self.settings.monthly_post_cap,
+            used: inner
+                .monthly_usage
+                .get(&month_index(now))
+                .copied()
+                .unwrap_or(0),
+            daily,
         }
     }
 
@@ -773,6 +820,10 @@ fn is_duplicate(inner: &Inner, author_id: &str, text: &str) -> bool {
 }
 
 /// Months since year 0 (UTC), the usage cap's period.
+fn day_index(unix_seconds: u64) -> i64 {
+    unix_seconds as i64 / 86_400
+}
+
 fn month_index(unix_seconds: u64) -> i64 {
     let at = time::OffsetDateTime::from_unix_timestamp(unix_seconds as i64)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
