@@ -11,12 +11,15 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// Secure Bot Data's field names for a bot's OAuth 2.0 user-context credentials.
+/// Secure Bot Data's field names for a bot's OAuth 2.0 user-context credentials, and for an
+/// X app's own token.
 pub mod fields {
     pub const ACCESS_TOKEN: &str = "oauth_access_token";
     pub const REFRESH_TOKEN: &str = "oauth_refresh_token";
     pub const CLIENT_ID: &str = "oauth_client_id";
     pub const CLIENT_SECRET: &str = "oauth_client_secret";
+    /// An X app's app-only bearer token (OAuth 2.0 client credentials).
+    pub const APP_BEARER_TOKEN: &str = "bearer_token";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +113,26 @@ impl BotDataClient {
             }
             status => Err(BotDataError::Unavailable(anyhow::anyhow!(
                 "store answered {status}"
+            ))),
+        }
+    }
+
+    /// Soft-deletes the field's current version (Secure Bot Data keeps it for an admin to
+    /// undelete or destroy); a field that is not there is already gone.
+    pub async fn delete_field(&self, bot_id: &str, field: &str) -> Result<(), BotDataError> {
+        let token = self.tokens.token().await?;
+        let response = self
+            .http
+            .delete(format!("{}/bots/{bot_id}/fields/{field}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("delete {field}"))?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Ok(()),
+            status => Err(BotDataError::Unavailable(anyhow::anyhow!(
+                "delete {field} answered {status}"
             ))),
         }
     }

@@ -23,6 +23,7 @@ mod snapshots;
 mod store;
 mod tokens;
 mod worker;
+mod x_usage;
 mod xapi;
 
 #[cfg(test)]
@@ -77,6 +78,11 @@ const STEPS: &[MigrationStep] = &[
         version: 5,
         description: "publish windows",
         sql: include_str!("../migrations/0005_publish_windows.sql"),
+    },
+    MigrationStep {
+        version: 6,
+        description: "x apps",
+        sql: include_str!("../migrations/0006_x_apps.sql"),
     },
 ];
 
@@ -158,6 +164,10 @@ impl Target for BotManagerService {
         {
             let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
             ctx.tasks.spawn(snapshots::run(manager, shutdown));
+        }
+        {
+            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
+            ctx.tasks.spawn(x_usage::run(manager, shutdown));
         }
         Ok(BuiltTarget::service(
             api::router(manager),

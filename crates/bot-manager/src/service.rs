@@ -10,6 +10,7 @@ use platform::queue::Queue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -32,6 +33,12 @@ pub struct LevelLabels {
     pub level: String,
 }
 
+/// An X app (project).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    pub app: String,
+}
+
 /// A billable use of X, for the usage metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UsageLabels {
@@ -46,8 +53,11 @@ pub struct BotMetrics {
     pub usage_units: Family<UsageLabels, Counter>,
     pub usage_cost: Family<UsageLabels, Counter>,
     pub dispatched: Counter,
-    /// Budget crossings announced (`soft`, `exceeded`), once per team and month each.
+    /// Budget crossings announced (`soft`, `exceeded`), once per team or app and month each.
     pub budget_notices: Family<LevelLabels, Counter>,
+    /// X's last word on each registered app's project: its monthly cap and the use of it.
+    pub x_project_cap: Family<AppLabels, Gauge>,
+    pub x_project_usage: Family<AppLabels, Gauge>,
     /// Seconds between a post's run_at and its publication.
     pub lateness: Histogram,
 }
@@ -72,7 +82,17 @@ impl BotMetrics {
             ),
             budget_notices: registry.register(
                 "bot_budget_notices",
-                "Team budget crossings announced, by level (soft = the threshold, exceeded = all spent)",
+                "Team and app budget crossings announced, by level (soft = the threshold, exceeded = all spent)",
+                Family::default(),
+            ),
+            x_project_cap: registry.register(
+                "bot_x_project_cap",
+                "The monthly cap of the app's X project, as X's GET /2/usage/tweets last said (0: none)",
+                Family::default(),
+            ),
+            x_project_usage: registry.register(
+                "bot_x_project_usage",
+                "The use of the app's X project cap this period, as X's GET /2/usage/tweets last said",
                 Family::default(),
             ),
             dispatched: registry.register(

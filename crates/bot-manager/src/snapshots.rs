@@ -142,11 +142,16 @@ async fn meter_reads(
         id: &id,
         bot_id: &bot.bot_id,
         team: bot.team.as_deref(),
+        app: &bot.x_app,
         at,
     };
     usage::record(&manager.db, &metered, &charge).await?;
     manager.metrics.bill(&charge);
-    crate::ops::budgets::after_billing(manager, bot.team.as_deref()).await
+    let payers = crate::ops::budgets::Payers {
+        team: bot.team.as_deref(),
+        app: &bot.x_app,
+    };
+    crate::ops::budgets::after_billing(manager, payers).await
 }
 
 pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::CancellationToken) {

@@ -120,6 +120,39 @@ impl XAnswer {
     }
 }
 
+/// X's answer to `GET /2/usage/tweets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectUsage {
+    pub project_id: String,
+    /// 0 when X states no cap.
+    pub cap: i64,
+    pub used: i64,
+    /// The day of the month the cap's count starts again.
+    pub reset_day: i64,
+}
+
+impl ProjectUsage {
+    /// Read from X's `data`; X sends the cap's numbers as strings (its reference shows them
+    /// so, and live answers do), older answers as numbers: both are read.
+    pub fn from_body(body: &Value) -> Option<Self> {
+        let data = body.get("data")?;
+        let number = |name: &str| match data.get(name)? {
+            Value::String(s) => s.parse::<i64>().ok(),
+            other => other.as_i64(),
+        };
+        Some(Self {
+            project_id: match data.get("project_id") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            },
+            cap: number("project_cap").unwrap_or(0),
+            used: number("project_usage")?,
+            reset_day: number("cap_reset_day").unwrap_or(1),
+        })
+    }
+}
+
 /// Why a call got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum XCallError {
@@ -274,6 +307,16 @@ impl XClient {
         self.call("tweets.lookup", request).await
     }
 
+    /// `GET /2/usage/tweets` with an app-only bearer token: the project's monthly cap, its
+    /// use so far and the day it resets.
+    pub async fn project_usage(&self, app_token: &Secret) -> Result<XAnswer, XCallError> {
+        let request = self
+            .http
+            .get(format!("{}/2/usage/tweets", self.base))
+            .bearer_auth(app_token.expose());
+        self.call("usage.tweets", request).await
+    }
+
     /// `GET /2/users/:id/tweets`: the bot's latest posts, to find out whether a post whose
     /// answer was lost exists.
     pub async fn own_posts(&self, token: &Secret, user_id: &str) -> Result<XAnswer, XCallError> {
@@ -386,6 +429,25 @@ fn classify(err: reqwest::Error) -> XCallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_usage_reads_xs_strings_and_plain_numbers() {
+        let as_x_sends_it = json!({"data": {"cap_reset_day": 10, "project_cap": "5000000000",
+            "project_id": "1369785403853424", "project_usage": "43435"}});
+        assert_eq!(
+            ProjectUsage::from_body(&as_x_sends_it),
+            Some(ProjectUsage {
+                project_id: "1369785403853424".into(),
+                cap: 5_000_000_000,
+                used: 43_435,
+                reset_day: 10,
+            })
+        );
+        let numbers = json!({"data": {"project_cap": 1000, "project_usage": 250}});
+        let read = ProjectUsage::from_body(&numbers).unwrap();
+        assert_eq!((read.cap, read.used, read.reset_day), (1000, 250, 1));
+        assert_eq!(ProjectUsage::from_body(&json!({"errors": []})), None);
+    }
 
     fn answer(status: u16, body: Value) -> XAnswer {
         XAnswer {

@@ -30,6 +30,9 @@ pub struct BotView {
     /// The human X account that runs this bot, shown in X's automated-account label.
     pub operator_account: Option<String>,
     pub posting_slots: Vec<PostingSlot>,
+    /// The X app (project) its credentials belong to; X's per-app limits, the usage meter
+    /// and app budgets go by it.
+    pub x_app: String,
     pub status: BotStatus,
     pub status_reason: Option<String>,
     pub version: i64,
@@ -49,6 +52,7 @@ impl From<BotRow> for BotView {
             description: bot.description,
             operator_account: bot.operator_account,
             posting_slots: bot.posting_slots,
+            x_app: bot.x_app,
             status: bot.status,
             status_reason: bot.status_reason,
             version: bot.version,
@@ -79,6 +83,9 @@ pub struct CreateBotRequest {
     pub description: Option<String>,
     pub operator_account: Option<String>,
     pub posting_slots: Option<Vec<PostingSlot>>,
+    /// The X app (project) the credentials belong to, by a name of your choice (an X client
+    /// id fits); default `default`. Name apps when bots post through more than one.
+    pub x_app: Option<String>,
 }
 
 impl TryFrom<CreateBotRequest> for NewBot {
@@ -92,6 +99,7 @@ impl TryFrom<CreateBotRequest> for NewBot {
             request.description.as_deref(),
             request.operator_account.as_deref(),
             request.posting_slots,
+            request.x_app.as_deref(),
         )
     }
 }
@@ -180,6 +188,8 @@ pub struct UpdateBotRequest {
     pub description: Option<String>,
     pub operator_account: Option<String>,
     pub posting_slots: Option<Vec<PostingSlot>>,
+    /// The X app the bot's credentials belong to now.
+    pub x_app: Option<String>,
     /// A status change; only the allowed transitions pass (409 otherwise).
     pub status: Option<String>,
 }
@@ -202,6 +212,7 @@ pub async fn update(
         request.description.as_deref(),
         request.operator_account.as_deref(),
         request.posting_slots,
+        request.x_app.as_deref(),
         request.status.as_deref(),
     )?;
     let bot = ops::bots::update(&state, &caller, &bot_id, if_match(&headers)?, changes).await?;

@@ -1,5 +1,6 @@
-//! Monthly budgets per team under `/api/v1/bots/budgets`: admins set and remove them, a team
-//! reads its own (admins all), with what the team spent this month.
+//! Monthly budgets per team under `/api/v1/bots/budgets` (per X app under
+//! `/api/v1/bots/apps/{app}/budget`): admins set and remove them, a team reads its own
+//! (admins all), with what was spent this month.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,6 +13,7 @@ use super::AppState;
 use crate::metering::money;
 use crate::ops;
 use crate::ops::budgets::{BudgetChange, BudgetState};
+use crate::store::budgets::Scope;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +30,12 @@ pub struct BudgetRequest {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BudgetView {
-    pub team: String,
+    /// The team's, for a team budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The X app's, for an app budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     pub monthly_micros: i64,
     /// The same as a decimal string.
     pub monthly: String,
@@ -62,7 +69,8 @@ impl From<BudgetState> for BudgetView {
             standing,
             updated_by: budget.updated_by,
             updated_at: platform::time_fmt::rfc3339_from_millis(budget.updated_at),
-            team: budget.team,
+            team: (budget.scope == Scope::Team).then(|| budget.name.clone()),
+            app: (budget.scope == Scope::App).then_some(budget.name),
         }
     }
 }
@@ -72,8 +80,8 @@ pub struct BudgetList {
     pub items: Vec<BudgetView>,
 }
 
-/// The budgets the caller may read (admins: every team's; others: their team's), with this
-/// month's spend.
+/// The budgets the caller may read (admins: every team's and app's; others: their team's),
+/// with this month's spend.
 #[utoipa::path(get, path = "/api/v1/bots/budgets", operation_id = "list_budgets", tag = "usage", security(("bearer" = [])),
     responses((status = 200, body = BudgetList), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
@@ -98,12 +106,22 @@ pub async fn put(
     Path(team): Path<String>,
     Json(request): Json<BudgetRequest>,
 ) -> Result<Json<BudgetView>, ApiError> {
+    set(&state, &caller, (Scope::Team, &team), request).await
+}
+
+/// Sets a team's or an app's budget as asked.
+pub async fn set(
+    state: &AppState,
+    caller: &Caller,
+    whose: (Scope, &str),
+    request: BudgetRequest,
+) -> Result<Json<BudgetView>, ApiError> {
     let change = BudgetChange {
         monthly_micros: request.monthly_micros,
         soft_percent: request.soft_threshold_percent,
         hard_stop: request.hard_stop,
     };
-    let set = ops::budgets::put(&state, &caller, &team, change).await?;
+    let set = ops::budgets::put(state, caller, whose, change).await?;
     Ok(Json(set.into()))
 }
 
@@ -117,6 +135,6 @@ pub async fn delete(
     caller: Caller,
     Path(team): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    ops::budgets::delete(&state, &caller, &team).await?;
+    ops::budgets::delete(&state, &caller, (Scope::Team, &team)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

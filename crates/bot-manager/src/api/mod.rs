@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1/bots`: the Phase-1 contract routes (`/create`, `/list`), the
 //! RESTful bots and posts, metrics, usage and cost, and the composer's text check.
 
+mod apps;
 mod bots;
 mod budgets;
 mod contract;
@@ -33,6 +34,19 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{p}/check-text"), post(text::check))
         .route(&format!("{p}/usage"), get(usage::usage))
         .route(&format!("{p}/budgets"), get(budgets::list))
+        .route(&format!("{p}/apps"), get(apps::list))
+        .route(
+            &format!("{p}/apps/{{app}}/token"),
+            axum::routing::put(apps::set_token).delete(apps::delete_token),
+        )
+        .route(
+            &format!("{p}/apps/{{app}}/usage/refresh"),
+            post(apps::refresh),
+        )
+        .route(
+            &format!("{p}/apps/{{app}}/budget"),
+            axum::routing::put(apps::put_budget).delete(apps::delete_budget),
+        )
         .route(
             &format!("{p}/budgets/{{team}}"),
             axum::routing::put(budgets::put).delete(budgets::delete),
@@ -91,6 +105,8 @@ pub fn router(state: AppState) -> Router {
         posts::cancel, posts::delete, text::check,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
         budgets::list, budgets::put, budgets::delete,
+        apps::list, apps::set_token, apps::delete_token, apps::refresh, apps::put_budget,
+        apps::delete_budget,
     ),
     components(schemas(ErrorBody, Listing<bots::BotView>, Listing<posts::PostView>)),
     modifiers(&BearerAuth),

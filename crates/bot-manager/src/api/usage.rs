@@ -1,5 +1,5 @@
 //! `GET /api/v1/bots/usage`: what the caller's bots used of X and what it cost, over a window,
-//! by bot, team, day or kind; as JSON or CSV.
+//! by bot, team, X app, day or kind; as JSON or CSV.
 
 use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -22,17 +22,19 @@ pub struct UsageParams {
     pub from: Option<String>,
     /// RFC 3339, exclusive; default now.
     pub to: Option<String>,
-    /// `bot` (default), `team`, `day` (UTC) or `kind`.
+    /// `bot` (default), `team`, `app` (X app), `day` (UTC) or `kind`.
     pub group: Option<String>,
     /// One bot only.
     pub bot_id: Option<String>,
     /// One team only.
     pub team: Option<String>,
+    /// One X app only.
+    pub app: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
 }
 
-/// One line of a breakdown: a key (bot id, team, day `YYYY-MM-DD` or kind) and a kind of use.
+/// One line of a breakdown: a key (bot id, team, X app, day `YYYY-MM-DD` or kind) and a kind of use.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageLine {
     pub key: String,
@@ -138,7 +140,8 @@ fn csv(view: &UsageView) -> String {
 }
 
 /// What the caller's bots used of X and what it cost (X's pay-per-use prices from the live
-/// price table in `bot_manager.pricing`), over a window, broken down by bot, team, day or kind.
+/// price table in `bot_manager.pricing`), over a window, broken down by bot, team, X app, day
+/// or kind.
 #[utoipa::path(get, path = "/api/v1/bots/usage", operation_id = "usage_and_cost", tag = "usage", security(("bearer" = [])),
     params(UsageParams),
     responses((status = 200, body = UsageView, description = "JSON, or CSV (text/csv) with format=csv"),
@@ -160,6 +163,7 @@ pub async fn usage(
         group: params.group.as_deref(),
         bot_id: params.bot_id.as_deref(),
         team: params.team.as_deref(),
+        app: params.app.as_deref(),
     };
     let view = UsageView::from(ops::usage::report(&state, &caller, query).await?);
     if !as_csv {

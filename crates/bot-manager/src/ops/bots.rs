@@ -19,6 +19,7 @@ pub struct NewBot {
     pub description: String,
     pub operator_account: Option<String>,
     pub posting_slots: Vec<PostingSlot>,
+    pub x_app: String,
     /// Secure Bot Data field → secret.
     pub credentials: Map<String, Value>,
 }
@@ -32,8 +33,10 @@ impl NewBot {
         description: Option<&str>,
         operator_account: Option<&str>,
         posting_slots: Option<Vec<PostingSlot>>,
+        x_app: Option<&str>,
     ) -> Result<Self, ApiError> {
         let name = parse_name(name)?;
+        let x_app = parse_x_app(x_app.unwrap_or(DEFAULT_X_APP))?;
         let x_handle = x_handle.map(|h| parse_handle(h, "x_handle")).transpose()?;
         let operator_account = operator_account
             .map(|h| parse_handle(h, "operator_account"))
@@ -47,6 +50,7 @@ impl NewBot {
             description,
             operator_account,
             posting_slots,
+            x_app,
             credentials: credential_fields(credentials)?,
         })
     }
@@ -60,6 +64,7 @@ pub struct BotChanges {
     pub description: Option<String>,
     pub operator_account: Option<String>,
     pub posting_slots: Option<Vec<PostingSlot>>,
+    pub x_app: Option<String>,
     pub status: Option<BotStatus>,
 }
 
@@ -71,6 +76,7 @@ impl BotChanges {
         description: Option<&str>,
         operator_account: Option<&str>,
         posting_slots: Option<Vec<PostingSlot>>,
+        x_app: Option<&str>,
         status: Option<&str>,
     ) -> Result<Self, ApiError> {
         let name = name.map(parse_name).transpose()?;
@@ -88,8 +94,27 @@ impl BotChanges {
             description,
             operator_account,
             posting_slots,
+            x_app: x_app.map(parse_x_app).transpose()?,
             status: status.map(BotStatus::parse).transpose()?,
         })
+    }
+}
+
+/// The app of a bot that names none: an installation with one X project needs no names.
+pub const DEFAULT_X_APP: &str = "default";
+
+/// An X app's name here: 1 to 64 letters, digits, `.`, `-` or `_` (an X client id fits).
+pub fn parse_x_app(raw: &str) -> Result<String, ApiError> {
+    let valid = (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if valid {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::invalid_data(
+            "x_app: 1 to 64 letters, digits, '.', '-' or '_'",
+        ))
     }
 }
 
@@ -252,6 +277,7 @@ pub async fn create(m: &BotManager, caller: &Caller, new: NewBot) -> Result<BotR
         description: new.description,
         operator_account: new.operator_account,
         posting_slots: new.posting_slots,
+        x_app: new.x_app,
         status: if publishes {
             BotStatus::Active
         } else {
@@ -336,6 +362,7 @@ pub async fn update(
     bot.description = changes.description.unwrap_or(bot.description);
     bot.operator_account = changes.operator_account.or(bot.operator_account);
     bot.posting_slots = changes.posting_slots.unwrap_or(bot.posting_slots);
+    bot.x_app = changes.x_app.unwrap_or(bot.x_app);
     let Some(mut updated) = bots::update(&m.db, &bot, m.clock.now_millis()).await? else {
         return Err(stale());
     };

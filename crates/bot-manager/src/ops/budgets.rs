@@ -1,7 +1,7 @@
-//! Monthly budgets per team: set and removed by admins, read by the team (admins read all),
-//! checked before every send — a hard stop parks the send with the reason — and after every
-//! billed use, so that crossing the soft threshold (`usage.threshold`) or the whole budget
-//! (`budget.exceeded`) is announced once a month.
+//! Monthly budgets per team and per X app: set and removed by admins, a team's read by the
+//! team (admins read all), checked before every send — a hard stop parks the send with the
+//! reason — and after every billed use, so that crossing the soft threshold
+//! (`usage.threshold`) or the whole budget (`budget.exceeded`) is announced once a month.
 
 use platform::activity::Activity;
 use platform::auth::Caller;
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::metering::money;
 use crate::service::BotManager;
-use crate::store::budgets::{self, Budget};
+use crate::store::budgets::{self, Budget, Scope};
 use crate::store::usage::Charge;
 
 /// What an admin sets.
@@ -75,7 +75,8 @@ pub fn month_of(now: OffsetDateTime) -> (String, i64, i64) {
 
 async fn state_of(m: &BotManager, budget: Budget) -> Result<BudgetState, ApiError> {
     let (month, from, to) = month_of(m.clock.now());
-    let spent = budgets::spent(&m.db, &budget.team, &budget.currency, (from, to)).await?;
+    let whose = (budget.scope, budget.name.as_str());
+    let spent = budgets::spent(&m.db, whose, &budget.currency, (from, to)).await?;
     Ok(BudgetState {
         budget,
         month,
@@ -83,15 +84,23 @@ async fn state_of(m: &BotManager, budget: Budget) -> Result<BudgetState, ApiErro
     })
 }
 
-/// Sets `team`'s monthly budget (admins), in the pricing currency.
+/// The name a budget is set for, checked: a team's name, or an X app's.
+fn checked_name(scope: Scope, name: &str) -> Result<(), ApiError> {
+    match scope {
+        Scope::Team => platform::auth::check_team_name(name),
+        Scope::App => super::bots::parse_x_app(name).map(drop),
+    }
+}
+
+/// Sets a team's or an app's monthly budget (admins), in the pricing currency.
 pub async fn put(
     m: &BotManager,
     caller: &Caller,
-    team: &str,
+    (scope, name): (Scope, &str),
     change: BudgetChange,
 ) -> Result<BudgetState, ApiError> {
     caller.require_admin("setting a budget")?;
-    platform::auth::check_team_name(team)?;
+    checked_name(scope, name)?;
     let soft_percent = change.soft_percent.unwrap_or(80);
     if !(1..=100).contains(&soft_percent) {
         return Err(ApiError::invalid_data("soft_threshold_percent: 1 to 100"));
@@ -102,7 +111,8 @@ pub async fn put(
         ));
     }
     let budget = Budget {
-        team: team.to_string(),
+        scope,
+        name: name.to_string(),
         monthly_micros: change.monthly_micros,
         currency: m.live.get().pricing.currency.clone(),
         soft_percent,
@@ -114,24 +124,34 @@ pub async fn put(
     m.activity
         .record(
             Activity::by(caller, "budget.set")
-                .team(Some(team))
-                .subject(team)
-                .details(json!({"monthly_micros": budget.monthly_micros,
+                .team(team_of(&budget))
+                .subject(name)
+                .details(
+                    json!({scope.as_str(): name, "monthly_micros": budget.monthly_micros,
                     "currency": budget.currency, "soft_percent": soft_percent,
-                    "hard_stop": budget.hard_stop})),
+                    "hard_stop": budget.hard_stop}),
+                ),
         )
         .await;
     state_of(m, budget).await
 }
 
-/// The budgets the caller may read: every team's for admins, else their own team's.
+/// The team a budget's events belong to: an app's belong to no team (admins see them).
+fn team_of(budget: &Budget) -> Option<&str> {
+    (budget.scope == Scope::Team).then_some(budget.name.as_str())
+}
+
+/// The budgets the caller may read: every team's and app's for admins, else their own
+/// team's.
 pub async fn list(m: &BotManager, caller: &Caller) -> Result<Vec<BudgetState>, ApiError> {
     caller.require("bots:read")?;
     let found = if caller.is_admin() || caller.is_service() {
-        budgets::list(&m.db, None).await?
+        let mut all = budgets::list(&m.db, Scope::Team, None).await?;
+        all.extend(budgets::list(&m.db, Scope::App, None).await?);
+        all
     } else {
         match caller.team() {
-            Some(team) => budgets::list(&m.db, Some(team)).await?,
+            Some(team) => budgets::list(&m.db, Scope::Team, Some(team)).await?,
             None => Vec::new(),
         }
     };
@@ -142,73 +162,97 @@ pub async fn list(m: &BotManager, caller: &Caller) -> Result<Vec<BudgetState>, A
     Ok(states)
 }
 
-/// Removes `team`'s budget (admins).
-pub async fn delete(m: &BotManager, caller: &Caller, team: &str) -> Result<(), ApiError> {
+/// Removes a team's or an app's budget (admins).
+pub async fn delete(
+    m: &BotManager,
+    caller: &Caller,
+    (scope, name): (Scope, &str),
+) -> Result<(), ApiError> {
     caller.require_admin("removing a budget")?;
-    if !budgets::delete(&m.db, team).await? {
+    if !budgets::delete(&m.db, scope, name).await? {
         return Err(ApiError::new(
             ErrorCode::NotFound,
-            "that team has no budget",
+            format!("that {} has no budget", scope.as_str()),
         ));
     }
+    let team = (scope == Scope::Team).then_some(name);
     m.activity
         .record(
             Activity::by(caller, "budget.removed")
-                .team(Some(team))
-                .subject(team),
+                .team(team)
+                .subject(name)
+                .details(json!({scope.as_str(): name})),
         )
         .await;
     Ok(())
 }
 
-/// Why a send that would cost `price` must wait, when `team`'s budget has a hard stop and
-/// the send would take the month past it; announces `budget.exceeded` (once a month).
-pub async fn blocked(
-    m: &BotManager,
-    team: Option<&str>,
-    price: &Charge,
-) -> anyhow::Result<Option<String>> {
-    let Some(team) = team else {
-        return Ok(None);
-    };
-    let Some(budget) = budgets::get(&m.db, team).await? else {
-        return Ok(None);
-    };
-    if !budget.hard_stop || budget.currency != price.currency {
-        return Ok(None);
-    }
-    let (month, from, to) = month_of(m.clock.now());
-    let spent = budgets::spent(&m.db, team, &budget.currency, (from, to)).await?;
-    if spent + price.cost_micros <= budget.monthly_micros {
-        return Ok(None);
-    }
-    announce(m, &budget, (&month, "exceeded"), spent).await?;
-    Ok(Some(format!(
-        "team {team}'s budget for {month} ({} {}) would be exceeded: {} spent, this post costs \
-         {}; it waits until the budget is raised or the month ends",
-        money(budget.monthly_micros),
-        budget.currency,
-        money(spent),
-        money(price.cost_micros)
-    )))
+/// Who a billed use counts against: its team (if any) and its app.
+#[derive(Debug, Clone, Copy)]
+pub struct Payers<'a> {
+    pub team: Option<&'a str>,
+    pub app: &'a str,
 }
 
-/// After a use was billed to `team`: announces a crossing of the soft threshold or of the
-/// whole budget, once a month each.
-pub async fn after_billing(m: &BotManager, team: Option<&str>) -> anyhow::Result<()> {
-    let Some(team) = team else {
-        return Ok(());
-    };
-    let Some(budget) = budgets::get(&m.db, team).await? else {
-        return Ok(());
-    };
-    let (month, from, to) = month_of(m.clock.now());
-    let spent = budgets::spent(&m.db, team, &budget.currency, (from, to)).await?;
-    match standing(&budget, spent) {
-        "exceeded" => announce(m, &budget, (&month, "exceeded"), spent).await,
-        "soft" => announce(m, &budget, (&month, "soft"), spent).await,
-        _ => Ok(()),
+impl<'a> Payers<'a> {
+    fn each(self) -> impl Iterator<Item = (Scope, &'a str)> {
+        self.team
+            .map(|team| (Scope::Team, team))
+            .into_iter()
+            .chain(std::iter::once((Scope::App, self.app)))
     }
+}
+
+/// Why a send that would cost `price` must wait, when its team's or its app's budget has a
+/// hard stop and the send would take the month past it; announces `budget.exceeded` (once a
+/// month).
+pub async fn blocked(
+    m: &BotManager,
+    payers: Payers<'_>,
+    price: &Charge,
+) -> anyhow::Result<Option<String>> {
+    for (scope, name) in payers.each() {
+        let Some(budget) = budgets::get(&m.db, scope, name).await? else {
+            continue;
+        };
+        if !budget.hard_stop || budget.currency != price.currency {
+            continue;
+        }
+        let (month, from, to) = month_of(m.clock.now());
+        let spent = budgets::spent(&m.db, (scope, name), &budget.currency, (from, to)).await?;
+        if spent + price.cost_micros <= budget.monthly_micros {
+            continue;
+        }
+        announce(m, &budget, (&month, "exceeded"), spent).await?;
+        return Ok(Some(format!(
+            "{} {name}'s budget for {month} ({} {}) would be exceeded: {} spent, this post \
+             costs {}; it waits until the budget is raised or the month ends",
+            scope.as_str(),
+            money(budget.monthly_micros),
+            budget.currency,
+            money(spent),
+            money(price.cost_micros)
+        )));
+    }
+    Ok(None)
+}
+
+/// After a use was billed to its team and app: announces a crossing of the soft threshold or
+/// of the whole budget, once a month each.
+pub async fn after_billing(m: &BotManager, payers: Payers<'_>) -> anyhow::Result<()> {
+    for (scope, name) in payers.each() {
+        let Some(budget) = budgets::get(&m.db, scope, name).await? else {
+            continue;
+        };
+        let (month, from, to) = month_of(m.clock.now());
+        let spent = budgets::spent(&m.db, (scope, name), &budget.currency, (from, to)).await?;
+        match standing(&budget, spent) {
+            "exceeded" => announce(m, &budget, (&month, "exceeded"), spent).await?,
+            "soft" => announce(m, &budget, (&month, "soft"), spent).await?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 async fn announce(
@@ -218,7 +262,8 @@ async fn announce(
     spent: i64,
 ) -> anyhow::Result<()> {
     let now = m.clock.now_millis();
-    if !budgets::notice_once(&m.db, (&budget.team, month, level), now).await? {
+    let whose = (budget.scope, budget.name.as_str());
+    if !budgets::notice_once(&m.db, whose, (month, level), now).await? {
         return Ok(());
     }
     m.metrics
@@ -235,8 +280,9 @@ async fn announce(
         ),
     };
     let message = format!(
-        "team {}'s budget for {month} ({} {}) {what}: {} spent",
-        budget.team,
+        "{} {}'s budget for {month} ({} {}) {what}: {} spent",
+        budget.scope.as_str(),
+        budget.name,
         money(budget.monthly_micros),
         budget.currency,
         money(spent)
@@ -245,12 +291,12 @@ async fn announce(
         .record(
             Activity::new(action)
                 .by_service(crate::NAME)
-                .team(Some(&budget.team))
-                .subject(&budget.team)
+                .team(team_of(budget))
+                .subject(&budget.name)
                 .message(message)
-                .details(json!({"month": month, "spent_micros": spent,
-                    "monthly_micros": budget.monthly_micros, "currency": budget.currency,
-                    "hard_stop": budget.hard_stop})),
+                .details(json!({budget.scope.as_str(): budget.name, "month": month,
+                    "spent_micros": spent, "monthly_micros": budget.monthly_micros,
+                    "currency": budget.currency, "hard_stop": budget.hard_stop})),
         )
         .await;
     Ok(())
@@ -274,7 +320,8 @@ mod tests {
     #[test]
     fn standing_is_ok_then_soft_then_exceeded() {
         let budget = Budget {
-            team: "blue".into(),
+            scope: Scope::Team,
+            name: "blue".into(),
             monthly_micros: 100_000,
             currency: "USD".into(),
             soft_percent: 80,

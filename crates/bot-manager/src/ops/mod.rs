@@ -2,6 +2,7 @@
 //! `Caller`), the rules, one transaction, and the activity record. The HTTP API and the
 //! workers call these; the SQL is in `store`.
 
+pub mod apps;
 pub mod bots;
 pub mod budgets;
 pub mod metrics;

@@ -1,4 +1,4 @@
-//! Usage and cost: sums of the metered uses of X over a window, by bot, team, day or kind,
+//! Usage and cost: sums of the metered uses of X over a window, by bot, team, app, day or kind,
 //! over what the caller reaches (their own and their team's bots; admins everything).
 
 use platform::ApiError;
@@ -16,10 +16,11 @@ pub struct UsageQuery<'a> {
     pub from: Option<&'a str>,
     /// RFC 3339, exclusive; default now.
     pub to: Option<&'a str>,
-    /// `bot` (default), `team`, `day` or `kind`.
+    /// `bot` (default), `team`, `app`, `day` or `kind`.
     pub group: Option<&'a str>,
     pub bot_id: Option<&'a str>,
     pub team: Option<&'a str>,
+    pub app: Option<&'a str>,
 }
 
 /// The sums of a window, with their window in Unix milliseconds.
@@ -34,9 +35,10 @@ fn group_of(raw: Option<&str>) -> Result<Group, ApiError> {
     match raw.unwrap_or("bot") {
         "bot" => Ok(Group::Bot),
         "team" => Ok(Group::Team),
+        "app" => Ok(Group::App),
         "day" => Ok(Group::Day),
         "kind" => Ok(Group::Kind),
-        _ => Err(ApiError::invalid_data("group: bot, team, day or kind")),
+        _ => Err(ApiError::invalid_data("group: bot, team, app, day or kind")),
     }
 }
 
@@ -63,7 +65,7 @@ pub async fn report(
         &m.db,
         caller.reach(),
         (from, to),
-        (query.bot_id, query.team),
+        (query.bot_id, query.team, query.app),
         group,
     )
     .await?;

@@ -131,6 +131,8 @@ pub struct JobContext {
     pub bot_status: BotStatus,
     pub owner_id: String,
     pub team: Option<String>,
+    /// The X app the bot posts through.
+    pub app: String,
     pub x_user_id: Option<String>,
     pub blocked_until: Option<i64>,
 }
@@ -141,7 +143,7 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
     let row = sqlx::query(
         "SELECT j.job_id, j.kind, j.state, j.attempts, j.dispatches, j.run_at, j.sent_at, \
          p.post_id, p.state AS post_state, p.text, p.media_ids, p.x_options, p.x_post_id, \
-         b.bot_id, b.status AS bot_status, b.owner_id, b.team, b.x_user_id, \
+         b.bot_id, b.status AS bot_status, b.owner_id, b.team, b.x_app, b.x_user_id, \
          (SELECT MAX(r.reset_at) FROM rate_limits r WHERE r.bot_id = j.bot_id \
           AND r.remaining <= 0 AND r.reset_at > $2 \
           AND r.endpoint LIKE CASE WHEN j.kind = 'delete' THEN 'tweets.delete%' ELSE 'tweets.create%' END) \
@@ -178,6 +180,7 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
             .map_err(|e| anyhow::anyhow!(e.message))?,
         owner_id: row.try_get("owner_id")?,
         team: row.try_get("team")?,
+        app: row.try_get("x_app")?,
         x_user_id: row.try_get("x_user_id")?,
         blocked_until: row.try_get("blocked_until")?,
     }))
@@ -394,6 +397,7 @@ fn metered(job: &JobContext, now: i64) -> Metered<'_> {
         id: &job.job_id,
         bot_id: &job.bot_id,
         team: job.team.as_deref(),
+        app: &job.app,
         at: now,
     }
 }
@@ -428,7 +432,7 @@ async fn finish_in_one_statement(
            version = version + 1, updated_at = $7 \
            WHERE post_id = $13 AND EXISTS (SELECT 1 FROM job) RETURNING post_id), \
          usage_row AS (INSERT INTO usage_events (id, bot_id, team, kind, units, cost_micros, \
-           currency, at) SELECT $14, $1, $15, $16::text, $17, $18, $19, $7 FROM job \
+           currency, at, app) SELECT $14, $1, $15, $16::text, $17, $18, $19, $7, $20 FROM job \
            WHERE $16::text IS NOT NULL ON CONFLICT (id) DO NOTHING RETURNING id) \
          SELECT (SELECT COUNT(*) FROM job) AS written",
     )
@@ -451,6 +455,7 @@ async fn finish_in_one_statement(
     .bind(charge.map(|c| c.units))
     .bind(charge.map(|c| c.cost_micros))
     .bind(charge.map(|c| c.currency.as_str()))
+    .bind(&job.app)
     .fetch_one(db.pool())
     .await?;
     Ok(row.try_get::<i64, _>("written")? == 1)

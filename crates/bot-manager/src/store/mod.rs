@@ -2,6 +2,7 @@
 //! windows for execution, metric snapshots and the usage meter. SQL that both SQLite and
 //! PostgreSQL run.
 
+pub mod apps;
 pub mod bots;
 pub mod budgets;
 pub mod execution;

@@ -349,27 +349,45 @@ pub async fn release_waiting_jobs(db: &Database, bot_id: &str, now: i64) -> anyh
     Ok(rows.len())
 }
 
-/// When the `limit`-th most recent publication within `window_ms` before `now` (of `bot_id`,
-/// or of every bot) leaves that window; `None` while fewer than `limit` were published in it,
-/// or when `limit` is 0 (not checked).
+/// Whose publications a posting window counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Publisher<'a> {
+    Bot(&'a str),
+    /// Every bot of an X app.
+    App(&'a str),
+}
+
+/// When the `limit`-th most recent publication within `window_ms` before `now` (of a bot, or
+/// of an app's bots) leaves that window; `None` while fewer than `limit` were published in
+/// it, or when `limit` is 0 (not checked).
 pub async fn window_frees_at(
     db: &Database,
-    bot_id: Option<&str>,
+    publisher: Publisher<'_>,
     (limit, window_ms): (i64, i64),
     now: i64,
 ) -> anyhow::Result<Option<i64>> {
     if limit <= 0 {
         return Ok(None);
     }
-    let row = sqlx::query(
-        "SELECT published_at FROM posts WHERE ($1 IS NULL OR bot_id = $1) \
-         AND published_at > $2 ORDER BY published_at DESC LIMIT 1 OFFSET $3",
-    )
-    .bind(bot_id)
-    .bind(now - window_ms)
-    .bind(limit - 1)
-    .fetch_optional(db.pool())
-    .await?;
+    let (sql, key) = match publisher {
+        Publisher::Bot(bot_id) => (
+            "SELECT published_at FROM posts WHERE bot_id = $1 AND published_at > $2 \
+             ORDER BY published_at DESC LIMIT 1 OFFSET $3",
+            bot_id,
+        ),
+        Publisher::App(app) => (
+            "SELECT p.published_at FROM posts p JOIN bots b ON b.bot_id = p.bot_id \
+             WHERE b.x_app = $1 AND p.published_at > $2 \
+             ORDER BY p.published_at DESC LIMIT 1 OFFSET $3",
+            app,
+        ),
+    };
+    let row = sqlx::query(sql)
+        .bind(key)
+        .bind(now - window_ms)
+        .bind(limit - 1)
+        .fetch_optional(db.pool())
+        .await?;
     let oldest: Option<i64> = row.map(|row| row.try_get("published_at")).transpose()?;
     Ok(oldest.map(|at| at + window_ms))
 }

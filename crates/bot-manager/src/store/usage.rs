@@ -1,6 +1,6 @@
 //! The usage meter: every billable use of X (a post created, a post deleted, a read of the
-//! bot's own data), priced when it happened, and sums of it over time by bot, team, day or
-//! kind. SQL that both SQLite and PostgreSQL run.
+//! bot's own data), priced when it happened, and sums of it over time by bot, team, X app,
+//! day or kind. SQL that both SQLite and PostgreSQL run.
 
 use platform::auth::Reach;
 use platform::db::Database;
@@ -23,11 +23,13 @@ pub struct Metered<'a> {
     pub id: &'a str,
     pub bot_id: &'a str,
     pub team: Option<&'a str>,
+    /// The X app the use went through.
+    pub app: &'a str,
     pub at: i64,
 }
 
 const INSERT: &str = "INSERT INTO usage_events (id, bot_id, team, kind, units, cost_micros, \
-     currency, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING";
+     currency, at, app) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING";
 
 /// Records `charge`, inside the caller's transaction (the outcome it bills commits with it).
 pub async fn insert(
@@ -44,6 +46,7 @@ pub async fn insert(
         .bind(charge.cost_micros)
         .bind(&charge.currency)
         .bind(metered.at)
+        .bind(metered.app)
         .execute(conn)
         .await?;
     Ok(())
@@ -60,6 +63,8 @@ pub async fn record(db: &Database, metered: &Metered<'_>, charge: &Charge) -> an
 pub enum Group {
     Bot,
     Team,
+    /// The X app.
+    App,
     /// UTC days, as the Unix day number.
     Day,
     Kind,
@@ -70,6 +75,7 @@ impl Group {
         match self {
             Group::Bot => "u.bot_id",
             Group::Team => "COALESCE(u.team, '')",
+            Group::App => "u.app",
             Group::Day => "CAST(u.at / 86400000 AS TEXT)",
             Group::Kind => "u.kind",
         }
@@ -86,13 +92,13 @@ pub struct UsageSum {
     pub cost_micros: i64,
 }
 
-/// Sums of the uses in `[from, to)` of the bots `reach` covers (an optional `bot_id` and
-/// `team` narrow it), by `group` and kind, in key order.
+/// Sums of the uses in `[from, to)` of the bots `reach` covers (an optional `bot_id`,
+/// `team` and `app` narrow it), by `group` and kind, in key order.
 pub async fn sums(
     db: &Database,
     reach: Reach<'_>,
     (from, to): (i64, i64),
-    (bot_id, team): (Option<&str>, Option<&str>),
+    (bot_id, team, app): (Option<&str>, Option<&str>, Option<&str>),
     group: Group,
 ) -> anyhow::Result<Vec<UsageSum>> {
     let (user, my_team) = match reach {
@@ -108,6 +114,7 @@ pub async fn sums(
          WHERE u.at >= $1 AND u.at < $2 \
          AND ($3 IS NULL OR b.owner_id = $3 OR (b.team IS NOT NULL AND b.team = $4)) \
          AND ($5 IS NULL OR u.bot_id = $5) AND ($6 IS NULL OR u.team = $6) \
+         AND ($7 IS NULL OR u.app = $7) \
          GROUP BY {key}, u.kind, u.currency ORDER BY grouped, u.kind, u.currency"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -117,6 +124,7 @@ pub async fn sums(
         .bind(my_team)
         .bind(bot_id)
         .bind(team)
+        .bind(app)
         .fetch_all(db.pool())
         .await?;
     rows.iter()

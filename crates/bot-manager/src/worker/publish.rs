@@ -10,7 +10,7 @@ use crate::model::{BotStatus, PostState};
 use crate::ops::budgets;
 use crate::service::random_below;
 use crate::store::execution::{self, Outcome};
-use crate::store::posts;
+use crate::store::posts::{self, Publisher};
 use crate::xapi::{PostContent, XAnswer, XCallError};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -82,11 +82,15 @@ impl Run<'_> {
             };
             return Ok(Some(self.finish(outcome).await?));
         }
-        // A team budget with a hard stop that this post would overrun: wait, saying why,
+        // A team or app budget with a hard stop that this post would overrun: wait, saying why,
         // and look again later (the budget may be raised; the month ends).
         let pricing = self.manager.live.get().pricing.clone();
         let price = metering::charge(&pricing, metering::post_kind(&job.text), 1);
-        if let Some(reason) = budgets::blocked(self.manager, job.team.as_deref(), &price).await? {
+        let payers = budgets::Payers {
+            team: job.team.as_deref(),
+            app: &job.app,
+        };
+        if let Some(reason) = budgets::blocked(self.manager, payers, &price).await? {
             let outcome = Outcome::Retry {
                 post_state: waiting,
                 due_at: self.manager.clock.now_millis() + BUDGET_RECHECK_MS,
@@ -118,7 +122,7 @@ impl Run<'_> {
         let at = platform::time_fmt::rfc3339_from_millis;
         let account = (limits.user_posts_per_3h, 3 * HOUR_MS);
         if let Some(until) =
-            posts::window_frees_at(db, Some(&self.job.bot_id), account, now).await?
+            posts::window_frees_at(db, Publisher::Bot(&self.job.bot_id), account, now).await?
         {
             let why = format!(
                 "X allows {} posts per account in 3 hours; this bot's next can go at {}",
@@ -128,10 +132,12 @@ impl Run<'_> {
             return Ok(Some((until, why)));
         }
         let app = (limits.app_posts_per_24h, 24 * HOUR_MS);
-        if let Some(until) = posts::window_frees_at(db, None, app, now).await? {
+        let of_app = Publisher::App(&self.job.app);
+        if let Some(until) = posts::window_frees_at(db, of_app, app, now).await? {
             let why = format!(
-                "X allows the app {} posts in 24 hours; the next can go at {}",
+                "X allows an app {} posts in 24 hours; app {}'s next can go at {}",
                 limits.app_posts_per_24h,
+                self.job.app,
                 at(until)
             );
             return Ok(Some((until, why)));

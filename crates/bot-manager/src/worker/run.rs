@@ -57,8 +57,11 @@ impl Run<'_> {
         if written {
             if let Some(charge) = &charge {
                 self.manager.metrics.bill(charge);
-                let team = self.job.team.as_deref();
-                if let Err(err) = crate::ops::budgets::after_billing(self.manager, team).await {
+                let payers = crate::ops::budgets::Payers {
+                    team: self.job.team.as_deref(),
+                    app: &self.job.app,
+                };
+                if let Err(err) = crate::ops::budgets::after_billing(self.manager, payers).await {
                     tracing::warn!(error = %format!("{err:#}"), "budget check after billing failed");
                 }
             }

@@ -147,6 +147,15 @@ impl BotEnv {
         crate::common::create_bot(&self.app.client, &bots_url, token, &self.fake, name).await
     }
 
+    /// Moves the bot to another X app (asserting 200).
+    pub async fn set_x_app(&self, token: &str, bot_id: &str, app: &str) {
+        let path = format!("/api/v1/bots/{bot_id}");
+        let response = self
+            .send(Method::PATCH, &path, token, json!({"x_app": app}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
     /// Creates a post and returns its body (asserting 201).
     pub async fn post(&self, token: &str, bot_id: &str, body: Value) -> Value {
         let response = self

@@ -39,4 +39,5 @@ mod settings;
 mod sweep;
 mod usage;
 mod webhooks;
+mod x_apps;
 mod x_limits;

@@ -104,10 +104,13 @@ async fn a_burst_of_500_goes_out_within_x_limits_with_no_429() {
     settles_at(&env, 500).await;
 }
 
+/// Each X app has its own 24 hours: a bot of another app posts while the first app's are
+/// spent.
 #[tokio::test]
 async fn the_apps_24_hours_hold_across_bots_with_no_429() {
     let fake = fake_x::Settings {
-        app_daily_post_limit: 4,
+        // X's own count is the projects' together; this one holds for both apps here.
+        app_daily_post_limit: 10,
         ..long_lived_tokens()
     };
     let env = spawn_bots(
@@ -131,8 +134,23 @@ async fn the_apps_24_hours_hold_across_bots_with_no_429() {
         let expected = if name == "first" { 3 } else { 4 };
         settles_at(&env, expected).await;
     }
-    told(&env, "alice", &second, "the app 4 posts in 24 hours").await;
+    told(
+        &env,
+        "alice",
+        &second,
+        "an app 4 posts in 24 hours; app default's",
+    )
+    .await;
+    let (third, _) = env.bot(&alice, "otherappbot").await;
+    env.set_x_app(&alice, &third, "second-app").await;
+    env.post(
+        &alice,
+        &third,
+        json!({"text": "from the other app", "publish_now": true}),
+    )
+    .await;
+    settles_at(&env, 5).await;
     // A day later the first four leave the app's window.
     env.app.clock.advance(24 * 60 * MINUTE + MINUTE);
-    settles_at(&env, 6).await;
+    settles_at(&env, 7).await;
 }
