@@ -703,6 +703,10 @@ async fn alerts_and_dashboards_query_metrics_the_binary_exposes() {
             "vivesphere_bot_budget_notices_total",
         ),
         (
+            "VivesphereXProjectCapNear",
+            "vivesphere_bot_x_project_usage",
+        ),
+        (
             "VivesphereWebhooksFailing",
             "vivesphere_webhook_attempts_total",
         ),
