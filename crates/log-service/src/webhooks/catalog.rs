@@ -24,9 +24,12 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("bot.suspended", "A bot was suspended"),
     (
         "usage.threshold",
-        "A team spent its budget's soft threshold this month",
+        "A team or an X app spent its budget's soft threshold this month",
     ),
-    ("budget.exceeded", "A team spent its whole monthly budget"),
+    (
+        "budget.exceeded",
+        "A team or an X app spent its whole monthly budget",
+    ),
     (
         "vault.sealed",
         "Secure Bot Data was sealed: bots cannot read their credentials",

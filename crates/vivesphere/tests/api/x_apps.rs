@@ -1,7 +1,8 @@
 //! X apps (projects) against the fake X: each bot posts through an app; the meter sums by
 //! app, an app's budget stops only its own bots, and an app registered with its app-only
 //! token has X's own word on the project's cap (`GET /2/usage/tweets`) read by the reader
-//! and on demand, shown beside the local meter, with the token kept in Secure Bot Data.
+//! and on demand, shown beside the local meter, with the token kept in Secure Bot Data. An
+//! app's budget notice goes to global webhook subscriptions.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -219,7 +220,21 @@ async fn apps_are_metered_and_budgeted_apart_and_xs_usage_shows_beside_the_meter
         "{failed}"
     );
 
-    // An app's budget with a hard stop holds back its own bots only.
+    // An app's budget with a hard stop holds back its own bots only; its notice belongs to
+    // no team, so global subscriptions get it and a team's does not.
+    let global_hook = crate::webhook_receiver::receiver().await;
+    let team_hook = crate::webhook_receiver::receiver().await;
+    for (token, hook) in [(&env.admin, &global_hook), (&alice, &team_hook)] {
+        let subscribed = env
+            .send(
+                Method::POST,
+                "/api/v1/logs/webhooks",
+                token,
+                json!({"url": hook.url(), "event_types": ["budget.exceeded"]}),
+            )
+            .await;
+        assert_eq!(subscribed.status(), StatusCode::CREATED);
+    }
     let budget = json!({"monthly_micros": 15_000, "hard_stop": true});
     let set = env
         .send(
@@ -256,6 +271,10 @@ async fn apps_are_metered_and_budgeted_apart_and_xs_usage_shows_beside_the_meter
     let exceeded = env.recorded(&env.admin, "budget.exceeded").await;
     assert_eq!(exceeded.len(), 1, "{exceeded:?}");
     assert!(exceeded[0]["team"].is_null(), "{}", exceeded[0]);
+    global_hook.wait_for(1).await;
+    let told = global_hook.of_type("budget.exceeded");
+    assert_eq!(told[0].json()["data"]["details"]["app"], "second-app");
+    assert!(team_hook.hits().is_empty());
     let budgets: Value = env
         .get("/api/v1/bots/budgets", &env.admin)
         .await
