@@ -177,12 +177,16 @@ pub struct VaultStatus {
     /// The version new writes use.
     pub active_kek_version: Option<u32>,
     pub min_decryption_version: u32,
+    /// KEK versions that stored data keys are wrapped under but that are not loaded (a
+    /// restore without its keys, a Secret missing a version): what to mount.
+    pub missing_kek_versions: Vec<u32>,
 }
 
 struct State {
     keyring: Option<Arc<Keyring>>,
     sealed_by_admin: bool,
     min_decryption_version: u32,
+    missing_kek_versions: Vec<u32>,
 }
 
 /// Holds the keyring and the sealed state, shared by every request.
@@ -214,6 +218,7 @@ impl KeyVault {
                 keyring: None,
                 sealed_by_admin: false,
                 min_decryption_version: 1,
+                missing_kek_versions: Vec::new(),
             }),
             last_reload: Mutex::new(None),
         };
@@ -261,11 +266,18 @@ impl KeyVault {
         let min = store::policy::min_decryption_version(&self.db).await?;
         let material = read_material(&self.settings)?;
         let keyring = Keyring::new(&material, min)?;
+        let missing = store::secrets::count_by_kek(&self.db)
+            .await?
+            .into_iter()
+            .map(|(version, _)| version)
+            .filter(|version| *version >= min && keyring.get(*version).is_none())
+            .collect();
         let mut state = self.state.write().expect("vault lock");
         if state.sealed_by_admin {
             return Ok(());
         }
         state.min_decryption_version = min;
+        state.missing_kek_versions = missing;
         state.keyring = (!keyring.is_empty()).then(|| Arc::new(keyring));
         self.sealed_gauge.set(i64::from(state.keyring.is_none()));
         Ok(())
@@ -299,6 +311,29 @@ impl KeyVault {
             kek_versions: keyring.map(Keyring::versions).unwrap_or_default(),
             active_kek_version: keyring.and_then(Keyring::newest).map(Kek::version),
             min_decryption_version: state.min_decryption_version,
+            missing_kek_versions: state.missing_kek_versions.clone(),
+        }
+    }
+
+    /// Why the vault is sealed, in words that say what to do; `None` when it is open.
+    pub fn sealed_because(&self) -> Option<String> {
+        let status = self.status();
+        match status.reason? {
+            SealReason::SealedByAdmin => Some("sealed by an admin".to_string()),
+            SealReason::NoKeys if status.missing_kek_versions.is_empty() => {
+                Some("sealed: no usable key-encryption key".to_string())
+            }
+            SealReason::NoKeys => Some(format!(
+                "sealed: the stored data keys need key-encryption key version(s) {}, which \
+                 are not loaded; restore them into secure_bot_data.kek_dir (or the mounted \
+                 Secret) and unseal",
+                status
+                    .missing_kek_versions
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
     }
 }

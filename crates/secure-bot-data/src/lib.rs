@@ -33,7 +33,7 @@ use utoipa::OpenApi;
 
 pub use settings::Settings;
 
-use crate::keyring::{KeyVault, SealReason, SealedError};
+use crate::keyring::KeyVault;
 use crate::service::BotData;
 
 pub const NAME: &str = "secure-bot-data";
@@ -67,12 +67,22 @@ fn check_settings(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// In development, a first KEK so that `vivesphere serve` works out of the box.
-fn ensure_development_kek(settings: &Settings, profile: Profile) -> anyhow::Result<()> {
+/// In development, a first KEK so that `vivesphere serve` works out of the box — but never
+/// over stored data keys (a restore whose KEKs are not back yet): a new key could open none
+/// of them, so the service stays sealed and says which versions to restore.
+async fn ensure_development_kek(
+    settings: &Settings,
+    profile: Profile,
+    db: &platform::db::Database,
+) -> anyhow::Result<()> {
     if profile != Profile::Development || !settings.generate_development_kek {
         return Ok(());
     }
     if !keyring::read_material(settings)?.is_empty() {
+        return Ok(());
+    }
+    if !store::secrets::count_by_kek(db).await?.is_empty() {
+        tracing::warn!("stored data keys need KEKs that are not here; generating none");
         return Ok(());
     }
     let dir = std::path::Path::new(&settings.kek_dir);
@@ -96,11 +106,11 @@ impl Target for SecureBotDataService {
         let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
         check_settings(&settings)?;
         let db = ctx.require_database(NAME)?;
-        ensure_development_kek(&settings, ctx.config.profile())?;
+        ensure_development_kek(&settings, ctx.config.profile(), &db).await?;
         let metrics = metrics::BotDataMetrics::register(&ctx.metrics);
         let vault = KeyVault::open(settings.clone(), db.clone(), metrics.sealed.clone()).await?;
-        if let Err(sealed) = vault.keyring() {
-            tracing::warn!(reason = ?sealed.0, "starting sealed: no usable key-encryption key");
+        if let Some(why) = vault.sealed_because() {
+            tracing::warn!(%why, "starting sealed");
         }
         let state = Arc::new(BotData {
             audit: audit::AuditLog::start(db.clone(), &ctx, NAME),
@@ -116,14 +126,9 @@ impl Target for SecureBotDataService {
         let vault_check = ReadinessCheck::new(format!("{NAME}.vault"), move || {
             let state = readiness_state.clone();
             async move {
-                match state.vault.keyring() {
-                    Ok(_) => Ok(()),
-                    Err(SealedError(SealReason::NoKeys)) => {
-                        Err("sealed: no usable key-encryption key".to_string())
-                    }
-                    Err(SealedError(SealReason::SealedByAdmin)) => {
-                        Err("sealed by an admin".to_string())
-                    }
+                match state.vault.sealed_because() {
+                    None => Ok(()),
+                    Some(why) => Err(why),
                 }
             }
         });

@@ -2,6 +2,7 @@
 //! the app that serves one target or all of them. Tests use it to spawn the real app.
 
 pub mod app;
+pub mod backup;
 pub mod botdata;
 pub mod demo;
 pub mod index_page;

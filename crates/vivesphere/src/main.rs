@@ -62,6 +62,28 @@ enum Command {
         #[arg(long, value_parser = TargetName)]
         target: Option<String>,
     },
+    /// Back up every service's database (and the embedded queue) into a new directory, with
+    /// a manifest of versions, migration levels and checksums; safe while the system runs.
+    /// Keys and secrets are never in it (docs/operations.md says how to keep them).
+    Backup {
+        /// The directory to create (it must not exist or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// PostgreSQL to dump each service's schema from (default: database.url); without
+        /// one, the SQLite files are copied.
+        #[arg(long, env = "VIVESPHERE_BACKUP_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+    /// Restore a backup into an empty data directory (or empty PostgreSQL schemas), after
+    /// checking every checksum and that no database is newer than this binary.
+    Restore {
+        /// The backup directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// PostgreSQL to restore each service's schema into (default: database.url).
+        #[arg(long, env = "VIVESPHERE_BACKUP_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -247,6 +269,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for line in migrate(&options(target)).await? {
                 println!("{line}");
             }
+            Ok(())
+        }
+        Command::Backup { out, database_url } => {
+            let manifest =
+                vivesphere::backup::backup(&options(None), &out, database_url.as_deref()).await?;
+            for file in &manifest.files {
+                println!(
+                    "{}: {} ({} bytes, migration {}, sha256 {})",
+                    file.service, file.file, file.bytes, file.migration_level, file.sha256
+                );
+            }
+            println!(
+                "backup written to {}; not in it (keep apart): {}",
+                out.display(),
+                manifest.kept_apart.join("; ")
+            );
+            Ok(())
+        }
+        Command::Restore { from, database_url } => {
+            for line in
+                vivesphere::backup::restore(&options(None), &from, database_url.as_deref()).await?
+            {
+                println!("{line}");
+            }
+            println!(
+                "restored; put the key material back (KEKs, encryption keys, service secrets) before starting"
+            );
             Ok(())
         }
         Command::Auth {

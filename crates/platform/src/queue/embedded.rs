@@ -28,7 +28,8 @@ fn now_millis() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-const MIGRATIONS: Migrations = Migrations {
+/// The embedded queue's migrations (a backup checks a restored queue file against them).
+pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[MigrationStep {
         version: 1,
         description: "embedded queue",

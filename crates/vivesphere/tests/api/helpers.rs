@@ -171,6 +171,18 @@ pub async fn spawn_with_clock(
     postgres: Option<TestPostgres>,
     clock: Clock,
 ) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    spawn_in(data_dir, target, extra_env, postgres, clock).await
+}
+
+/// [`spawn_with_clock`] over a data directory the test prepared (a restored one).
+pub async fn spawn_in(
+    data_dir: tempfile::TempDir,
+    target: Option<&str>,
+    extra_env: &[(&str, &str)],
+    postgres: Option<TestPostgres>,
+    clock: Clock,
+) -> TestApp {
     let postgres =
         match postgres {
             Some(pg) => Some(pg),
@@ -187,7 +199,6 @@ pub async fn spawn_with_clock(
             None => None,
         };
     let postgres_url = postgres.as_ref().map(|pg| pg.url().to_string());
-    let data_dir = tempfile::tempdir().unwrap();
     let mut env: Vec<(&str, &str)> = extra_env.to_vec();
     if let Some(pg) = &postgres {
         env.push(("VIVESPHERE_DATABASE__URL", pg.url()));

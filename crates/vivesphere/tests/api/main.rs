@@ -18,6 +18,7 @@ mod auth_tokens;
 mod botdata;
 mod botdata_keys;
 
+mod backup;
 mod bots;
 mod bots_cluster;
 mod bots_execution;
