@@ -175,8 +175,9 @@ impl ConfigClient {
         }
     }
 
-    /// Reads the central settings once and applies them if they are newer than what is in
-    /// effect. Errors are reported, never fatal: the service keeps its last good settings.
+    /// Reads the central settings once and applies them if their revision differs from the
+    /// one in effect (newer, or older after the Configuration service was restored from a
+    /// backup). Errors are reported, never fatal: the service keeps its last good settings.
     pub async fn sync(&self) -> anyhow::Result<()> {
         let snapshot = self.source.fetch(self.live.service(), self.profile).await?;
         if snapshot.revision == self.live.revision() {

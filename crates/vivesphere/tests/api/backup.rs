@@ -281,3 +281,73 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
         1
     );
 }
+
+/// The cluster's nightly logical dump (the CronJob's script in base/postgres) writes what
+/// `vivesphere restore` takes: run here against a real PostgreSQL, restored into an empty
+/// database, and the restored system knows its users.
+#[tokio::test]
+async fn the_clusters_nightly_dump_restores_with_vivesphere_restore() {
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    let url = pg.url().to_string();
+    let mut app = crate::helpers::spawn(None, &[], Some(pg)).await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    let created = crate::auth_helpers::send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/users",
+        &admin,
+        json!({"username": "dumped", "password": "a long enough password", "roles": ["Editor"]}),
+    )
+    .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let keys = tempfile::tempdir().unwrap();
+    for key in KEYS {
+        copy_tree(&app.data_dir.path().join(key), &keys.path().join(key));
+    }
+    let clock = app.clock.clone();
+    // Stopped, its database kept (the app owns it until the test ends).
+    app.shutdown.cancel();
+    app.served.take().unwrap().await.unwrap().unwrap();
+
+    let root = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../infrastructure/kubernetes/base/postgres/backup.sh");
+    // The CronJob's connection, as the PG* variables libpq reads.
+    let parsed = reqwest::Url::parse(&url).unwrap();
+    let ran = std::process::Command::new("bash")
+        .arg(&script)
+        .env("PGHOST", parsed.host_str().unwrap())
+        .env("PGPORT", parsed.port().unwrap_or(5432).to_string())
+        .env("PGUSER", parsed.username())
+        .env("PGPASSWORD", parsed.password().unwrap_or_default())
+        .env("PGDATABASE", parsed.path().trim_start_matches('/'))
+        .env("BACKUP_ROOT", root.path())
+        .env("BACKUP_KEEP", "2")
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let runs: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+
+    let (place, target_pg) = empty_place(true).await;
+    let target_pg = target_pg.unwrap();
+    let target = options_for(&place, Some(target_pg.url()));
+    let report = backup::restore(&target, &runs[0], None)
+        .await
+        .expect("restored");
+    assert_eq!(report.len(), 5, "{report:?}");
+    for key in KEYS {
+        copy_tree(&keys.path().join(key), &place.path().join(key));
+    }
+    let restored = spawn_in(place, None, &[], Some(target_pg), clock).await;
+    crate::auth_helpers::login_ok(&restored, "dumped", "a long enough password").await;
+}

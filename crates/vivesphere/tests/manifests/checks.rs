@@ -729,7 +729,7 @@ pub fn pod_security_restricted(docs: &[Value]) -> Vec<String> {
                     }
                 }
             }
-            if !init {
+            if !init && !workload.runs_to_completion() {
                 for probe in ["livenessProbe", "readinessProbe"] {
                     if container[probe].is_null() {
                         problems.push(format!("{who}: no {probe}"));

@@ -188,8 +188,9 @@ fn local_secrets_have_the_names_and_keys_of_the_examples() {
     };
     let local = model::keys_by_name(&kind_overlay.docs, "Secret");
     let mut examples = model::keys_by_name(&example_secrets(), "Secret");
-    // Only the cloudnative-pg component uses it, and no local overlay does.
+    // Only the cloudnative-pg component uses them, and no local overlay does.
     examples.remove("postgres-owner");
+    examples.remove("postgres-backup-store");
     assert_eq!(local, examples);
 }
 
@@ -771,4 +772,60 @@ fn metric_names_are_found_in_queries() {
         names,
         BTreeSet::from(["vivesphere_a_total".to_string(), "vivesphere_c".to_string()])
     );
+}
+
+/// Backups (issue 24): the plain PostgreSQL gets a nightly logical dump to a PVC with the
+/// script `vivesphere restore` reads; staging and prod, on CloudNativePG, archive WAL and
+/// take nightly base backups to their own place in an object store, with credentials from a
+/// Secret the examples document — and no CronJob.
+#[test]
+fn every_database_shape_is_backed_up() {
+    let Some(_) = scenarios() else { return };
+    for plain in ["overlays/dev", "overlays/kind", "tests/minimal"] {
+        let docs = &scenario(plain).unwrap().docs;
+        let cronjob = model::of_kind(docs, "CronJob")
+            .find(|c| name(c) == "postgres-backup")
+            .unwrap_or_else(|| panic!("{plain}: no postgres-backup CronJob"));
+        let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["containers"][0]["command"],
+            json!(["/bin/bash", "/scripts/backup.sh"])
+        );
+        let claims: Vec<&str> = items(&pod["volumes"])
+            .iter()
+            .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+            .collect();
+        assert_eq!(claims, ["postgres-backups"], "{plain}");
+        assert_eq!(
+            model::of_kind(docs, "ScheduledBackup").count(),
+            0,
+            "{plain}"
+        );
+    }
+    let examples = model::keys_by_name(&example_secrets(), "Secret");
+    for (overlay, place) in [
+        ("overlays/staging", "staging"),
+        ("overlays/prod", "production"),
+    ] {
+        let docs = &scenario(overlay).unwrap().docs;
+        assert_eq!(model::of_kind(docs, "CronJob").count(), 0, "{overlay}");
+        let scheduled: Vec<&Value> = model::of_kind(docs, "ScheduledBackup").collect();
+        assert_eq!(scheduled.len(), 1, "{overlay}");
+        assert_eq!(scheduled[0]["spec"]["cluster"]["name"], "postgres");
+        let cluster = model::of_kind(docs, "Cluster").next().unwrap();
+        let store = &cluster["spec"]["backup"]["barmanObjectStore"];
+        assert_eq!(
+            store["destinationPath"],
+            format!("s3://vivesphere-backups/{place}"),
+            "{overlay}"
+        );
+        for credential in ["accessKeyId", "secretAccessKey"] {
+            let secret = store["s3Credentials"][credential]["name"].as_str().unwrap();
+            let key = store["s3Credentials"][credential]["key"].as_str().unwrap();
+            assert!(
+                examples.get(secret).is_some_and(|keys| keys.contains(key)),
+                "{overlay}: {secret}/{key} is not in components/example-secrets"
+            );
+        }
+    }
 }

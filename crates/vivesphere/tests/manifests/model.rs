@@ -94,6 +94,11 @@ pub fn workloads(docs: &[Value]) -> Vec<Workload<'_>> {
 }
 
 impl Workload<'_> {
+    /// A Job's or CronJob's pod runs to completion: nothing to probe.
+    pub fn runs_to_completion(&self) -> bool {
+        matches!(kind(self.doc), "Job" | "CronJob")
+    }
+
     /// Init containers first, then the containers; the flag says which.
     pub fn containers(&self) -> impl Iterator<Item = (&Value, bool)> {
         items(&self.pod["initContainers"])
