@@ -40,6 +40,7 @@ use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use utoipa::OpenApi;
 
 pub use settings::Settings;
+pub use store::execution::doubt_due_sends;
 pub use worker::{CONSUMER, DEAD_LETTER_SUBJECT};
 
 use crate::botdata::BotDataClient;

@@ -407,10 +407,38 @@ pub async fn restore(
     let layout = Layout::of(options, database_url)?;
     let manifest = read_manifest(from)?;
     check(&layout, &manifest, from)?;
-    match &layout.postgres_url {
-        Some(url) => restore_postgres(&layout, &manifest, from, url).await,
-        None => restore_sqlite(&layout, &manifest, from),
+    let mut report = match &layout.postgres_url {
+        Some(url) => restore_postgres(&layout, &manifest, from, url).await?,
+        None => restore_sqlite(&layout, &manifest, from)?,
+    };
+    if manifest.files.iter().any(|f| f.service == "bot_manager") {
+        report.extend(doubt_due_sends(&layout, options.clock.now_millis()).await?);
     }
+    Ok(report)
+}
+
+/// Posts due by now may have gone out between the backup and the loss: the Bot Manager
+/// looks for each on X before sending it (and marks it missed past its grace if X does not
+/// have it), so none is published twice.
+async fn doubt_due_sends(layout: &Layout, now: i64) -> anyhow::Result<Option<String>> {
+    let Some(target) = layout
+        .services
+        .iter()
+        .find(|t| t.info.name == bot_manager::NAME)
+    else {
+        return Ok(None);
+    };
+    let mut settings = target.platform.database.clone();
+    if let Some(url) = &layout.postgres_url {
+        settings.url = Some(platform::config::Secret::new(url.clone()));
+    }
+    let db = platform::db::Database::connect(target.info.config_section, &settings).await?;
+    let doubted = bot_manager::doubt_due_sends(&db, now).await;
+    db.close().await;
+    Ok(Some(format!(
+        "{}: {} post(s) due by now will be looked for on X before they are sent",
+        target.info.config_section, doubted?
+    )))
 }
 
 fn read_manifest(from: &Path) -> anyhow::Result<Manifest> {

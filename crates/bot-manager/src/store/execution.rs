@@ -186,6 +186,20 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
     }))
 }
 
+/// After a restore from a backup: every open publish job that was due by `now` may have
+/// been sent between the backup and the loss, so it is marked as possibly sent (from its
+/// run_at) and the worker looks for the post on X before sending. How many were marked.
+pub async fn doubt_due_sends(db: &Database, now: i64) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET sent_at = run_at WHERE kind = 'publish' \
+         AND state IN ('pending', 'running', 'waiting') AND sent_at IS NULL AND run_at <= $1",
+    )
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The job is about to call X: the post is publishing (or deleting) and the send time is
 /// recorded, so a worker that picks it up after a crash knows to verify first.
 pub async fn mark_sending(

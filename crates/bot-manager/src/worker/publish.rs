@@ -51,7 +51,11 @@ impl Run<'_> {
         if maybe_sent {
             match self.find_sent(&token).await {
                 Ok(Some(x_post_id)) => return self.published(Some(x_post_id)).await,
-                Ok(None) => {}
+                Ok(None) => {
+                    if let Some(settle) = self.missed_if_late().await? {
+                        return Ok(settle);
+                    }
+                }
                 Err(err) => {
                     return self
                         .retry_or_dead(PostState::Unknown, format!("verifying: {err}"))
@@ -62,6 +66,25 @@ impl Run<'_> {
         self.send(token).await
     }
 
+    /// Marks the post missed when it is later than its grace and was never tried (a post a
+    /// restore marked as possibly sent comes here once X is found not to have it).
+    async fn missed_if_late(&self) -> anyhow::Result<Option<Settle>> {
+        let job = &self.job;
+        let grace_ms = self.manager.live.get().grace_seconds as i64 * 1000;
+        if job.post_state != PostState::Scheduled
+            || job.attempts != 0
+            || self.manager.clock.now_millis() <= job.run_at + grace_ms
+        {
+            return Ok(None);
+        }
+        let error = format!("not published within {} s of its run_at", grace_ms / 1000);
+        let outcome = Outcome::Failed {
+            post_state: PostState::Missed,
+            error,
+        };
+        Ok(Some(self.finish(outcome).await?))
+    }
+
     /// The settle when the post must not be sent now: its bot cannot publish (parked), it
     /// is later than the grace period (missed), or X's window for posting is spent.
     async fn before_publishing(&self, waiting: PostState) -> anyhow::Result<Option<Settle>> {
@@ -69,18 +92,10 @@ impl Run<'_> {
         if job.bot_status != BotStatus::Active {
             return Ok(Some(self.park(waiting).await?));
         }
-        let grace_ms = self.manager.live.get().grace_seconds as i64 * 1000;
-        let never_sent = job.attempts == 0 && job.sent_at.is_none();
-        if job.post_state == PostState::Scheduled
-            && never_sent
-            && self.manager.clock.now_millis() > job.run_at + grace_ms
+        if job.sent_at.is_none()
+            && let Some(settle) = self.missed_if_late().await?
         {
-            let error = format!("not published within {} s of its run_at", grace_ms / 1000);
-            let outcome = Outcome::Failed {
-                post_state: PostState::Missed,
-                error,
-            };
-            return Ok(Some(self.finish(outcome).await?));
+            return Ok(Some(settle));
         }
         // A team or app budget with a hard stop that this post would overrun: wait, saying why,
         // and look again later (the budget may be raised; the month ends).

@@ -1,8 +1,9 @@
 //! The backup drill (issue 24), on whichever backend the suite runs (SQLite with the
 //! embedded queue, or PostgreSQL with `VIVESPHERE_TEST_APP_DATABASE=postgres`): a populated
 //! system is backed up while requests keep flowing, wiped, and restored into a fresh one;
-//! everything is there, credentials reveal with the KEK (the bot publishes), and a post
-//! scheduled before the backup is published exactly once after the restore. A restore
+//! everything is there, credentials reveal with the KEK (the bot publishes), a post
+//! scheduled before the backup is published exactly once after the restore, and one that
+//! went out between the backup and the loss is found on X instead of sent again. A restore
 //! refuses a non-empty place, a damaged file and a database newer than the binary; without
 //! its KEK Secure Bot Data stays sealed and names the version it needs.
 
@@ -44,6 +45,8 @@ fn options_for(dir: &tempfile::TempDir, postgres_url: Option<&str>) -> vivespher
         .unwrap_or_default();
     options(dir, None, &env)
 }
+
+const LONG_TOKENS: (&str, &str) = ("VIVESPHERE_AUTHENTICATION__ACCESS_TOKEN_TTL", "7200");
 
 async fn submit_debug(env: &BotEnv, message: &str) -> StatusCode {
     let ts = env.app.clock.now_millis();
@@ -88,7 +91,8 @@ async fn empty_place(on_postgres: bool) -> (tempfile::TempDir, Option<TestPostgr
 
 #[tokio::test]
 async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
-    let mut env = spawn_bots(Default::default(), &[]).await;
+    // Tokens outlive the test's clock moves, so the revocation state is what decides.
+    let mut env = spawn_bots(Default::default(), &[LONG_TOKENS]).await;
     let on_postgres = env.app.postgres_url.is_some();
     let alice = env.team_manager("alice", "blue").await;
     let (bot_id, _) = env.bot(&alice, "drillbot").await;
@@ -103,6 +107,15 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
         )
         .await;
     let scheduled_id = scheduled["post_id"].as_str().unwrap().to_string();
+    // Due after the backup, before the loss: it goes out then, and must not go again.
+    let soon = env
+        .post(
+            &alice,
+            &bot_id,
+            json!({"text": "published after the backup", "run_at": env.in_ms(1_800_000)}),
+        )
+        .await;
+    let soon_id = soon["post_id"].as_str().unwrap().to_string();
     let written: Value = env
         .send(
             Method::POST,
@@ -165,6 +178,23 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
         copy_tree(&env.app.data_dir.path().join(key), &keys.path().join(key));
     }
     let token_before = env.admin.clone();
+    // A logout after the backup: its revocation is not in the backup.
+    let revoked_later = env.login("alice").await;
+    let logout = env
+        .send(
+            Method::POST,
+            "/api/v1/auth/logout",
+            &revoked_later,
+            json!({}),
+        )
+        .await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let refused = env.get("/api/v1/auth/validate", &revoked_later).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    env.app.clock.advance(Duration::from_secs(1_801));
+    let alice_later = env.login("alice").await;
+    env.wait_for(&alice_later, &bot_id, &soon_id, &["published"])
+        .await;
 
     // The system is lost.
     env.app.shutdown.cancel();
@@ -179,7 +209,9 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
     bytes[last] ^= 0xff;
     std::fs::write(damaged.join(some_db), bytes).unwrap();
     let (place, pg) = empty_place(on_postgres).await;
-    let target = options_for(&place, pg.as_ref().map(|p| p.url()));
+    let mut target = options_for(&place, pg.as_ref().map(|p| p.url()));
+    // The restore's now is the platform's: the moment the system came back.
+    target.clock = env.app.clock.clone();
     let refused = backup::restore(&target, &damaged, None).await.unwrap_err();
     assert!(format!("{refused:#}").contains("damaged"), "{refused:#}");
     let newer = backups.path().join("newer");
@@ -206,10 +238,11 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
         copy_tree(&keys.path().join(key), &sealed_place.path().join(key));
     }
     let fake_env = fast_env(&env.fake_url);
-    let fake_env: Vec<(&str, &str)> = fake_env
+    let mut fake_env: Vec<(&str, &str)> = fake_env
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    fake_env.push(LONG_TOKENS);
     let sealed_app = spawn_in(
         sealed_place,
         None,
@@ -230,7 +263,11 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
     let report = backup::restore(&target, &out, None)
         .await
         .expect("restored");
-    assert_eq!(report.len(), manifest.files.len());
+    assert_eq!(report.len(), manifest.files.len() + 1, "{report:?}");
+    assert!(
+        report.last().unwrap().contains("1 post(s) due by now"),
+        "{report:?}"
+    );
     let again = backup::restore(&target, &out, None).await.unwrap_err();
     assert!(format!("{again:#}").contains("not empty"), "{again:#}");
     for key in KEYS {
@@ -243,6 +280,9 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
     // state are the backup's.
     let me = restored.get("/api/v1/auth/validate", &restored.admin).await;
     assert_eq!(me.status(), StatusCode::OK);
+    // …and so is one revoked after the backup, until it expires (docs/operations.md).
+    let back = restored.get("/api/v1/auth/validate", &revoked_later).await;
+    assert_eq!(back.status(), StatusCode::OK);
     let alice = restored.login("alice").await;
     let bot: Value = restored
         .get(&format!("/api/v1/bots/{bot_id}"), &alice)
@@ -278,6 +318,20 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
     assert_eq!(sent.len(), 1, "published once");
     assert_eq!(
         env.fake.live_posts_with_text("scheduled before the backup"),
+        1
+    );
+    // The one that went out after the backup is found on X, not sent again.
+    restored
+        .wait_for(&alice, &bot_id, &soon_id, &["published"])
+        .await;
+    let sends = restored
+        .x_requests("POST", "/2/tweets")
+        .into_iter()
+        .filter(|r| r.text.as_deref() == Some("published after the backup"))
+        .count();
+    assert_eq!(sends, 1, "sent once, before the loss");
+    assert_eq!(
+        env.fake.live_posts_with_text("published after the backup"),
         1
     );
 }
@@ -344,7 +398,7 @@ async fn the_clusters_nightly_dump_restores_with_vivesphere_restore() {
     let report = backup::restore(&target, &runs[0], None)
         .await
         .expect("restored");
-    assert_eq!(report.len(), 5, "{report:?}");
+    assert_eq!(report.len(), 6, "{report:?}");
     for key in KEYS {
         copy_tree(&keys.path().join(key), &place.path().join(key));
     }
