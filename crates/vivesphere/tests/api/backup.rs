@@ -298,6 +298,14 @@ async fn a_backup_taken_under_load_restores_everything_and_posts_once() {
         )
         .await;
     assert_eq!(release.status(), StatusCode::OK);
+    // The Bot Manager follows the restored settings' revision.
+    let health: Value = restored
+        .get("/api/v1/bots/health", &restored.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["config"]["revision"], revision, "{health}");
     let messages = debug_messages(&restored).await;
     assert!(
         messages.contains(&"before the backup".to_string()),
