@@ -272,31 +272,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Backup { out, database_url } => {
-            let manifest =
-                vivesphere::backup::backup(&options(None), &out, database_url.as_deref()).await?;
-            for file in &manifest.files {
-                println!(
-                    "{}: {} ({} bytes, migration {}, sha256 {})",
-                    file.service, file.file, file.bytes, file.migration_level, file.sha256
-                );
-            }
-            println!(
-                "backup written to {}; not in it (keep apart): {}",
-                out.display(),
-                manifest.kept_apart.join("; ")
-            );
-            Ok(())
+            backup(&options(None), &out, database_url.as_deref()).await
         }
         Command::Restore { from, database_url } => {
-            for line in
-                vivesphere::backup::restore(&options(None), &from, database_url.as_deref()).await?
-            {
-                println!("{line}");
-            }
-            println!(
-                "restored; put the key material back (KEKs, encryption keys, service secrets) before starting"
-            );
-            Ok(())
+            restore(&options(None), &from, database_url.as_deref()).await
         }
         Command::Auth {
             command: AuthCommand::RotateKeys,
@@ -328,29 +307,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::LocalCluster(args) => local_cluster(config_dir.clone(), args).await,
         Command::Config {
             command: ConfigCommand::Check { target, root },
-        } => {
-            let mut options = options(target);
-            let offline = root.is_some();
-            options.file_root = root;
-            let loaded = load_config(&options)?;
-            for warning in &loaded.warnings {
-                eprintln!("warning: {warning}");
+        } => config_check(options(target), root).await,
+    }
+}
+
+/// `vivesphere config check`: the effective settings with their origins; for one target
+/// online, the central layer as the Configuration service has it now.
+async fn config_check(mut options: AppOptions, root: Option<PathBuf>) -> anyhow::Result<()> {
+    let offline = root.is_some();
+    options.file_root = root;
+    let loaded = load_config(&options)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if options.target.is_some() && !offline {
+        match read_current_central(&loaded, options.clock.clone()).await {
+            Ok((revision, url)) => {
+                eprintln!("central settings: revision {revision}, read from {url}")
             }
-            // One target, online: the central layer as the Configuration service has it now.
-            if options.target.is_some() && !offline {
-                match read_current_central(&loaded, options.clock.clone()).await {
-                    Ok((revision, url)) => {
-                        eprintln!("central settings: revision {revision}, read from {url}")
-                    }
-                    Err(err) => eprintln!(
-                        "note: central settings not read ({err:#}); showing the saved copy, if any"
-                    ),
-                }
-            }
-            print!("{}", render_config_check(&options, &loaded));
-            Ok(())
+            Err(err) => eprintln!(
+                "note: central settings not read ({err:#}); showing the saved copy, if any"
+            ),
         }
     }
+    print!("{}", render_config_check(&options, &loaded));
+    Ok(())
 }
 
 /// `vivesphere serve`: telemetry from the loaded configuration, then the app until a signal.
@@ -522,4 +503,40 @@ mod tests {
         assert!(message.contains("unknown target \"kong\""), "{message}");
         assert!(message.contains("secure-bot-data"), "{message}");
     }
+}
+
+/// `vivesphere backup`: one line per file, then what was left out.
+async fn backup(
+    options: &AppOptions,
+    out: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<()> {
+    let manifest = vivesphere::backup::backup(options, out, database_url).await?;
+    for file in &manifest.files {
+        println!(
+            "{}: {} ({} bytes, migration {}, sha256 {})",
+            file.service, file.file, file.bytes, file.migration_level, file.sha256
+        );
+    }
+    println!(
+        "backup written to {}; not in it (keep apart): {}",
+        out.display(),
+        manifest.kept_apart.join("; ")
+    );
+    Ok(())
+}
+
+/// `vivesphere restore`: what went where, and the reminder to bring the keys back.
+async fn restore(
+    options: &AppOptions,
+    from: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<()> {
+    for line in vivesphere::backup::restore(options, from, database_url).await? {
+        println!("{line}");
+    }
+    println!(
+        "restored; put the key material back (KEKs, encryption keys, service secrets) before starting"
+    );
+    Ok(())
 }

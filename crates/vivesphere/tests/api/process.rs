@@ -362,6 +362,62 @@ fn migrate_creates_each_services_database() {
     assert_eq!(text.lines().count(), 5, "{text}");
 }
 
+/// `vivesphere backup` and `restore` as commands: the files, the manifest, what is kept
+/// apart; a restore refuses a directory that is not empty and fills an empty one.
+#[test]
+fn backup_and_restore_commands_round_trip_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(vivesphere(&dir).arg("migrate").status().unwrap().success());
+    let backups = tempfile::tempdir().unwrap();
+    let out = backups.path().join("b");
+    let taken = vivesphere(&dir)
+        .args(["backup", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        taken.status.success(),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    let text = String::from_utf8(taken.stdout).unwrap();
+    assert!(text.contains("bot_manager: bot_manager.db"), "{text}");
+    assert!(text.contains("keep apart"), "{text}");
+    assert!(out.join("manifest.json").exists());
+    // Into the same, non-empty directory: refused, nothing touched.
+    let refused = vivesphere(&dir)
+        .args(["restore", "--from"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is not empty"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let restored = vivesphere(&fresh)
+        .args(["restore", "--from"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    for file in [
+        "authentication",
+        "bot_manager",
+        "configuration",
+        "logging",
+        "secure_bot_data",
+    ] {
+        assert!(fresh.path().join(format!("{file}.db")).exists(), "{file}");
+    }
+}
+
 #[test]
 fn auth_rotate_keys_starts_a_new_signing_key() {
     let dir = tempfile::tempdir().unwrap();
