@@ -447,6 +447,42 @@ async fn local_cluster(config_dir: PathBuf, args: LocalClusterArgs) -> anyhow::R
     Ok(())
 }
 
+/// `vivesphere backup`: one line per file, then what was left out.
+async fn backup(
+    options: &AppOptions,
+    out: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<()> {
+    let manifest = vivesphere::backup::backup(options, out, database_url).await?;
+    for file in &manifest.files {
+        println!(
+            "{}: {} ({} bytes, migration {}, sha256 {})",
+            file.service, file.file, file.bytes, file.migration_level, file.sha256
+        );
+    }
+    println!(
+        "backup written to {}; not in it (keep apart): {}",
+        out.display(),
+        manifest.kept_apart.join("; ")
+    );
+    Ok(())
+}
+
+/// `vivesphere restore`: what went where, and the reminder to bring the keys back.
+async fn restore(
+    options: &AppOptions,
+    from: &std::path::Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<()> {
+    for line in vivesphere::backup::restore(options, from, database_url).await? {
+        println!("{line}");
+    }
+    println!(
+        "restored; put the key material back (KEKs, encryption keys, service secrets) before starting"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -503,40 +539,4 @@ mod tests {
         assert!(message.contains("unknown target \"kong\""), "{message}");
         assert!(message.contains("secure-bot-data"), "{message}");
     }
-}
-
-/// `vivesphere backup`: one line per file, then what was left out.
-async fn backup(
-    options: &AppOptions,
-    out: &std::path::Path,
-    database_url: Option<&str>,
-) -> anyhow::Result<()> {
-    let manifest = vivesphere::backup::backup(options, out, database_url).await?;
-    for file in &manifest.files {
-        println!(
-            "{}: {} ({} bytes, migration {}, sha256 {})",
-            file.service, file.file, file.bytes, file.migration_level, file.sha256
-        );
-    }
-    println!(
-        "backup written to {}; not in it (keep apart): {}",
-        out.display(),
-        manifest.kept_apart.join("; ")
-    );
-    Ok(())
-}
-
-/// `vivesphere restore`: what went where, and the reminder to bring the keys back.
-async fn restore(
-    options: &AppOptions,
-    from: &std::path::Path,
-    database_url: Option<&str>,
-) -> anyhow::Result<()> {
-    for line in vivesphere::backup::restore(options, from, database_url).await? {
-        println!("{line}");
-    }
-    println!(
-        "restored; put the key material back (KEKs, encryption keys, service secrets) before starting"
-    );
-    Ok(())
 }
