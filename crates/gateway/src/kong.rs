@@ -7,8 +7,10 @@
 //! `response-transformer`: globally, and with `Cache-Control: no-store` on the services whose
 //! answers carry tokens or secrets (Kong runs the most specific instance of a plugin).
 //!
-//! Longer prefix paths win in Kong's router, so a public path under a protected prefix is
-//! matched by the public route.
+//! Public routes match whole paths only: Kong regex paths anchored at the end
+//! (`~/api/v1/auth/login$`), which Kong's router tries before any prefix path, so a path that
+//! merely starts with a public one (`/api/v1/auth/login-anything`) falls to the protected
+//! prefix route and its `jwt` plugin. `/docs` is public with what lies below it.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -57,6 +59,34 @@ impl PublicKey {
     }
 }
 
+/// The route's public paths as Kong regex paths matching exactly them (and below `/docs`).
+pub fn public_path_patterns(route: &crate::routes::Route) -> Vec<String> {
+    route
+        .public_paths()
+        .iter()
+        .map(|path| {
+            let escaped = regex_escape(path);
+            if path.ends_with("/docs") {
+                format!("~{escaped}(/.*)?$")
+            } else {
+                format!("~{escaped}$")
+            }
+        })
+        .collect()
+}
+
+/// `path` with the characters a regular expression gives meaning escaped.
+fn regex_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Headers on every answer, as `response-transformer` adds them.
 const SECURITY_HEADERS: [&str; 2] = [
     "X-Content-Type-Options:nosniff",
@@ -82,7 +112,7 @@ pub fn render(keys: &[PublicKey], rate_limit_per_minute: u32) -> anyhow::Result<
                 "routes": [
                     {
                         "name": format!("{}-public", route.service),
-                        "paths": route.public_paths(),
+                        "paths": public_path_patterns(route),
                         "strip_path": false,
                     },
                     {
@@ -178,7 +208,10 @@ mod tests {
                 .unwrap();
             assert_eq!(service["routes"][1]["paths"], json!([route.prefix]));
             assert_eq!(service["routes"][1]["plugins"][0]["name"], "jwt");
-            assert_eq!(service["routes"][0]["paths"], json!(route.public_paths()));
+            assert_eq!(
+                service["routes"][0]["paths"],
+                json!(public_path_patterns(route))
+            );
             assert!(service["routes"][0].get("plugins").is_none());
             let no_store = service["plugins"]
                 .as_array()
@@ -200,5 +233,83 @@ mod tests {
             .filter_map(|p| p["name"].as_str())
             .collect();
         assert!(global.contains(&"response-transformer"), "{global:?}");
+    }
+
+    /// Which route Kong's router picks for `path` in `document`: regex paths first (Kong
+    /// anchors them at the start), then the longest prefix.
+    fn kong_route(document: &Value, path: &str) -> Option<String> {
+        let routes: Vec<&Value> = document["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["routes"].as_array().unwrap())
+            .collect();
+        let paths = |route: &&Value| -> Vec<String> {
+            route["paths"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap().to_string())
+                .collect()
+        };
+        let by_regex = routes.iter().find(|route| {
+            paths(route).iter().any(|p| {
+                p.strip_prefix('~').is_some_and(|pattern| {
+                    regex::Regex::new(&format!("^{pattern}"))
+                        .unwrap()
+                        .is_match(path)
+                })
+            })
+        });
+        if let Some(route) = by_regex {
+            return route["name"].as_str().map(String::from);
+        }
+        routes
+            .iter()
+            .filter_map(|route| {
+                paths(route)
+                    .into_iter()
+                    .filter(|p| !p.starts_with('~') && path.starts_with(p.as_str()))
+                    .map(|p| p.len())
+                    .max()
+                    .map(|len| (len, route))
+            })
+            .max_by_key(|(len, _)| *len)
+            .and_then(|(_, route)| route["name"].as_str().map(String::from))
+    }
+
+    #[test]
+    fn only_whole_public_paths_pass_without_a_token() {
+        let document: Value = serde_norway::from_str(&render(&[], 100).unwrap()).unwrap();
+        for route in ROUTES {
+            let public = format!("{}-public", route.service);
+            for path in route.public_paths() {
+                assert_eq!(kong_route(&document, &path), Some(public.clone()), "{path}");
+            }
+            let docs_page = format!("{}/docs/index.html", route.prefix);
+            assert_eq!(kong_route(&document, &docs_page), Some(public.clone()));
+            for protected in ["", "/healthz", "/health/x", "/docsx", "/openapi.json.bak"] {
+                let path = format!("{}{protected}", route.prefix);
+                assert_eq!(
+                    kong_route(&document, &path).as_deref(),
+                    Some(route.service),
+                    "{path}"
+                );
+            }
+        }
+        for protected in [
+            "/api/v1/auth/login-as-admin",
+            "/api/v1/auth/loginx",
+            "/api/v1/auth/login/",
+            "/api/v1/auth/login/mfa/x",
+            "/api/v1/auth/-well-known/jwks-json",
+            "/api/v1/auth/.well-known/jwks.json/keys",
+        ] {
+            assert_eq!(
+                kong_route(&document, protected).as_deref(),
+                Some("authentication"),
+                "{protected} must be behind the jwt plugin"
+            );
+        }
     }
 }
