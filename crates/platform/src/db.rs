@@ -254,6 +254,37 @@ mod tests {
     }
 }
 
+/// Whether an error comes from losing the database rather than from the request: the
+/// connection broke (reset, closed, TLS), the pool found none in time, or the server said it
+/// is going away or cannot take connections (SQLSTATE class 08, 57P01–57P03, 53300). Such a
+/// failure is the service's 503, not a 500: the request may simply be sent again.
+pub fn is_connection_loss(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            _ => cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                )
+            }),
+        })
+}
+
 /// Whether a database error is a unique-constraint violation (a duplicate key), on either
 /// backend (the `Any` driver does not always carry the kind through).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {

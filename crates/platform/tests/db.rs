@@ -209,3 +209,63 @@ async fn unreachable_postgres_is_a_clear_error() {
         "{message}"
     );
 }
+
+/// Losing the database is the service's 503 with Retry-After, not a 500: a connection the
+/// server ends mid-query (SQLSTATE 57P01, as a restart or failover does), a pool that finds
+/// no connection in time, a reset socket.
+#[tokio::test]
+async fn losing_the_database_is_a_503_not_a_500() {
+    use platform::http::error::{ApiError, ErrorCode};
+    let timed_out = ApiError::from(anyhow::Error::from(sqlx::Error::PoolTimedOut));
+    assert_eq!(
+        (timed_out.code, timed_out.retry_after),
+        (ErrorCode::NotReady, Some(1))
+    );
+    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    let reset = ApiError::from(anyhow::Error::from(sqlx::Error::Io(reset)).context("a query"));
+    assert_eq!(reset.code, ErrorCode::NotReady);
+    let other = ApiError::from(anyhow::Error::from(sqlx::Error::RowNotFound));
+    assert_eq!(other.code, ErrorCode::Internal);
+
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    let settings = DatabaseSettings {
+        url: Some(Secret::new(pg.url())),
+        ..DatabaseSettings::default()
+    };
+    let db = Database::connect("lost", &settings).await.unwrap();
+    let pool = db.pool().clone();
+    let sleeping = tokio::spawn(async move {
+        sqlx::query("SELECT pg_sleep(30) AS slept")
+            .execute(&pool)
+            .await
+            .map(|_| ())
+    });
+    let admin = sqlx::PgPool::connect(pg.url()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE query LIKE 'SELECT pg_sleep(30)%' AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if ended > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the query never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let err = sleeping.await.unwrap().unwrap_err();
+    let answer = ApiError::from(anyhow::Error::from(err));
+    assert_eq!(answer.code, ErrorCode::NotReady, "{}", answer.message);
+    assert_eq!(answer.retry_after, Some(1));
+    // The pool is usable again at once.
+    db.ping().await.unwrap();
+    admin.close().await;
+}

@@ -169,6 +169,17 @@ impl From<anyhow::Error> for ApiError {
             tracing::warn!(error = %format!("{err:#}"), "a NUL character reached the database");
             return Self::invalid_data("text must not contain the NUL character (\\u0000 or %00)");
         }
+        if crate::db::is_connection_loss(&err) {
+            // The database went away (a restart, a failover): the client may try again (the
+            // writes that matter carry idempotency keys or versions), and readiness fails
+            // meanwhile.
+            tracing::warn!(error = %format!("{err:#}"), "the database is unreachable");
+            return Self::new(
+                ErrorCode::NotReady,
+                "the database is unavailable for a moment; try again",
+            )
+            .with_retry_after(1);
+        }
         Self::internal(format!("{err:#}"))
     }
 }
