@@ -150,6 +150,12 @@ pub struct Member {
     env: Vec<(String, String)>,
     port: u16,
     child: Option<Child>,
+    /// When the running process was started.
+    started_at: Option<tokio::time::Instant>,
+    /// Exits in a row without a minute of running since, for the restart backoff.
+    crashes: u32,
+    /// When a process that died on its own is started again.
+    restart_at: Option<tokio::time::Instant>,
 }
 
 impl Member {
@@ -160,6 +166,14 @@ impl Member {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+}
+
+/// A process that ran this long before it died starts its restart backoff over.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// 1 s, 2 s, 4 s, … at most 30 s, by exits in a row.
+fn restart_delay(crashes: u32) -> Duration {
+    Duration::from_secs((1u64 << crashes.saturating_sub(1).min(5)).min(30))
 }
 
 pub struct LocalCluster {
@@ -342,6 +356,9 @@ impl LocalCluster {
             env: settings.0,
             port,
             child: None,
+            started_at: None,
+            crashes: 0,
+            restart_at: None,
         }
     }
 
@@ -430,7 +447,46 @@ impl LocalCluster {
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
         member.child = Some(child);
+        member.started_at = Some(tokio::time::Instant::now());
+        member.restart_at = None;
         Ok(())
+    }
+
+    /// What Kubernetes does for a pod's container: a process that died on its own (not one
+    /// stopped with [`LocalCluster::kill`] or [`LocalCluster::stop`]) is started again, after
+    /// 1 s, then 2, 4, … up to 30 s while it keeps dying within a minute of its start. Says
+    /// what it saw and did, one line each.
+    pub fn supervise_once(&mut self) -> anyhow::Result<Vec<String>> {
+        let now = tokio::time::Instant::now();
+        let mut said = Vec::new();
+        let mut due = Vec::new();
+        for member in &mut self.members {
+            if let Some(child) = member.child.as_mut() {
+                let Some(status) = child.try_wait()? else {
+                    continue;
+                };
+                member.child = None;
+                let ran_long = member
+                    .started_at
+                    .is_some_and(|at| now.duration_since(at) >= STABLE_AFTER);
+                member.crashes = if ran_long { 1 } else { member.crashes + 1 };
+                let delay = restart_delay(member.crashes);
+                member.restart_at = Some(now + delay);
+                said.push(format!(
+                    "{} exited ({status}); restarting it in {} s (exit {} in a row)",
+                    member.name,
+                    delay.as_secs(),
+                    member.crashes
+                ));
+            } else if member.restart_at.is_some_and(|at| now >= at) {
+                due.push(member.name.clone());
+            }
+        }
+        for name in due {
+            self.spawn(&name)?;
+            said.push(format!("{name} restarted"));
+        }
+        Ok(said)
     }
 
     /// Waits until every named process answers `/health/ready` with 200.
@@ -479,6 +535,7 @@ impl LocalCluster {
             .iter_mut()
             .find(|m| m.name == name)
             .with_context(|| format!("no process {name}"))?;
+        member.restart_at = None;
         if let Some(mut child) = member.child.take() {
             child.kill().await?;
         }
@@ -499,6 +556,7 @@ impl LocalCluster {
             }
         }
         for member in &mut self.members {
+            member.restart_at = None;
             if let Some(mut child) = member.child.take() {
                 let exited = tokio::time::timeout(Duration::from_secs(40), child.wait()).await;
                 if exited.is_err() {
@@ -613,6 +671,67 @@ mod tests {
             members: Vec::new(),
             http: reqwest::Client::new(),
         }
+    }
+
+    #[test]
+    fn restarts_back_off_from_one_second_to_thirty() {
+        let delays: Vec<u64> = (1..=8).map(|n| restart_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    /// A process that dies on its own is started again after its backoff; one stopped on
+    /// purpose is not. The "binary" here is a script that exits at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_process_that_dies_is_restarted_with_backoff_and_a_killed_one_is_not() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("dies");
+        std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+        let mut cluster = unstarted(dir.path(), None);
+        cluster.options.binary = script;
+        for name in ["crashing", "stopped"] {
+            let member = cluster.member(name.into(), "logging", 1, Settings::default());
+            cluster.members.push(member);
+            cluster.spawn(name).unwrap();
+        }
+        cluster.kill("stopped").await.unwrap();
+        let said = exits_seen(&mut cluster).await;
+        assert!(
+            said[0].starts_with("crashing exited (exit status: 3)"),
+            "{said:?}"
+        );
+        assert!(said[0].contains("in 1 s (exit 1 in a row)"), "{said:?}");
+        assert!(
+            cluster.supervise_once().unwrap().is_empty(),
+            "not before its time"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(cluster.supervise_once().unwrap(), ["crashing restarted"]);
+        let said = exits_seen(&mut cluster).await;
+        assert!(said[0].contains("in 2 s (exit 2 in a row)"), "{said:?}");
+        assert!(!cluster.member_named("stopped").unwrap().is_running());
+        assert!(
+            cluster
+                .member_named("stopped")
+                .unwrap()
+                .restart_at
+                .is_none()
+        );
+    }
+
+    /// Supervises until an exit is seen (the child exits on its own time, not the paused
+    /// clock's).
+    async fn exits_seen(cluster: &mut LocalCluster) -> Vec<String> {
+        for _ in 0..500 {
+            let said = cluster.supervise_once().unwrap();
+            if !said.is_empty() {
+                return said;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("no exit seen");
     }
 
     #[test]

@@ -441,7 +441,17 @@ async fn local_cluster(config_dir: PathBuf, args: LocalClusterArgs) -> anyhow::R
     println!("ready: {} (Ctrl-C stops everything)", cluster.gateway_url());
     let stop = tokio_util::sync::CancellationToken::new();
     platform::server::cancel_on_signal(stop.clone());
-    stop.cancelled().await;
+    // Watch the processes as Kubernetes would: one that dies is started again.
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                for line in cluster.supervise_once()? {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
     cluster.stop().await;
     println!("stopped");
     Ok(())
