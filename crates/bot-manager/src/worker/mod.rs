@@ -86,8 +86,15 @@ pub async fn run(manager: Arc<BotManager>, shutdown: CancellationToken) -> anyho
                 continue;
             }
         };
-        for delivery in deliveries {
-            let permit = permits.clone().acquire_owned().await?;
+        let mut waiting = deliveries.into_iter();
+        while let Some(delivery) = waiting.next() {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit?,
+                _ = shutdown.cancelled() => {
+                    hand_back(std::iter::once(delivery).chain(waiting)).await;
+                    break;
+                }
+            };
             let manager = manager.clone();
             in_flight.spawn(async move {
                 handle(&manager, delivery).await;
@@ -95,10 +102,20 @@ pub async fn run(manager: Arc<BotManager>, shutdown: CancellationToken) -> anyho
             });
         }
     }
-    // Finish what was started; what was not taken stays in the queue.
+    // Finish what was started; what was not (handed back above) goes to another worker now.
     in_flight.close();
     in_flight.wait().await;
     Ok(())
+}
+
+/// Deliveries taken but not started when the worker stops: handed back at once, so another
+/// replica (or this one restarted) runs them now rather than after the ack deadline.
+async fn hand_back(deliveries: impl Iterator<Item = Delivery>) {
+    for delivery in deliveries {
+        if let Err(err) = delivery.nak(Duration::ZERO).await {
+            tracing::warn!(error = %format!("{err:#}"), "could not hand a job back; it returns after its ack deadline");
+        }
+    }
 }
 
 async fn handle(manager: &BotManager, delivery: Delivery) {

@@ -1118,3 +1118,109 @@ async fn a_refresh_with_tokens_x_refuses_says_to_store_new_credentials() {
         "{body}"
     );
 }
+
+/// A worker that stops hands back the jobs it took from the queue but had not started: after
+/// a restart on the same data the waiting post goes out at once, not after the ack deadline
+/// (lease 5 s + 30 s here, longer than `wait_until` waits).
+#[tokio::test]
+async fn a_stopping_worker_hands_back_what_it_had_not_started() {
+    let one_slot = ("VIVESPHERE_BOT_MANAGER__EXECUTION__CONCURRENCY", "1");
+    let mut env = spawn_bots(Default::default(), &[one_slot]).await;
+    let alice = env.manager("alice").await;
+    let (slow_bot, _) = env.bot(&alice, "slowbot").await;
+    let (other_bot, _) = env.bot(&alice, "waitingbot").await;
+    // X takes a second over the first post: the one worker slot stays busy meanwhile.
+    env.fake.add_fault(fake_x::Fault {
+        delay_ms: Some(1_000),
+        ..fault("POST", "/2/tweets", fake_x::FaultKind::Delay, None, 1)
+    });
+    let slow = env
+        .post(
+            &alice,
+            &slow_bot,
+            json!({"text": "the slow one", "publish_now": true}),
+        )
+        .await;
+    let slow_id = slow["post_id"].as_str().unwrap().to_string();
+    env.wait_until(&alice, &slow_bot, &slow_id, "sending", |p| {
+        p["state"] == "publishing"
+    })
+    .await;
+    let waiting = env
+        .post(
+            &alice,
+            &other_bot,
+            json!({"text": "the waiting one", "publish_now": true}),
+        )
+        .await;
+    let waiting_id = waiting["post_id"].as_str().unwrap().to_string();
+    // The relay hands it over at once and the worker takes it, then waits for its slot.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = env.read_post(&alice, &other_bot, &waiting_id).await;
+    assert_eq!(
+        still["state"], "scheduled",
+        "it waits for the busy slot: {still}"
+    );
+    let still = env.read_post(&alice, &other_bot, &waiting_id).await;
+    assert_eq!(
+        still["state"], "scheduled",
+        "it waits for the busy slot: {still}"
+    );
+
+    // SIGTERM: the slow send finishes, the waiting job goes back to the queue.
+    env.app.shutdown.cancel();
+    env.app.served.take().unwrap().await.unwrap().unwrap();
+    // Not started by the stopping worker (a drain does not take new work)…
+    let sent = env
+        .x_requests("POST", "/2/tweets")
+        .iter()
+        .filter(|r| r.text.as_deref() == Some("the waiting one"))
+        .count();
+    assert_eq!(sent, 0, "the stopping worker started the waiting job");
+    let data = std::mem::replace(&mut env.app.data_dir, tempfile::tempdir().unwrap());
+    // …and handed back: every outstanding delivery of the jobs consumer is due now, none
+    // waits for an ack deadline or a retry delay (the queue keeps real time).
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + 1_000;
+    let queue = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect(&format!(
+            "sqlite://{}",
+            data.path().join("queue.db").display()
+        ))
+        .await
+        .unwrap();
+    let due: Vec<i64> =
+        sqlx::query_scalar("SELECT due_at FROM eq_deliveries WHERE consumer = 'bot-manager-jobs'")
+            .fetch_all(&queue)
+            .await
+            .unwrap();
+    queue.close().await;
+    assert_eq!(due.len(), 1, "the waiting job's delivery: {due:?}");
+    assert!(
+        due.iter().all(|at| *at <= now_ms),
+        "held back: {due:?} (now {now_ms})"
+    );
+    let mut restart_env: Vec<(String, String)> = crate::bots_helpers::fast_env(&env.fake_url);
+    restart_env.push((one_slot.0.into(), one_slot.1.into()));
+    if let Some(url) = &env.app.postgres_url {
+        restart_env.push(("VIVESPHERE_DATABASE__URL".into(), url.clone()));
+    }
+    let restart_env: Vec<(&str, &str)> = restart_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // The restarted worker publishes it.
+    let app = crate::helpers::spawn_in(data, None, &restart_env, None, env.app.clock.clone()).await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    let restarted =
+        crate::bots_helpers::BotEnv::from_parts(app, env.fake.clone(), env.fake_url.clone(), admin);
+    let alice = restarted.login("alice").await;
+    restarted
+        .wait_for(&alice, &slow_bot, &slow_id, &["published"])
+        .await;
+    restarted
+        .wait_until(&alice, &other_bot, &waiting_id, "published", |p| {
+            p["state"] == "published"
+        })
+        .await;
+    assert_eq!(env.fake.live_posts_with_text("the waiting one"), 1);
+}
