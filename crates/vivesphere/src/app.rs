@@ -324,6 +324,8 @@ pub async fn reset_user_password(options: &AppOptions, username: &str) -> anyhow
 /// to the Configuration service.
 struct Shared {
     queue: Arc<dyn Queue>,
+    /// 1 while the queue answers, 0 while it does not (`vivesphere_queue_up`).
+    queue_up: prometheus_client::metrics::gauge::Gauge,
     events: EventShipper,
     metrics: MetricsRegistry,
     clock: Clock,
@@ -341,8 +343,15 @@ impl Shared {
             .context("cannot open the queue")?;
         let metrics = MetricsRegistry::new();
         let events = EventShipper::new(queue.clone(), &platform.telemetry, &metrics, clock.clone());
+        let queue_up = metrics.register(
+            "queue_up",
+            "1 while the queue (NATS JetStream or the embedded one) answers this process, 0 while it does not",
+            prometheus_client::metrics::gauge::Gauge::default(),
+        );
+        queue_up.set(1);
         Ok(Self {
             queue,
+            queue_up,
             events,
             metrics,
             clock,
@@ -379,12 +388,17 @@ impl Shared {
         }
     }
 
-    /// Ready while the queue answers.
+    /// Degraded, not unready, while the queue does not answer: a service whose database
+    /// answers can still serve (what needs the queue waits in its outbox or spill file).
     fn queue_check(&self) -> ReadinessCheck {
-        let queue = self.queue.clone();
-        ReadinessCheck::new("queue", move || {
-            let queue = queue.clone();
-            async move { queue.check().await }
+        let (queue, up) = (self.queue.clone(), self.queue_up.clone());
+        ReadinessCheck::degrading("queue", move || {
+            let (queue, up) = (queue.clone(), up.clone());
+            async move {
+                let answered = queue.check().await;
+                up.set(i64::from(answered.is_ok()));
+                answered
+            }
         })
     }
 }

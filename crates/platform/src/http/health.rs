@@ -1,7 +1,9 @@
 //! Liveness and readiness. `/health/live` says the process answers; `/health/ready` runs
-//! every readiness check (databases, queue) and answers 503 with the reasons when one fails
-//! or while the process drains for shutdown; `/health` is the probe path the deployment plan
-//! names and answers as `/health/ready` does.
+//! every readiness check and answers 503 with the reasons when a required one fails (a
+//! service's own database) or while the process drains for shutdown, and 200 with status
+//! `degraded` when only a degrading one fails (the queue: writes that need it wait in the
+//! outbox or the spill file, so the service can still serve); `/health` is the probe path
+//! the deployment plan names and answers as `/health/ready` does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,8 @@ type CheckFn = dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync;
 pub struct ReadinessCheck {
     pub name: String,
     check: Arc<CheckFn>,
+    /// A failure makes the process not ready; otherwise it is only degraded.
+    required: bool,
 }
 
 impl ReadinessCheck {
@@ -36,6 +40,20 @@ impl ReadinessCheck {
         Self {
             name: name.into(),
             check: Arc::new(move || Box::pin(check())),
+            required: true,
+        }
+    }
+
+    /// A check whose failure leaves the process ready but degraded (reported as
+    /// `degraded: <reason>`).
+    pub fn degrading<F, Fut>(name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Self {
+            required: false,
+            ..Self::new(name, check)
         }
     }
 }
@@ -80,47 +98,56 @@ impl Health {
             .collect()
     }
 
-    /// Runs every check at once, each bounded by a timeout.
-    pub async fn report(&self) -> (bool, Map<String, Value>) {
+    /// Runs every check at once, each bounded by a timeout: whether the process is ready,
+    /// whether it is degraded, and each check's word.
+    pub async fn report(&self) -> (bool, bool, Map<String, Value>) {
         let results = join_all(self.checks.iter().map(|check| async move {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, (check.check)()).await {
                 Ok(result) => result,
                 Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
             };
-            (check.name.clone(), outcome)
+            (check.name.clone(), check.required, outcome)
         }))
         .await;
-        let mut ready = true;
+        let (mut ready, mut degraded) = (true, false);
         let mut report = Map::new();
         if self.draining.is_cancelled() {
             ready = false;
             report.insert("shutdown".into(), "draining".into());
         }
-        for (name, outcome) in results {
+        for (name, required, outcome) in results {
             match outcome {
                 Ok(()) => report.insert(name, "ok".into()),
-                Err(reason) => {
+                Err(reason) if required => {
                     ready = false;
                     report.insert(name, reason.into())
                 }
+                Err(reason) => {
+                    degraded = true;
+                    report.insert(name, format!("degraded: {reason}").into())
+                }
             };
         }
-        (ready, report)
+        (ready, degraded, report)
     }
 
     /// The readiness answer: 200 `{"status":"ready","checks":{...}}` or 503 in the error shape
     /// with the same `checks`.
     pub async fn readiness_response(&self) -> Response {
-        let (ready, checks) = self.report().await;
+        let (ready, degraded, checks) = self.report().await;
         if ready {
             let mut body = self.facts();
-            body.insert("status".into(), "ready".into());
+            let status = if degraded { "degraded" } else { "ready" };
+            body.insert("status".into(), status.into());
             body.insert("checks".into(), Value::Object(checks));
             axum::Json(Value::Object(body)).into_response()
         } else {
             let failing: Vec<&str> = checks
                 .iter()
-                .filter(|(_, v)| v.as_str() != Some("ok"))
+                .filter(|(_, v)| {
+                    v.as_str()
+                        .is_some_and(|v| v != "ok" && !v.starts_with("degraded: "))
+                })
                 .map(|(k, _)| k.as_str())
                 .collect();
             let mut details = self.facts();

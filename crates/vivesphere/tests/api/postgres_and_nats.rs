@@ -103,8 +103,10 @@ async fn the_app_runs_on_nats_and_reports_it_ready() {
     panic!("never ready on NATS: {last}");
 }
 
+/// Readiness means "can serve": with its database answering, a service stays ready while
+/// the queue is away, reported as degraded in `/health` and in `vivesphere_queue_up`.
 #[tokio::test]
-async fn an_unreachable_nats_makes_the_app_not_ready_naming_the_queue() {
+async fn an_unreachable_nats_leaves_the_app_ready_but_degraded_naming_the_queue() {
     // Port 1 on loopback: nothing listens there, so the client keeps retrying.
     let app = spawn(
         Some("bot-manager"),
@@ -115,16 +117,22 @@ async fn an_unreachable_nats_makes_the_app_not_ready_naming_the_queue() {
         None,
     )
     .await;
-    let response = app.get("/health/ready").await;
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error_code"], "NOT_READY");
-    assert!(
-        body["message"].as_str().unwrap().contains("queue"),
-        "{body}"
-    );
-    assert_eq!(body["checks"]["bot-manager.database"], "ok");
-    assert_ne!(body["checks"]["queue"], "ok");
+    for path in ["/health/ready", "/api/v1/bots/health"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "degraded", "{body}");
+        assert_eq!(body["checks"]["bot-manager.database"], "ok");
+        assert!(
+            body["checks"]["queue"]
+                .as_str()
+                .unwrap()
+                .starts_with("degraded: "),
+            "{body}"
+        );
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("vivesphere_queue_up 0"), "{metrics}");
 }
 
 #[tokio::test]

@@ -253,9 +253,31 @@ async fn work_and_events_accepted_while_nats_is_down_are_delivered_when_it_retur
 
     nats.stop();
     let stopped = Instant::now();
-    // The gateway sends nothing to services that are not ready, so these go straight to
-    // the processes, which keep accepting: posts and their jobs are rows until the relay can
-    // publish, events wait in each process's spill file.
+    // Readiness means "can serve": every service stays ready, reported degraded, and reads
+    // through the gateway keep answering.
+    let bot_manager = t.cluster.member_named("bot-manager-1").unwrap().url.clone();
+    eventually(
+        Duration::from_secs(10),
+        "bot-manager-1 reports the queue degraded",
+        || {
+            let http = t.http.clone();
+            let url = format!("{bot_manager}/health/ready");
+            async move {
+                let response = http.get(url).send().await.ok()?;
+                if response.status() != StatusCode::OK {
+                    return None;
+                }
+                let body: Value = response.json().await.ok()?;
+                (body["status"] == "degraded").then_some(())
+            }
+        },
+    )
+    .await;
+    let read = t.get(&format!("/api/v1/bots/{bot}"), &admin).await;
+    assert_eq!(read["name"], "outagebot");
+    // Writes go straight to one process here, so its spill file is the one to watch; they
+    // are accepted: posts and their jobs are rows until the relay can publish, events wait
+    // in each process's spill file.
     let mut texts = Vec::new();
     for i in 0..5 {
         let text = format!("Written while the queue was away {i}");

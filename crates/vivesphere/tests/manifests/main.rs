@@ -703,6 +703,7 @@ async fn alerts_and_dashboards_query_metrics_the_binary_exposes() {
             "VivesphereBudgetExceeded",
             "vivesphere_bot_budget_notices_total",
         ),
+        ("VivesphereQueueDown", "vivesphere_queue_up"),
         (
             "VivesphereXProjectCapNear",
             "vivesphere_bot_x_project_usage",
