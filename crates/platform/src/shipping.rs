@@ -4,7 +4,9 @@
 //!   timeout) and, if the queue does not take the event, appends it to a spill file on disk
 //!   (fsync'd) before returning. A replayer publishes the spill file once the queue is back
 //!   (the dedupe id makes a replay harmless). When the spill file is full, `ship_durable`
-//!   waits: back-pressure instead of loss.
+//!   waits: back-pressure instead of loss. Once a publish has failed the queue is known to be
+//!   down: events go to the spill file at once, without waiting out the timeout again, until
+//!   the replayer (the background probe) gets one through.
 //! - debug events may be dropped: [`EventShipper::ship_droppable`] puts them in a bounded
 //!   in-memory buffer that a background task publishes; when the buffer is full or the queue
 //!   is down they are dropped and counted in `vivesphere_log_events_dropped_total`.
@@ -59,12 +61,15 @@ struct Inner {
     clock: crate::clock::Clock,
     spill_path: PathBuf,
     spill_max_bytes: u64,
-    /// The spill file's size; its lock also serialises every write and the replay.
+    /// The spill file's size; its lock serialises the writes and the replayer's rewrite.
     spill: Mutex<u64>,
     spilled: Notify,
     debug: mpsc::Sender<Pending>,
     debug_receiver: std::sync::Mutex<Option<mpsc::Receiver<Pending>>>,
     publish_timeout: Duration,
+    /// Set when a publish fails, cleared when one succeeds: while set, writes do not wait
+    /// for the queue.
+    queue_down: std::sync::atomic::AtomicBool,
     metrics: Metrics,
 }
 
@@ -114,6 +119,7 @@ impl EventShipper {
                 debug,
                 debug_receiver: std::sync::Mutex::new(Some(debug_receiver)),
                 publish_timeout: Duration::from_secs(2),
+                queue_down: std::sync::atomic::AtomicBool::new(false),
                 metrics,
             }),
         }
@@ -147,7 +153,8 @@ impl EventShipper {
         id: &str,
         payload: Bytes,
     ) -> anyhow::Result<()> {
-        if self.inner.try_publish(subject, id, payload.clone()).await {
+        if !self.inner.is_queue_down() && self.inner.try_publish(subject, id, payload.clone()).await
+        {
             return Ok(());
         }
         let pending = Pending::new(subject, id, &payload);
@@ -188,16 +195,31 @@ impl EventShipper {
 }
 
 impl Inner {
-    /// One publish, bounded by the publish timeout: whether the queue took it.
+    fn is_queue_down(&self) -> bool {
+        self.queue_down.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One publish, bounded by the publish timeout: whether the queue took it (which is
+    /// also what is known of the queue from then on).
     async fn try_publish(&self, subject: &str, id: &str, payload: Bytes) -> bool {
-        matches!(
+        let took = matches!(
             tokio::time::timeout(
                 self.publish_timeout,
                 self.queue.publish(subject, id, payload)
             )
             .await,
             Ok(Ok(_))
-        )
+        );
+        let was_down = self
+            .queue_down
+            .swap(!took, std::sync::atomic::Ordering::Relaxed);
+        if was_down != !took {
+            match took {
+                true => tracing::info!("the queue takes events again"),
+                false => tracing::warn!("the queue does not take events; they wait on disk"),
+            }
+        }
+        took
     }
 
     async fn try_publish_pending(&self, pending: Pending) -> bool {
@@ -242,14 +264,19 @@ async fn replay_loop(inner: Arc<Inner>, shutdown: CancellationToken) {
     }
 }
 
-/// Publishes the spill file in order; keeps what could not be published.
+/// Publishes the spill file in order; keeps what could not be published. The file is not
+/// locked while the queue is asked (a probe of a queue that is down can take the whole
+/// publish timeout), so writers keep appending meanwhile; only this task removes lines,
+/// and only from the front.
 async fn replay_once(inner: &Inner) -> anyhow::Result<()> {
-    let mut size = inner.spill.lock().await;
-    if *size == 0 {
-        return Ok(());
-    }
-    let text = tokio::fs::read_to_string(&inner.spill_path).await?;
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let text = {
+        let size = inner.spill.lock().await;
+        if *size == 0 {
+            return Ok(());
+        }
+        tokio::fs::read_to_string(&inner.spill_path).await?
+    };
+    let lines: Vec<&str> = non_empty_lines(&text);
     let mut sent = 0;
     for line in &lines {
         let Ok(pending) = serde_json::from_str::<Pending>(line) else {
@@ -262,14 +289,8 @@ async fn replay_once(inner: &Inner) -> anyhow::Result<()> {
         }
         sent += 1;
     }
-    // Rewrite what is left through a temporary file, so a crash leaves one whole file.
-    let rest: String = lines[sent..].iter().map(|l| format!("{l}\n")).collect();
-    let temporary = inner.spill_path.with_extension("ndjson.tmp");
-    tokio::fs::write(&temporary, &rest).await?;
-    tokio::fs::rename(&temporary, &inner.spill_path).await?;
-    *size = rest.len() as u64;
-    inner.metrics.spill_bytes.set(*size as i64);
     if sent > 0 {
+        drop_replayed(inner, sent).await?;
         tracing::info!(
             replayed = sent,
             left = lines.len() - sent,
@@ -279,6 +300,28 @@ async fn replay_once(inner: &Inner) -> anyhow::Result<()> {
     if sent < lines.len() {
         anyhow::bail!("the queue took {sent} of {} spilled events", lines.len());
     }
+    Ok(())
+}
+
+fn non_empty_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+/// Removes the first `sent` lines, keeping whatever was appended since they were read;
+/// through a temporary file, so a crash leaves one whole file.
+async fn drop_replayed(inner: &Inner, sent: usize) -> anyhow::Result<()> {
+    let mut size = inner.spill.lock().await;
+    let text = tokio::fs::read_to_string(&inner.spill_path).await?;
+    let lines = non_empty_lines(&text);
+    let rest: String = lines[sent.min(lines.len())..]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let temporary = inner.spill_path.with_extension("ndjson.tmp");
+    tokio::fs::write(&temporary, &rest).await?;
+    tokio::fs::rename(&temporary, &inner.spill_path).await?;
+    *size = rest.len() as u64;
+    inner.metrics.spill_bytes.set(*size as i64);
     Ok(())
 }
 
@@ -301,7 +344,9 @@ async fn publish_droppable(
             .nth(1)
             .unwrap_or("debug")
             .to_string();
-        if !inner.try_publish_pending(pending).await {
+        // While the queue is known down a debug event is dropped at once rather than held
+        // for the publish timeout (the replayer finds out when it is back).
+        if inner.is_queue_down() || !inner.try_publish_pending(pending).await {
             inner.count_dropped(&category);
         }
     }

@@ -2,7 +2,7 @@
 //! waits when the spill file is full); debug events are dropped and counted instead.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,15 +16,22 @@ use platform::shipping::EventShipper;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// A real embedded queue whose publishes fail while `down` is set.
+/// A real embedded queue whose publishes fail while `down` is set, or hang (as with an
+/// unreachable NATS server) while `hang` is set; `publishes` counts the attempts.
 struct FlakyQueue {
     inner: EmbeddedQueue,
     down: AtomicBool,
+    hang: AtomicBool,
+    publishes: AtomicUsize,
 }
 
 #[async_trait]
 impl Queue for FlakyQueue {
     async fn publish(&self, subject: &str, id: &str, payload: Bytes) -> anyhow::Result<Published> {
+        self.publishes.fetch_add(1, Ordering::SeqCst);
+        if self.hang.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.down.load(Ordering::SeqCst) {
             anyhow::bail!("queue unreachable");
         }
@@ -67,6 +74,8 @@ async fn setup(spill_max_bytes: u64, debug_buffer: usize) -> Setup {
     let queue = Arc::new(FlakyQueue {
         inner,
         down: AtomicBool::new(false),
+        hang: AtomicBool::new(false),
+        publishes: AtomicUsize::new(0),
     });
     let telemetry = TelemetrySettings {
         spill_dir: dir.path().join("spill").display().to_string(),
@@ -240,6 +249,59 @@ async fn an_outbox_batch_is_one_message_holding_every_event() {
             .await
             .is_err(),
         "one message, not one per event"
+    );
+    s.shutdown.cancel();
+}
+
+/// Once a publish has timed out the queue is known down: the next writes go to disk at once
+/// instead of each waiting out the publish timeout, and the replayer brings them all once
+/// the queue answers again.
+#[tokio::test]
+async fn once_the_queue_is_known_down_writes_spill_without_waiting() {
+    let s = setup(1024 * 1024, 10).await;
+    s.queue.hang.store(true, Ordering::SeqCst);
+    let before = s.queue.publishes.load(Ordering::SeqCst);
+    for i in 0..5 {
+        s.shipper
+            .ship_durable(
+                "logs.user_activity.test",
+                &format!("late-{i}"),
+                Bytes::from("{}"),
+            )
+            .await
+            .unwrap();
+    }
+    let spilled = std::fs::read_to_string(&s.spill_file).unwrap();
+    assert_eq!(spilled.lines().count(), 5, "{spilled}");
+    // The first write found out (and the replayer may have probed since); the others did not
+    // ask the queue at all.
+    let asked = s.queue.publishes.load(Ordering::SeqCst) - before;
+    assert!(asked <= 2, "{asked} publishes were attempted for 5 writes");
+
+    s.queue.hang.store(false, Ordering::SeqCst);
+    let mut ids = received(&s.queue, 5).await;
+    ids.sort();
+    assert_eq!(ids, ["late-0", "late-1", "late-2", "late-3", "late-4"]);
+    // Back up: a write is published again, not spilled.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while s.shipper.spilled_bytes().await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never replayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let spilled_before = s.metrics.encode();
+    s.shipper
+        .ship_durable("logs.user_activity.test", "after", Bytes::from("{}"))
+        .await
+        .unwrap();
+    assert_eq!(received(&s.queue, 1).await.len(), 1);
+    assert_eq!(
+        spilled_before
+            .lines()
+            .find(|l| l.starts_with("vivesphere_log_events_spilled_total")),
+        s.metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with("vivesphere_log_events_spilled_total"))
     );
     s.shutdown.cancel();
 }
