@@ -213,7 +213,8 @@ impl Inner {
         let was_down = self
             .queue_down
             .swap(!took, std::sync::atomic::Ordering::Relaxed);
-        if was_down != !took {
+        // A change of what is known: down → up, or up → down.
+        if was_down == took {
             match took {
                 true => tracing::info!("the queue takes events again"),
                 false => tracing::warn!("the queue does not take events; they wait on disk"),
