@@ -654,6 +654,8 @@ mod tests {
     /// Every key the launcher sets is a setting of the typed configuration, so a renamed
     /// setting fails here rather than being silently ignored by a process.
     fn unstarted(data_dir: &Path, initial_admin_password: Option<&str>) -> LocalCluster {
+        // The HTTP client needs TLS's crypto provider, whichever test runs first.
+        platform::install_crypto_provider();
         LocalCluster {
             options: ClusterOptions {
                 binary: PathBuf::from("vivesphere"),
