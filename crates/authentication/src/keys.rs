@@ -1,8 +1,10 @@
-//! Signing keys: Ed25519 pairs whose private halves are sealed at rest. The newest unretired
-//! key signs; retired keys stay in the JWKS until every token they signed has expired.
+//! Signing keys: Ed25519 pairs whose private halves are sealed at rest. Publish before sign:
+//! a rotated key is in the JWKS a lead time before it signs (the first key of a new store
+//! signs at once); the key it replaces signs until then, and stays in the JWKS until every
+//! token it signed has expired.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use base64::Engine;
@@ -34,7 +36,10 @@ pub struct KeyStore {
     /// Seconds a retired key stays published: long enough for every token it signed
     /// (including on replicas that had not yet noticed the rotation) to expire.
     publish_after_retirement: i64,
-    active: RwLock<Option<(SigningKey, Instant)>>,
+    /// Seconds a rotated key is published before it signs.
+    lead: i64,
+    /// The signing key and when (platform clock, ms) it was loaded.
+    active: RwLock<Option<(SigningKey, i64)>>,
     clock: platform::Clock,
 }
 
@@ -43,17 +48,19 @@ fn sealing_context(kid: &str) -> String {
 }
 
 impl KeyStore {
-    /// `longest_token` is the longest lifetime of a token signed here, leeway included.
+    /// `longest_token` is the longest lifetime of a token signed here, leeway included;
+    /// `lead` how long a rotated key is published before it signs.
     pub fn new(
         db: Database,
         sealer: Arc<Sealer>,
-        longest_token: i64,
+        (longest_token, lead): (i64, i64),
         clock: platform::Clock,
     ) -> Self {
         Self {
             db,
             sealer,
             publish_after_retirement: longest_token + KEY_CACHE.as_secs() as i64,
+            lead,
             active: RwLock::new(None),
             clock,
         }
@@ -64,14 +71,15 @@ impl KeyStore {
         if let Some(key) = self.load_active().await? {
             return Ok(key);
         }
-        self.rotate().await
+        Ok(self.rotate().await?.0)
     }
 
     /// The key that signs now (reloaded from the database, so a rotation done by another
     /// replica or by `vivesphere auth rotate-keys` is picked up).
     pub async fn active(&self) -> anyhow::Result<SigningKey> {
+        let now = self.clock.now_millis();
         if let Some((key, loaded)) = self.active.read().expect("key lock").clone()
-            && loaded.elapsed() < KEY_CACHE
+            && now - loaded < KEY_CACHE.as_millis() as i64
         {
             return Ok(key);
         }
@@ -79,7 +87,8 @@ impl KeyStore {
     }
 
     async fn load_active(&self) -> anyhow::Result<Option<SigningKey>> {
-        let Some((kid, sealed)) = store::keys::active(&self.db).await? else {
+        let now = self.clock.unix_seconds();
+        let Some((kid, sealed)) = store::keys::active(&self.db, now).await? else {
             return Ok(None);
         };
         let pkcs8 = self
@@ -90,13 +99,14 @@ impl KeyStore {
             kid,
             encoding: EncodingKey::from_ed_der(&pkcs8),
         };
-        *self.active.write().expect("key lock") = Some((key.clone(), Instant::now()));
+        *self.active.write().expect("key lock") = Some((key.clone(), self.clock.now_millis()));
         Ok(Some(key))
     }
 
-    /// Starts a new signing key and retires the previous ones (which stay published until
-    /// their tokens expire).
-    pub async fn rotate(&self) -> anyhow::Result<SigningKey> {
+    /// Adds the next signing key: published now, signing after the lead time (at once when
+    /// no key signs yet); the one it replaces signs until then and stays published until
+    /// its tokens expire. Returns the new key and when it starts signing (Unix seconds).
+    pub async fn rotate(&self) -> anyhow::Result<(SigningKey, i64)> {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| anyhow::anyhow!("Ed25519 key generation failed"))?;
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
@@ -104,14 +114,18 @@ impl KeyStore {
         let kid = self.clock.uuid_v7().to_string();
         let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         let sealed = self.sealer.seal(pkcs8.as_ref(), &sealing_context(&kid));
-        store::keys::replace_active(&self.db, &kid, &sealed, &public, self.clock.unix_seconds())
-            .await?;
+        let now = self.clock.unix_seconds();
+        let signing_now = store::keys::active(&self.db, now).await?.is_some();
+        let signs_from = if signing_now { now + self.lead } else { now };
+        store::keys::add_next(&self.db, (&kid, &sealed, &public), now, signs_from).await?;
         let key = SigningKey {
             kid,
             encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
         };
-        *self.active.write().expect("key lock") = Some((key.clone(), Instant::now()));
-        Ok(key)
+        if !signing_now {
+            *self.active.write().expect("key lock") = Some((key.clone(), self.clock.now_millis()));
+        }
+        Ok((key, signs_from))
     }
 
     /// The published keys: the active one and those retired recently enough that tokens

@@ -47,6 +47,11 @@ const STEPS: &[MigrationStep] = &[
         description: "user team",
         sql: include_str!("../migrations/0002_user_team.sql"),
     },
+    MigrationStep {
+        version: 3,
+        description: "signing key lead",
+        sql: include_str!("../migrations/0003_signing_key_lead.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {
@@ -162,14 +167,17 @@ fn key_store(
     Arc::new(KeyStore::new(
         db.clone(),
         sealer,
-        (longest_token + ctx.platform.auth.leeway) as i64,
+        (
+            (longest_token + ctx.platform.auth.leeway) as i64,
+            settings.signing_key_lead_seconds as i64,
+        ),
         ctx.clock.clone(),
     ))
 }
 
 /// `vivesphere auth rotate-keys`: a new signing key; the old ones stay published until the
 /// tokens they signed expire. Returns the new key id.
-pub async fn rotate_keys(ctx: &TargetContext) -> anyhow::Result<String> {
+pub async fn rotate_keys(ctx: &TargetContext) -> anyhow::Result<(String, i64)> {
     let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
     let db = ctx
         .database
@@ -178,7 +186,8 @@ pub async fn rotate_keys(ctx: &TargetContext) -> anyhow::Result<String> {
     let sealer = Arc::new(sealer(&settings, ctx.config.profile())?);
     let keys = key_store(&db, sealer, &settings, ctx);
     keys.ensure_key().await?;
-    Ok(keys.rotate().await?.kid)
+    let (key, signs_from) = keys.rotate().await?;
+    Ok((key.kid, signs_from))
 }
 
 /// The service's state over its database: settings, signing keys, roles, the verifier.

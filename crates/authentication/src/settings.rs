@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     /// Lifetime of a user access token.
     pub access_token_ttl: u64,
+    /// A rotated signing key is published this long before it signs, so every verifier and
+    /// every copy of the keys (Kong's) has it first; longer than their key refresh.
+    pub signing_key_lead_seconds: u64,
     /// Lifetime of the token that the password step gives an MFA user.
     pub mfa_token_ttl: u64,
     /// A session ends after this long without a refresh.
@@ -135,6 +138,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             access_token_ttl: 900,
+            signing_key_lead_seconds: 600,
             mfa_token_ttl: 300,
             session_idle_timeout: 1800,
             session_absolute_timeout: 12 * 3600,

@@ -305,7 +305,8 @@ async fn on_authentication<T>(
 }
 
 /// `vivesphere auth rotate-keys`: starts a new signing key. Returns its key id.
-pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<String> {
+/// Returns the new key's id and when it starts signing (Unix seconds).
+pub async fn rotate_signing_keys(options: &AppOptions) -> anyhow::Result<(String, i64)> {
     on_authentication(options, async |ctx| authentication::rotate_keys(ctx).await).await
 }
 

@@ -280,9 +280,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Auth {
             command: AuthCommand::RotateKeys,
         } => {
-            let kid = rotate_signing_keys(&options(None)).await?;
+            let (kid, signs_from) = rotate_signing_keys(&options(None)).await?;
             println!(
-                "new signing key {kid}; previous keys stay published until their tokens expire"
+                "new signing key {kid}: published now, signing from {}; the key it replaces signs until then and stays published until its tokens expire",
+                platform::time_fmt::rfc3339_from_unix(signs_from)
             );
             Ok(())
         }

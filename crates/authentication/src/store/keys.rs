@@ -1,50 +1,55 @@
-//! Signing keys: the private half sealed, the public half base64url; `retired_at` set when
-//! a newer key took over.
+//! Signing keys: the private half sealed, the public half base64url; `signs_from` when a key
+//! starts signing (a lead time after it is published), `retired_at` when the next one does.
 
 use platform::db::Database;
 use sqlx::Row;
 
-/// The newest key not retired: its id and sealed private half.
-pub async fn active(db: &Database) -> anyhow::Result<Option<(String, String)>> {
+/// The key that signs at `now` (Unix seconds): the latest whose time to sign has come and
+/// that is not retired yet; its id and sealed private half.
+pub async fn active(db: &Database, now: i64) -> anyhow::Result<Option<(String, String)>> {
     let row = sqlx::query(
-        "SELECT kid, private_key_sealed FROM signing_keys WHERE retired_at IS NULL \
-         ORDER BY created_at DESC, kid DESC LIMIT 1",
+        "SELECT kid, private_key_sealed FROM signing_keys WHERE signs_from <= $1 \
+         AND (retired_at IS NULL OR retired_at > $1) ORDER BY signs_from DESC, kid DESC LIMIT 1",
     )
+    .bind(now)
     .fetch_optional(db.pool())
     .await?;
     row.map(|row| Ok((row.try_get("kid")?, row.try_get("private_key_sealed")?)))
         .transpose()
 }
 
-/// Retires every key and adds the new one, in one transaction.
-pub async fn replace_active(
+/// A new key, published from `now` and signing from `signs_from`; every key still signing
+/// (or due to) then retires at `signs_from`. One transaction.
+pub async fn add_next(
     db: &Database,
-    kid: &str,
-    private_key_sealed: &str,
-    public_key: &str,
+    (kid, private_key_sealed, public_key): (&str, &str, &str),
     now: i64,
+    signs_from: i64,
 ) -> anyhow::Result<()> {
     let mut tx = db.pool().begin().await?;
-    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
-        "INSERT INTO signing_keys (kid, private_key_sealed, public_key, created_at) \
-         VALUES ($1, $2, $3, $4)",
+        "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1",
+    )
+    .bind(signs_from)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, private_key_sealed, public_key, created_at, signs_from) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(kid)
     .bind(private_key_sealed)
     .bind(public_key)
     .bind(now)
+    .bind(signs_from)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Ids and public halves of the active key and of those retired after `retired_after`,
-/// newest first.
+/// Ids and public halves of every key not yet retired (one waiting to sign included) and of
+/// those retired after `retired_after`, newest first.
 pub async fn published(db: &Database, retired_after: i64) -> anyhow::Result<Vec<(String, String)>> {
     let rows = sqlx::query(
         "SELECT kid, public_key FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 \

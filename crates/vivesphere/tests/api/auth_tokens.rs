@@ -180,7 +180,7 @@ async fn rotated_keys_stay_published_so_issued_tokens_stay_valid() {
         .as_deref()
         .map(|url| ("VIVESPHERE_DATABASE__URL", url));
     let options = crate::helpers::options(&app.data_dir, None, url_env.as_slice());
-    let kid = vivesphere::app::rotate_signing_keys(&options)
+    let (kid, _) = vivesphere::app::rotate_signing_keys(&options)
         .await
         .unwrap();
     let jwks: Value = app
@@ -203,4 +203,30 @@ async fn rotated_keys_stay_published_so_issued_tokens_stay_valid() {
         assert!(key.get("d").is_none(), "no private part is ever published");
     }
     assert_eq!(validate(&app, &before).await, StatusCode::OK);
+
+    // Publish before sign: until the lead time (authentication.signing_key_lead_seconds,
+    // 600 s) has passed, new tokens are still signed by the old key, which every verifier
+    // already has; then by the new one, which they have had for as long.
+    let old_kid = kid_of(&before);
+    assert_ne!(old_kid, kid);
+    assert_eq!(kid_of(&admin_token(&app).await), old_kid);
+    app.clock.advance(std::time::Duration::from_secs(600 + 61));
+    let after = admin_token(&app).await;
+    assert_eq!(kid_of(&after), kid);
+    assert_eq!(validate(&app, &after).await, StatusCode::OK);
+    assert_eq!(
+        validate(&app, &before).await,
+        StatusCode::OK,
+        "old tokens live on"
+    );
+}
+
+/// The `kid` in a token's header.
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header = URL_SAFE_NO_PAD.decode(header).unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
