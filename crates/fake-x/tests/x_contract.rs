@@ -593,10 +593,14 @@ async fn the_usage_endpoint_reports_the_projects_cap_to_the_app() {
         )
         .await;
     let body: Value = daily.json().await.unwrap();
+    // The last two UTC days of the fake's clock (set by this test), oldest first.
+    let day = |back: i64| {
+        let date = (x.clock.now() - time::Duration::days(back)).date();
+        format!("{date}T00:00:00.000Z")
+    };
     assert_eq!(
         body["data"]["daily_project_usage"]["usage"],
-        json!([{"date": "2031-03-13T00:00:00.000Z", "usage": "0"},
-            {"date": "2031-03-14T00:00:00.000Z", "usage": "2"}])
+        json!([{"date": day(1), "usage": "0"}, {"date": day(0), "usage": "2"}])
     );
     // The third call in the window is X's 429.
     let limited = x.get(&app, "/2/usage/tweets").await;

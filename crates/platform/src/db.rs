@@ -90,15 +90,12 @@ impl Database {
             .acquire_timeout(connect_timeout);
         match &settings.url {
             Some(url) => {
-                let schema = settings
-                    .schema
-                    .clone()
-                    .unwrap_or_else(|| service.replace('-', "_"));
+                let schema = settings.schema_for(service);
                 validate_schema(&schema)?;
                 Self::connect_postgres(url.expose(), &schema, options, connect_timeout).await
             }
             None => {
-                let path = settings.path.replace("{service}", service);
+                let path = settings.sqlite_path(service);
                 Self::connect_sqlite(Path::new(&path), options).await
             }
         }

@@ -104,13 +104,13 @@ impl Layout {
         })
     }
 
+    /// Where the service keeps its data, as `Database::connect` finds it.
     fn sqlite_file(&self, service: &TargetConfig) -> PathBuf {
         PathBuf::from(
             service
                 .platform
                 .database
-                .path
-                .replace("{service}", service.info.config_section),
+                .sqlite_path(service.info.config_section),
         )
     }
 
@@ -118,9 +118,7 @@ impl Layout {
         service
             .platform
             .database
-            .schema
-            .clone()
-            .unwrap_or_else(|| service.info.config_section.replace('-', "_"))
+            .schema_for(service.info.config_section)
     }
 
     /// The newest migration this binary knows for `service`.

@@ -98,6 +98,20 @@ pub struct DatabaseSettings {
     pub connect_timeout: u64,
 }
 
+impl DatabaseSettings {
+    /// The SQLite file `service` keeps its data in.
+    pub fn sqlite_path(&self, service: &str) -> String {
+        self.path.replace("{service}", service)
+    }
+
+    /// The PostgreSQL schema `service` owns: `schema`, else its name with `_` for `-`.
+    pub fn schema_for(&self, service: &str) -> String {
+        self.schema
+            .clone()
+            .unwrap_or_else(|| service.replace('-', "_"))
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {

@@ -362,25 +362,26 @@ fn migrate_creates_each_services_database() {
     assert_eq!(text.lines().count(), 5, "{text}");
 }
 
+/// The command's stdout, after asserting it succeeded (its stderr otherwise).
+fn succeeded(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// `vivesphere backup` and `restore` as commands: the files, the manifest, what is kept
 /// apart; a restore refuses a directory that is not empty and fills an empty one.
 #[test]
 fn backup_and_restore_commands_round_trip_a_data_directory() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(vivesphere(&dir).arg("migrate").status().unwrap().success());
+    succeeded(vivesphere(&dir).arg("migrate"));
     let backups = tempfile::tempdir().unwrap();
     let out = backups.path().join("b");
-    let taken = vivesphere(&dir)
-        .args(["backup", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        taken.status.success(),
-        "{}",
-        String::from_utf8_lossy(&taken.stderr)
-    );
-    let text = String::from_utf8(taken.stdout).unwrap();
+    let text = succeeded(vivesphere(&dir).args(["backup", "--out"]).arg(&out));
     assert!(text.contains("bot_manager: bot_manager.db"), "{text}");
     assert!(text.contains("keep apart"), "{text}");
     assert!(out.join("manifest.json").exists());
@@ -391,22 +392,10 @@ fn backup_and_restore_commands_round_trip_a_data_directory() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("is not empty"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("is not empty"), "{why}");
     let fresh = tempfile::tempdir().unwrap();
-    let restored = vivesphere(&fresh)
-        .args(["restore", "--from"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        restored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
+    succeeded(vivesphere(&fresh).args(["restore", "--from"]).arg(&out));
     for file in [
         "authentication",
         "bot_manager",
