@@ -25,8 +25,10 @@ pub struct SigningKey {
     pub encoding: EncodingKey,
 }
 
-/// How long a replica signs with its cached key before looking for a newer one, so a
-/// rotation by another replica or by the CLI reaches it.
+/// How long a replica signs with its cached key at most before looking for a newer one, so
+/// a rotation by another replica or by the CLI reaches it; shorter when the lead time is
+/// (half of it), so every replica learns when the next key signs before that comes, and
+/// switches to it then (the cached key is dropped at its retirement).
 pub const KEY_CACHE: Duration = Duration::from_secs(60);
 
 /// The signing keys in the service's database.
@@ -38,8 +40,11 @@ pub struct KeyStore {
     publish_after_retirement: i64,
     /// Seconds a rotated key is published before it signs.
     lead: i64,
-    /// The signing key and when (platform clock, ms) it was loaded.
+    /// The signing key and until when (platform clock, ms) it may be used without looking
+    /// again.
     active: RwLock<Option<(SigningKey, i64)>>,
+    /// How long a loaded key is used before looking for a newer one (ms).
+    cache_ms: i64,
     clock: platform::Clock,
 }
 
@@ -62,6 +67,9 @@ impl KeyStore {
             publish_after_retirement: longest_token + KEY_CACHE.as_secs() as i64,
             lead,
             active: RwLock::new(None),
+            cache_ms: (KEY_CACHE.as_millis() as i64)
+                .min(lead * 1000 / 2)
+                .max(1000),
             clock,
         }
     }
@@ -78,8 +86,8 @@ impl KeyStore {
     /// replica or by `vivesphere auth rotate-keys` is picked up).
     pub async fn active(&self) -> anyhow::Result<SigningKey> {
         let now = self.clock.now_millis();
-        if let Some((key, loaded)) = self.active.read().expect("key lock").clone()
-            && now - loaded < KEY_CACHE.as_millis() as i64
+        if let Some((key, fresh_until)) = self.active.read().expect("key lock").clone()
+            && now < fresh_until
         {
             return Ok(key);
         }
@@ -88,18 +96,22 @@ impl KeyStore {
 
     async fn load_active(&self) -> anyhow::Result<Option<SigningKey>> {
         let now = self.clock.unix_seconds();
-        let Some((kid, sealed)) = store::keys::active(&self.db, now).await? else {
+        let Some(active) = store::keys::active(&self.db, now).await? else {
             return Ok(None);
         };
         let pkcs8 = self
             .sealer
-            .open(&sealed, &sealing_context(&kid))
+            .open(&active.private_key_sealed, &sealing_context(&active.kid))
             .context("cannot open the signing key: is authentication.encryption_key the one it was sealed with?")?;
         let key = SigningKey {
-            kid,
+            kid: active.kid,
             encoding: EncodingKey::from_ed_der(&pkcs8),
         };
-        *self.active.write().expect("key lock") = Some((key.clone(), self.clock.now_millis()));
+        let mut fresh_until = self.clock.now_millis() + self.cache_ms;
+        if let Some(retires_at) = active.retires_at {
+            fresh_until = fresh_until.min(retires_at * 1000);
+        }
+        *self.active.write().expect("key lock") = Some((key.clone(), fresh_until));
         Ok(Some(key))
     }
 
@@ -123,7 +135,8 @@ impl KeyStore {
             encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
         };
         if !signing_now {
-            *self.active.write().expect("key lock") = Some((key.clone(), self.clock.now_millis()));
+            *self.active.write().expect("key lock") =
+                Some((key.clone(), self.clock.now_millis() + self.cache_ms));
         }
         Ok((key, signs_from))
     }

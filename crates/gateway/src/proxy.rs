@@ -2,6 +2,9 @@
 //! healthy upstream, stream the request there and the answer back. The body is never
 //! buffered; the request id goes along; failures answer in the standard error shape —
 //! 502 when the upstream cannot be reached, 503 when none is healthy, 504 when it is late.
+//! A request without a body whose upstream refused the connection (so it never arrived) goes
+//! to the next healthy one, as Kong retries: a replica that just died costs its callers
+//! nothing before the next health check notices.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -107,33 +110,63 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
         Ok(admitted) => admitted,
         Err(refusal) => return refusal,
     };
-    let upstream = match pick_upstream(&proxy, route) {
-        Ok(upstream) => upstream,
-        Err(refusal) => return refusal.into_response(),
+    // A body is streamed, so only a request without one can be sent again.
+    let mut retries = match has_body(&parts.headers) {
+        true => 0,
+        false => proxy
+            .pools
+            .get(route.service)
+            .map_or(0, |pool| pool.upstreams.len() - 1),
     };
-    let outgoing = forward_request(&proxy, &upstream, &parts, body);
-    let started = Instant::now();
-    let result = outgoing.send().await;
-    proxy
-        .metrics
-        .duration
-        .get_or_create(&ServiceLabels {
-            service: route.service.to_string(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    let status = result.as_ref().map_or(0, |answer| answer.status().as_u16());
-    proxy
-        .metrics
-        .requests
-        .get_or_create(&ProxiedLabels {
-            service: route.service.to_string(),
-            upstream: upstream.url.clone(),
-            status,
-        })
-        .inc();
-    match result {
-        Ok(answer) => stream_back(answer),
-        Err(err) => upstream_failure(&proxy, route, &upstream, &err).into_response(),
+    let mut body = Some(body);
+    loop {
+        let upstream = match pick_upstream(&proxy, route) {
+            Ok(upstream) => upstream,
+            Err(refusal) => return refusal.into_response(),
+        };
+        let outgoing = forward_request(&proxy, &upstream, &parts, body.take().unwrap_or_default());
+        let started = Instant::now();
+        let result = outgoing.send().await;
+        proxy
+            .metrics
+            .duration
+            .get_or_create(&ServiceLabels {
+                service: route.service.to_string(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        let status = result.as_ref().map_or(0, |answer| answer.status().as_u16());
+        proxy
+            .metrics
+            .requests
+            .get_or_create(&ProxiedLabels {
+                service: route.service.to_string(),
+                upstream: upstream.url.clone(),
+                status,
+            })
+            .inc();
+        match result {
+            Ok(answer) => return stream_back(answer),
+            Err(err) if err.is_connect() && retries > 0 => {
+                retries -= 1;
+                upstream.mark(false);
+                tracing::warn!(service = route.service, upstream = upstream.url, error = %err, "upstream refused the connection; trying the next");
+            }
+            Err(err) => {
+                return upstream_failure(&proxy, route, &upstream, &err).into_response();
+            }
+        }
+    }
+}
+
+/// Whether the request carries a body (a length above zero, or chunked).
+fn has_body(headers: &HeaderMap) -> bool {
+    let length = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match length {
+        Some(length) => length > 0,
+        None => headers.contains_key(axum::http::header::TRANSFER_ENCODING),
     }
 }
 

@@ -1,7 +1,9 @@
 //! `vivesphere local-cluster`: the topology of the Kubernetes manifests as processes on one
 //! machine. Every service runs as its own `vivesphere serve --target` process — two
 //! replicas each of the Authentication service and the Bot Manager, as the HPA's minimum —
-//! with the gateway in front, on PostgreSQL (a schema per service) and NATS JetStream.
+//! with the gateway in front, on PostgreSQL (a schema per service) and NATS JetStream:
+//! a NATS server given by URL, or (`--nats-nodes 3`) its own nats-servers clustered on
+//! loopback, as the staging and production manifests run them, every stream kept on each.
 //!
 //! The gateway is also what a Kubernetes Service is to the other services: they reach the
 //! replicated Authentication service through it. The shared secrets a cluster mounts
@@ -124,7 +126,13 @@ pub struct ClusterOptions {
     pub data_dir: PathBuf,
     /// The PostgreSQL database every service keeps its schema in.
     pub database_url: String,
+    /// The NATS server to use when `nats_nodes` is 0.
     pub nats_url: String,
+    /// When above 0, this many private nats-servers (`nats_server`) are started under
+    /// `data_dir/nats/`, clustered when more than one, and every stream and durable consumer
+    /// keeps that many copies (`queue.stream_replicas`).
+    pub nats_nodes: usize,
+    pub nats_server: PathBuf,
     /// First token of every subject and stream (tests give each run its own).
     pub queue_namespace: String,
     /// The gateway's port on 127.0.0.1; 0 picks a free one.
@@ -140,13 +148,29 @@ pub struct ClusterOptions {
     pub ready_timeout: Duration,
 }
 
+/// What the nats-server processes of the cluster are called (`nats-1`, …) as members.
+pub const NATS_NODE: &str = "nats";
+
+/// What a member runs.
+#[derive(Debug, Clone)]
+enum Launch {
+    /// `vivesphere serve --target <target>`.
+    Service,
+    /// `nats-server` with these arguments.
+    NatsNode(Vec<String>),
+}
+
 /// One running (or stopped) process of the cluster.
 pub struct Member {
-    /// `authentication-1`, `bot-manager-2`, `gateway`, …
+    /// `authentication-1`, `bot-manager-2`, `gateway`, `nats-1`, …
     pub name: String,
+    /// The service's target, or [`NATS_NODE`].
     pub target: &'static str,
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (a NATS node's client URL, `nats://127.0.0.1:<port>`).
     pub url: String,
+    /// What answers 200 once the process can serve (a NATS node's on its monitoring port).
+    pub ready_url: String,
+    launch: Launch,
     env: Vec<(String, String)>,
     port: u16,
     child: Option<Child>,
@@ -183,10 +207,21 @@ pub struct LocalCluster {
 }
 
 /// A free port on 127.0.0.1 (released at once; the process binds it moments later).
+/// Never the same port twice in one process: two calls in a row may otherwise get the same
+/// one back (it was released), and two members planned on one port would have one of them
+/// answering for the other.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port that was not given out already")
 }
 
 /// Writes a secret only the owner can read, unless the file exists: keys must outlive a
@@ -235,25 +270,23 @@ impl LocalCluster {
 
     async fn start_all(&mut self) -> anyhow::Result<()> {
         let secrets = self.prepare_data_dir()?;
+        let queue_url = self.plan_nats_nodes()?;
         let gateway_port = match self.options.gateway_port {
             0 => free_port()?,
             port => port,
         };
         let planned = plan()?;
-        let common = self.common_settings(&secrets, &planned);
+        let common = self.common_settings(&secrets, &planned, &queue_url);
         // The replicated Authentication service is reached through the gateway, as a
         // Kubernetes Service would spread the calls; it itself answers its own. The
-        // Configuration service starts before the gateway, so it asks the first replica.
+        // Configuration service starts before the gateway, so it asks the replicas in turn.
         let through_gateway = common.clone().with(
             "auth.authentication_url",
             format!("http://127.0.0.1:{gateway_port}"),
         );
-        let first_authentication = urls_of(&planned, authentication::NAME)
-            .next()
-            .expect("every target is planned");
         let configuration_settings = common
             .clone()
-            .with("auth.authentication_url", first_authentication);
+            .with("auth.authentication_url", authentication_replicas(&planned));
         for (index, process) in planned.iter().enumerate() {
             let settings = match process.target {
                 // The first process of all: nothing can answer its first read of the central
@@ -278,9 +311,101 @@ impl LocalCluster {
         self.start_in_order().await
     }
 
+    /// The private NATS nodes as members, each with its client, cluster and monitoring port
+    /// and its own store, routed to every other; the queue URL the services are given (every
+    /// node's, so a client starts on whichever answers), or `nats_url` without nodes.
+    fn plan_nats_nodes(&mut self) -> anyhow::Result<String> {
+        let nodes = self.options.nats_nodes;
+        if nodes == 0 {
+            return Ok(self.options.nats_url.clone());
+        }
+        anyhow::ensure!(
+            nodes <= 5,
+            "at most 5 NATS nodes (JetStream keeps at most 5 copies)"
+        );
+        let ports: Vec<(u16, u16, u16)> = (0..nodes)
+            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
+            .collect::<anyhow::Result<_>>()?;
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, cluster, _)| format!("nats://127.0.0.1:{cluster}"))
+            .collect();
+        for (index, (client, cluster, monitor)) in ports.iter().enumerate() {
+            let name = format!("{NATS_NODE}-{}", index + 1);
+            let store = self.options.data_dir.join("nats").join(&name);
+            std::fs::create_dir_all(&store)
+                .with_context(|| format!("cannot create {}", store.display()))?;
+            let mut args: Vec<String> = [
+                "--server_name",
+                &name,
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &client.to_string(),
+                "-m",
+                &monitor.to_string(),
+                "-js",
+                "-sd",
+                &store.display().to_string(),
+            ]
+            .map(str::to_string)
+            .into();
+            if nodes > 1 {
+                args.extend([
+                    "--cluster_name".to_string(),
+                    "vivesphere".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{cluster}"),
+                    "--routes".into(),
+                    routes.join(","),
+                ]);
+            }
+            self.members.push(Member {
+                url: format!("nats://127.0.0.1:{client}"),
+                // Without a JetStream meta leader (a cluster still forming) this is 503.
+                ready_url: format!("http://127.0.0.1:{monitor}/healthz"),
+                launch: Launch::NatsNode(args),
+                // A nats-server reads no VIVESPHERE_ settings.
+                env: Vec::new(),
+                ..self.member(name, NATS_NODE, *client, Settings::default())
+            });
+        }
+        Ok(self.queue_url())
+    }
+
+    /// The queue URL the services are given: every private NATS node's (so a client starts
+    /// on whichever answers), or the NATS server named by URL when there are none.
+    pub fn queue_url(&self) -> String {
+        let nodes: Vec<&str> = self
+            .members
+            .iter()
+            .filter(|m| m.target == NATS_NODE)
+            .map(|m| m.url.as_str())
+            .collect();
+        if nodes.is_empty() {
+            self.options.nats_url.clone()
+        } else {
+            nodes.join(",")
+        }
+    }
+
+    /// The private NATS nodes' names (none when the cluster uses a NATS server by URL).
+    pub fn nats_nodes(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.target == NATS_NODE)
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
     /// What every process is told: the database, the queue, the shared secrets, where the
     /// Configuration service and Secure Bot Data answer, and the options' extras.
-    fn common_settings(&self, secrets: &SharedSecrets, planned: &[Planned]) -> Settings {
+    fn common_settings(
+        &self,
+        secrets: &SharedSecrets,
+        planned: &[Planned],
+        queue_url: &str,
+    ) -> Settings {
         let first = |target| {
             urls_of(planned, target)
                 .next()
@@ -289,7 +414,8 @@ impl LocalCluster {
         let mut settings = Settings(vec![("ENV".into(), Profile::Development.as_str().into())]);
         settings.set("database.url", &self.options.database_url);
         settings.set("queue.kind", "nats");
-        settings.set("queue.url", &self.options.nats_url);
+        settings.set("queue.url", queue_url);
+        settings.set("queue.stream_replicas", self.options.nats_nodes.max(1));
         settings.set("queue.namespace", &self.options.queue_namespace);
         settings.set(
             "auth.service_secrets_dir",
@@ -320,14 +446,17 @@ impl LocalCluster {
         settings
     }
 
-    /// Each wave of [`start_waves`] started and ready before the next.
+    /// The NATS nodes first, then each wave of [`start_waves`], each started and ready
+    /// before the next.
     async fn start_in_order(&mut self) -> anyhow::Result<()> {
+        let nats = self.nats_nodes();
         let processes: Vec<(String, &str)> = self
             .members
             .iter()
+            .filter(|m| m.target != NATS_NODE)
             .map(|m| (m.name.clone(), m.target))
             .collect();
-        for wave in start_waves(&processes) {
+        for wave in std::iter::once(nats).chain(start_waves(&processes)) {
             for name in &wave {
                 self.spawn(name)?;
             }
@@ -351,6 +480,11 @@ impl LocalCluster {
         );
         Member {
             url: format!("http://127.0.0.1:{port}"),
+            ready_url: format!(
+                "http://127.0.0.1:{port}{}",
+                platform::http::health::READY_PATH
+            ),
+            launch: Launch::Service,
             name,
             target,
             env: settings.0,
@@ -434,11 +568,23 @@ impl LocalCluster {
             .append(true)
             .open(&log_path)
             .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let child = Command::new(&options.binary)
-            .arg("--config-dir")
-            .arg(&options.config_dir)
-            .args(["serve", "--target", member.target, "--listen"])
-            .arg(format!("127.0.0.1:{}", member.port))
+        let mut command = match &member.launch {
+            Launch::Service => {
+                let mut command = Command::new(&options.binary);
+                command
+                    .arg("--config-dir")
+                    .arg(&options.config_dir)
+                    .args(["serve", "--target", member.target, "--listen"])
+                    .arg(format!("127.0.0.1:{}", member.port));
+                command
+            }
+            Launch::NatsNode(args) => {
+                let mut command = Command::new(&options.nats_server);
+                command.args(args);
+                command
+            }
+        };
+        let child = command
             .envs(member.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -508,11 +654,7 @@ impl LocalCluster {
                 }
                 let ready = self
                     .http
-                    .get(format!(
-                        "{}{}",
-                        member.url,
-                        platform::http::health::READY_PATH
-                    ))
+                    .get(&member.ready_url)
                     .send()
                     .await
                     .is_ok_and(|response| response.status().is_success());
@@ -542,26 +684,36 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// SIGTERM to every process (the gateway first), a drain of up to `server.shutdown_timeout`
-    /// plus a margin each, then SIGKILL for any still running. Leaves nothing running.
+    /// SIGTERM to every service (the gateway first), a drain of up to
+    /// `server.shutdown_timeout` plus a margin each, then SIGKILL for any still running; the
+    /// private NATS nodes last, once nothing needs them to settle its work. Leaves nothing
+    /// running.
     pub async fn stop(&mut self) {
-        let mut order: Vec<usize> = (0..self.members.len()).collect();
-        order.sort_by_key(|&i| self.members[i].target != gateway::NAME);
-        for &i in &order {
-            if let Some(pid) = self.members[i].pid() {
-                // SAFETY: kill(2) with a pid this process spawned and still owns.
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        let services: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].target != NATS_NODE)
+            .collect();
+        let nats: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].target == NATS_NODE)
+            .collect();
+        for mut group in [services, nats] {
+            group.sort_by_key(|&i| self.members[i].target != gateway::NAME);
+            for &i in &group {
+                if let Some(pid) = self.members[i].pid() {
+                    // SAFETY: kill(2) with a pid this process spawned and still owns.
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                    }
                 }
             }
-        }
-        for member in &mut self.members {
-            member.restart_at = None;
-            if let Some(mut child) = member.child.take() {
-                let exited = tokio::time::timeout(Duration::from_secs(40), child.wait()).await;
-                if exited.is_err() {
-                    tracing::warn!(process = %member.name, "did not stop after SIGTERM; killing it");
-                    let _ = child.kill().await;
+            for &i in &group {
+                let member = &mut self.members[i];
+                member.restart_at = None;
+                if let Some(mut child) = member.child.take() {
+                    let exited = tokio::time::timeout(Duration::from_secs(40), child.wait()).await;
+                    if exited.is_err() {
+                        tracing::warn!(process = %member.name, "did not stop after SIGTERM; killing it");
+                        let _ = child.kill().await;
+                    }
                 }
             }
         }
@@ -578,13 +730,18 @@ impl Drop for LocalCluster {
     }
 }
 
-/// The gateway's: every service's replicas as its upstreams, and the keys read from an
-/// Authentication replica directly (it cannot ask itself while it starts).
+/// Every Authentication replica's URL, comma-separated: whoever reads keys or asks for a
+/// service token goes to whichever answers (`auth.authentication_url`).
+fn authentication_replicas(planned: &[Planned]) -> String {
+    urls_of(planned, authentication::NAME)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The gateway's: every service's replicas as its upstreams, and the keys read from the
+/// Authentication replicas directly (it cannot ask itself while it starts), any that answers.
 fn gateway_settings(mut settings: Settings, planned: &[Planned]) -> Settings {
-    let first_authentication = urls_of(planned, authentication::NAME)
-        .next()
-        .expect("the Authentication service is planned");
-    settings.set("auth.authentication_url", first_authentication);
+    settings.set("auth.authentication_url", authentication_replicas(planned));
     for (target, _) in topology() {
         let urls: Vec<String> = urls_of(planned, target).collect();
         let key = format!("gateway.upstreams.{}", target.replace('-', "_"));
@@ -663,6 +820,8 @@ mod tests {
                 data_dir: data_dir.to_path_buf(),
                 database_url: "postgres://db/x".into(),
                 nats_url: "nats://n:4222".into(),
+                nats_nodes: 0,
+                nats_server: PathBuf::from("nats-server"),
                 queue_namespace: "t".into(),
                 gateway_port: 0,
                 initial_admin_password: initial_admin_password.map(str::to_string),
@@ -774,7 +933,10 @@ mod tests {
             admin_password: PathBuf::from("/p"),
         };
         let planned = plan().unwrap();
-        let settings = gateway_settings(cluster.common_settings(&secrets, &planned), &planned);
+        let settings = gateway_settings(
+            cluster.common_settings(&secrets, &planned, "nats://n:4222"),
+            &planned,
+        );
         let member = cluster.member("x".into(), gateway::NAME, 1, settings);
         let defaults = registry::config_defaults();
         for (var, _) in member.env.iter().filter(|(var, _)| var != "ENV") {

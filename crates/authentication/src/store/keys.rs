@@ -4,18 +4,32 @@
 use platform::db::Database;
 use sqlx::Row;
 
+/// The key that signs at `now` (Unix seconds).
+pub struct ActiveKey {
+    pub kid: String,
+    pub private_key_sealed: String,
+    /// When the next key takes over (Unix seconds), once a rotation has set it.
+    pub retires_at: Option<i64>,
+}
+
 /// The key that signs at `now` (Unix seconds): the latest whose time to sign has come and
-/// that is not retired yet; its id and sealed private half.
-pub async fn active(db: &Database, now: i64) -> anyhow::Result<Option<(String, String)>> {
+/// that is not retired yet.
+pub async fn active(db: &Database, now: i64) -> anyhow::Result<Option<ActiveKey>> {
     let row = sqlx::query(
-        "SELECT kid, private_key_sealed FROM signing_keys WHERE signs_from <= $1 \
+        "SELECT kid, private_key_sealed, retired_at FROM signing_keys WHERE signs_from <= $1 \
          AND (retired_at IS NULL OR retired_at > $1) ORDER BY signs_from DESC, kid DESC LIMIT 1",
     )
     .bind(now)
     .fetch_optional(db.pool())
     .await?;
-    row.map(|row| Ok((row.try_get("kid")?, row.try_get("private_key_sealed")?)))
-        .transpose()
+    row.map(|row| {
+        Ok(ActiveKey {
+            kid: row.try_get("kid")?,
+            private_key_sealed: row.try_get("private_key_sealed")?,
+            retires_at: row.try_get("retired_at")?,
+        })
+    })
+    .transpose()
 }
 
 /// A new key, published from `now` and signing from `signs_from`; every key still signing

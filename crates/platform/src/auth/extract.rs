@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use super::{Claims, TokenVerifier};
+use super::{Claims, TokenError, TokenVerifier};
 use crate::http::error::{ApiError, ErrorCode};
 
 /// The bearer token of a request: the `Authorization: Bearer` header, or (only where
@@ -53,6 +53,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             Ok(claims) => {
                 tracing::Span::current().record("user_id", claims.sub.as_str());
                 Ok(Authenticated(claims))
+            }
+            // The token may well be valid: saying 401 would send the client to log in again
+            // for what is this service's trouble.
+            Err(err @ TokenError::KeysUnavailable(_)) => {
+                tracing::warn!(reason = %err, "token not checked");
+                Err(ApiError::new(
+                    ErrorCode::NotReady,
+                    "the access token cannot be checked right now; try again shortly",
+                )
+                .with_retry_after(1))
             }
             Err(err) => {
                 tracing::info!(reason = %err, "token refused");

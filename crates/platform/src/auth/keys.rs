@@ -31,39 +31,46 @@ pub trait KeySource: Send + Sync + 'static {
     async fn revocations(&self) -> anyhow::Result<Vec<Revocation>>;
 }
 
-/// The Authentication service's public endpoints.
+/// The Authentication service's public endpoints, at any of its replicas.
 pub struct HttpKeySource {
-    base_url: String,
+    replicas: super::Replicas,
     client: reqwest::Client,
 }
 
 impl HttpKeySource {
-    pub fn new(base_url: impl Into<String>) -> anyhow::Result<Self> {
+    /// `base_urls`: one base URL, or the replicas' comma-separated (see [`super::Replicas`]).
+    pub fn new(base_urls: &str) -> anyhow::Result<Self> {
         crate::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self {
-            base_url: base_url.into().trim_end_matches('/').to_string(),
+            replicas: super::Replicas::parse(base_urls)?,
             client,
         })
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let url = format!("{}{path}", self.base_url);
-        let response = self
-            .client
-            .get(&url)
-            .send()
+        self.replicas
+            .first_ok(|base| {
+                let url = format!("{base}{path}");
+                async move {
+                    let response = self
+                        .client
+                        .get(&url)
+                        .send()
+                        .await
+                        .with_context(|| format!("GET {url}"))?
+                        .error_for_status()
+                        .with_context(|| format!("GET {url}"))?;
+                    response
+                        .json()
+                        .await
+                        .with_context(|| format!("GET {url}: bad body"))
+                }
+            })
             .await
-            .with_context(|| format!("GET {url}"))?
-            .error_for_status()
-            .with_context(|| format!("GET {url}"))?;
-        response
-            .json()
-            .await
-            .with_context(|| format!("GET {url}: bad body"))
     }
 }
 

@@ -16,7 +16,7 @@ const RENEW_BEFORE: Duration = Duration::from_secs(30);
 /// A service's client credentials for calling one other service.
 pub struct ServiceTokens {
     http: reqwest::Client,
-    token_url: String,
+    authentication: super::Replicas,
     client_id: String,
     client_secret: Secret,
     audience: String,
@@ -32,7 +32,8 @@ struct TokenResponse {
 }
 
 impl ServiceTokens {
-    /// `audience` is the target name of the service to call (`logging`, `bot-manager`, …).
+    /// `audience` is the target name of the service to call (`logging`, `bot-manager`, …);
+    /// `authentication_url` one base URL or the replicas' (see [`super::Replicas`]).
     pub fn new(
         authentication_url: &str,
         client_id: impl Into<String>,
@@ -45,10 +46,7 @@ impl ServiceTokens {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
-            token_url: format!(
-                "{}/api/v1/auth/token",
-                authentication_url.trim_end_matches('/')
-            ),
+            authentication: super::Replicas::parse(authentication_url)?,
             client_id: client_id.into(),
             client_secret,
             audience: audience.into(),
@@ -72,22 +70,31 @@ impl ServiceTokens {
             ("client_secret", self.client_secret.expose()),
             ("audience", &self.audience),
         ]);
-        let response = self
-            .http
-            .post(&self.token_url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("POST {}", self.token_url))?;
-        if !response.status().is_success() {
-            anyhow::bail!(
-                "token request for {} refused: {}",
-                self.audience,
-                response.status()
-            );
-        }
-        let issued: TokenResponse = response.json().await.context("bad token response")?;
+        let issued: TokenResponse = self
+            .authentication
+            .first_ok(|base| {
+                let token_url = format!("{base}/api/v1/auth/token");
+                let body = body.clone();
+                async move {
+                    let response = self
+                        .http
+                        .post(&token_url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body)
+                        .send()
+                        .await
+                        .with_context(|| format!("POST {token_url}"))?;
+                    if !response.status().is_success() {
+                        anyhow::bail!(
+                            "token request for {} refused: {}",
+                            self.audience,
+                            response.status()
+                        );
+                    }
+                    response.json().await.context("bad token response")
+                }
+            })
+            .await?;
         let lifetime = Duration::from_secs(issued.expires_in);
         let renew_at = self.clock.now_millis()
             + lifetime

@@ -311,7 +311,7 @@ async fn a_revoked_token_is_refused_by_every_service_verifier_before_it_expires(
     // The verifier another service (here: bot-manager) runs, fed by the JWKS over HTTP and
     // by revocation events on the queue.
     let verifier = TokenVerifier::new(
-        Arc::new(HttpKeySource::new(app.url("")).unwrap()),
+        Arc::new(HttpKeySource::new(&app.url("")).unwrap()),
         &platform::config::AuthSettings::default(),
         "bot-manager",
         app.clock.clone(),
@@ -344,7 +344,7 @@ async fn a_revoked_token_is_refused_by_every_service_verifier_before_it_expires(
 
     // A verifier that starts later learns it from the revocation list.
     let late = TokenVerifier::new(
-        Arc::new(HttpKeySource::new(app.url("")).unwrap()),
+        Arc::new(HttpKeySource::new(&app.url("")).unwrap()),
         &platform::config::AuthSettings::default(),
         "logging",
         app.clock.clone(),
@@ -370,7 +370,7 @@ async fn services_get_reuse_and_present_client_credentials_tokens() {
     // The logging service's verifier accepts it; another service's does not.
     let verifier_for = |service: &str| {
         TokenVerifier::new(
-            Arc::new(HttpKeySource::new(app.url("")).unwrap()),
+            Arc::new(HttpKeySource::new(&app.url("")).unwrap()),
             &platform::config::AuthSettings::default(),
             service,
             app.clock.clone(),

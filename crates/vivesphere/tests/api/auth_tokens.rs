@@ -179,8 +179,10 @@ async fn rotated_keys_stay_published_so_issued_tokens_stay_valid() {
         .postgres_url
         .as_deref()
         .map(|url| ("VIVESPHERE_DATABASE__URL", url));
-    let options = crate::helpers::options(&app.data_dir, None, url_env.as_slice());
-    let (kid, _) = vivesphere::app::rotate_signing_keys(&options)
+    let mut options = crate::helpers::options(&app.data_dir, None, url_env.as_slice());
+    // The command runs at the app's time.
+    options.clock = app.clock.clone();
+    let (kid, signs_from) = vivesphere::app::rotate_signing_keys(&options)
         .await
         .unwrap();
     let jwks: Value = app
@@ -210,7 +212,17 @@ async fn rotated_keys_stay_published_so_issued_tokens_stay_valid() {
     let old_kid = kid_of(&before);
     assert_ne!(old_kid, kid);
     assert_eq!(kid_of(&admin_token(&app).await), old_kid);
-    app.clock.advance(std::time::Duration::from_secs(600 + 61));
+    assert!(signs_from >= app.clock.unix_seconds() + 599, "{signs_from}");
+    // Within a minute the replica looks again and learns when the next key takes over…
+    app.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(kid_of(&admin_token(&app).await), old_kid);
+    // (the app's clock also moves on with real time: a few seconds of margin for a login)
+    let until =
+        |at: i64| std::time::Duration::from_secs((at - app.clock.unix_seconds()).max(0) as u64);
+    app.clock.advance(until(signs_from - 3));
+    assert_eq!(kid_of(&admin_token(&app).await), old_kid);
+    // …and switches then.
+    app.clock.advance(until(signs_from));
     let after = admin_token(&app).await;
     assert_eq!(kid_of(&after), kid);
     assert_eq!(validate(&app, &after).await, StatusCode::OK);

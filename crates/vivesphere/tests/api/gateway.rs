@@ -385,6 +385,83 @@ async fn unreachable_down_and_slow_upstreams_answer_502_503_504() {
     );
 }
 
+/// A replica that died between health checks refuses connections: a request without a body
+/// goes on to a live one (it never arrived), one with a body is not sent twice but answered
+/// 502, and either way the dead replica is skipped from then on.
+#[tokio::test]
+async fn a_request_refused_by_a_dead_replica_goes_to_the_next_when_it_has_no_body() {
+    let services = spawn_app().await;
+    let (live_url, live) = fake_upstream("live").await;
+    // The health checks run every 100 ms; a long interval keeps the dead one "healthy"
+    // until a request finds out.
+    let gw = gateway(
+        &services,
+        &[("configuration", vec![closed_port_url(), live_url])],
+        &[("VIVESPHERE_GATEWAY__HEALTH_INTERVAL_MS", "600000")],
+    )
+    .await;
+    for _ in 0..4 {
+        let response = get(&gw, "/api/v1/config/openapi.json", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["upstream"], "live");
+    }
+    assert_eq!(live.seen.lock().unwrap().len(), 4);
+
+    let gw = gateway(
+        &services,
+        &[(
+            "configuration",
+            vec![closed_port_url(), fake_upstream("b").await.0],
+        )],
+        &[("VIVESPHERE_GATEWAY__HEALTH_INTERVAL_MS", "600000")],
+    )
+    .await;
+    let admin = admin_token(&services).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = gw
+            .client
+            .post(gw.url("/api/v1/config/echo"))
+            .bearer_auth(&admin)
+            .json(&json!({"a": 1}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    // The first went to the dead replica and is not sent twice; then only the live one.
+    assert_eq!(statuses, [502, 200, 200]);
+}
+
+/// A verifier that cannot read the keys does not call a valid token invalid (a 401 sends the
+/// client to log in again for the server's trouble): 503 with Retry-After.
+#[tokio::test]
+async fn a_token_that_cannot_be_checked_for_want_of_keys_is_503_not_401() {
+    let services = spawn_app().await;
+    let admin = admin_token(&services).await;
+    let dead = closed_port_url();
+    let gw = gateway(
+        &services,
+        &[],
+        &[("VIVESPHERE_AUTH__AUTHENTICATION_URL", dead.as_str())],
+    )
+    .await;
+    let response = get(&gw, "/api/v1/bots/list", Some(&admin)).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (status, code) = error_code(response).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "NOT_READY")
+    );
+    let (status, code) = error_code(get(&gw, "/api/v1/bots/list", Some("not.a.jwt")).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+        "a malformed token is still refused as such"
+    );
+}
+
 #[tokio::test]
 async fn round_robin_skips_an_unhealthy_upstream_and_returns_to_it() {
     let services = spawn_app().await;
@@ -480,4 +557,103 @@ async fn the_kong_export_carries_the_current_public_keys() {
             .unwrap()
             .starts_with("-----BEGIN PUBLIC KEY-----")
     );
+}
+
+/// Beside Kong (the `kong-keys` container of the manifests), `export-kong --kong-admin-url`
+/// keeps a running DB-less Kong current: a rotated key is loaded through the Admin API
+/// (`POST /config`, the whole declarative configuration) within one interval — well inside
+/// the lead time before it signs — and the file Kong restarts from is the same; an unchanged
+/// configuration is not loaded again.
+#[tokio::test]
+async fn the_kong_key_sync_loads_a_rotated_key_into_a_running_kong() {
+    let services = spawn_app().await;
+    // A stand-in for Kong's Admin API that records every configuration loaded.
+    let loaded: Arc<Mutex<Vec<String>>> = Arc::default();
+    let router = Router::new()
+        .route(
+            "/config",
+            axum::routing::post(
+                |State(loaded): State<Arc<Mutex<Vec<String>>>>,
+                 axum::Json(body): axum::Json<Value>| async move {
+                    loaded
+                        .lock()
+                        .unwrap()
+                        .push(body["config"].as_str().unwrap().to_string());
+                    AxumStatus::CREATED
+                },
+            ),
+        )
+        .with_state(loaded.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kong.yaml");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let health: std::net::SocketAddr = format!(
+        "127.0.0.1:{}",
+        vivesphere::local_cluster::free_port().unwrap()
+    )
+    .parse()
+    .unwrap();
+    let export = vivesphere::kong::Export {
+        // A replica that is gone first: the keys come from the one that answers.
+        authentication_url: Some(format!("{},http://{}", closed_port_url(), services.addr)),
+        rate_limit_per_minute: 100,
+        output: Some(file.clone()),
+        kong_admin_url: Some(admin_url),
+        interval: Duration::from_millis(200),
+        health_listen: Some(health),
+    };
+    let syncing = {
+        let stop = stop.clone();
+        tokio::spawn(async move { vivesphere::kong::export(&export, stop).await })
+    };
+    let kids_loaded = |loaded: &Arc<Mutex<Vec<String>>>| -> Vec<usize> {
+        loaded
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|text| text.matches("BEGIN PUBLIC KEY").count())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while kids_loaded(&loaded).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing loaded into Kong"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Unchanged keys: nothing more is loaded.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(kids_loaded(&loaded), [1]);
+    for probe in ["/health/live", "/health/ready"] {
+        let response = reqwest::get(format!("http://{health}{probe}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{probe}");
+    }
+
+    let url_env = services
+        .postgres_url
+        .as_deref()
+        .map(|url| ("VIVESPHERE_DATABASE__URL", url));
+    let options = crate::helpers::options(&services.data_dir, None, url_env.as_slice());
+    vivesphere::app::rotate_signing_keys(&options)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while kids_loaded(&loaded).len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated key never reached Kong"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    syncing.await.unwrap().unwrap();
+    assert_eq!(kids_loaded(&loaded), [1, 2], "both keys, once");
+    let last = loaded.lock().unwrap().last().unwrap().clone();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), last);
 }

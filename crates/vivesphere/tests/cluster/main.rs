@@ -18,6 +18,9 @@ use vivesphere::local_cluster::{ClusterOptions, LocalCluster};
 mod common;
 mod e2e;
 mod faults;
+mod rotation;
+#[path = "../common/volume.rs"]
+mod volume;
 
 pub(crate) const ADMIN_PASSWORD: &str = "correct-horse-battery-staple-42";
 pub(crate) const PASSWORD: &str = "a-good-long-password-7";
@@ -28,6 +31,10 @@ pub struct Topology {
     pub cluster: LocalCluster,
     pub fake: Arc<FakeX>,
     pub http: reqwest::Client,
+    /// The PostgreSQL database the services keep their schemas in.
+    pub database_url: String,
+    /// The queue's namespace on the test NATS.
+    pub queue_namespace: String,
     _data: tempfile::TempDir,
     /// Dropped last: the database goes once every process has stopped.
     _postgres: Option<TestPostgres>,
@@ -43,19 +50,55 @@ pub(crate) fn backends_configured() -> bool {
 }
 
 pub(crate) async fn start() -> Option<Topology> {
-    start_on(None, None).await
+    start_on(Setup::default()).await
 }
 
 pub(crate) async fn start_with(nats_url: Option<String>) -> Option<Topology> {
-    start_on(None, nats_url).await
+    start_on(Setup {
+        nats_url,
+        ..Setup::default()
+    })
+    .await
+}
+
+/// What a test changes about the topology.
+#[derive(Default)]
+pub(crate) struct Setup {
+    /// A PostgreSQL server of the test's own, instead of a fresh test database.
+    pub database_url: Option<String>,
+    /// A NATS server of the test's own, instead of the test NATS.
+    pub nats_url: Option<String>,
+    /// Private nats-servers started by the cluster, instead of either.
+    pub nats_nodes: usize,
+    /// More settings for every process.
+    pub env: Vec<(&'static str, &'static str)>,
+}
+
+/// The nats-server binary, where Debian or a manual install puts it.
+pub(crate) fn nats_server_binary() -> Option<PathBuf> {
+    let found = [
+        "/usr/sbin/nats-server",
+        "/usr/local/bin/nats-server",
+        "/usr/bin/nats-server",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|path| path.exists());
+    if found.is_none() {
+        eprintln!("=== SKIPPED: no nats-server binary for private NATS servers");
+    }
+    found
 }
 
 /// The topology on the test PostgreSQL (a fresh database) and NATS (its own namespace), or
-/// on the servers at `database_url` / `nats_url`.
-pub(crate) async fn start_on(
-    database_url: Option<String>,
-    nats_url: Option<String>,
-) -> Option<Topology> {
+/// on what `setup` gives instead.
+pub(crate) async fn start_on(setup: Setup) -> Option<Topology> {
+    let Setup {
+        database_url,
+        nats_url,
+        nats_nodes,
+        env,
+    } = setup;
     let mut nats = nats_settings()?;
     if let Some(url) = nats_url {
         nats.url = url;
@@ -75,25 +118,34 @@ pub(crate) async fn start_on(
     let router = fake_x::router(fake.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let data = tempfile::tempdir().unwrap();
+    let stream_max_bytes = platform::testing::TEST_STREAM_MAX_BYTES.to_string();
     let fast = [
         ("VIVESPHERE_BOT_MANAGER__X_API__TIMEOUT_MS", "1500"),
         ("VIVESPHERE_BOT_MANAGER__EXECUTION__BACKOFF_BASE_MS", "50"),
         ("VIVESPHERE_BOT_MANAGER__EXECUTION__BACKOFF_MAX_MS", "200"),
         ("VIVESPHERE_BOT_MANAGER__EXECUTION__LEASE_SECONDS", "5"),
         ("VIVESPHERE_BOT_MANAGER__METRICS_INTERVAL_SECONDS", "0"),
+        // Streams a shared test NATS can reserve by the dozen.
+        (
+            "VIVESPHERE_QUEUE__STREAM_MAX_BYTES",
+            stream_max_bytes.as_str(),
+        ),
     ];
     let options = ClusterOptions {
         binary: PathBuf::from(env!("CARGO_BIN_EXE_vivesphere")),
         config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config"),
         data_dir: data.path().to_path_buf(),
-        database_url,
+        database_url: database_url.clone(),
         nats_url: nats.url.clone(),
+        nats_nodes,
+        nats_server: nats_server_binary().unwrap_or_else(|| "nats-server".into()),
         queue_namespace: nats.namespace.clone(),
         gateway_port: 0,
         initial_admin_password: Some(ADMIN_PASSWORD.into()),
         x_api_url: Some(fake_url),
         extra_env: fast
             .iter()
+            .chain(env.iter())
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         ready_timeout: Duration::from_secs(60),
@@ -105,6 +157,8 @@ pub(crate) async fn start_on(
         cluster,
         fake,
         http: reqwest::Client::new(),
+        database_url,
+        queue_namespace: nats.namespace.clone(),
         _data: data,
         _postgres: postgres,
     })

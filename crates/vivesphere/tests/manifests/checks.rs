@@ -357,6 +357,11 @@ pub fn binary_contract(docs: &[Value], targets: &[&str]) -> Vec<String> {
                 check_export_kong(&who, &args, &mut problems);
                 continue;
             }
+            if args.starts_with(&["gateway", "export-kong"]) {
+                check_export_kong(&who, &args, &mut problems);
+                check_kong_key_sync(&workload, &who, &args, &mut problems);
+                continue;
+            }
             match args.as_slice() {
                 ["serve", "--target", target] => {
                     if !targets.contains(target) {
@@ -443,6 +448,44 @@ fn check_export_kong(who: &str, args: &[&str], problems: &mut Vec<String>) {
     if url != Some(&authentication.as_str()) {
         problems.push(format!(
             "{who}: export-kong reads keys from {url:?}, the Authentication service is {authentication}"
+        ));
+    }
+}
+
+/// The container beside Kong that keeps its keys current loads them through the Admin API
+/// Kong listens on, on the pod's loopback only, and looks often enough that a rotated key is
+/// in Kong long before it signs.
+fn check_kong_key_sync(workload: &Workload, who: &str, args: &[&str], problems: &mut Vec<String>) {
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|arg| *arg == flag)
+            .and_then(|at| args.get(at + 1))
+            .copied()
+    };
+    let admin_listen = workload
+        .containers()
+        .filter(|(_, init)| !init)
+        .flat_map(|(container, _)| items(&container["env"]).to_vec())
+        .find(|env| env["name"] == "KONG_ADMIN_LISTEN")
+        .and_then(|env| env["value"].as_str().map(str::to_string));
+    let expected = admin_listen
+        .as_deref()
+        .filter(|listen| listen.starts_with("127.0.0.1:"))
+        .map(|listen| format!("http://{listen}"));
+    match (value_of("--kong-admin-url"), &expected) {
+        (Some(url), Some(expected)) if url == expected => {}
+        (url, _) => problems.push(format!(
+            "{who}: the key sync loads into {url:?}; Kong's Admin API listens on {admin_listen:?} (it must be the pod's loopback)"
+        )),
+    }
+    let lead = authentication::Settings::default().signing_key_lead_seconds;
+    let interval: u64 = value_of("--interval-seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    // Two rounds, and a failed one, fit in the lead time.
+    if interval * 3 > lead {
+        problems.push(format!(
+            "{who}: the key sync looks every {interval} s; a rotated key signs {lead} s after it is published"
         ));
     }
 }
@@ -857,4 +900,101 @@ pub fn served_targets(docs: &[Value]) -> BTreeMap<String, (Workload<'_>, Value)>
         }
     }
     served
+}
+
+/// The queue a service is pointed at can keep what it asks for: the NATS StatefulSet behind
+/// the queue URL's Service runs at least `queue.stream_replicas` servers, and its
+/// `max_file_store` holds what the streams reserve on each server (`reservation`: JetStream
+/// refuses a stream whose byte limit does not fit); a clustered one keeps every stream on
+/// each of them (fewer copies than servers would lose messages with one server), lists
+/// every one of its pods as a route and opens its cluster port on the headless Service.
+pub fn queue_cluster_problems(
+    docs: &[Value],
+    queue_host: &str,
+    (stream_replicas, reservation): (usize, u64),
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(service) = find(docs, "Service", queue_host) else {
+        return vec![format!("no Service {queue_host} for the queue")];
+    };
+    let selector = &service["spec"]["selector"];
+    let Some(nats) = crate::model::of_kind(docs, "StatefulSet").find(|s| {
+        crate::model::labels_match(selector, &s["spec"]["template"]["metadata"]["labels"])
+    }) else {
+        return vec![format!("Service {queue_host} selects no StatefulSet")];
+    };
+    let servers = nats["spec"]["replicas"].as_u64().unwrap_or(1) as usize;
+    let config_map = items(&nats["spec"]["template"]["spec"]["volumes"])
+        .iter()
+        .find_map(|v| v["configMap"]["name"].as_str())
+        .and_then(|name| find(docs, "ConfigMap", name));
+    let conf = config_map
+        .and_then(|c| c["data"]["nats.conf"].as_str())
+        .unwrap_or_default();
+    match max_file_store(conf) {
+        Some(store) if reservation <= store => {}
+        store => problems.push(format!(
+            "the streams reserve {reservation} bytes on each NATS server; its max_file_store is {store:?}"
+        )),
+    }
+    if stream_replicas > servers {
+        problems.push(format!(
+            "queue.stream_replicas is {stream_replicas}, and the NATS StatefulSet runs {servers} server(s): no stream can be created"
+        ));
+    }
+    if servers == 1 {
+        return problems;
+    }
+    if stream_replicas != servers {
+        problems.push(format!(
+            "queue.stream_replicas is {stream_replicas} on {servers} NATS servers: each stream must be on every server"
+        ));
+    }
+    let headless = nats["spec"]["serviceName"].as_str().unwrap_or_default();
+    for pod in 0..servers {
+        let route = format!("nats://{}-{pod}.{headless}:6222", name(nats));
+        if !conf.contains(&route) {
+            problems.push(format!("the NATS configuration has no route {route}"));
+        }
+    }
+    let cluster_port_open = find(docs, "Service", headless)
+        .is_some_and(|s| items(&s["spec"]["ports"]).iter().any(|p| p["port"] == 6222));
+    if !cluster_port_open {
+        problems.push(format!(
+            "Service {headless} does not open the cluster port 6222"
+        ));
+    }
+    problems
+}
+
+/// `max_file_store` of a nats.conf in bytes, reading a unit suffix as powers of 1000 (the
+/// smaller reading, so the check errs on the safe side).
+fn max_file_store(conf: &str) -> Option<u64> {
+    let value = conf
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("max_file_store:"))?
+        .trim()
+        .to_ascii_uppercase();
+    let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+    let number: u64 = digits.parse().ok()?;
+    let unit = match value[digits.len()..].trim_end_matches('B') {
+        "" => 1,
+        "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => return None,
+    };
+    Some(number * unit)
+}
+
+#[test]
+fn max_file_store_is_read_with_its_unit() {
+    assert_eq!(
+        max_file_store("jetstream {\n  max_file_store: 8GB\n}"),
+        Some(8_000_000_000)
+    );
+    assert_eq!(max_file_store("max_file_store: 512M"), Some(512_000_000));
+    assert_eq!(max_file_store("max_file_store: 1024"), Some(1024));
+    assert_eq!(max_file_store("port: 4222"), None);
 }

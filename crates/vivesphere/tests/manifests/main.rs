@@ -75,6 +75,11 @@ fn at<'a>(doc: &'a mut Value, pointer: &str) -> &'a mut Value {
         .unwrap_or_else(|| panic!("nothing at {pointer}"))
 }
 
+/// What the streams reserve on each NATS server with the default settings.
+fn reservation() -> u64 {
+    platform::queue::store_reservation(&platform::config::QueueSettings::default())
+}
+
 fn targets() -> Vec<&'static str> {
     vivesphere::registry::target_names()
 }
@@ -829,4 +834,204 @@ fn every_database_shape_is_backed_up() {
             );
         }
     }
+}
+
+/// Staging, production and kind run NATS as three clustered JetStream servers (the NATS Helm
+/// chart's shape): a volume each, started together, never two on one node and spread over
+/// zones, a disruption budget that keeps two, routes between them through the network
+/// policies; every service keeps each stream on all three. Development and the minimal
+/// scenario keep one server and one copy.
+#[test]
+fn clustered_overlays_run_three_nats_servers_and_keep_every_stream_on_each() {
+    let Some(_) = scenarios() else { return };
+    let replicas_setting = |docs: &[Value], deployment: &str| -> Option<String> {
+        let deployment = model::find(docs, "Deployment", deployment)?;
+        items(&deployment["spec"]["template"]["spec"]["containers"][0]["env"])
+            .iter()
+            .find(|e| e["name"] == "VIVESPHERE_QUEUE__STREAM_REPLICAS")
+            .and_then(|e| e["value"].as_str().map(str::to_string))
+    };
+    for overlay in [
+        "overlays/staging",
+        "overlays/prod",
+        "overlays/kind",
+        "tests/all-components",
+    ] {
+        let docs = &scenario(overlay).unwrap().docs;
+        let nats = model::find(docs, "StatefulSet", "nats").unwrap();
+        assert_eq!(nats["spec"]["replicas"], 3, "{overlay}");
+        assert_eq!(nats["spec"]["podManagementPolicy"], "Parallel", "{overlay}");
+        assert_eq!(
+            nats["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data",
+            "{overlay}: a volume per server"
+        );
+        let spread: Vec<(&str, &str)> =
+            items(&nats["spec"]["template"]["spec"]["topologySpreadConstraints"])
+                .iter()
+                .map(|c| {
+                    (
+                        c["topologyKey"].as_str().unwrap_or_default(),
+                        c["whenUnsatisfiable"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect();
+        assert!(
+            spread.contains(&("kubernetes.io/hostname", "DoNotSchedule")),
+            "{overlay}: {spread:?}"
+        );
+        assert!(
+            spread
+                .iter()
+                .any(|(key, _)| *key == "topology.kubernetes.io/zone"),
+            "{overlay}: {spread:?}"
+        );
+        let pdb = model::find(docs, "PodDisruptionBudget", "nats").expect("a NATS budget");
+        assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{overlay}");
+        assert_eq!(
+            pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"], "nats",
+            "{overlay}"
+        );
+        let policy = model::find(docs, "NetworkPolicy", "nats").unwrap();
+        let routes_allowed = |direction: &str| {
+            items(&policy["spec"][direction])
+                .iter()
+                .any(|rule| items(&rule["ports"]).iter().any(|p| p["port"] == 6222))
+        };
+        assert!(
+            routes_allowed("ingress") && routes_allowed("egress"),
+            "{overlay}: the servers must reach each other's cluster port"
+        );
+        let services: Vec<&str> = model::of_kind(docs, "Deployment")
+            .filter(|d| d["metadata"]["labels"]["app.kubernetes.io/component"] == "service")
+            .map(name)
+            // The stand-in for X's API uses no queue.
+            .filter(|deployment| *deployment != "fake-x")
+            .collect();
+        assert!(services.len() >= 5, "{overlay}: {services:?}");
+        for service in services {
+            assert_eq!(
+                replicas_setting(docs, service).as_deref(),
+                Some("3"),
+                "{overlay}: {service} keeps every stream on the three servers"
+            );
+        }
+        assert!(
+            checks::queue_cluster_problems(docs, "nats", (3, reservation())).is_empty(),
+            "{overlay}: {:?}",
+            checks::queue_cluster_problems(docs, "nats", (3, reservation()))
+        );
+    }
+    for single in ["overlays/dev", "tests/minimal"] {
+        let docs = &scenario(single).unwrap().docs;
+        let nats = model::find(docs, "StatefulSet", "nats").unwrap();
+        assert_eq!(nats["spec"]["replicas"], 1, "{single}");
+        assert_eq!(replicas_setting(docs, "bot-manager"), None, "{single}");
+    }
+}
+
+#[test]
+fn a_stream_replica_count_the_nats_servers_cannot_keep_is_reported() {
+    let provided = example_secrets();
+    let rule = |docs: &[Value]| pod_config::config_problems(docs, &provided, binary());
+    let replicas = |value: &'static str| {
+        move |docs: &mut Vec<Value>| {
+            let deployment = doc_mut(docs, "Deployment", "logging");
+            at(deployment, "/spec/template/spec/containers/0/env")
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "VIVESPHERE_QUEUE__STREAM_REPLICAS", "value": value}));
+        }
+    };
+    rejects(
+        "tests/minimal",
+        replicas("3"),
+        rule,
+        "queue.stream_replicas is 3, and the NATS StatefulSet runs 1 server(s)",
+    );
+    // Limits the server's store cannot reserve: JetStream would refuse the streams.
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "logging");
+            at(deployment, "/spec/template/spec/containers/0/env")
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "VIVESPHERE_QUEUE__STREAM_MAX_BYTES", "value": "4294967296"}));
+        },
+        rule,
+        "its max_file_store is Some(8000000000)",
+    );
+    rejects(
+        "overlays/staging",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "logging");
+            at(deployment, "/spec/template/spec/containers/0/env")
+                .as_array_mut()
+                .unwrap()
+                .retain(|e| e["name"] != "VIVESPHERE_QUEUE__STREAM_REPLICAS");
+        },
+        rule,
+        "queue.stream_replicas is 1 on 3 NATS servers",
+    );
+    rejects(
+        "overlays/staging",
+        |docs| {
+            let headless = doc_mut(docs, "Service", "nats-headless");
+            at(headless, "/spec/ports")
+                .as_array_mut()
+                .unwrap()
+                .retain(|p| p["port"] != 6222);
+        },
+        |docs: &[Value]| checks::queue_cluster_problems(docs, "nats", (3, reservation())),
+        "does not open the cluster port 6222",
+    );
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let config = docs
+                .iter_mut()
+                .find(|d| kind(d) == "ConfigMap" && name(d).starts_with("nats-config"))
+                .unwrap();
+            let conf = at(config, "/data/nats.conf");
+            *conf = json!(conf.as_str().unwrap().replace("nats-2.", "nats-9."));
+        },
+        |docs: &[Value]| checks::queue_cluster_problems(docs, "nats", (3, reservation())),
+        "no route nats://nats-2.nats-headless:6222",
+    );
+}
+
+/// The container beside Kong must load into Kong's own Admin API on the pod's loopback, and
+/// look for new keys well within the lead time before a rotated key signs.
+#[test]
+fn a_kong_key_sync_that_cannot_keep_kong_current_is_reported() {
+    let rule = |docs: &[Value]| checks::binary_contract(docs, &targets());
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let kong = doc_mut(docs, "Deployment", "kong");
+            let args = at(kong, "/spec/template/spec/containers/1/args")
+                .as_array_mut()
+                .unwrap();
+            let flag = args.iter().position(|a| a == "--interval-seconds").unwrap();
+            args[flag + 1] = json!("600");
+        },
+        rule,
+        "the key sync looks every 600 s; a rotated key signs 600 s after it is published",
+    );
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let kong = doc_mut(docs, "Deployment", "kong");
+            let env = at(kong, "/spec/template/spec/containers/0/env")
+                .as_array_mut()
+                .unwrap();
+            let admin = env
+                .iter_mut()
+                .find(|e| e["name"] == "KONG_ADMIN_LISTEN")
+                .unwrap();
+            admin["value"] = json!("0.0.0.0:8001");
+        },
+        rule,
+        "it must be the pod's loopback",
+    );
 }

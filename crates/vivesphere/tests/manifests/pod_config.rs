@@ -317,6 +317,19 @@ fn settings_problems(
             problems.push("the cluster profiles must use NATS".into());
         } else {
             service_at(&platform.queue.url, "queue.url", &mut problems);
+            if let Some(host) = reqwest::Url::parse(&platform.queue.url)
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_string))
+            {
+                problems.extend(crate::checks::queue_cluster_problems(
+                    docs,
+                    &host,
+                    (
+                        platform.queue.stream_replicas,
+                        platform::queue::store_reservation(&platform.queue),
+                    ),
+                ));
+            }
         }
         if entry.info.uses_database {
             match &platform.database.url {
