@@ -39,9 +39,10 @@ use platform::db::{MigrationStep, Migrations};
 use platform::target::{BuiltTarget, Target, TargetContext, TargetInfo};
 use utoipa::OpenApi;
 
+pub use relay::{SUBJECT as DUE_SUBJECT, envelope as due_envelope};
 pub use settings::Settings;
-pub use store::execution::doubt_due_sends;
-pub use worker::{CONSUMER, DEAD_LETTER_SUBJECT};
+pub use store::execution::{Due, doubt_due_sends};
+pub use worker::{CONSUMER, DEAD_LETTER_SUBJECT, consumer_spec};
 
 use crate::botdata::BotDataClient;
 use crate::service::{BotManager, BotMetrics};
@@ -156,6 +157,11 @@ impl Target for BotManagerService {
         {
             let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
             ctx.tasks.spawn(relay::run(manager, shutdown));
+        }
+        {
+            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
+            ctx.tasks
+                .spawn(relay::redrive_on_recovery(manager, shutdown));
         }
         {
             let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());

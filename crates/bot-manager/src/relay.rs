@@ -71,6 +71,59 @@ pub async fn relay_once(manager: &BotManager) -> anyhow::Result<usize> {
     Ok(due.len())
 }
 
+/// Most jobs one re-drive hands over again.
+const REDRIVE_LIMIT: i64 = 10_000;
+
+/// Hands every open, due job that no worker holds to the queue again, under a new dedupe id
+/// (`<job_id>:<dispatch>:redrive:<now>`). A copy of a message the queue still holds is
+/// harmless: the bot's lease and the job's dispatch number and state make the second
+/// delivery a no-op. How many were handed over.
+pub async fn redrive_once(manager: &BotManager) -> anyhow::Result<usize> {
+    let now = manager.clock.now_millis();
+    let stranded = execution::unheld_due(&manager.db, now, REDRIVE_LIMIT).await?;
+    for due in &stranded {
+        let dedupe_id = format!("{}:{}:redrive:{now}", due.job_id, due.dispatch);
+        manager
+            .queue
+            .publish(SUBJECT, &dedupe_id, envelope(due, &manager.clock))
+            .await?;
+    }
+    Ok(stranded.len())
+}
+
+/// When this replica starts and whenever its queue comes back after being away, re-drives
+/// the due work nobody holds ([`redrive_once`]), so a message delivered to a pull that died
+/// with a NATS server (or with a replica) waits seconds, not its ack deadline
+/// (`lease_seconds` + 30 s). Checks the queue every second; a re-drive that fails is tried
+/// again at the next check.
+pub async fn redrive_on_recovery(
+    manager: Arc<BotManager>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut owed = true;
+    loop {
+        match manager.queue.check().await {
+            Err(_) => owed = true,
+            Ok(()) if owed => match redrive_once(&manager).await {
+                Ok(count) => {
+                    owed = false;
+                    if count > 0 {
+                        tracing::info!(jobs = count, "re-drove due jobs no worker held");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "re-drive failed; trying again");
+                }
+            },
+            Ok(()) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 /// Runs the relay until shutdown. Errors (database or queue down) are logged and retried:
 /// the rows wait in the outbox.
 pub async fn run(manager: Arc<BotManager>, shutdown: tokio_util::sync::CancellationToken) {

@@ -6,6 +6,10 @@ use crate::config::{QueueKind, QueueSettings};
 
 pub const DATABASE_URL_VAR: &str = "VIVESPHERE_TEST_DATABASE_URL";
 pub const NATS_URL_VAR: &str = "VIVESPHERE_TEST_NATS_URL";
+/// `queue.stream_max_bytes` for tests on a shared NATS (64 MiB): JetStream reserves each
+/// stream's limit on the server, and many tests' streams at the production size would not
+/// fit a test server's store.
+pub const TEST_STREAM_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Written straight to the process's stderr: the test harness captures `eprintln!` of
 /// passing tests, and a skip must be seen.
@@ -111,6 +115,7 @@ pub fn nats_settings() -> Option<QueueSettings> {
         kind: QueueKind::Nats,
         url,
         namespace: unique_name(),
+        stream_max_bytes: TEST_STREAM_MAX_BYTES,
         ..QueueSettings::default()
     })
 }

@@ -49,6 +49,9 @@ impl Queue for FlakyQueue {
     async fn check(&self) -> Result<(), String> {
         self.inner.check().await
     }
+    async fn usage(&self) -> anyhow::Result<Vec<platform::queue::StreamUsage>> {
+        self.inner.usage().await
+    }
     fn kind(&self) -> QueueKind {
         QueueKind::Embedded
     }

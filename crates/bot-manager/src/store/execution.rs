@@ -36,14 +36,17 @@ pub async fn claim_due(
         .fetch_all(&mut **tx)
         .await?
         .iter()
-        .map(|row| {
-            Ok(Due {
-                job_id: row.try_get("job_id")?,
-                dispatch: row.try_get("dispatch")?,
-                bot_id: row.try_get("bot_id")?,
-            })
-        })
+        .map(|row| due_of(row, "dispatch"))
         .collect()
+}
+
+/// A row's job, its dispatch (in the column named so) and bot.
+fn due_of(row: &sqlx::any::AnyRow, dispatch: &str) -> anyhow::Result<Due> {
+    Ok(Due {
+        job_id: row.try_get("job_id")?,
+        dispatch: row.try_get(dispatch)?,
+        bot_id: row.try_get("bot_id")?,
+    })
 }
 
 /// The earliest outbox row not yet due, to sleep until then.
@@ -184,6 +187,27 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
         x_user_id: row.try_get("x_user_id")?,
         blocked_until: row.try_get("blocked_until")?,
     }))
+}
+
+/// Open jobs that were handed to the queue (their current dispatch has no outbox row), are
+/// due by `now`, and whose bot no worker holds: the queue may hold their message where no
+/// worker will see it before its ack deadline (delivered to a pull that died with a NATS
+/// server or a replica). At most `limit`, oldest first.
+pub async fn unheld_due(db: &Database, now: i64, limit: i64) -> anyhow::Result<Vec<Due>> {
+    sqlx::query(
+        "SELECT j.job_id, j.dispatches, j.bot_id FROM jobs j \
+         WHERE j.state IN ('pending', 'running') AND j.run_at <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = j.job_id AND o.dispatch = j.dispatches) \
+         AND NOT EXISTS (SELECT 1 FROM bot_leases l WHERE l.bot_id = j.bot_id AND l.expires_at > $1) \
+         ORDER BY j.run_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|row| due_of(row, "dispatches"))
+    .collect()
 }
 
 /// After a restore from a backup: every open publish job that was due by `now` may have

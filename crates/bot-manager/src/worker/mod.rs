@@ -52,6 +52,13 @@ pub(crate) enum Settle {
     Later(Duration),
 }
 
+/// How long a stopping worker lets a pull that is under way finish, to hand back what it
+/// took.
+const HAND_OUT_GRACE: Duration = Duration::from_millis(100);
+
+/// A job message is its id and a few fields; this only keeps a batch of odd ones bounded.
+const JOB_BATCH_BYTES: usize = 1024 * 1024;
+
 /// The durable consumer every worker replica shares.
 pub fn consumer_spec(execution: &crate::settings::ExecutionSettings) -> ConsumerSpec {
     ConsumerSpec::new(CONSUMER, crate::relay::SUBJECT)
@@ -68,9 +75,21 @@ pub async fn run(manager: Arc<BotManager>, shutdown: CancellationToken) -> anyho
     let batch = execution.concurrency.min(256);
     let mut failures = 0u32;
     loop {
+        let pulling = consumer.next_batch(batch, JOB_BATCH_BYTES, Duration::from_millis(2));
+        tokio::pin!(pulling);
         let deliveries = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            next = consumer.next_batch(batch, Duration::from_millis(2)) => next,
+            // Shutdown first: once it is asked for, no new job starts.
+            biased;
+            _ = shutdown.cancelled() => {
+                // A hand-out may be half done (recorded by the queue, not yet returned):
+                // let it finish briefly and hand it back rather than strand it until its
+                // ack deadline.
+                if let Ok(Ok(taken)) = tokio::time::timeout(HAND_OUT_GRACE, pulling).await {
+                    hand_back(taken.into_iter()).await;
+                }
+                break;
+            }
+            next = &mut pulling => next,
         };
         let deliveries = match deliveries {
             Ok(deliveries) => {
@@ -89,11 +108,14 @@ pub async fn run(manager: Arc<BotManager>, shutdown: CancellationToken) -> anyho
         let mut waiting = deliveries.into_iter();
         while let Some(delivery) = waiting.next() {
             let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => permit?,
+                // A slot freed at the moment of shutdown must not start a job that the
+                // stopping services could no longer finish.
+                biased;
                 _ = shutdown.cancelled() => {
                     hand_back(std::iter::once(delivery).chain(waiting)).await;
                     break;
                 }
+                permit = permits.clone().acquire_owned() => permit?,
             };
             let manager = manager.clone();
             in_flight.spawn(async move {

@@ -5,6 +5,12 @@
 //! handed out again after its ack deadline, also across a restart. One async mutex
 //! serialises the queue's writes: SQLite has one writer anyway, and the mutex keeps
 //! consumers sharing a name from taking the same message.
+//!
+//! The queue holds work, not history: a message every matching durable consumer has settled
+//! loses its payload at once and is deleted once the duplicate window has passed (its id
+//! still dedupes until then), and the file gives the space back (incremental vacuum). A
+//! message no consumer matches (a fan-out notice) is kept for `max_age`, as JetStream keeps
+//! what no consumer has taken.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,7 +24,7 @@ use sqlx::Row;
 use tokio::sync::{Mutex, Notify, broadcast};
 
 use super::subject::{matches, validate_filter, validate_publish};
-use super::{ConsumerSpec, Delivery, Message, Published, Queue, Settle, WorkConsumer};
+use super::{ConsumerSpec, Delivery, Message, Published, Queue, Settle, StreamUsage, WorkConsumer};
 use crate::config::{DatabaseSettings, QueueKind, QueueSettings};
 use crate::db::{Database, MigrationStep, Migrations};
 
@@ -30,17 +36,26 @@ fn now_millis() -> i64 {
 
 /// The embedded queue's migrations (a backup checks a restored queue file against them).
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationStep {
-        version: 1,
-        description: "embedded queue",
-        sql: include_str!("../../migrations/queue/0001_embedded_queue.sql"),
-    }],
+    sqlite: &[
+        MigrationStep {
+            version: 1,
+            description: "embedded queue",
+            sql: include_str!("../../migrations/queue/0001_embedded_queue.sql"),
+        },
+        MigrationStep {
+            version: 2,
+            description: "settled messages",
+            sql: include_str!("../../migrations/queue/0002_settled_messages.sql"),
+        },
+    ],
     postgres: &[],
 };
 
 /// How long an idle consumer sleeps between looks when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
-const TRIM_EVERY: Duration = Duration::from_secs(60);
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+/// Messages one trim looks at per pass (each pass holds the write lock briefly).
+const TRIM_BATCH: i64 = 2_000;
 const FANOUT_CAPACITY: usize = 1024;
 const SCAN_BATCH: i64 = 128;
 
@@ -51,6 +66,12 @@ struct Inner {
     fanout: broadcast::Sender<Message>,
     duplicate_window_ms: i64,
     max_age_ms: i64,
+    /// `queue.stream_max_msgs` and `stream_max_bytes`, for the whole file.
+    max_messages: u64,
+    max_bytes: u64,
+    /// Set by the trim while the file is at a limit: work and events are refused (they wait
+    /// where they came from), notices still go in.
+    full: std::sync::atomic::AtomicBool,
 }
 
 /// What one look at the queue found.
@@ -76,12 +97,15 @@ impl EmbeddedQueue {
                 url: None,
                 schema: None,
                 max_connections: 4,
-                connect_timeout: 5,
+                ..DatabaseSettings::default()
             },
         )
         .await
         .context("cannot open the embedded queue (queue.path)")?;
         db.migrate(&MIGRATIONS).await?;
+        db.reclaim_space_from_now_on()
+            .await
+            .context("cannot turn on incremental vacuum for the embedded queue")?;
         let inner = Arc::new(Inner {
             db,
             write_lock: Mutex::new(()),
@@ -89,14 +113,61 @@ impl EmbeddedQueue {
             fanout: broadcast::channel(FANOUT_CAPACITY).0,
             duplicate_window_ms: (settings.duplicate_window * 1000) as i64,
             max_age_ms: (settings.max_age * 1000) as i64,
+            max_messages: settings.stream_max_msgs,
+            max_bytes: settings.stream_max_bytes,
+            full: std::sync::atomic::AtomicBool::new(false),
         });
+        inner.note_fullness().await?;
         tokio::spawn(trim_periodically(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
 
-    /// Deletes messages older than `max_age` and the deliveries that pointed at them.
+    /// Deletes what the queue no longer needs — messages every matching consumer settled
+    /// (past the duplicate window), messages older than `max_age` and the deliveries that
+    /// pointed at them — and gives the file's free pages back. How many messages went.
     pub async fn trim(&self) -> anyhow::Result<u64> {
         self.inner.trim().await
+    }
+
+    /// Messages held, and the queue file's size in bytes.
+    pub async fn stored(&self) -> anyhow::Result<(u64, u64)> {
+        self.inner.stored().await
+    }
+}
+
+impl Inner {
+    async fn stored(&self) -> anyhow::Result<(u64, u64)> {
+        let pool = self.db.pool();
+        let messages: i64 = sqlx::query("SELECT COUNT(*) AS n FROM eq_messages WHERE settled = 0")
+            .fetch_one(pool)
+            .await?
+            .try_get("n")?;
+        let pages: i64 = sqlx::query("PRAGMA page_count")
+            .fetch_one(pool)
+            .await?
+            .try_get(0)?;
+        let page_size: i64 = sqlx::query("PRAGMA page_size")
+            .fetch_one(pool)
+            .await?
+            .try_get(0)?;
+        Ok((messages as u64, (pages * page_size) as u64))
+    }
+
+    /// Whether the file is at a limit now, remembered for `publish`.
+    async fn note_fullness(&self) -> anyhow::Result<()> {
+        let (messages, bytes) = self.stored().await?;
+        let full = messages >= self.max_messages || bytes >= self.max_bytes;
+        let was = self.full.swap(full, std::sync::atomic::Ordering::Relaxed);
+        if full && !was {
+            tracing::warn!(
+                messages,
+                bytes,
+                max_messages = self.max_messages,
+                max_bytes = self.max_bytes,
+                "the embedded queue is full: work and events wait where they came from"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -112,9 +183,14 @@ async fn trim_periodically(inner: Weak<Inner>) {
 
 impl Inner {
     async fn trim(&self) -> anyhow::Result<u64> {
+        let mut removed = self.trim_settled().await?;
         let _guard = self.write_lock.lock().await;
         let cutoff = now_millis() - self.max_age_ms;
-        let removed = sqlx::query("DELETE FROM eq_messages WHERE published_at < $1")
+        sqlx::query("DELETE FROM eq_messages WHERE settled = 1 AND published_at < $1")
+            .bind(now_millis() - self.duplicate_window_ms)
+            .execute(self.db.pool())
+            .await?;
+        removed += sqlx::query("DELETE FROM eq_messages WHERE published_at < $1")
             .bind(cutoff)
             .execute(self.db.pool())
             .await?
@@ -122,7 +198,114 @@ impl Inner {
         sqlx::query("DELETE FROM eq_deliveries WHERE seq NOT IN (SELECT seq FROM eq_messages)")
             .execute(self.db.pool())
             .await?;
+        if removed > 0 {
+            // Free pages back to the file system.
+            sqlx::query("PRAGMA incremental_vacuum")
+                .execute(self.db.pool())
+                .await?;
+        }
+        drop(_guard);
+        self.note_fullness().await?;
         Ok(removed)
+    }
+
+    /// Lets go, a batch at a time, of the messages that match at least one consumer and
+    /// that every matching consumer has passed with its cursor and holds no delivery of:
+    /// deleted when past the duplicate window, else emptied to their id and time (deleted by
+    /// a later trim). Each batch under the write lock, so no hand-out or settlement
+    /// interleaves with its reads. How many were let go.
+    async fn trim_settled(&self) -> anyhow::Result<u64> {
+        let mut removed = 0;
+        let mut after = 0i64;
+        loop {
+            let _guard = self.write_lock.lock().await;
+            let pool = self.db.pool();
+            let consumers: Vec<(String, String, i64)> =
+                sqlx::query("SELECT name, filter, cursor FROM eq_consumers")
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get("name")?,
+                            row.try_get("filter")?,
+                            row.try_get("cursor")?,
+                        ))
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+            let Some(furthest) = consumers.iter().map(|(_, _, cursor)| *cursor).max() else {
+                return Ok(removed);
+            };
+            let rows = sqlx::query(
+                "SELECT seq, subject, published_at FROM eq_messages WHERE seq > $1 AND seq <= $2 \
+                 AND settled = 0 ORDER BY seq LIMIT $3",
+            )
+            .bind(after)
+            .bind(furthest)
+            .bind(TRIM_BATCH)
+            .fetch_all(pool)
+            .await?;
+            let window_start = now_millis() - self.duplicate_window_ms;
+            let Some(last) = rows.last() else {
+                return Ok(removed);
+            };
+            let last: i64 = last.try_get("seq")?;
+            let held: std::collections::HashSet<(String, i64)> =
+                sqlx::query("SELECT consumer, seq FROM eq_deliveries WHERE seq > $1 AND seq <= $2")
+                    .bind(after)
+                    .bind(last)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.try_get("consumer")?, row.try_get("seq")?)))
+                    .collect::<anyhow::Result<_>>()?;
+            let (mut expired, mut recent) = (Vec::new(), Vec::new());
+            for row in &rows {
+                let seq: i64 = row.try_get("seq")?;
+                let subject: String = row.try_get("subject")?;
+                let mut matching = consumers
+                    .iter()
+                    .filter(|(_, filter, _)| matches(filter, &subject))
+                    .peekable();
+                let any = matching.peek().is_some();
+                if any
+                    && matching.all(|(name, _, cursor)| {
+                        *cursor >= seq && !held.contains(&(name.clone(), seq))
+                    })
+                {
+                    match row.try_get::<i64, _>("published_at")? < window_start {
+                        true => expired.push(seq),
+                        false => recent.push(seq),
+                    }
+                }
+            }
+            removed += self
+                .by_seq("DELETE FROM eq_messages WHERE seq IN", &expired)
+                .await?;
+            removed += self
+                .by_seq(
+                    "UPDATE eq_messages SET payload = x'', settled = 1 WHERE seq IN",
+                    &recent,
+                )
+                .await?;
+            after = last;
+        }
+    }
+
+    /// Runs `statement` (ending in `seq IN`) over `seqs`, 500 at a time; the rows it
+    /// changed.
+    async fn by_seq(&self, statement: &str, seqs: &[i64]) -> anyhow::Result<u64> {
+        let mut changed = 0;
+        for chunk in seqs.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("{statement} ({})", placeholders.join(", "));
+            let mut query = crate::db::one_off_query(sql);
+            for seq in chunk {
+                query = query.bind(*seq);
+            }
+            changed += query.execute(self.db.pool()).await?.rows_affected();
+        }
+        Ok(changed)
     }
 
     /// Hands out the next message for `spec`: first a delivery that came due again, then
@@ -207,7 +390,7 @@ impl Inner {
             .try_get("cursor")?;
         let rows = sqlx::query(
             "SELECT seq, subject, msg_id, payload FROM eq_messages WHERE seq > $1 \
-             ORDER BY seq LIMIT $2",
+             AND settled = 0 ORDER BY seq LIMIT $2",
         )
         .bind(cursor)
         .bind(SCAN_BATCH)
@@ -374,13 +557,22 @@ impl WorkConsumer for EmbeddedConsumer {
     /// Takes what is ready, waiting up to `linger` for more. Only the waiting is ever cut
     /// short, never a hand-out: a hand-out cancelled after it committed would strand its
     /// message until the ack deadline.
-    async fn next_batch(&mut self, max: usize, linger: Duration) -> anyhow::Result<Vec<Delivery>> {
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        max_bytes: usize,
+        linger: Duration,
+    ) -> anyhow::Result<Vec<Delivery>> {
         let mut batch = vec![self.next().await?];
+        let mut bytes = super::payload_bytes(&batch);
         let deadline = tokio::time::Instant::now() + linger;
-        while batch.len() < max {
+        while batch.len() < max && bytes < max_bytes {
             let woken = self.inner.wake.notified();
             match self.inner.take(&self.spec).await? {
-                Some(delivery) => batch.push(delivery),
+                Some(delivery) => {
+                    bytes += delivery.message.payload.len();
+                    batch.push(delivery);
+                }
                 None => {
                     if tokio::time::timeout_at(deadline, woken).await.is_err() {
                         break;
@@ -402,6 +594,15 @@ impl Queue for EmbeddedQueue {
     ) -> anyhow::Result<Published> {
         validate_publish(subject, dedupe_id)?;
         let inner = &self.inner;
+        if inner.full.load(std::sync::atomic::Ordering::Relaxed)
+            && !super::is_notice_root(super::subject::root(subject))
+        {
+            anyhow::bail!(
+                "the embedded queue is full (queue.stream_max_msgs {}, stream_max_bytes {}): the message waits where it came from",
+                inner.max_messages,
+                inner.max_bytes
+            );
+        }
         let published = {
             let _guard = inner.write_lock.lock().await;
             let now = now_millis();
@@ -525,6 +726,18 @@ impl Queue for EmbeddedQueue {
             .ping()
             .await
             .map_err(|err| format!("embedded queue: {err}"))
+    }
+
+    /// The whole file, as one stream.
+    async fn usage(&self) -> anyhow::Result<Vec<StreamUsage>> {
+        let (messages, bytes) = self.inner.stored().await?;
+        Ok(vec![StreamUsage {
+            stream: "embedded".into(),
+            messages,
+            bytes,
+            max_messages: self.inner.max_messages,
+            max_bytes: self.inner.max_bytes,
+        }])
     }
 
     fn kind(&self) -> QueueKind {

@@ -1,20 +1,24 @@
 //! The message queue: one trait, two implementations.
 //!
 //! - [`nats::NatsQueue`]: NATS JetStream, for a cluster. One stream per subject root
-//!   (`<namespace>.<root>.>`), limits retention, dedupe by `Nats-Msg-Id`.
+//!   (`<namespace>.<root>.>`), work-queue retention for work and events, limits retention
+//!   for the rest, dedupe by `Nats-Msg-Id`.
 //! - [`embedded::EmbeddedQueue`]: durable and in-process, backed by SQLite, for the
 //!   all-in-one process. A publish returns only after its message is committed to disk.
 //!
 //! Both give the same guarantees: publish with a dedupe id (a second publish of the same id
 //! within the duplicate window is reported as a duplicate and not stored); durable
 //! work-queue consumers (replicas sharing a consumer name share the work; different names
-//! each see every message) with explicit ack, nak with a delay, terminate, an ack deadline
-//! after which a message is redelivered, and a redelivery limit; and live fan-out
-//! subscriptions. Subjects are given without the namespace (`bots.post.publish_requested`).
+//! each see every message — except that on JetStream a stream of work, `bots` or `logs`,
+//! takes one consumer per subject, as the system uses them) with explicit ack, nak with a
+//! delay, terminate, an ack deadline after which a message is redelivered, and a
+//! redelivery limit; and live fan-out subscriptions. Subjects are given without the
+//! namespace (`bots.post.publish_requested`).
 
 pub mod embedded;
 pub mod nats;
 pub mod subject;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,12 +147,19 @@ pub trait WorkConsumer: Send {
     /// Waits for the next delivery.
     async fn next(&mut self) -> anyhow::Result<Delivery>;
 
-    /// Waits for one delivery, then takes more that come within `linger`, up to `max`: for
-    /// consumers that write in batches. A delivery taken here is settled like any other.
-    async fn next_batch(&mut self, max: usize, linger: Duration) -> anyhow::Result<Vec<Delivery>> {
+    /// Waits for one delivery, then takes more that come within `linger`, up to `max`
+    /// messages and until their payloads reach `max_bytes` (what a batch holds in memory
+    /// stays bounded however large each message is): for consumers that write in batches.
+    /// A delivery taken here is settled like any other.
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        max_bytes: usize,
+        linger: Duration,
+    ) -> anyhow::Result<Vec<Delivery>> {
         let mut batch = vec![self.next().await?];
         let deadline = tokio::time::Instant::now() + linger;
-        while batch.len() < max {
+        while batch.len() < max && payload_bytes(&batch) < max_bytes {
             match tokio::time::timeout_at(deadline, self.next()).await {
                 Ok(Ok(delivery)) => batch.push(delivery),
                 // A failed or timed-out pull ends the batch; what it had taken is kept, and
@@ -158,6 +169,62 @@ pub trait WorkConsumer: Send {
         }
         Ok(batch)
     }
+}
+
+/// The payload bytes `batch` holds.
+pub fn payload_bytes(batch: &[Delivery]) -> usize {
+    batch.iter().map(|d| d.message.payload.len()).sum()
+}
+
+/// One stream's contents against its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamUsage {
+    /// `VIVESPHERE_BOTS`, …; `embedded` for the embedded queue's file.
+    pub stream: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub max_messages: u64,
+    pub max_bytes: u64,
+}
+
+/// Subject roots whose messages are notices (configuration changes, revocations): when their
+/// stream is full the oldest may go, since a resync replaces them. Everything else is work or
+/// an event: a full stream refuses new messages, which then wait where they came from (the
+/// Bot Manager's outbox, a process's spill file).
+pub const NOTICE_ROOTS: [&str; 2] = ["config", "auth"];
+
+/// Subject roots of work and events (bot jobs, log events): their streams get the full
+/// `queue.stream_max_bytes` / `stream_max_msgs`.
+pub const WORK_ROOTS: [&str; 2] = ["bots", "logs"];
+
+/// A notice stream's limits: small, since a notice is read at once or replaced by a resync.
+const NOTICE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+const NOTICE_MAX_MSGS: u64 = 100_000;
+
+pub fn is_notice_root(root: &str) -> bool {
+    NOTICE_ROOTS.contains(&root)
+}
+
+/// The (bytes, messages) limits of the stream of `root`.
+pub fn stream_limits(root: &str, settings: &QueueSettings) -> (u64, u64) {
+    match is_notice_root(root) {
+        true => (
+            settings.stream_max_bytes.min(NOTICE_MAX_BYTES),
+            settings.stream_max_msgs.min(NOTICE_MAX_MSGS),
+        ),
+        false => (settings.stream_max_bytes, settings.stream_max_msgs),
+    }
+}
+
+/// What every stream together may hold: JetStream reserves each stream's byte limit on every
+/// server that keeps a copy of it, and refuses a stream that would not fit the server's
+/// `max_file_store` — so this must fit it (a manifest test holds the overlays to it).
+pub fn store_reservation(settings: &QueueSettings) -> u64 {
+    NOTICE_ROOTS
+        .iter()
+        .chain(WORK_ROOTS.iter())
+        .map(|root| stream_limits(root, settings).0)
+        .sum()
 }
 
 /// The queue every service publishes to and consumes from.
@@ -185,6 +252,10 @@ pub trait Queue: Send + Sync + 'static {
     /// For readiness: can the queue take messages now?
     async fn check(&self) -> Result<(), String>;
 
+    /// How full each stream is (NATS: per subject root; the embedded queue: its file), for
+    /// the gauges and alerts that fire well before a limit.
+    async fn usage(&self) -> anyhow::Result<Vec<StreamUsage>>;
+
     /// Which implementation this is, for logs.
     fn kind(&self) -> QueueKind;
 }
@@ -195,4 +266,35 @@ pub async fn connect(settings: &QueueSettings) -> anyhow::Result<Arc<dyn Queue>>
         QueueKind::Embedded => Arc::new(embedded::EmbeddedQueue::open(settings).await?),
         QueueKind::Nats => Arc::new(nats::NatsQueue::connect(settings).await?),
     })
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn notice_streams_are_small_and_the_reservation_is_every_stream_together() {
+        let settings = QueueSettings::default();
+        assert_eq!(
+            stream_limits("bots", &settings),
+            (settings.stream_max_bytes, settings.stream_max_msgs)
+        );
+        assert_eq!(
+            stream_limits("config", &settings),
+            (64 * 1024 * 1024, 100_000)
+        );
+        assert_eq!(
+            store_reservation(&settings),
+            2 * settings.stream_max_bytes + 2 * 64 * 1024 * 1024
+        );
+        let tiny = QueueSettings {
+            stream_max_bytes: 1024,
+            ..QueueSettings::default()
+        };
+        assert_eq!(
+            stream_limits("auth", &tiny).0,
+            1024,
+            "never above the setting"
+        );
+    }
 }
