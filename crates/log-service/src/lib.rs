@@ -61,6 +61,11 @@ const SQLITE_STEPS: &[MigrationStep] = &[
     },
     ACTORS,
     WEBHOOKS,
+    MigrationStep {
+        version: 4,
+        description: "event space ledger",
+        sql: include_str!("../migrations/0004_event_space_sqlite.sql"),
+    },
 ];
 
 const POSTGRES_STEPS: &[MigrationStep] = &[
@@ -85,6 +90,9 @@ fn check_settings(settings: &Settings) -> anyhow::Result<()> {
     }
     if settings.batch_size == 0 || settings.batch_size > 10_000 {
         bail!("logging.batch_size is 1 to 10000");
+    }
+    if !(1024..=64 * 1024 * 1024).contains(&settings.batch_max_bytes) {
+        bail!("logging.batch_max_bytes is 1024 to 67108864");
     }
     if settings.writers == 0 || settings.writers > 16 {
         bail!("logging.writers is 1 to 16");
@@ -129,6 +137,10 @@ impl Target for LoggingService {
         })?;
         let settings: Settings = live.get().as_ref().clone();
         let db = ctx.require_database(NAME)?;
+        // Retention's deletes on SQLite then give the space back to the file system.
+        db.reclaim_space_from_now_on().await.map_err(|err| {
+            err.context("cannot turn on incremental vacuum for the logging database")
+        })?;
         let sealer = Sealer::from_settings(
             settings.webhooks.encryption_key.as_ref(),
             ctx.config.profile(),
@@ -149,6 +161,7 @@ impl Target for LoggingService {
             live,
             db,
             webhooks,
+            group_commit: Default::default(),
         });
         writer::spawn(&ctx, logs.clone());
         webhooks::worker::spawn(&ctx, logs.clone());

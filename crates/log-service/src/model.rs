@@ -5,7 +5,7 @@ use platform::ApiError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::settings::Retention;
+use crate::settings::{Retention, RetentionBytes};
 
 /// The four categories; each has its own retention and read permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -44,6 +44,16 @@ impl Category {
             Category::Debug => retention.debug,
             Category::Terminal => retention.terminal,
             Category::Console => retention.console,
+        }
+    }
+
+    /// The category's byte budget; 0 for none.
+    pub fn retention_bytes(self, budget: &RetentionBytes) -> u64 {
+        match self {
+            Category::UserActivity => budget.user_activity,
+            Category::Debug => budget.debug,
+            Category::Terminal => budget.terminal,
+            Category::Console => budget.console,
         }
     }
 }

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// Retention applies live: a change runs a retention pass at once.
 pub fn declared_settings() -> Vec<SettingSpec> {
     let days = SettingKind::Integer { min: 1, max: 3650 };
+    let bytes = SettingKind::Integer {
+        min: 0,
+        max: 1 << 50,
+    };
     vec![
         SettingSpec::live(
             "logging.retention.user_activity",
@@ -30,6 +34,26 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             "days terminal logs are kept",
         ),
         SettingSpec::live(
+            "logging.retention_bytes.user_activity",
+            bytes.clone(),
+            "most bytes user_activity events take; the oldest days go first (0: no budget)",
+        ),
+        SettingSpec::live(
+            "logging.retention_bytes.debug",
+            bytes.clone(),
+            "most bytes debug events take; the oldest days go first (0: no budget)",
+        ),
+        SettingSpec::live(
+            "logging.retention_bytes.console",
+            bytes.clone(),
+            "most bytes browser console logs take; the oldest days go first (0: no budget)",
+        ),
+        SettingSpec::live(
+            "logging.retention_bytes.terminal",
+            bytes,
+            "most bytes terminal logs take; the oldest days go first (0: no budget)",
+        ),
+        SettingSpec::live(
             "logging.webhooks.delivery_log_days",
             SettingKind::Integer { min: 1, max: 365 },
             "days finished webhook deliveries stay in the delivery log",
@@ -41,6 +65,8 @@ pub fn declared_settings() -> Vec<SettingSpec> {
 #[serde(default)]
 pub struct Settings {
     pub retention: Retention,
+    /// Bytes each category may take, besides its days.
+    pub retention_bytes: RetentionBytes,
     /// How often retention runs.
     pub retention_interval: u64,
     /// Most events one queue batch (one insert transaction) takes.
@@ -50,6 +76,10 @@ pub struct Settings {
     pub writers: usize,
     /// How long the writer waits to fill a batch once it has one event.
     pub batch_linger_ms: u64,
+    /// Most queue payload bytes one batch takes, whatever `batch_size` says: a queued
+    /// message may carry a whole batch of events, and a writer holds its batch (and the
+    /// events parsed from it) in memory.
+    pub batch_max_bytes: usize,
     /// Most events in one HTTP batch.
     pub max_batch_events: usize,
     /// Longest message, in bytes; longer ones are cut (and marked).
@@ -61,10 +91,12 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             retention: Retention::default(),
+            retention_bytes: RetentionBytes::default(),
             retention_interval: 3600,
             batch_size: 2000,
             writers: 3,
             batch_linger_ms: 50,
+            batch_max_bytes: 1024 * 1024,
             max_batch_events: 10_000,
             max_message_bytes: 16 * 1024,
             webhooks: WebhookSettings::default(),
@@ -89,6 +121,32 @@ impl Default for Retention {
             debug: 14,
             console: 7,
             terminal: 30,
+        }
+    }
+}
+
+/// Bytes each category may take (0: no budget). When a category holds more, its oldest
+/// days go, whole, until it fits; the current day only loses its oldest events, and only on
+/// SQLite (PostgreSQL drops a day partition whole). The defaults together (7 GiB)
+/// leave room on the 20 Gi volume the manifests give PostgreSQL (config/logging.yaml).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionBytes {
+    pub user_activity: u64,
+    pub debug: u64,
+    pub console: u64,
+    pub terminal: u64,
+}
+
+const GIB: u64 = 1024 * 1024 * 1024;
+
+impl Default for RetentionBytes {
+    fn default() -> Self {
+        Self {
+            user_activity: 4 * GIB,
+            debug: 2 * GIB,
+            console: GIB / 2,
+            terminal: GIB / 2,
         }
     }
 }

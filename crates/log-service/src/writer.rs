@@ -24,11 +24,13 @@ pub fn spawn(ctx: &TargetContext, logs: Arc<Logs>) {
 }
 
 /// The durable consumer the writers share. Generous redelivery: a message is only given up
-/// (and logged) after many tries.
+/// (and logged) after many tries. A short ack deadline: events handed to a pull that died
+/// with a NATS server come back after 20 s rather than a minute, and an event that a slow
+/// write gets twice is still stored once (its id is unique).
 fn consumer_spec(logs: &Logs) -> ConsumerSpec {
     ConsumerSpec::new(CONSUMER, "logs.>")
         .max_deliver(0)
-        .ack_wait(Duration::from_secs(60))
+        .ack_wait(Duration::from_secs(20))
         .max_ack_pending((logs.settings.batch_size * 4 * logs.settings.writers.max(1)) as u32)
 }
 
@@ -51,12 +53,13 @@ fn spawn_one(ctx: &TargetContext, logs: Arc<Logs>) {
         };
         let size = logs.settings.batch_size.max(1);
         let linger = Duration::from_millis(logs.settings.batch_linger_ms);
+        let max_bytes = logs.settings.batch_max_bytes.max(1);
         // One batch is written while the next is pulled: the database and the broker work
         // at the same time instead of taking turns.
         let mut writing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let batch = tokio::select! {
-                batch = consumer.next_batch(size, linger) => batch,
+                batch = consumer.next_batch(size, max_bytes, linger) => batch,
                 _ = shutdown.cancelled() => {
                     if let Some(writing) = writing {
                         let _ = writing.await;

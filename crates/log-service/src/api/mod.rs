@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{p}/events"), get(read::list))
         .route(&format!("{p}/export"), get(read::export))
         .route(&format!("{p}/delete"), post(read::delete))
+        .route(&format!("{p}/space"), get(read::space))
         .route(
             &format!("{p}/webhooks/event-types"),
             get(webhooks::event_types),
@@ -74,7 +75,7 @@ fn decode_cursor(raw: &str) -> Result<(i64, String), ApiError> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(ingest::submit, ingest::batch, read::list, read::export, read::delete,
+    paths(ingest::submit, ingest::batch, read::list, read::export, read::delete, read::space,
         webhooks::event_types, webhooks::list, webhooks::create, webhooks::get,
         webhooks::update, webhooks::delete, webhooks::rotate_secret, webhooks::ping,
         webhooks::deliveries, webhooks::redeliver),

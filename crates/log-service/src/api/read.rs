@@ -296,6 +296,18 @@ pub async fn delete(
     }))
 }
 
+/// How much each category holds, how fast it grows and how long its byte budget lasts at
+/// that rate. Admins only: it covers every team's events.
+#[utoipa::path(get, path = "/api/v1/logs/space", tag = "logs", security(("bearer" = [])),
+    responses((status = 200, body = ops::space::SpaceReport), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn space(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ops::space::SpaceReport>, ApiError> {
+    Ok(Json(ops::space::report(&state, &caller).await?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,7 +37,7 @@ pub async fn submit(
 ) -> Result<String, ApiError> {
     let event = accepted(logs, caller, submission)?;
     let log_id = event.id.clone();
-    store_events(logs, vec![event], Origin::Http).await?;
+    super::group_commit::store_one(logs, event).await?;
     Ok(log_id)
 }
 

@@ -2,7 +2,9 @@
 //! platform's `Caller`), the retention rules, the store calls and the activity record of a
 //! delete. The HTTP API and the queue consumer call these; the SQL is in `store`.
 
+pub mod group_commit;
 pub mod ingest;
 pub mod read;
 pub mod retention;
+pub mod space;
 pub mod webhooks;

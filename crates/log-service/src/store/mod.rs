@@ -3,9 +3,10 @@
 //! partitions, which only PostgreSQL has.
 
 pub mod partitions;
+pub mod space;
 pub mod webhooks;
 
-use platform::db::{Backend, Database, values_placeholders};
+use platform::db::{Backend, Database, one_off_query, values_placeholders};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -71,7 +72,7 @@ async fn insert_rows(conn: &mut sqlx::AnyConnection, events: &[LogEvent]) -> any
             "INSERT INTO events ({COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
             values_placeholders(chunk.len(), COLUMN_COUNT)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = one_off_query(sql);
         for event in chunk {
             query = query
                 .bind(event.id.clone())

@@ -28,7 +28,7 @@ fn day_name(start: i64) -> String {
     )
 }
 
-fn partition_name(category: Category, start: i64) -> String {
+pub(super) fn partition_name(category: Category, start: i64) -> String {
     format!("events_{}_{}", category.as_str(), day_name(start))
 }
 
@@ -78,17 +78,17 @@ impl Partitions {
         Ok(())
     }
 
-    /// Drops the partitions of `category` that end at or before `cutoff` (ms). Returns their
-    /// names.
-    pub async fn drop_older(
+    /// The day partitions of `category`, oldest first, with their size on disk (table,
+    /// indexes, TOAST) and PostgreSQL's estimate of their rows.
+    pub async fn days(
         &self,
         db: &Database,
         category: Category,
-        cutoff: i64,
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> anyhow::Result<Vec<DayPartition>> {
         let prefix = format!("events_{}_", category.as_str());
         let rows = sqlx::query(
-            "SELECT c.relname::text AS name FROM pg_inherits i \
+            "SELECT c.relname::text AS name, pg_total_relation_size(c.oid)::bigint AS bytes, \
+             GREATEST(c.reltuples, 0)::bigint AS events FROM pg_inherits i \
              JOIN pg_class c ON c.oid = i.inhrelid \
              JOIN pg_class p ON p.oid = i.inhparent \
              JOIN pg_namespace n ON n.oid = p.relnamespace \
@@ -97,28 +97,70 @@ impl Partitions {
         .bind(format!("events_{}", category.as_str()))
         .fetch_all(db.pool())
         .await?;
-        let mut dropped = Vec::new();
+        let mut days = Vec::new();
         for row in rows {
             let name: String = row.try_get("name")?;
-            let Some(day) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            let Some(start) = parse_day(day) else {
-                continue;
-            };
-            if start + DAY_MS <= cutoff {
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
-                    .execute(db.pool())
-                    .await?;
-                self.known
-                    .lock()
-                    .expect("partitions lock")
-                    .remove(&(category, start));
-                dropped.push(name);
+            let bytes: i64 = row.try_get("bytes")?;
+            if let Some(start) = name.strip_prefix(&prefix).and_then(parse_day) {
+                days.push(DayPartition {
+                    start,
+                    name,
+                    bytes,
+                    events: row.try_get("events")?,
+                });
+            }
+        }
+        days.sort_by_key(|day| day.start);
+        Ok(days)
+    }
+
+    /// Drops the partitions of `category` that end at or before `cutoff` (ms). Returns their
+    /// names.
+    pub async fn drop_older(
+        &self,
+        db: &Database,
+        category: Category,
+        cutoff: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut dropped = Vec::new();
+        for day in self.days(db, category).await? {
+            if day.start + DAY_MS <= cutoff {
+                self.drop_day(db, category, &day).await?;
+                dropped.push(day.name);
             }
         }
         Ok(dropped)
     }
+
+    /// Drops one day partition of `category`, with every event in it.
+    pub async fn drop_day(
+        &self,
+        db: &Database,
+        category: Category,
+        day: &DayPartition,
+    ) -> anyhow::Result<()> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {}",
+            day.name
+        )))
+        .execute(db.pool())
+        .await?;
+        self.known
+            .lock()
+            .expect("partitions lock")
+            .remove(&(category, day.start));
+        Ok(())
+    }
+}
+
+/// One day partition as PostgreSQL sees it.
+#[derive(Debug, Clone)]
+pub struct DayPartition {
+    /// The day's start, ms.
+    pub start: i64,
+    pub name: String,
+    pub bytes: i64,
+    pub events: i64,
 }
 
 async fn exists(db: &Database, name: &str) -> anyhow::Result<bool> {

@@ -3,7 +3,7 @@
 //! (so replicas never send one twice at once), and kept as the delivery log until the
 //! retention pass removes finished ones.
 
-use platform::db::{Backend, Database, values_placeholders};
+use platform::db::{Backend, Database, one_off_query, values_placeholders};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -112,7 +112,7 @@ async fn rows_with_ids(db: &Database, select: &str, ids: &[String]) -> anyhow::R
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!("{select} WHERE id IN ({})", placeholders.join(", "));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = one_off_query(sql);
         for id in chunk {
             query = query.bind(id.clone());
         }
@@ -263,7 +263,7 @@ pub async fn enqueue(
              ON CONFLICT DO NOTHING",
             values_placeholders(chunk.len(), 4)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = one_off_query(sql);
         for m in chunk {
             query = query
                 .bind(m.id.clone())
@@ -280,7 +280,7 @@ pub async fn enqueue(
              attempts, next_attempt_at, lease_until, created_at) VALUES {} ON CONFLICT DO NOTHING",
             values_placeholders(chunk.len(), 9)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = one_off_query(sql);
         for d in chunk {
             query = query
                 .bind(d.id.clone())
@@ -410,7 +410,7 @@ pub async fn record_attempts(db: &Database, attempts: &[Attempted]) -> anyhow::R
              FROM attempt WHERE webhook_deliveries.id = attempt.id",
             values_placeholders(chunk.len(), COLUMNS)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = one_off_query(sql);
         for a in chunk {
             let (state, finished_at) = match (a.delivered, a.next_attempt_at) {
                 (true, _) => ("delivered", Some(a.at)),
