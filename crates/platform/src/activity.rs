@@ -139,6 +139,50 @@ pub fn operator_actor() -> String {
     )
 }
 
+/// The most bytes one batch message of events holds. A queue message is held whole in
+/// memory by the publisher, the broker and the consumer, and NATS refuses one over its
+/// `max_payload` (1 MiB by default): batches are split well before either.
+pub const MAX_BATCH_BYTES: usize = 128 * 1024;
+
+/// One message's worth of a batch: its events and their JSON array.
+struct Batch<'a> {
+    events: &'a [Value],
+    payload: Bytes,
+}
+
+/// `envelopes` in order, cut into JSON arrays of at most `max_bytes` each; an event bigger
+/// than that alone goes in a message of its own.
+fn split_batches(envelopes: &[Value], max_bytes: usize) -> Vec<Batch<'_>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    let mut payload = Vec::from(b"[".as_slice());
+    for (i, envelope) in envelopes.iter().enumerate() {
+        let encoded = envelope.to_string();
+        // The closing bracket, and a comma unless it is the first.
+        let grown = payload.len() + encoded.len() + usize::from(i > start) + 1;
+        if i > start && grown > max_bytes {
+            payload.push(b']');
+            batches.push(Batch {
+                events: &envelopes[start..i],
+                payload: Bytes::from(std::mem::replace(&mut payload, Vec::from(b"[".as_slice()))),
+            });
+            start = i;
+        }
+        if i > start {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(encoded.as_bytes());
+    }
+    if start < envelopes.len() {
+        payload.push(b']');
+        batches.push(Batch {
+            events: &envelopes[start..],
+            payload: Bytes::from(payload),
+        });
+    }
+    batches
+}
+
 /// Publishes user-activity events for one service.
 #[derive(Clone)]
 pub struct ActivityLog {
@@ -211,33 +255,30 @@ impl ActivityLog {
         Ok(())
     }
 
-    /// Publishes several envelopes as one message in the CloudEvents JSON batch format (an
-    /// array), straight to the queue: one stored message instead of one per event, for an
-    /// outbox relay under load. The dedupe id names the batch by its first and last event; a
-    /// consumer stores each event by its own id, so an event sent twice in different batches
-    /// is still stored once.
+    /// Publishes several envelopes as few messages in the CloudEvents JSON batch format (an
+    /// array), straight to the queue: one stored message per [`MAX_BATCH_BYTES`] instead of
+    /// one per event, for an outbox relay under load. Each message's dedupe id names it by
+    /// its first and last event; a consumer stores each event by its own id, so an event sent
+    /// twice in different batches is still stored once.
     pub async fn publish_batch(&self, envelopes: &[Value]) -> anyhow::Result<()> {
-        let (Some(first), Some(last)) = (envelopes.first(), envelopes.last()) else {
-            return Ok(());
-        };
-        if envelopes.len() == 1 {
-            let id = first["id"].as_str().unwrap_or_default().to_string();
-            return self.publish(&id, first).await;
+        for batch in split_batches(envelopes, MAX_BATCH_BYTES) {
+            let (first, last) = (&batch.events[0], &batch.events[batch.events.len() - 1]);
+            if batch.events.len() == 1 {
+                let id = first["id"].as_str().unwrap_or_default().to_string();
+                self.publish(&id, first).await?;
+                continue;
+            }
+            let batch_id = format!(
+                "batch:{}:{}:{}",
+                first["id"].as_str().unwrap_or_default(),
+                last["id"].as_str().unwrap_or_default(),
+                batch.events.len()
+            );
+            self.events
+                .queue()
+                .publish(&self.subject("user_activity"), &batch_id, batch.payload)
+                .await?;
         }
-        let batch_id = format!(
-            "batch:{}:{}:{}",
-            first["id"].as_str().unwrap_or_default(),
-            last["id"].as_str().unwrap_or_default(),
-            envelopes.len()
-        );
-        self.events
-            .queue()
-            .publish(
-                &self.subject("user_activity"),
-                &batch_id,
-                Bytes::from(Value::Array(envelopes.to_vec()).to_string()),
-            )
-            .await?;
         Ok(())
     }
 
@@ -278,5 +319,56 @@ impl ActivityLog {
                 "user activity could not be queued; logged here instead"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(id: usize, filler: usize) -> Value {
+        json!({"id": format!("e-{id}"), "data": {"message": "x".repeat(filler)}})
+    }
+
+    /// Parses every batch back: the events in order, each once, each message within the
+    /// limit unless it is one event that alone exceeds it.
+    fn check(envelopes: &[Value], max: usize) -> Vec<usize> {
+        let batches = split_batches(envelopes, max);
+        let mut seen = Vec::new();
+        for batch in &batches {
+            let parsed: Vec<Value> = serde_json::from_slice(&batch.payload).unwrap();
+            assert_eq!(parsed, batch.events);
+            assert!(
+                batch.payload.len() <= max || batch.events.len() == 1,
+                "{} bytes in {} events",
+                batch.payload.len(),
+                batch.events.len()
+            );
+            seen.extend(parsed);
+        }
+        assert_eq!(seen, envelopes);
+        batches.iter().map(|b| b.events.len()).collect()
+    }
+
+    #[test]
+    fn batches_are_cut_before_the_byte_limit_and_keep_every_event_in_order() {
+        let small: Vec<Value> = (0..3).map(|i| envelope(i, 10)).collect();
+        assert_eq!(check(&small, MAX_BATCH_BYTES), [3]);
+        let many: Vec<Value> = (0..500).map(|i| envelope(i, 1000)).collect();
+        let sizes = check(&many, MAX_BATCH_BYTES);
+        assert!(sizes.len() >= 4, "{sizes:?}");
+        // `[a,b]` takes 2 × one + 3 bytes: at that limit two go together, one byte less and
+        // each goes alone.
+        let exact: Vec<Value> = (0..4).map(|i| envelope(i, 17)).collect();
+        let one = exact[0].to_string().len();
+        assert_eq!(check(&exact, 2 * one + 3), [2, 2]);
+        assert_eq!(check(&exact, 2 * one + 2), [1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn an_event_over_the_limit_goes_alone() {
+        let events = vec![envelope(0, 10), envelope(1, 5000), envelope(2, 10)];
+        assert_eq!(check(&events, 1000), [1, 1, 1]);
+        assert!(split_batches(&[], 1000).is_empty());
     }
 }

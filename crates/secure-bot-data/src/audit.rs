@@ -35,13 +35,30 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer and the relay as critical tasks of the target.
-    pub fn start(db: Database, ctx: &TargetContext, service: &'static str) -> Self {
+    /// Starts the writer, the relay and the trim as critical tasks of the target.
+    pub fn start(
+        db: Database,
+        ctx: &TargetContext,
+        service: &'static str,
+        settings: &crate::settings::Settings,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(4096);
         let relay_wakeup = Arc::new(Notify::new());
         ctx.spawn_critical(
             "botdata-audit-writer",
             write_groups(db.clone(), receiver, relay_wakeup.clone()),
+        );
+        ctx.spawn_critical(
+            "botdata-audit-trim",
+            trim(
+                db.clone(),
+                ctx.clock.clone(),
+                Retention {
+                    days: settings.audit_retention_days,
+                    every: Duration::from_secs(settings.audit_trim_interval),
+                },
+                ctx.shutdown.clone(),
+            ),
         );
         ctx.spawn_critical(
             "botdata-audit-relay",
@@ -192,4 +209,39 @@ async fn relay_once(db: &Database, activity: &ActivityLog) -> anyhow::Result<usi
     let ids: Vec<String> = entries.into_iter().map(|entry| entry.id).collect();
     audit::mark_published(db, &ids).await?;
     Ok(ids.len())
+}
+
+struct Retention {
+    days: u32,
+    every: Duration,
+}
+
+/// Removes, every `every`, the entries older than `days` that the relay has published (the
+/// Logging service holds them from then on, by its own retention); SQLite gets the pages
+/// back. A failed pass is tried again at the next.
+async fn trim(
+    db: Database,
+    clock: platform::Clock,
+    retention: Retention,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(retention.every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return Ok(()),
+        }
+        let cutoff = clock.now_millis() - i64::from(retention.days) * 86_400_000;
+        match audit::remove_published_before(&db, cutoff).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(
+                removed,
+                days = retention.days,
+                "audit entries past their retention removed"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "audit trim failed; trying again later")
+            }
+        }
+    }
 }

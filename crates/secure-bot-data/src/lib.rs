@@ -64,6 +64,12 @@ fn check_settings(settings: &Settings) -> anyhow::Result<()> {
     if settings.kek_reload_interval == 0 {
         bail!("secure_bot_data.kek_reload_interval is at least 1 second");
     }
+    if !(1..=36_500).contains(&settings.audit_retention_days) {
+        bail!("secure_bot_data.audit_retention_days is 1 to 36500");
+    }
+    if settings.audit_trim_interval == 0 {
+        bail!("secure_bot_data.audit_trim_interval is at least 1 second");
+    }
     Ok(())
 }
 
@@ -106,6 +112,10 @@ impl Target for SecureBotDataService {
         let settings: Settings = ctx.config.section(CONFIG_SECTION)?;
         check_settings(&settings)?;
         let db = ctx.require_database(NAME)?;
+        // The audit trim's deletes on SQLite then give the space back to the file system.
+        db.reclaim_space_from_now_on().await.map_err(|err| {
+            err.context("cannot turn on incremental vacuum for the secure bot data database")
+        })?;
         ensure_development_kek(&settings, ctx.config.profile(), &db).await?;
         let metrics = metrics::BotDataMetrics::register(&ctx.metrics);
         let vault = KeyVault::open(settings.clone(), db.clone(), metrics.sealed.clone()).await?;
@@ -113,7 +123,7 @@ impl Target for SecureBotDataService {
             tracing::warn!(%why, "starting sealed");
         }
         let state = Arc::new(BotData {
-            audit: audit::AuditLog::start(db.clone(), &ctx, NAME),
+            audit: audit::AuditLog::start(db.clone(), &ctx, NAME, &settings),
             db,
             settings: settings.clone(),
             vault,

@@ -24,6 +24,12 @@ pub struct Settings {
     pub max_value_bytes: usize,
     /// Most fields per bot.
     pub max_fields_per_bot: i64,
+    /// Days the audit trail keeps an entry once it has been relayed to the Logging service
+    /// (which keeps it as user_activity by its own retention); an entry not yet relayed is
+    /// never removed.
+    pub audit_retention_days: u32,
+    /// Seconds between passes that remove audit entries past their days.
+    pub audit_trim_interval: u64,
 }
 
 impl Default for Settings {
@@ -36,6 +42,8 @@ impl Default for Settings {
             max_versions: 10,
             max_value_bytes: 16 * 1024,
             max_fields_per_bot: 64,
+            audit_retention_days: 400,
+            audit_trim_interval: 3600,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The audit trail: one row per reveal, write, delete, denied attempt, seal and rotation. It
 //! is also the outbox of the matching user_activity events.
 
-use platform::db::{Database, values_placeholders};
+use platform::db::{Database, one_off_query, values_placeholders};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -84,7 +84,7 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, entries: &[AuditEntry]) -> a
             "INSERT INTO audit ({COLUMNS}) VALUES {}",
             values_placeholders(chunk.len(), COLUMN_COUNT)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut query = one_off_query(sql);
         for entry in chunk {
             query = query
                 .bind(entry.id.clone())
@@ -141,6 +141,45 @@ pub async fn mark_published(db: &Database, ids: &[String]) -> anyhow::Result<()>
         query.execute(db.pool()).await?;
     }
     Ok(())
+}
+
+/// Rows removed per statement, so a long backlog does not hold SQLite's one writer.
+const TRIM_CHUNK: i64 = 5_000;
+
+/// Removes published entries from before `cutoff` (ms), a chunk at a time; on SQLite the
+/// freed pages go back to the file system. Returns how many went.
+pub async fn remove_published_before(db: &Database, cutoff: i64) -> anyhow::Result<u64> {
+    // Ids are UUIDv7, ordered by their time: the bound lets the primary key find the
+    // oldest entries instead of scanning the table.
+    let cutoff = cutoff.max(0);
+    let before = format!(
+        "{:08x}-{:04x}-0000-0000-000000000000",
+        cutoff >> 16,
+        cutoff & 0xffff
+    );
+    let mut removed = 0;
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit \
+             WHERE id < $1 AND published = 1 AND at < $2 LIMIT $3)",
+        )
+        .bind(before.clone())
+        .bind(cutoff)
+        .bind(TRIM_CHUNK)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
+        removed += n;
+        if n < TRIM_CHUNK as u64 {
+            break;
+        }
+    }
+    if removed > 0 && db.backend() == platform::db::Backend::Sqlite {
+        sqlx::query("PRAGMA incremental_vacuum")
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(removed)
 }
 
 /// Entries newest first, optionally of one bot, before `cursor` (an entry id).

@@ -65,6 +65,46 @@ async fn store_and_retrieve_keep_the_contract() {
     );
 }
 
+/// One retrieve, one audit row: it names every field revealed with its version and value
+/// HMAC (never the value), so the audit trail grows by request, not by field.
+#[tokio::test]
+async fn a_retrieve_is_one_audit_row_naming_its_fields() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (manager_id, manager) = user(&app, &admin, "mgr", &["Manager"], None).await;
+    let secrets = json!({"email": "c@example.com", "password": "compact-canary-1",
+        "api_key": "compact-canary-2", "api_secret": "compact-canary-3"});
+    store_ok(&app, &manager, "bot-c", secrets).await;
+    assert_eq!(
+        retrieve(&app, &manager, "bot-c").await.status(),
+        StatusCode::OK
+    );
+    let audit: Value = get_json(&app, &format!("{PREFIX}/audit?bot_id=bot-c"), &admin).await;
+    let reveals: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "reveal")
+        .collect();
+    assert_eq!(reveals.len(), 1, "{audit}");
+    let reveal = reveals[0];
+    assert_eq!(reveal["actor"], manager_id.as_str());
+    assert_eq!(reveal["field"], Value::Null);
+    let mut fields: Vec<&str> = reveal["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["version"], 1, "{f}");
+            assert!(f["value_hmac"].as_str().unwrap().len() >= 32, "{f}");
+            f["field"].as_str().unwrap()
+        })
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["api_key", "api_secret", "email", "password"]);
+    assert!(!audit.to_string().contains("compact-canary"), "{audit}");
+}
+
 #[tokio::test]
 async fn the_contract_refuses_bad_input_and_missing_tokens() {
     let app = spawn_app().await;
@@ -1103,4 +1143,55 @@ async fn the_openapi_document_covers_every_route() {
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// The audit trail keeps an entry `audit_retention_days` once it has been relayed to the
+/// Logging service; younger entries, and any not yet relayed, stay.
+#[tokio::test]
+async fn audit_entries_past_their_retention_are_removed_once_relayed() {
+    let app = spawn(
+        None,
+        &[
+            ("VIVESPHERE_SECURE_BOT_DATA__AUDIT_RETENTION_DAYS", "30"),
+            ("VIVESPHERE_SECURE_BOT_DATA__AUDIT_TRIM_INTERVAL", "1"),
+        ],
+        None,
+    )
+    .await;
+    let admin = admin_token(&app).await;
+    store_ok(&app, &admin, "old-bot", json!({"password": "trim-canary"})).await;
+    revealed_value(&app, &admin, "old-bot", "password").await;
+    let db = crate::helpers::service_db(&app, "secure_bot_data").await;
+    let count = async |sql: &str| -> i64 {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while count("SELECT COUNT(*) AS n FROM audit WHERE published = 0").await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never relayed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let old = count("SELECT COUNT(*) AS n FROM audit").await;
+    assert!(old >= 2, "the write and the reveal");
+
+    // 31 days later: a new reveal, and the next pass removes only what is past 30 days.
+    app.clock.advance(Duration::from_secs(31 * 86_400));
+    let admin = admin_token(&app).await;
+    revealed_value(&app, &admin, "old-bot", "password").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let actions = audit_actions(&app, &admin).await;
+        if actions == ["reveal"] {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old entries stayed: {actions:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
