@@ -92,11 +92,18 @@ impl Database {
             Some(url) => {
                 let schema = settings.schema_for(service);
                 validate_schema(&schema)?;
+                // Requests wait briefly for a connection: a server that is gone is a quick
+                // 503, not one after the whole connect timeout.
+                let options = options.acquire_timeout(Duration::from_millis(
+                    settings
+                        .acquire_timeout_ms
+                        .clamp(100, connect_timeout.as_millis() as u64),
+                ));
                 Self::connect_postgres(url.expose(), &schema, options, connect_timeout).await
             }
             None => {
                 let path = settings.sqlite_path(service);
-                Self::connect_sqlite(Path::new(&path), options).await
+                Self::connect_sqlite(Path::new(&path), options, settings).await
             }
         }
     }
@@ -159,23 +166,33 @@ impl Database {
         })
     }
 
-    async fn connect_sqlite(path: &Path, options: AnyPoolOptions) -> anyhow::Result<Self> {
+    async fn connect_sqlite(
+        path: &Path,
+        options: AnyPoolOptions,
+        settings: &DatabaseSettings,
+    ) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create directory {}", parent.display()))?;
         }
         let url = format!("sqlite://{}?mode=rwc", path.display());
+        // WAL lets readers run beside the writer; FULL sync makes a commit survive a crash
+        // of the machine, not just of the process; the busy timeout turns write contention
+        // into waiting instead of errors; the cache and the map bound each connection's
+        // private memory (see `DatabaseSettings::sqlite_cache_kib`).
+        let pragmas: SqlStr = AssertSqlSafe(format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+             PRAGMA cache_size = -{}; PRAGMA mmap_size = {};",
+            settings.sqlite_cache_kib.max(64),
+            u64::from(settings.sqlite_mmap_mib) * 1024 * 1024
+        ))
+        .into_sql_str();
         let pool = options
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
+                let pragmas = pragmas.clone();
                 Box::pin(async move {
-                    // WAL lets readers run beside the writer; FULL sync makes a commit survive
-                    // a crash of the machine, not just of the process; the busy timeout turns
-                    // write contention into waiting instead of errors.
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                    )
-                    .await?;
+                    conn.execute(pragmas).await?;
                     Ok(())
                 })
             })
@@ -220,6 +237,31 @@ impl Database {
             .run(&self.pool)
             .await
             .with_context(|| format!("migrations failed on {}", self.location))
+    }
+
+    /// On SQLite: makes deleting shrink the file from now on — incremental auto-vacuum, set
+    /// once (a file made before it is rewritten by one VACUUM, on one connection, as SQLite
+    /// requires); `PRAGMA incremental_vacuum` after deletes then hands pages back. Nothing
+    /// on PostgreSQL.
+    pub async fn reclaim_space_from_now_on(&self) -> anyhow::Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        let mut conn = self.pool.acquire().await?;
+        let mode: i64 = sqlx::Row::try_get(
+            &sqlx::query("PRAGMA auto_vacuum")
+                .fetch_one(&mut *conn)
+                .await?,
+            0,
+        )?;
+        const INCREMENTAL: i64 = 2;
+        if mode != INCREMENTAL {
+            // Once per file: an upgraded installation's large file takes a while here.
+            tracing::info!(database = %self.location, "rewriting the file once so that deletes give space back (incremental vacuum)");
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL").await?;
+            conn.execute("VACUUM").await?;
+        }
+        Ok(())
     }
 
     /// A round trip to the database, for readiness.
@@ -282,6 +324,25 @@ pub fn is_connection_loss(err: &anyhow::Error) -> bool {
         })
 }
 
+/// Whether an error says the storage under the database is full: SQLite's SQLITE_FULL
+/// ("database or disk is full"), PostgreSQL's `disk_full` (SQLSTATE 53100), or the file
+/// system's ENOSPC. Such a write is the service's 503: nothing was written, and it goes
+/// through once space returns.
+pub fn is_storage_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
+            return db.code().as_deref() == Some("53100")
+                || db.code().as_deref() == Some("13")
+                || db.message().contains("database or disk is full")
+                || db.message().contains("No space left on device");
+        }
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+            || cause.to_string().contains("No space left on device")
+    })
+}
+
 /// Whether a database error is a unique-constraint violation (a duplicate key), on either
 /// backend (the `Any` driver does not always carry the kind through).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -293,6 +354,17 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// A statement whose text changes with the number of rows or ids it carries (a multi-row
+/// `INSERT … VALUES`, an `IN (…)` list): prepared for this one run and not kept in the
+/// connection's statement cache. Kept, every variant would stay prepared on every pooled
+/// connection until a hundred others pushed it out — a 200-row insert's program is hundreds
+/// of KiB, and under sustained load the one-process shape's memory grew by hundreds of MiB.
+pub fn one_off_query(
+    sql: String,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(AssertSqlSafe(sql)).persistent(false)
 }
 
 /// `($1, $2), ($3, $4)` for a multi-row `INSERT … VALUES` of `rows` rows of `columns`

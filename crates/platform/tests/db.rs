@@ -269,3 +269,38 @@ async fn losing_the_database_is_a_503_not_a_500() {
     db.ping().await.unwrap();
     admin.close().await;
 }
+
+/// Every pooled SQLite connection keeps the page cache and memory map it was configured
+/// with, so the process's private memory stays bounded by them.
+#[tokio::test]
+async fn sqlite_connections_keep_the_configured_cache_and_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = DatabaseSettings {
+        sqlite_cache_kib: 300,
+        sqlite_mmap_mib: 2,
+        max_connections: 3,
+        ..sqlite_settings(&dir)
+    };
+    let db = Database::connect("cache", &settings).await.unwrap();
+    // Three connections at once: each is set up, not only the first.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(db.pool().acquire().await.unwrap());
+    }
+    for conn in &mut held {
+        let cache: i64 = sqlx::query("PRAGMA cache_size")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(cache, -300);
+        let map: i64 = sqlx::query("PRAGMA mmap_size")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(map, 2 * 1024 * 1024);
+    }
+}

@@ -31,7 +31,7 @@ pub async fn list(
         limit,
     )
     .await
-    .map_err(ApiError::internal)
+    .map_err(ApiError::from)
 }
 
 pub async fn release(
@@ -58,7 +58,7 @@ pub async fn diff(
 async fn load(config: &ConfigService, revision: i64) -> Result<Release, ApiError> {
     store::get(&config.db, revision)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no release {revision}")))
 }
 
@@ -107,7 +107,7 @@ pub async fn redact_history(
         head,
     )
     .await
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::from)?;
     config
         .activity
         .record(

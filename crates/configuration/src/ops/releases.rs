@@ -88,7 +88,7 @@ async fn restored(
     let revision = target.revision;
     let release = store::get(&config.db, revision)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no release {revision}")))?;
     let profile = Profile::parse(&release.profile).map_err(ApiError::internal)?;
     if let Some((scope, asked)) = &target.scope
@@ -180,7 +180,7 @@ async fn write(
             && kind == "update"
             && let Some(release) = store::get(&config.db, based_on)
                 .await
-                .map_err(ApiError::internal)?
+                .map_err(ApiError::from)?
         {
             return Ok(Written {
                 release,
@@ -210,7 +210,7 @@ async fn write(
         };
         let outcome = store::write(&config.db, &release, based_on)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::from)?;
         let revision = match outcome {
             WriteOutcome::Written(revision) => revision,
             WriteOutcome::Stale if change.expected.is_some() => {
@@ -237,7 +237,7 @@ async fn published(
 ) -> Result<Written, ApiError> {
     let release = store::get(&config.db, revision)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::internal("a written release vanished"))?;
     config.announce(&release).await;
     config.audit(caller, &release, diff).await;

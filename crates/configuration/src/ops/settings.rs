@@ -46,7 +46,7 @@ pub async fn scopes(
     let written: std::collections::BTreeMap<String, i64> =
         store::scopes(&config.db, profile.as_str())
             .await
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)?
             .into_iter()
             .collect();
     let mut names = vec![GLOBAL_SCOPE.to_string()];
@@ -75,7 +75,7 @@ pub(crate) async fn scope_of(
     config.known_scope(scope)?;
     let latest = store::latest(&config.db, scope, profile.as_str())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from)?;
     Ok(latest
         .map(|release| (release.snapshot, release.revision))
         .unwrap_or_default())

@@ -96,6 +96,19 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Seconds to wait for a connection before giving up.
     pub connect_timeout: u64,
+    /// On PostgreSQL, milliseconds a request waits for a pooled connection before it is
+    /// answered 503 NOT_READY with Retry-After: a lost or failing-over server is told to
+    /// callers at once, rather than after the whole connect timeout (startup still waits
+    /// `connect_timeout`).
+    pub acquire_timeout_ms: u64,
+    /// On SQLite, KiB of page cache each pooled connection may keep (SQLite's default is
+    /// 2000). The cache is private memory that is never given back, once per pooled
+    /// connection of every service, while the operating system's file cache (and
+    /// `sqlite_mmap_mib`) holds the same pages shared (README: measured).
+    pub sqlite_cache_kib: u32,
+    /// On SQLite, MiB of each file read through a memory map instead of copied into the
+    /// page cache (0: none).
+    pub sqlite_mmap_mib: u32,
 }
 
 impl DatabaseSettings {
@@ -120,6 +133,9 @@ impl Default for DatabaseSettings {
             schema: None,
             max_connections: 10,
             connect_timeout: 5,
+            acquire_timeout_ms: 1_000,
+            sqlite_cache_kib: 512,
+            sqlite_mmap_mib: 0,
         }
     }
 }
@@ -137,7 +153,8 @@ pub enum QueueKind {
 #[serde(default)]
 pub struct QueueSettings {
     pub kind: QueueKind,
-    /// NATS server URL, used when `kind` is `nats`.
+    /// NATS server URL, used when `kind` is `nats`; several, comma-separated, for a cluster
+    /// (the client connects to any that answers and learns the others from the server).
     pub url: String,
     /// SQLite file of the embedded queue.
     pub path: String,
@@ -147,6 +164,17 @@ pub struct QueueSettings {
     pub max_age: u64,
     /// Seconds within which a second publish with the same dedupe id is dropped.
     pub duplicate_window: u64,
+    /// Copies JetStream keeps of every stream and durable consumer (1–5): 1 on one server,
+    /// 3 on a three-node cluster, so losing a node loses no message and stops no consumer.
+    /// Unused by the embedded queue.
+    pub stream_replicas: usize,
+    /// Most bytes one JetStream stream keeps (besides `max_age`). A full stream of work or
+    /// events refuses new messages, which then wait where they came from (the Bot Manager's
+    /// outbox, a process's spill file) — nothing is dropped; a full stream of notices
+    /// (`config`, `auth`) drops its oldest, which a resync replaces.
+    pub stream_max_bytes: u64,
+    /// Most messages one JetStream stream keeps, with the same rule.
+    pub stream_max_msgs: u64,
 }
 
 impl Default for QueueSettings {
@@ -158,6 +186,11 @@ impl Default for QueueSettings {
             namespace: "vivesphere".into(),
             max_age: 7 * 24 * 3600,
             duplicate_window: 120,
+            stream_replicas: 1,
+            // The two streams of work and events (and the small notice streams) reserve about
+            // 4.1 GiB of a NATS server's store: under the manifests' 8 GB `max_file_store`.
+            stream_max_bytes: 2 * 1024 * 1024 * 1024,
+            stream_max_msgs: 5_000_000,
         }
     }
 }
@@ -205,7 +238,8 @@ pub struct AuthSettings {
     pub issuer: String,
     /// The `aud` of user access tokens; service tokens carry `<audience>:<service>`.
     pub audience: String,
-    /// Base URL of the Authentication service, where the JWKS and the revocation list live.
+    /// Base URL of the Authentication service, where the JWKS, the revocation list and
+    /// service tokens are had; several comma-separated (its replicas) are tried in turn.
     /// Unset: the process's own address when it runs the authentication target or
     /// everything, else `http://authentication:8000` (the Kubernetes Service).
     pub authentication_url: Option<String>,

@@ -87,7 +87,7 @@ impl ErrorCode {
 }
 
 /// An error answered to a client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
@@ -180,9 +180,23 @@ impl From<anyhow::Error> for ApiError {
             )
             .with_retry_after(1);
         }
+        if crate::db::is_storage_full(&err) {
+            // Nothing was written; reads go on, and writes go through once space returns
+            // (an operator frees or grows the volume; retention passes free space too).
+            tracing::error!(error = %format!("{err:#}"), "the storage is full; writes are refused until space returns");
+            return Self::new(
+                ErrorCode::NotReady,
+                "the storage is full; nothing was written; try again later",
+            )
+            .with_retry_after(STORAGE_FULL_RETRY_SECONDS);
+        }
         Self::internal(format!("{err:#}"))
     }
 }
+
+/// How soon a client may ask again after a write refused for a full volume: freeing space
+/// takes a person or a retention pass, not a moment.
+const STORAGE_FULL_RETRY_SECONDS: u64 = 30;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

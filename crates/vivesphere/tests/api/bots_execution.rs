@@ -1154,8 +1154,32 @@ async fn a_stopping_worker_hands_back_what_it_had_not_started() {
         )
         .await;
     let waiting_id = waiting["post_id"].as_str().unwrap().to_string();
-    // The relay hands it over at once and the worker takes it, then waits for its slot.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The relay hands it over and the worker takes it (two deliveries of the jobs consumer
+    // exist: the slow send's and this one's), then waits for its slot. Waited for, not slept on: a stop that comes while
+    // the worker is still taking it is another case (see the closing note of issue 30).
+    let queue_file = env.app.data_dir.path().join("queue.db");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let queue = sqlx::sqlite::SqlitePoolOptions::new()
+            .connect(&format!("sqlite://{}", queue_file.display()))
+            .await
+            .unwrap();
+        let taken: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM eq_deliveries WHERE consumer = 'bot-manager-jobs'",
+        )
+        .fetch_one(&queue)
+        .await
+        .unwrap();
+        queue.close().await;
+        if taken >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker never took the job"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let still = env.read_post(&alice, &other_bot, &waiting_id).await;
     assert_eq!(
         still["state"], "scheduled",

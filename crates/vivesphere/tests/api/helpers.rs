@@ -127,6 +127,11 @@ pub fn options(
             "VIVESPHERE_TELEMETRY__SPILL_DIR".to_string(),
             data_dir.path().join("spill").display().to_string(),
         ),
+        // Streams a shared test NATS can reserve by the hundred.
+        (
+            "VIVESPHERE_QUEUE__STREAM_MAX_BYTES".to_string(),
+            platform::testing::TEST_STREAM_MAX_BYTES.to_string(),
+        ),
     ];
     env.extend(
         extra_env
@@ -151,7 +156,7 @@ pub fn client() -> reqwest::Client {
 
 /// With `VIVESPHERE_TEST_APP_DATABASE=postgres` every app test runs on PostgreSQL (CI runs
 /// the suite once per backend).
-fn apps_on_postgres() -> bool {
+pub fn apps_on_postgres() -> bool {
     std::env::var("VIVESPHERE_TEST_APP_DATABASE").is_ok_and(|v| v == "postgres")
 }
 

@@ -7,6 +7,8 @@ mod bots_helpers;
 #[path = "../common/bots.rs"]
 mod common;
 mod helpers;
+#[path = "../common/volume.rs"]
+mod volume;
 mod webhook_receiver;
 
 mod auth_admin;
@@ -26,6 +28,7 @@ mod budgets;
 
 mod config;
 mod demo;
+mod disk_full;
 mod gateway;
 mod hardening;
 mod health;
