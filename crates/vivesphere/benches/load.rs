@@ -210,6 +210,11 @@ fn main() {
         "VIVESPHERE_GATEWAY__RATE_LIMIT__PER_MINUTE".to_string(),
         "0".to_string(),
     );
+    // Streams a shared NATS can reserve run after run.
+    let small_streams = (
+        "VIVESPHERE_QUEUE__STREAM_MAX_BYTES".to_string(),
+        platform::testing::TEST_STREAM_MAX_BYTES.to_string(),
+    );
 
     // One process on PostgreSQL and NATS.
     let Some((postgres, mut env, backends)) = support::cluster_backends() else {
@@ -217,6 +222,7 @@ fn main() {
     };
     env.push(quiet.clone());
     env.push(no_edge_limit.clone());
+    env.push(small_streams.clone());
     {
         let server = Server::start(&env);
         runtime.block_on(async {
@@ -244,11 +250,13 @@ fn main() {
             data_dir: data.path().to_path_buf(),
             database_url: postgres.url().to_string(),
             nats_url: nats,
+            nats_nodes: 0,
+            nats_server: PathBuf::from("nats-server"),
             queue_namespace: platform::testing::unique_name(),
             gateway_port: 0,
             initial_admin_password: Some(ADMIN_PASSWORD.into()),
             x_api_url: None,
-            extra_env: vec![quiet, no_edge_limit],
+            extra_env: vec![quiet, no_edge_limit, small_streams],
             ready_timeout: Duration::from_secs(60),
         })
         .await

@@ -350,14 +350,17 @@ impl Shared {
             prometheus_client::metrics::gauge::Gauge::default(),
         );
         queue_up.set(1);
+        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let usage = platform::queue::usage::UsageGauges::register(&metrics);
+        tasks.spawn(usage.follow(queue.clone(), shutdown.clone()));
         Ok(Self {
             queue,
             queue_up,
             events,
             metrics,
             clock,
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
             failure: Arc::new(OnceLock::new()),
             peers,
             hub: ConfigHub::default(),

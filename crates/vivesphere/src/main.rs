@@ -148,8 +148,20 @@ struct LocalClusterArgs {
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     database_url: String,
     /// The NATS server (with JetStream) the services queue through.
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        default_value = "nats://127.0.0.1:4222",
+        conflicts_with = "nats_nodes"
+    )]
     nats_url: String,
+    /// Start this many private nats-servers instead (clustered on loopback when more than
+    /// one, their stores under <data-dir>/nats/), every stream kept on each: 3 is the
+    /// staging and production shape, which survives losing one.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+    nats_nodes: Option<u8>,
+    /// The nats-server binary `--nats-nodes` runs.
+    #[arg(long, default_value = "nats-server")]
+    nats_server: PathBuf,
     /// First token of every subject and stream name (one per cluster on a shared NATS).
     #[arg(long, default_value = "vivesphere")]
     queue_namespace: String,
@@ -182,6 +194,17 @@ enum GatewayCommand {
         /// Requests per minute per client address (default: `gateway.rate_limit.per_minute`'s).
         #[arg(long, default_value_t = gateway::RateLimitSettings::default().per_minute)]
         rate_limit_per_minute: u32,
+        /// Keep a running DB-less Kong current: every `--interval-seconds`, export again and
+        /// load what changed through this Admin API (`http://127.0.0.1:8001`), until a signal.
+        #[arg(long, requires = "authentication_url")]
+        kong_admin_url: Option<String>,
+        /// How often to look for new keys with `--kong-admin-url`; well below
+        /// `authentication.signing_key_lead_seconds`.
+        #[arg(long, default_value_t = 30)]
+        interval_seconds: u64,
+        /// Answer `/health/live` and `/health/ready` here while keeping Kong current.
+        #[arg(long, requires = "kong_admin_url")]
+        health_listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -222,8 +245,32 @@ fn return_large_allocations_to_the_os() {
     }
 }
 
+/// glibc keeps memory freed after a burst of load in its arenas, so a process stays at its
+/// peak long after the load has gone. Every few seconds a background thread asks it to give
+/// free pages back (`malloc_trim`), so memory follows the load down as well as up.
+fn give_freed_memory_back_periodically() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("memory-trim".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(10));
+                    // SAFETY: malloc_trim only returns free pages; it takes the arenas' locks.
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            eprintln!("warning: no memory-trim thread: {err}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     return_large_allocations_to_the_os();
+    give_freed_memory_back_periodically();
     platform::install_crypto_provider();
     let cli = Cli::parse();
     if cli.list_targets {
@@ -303,8 +350,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     output,
                     authentication_url,
                     rate_limit_per_minute,
+                    kong_admin_url,
+                    interval_seconds,
+                    health_listen,
                 },
-        } => export_kong(output, authentication_url, rate_limit_per_minute).await,
+        } => {
+            let export = vivesphere::kong::Export {
+                authentication_url,
+                rate_limit_per_minute,
+                output,
+                kong_admin_url,
+                interval: std::time::Duration::from_secs(interval_seconds.max(1)),
+                health_listen,
+            };
+            let stop = tokio_util::sync::CancellationToken::new();
+            platform::server::cancel_on_signal(stop.clone());
+            vivesphere::kong::export(&export, stop).await
+        }
         Command::LocalCluster(args) => local_cluster(config_dir.clone(), args).await,
         Command::Config {
             command: ConfigCommand::Check { target, root },
@@ -354,25 +416,6 @@ async fn serve(mut options: AppOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `vivesphere gateway export-kong`.
-async fn export_kong(
-    output: Option<PathBuf>,
-    authentication_url: Option<String>,
-    rate_limit_per_minute: u32,
-) -> anyhow::Result<()> {
-    let keys = match authentication_url {
-        Some(url) => vivesphere::kong::public_keys(&url).await?,
-        None => Vec::new(),
-    };
-    let text = gateway::kong::render(&keys, rate_limit_per_minute)?;
-    match output {
-        Some(path) => std::fs::write(&path, text)
-            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?,
-        None => print!("{text}"),
-    }
-    Ok(())
-}
-
 /// `vivesphere demo`: the demo until a signal, quiet but for errors (`RUST_LOG` or
 /// `VIVESPHERE_TELEMETRY__LOG_LEVEL` say otherwise).
 async fn demo(
@@ -418,6 +461,8 @@ async fn local_cluster(config_dir: PathBuf, args: LocalClusterArgs) -> anyhow::R
         data_dir: args.data_dir,
         database_url: args.database_url,
         nats_url: args.nats_url,
+        nats_nodes: args.nats_nodes.map_or(0, usize::from),
+        nats_server: args.nats_server,
         queue_namespace: args.queue_namespace,
         gateway_port: args.port,
         initial_admin_password,

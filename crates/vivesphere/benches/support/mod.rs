@@ -93,6 +93,16 @@ impl Server {
         }
     }
 
+    /// The server's process id (for its memory and open files).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its private data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
     /// Waits until `/health/ready` answers 200.
     pub async fn wait_ready(&self, client: &reqwest::Client) {
         let started = Instant::now();
@@ -112,17 +122,25 @@ impl Server {
     /// Waits for readiness, then logs the admin in and returns the access token.
     pub async fn ready_admin_token(&self, client: &reqwest::Client) -> String {
         self.wait_ready(client).await;
-        let body: serde_json::Value = client
-            .post(format!("{}/api/v1/auth/login", self.base))
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["token"].as_str().unwrap().to_string()
+        login(client, &self.base, "admin", ADMIN_PASSWORD).await
     }
+}
+
+/// Logs `username` in at `base` (a server or a gateway) and returns the access token.
+pub async fn login(client: &reqwest::Client, base: &str, username: &str, password: &str) -> String {
+    let body: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login of {username}: {body}"))
+        .to_string()
 }
 
 impl Drop for Server {

@@ -1,0 +1,288 @@
+//! The soak: minutes of mixed load — the bots list, the audited secret retrieve and log
+//! intake at once, as a fleet's day looks — against the release binary in both shapes (one
+//! process on SQLite + the embedded queue; `vivesphere local-cluster` on PostgreSQL + NATS),
+//! sampling every few seconds each process's memory (RssAnon) and open files, the storage
+//! (the data directory; the PostgreSQL database and the namespace's JetStream streams), and
+//! per route the rate, p99, errors and timeouts. It prints a table, writes an SVG plot of
+//! each series, and exits non-zero when a threshold is crossed:
+//!
+//! - every process's RssAnon under load ≤ `SOAK_MAX_RSS_MB` (80);
+//! - no growth under load: the last samples ≤ the first after warm-up (a sixth of the run,
+//!   at most 5 minutes) + `SOAK_MAX_GROWTH_PCT` (10);
+//! - `SOAK_IDLE_SECONDS` (60) after the load, each process within `SOAK_RECOVERY_PCT` (20)
+//!   of its idle figure before it (at least 8 MiB of slack);
+//! - no errors and no timeouts (5 s); log intake p99 over the run ≤ `SOAK_MAX_LOG_P99_MS` (100).
+//!
+//! `cargo bench --bench soak`; `SOAK_MINUTES` (30), `SOAK_SHAPES` ("one cluster"; the cluster
+//! needs VIVESPHERE_TEST_DATABASE_URL and VIVESPHERE_TEST_NATS_URL), `SOAK_CLIENTS` per route
+//! (16), `SOAK_SAMPLE_SECONDS` (10), `SOAK_OUT` (the plots; default a directory under
+//! target/).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{ADMIN_PASSWORD, Server, env_number, ms, percentile};
+use tokio_util::sync::CancellationToken;
+use vivesphere::local_cluster::{ClusterOptions, LocalCluster};
+
+const SOAK_USER: &str = "soak-manager";
+const SOAK_PASSWORD: &str = "Quiet-Harbor-7731-x";
+const BOTS: usize = 100;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[path = "soak/measure.rs"]
+mod measure;
+#[path = "soak/plot.rs"]
+mod plot;
+
+use measure::{Limits, Probe, Sample, Soak};
+
+/// What one request of a route is, given a counter for variety.
+type MakeRequest = Arc<dyn Fn(&reqwest::Client, u64) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// Logs in as admin, makes the Manager and its bots (credentials in Secure Bot Data), and
+/// returns the three routes of the mixed load.
+async fn routes(base: &str) -> Vec<(&'static str, MakeRequest)> {
+    let http = reqwest::Client::new();
+    let admin = support::login(&http, base, "admin", ADMIN_PASSWORD).await;
+    let made = http
+        .post(format!("{base}/api/v1/auth/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"username": SOAK_USER, "password": SOAK_PASSWORD, "roles": ["Manager"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.status());
+    let manager = support::login(&http, base, SOAK_USER, SOAK_PASSWORD).await;
+    let mut ids = Vec::new();
+    for i in 0..BOTS {
+        let body: Value = http
+            .post(format!("{base}/api/v1/bots/create"))
+            .bearer_auth(&manager)
+            .json(
+                &json!({"bot_name": format!("soak-bot-{i:03}"), "credentials": {
+                "email": format!("bot{i}@example.com"), "password": format!("pw-{i}-xxxxxxxx"),
+                "access_token": format!("at-{i}-{}", "x".repeat(40)),
+                "refresh_token": format!("rt-{i}-{}", "y".repeat(40))}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(body["bot_id"].as_str().expect("a bot id").to_string());
+    }
+    let ids = Arc::new(ids);
+    let base = base.to_string();
+    vec![
+        ("bots/list", {
+            let (base, token) = (base.clone(), manager.clone());
+            Arc::new(move |http: &reqwest::Client, _| {
+                http.get(format!("{base}/api/v1/bots/list"))
+                    .bearer_auth(&token)
+            })
+        }),
+        ("botdata/retrieve", {
+            let (base, token) = (base.clone(), manager.clone());
+            Arc::new(move |http: &reqwest::Client, n| {
+                let id = &ids[(n as usize).wrapping_mul(7919) % ids.len()];
+                http.get(format!("{base}/api/v1/botdata/retrieve?bot_id={id}"))
+                    .bearer_auth(&token)
+            })
+        }),
+        ("logs/submit", {
+            let (base, token) = (base.clone(), admin.clone());
+            Arc::new(move |http: &reqwest::Client, n| {
+                http.post(format!("{base}/api/v1/logs/submit"))
+                    .bearer_auth(&token)
+                    .json(&json!({"log_type": "user_activity", "log_data": {
+                        "timestamp": platform::Clock::system().now_rfc3339(),
+                        "message": "bot.post", "source": "soak", "action": "bot.post",
+                        "bot": format!("bot-{}", n % 100), "ok": true}}))
+            })
+        }),
+    ]
+}
+
+/// `clients` loops per route until `stop`, each answer counted in its route's window.
+fn start_load(
+    routes: Vec<(&'static str, MakeRequest)>,
+    clients: usize,
+    soak: &Soak,
+    stop: &CancellationToken,
+) {
+    let http = reqwest::Client::builder().timeout(TIMEOUT).build().unwrap();
+    for (index, (_, make)) in routes.into_iter().enumerate() {
+        for client in 0..clients {
+            let (http, make, stop) = (http.clone(), make.clone(), stop.clone());
+            let window = soak.windows[index].clone();
+            tokio::spawn(async move {
+                let mut n = client as u64 * 1_000_000_007;
+                while !stop.is_cancelled() {
+                    n += 1;
+                    let sent = Instant::now();
+                    let answer = make(&http, n).send().await;
+                    let outcome = match answer {
+                        Ok(response) if response.status().is_success() => {
+                            let _ = response.bytes().await;
+                            Ok(sent.elapsed())
+                        }
+                        Ok(_) => Err(false),
+                        Err(err) => Err(err.is_timeout()),
+                    };
+                    window.lock().unwrap().count(outcome);
+                }
+            });
+        }
+    }
+}
+
+/// One shape's soak: idle figure, the load with a sample per period, the idle after it.
+async fn soak_one(shape: &str, probe: Probe, base: &str, out: &Path) -> Vec<String> {
+    let minutes: f64 = env_number("SOAK_MINUTES", 30.0);
+    let period = Duration::from_secs(env_number("SOAK_SAMPLE_SECONDS", 10));
+    let idle = Duration::from_secs(env_number("SOAK_IDLE_SECONDS", 60));
+    let clients = env_number("SOAK_CLIENTS", 16);
+    let routes = routes(base).await;
+    let names: Vec<&str> = routes.iter().map(|(name, _)| *name).collect();
+    let mut soak = Soak::new(shape, probe, &names);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_before = soak.sample(0.0).await;
+    let stop = CancellationToken::new();
+    start_load(routes, clients, &soak, &stop);
+    let started = Instant::now();
+    let load = Duration::from_secs_f64(minutes * 60.0);
+    while started.elapsed() < load {
+        tokio::time::sleep(period.min(load - started.elapsed())).await;
+        let sample = soak.sample(started.elapsed().as_secs_f64()).await;
+        println!("{}", sample.row());
+        soak.samples.push(sample);
+    }
+    stop.cancel();
+    tokio::time::sleep(idle).await;
+    let idle_after = soak.sample(started.elapsed().as_secs_f64()).await;
+    println!("{} (after {} s idle)", idle_after.row(), idle.as_secs());
+    plot::write_all(out, &soak).expect("the plots are written");
+    println!("{shape}: plots in {}", out.display());
+    soak.problems(&idle_before, &idle_after, &Limits::from_env())
+}
+
+fn one_process(runtime: &tokio::runtime::Runtime, out: &Path) -> Vec<String> {
+    let server = Server::start(&[(
+        "VIVESPHERE_GATEWAY__RATE_LIMIT__PER_MINUTE".into(),
+        "0".into(),
+    )]);
+    runtime.block_on(async {
+        server.wait_ready(&reqwest::Client::new()).await;
+        let probe = Probe {
+            processes: vec![("vivesphere".into(), server.pid())],
+            data_dir: Some(server.data_dir().to_path_buf()),
+            postgres_url: None,
+            jetstream: None,
+        };
+        soak_one("one process", probe, &server.base, &out.join("one-process")).await
+    })
+}
+
+fn cluster(runtime: &tokio::runtime::Runtime, out: &Path) -> Vec<String> {
+    let Ok(nats) = std::env::var("VIVESPHERE_TEST_NATS_URL") else {
+        println!(
+            "cluster: skipped (set VIVESPHERE_TEST_DATABASE_URL and VIVESPHERE_TEST_NATS_URL)"
+        );
+        return Vec::new();
+    };
+    runtime.block_on(async {
+        let Some(postgres) = platform::testing::TestPostgres::create().await else {
+            println!("cluster: skipped (set VIVESPHERE_TEST_DATABASE_URL)");
+            return Vec::new();
+        };
+        let data = tempfile::tempdir().unwrap();
+        let namespace = platform::testing::unique_name();
+        let extra_env = [
+            ("VIVESPHERE_TELEMETRY__LOG_LEVEL", "warn".to_string()),
+            (
+                "VIVESPHERE_GATEWAY__RATE_LIMIT__PER_MINUTE",
+                "0".to_string(),
+            ),
+            (
+                "VIVESPHERE_QUEUE__STREAM_MAX_BYTES",
+                platform::testing::TEST_STREAM_MAX_BYTES.to_string(),
+            ),
+        ];
+        let mut cluster = LocalCluster::start(ClusterOptions {
+            binary: PathBuf::from(env!("CARGO_BIN_EXE_vivesphere")),
+            config_dir: PathBuf::from(support::CONFIG_DIR),
+            data_dir: data.path().to_path_buf(),
+            database_url: postgres.url().to_string(),
+            nats_url: nats.clone(),
+            nats_nodes: 0,
+            nats_server: PathBuf::from("nats-server"),
+            queue_namespace: namespace.clone(),
+            gateway_port: 0,
+            initial_admin_password: Some(ADMIN_PASSWORD.into()),
+            x_api_url: None,
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            ready_timeout: Duration::from_secs(60),
+        })
+        .await
+        .expect("the local cluster starts");
+        let probe = Probe {
+            processes: cluster
+                .members()
+                .iter()
+                .filter_map(|m| Some((m.name.clone(), m.pid()?)))
+                .collect(),
+            data_dir: None,
+            postgres_url: Some(postgres.url().to_string()),
+            jetstream: Some((nats, namespace)),
+        };
+        let base = cluster.gateway_url().to_string();
+        let problems = soak_one("cluster", probe, &base, &out.join("cluster")).await;
+        cluster.stop().await;
+        drop(postgres);
+        problems
+    })
+}
+
+fn main() -> std::process::ExitCode {
+    platform::install_crypto_provider();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let out = std::env::var("SOAK_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("soak"));
+    let shapes = std::env::var("SOAK_SHAPES").unwrap_or_else(|_| "one cluster".into());
+    let mut problems = Vec::new();
+    for shape in shapes.split_whitespace() {
+        problems.extend(match shape {
+            "one" => one_process(&runtime, &out),
+            "cluster" => cluster(&runtime, &out),
+            other => vec![format!("unknown shape {other:?} (one, cluster)")],
+        });
+    }
+    if problems.is_empty() {
+        println!("soak: every threshold held");
+        std::process::ExitCode::SUCCESS
+    } else {
+        for problem in &problems {
+            println!("THRESHOLD CROSSED: {problem}");
+        }
+        std::process::ExitCode::FAILURE
+    }
+}
+
+/// Milliseconds, for the table.
+fn p99_ms(latencies: &mut [Duration]) -> f64 {
+    if latencies.is_empty() {
+        return 0.0;
+    }
+    latencies.sort();
+    ms(percentile(latencies, 0.99))
+}
