@@ -79,7 +79,9 @@ impl Partitions {
     }
 
     /// The day partitions of `category`, oldest first, with their size on disk (table,
-    /// indexes, TOAST) and PostgreSQL's estimate of their rows.
+    /// indexes, TOAST) and PostgreSQL's estimate of their rows. A partition dropped while
+    /// this reads (a retention pass) has no size (`pg_total_relation_size` is NULL for a
+    /// relation that is gone) and is left out: it is no longer held.
     pub async fn days(
         &self,
         db: &Database,
@@ -100,7 +102,9 @@ impl Partitions {
         let mut days = Vec::new();
         for row in rows {
             let name: String = row.try_get("name")?;
-            let bytes: i64 = row.try_get("bytes")?;
+            let Some(bytes) = row.try_get::<Option<i64>, _>("bytes")? else {
+                continue;
+            };
             if let Some(start) = name.strip_prefix(&prefix).and_then(parse_day) {
                 days.push(DayPartition {
                     start,
@@ -203,5 +207,65 @@ mod tests {
         );
         assert_eq!(parse_day("2027011"), None);
         assert_eq!(parse_day("20271315"), None);
+    }
+
+    /// The space report and a retention pass run side by side: a partition the pass drops
+    /// while the report reads the catalog is left out of what is held, never an error.
+    #[tokio::test]
+    async fn a_partition_dropped_while_the_days_are_read_is_left_out() {
+        let Some(pg) = platform::testing::TestPostgres::create().await else {
+            return;
+        };
+        let settings = platform::config::DatabaseSettings {
+            url: Some(platform::config::Secret::new(pg.url())),
+            ..Default::default()
+        };
+        let db = Database::connect(crate::NAME, &settings).await.unwrap();
+        db.migrate(&crate::MIGRATIONS).await.unwrap();
+        let today = day_start(1_800_000_123_456);
+        let yesterday = today - DAY_MS;
+        let partitions = Partitions::default();
+        partitions
+            .ensure(
+                &db,
+                [(Category::Debug, yesterday), (Category::Debug, today)],
+            )
+            .await
+            .unwrap();
+        // The pass's drop, not yet committed: it holds the partition's lock.
+        let mut dropping = db.pool().begin().await.unwrap();
+        let drop = format!("DROP TABLE {}", partition_name(Category::Debug, yesterday));
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut *dropping)
+            .await
+            .unwrap();
+        let reader = db.clone();
+        let reading =
+            tokio::spawn(async move { Partitions::default().days(&reader, Category::Debug).await });
+        // The report saw the partition in the catalog and waits for its lock.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM pg_locks WHERE NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the read never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        dropping.commit().await.unwrap();
+        let days = reading.await.unwrap().unwrap();
+        let starts: Vec<i64> = days.iter().map(|day| day.start).collect();
+        assert_eq!(starts, vec![today]);
     }
 }
