@@ -79,6 +79,11 @@ fn validate_schema(schema: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A duration in seconds from a setting where 0 means none.
+fn seconds(setting: u64) -> Option<Duration> {
+    (setting > 0).then(|| Duration::from_secs(setting))
+}
+
 impl Database {
     /// Connects `service` to its storage as `settings` say: PostgreSQL when `url` is set,
     /// otherwise the SQLite file at `path` (`{service}` replaced), created if missing.
@@ -87,6 +92,8 @@ impl Database {
         let connect_timeout = Duration::from_secs(settings.connect_timeout.max(1));
         let options = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
+            .idle_timeout(seconds(settings.idle_timeout))
+            .max_lifetime(seconds(settings.max_lifetime))
             .acquire_timeout(connect_timeout);
         match &settings.url {
             Some(url) => {

@@ -304,3 +304,71 @@ async fn sqlite_connections_keep_the_configured_cache_and_map() {
         assert_eq!(map, 2 * 1024 * 1024);
     }
 }
+
+/// Connections a burst opened are closed once idle for `idle_timeout`, so the memory each
+/// holds (its page and statement caches) leaves with the load.
+#[tokio::test]
+async fn connections_left_idle_after_a_burst_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = DatabaseSettings {
+        idle_timeout: 1,
+        max_connections: 4,
+        ..sqlite_settings(&dir)
+    };
+    let db = Database::connect("idle", &settings).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(db.pool().acquire().await.unwrap());
+    }
+    assert_eq!(db.pool().size(), 4);
+    drop(held);
+    // The pool's reaper looks every idle_timeout: within two of them every one is gone.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.pool().size() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} idle connections still open",
+            db.pool().size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // And the pool opens one again when asked.
+    db.ping().await.unwrap();
+}
+
+/// A task polling the database every few milliseconds uses the pool's idle connections in
+/// turn, so none of a burst's connections ever sits idle long; their lifetime still lets
+/// the pool shrink to what the poller needs.
+#[tokio::test]
+async fn a_poller_does_not_keep_a_burst_s_connections_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = DatabaseSettings {
+        idle_timeout: 1,
+        max_lifetime: 2,
+        max_connections: 4,
+        ..sqlite_settings(&dir)
+    };
+    let db = Database::connect("poller", &settings).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(db.pool().acquire().await.unwrap());
+    }
+    drop(held);
+    let poller = db.clone();
+    let polling = tokio::spawn(async move {
+        loop {
+            poller.ping().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while db.pool().size() > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} connections kept by a poller that needs one",
+            db.pool().size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    polling.abort();
+}

@@ -101,6 +101,16 @@ pub struct DatabaseSettings {
     /// callers at once, rather than after the whole connect timeout (startup still waits
     /// `connect_timeout`).
     pub acquire_timeout_ms: u64,
+    /// Seconds a pooled connection may sit unused before it is closed (0: kept until the
+    /// pool closes). A burst opens up to `max_connections`, each with its own page and
+    /// statement caches; closing the idle ones is how that memory leaves after the load
+    /// (and PostgreSQL's backends with it). Closed within twice this after the last use.
+    pub idle_timeout: u64,
+    /// Seconds a pooled connection lives before it is closed once it is next free (0: for
+    /// ever). The pool hands out its idle connections in turn, so a background task polling
+    /// every second keeps every connection of a burst "used" and `idle_timeout` never
+    /// fires; a lifetime lets the pool shrink back to what the load after needs.
+    pub max_lifetime: u64,
     /// On SQLite, KiB of page cache each pooled connection may keep (SQLite's default is
     /// 2000). The cache is private memory that is never given back, once per pooled
     /// connection of every service, while the operating system's file cache (and
@@ -134,6 +144,8 @@ impl Default for DatabaseSettings {
             max_connections: 10,
             connect_timeout: 5,
             acquire_timeout_ms: 1_000,
+            idle_timeout: 20,
+            max_lifetime: 60,
             sqlite_cache_kib: 512,
             sqlite_mmap_mib: 0,
         }
