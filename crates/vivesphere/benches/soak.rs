@@ -153,6 +153,7 @@ async fn soak_one(shape: &str, probe: Probe, base: &str, out: &Path) -> Vec<Stri
     let mut soak = Soak::new(shape, probe, &names);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_before = soak.sample(0.0).await;
+    println!("{} (idle, before the load)", idle_before.row());
     let stop = CancellationToken::new();
     start_load(routes, clients, &soak, &stop);
     let started = Instant::now();
@@ -167,6 +168,14 @@ async fn soak_one(shape: &str, probe: Probe, base: &str, out: &Path) -> Vec<Stri
     tokio::time::sleep(idle).await;
     let idle_after = soak.sample(started.elapsed().as_secs_f64()).await;
     println!("{} (after {} s idle)", idle_after.row(), idle.as_secs());
+    let parts: Vec<String> = soak
+        .storage_by_part()
+        .await
+        .iter()
+        .take(8)
+        .map(|(name, mib)| format!("{name} {mib:.1}"))
+        .collect();
+    println!("{shape}: storage by part, MiB: {}", parts.join(", "));
     plot::write_all(out, &soak).expect("the plots are written");
     println!("{shape}: plots in {}", out.display());
     soak.problems(&idle_before, &idle_after, &Limits::from_env())

@@ -166,6 +166,22 @@ impl Soak {
         size.map_or(f64::NAN, |bytes| bytes as f64 / MIB)
     }
 
+    /// Where the storage is: each file of the data directory, or each schema of the
+    /// PostgreSQL database, largest first — so growth can be put down to one store.
+    pub async fn storage_by_part(&self) -> Vec<(String, f64)> {
+        let mut parts = match (&self.probe.data_dir, &self.probe.postgres_url) {
+            (Some(dir), _) => {
+                let mut files = Vec::new();
+                file_sizes(dir, dir, &mut files);
+                files
+            }
+            (None, Some(url)) => schema_sizes(url).await,
+            (None, None) => Vec::new(),
+        };
+        parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+        parts
+    }
+
     async fn jetstream_mib(&self) -> Option<f64> {
         use futures::StreamExt;
         let (url, namespace) = self.probe.jetstream.as_ref()?;
@@ -300,4 +316,50 @@ fn directory_bytes(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Every file under `dir`, named relative to `root`, in MiB.
+fn file_sizes(root: &Path, dir: &Path, into: &mut Vec<(String, f64)>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => file_sizes(root, &path, into),
+            _ => {
+                let bytes = entry.metadata().map_or(0, |m| m.len());
+                let name = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
+                into.push((name, bytes as f64 / MIB));
+            }
+        }
+    }
+}
+
+/// Each schema's tables with their indexes and TOAST, in MiB.
+async fn schema_sizes(url: &str) -> Vec<(String, f64)> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let Ok(pool) = sqlx::AnyPool::connect(url).await else {
+        return Vec::new();
+    };
+    let rows = sqlx::query(
+        "SELECT n.nspname::text AS name, \
+         CAST(SUM(pg_total_relation_size(c.oid)) AS BIGINT) AS bytes \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+         GROUP BY n.nspname",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    pool.close().await;
+    rows.iter()
+        .filter_map(|row| {
+            let name: String = row.try_get("name").ok()?;
+            let bytes: Option<i64> = row.try_get("bytes").ok()?;
+            Some((name, bytes.unwrap_or(0) as f64 / MIB))
+        })
+        .collect()
 }
