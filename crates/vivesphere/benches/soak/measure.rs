@@ -225,9 +225,8 @@ impl Soak {
                     limits.max_rss_mib
                 ));
             }
-            if series.len() > warm + 2 {
-                let early = (series[warm] + series[warm + 1]) / 2.0;
-                let late = (series[series.len() - 1] + series[series.len() - 2]) / 2.0;
+            let steady = series.get(warm..).unwrap_or_default();
+            if let Some((early, late)) = early_peak_and_late_median(steady) {
                 if late > early * (1.0 + limits.growth_pct / 100.0) {
                     problems.push(format!(
                         "{shape}: {name} grew from {early:.0} to {late:.0} MiB under steady load"
@@ -257,6 +256,21 @@ impl Soak {
         }
         problems
     }
+}
+
+/// Growth under steady load, robust to the sample-to-sample swing of a busy process (±10 %
+/// here): the highest sample of the first third after warm-up against the median of the
+/// last third. A flat series never crosses; memory that keeps growing does, once the
+/// growth exceeds the swing. `None` with fewer than three samples.
+fn early_peak_and_late_median(series: &[f64]) -> Option<(f64, f64)> {
+    let third = series.len() / 3;
+    if third == 0 {
+        return None;
+    }
+    let early = series[..third].iter().cloned().fold(f64::MIN, f64::max);
+    let mut late = series[series.len() - third..].to_vec();
+    late.sort_by(f64::total_cmp);
+    Some((early, late[late.len() / 2]))
 }
 
 /// The thresholds, from the environment.
