@@ -226,12 +226,12 @@ impl Soak {
                 ));
             }
             let steady = series.get(warm..).unwrap_or_default();
-            if let Some((early, late)) = early_peak_and_late_median(steady) {
-                if late > early * (1.0 + limits.growth_pct / 100.0) {
-                    problems.push(format!(
-                        "{shape}: {name} grew from {early:.0} to {late:.0} MiB under steady load"
-                    ));
-                }
+            if let Some((early, late)) = early_peak_and_late_median(steady)
+                && late > early * (1.0 + limits.growth_pct / 100.0)
+            {
+                problems.push(format!(
+                    "{shape}: {name} grew from {early:.0} to {late:.0} MiB under steady load"
+                ));
             }
             let (before, after) = (idle_before.rss_mib[index].1, idle_after.rss_mib[index].1);
             let allowed = (before * (1.0 + limits.recovery_pct / 100.0)).max(before + 8.0);
