@@ -11,7 +11,10 @@
 //!   of the last third ≤ the highest sample of the first third + `SOAK_MAX_GROWTH_PCT` (10);
 //! - `SOAK_IDLE_SECONDS` (60) after the load, each process within `SOAK_RECOVERY_PCT` (20)
 //!   of its idle figure before it (at least 8 MiB of slack);
-//! - no errors and no timeouts (5 s); log intake p99 over the run ≤ `SOAK_MAX_LOG_P99_MS` (100).
+//! - no errors and no timeouts (5 s); log intake p99 over the run ≤ `SOAK_MAX_LOG_P99_MS` (100);
+//! - writers share fairly: log intake's median rate beside the other routes ≥
+//!   `SOAK_MIN_LOG_SHARE_PCT` (80) % of its rate alone, measured for `SOAK_SOLO_SECONDS` (20)
+//!   before the mixed load (0 skips the phase and the check).
 //!
 //! `cargo bench --bench soak`; `SOAK_MINUTES` (30), `SOAK_SHAPES` ("one cluster"; the cluster
 //! needs VIVESPHERE_TEST_DATABASE_URL and VIVESPHERE_TEST_NATS_URL), `SOAK_CLIENTS` per route
@@ -33,6 +36,8 @@ const SOAK_USER: &str = "soak-manager";
 const SOAK_PASSWORD: &str = "Quiet-Harbor-7731-x";
 const BOTS: usize = 100;
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// The route whose share of the machine under the mixed load is judged.
+const LOG_ROUTE: &str = "logs/submit";
 
 #[path = "soak/measure.rs"]
 mod measure;
@@ -134,7 +139,7 @@ async fn routes(base: &str, stop: &CancellationToken) -> Vec<(&'static str, Make
                     .bearer_auth(session.token())
             })
         }),
-        ("logs/submit", {
+        (LOG_ROUTE, {
             let (base, session) = (base.clone(), admin_session);
             Arc::new(move |http: &reqwest::Client, n| {
                 http.post(format!("{base}/api/v1/logs/submit"))
@@ -148,15 +153,20 @@ async fn routes(base: &str, stop: &CancellationToken) -> Vec<(&'static str, Make
     ]
 }
 
-/// `clients` loops per route until `stop`, each answer counted in its route's window.
+/// `clients` loops per route (every route, or only the one named) until `stop`, each answer
+/// counted in its route's window.
 fn start_load(
-    routes: Vec<(&'static str, MakeRequest)>,
+    routes: &[(&'static str, MakeRequest)],
+    only: Option<&str>,
     clients: usize,
     soak: &Soak,
     stop: &CancellationToken,
 ) {
     let http = reqwest::Client::builder().timeout(TIMEOUT).build().unwrap();
-    for (index, (_, make)) in routes.into_iter().enumerate() {
+    for (index, (name, make)) in routes.iter().enumerate() {
+        if only.is_some_and(|only| only != *name) {
+            continue;
+        }
         for client in 0..clients {
             let (http, make, stop) = (http.clone(), make.clone(), stop.clone());
             let window = soak.windows[index].clone();
@@ -181,7 +191,38 @@ fn start_load(
     }
 }
 
-/// One shape's soak: idle figure, the load with a sample per period, the idle after it.
+/// Log intake alone for `SOAK_SOLO_SECONDS`: the rate the mixed load's log intake is held
+/// to (writers share fairly). Nothing when the phase is set to 0 seconds.
+async fn solo_log_rate(
+    routes: &[(&'static str, MakeRequest)],
+    clients: usize,
+    soak: &mut Soak,
+) -> Option<f64> {
+    let seconds: f64 = env_number("SOAK_SOLO_SECONDS", 20.0);
+    if seconds <= 0.0 {
+        return None;
+    }
+    let stop = CancellationToken::new();
+    start_load(routes, Some(LOG_ROUTE), clients, soak, &stop);
+    // The first seconds warm the connections and the caches; the rate is what follows.
+    tokio::time::sleep(Duration::from_secs_f64(seconds / 4.0)).await;
+    soak.sample(0.0).await;
+    tokio::time::sleep(Duration::from_secs_f64(seconds * 3.0 / 4.0)).await;
+    stop.cancel();
+    let solo = soak.sample(0.0).await;
+    let logs = solo.routes.iter().find(|r| r.name == LOG_ROUTE)?;
+    println!(
+        "{LOG_ROUTE} alone: {:.0}/s, p99 {:.1} ms",
+        logs.rate, logs.p99_ms
+    );
+    // Let the last requests of the phase drain before the mixed load starts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    soak.sample(0.0).await;
+    Some(logs.rate)
+}
+
+/// One shape's soak: idle figure, log intake alone, the mixed load with a sample per period,
+/// the idle after it.
 async fn soak_one(shape: &str, probe: Probe, base: &str, out: &Path) -> Vec<String> {
     let minutes: f64 = env_number("SOAK_MINUTES", 30.0);
     let period = Duration::from_secs(env_number("SOAK_SAMPLE_SECONDS", 10));
@@ -194,7 +235,9 @@ async fn soak_one(shape: &str, probe: Probe, base: &str, out: &Path) -> Vec<Stri
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_before = soak.sample(0.0).await;
     println!("{} (idle, before the load)", idle_before.row());
-    start_load(routes, clients, &soak, &stop);
+    soak.solo_log_rate = solo_log_rate(&routes, clients, &mut soak).await;
+    soak.log_latencies.clear();
+    start_load(&routes, None, clients, &soak, &stop);
     let started = Instant::now();
     let load = Duration::from_secs_f64(minutes * 60.0);
     while started.elapsed() < load {

@@ -336,6 +336,7 @@ pub async fn delete(db: &Database, filter: &Filter) -> anyhow::Result<u64> {
 
 /// Retention on SQLite: deletes a category's events older than `cutoff` (ms).
 pub async fn delete_older(db: &Database, category: Category, cutoff: i64) -> anyhow::Result<u64> {
+    let _turn = db.write_turn().await;
     Ok(
         sqlx::query("DELETE FROM events WHERE category = $1 AND ts < $2")
             .bind(category.as_str())

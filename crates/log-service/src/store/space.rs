@@ -89,6 +89,8 @@ pub async fn drop_day(
         Backend::Sqlite => {
             let mut deleted = 0;
             loop {
+                // Each chunk in its turn at the file, between the writers' commits.
+                let _turn = db.write_turn().await;
                 let n = sqlx::query(
                     "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events \
                      WHERE category = $1 AND ts >= $2 AND ts < $3 LIMIT $4)",
@@ -137,6 +139,7 @@ pub async fn trim_oldest(
         // As many as the excess holds at the average event's size, and at least one.
         let average = (held / events).max(1);
         let excess = (held - budget + average - 1) / average;
+        let turn = db.write_turn().await;
         let n = sqlx::query(
             "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events \
              WHERE category = $1 ORDER BY ts LIMIT $2)",
@@ -146,6 +149,7 @@ pub async fn trim_oldest(
         .execute(db.pool())
         .await?
         .rows_affected();
+        drop(turn);
         if n == 0 {
             return Ok((deleted, held));
         }

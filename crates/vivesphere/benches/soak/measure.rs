@@ -95,7 +95,10 @@ pub struct Soak {
     pub windows: Vec<Arc<Mutex<Window>>>,
     pub samples: Vec<Sample>,
     /// Every log-intake latency of the run, for its p99.
-    log_latencies: Vec<Duration>,
+    /// Log intake's latencies under the mixed load, for its p99 over the run.
+    pub log_latencies: Vec<Duration>,
+    /// Log intake's rate alone, before the mixed load (when that phase ran).
+    pub solo_log_rate: Option<f64>,
     last: std::time::Instant,
 }
 
@@ -108,6 +111,7 @@ impl Soak {
             windows: routes.iter().map(|_| Arc::default()).collect(),
             samples: Vec::new(),
             log_latencies: Vec::new(),
+            solo_log_rate: None,
             last: std::time::Instant::now(),
         }
     }
@@ -119,7 +123,7 @@ impl Soak {
         let mut routes = Vec::new();
         for (name, window) in self.route_names.iter().zip(&self.windows) {
             let mut taken = std::mem::take(&mut *window.lock().unwrap());
-            if name == "logs/submit" {
+            if name == super::LOG_ROUTE {
                 self.log_latencies.extend(&taken.latencies);
             }
             routes.push(RouteSample {
@@ -254,7 +258,31 @@ impl Soak {
                 limits.max_log_p99_ms
             ));
         }
+        problems.extend(self.log_share_problem(limits));
         problems
+    }
+
+    /// Log intake's median rate under the mixed load against its rate alone.
+    fn log_share_problem(&self, limits: &Limits) -> Option<String> {
+        let solo = self.solo_log_rate?;
+        let mut rates: Vec<f64> = (self.samples.iter())
+            .flat_map(|s| &s.routes)
+            .filter(|r| r.name == super::LOG_ROUTE)
+            .map(|r| r.rate)
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        let mixed = *rates.get(rates.len() / 2)?;
+        let share = 100.0 * mixed / solo.max(1.0);
+        println!(
+            "{}: log intake {mixed:.0}/s beside the other routes, {share:.0} % of its {solo:.0}/s alone",
+            self.shape
+        );
+        (share < limits.min_log_share_pct).then(|| {
+            format!(
+                "{}: log intake kept {share:.0} % of its rate alone beside the other routes (at least {:.0})",
+                self.shape, limits.min_log_share_pct
+            )
+        })
     }
 }
 
@@ -279,6 +307,7 @@ pub struct Limits {
     pub growth_pct: f64,
     pub recovery_pct: f64,
     pub max_log_p99_ms: f64,
+    pub min_log_share_pct: f64,
 }
 
 impl Limits {
@@ -288,6 +317,7 @@ impl Limits {
             growth_pct: env_number("SOAK_MAX_GROWTH_PCT", 10.0),
             recovery_pct: env_number("SOAK_RECOVERY_PCT", 20.0),
             max_log_p99_ms: env_number("SOAK_MAX_LOG_P99_MS", 100.0),
+            min_log_share_pct: env_number("SOAK_MIN_LOG_SHARE_PCT", 80.0),
         }
     }
 }

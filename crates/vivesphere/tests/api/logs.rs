@@ -344,6 +344,69 @@ async fn a_duplicate_delivery_is_stored_once() {
     );
 }
 
+/// On SQLite a queued batch is written in parts (100 events per turn at the file), and HTTP
+/// submissions take their turns between the parts: a backlog of 350 queued events, taken as
+/// one batch (a long linger), is stored whole and once, and the submissions made while it
+/// is written are answered and stored.
+#[tokio::test]
+async fn a_queued_backlog_is_stored_whole_beside_http_submissions() {
+    let app = spawn(
+        None,
+        &[
+            ("VIVESPHERE_LOGGING__WRITERS", "1"),
+            ("VIVESPHERE_LOGGING__BATCH_LINGER_MS", "1500"),
+        ],
+        None,
+    )
+    .await;
+    let admin = admin_token(&app).await;
+    let queue = app.queue.clone().unwrap();
+    let now = app.clock.now_rfc3339();
+    for i in 0..350 {
+        let event = json!({
+            "specversion": "1.0", "id": format!("backlog-{i}"), "source": "vivesphere/bot-manager",
+            "type": "vivesphere.bot-manager.post.published", "time": now,
+            "subject": format!("bot-{i}"), "actor": "u-1",
+            "data": {"action": "backlog.written", "actor": "u-1"}
+        });
+        let subject = "logs.user_activity.bot_manager";
+        queue
+            .publish(subject, &format!("backlog-{i}"), event.to_string().into())
+            .await
+            .unwrap();
+    }
+    let stamped = platform::time_fmt::rfc3339_from_millis(app.clock.now_millis());
+    let answers = futures::future::join_all((0..10).map(|i| {
+        let data = json!({"timestamp": stamped, "message": format!("beside {i}"), "source": "beside-test"});
+        submit(&app, &admin, "console", data)
+    }))
+    .await;
+    for answer in answers {
+        assert_eq!(answer.status(), StatusCode::CREATED);
+    }
+    let beside = events(
+        &app,
+        &admin,
+        "category=console&service=beside-test&limit=500",
+    )
+    .await;
+    assert_eq!(beside["items"].as_array().unwrap().len(), 10, "{beside}");
+    let query = "action=backlog.written&limit=500";
+    wait_for(&app, &admin, query, 350).await;
+    let stored = events(&app, &admin, query).await;
+    let ids: std::collections::HashSet<&str> = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (stored["items"].as_array().unwrap().len(), ids.len()),
+        (350, 350),
+        "every queued event stored, once"
+    );
+}
+
 async fn seed(
     app: &TestApp,
     token: &str,
