@@ -54,8 +54,6 @@ pub async fn list(
     caller: Caller,
 ) -> Result<Json<ListResponse>, ApiError> {
     // Admins too get their own here: "the caller's bots", not everyone's.
-    let rows = ops::bots::list_own(&state, &caller, LIST_CAP).await?;
-    Ok(Json(ListResponse {
-        bots: rows.into_iter().map(|b| b.bot_id).collect(),
-    }))
+    let bots = ops::bots::list_own_ids(&state, &caller, LIST_CAP).await?;
+    Ok(Json(ListResponse { bots }))
 }

@@ -150,6 +150,28 @@ pub async fn list(
     rows.iter().map(row_to_bot).collect()
 }
 
+/// The ids of the bots `reach` covers, in id order, at most `limit`.
+pub async fn ids(db: &Database, reach: Reach<'_>, limit: i64) -> anyhow::Result<Vec<String>> {
+    let (user, team) = match reach {
+        Reach::All => (None, None),
+        Reach::Member { user_id, team } => (Some(user_id), team),
+    };
+    let rows = sqlx::query(
+        "SELECT bot_id FROM bots \
+         WHERE ($1 IS NULL OR owner_id = $1 OR (team IS NOT NULL AND team = $2)) \
+         ORDER BY bot_id LIMIT $3",
+    )
+    .bind(user)
+    .bind(team)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get("bot_id"))
+        .collect::<Result<_, _>>()?)
+}
+
 /// Replaces the editable fields if the bot is still at `version`; the new row, or `None`
 /// when the version moved on.
 pub async fn update(db: &Database, bot: &BotRow, now: i64) -> anyhow::Result<Option<BotRow>> {
