@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Row;
 
 use crate::auth_helpers::{admin_token, get, send_json};
 use crate::helpers::{spawn_in, test_clock};
-use crate::volume::{SmallVolume, filler_batch};
+use crate::volume::{SmallVolume, filler_batch, send_until_refused};
 
 #[tokio::test]
 async fn a_full_volume_refuses_writes_keeps_reads_and_recovers_by_itself() {
@@ -37,19 +37,7 @@ async fn a_full_volume_refuses_writes_keeps_reads_and_recovers_by_itself() {
     };
 
     // Log batches until the volume refuses one: 503 in the standard shape, Retry-After.
-    let mut accepted = 0;
-    let refused = loop {
-        assert!(accepted < 200, "the volume never filled");
-        let response = send_batch(accepted).await;
-        if response.status() != StatusCode::CREATED {
-            break response;
-        }
-        accepted += 1;
-    };
-    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(refused.headers()["retry-after"], "30");
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error_code"], "NOT_READY", "{body}");
+    let (accepted, body) = send_until_refused(200, send_batch).await;
     assert!(
         body["message"]
             .as_str()

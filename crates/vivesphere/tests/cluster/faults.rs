@@ -834,21 +834,10 @@ async fn a_full_postgresql_volume_refuses_writes_keeps_reads_and_recovers_by_its
     let admin = t.login("admin", ADMIN_PASSWORD).await;
     let filler = volume.fill(8 * 1024 * 1024);
     let batch = |round| crate::volume::filler_batch(round, |i| json!(in_ms(-(i as i64))));
-    let mut accepted = 0;
-    let refused = loop {
-        assert!(accepted < 400, "the volume never filled");
-        let response = t
-            .send(Method::POST, "/api/v1/logs/batch", &admin, batch(accepted))
-            .await;
-        if response.status() != StatusCode::CREATED {
-            break response;
-        }
-        accepted += 1;
-    };
-    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(refused.headers()["retry-after"], "30");
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error_code"], "NOT_READY", "{body}");
+    let (accepted, _) = crate::volume::send_until_refused(400, |round| {
+        t.send(Method::POST, "/api/v1/logs/batch", &admin, batch(round))
+    })
+    .await;
     eprintln!("PostgreSQL volume full after {accepted} batches of 100 events");
     // Reads go on (a login writes its session, so the token from before is used).
     t.get("/api/v1/bots/list", &admin).await;

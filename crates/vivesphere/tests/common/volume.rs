@@ -81,3 +81,29 @@ pub fn filler_batch(
             .collect(),
     )
 }
+
+/// Sends filler batches (`send(round)`, round counting from 0) until the volume refuses one,
+/// at most `most`; the refusal must be the full-volume answer: 503 in the standard error
+/// shape, `NOT_READY`, `Retry-After: 30`. Returns how many were accepted, and the refusal.
+pub async fn send_until_refused<Sent>(
+    most: usize,
+    mut send: impl FnMut(usize) -> Sent,
+) -> (usize, serde_json::Value)
+where
+    Sent: std::future::Future<Output = reqwest::Response>,
+{
+    let mut accepted = 0;
+    let refused = loop {
+        assert!(accepted < most, "the volume never filled");
+        let response = send(accepted).await;
+        if response.status() != reqwest::StatusCode::CREATED {
+            break response;
+        }
+        accepted += 1;
+    };
+    assert_eq!(refused.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], "NOT_READY", "{body}");
+    (accepted, body)
+}
