@@ -1,6 +1,6 @@
 //! Taking events in: one or a batch over HTTP (checked: who may write user_activity, and
-//! nothing already past its retention), and storing events from any source in one
-//! transaction.
+//! nothing already past its retention), and storing events from any source (a batch in one
+//! transaction; on SQLite a queue batch in parts, taking turns with the HTTP groups).
 
 use std::sync::Arc;
 
@@ -106,8 +106,8 @@ fn accepted(logs: &Logs, caller: &Caller, submission: Submission) -> Result<LogE
 }
 
 /// Stores events with the webhook deliveries they make (queued events only): in one
-/// transaction, or on SQLite a queue batch in parts; returns how many were new. Events already past their retention are counted and
-/// skipped (retention would drop them anyway).
+/// transaction, or on SQLite a queue batch in parts; returns how many were new. Events
+/// already past their retention are counted and skipped (retention would drop them anyway).
 pub async fn store_events(
     logs: &Logs,
     events: Vec<LogEvent>,
