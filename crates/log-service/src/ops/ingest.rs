@@ -150,7 +150,7 @@ pub async fn store_events(
 /// between its parts the waiting HTTP group has its turn. The batch still settles as one
 /// (acknowledged after its last part, redelivered whole on a failure, stored once: the
 /// insert is idempotent and so are its notifications).
-const QUEUED_EVENTS_PER_TURN: usize = 100;
+const QUEUED_EVENTS_PER_TURN: usize = 25;
 
 fn events_per_turn(backend: Backend, origin: Origin) -> usize {
     match (backend, origin) {

@@ -344,7 +344,7 @@ async fn a_duplicate_delivery_is_stored_once() {
     );
 }
 
-/// On SQLite a queued batch is written in parts (100 events per turn at the file), and HTTP
+/// On SQLite a queued batch is written in parts (25 events per turn at the file), and HTTP
 /// submissions take their turns between the parts: a backlog of 350 queued events, taken as
 /// one batch (a long linger), is stored whole and once, and the submissions made while it
 /// is written are answered and stored.
