@@ -229,9 +229,10 @@ impl Database {
     /// On SQLite, the turn to write: held from before a write transaction begins until it
     /// ends, by every writer of a busy file. SQLite has one writer per file; without the
     /// turn, a writer that finds the file locked sleeps in SQLite's busy handler (1, 2, 5…
-    /// up to 100 ms between tries) while others overtake it, so a short write beside a
-    /// stream of batches waited hundreds of milliseconds. The turn is handed out in order
-    /// of arrival. On PostgreSQL, which has many writers, there is no turn (`None`).
+    /// up to 100 ms between tries) while others overtake it. The turn is handed out in
+    /// order of arrival, so writers that keep each transaction short (a long batch written
+    /// in parts) interleave fairly. On PostgreSQL, which has many writers, there is no turn
+    /// (`None`).
     pub async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match self.backend {
             Backend::Sqlite => Some(self.write_turn.lock().await),

@@ -176,6 +176,57 @@ async fn concurrent_submissions_share_transactions_and_each_is_stored() {
     );
 }
 
+/// Clients that hang up mid-submission (whoever of them started the group's committer) leave
+/// nobody else waiting: every submission whose client stays is answered and stored.
+#[tokio::test]
+async fn submitters_hanging_up_strand_no_one_else() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let stamped = platform::time_fmt::rfc3339_from_millis(app.clock.now_millis() - 60_000);
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let body = |who: &str, i: usize| {
+        json!({"log_type": "console", "log_data": {"timestamp": stamped,
+            "message": format!("{who} {i}"), "source": "hang-up-test"}})
+    };
+    let hung_up = (0..30).map(|i| {
+        let sent = impatient
+            .post(app.url(&format!("{PREFIX}/submit")))
+            .bearer_auth(&admin)
+            .json(&body("impatient", i))
+            .send();
+        async move { drop(sent.await) }
+    });
+    let (app_ref, admin_ref) = (&app, &admin);
+    let stayed = (0..20).map(|i| {
+        let data = body("patient", i)["log_data"].clone();
+        async move {
+            let answer = submit(app_ref, admin_ref, "console", data).await;
+            assert_eq!(answer.status(), StatusCode::CREATED);
+        }
+    });
+    futures::future::join(
+        futures::future::join_all(hung_up),
+        futures::future::join_all(stayed),
+    )
+    .await;
+    let stored = events(
+        &app,
+        &admin,
+        "category=console&service=hang-up-test&limit=500",
+    )
+    .await;
+    let patient = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["message"].as_str().unwrap().starts_with("patient"))
+        .count();
+    assert_eq!(patient, 20, "{stored}");
+}
+
 #[tokio::test]
 async fn a_batch_is_stored_whole_and_a_resent_event_once() {
     let app = spawn_app().await;
