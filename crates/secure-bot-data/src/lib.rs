@@ -133,13 +133,10 @@ impl Target for SecureBotDataService {
         });
         spawn_key_reloader(&ctx, state.clone(), settings.kek_reload_interval);
         let readiness_state = state.clone();
-        let vault_check = ReadinessCheck::new(format!("{NAME}.vault"), move || {
-            let state = readiness_state.clone();
-            async move {
-                match state.vault.sealed_because() {
-                    None => Ok(()),
-                    Some(why) => Err(why),
-                }
+        let vault_check = ReadinessCheck::in_process(format!("{NAME}.vault"), move || {
+            match readiness_state.vault.sealed_because() {
+                None => Ok(()),
+                Some(why) => Err(why),
             }
         });
         Ok(BuiltTarget::service(
