@@ -4,6 +4,7 @@
 
 mod api;
 pub mod crypto;
+mod hashing;
 mod keys;
 mod mfa;
 mod ops;
@@ -219,7 +220,10 @@ async fn open_state(ctx: &TargetContext) -> anyhow::Result<(Arc<Authentication>,
         policy: PasswordPolicy::new(live.clone()),
         live,
         decoy_hash: password::DECOY_HASH.to_string(),
-        hashing: tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1)),
+        hashing: hashing::HashingPool::new(match settings.hashing_threads {
+            0 => cores,
+            threads => threads,
+        })?,
         sealer,
         activity: ActivityLog::new(ctx.events.clone(), NAME),
         queue: ctx.queue.clone(),

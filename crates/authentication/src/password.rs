@@ -1,5 +1,5 @@
-//! Passwords: the policy and argon2id hashing with OWASP's parameters, run on the blocking
-//! pool so logins never stall the async workers.
+//! Passwords: the policy and argon2id hashing with OWASP's parameters (run on the hashing
+//! threads, [`crate::hashing`], so logins never stall the async workers).
 //!
 //! The policy follows NIST SP 800-63B §3.1.1.2: a length range and no composition rules, but
 //! a refusal, with the reason, of what is known or easy to guess — a known-breached or
@@ -145,15 +145,12 @@ impl PasswordPolicy {
     }
 }
 
-/// The PHC string of `password`, computed on the blocking pool.
-pub async fn hash(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
-        hasher()
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
-    })
-    .await?
+/// The PHC string of `password` (~20 ms of CPU: call it off the async workers).
+pub fn hash(password: &str) -> anyhow::Result<String> {
+    hasher()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -165,34 +162,30 @@ pub enum Verified {
     YesRehash,
 }
 
-/// Verifies `password` against a PHC string, on the blocking pool.
-pub async fn verify(password: String, phc: String) -> anyhow::Result<Verified> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = match PasswordHash::new(&phc) {
-            Ok(parsed) => parsed,
-            Err(_) => return Verified::No,
-        };
-        if hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_err()
-        {
-            return Verified::No;
-        }
-        let current = parsed.algorithm.as_str() == "argon2id"
-            && Params::try_from(&parsed).is_ok_and(|p| {
-                let want = owasp_params();
-                p.m_cost() == want.m_cost()
-                    && p.t_cost() == want.t_cost()
-                    && p.p_cost() == want.p_cost()
-            });
-        if current {
-            Verified::Yes
-        } else {
-            Verified::YesRehash
-        }
-    })
-    .await
-    .map_err(Into::into)
+/// Verifies `password` against a PHC string (as costly as [`hash`]).
+pub fn verify(password: &str, phc: &str) -> Verified {
+    let parsed = match PasswordHash::new(phc) {
+        Ok(parsed) => parsed,
+        Err(_) => return Verified::No,
+    };
+    if hasher()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_err()
+    {
+        return Verified::No;
+    }
+    let current = parsed.algorithm.as_str() == "argon2id"
+        && Params::try_from(&parsed).is_ok_and(|p| {
+            let want = owasp_params();
+            p.m_cost() == want.m_cost()
+                && p.t_cost() == want.t_cost()
+                && p.p_cost() == want.p_cost()
+        });
+    if current {
+        Verified::Yes
+    } else {
+        Verified::YesRehash
+    }
 }
 
 /// A hash to verify against when the user does not exist, so that an unknown username costs
@@ -292,31 +285,23 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
-        let phc = hash("tangerine-orbit-7-lanterns".into()).await.unwrap();
+    #[test]
+    fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
+        let phc = hash("tangerine-orbit-7-lanterns").unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert_eq!(
-            verify("tangerine-orbit-7-lanterns".into(), phc.clone())
-                .await
-                .unwrap(),
-            Verified::Yes
-        );
-        assert_eq!(verify("wrong".into(), phc).await.unwrap(), Verified::No);
+        assert_eq!(verify("tangerine-orbit-7-lanterns", &phc), Verified::Yes);
+        assert_eq!(verify("wrong", &phc), Verified::No);
     }
 
-    #[tokio::test]
-    async fn the_decoy_hash_has_current_parameters_and_matches_nothing_guessable() {
+    #[test]
+    fn the_decoy_hash_has_current_parameters_and_matches_nothing_guessable() {
         // Same parameters, so verifying against it costs what a real verification costs.
-        assert_eq!(
-            verify("admin".into(), DECOY_HASH.into()).await.unwrap(),
-            Verified::No
-        );
+        assert_eq!(verify("admin", DECOY_HASH), Verified::No);
         assert!(DECOY_HASH.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     }
 
-    #[tokio::test]
-    async fn weaker_parameters_ask_for_a_rehash() {
+    #[test]
+    fn weaker_parameters_ask_for_a_rehash() {
         let weak = Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,
@@ -326,9 +311,7 @@ mod tests {
         .unwrap()
         .to_string();
         assert_eq!(
-            verify("tangerine-orbit-7-lanterns".into(), weak)
-                .await
-                .unwrap(),
+            verify("tangerine-orbit-7-lanterns", &weak),
             Verified::YesRehash
         );
     }

@@ -34,9 +34,9 @@ pub struct Authentication {
     pub activity: ActivityLog,
     /// Verified against when a username is unknown, to take as long as a real check.
     pub decoy_hash: String,
-    /// Bounds concurrent argon2 work below the core count, so logins flat out leave CPU
-    /// for every other request.
-    pub hashing: tokio::sync::Semaphore,
+    /// Where argon2 runs: one low-priority thread per core, so logins reach the cores'
+    /// budget yet yield to every other request.
+    pub hashing: crate::hashing::HashingPool,
     /// What time it is for sessions, tokens, lockouts and TOTP.
     pub clock: platform::Clock,
 }
@@ -63,8 +63,9 @@ impl KeySource for LocalKeys {
 
 impl Authentication {
     pub async fn hash_password(&self, password: String) -> anyhow::Result<String> {
-        let _permit = self.hashing.acquire().await?;
-        crate::password::hash(password).await
+        self.hashing
+            .run(move || crate::password::hash(&password))
+            .await?
     }
 
     pub async fn verify_password(
@@ -72,8 +73,9 @@ impl Authentication {
         password: String,
         phc: String,
     ) -> anyhow::Result<crate::password::Verified> {
-        let _permit = self.hashing.acquire().await?;
-        crate::password::verify(password, phc).await
+        self.hashing
+            .run(move || crate::password::verify(&password, &phc))
+            .await
     }
 
     /// Records a revocation, applies it here at once, and announces it to every service.

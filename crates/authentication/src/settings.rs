@@ -34,6 +34,10 @@ pub struct Settings {
     pub development_key_path: String,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Password hashes computed at once (each ~20 ms of one core and 19 MiB); 0: one per
+    /// core this process may use (its cgroup's CPU limit counts). Set it lower when several
+    /// Authentication processes share one machine's cores (`local-cluster` does).
+    pub hashing_threads: usize,
     /// Service clients registered at start, each with the secret in
     /// `auth.service_secrets_dir/<client_id>.secret` (skipped, with a warning, when that file
     /// is missing outside development).
@@ -151,6 +155,7 @@ impl Default for Settings {
             encryption_key: None,
             development_key_path: "./data/authentication.key".into(),
             trust_forwarded_for: false,
+            hashing_threads: 0,
             service_clients: default_service_clients(),
         }
     }

@@ -442,6 +442,14 @@ impl LocalCluster {
         if let Some(url) = &self.options.x_api_url {
             settings.set("bot_manager.x_api.base_url", url);
         }
+        // The Authentication replicas share this machine's cores: one hash per core in all,
+        // not per replica (more at once only thrash the caches).
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let authentication_replicas = urls_of(planned, authentication::NAME).count();
+        settings.set(
+            "authentication.hashing_threads",
+            (cores / authentication_replicas.max(1)).max(1),
+        );
         settings.0.extend(self.options.extra_env.iter().cloned());
         settings
     }
