@@ -64,8 +64,12 @@ pub async fn reveal_all(
 ) -> Result<BTreeMap<String, SecretValue>, ApiError> {
     data.require(caller, "botdata:reveal", "reveal", Some(bot_id), None)
         .await?;
-    data.reachable(caller, "reveal", bot_id, None).await?;
-    let rows = secrets::current_versions(&data.db, bot_id.as_str()).await?;
+    let (bot, rows) = secrets::current_versions_with_bot(&data.db, bot_id.as_str())
+        .await?
+        .ok_or_else(no_such_bot)?;
+    if !access::reaches(caller, &bot) {
+        return Err(data.unreachable(caller, "reveal", bot_id, None).await);
+    }
     let mut values = BTreeMap::new();
     let mut fields = Vec::new();
     for row in rows

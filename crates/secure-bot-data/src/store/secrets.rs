@@ -227,21 +227,41 @@ pub async fn version_with_bot(
     Ok(Some((bot, version)))
 }
 
-/// The current version of every field of a bot.
-pub async fn current_versions(db: &Database, bot_id: &str) -> anyhow::Result<Vec<VersionRow>> {
+/// A bot and the current version of each of its fields, in one query (the path of every
+/// retrieve): `None` if there is no such bot.
+pub async fn current_versions_with_bot(
+    db: &Database,
+    bot_id: &str,
+) -> anyhow::Result<Option<(BotRow, Vec<VersionRow>)>> {
     let sql = format!(
-        "SELECT {VERSION_COLUMNS} FROM secret_versions v \
-         JOIN secret_fields f ON f.bot_id = v.bot_id AND f.field = v.field \
+        "SELECT b.bot_id, b.owner_id, b.team, b.created_at AS bot_created_at, {VERSION_COLUMNS} \
+         FROM bots b \
+         LEFT JOIN secret_fields f ON f.bot_id = b.bot_id \
+         LEFT JOIN secret_versions v ON v.bot_id = f.bot_id AND v.field = f.field \
               AND v.version = f.current_version \
-         WHERE v.bot_id = $1 ORDER BY v.field"
+         WHERE b.bot_id = $1 ORDER BY v.field"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(bot_id)
         .fetch_all(db.pool())
-        .await?
-        .iter()
-        .map(version_from_row)
-        .collect()
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let bot = BotRow {
+        bot_id: first.try_get("bot_id")?,
+        owner_id: first.try_get("owner_id")?,
+        team: first.try_get("team")?,
+        created_at: first.try_get("bot_created_at")?,
+    };
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // A bot without fields comes back as one row of NULL version columns.
+        if row.try_get::<Option<i64>, _>("version")?.is_some() {
+            versions.push(version_from_row(row)?);
+        }
+    }
+    Ok(Some((bot, versions)))
 }
 
 /// A version as metadata: no ciphertext.
