@@ -234,10 +234,16 @@ async fn postgres_connections_send_without_waiting_for_acks() {
     let db = Database::connect("nodelay", &postgres_settings(&pg))
         .await
         .unwrap();
-    let _held = (db.pool().acquire().await.unwrap(), db.pool().acquire().await.unwrap());
+    let _held = (
+        db.pool().acquire().await.unwrap(),
+        db.pool().acquire().await.unwrap(),
+    );
     let connections = nodelay_of_connections_to(port);
     assert!(connections.len() >= 2, "{connections:?}");
-    assert!(connections.iter().all(|nodelay| *nodelay), "{connections:?}");
+    assert!(
+        connections.iter().all(|nodelay| *nodelay),
+        "{connections:?}"
+    );
 }
 
 #[tokio::test]
