@@ -9,6 +9,44 @@ use crate::auth_helpers::create_user;
 use crate::botdata_helpers::{error_of, revealed_value};
 use crate::bots_helpers::spawn_bots;
 
+/// Many bots come back whole, each once, in id order (the store joins them in one row).
+#[tokio::test]
+async fn the_contract_list_answers_every_own_bot_in_id_order() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let alice = env.manager("alice").await;
+    let bob = env.manager("bob").await;
+    let mut created = Vec::new();
+    for n in 0..12 {
+        let body: Value = env
+            .send(
+                Method::POST,
+                "/api/v1/bots/create",
+                &alice,
+                json!({"bot_name": format!("Bot {n}"), "credentials": {"email": format!("b{n}@example.com")}}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        created.push(body["bot_id"].as_str().unwrap().to_string());
+    }
+    env.send(
+        Method::POST,
+        "/api/v1/bots/create",
+        &bob,
+        json!({"bot_name": "Not Alice's", "credentials": {"email": "bob@example.com"}}),
+    )
+    .await;
+    created.sort();
+    let list: Value = env
+        .get("/api/v1/bots/list", &alice)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list, json!({ "bots": created }));
+}
+
 #[tokio::test]
 async fn contract_create_and_list_answer_exactly() {
     let env = spawn_bots(Default::default(), &[]).await;
