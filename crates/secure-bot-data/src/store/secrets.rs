@@ -188,6 +188,16 @@ fn version_from_row(row: &AnyRow) -> anyhow::Result<VersionRow> {
     })
 }
 
+/// The bot's columns of a row that joins it to its versions.
+fn joined_bot(row: &AnyRow) -> anyhow::Result<BotRow> {
+    Ok(BotRow {
+        bot_id: row.try_get("bot_id")?,
+        owner_id: row.try_get("owner_id")?,
+        team: row.try_get("team")?,
+        created_at: row.try_get("bot_created_at")?,
+    })
+}
+
 /// A bot and, if it exists, a version of one of its fields (`version`, or the current one).
 pub async fn version_with_bot(
     db: &Database,
@@ -212,12 +222,7 @@ pub async fn version_with_bot(
     else {
         return Ok(None);
     };
-    let bot = BotRow {
-        bot_id: row.try_get("bot_id")?,
-        owner_id: row.try_get("owner_id")?,
-        team: row.try_get("team")?,
-        created_at: row.try_get("bot_created_at")?,
-    };
+    let bot = joined_bot(&row)?;
     let found = row.try_get::<Option<i64>, _>("version")?.is_some();
     let version = if found {
         Some(version_from_row(&row)?)
@@ -248,12 +253,7 @@ pub async fn current_versions_with_bot(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let bot = BotRow {
-        bot_id: first.try_get("bot_id")?,
-        owner_id: first.try_get("owner_id")?,
-        team: first.try_get("team")?,
-        created_at: first.try_get("bot_created_at")?,
-    };
+    let bot = joined_bot(first)?;
     let mut versions = Vec::with_capacity(rows.len());
     for row in &rows {
         // A bot without fields comes back as one row of NULL version columns.
