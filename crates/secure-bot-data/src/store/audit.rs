@@ -134,7 +134,8 @@ pub async fn mark_published(db: &Database, ids: &[String]) -> anyhow::Result<()>
             "UPDATE audit SET published = 1 WHERE id IN ({})",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        // Its text changes with the number of ids: not kept in the statement cache.
+        let mut query = one_off_query(sql);
         for id in chunk {
             query = query.bind(id.clone());
         }
