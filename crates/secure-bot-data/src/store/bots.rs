@@ -18,11 +18,17 @@ pub struct BotRow {
 }
 
 fn from_row(row: &AnyRow) -> anyhow::Result<BotRow> {
+    from_columns(row, "created_at")
+}
+
+/// A bot from a row whose creation time is in `created_at_column` (a row that joins the bot
+/// to rows with their own `created_at` names it apart).
+pub fn from_columns(row: &AnyRow, created_at_column: &str) -> anyhow::Result<BotRow> {
     Ok(BotRow {
         bot_id: row.try_get("bot_id")?,
         owner_id: row.try_get("owner_id")?,
         team: row.try_get("team")?,
-        created_at: row.try_get("created_at")?,
+        created_at: row.try_get(created_at_column)?,
     })
 }
 

@@ -190,12 +190,7 @@ fn version_from_row(row: &AnyRow) -> anyhow::Result<VersionRow> {
 
 /// The bot's columns of a row that joins it to its versions.
 fn joined_bot(row: &AnyRow) -> anyhow::Result<BotRow> {
-    Ok(BotRow {
-        bot_id: row.try_get("bot_id")?,
-        owner_id: row.try_get("owner_id")?,
-        team: row.try_get("team")?,
-        created_at: row.try_get("bot_created_at")?,
-    })
+    super::bots::from_columns(row, "bot_created_at")
 }
 
 /// A bot and, if it exists, a version of one of its fields (`version`, or the current one).

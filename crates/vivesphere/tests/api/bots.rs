@@ -9,6 +9,11 @@ use crate::auth_helpers::create_user;
 use crate::botdata_helpers::{error_of, revealed_value};
 use crate::bots_helpers::spawn_bots;
 
+/// The body of the contract's bot list at `path`, as `token` sees it.
+async fn contract_list(env: &crate::bots_helpers::BotEnv, path: &str, token: &str) -> Value {
+    env.get(path, token).await.json().await.unwrap()
+}
+
 /// Many bots come back whole, each once, in id order (the store joins them in one row).
 #[tokio::test]
 async fn the_contract_list_answers_every_own_bot_in_id_order() {
@@ -38,12 +43,7 @@ async fn the_contract_list_answers_every_own_bot_in_id_order() {
     )
     .await;
     created.sort();
-    let list: Value = env
-        .get("/api/v1/bots/list", &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = contract_list(&env, "/api/v1/bots/list", &alice).await;
     assert_eq!(list, json!({ "bots": created }));
 }
 
@@ -67,35 +67,18 @@ async fn contract_create_and_list_answer_exactly() {
     let bot_id = body["bot_id"].as_str().unwrap().to_string();
     assert!(uuid::Uuid::parse_str(&bot_id).is_ok());
 
-    let list: Value = env
-        .get("/api/v1/bots/list", &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = contract_list(&env, "/api/v1/bots/list", &alice).await;
     assert_eq!(list, json!({"bots": [bot_id]}));
     // The caller's bots come from the token: another user sees none of them.
     let bob = env.manager("bob").await;
-    let list: Value = env
-        .get("/api/v1/bots/list", &bob)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = contract_list(&env, "/api/v1/bots/list", &bob).await;
     assert_eq!(list, json!({"bots": []}));
     // A query parameter does not choose whose bots.
-    let list: Value = env
-        .get(
-            &format!(
-                "/api/v1/bots/list?owner_id={}",
-                crate::auth_helpers::subject_of(&alice)
-            ),
-            &bob,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let chosen = format!(
+        "/api/v1/bots/list?owner_id={}",
+        crate::auth_helpers::subject_of(&alice)
+    );
+    let list = contract_list(&env, &chosen, &bob).await;
     assert_eq!(list, json!({"bots": []}));
 
     // The credentials are in Secure Bot Data, readable by the owner's reveal...
@@ -190,12 +173,7 @@ async fn contract_errors_are_400_invalid_data_and_401_unauthorized() {
         (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
     );
     // Nothing was created by any of it.
-    let list: Value = env
-        .get("/api/v1/bots/list", &alice)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = contract_list(&env, "/api/v1/bots/list", &alice).await;
     assert_eq!(list["bots"], json!([]));
 }
 
