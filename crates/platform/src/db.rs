@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{Migrate, Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, SqlSafeStr, SqlStr};
 
 use crate::config::DatabaseSettings;
@@ -63,6 +63,13 @@ pub struct Database {
     /// The turn to write a SQLite file (see [`Database::write_turn`]).
     write_turn: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long a migration statement on PostgreSQL may wait for a table lock before the
+/// migration fails (and is retried by the next run) rather than stalling live traffic.
+pub const MIGRATION_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// sqlx's record of applied migrations, in each service's own schema or file.
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
 
 /// The advisory lock key that serialises schema creation across processes.
 const SCHEMA_CREATION_LOCK: i64 = 0x7669_7665_7370;
@@ -245,8 +252,70 @@ impl Database {
     }
 
     /// Applies the migrations not yet applied; refuses if an applied one was edited.
+    ///
+    /// Versions applied by a newer release are left alone: during a rolling update the
+    /// previous release keeps running (and restarting) against the new schema, which every
+    /// migration keeps compatible by only expanding it (docs/delivery.md). On PostgreSQL a
+    /// statement that waits longer than [`MIGRATION_LOCK_TIMEOUT`] for a lock fails the
+    /// migration instead of queueing every live query of the table behind it.
     pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
-        let steps = migrations
+        let mut migrator = Migrator::with_migrations(self.steps(migrations));
+        migrator.set_ignore_missing(true);
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            conn.execute(AssertSqlSafe(format!(
+                "SET lock_timeout = '{}ms'",
+                MIGRATION_LOCK_TIMEOUT.as_millis()
+            )))
+            .await?;
+        }
+        let outcome = migrator.run(&mut *conn).await;
+        if self.backend == Backend::Postgres {
+            if outcome.is_ok() {
+                conn.execute("RESET lock_timeout").await?;
+            } else {
+                // Its session may still hold the migrator's advisory lock.
+                conn.close_on_drop();
+            }
+        }
+        outcome.with_context(|| format!("migrations failed on {}", self.location))
+    }
+
+    /// Checks that every migration this build knows is applied, unedited, without applying
+    /// any: `database.migrations = "verify"`, where a release's migration Job applies them
+    /// before its pods start (`vivesphere migrate`). Versions from a newer release are fine.
+    pub async fn verify_migrated(&self, migrations: &Migrations) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let applied = match conn.list_applied_migrations(MIGRATIONS_TABLE).await {
+            Ok(applied) => applied,
+            // No table yet: nothing is applied.
+            Err(_) => Vec::new(),
+        };
+        let mut missing = Vec::new();
+        for step in self.steps(migrations) {
+            match applied.iter().find(|a| a.version == step.version) {
+                Some(found) if found.checksum == step.checksum => {}
+                Some(_) => bail!(
+                    "migration {} on {} differs from this build's (edited after it was applied)",
+                    step.version,
+                    self.location
+                ),
+                None => missing.push(step.version.to_string()),
+            }
+        }
+        if !missing.is_empty() {
+            bail!(
+                "{} lacks migration(s) {} of this build; database.migrations is \"verify\", so \
+                 they are applied by `vivesphere migrate` (the release's migration Job) first",
+                self.location,
+                missing.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    fn steps(&self, migrations: &Migrations) -> Vec<Migration> {
+        migrations
             .for_backend(self.backend)
             .iter()
             .map(|step| {
@@ -258,11 +327,7 @@ impl Database {
                     false,
                 )
             })
-            .collect();
-        Migrator::with_migrations(steps)
-            .run(&self.pool)
-            .await
-            .with_context(|| format!("migrations failed on {}", self.location))
+            .collect()
     }
 
     /// On SQLite: makes deleting shrink the file from now on — incremental auto-vacuum, set

@@ -118,6 +118,109 @@ async fn postgres_migrations_apply_in_order_and_refuse_edits() {
     migrations_apply_in_order_and_refuse_edits(postgres_settings(&pg), Backend::Postgres).await;
 }
 
+/// A rolling update: the newer release's migration ran, and the previous release still
+/// starts (and restarts) against that schema and works on it.
+async fn the_previous_release_starts_on_a_newer_schema(settings: DatabaseSettings) {
+    let newer = Database::connect("notes-service", &settings).await.unwrap();
+    newer.migrate(&NOTES_V2).await.unwrap();
+    newer.close().await;
+    let previous = Database::connect("notes-service", &settings).await.unwrap();
+    previous.migrate(&NOTES_V1).await.expect("version 2 is left alone");
+    previous.verify_migrated(&NOTES_V1).await.unwrap();
+    sqlx::query("INSERT INTO notes (id, body, size) VALUES ($1, $2, $3)")
+        .bind("written-by-the-previous-release")
+        .bind("text")
+        .bind(4_i64)
+        .execute(previous.pool())
+        .await
+        .unwrap();
+    previous.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_the_previous_release_starts_on_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    the_previous_release_starts_on_a_newer_schema(sqlite_settings(&dir)).await;
+}
+
+#[tokio::test]
+async fn postgres_the_previous_release_starts_on_a_newer_schema() {
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    the_previous_release_starts_on_a_newer_schema(postgres_settings(&pg)).await;
+}
+
+/// `database.migrations = "verify"`: nothing is applied, and a schema behind this build
+/// (or edited under it) is named in the error.
+async fn verifying_applies_nothing_and_names_what_is_missing(settings: DatabaseSettings) {
+    let db = Database::connect("notes-service", &settings).await.unwrap();
+    let fresh = db.verify_migrated(&NOTES_V1).await.unwrap_err();
+    assert!(
+        format!("{fresh:#}").contains("lacks migration(s) 1 of this build"),
+        "{fresh:#}"
+    );
+    assert!(
+        format!("{fresh:#}").contains("vivesphere migrate"),
+        "{fresh:#}"
+    );
+    db.migrate(&NOTES_V1).await.unwrap();
+    db.verify_migrated(&NOTES_V1).await.unwrap();
+    let behind = db.verify_migrated(&NOTES_V2).await.unwrap_err();
+    assert!(
+        format!("{behind:#}").contains("lacks migration(s) 2 of"),
+        "{behind:#}"
+    );
+    let still_missing = sqlx::query("SELECT author FROM notes").fetch_all(db.pool()).await;
+    assert!(still_missing.is_err(), "verify applied version 2");
+    let edited = db.verify_migrated(&NOTES_EDITED).await.unwrap_err();
+    assert!(format!("{edited:#}").contains("migration 1 on"), "{edited:#}");
+    assert!(format!("{edited:#}").contains("differs"), "{edited:#}");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_verifying_applies_nothing_and_names_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    verifying_applies_nothing_and_names_what_is_missing(sqlite_settings(&dir)).await;
+}
+
+#[tokio::test]
+async fn postgres_verifying_applies_nothing_and_names_what_is_missing() {
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    verifying_applies_nothing_and_names_what_is_missing(postgres_settings(&pg)).await;
+}
+
+/// A migration waits at most `MIGRATION_LOCK_TIMEOUT` for a table lock: the step itself
+/// records the setting it ran under.
+#[tokio::test]
+async fn postgres_migrations_run_under_a_lock_timeout() {
+    let Some(pg) = TestPostgres::create().await else {
+        return;
+    };
+    const RECORDS_ITS_LOCK_TIMEOUT: Migrations = Migrations {
+        sqlite: &[],
+        postgres: &[MigrationStep {
+            version: 1,
+            description: "records its lock timeout",
+            sql: "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock_timeout;",
+        }],
+    };
+    let db = Database::connect("locks", &postgres_settings(&pg)).await.unwrap();
+    db.migrate(&RECORDS_ITS_LOCK_TIMEOUT).await.unwrap();
+    let seen: String = sqlx::query("SELECT lock_timeout FROM seen")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get("lock_timeout")
+        .unwrap();
+    let expected = platform::db::MIGRATION_LOCK_TIMEOUT.as_secs();
+    assert_eq!(seen, format!("{expected}s"));
+    db.close().await;
+}
+
 #[tokio::test]
 async fn sqlite_services_own_separate_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ use platform::auth::{ServiceTokens, service_secret};
 use platform::config::central::{ConfigHub, DiskCopy, GLOBAL_SCOPE};
 use platform::config::{
     Catalog, CentralSource, ConfigClient, ConfigError, ConfigLoader, LayeredConfig, LiveConfig,
-    PlatformSettings, TelemetrySettings,
+    MigrationMode, PlatformSettings, TelemetrySettings,
 };
 use platform::db::Database;
 use platform::http::headers::ResponsePolicy;
@@ -205,16 +205,21 @@ fn load_live(
     Ok(live)
 }
 
-/// Opens a target's database and applies its migrations.
-async fn open_database(entry: &TargetConfig) -> anyhow::Result<Database> {
+/// Opens a target's database and applies its migrations, or with
+/// `database.migrations = "verify"` checks that they were applied (unless `apply_always`).
+async fn open_database(entry: &TargetConfig, apply_always: bool) -> anyhow::Result<Database> {
     let name = entry.info.name;
-    let database = Database::connect(entry.info.config_section, &entry.platform.database)
+    let settings = &entry.platform.database;
+    let database = Database::connect(entry.info.config_section, settings)
         .await
         .with_context(|| format!("target {name}"))?;
-    database
-        .migrate(&entry.info.migrations)
-        .await
-        .with_context(|| format!("target {name}"))?;
+    let migrations = &entry.info.migrations;
+    let outcome = if apply_always || settings.migrations == MigrationMode::Apply {
+        database.migrate(migrations).await
+    } else {
+        database.verify_migrated(migrations).await
+    };
+    outcome.with_context(|| format!("target {name}"))?;
     Ok(database)
 }
 
@@ -223,7 +228,7 @@ pub async fn migrate(options: &AppOptions) -> anyhow::Result<Vec<String>> {
     let loaded = load_config(options)?;
     let mut report = Vec::new();
     for entry in loaded.targets.iter().filter(|e| e.info.uses_database) {
-        let database = open_database(entry).await?;
+        let database = open_database(entry, true).await?;
         report.push(format!(
             "{}: {} migration(s) applied or already current on {}",
             entry.info.name,
@@ -280,7 +285,7 @@ pub async fn open_target(
     options.target = Some(target.to_string());
     let mut loaded = load_config(&options)?;
     let entry = loaded.targets.remove(0);
-    let database = open_database(&entry).await?;
+    let database = open_database(&entry, false).await?;
     Ok((entry, database))
 }
 
@@ -444,7 +449,7 @@ async fn build_target(
     let config = entry.live.current();
     let platform = registry::check_config(&config)?;
     let database = match info.uses_database {
-        true => Some(open_database(entry).await?),
+        true => Some(open_database(entry, false).await?),
         false => None,
     };
     let mut checks: Vec<ReadinessCheck> = database

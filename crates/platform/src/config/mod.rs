@@ -32,6 +32,6 @@ pub use layered::{LayerKind, LayeredConfig, Origin};
 pub use loader::{ConfigLoader, Profile, env_var, is_secret_reference};
 pub use secret::{REDACTED, Secret, redact_url_credentials, secret_keys_of, url_has_credentials};
 pub use settings::{
-    AuthSettings, DatabaseSettings, LogFormat, PlatformSettings, QueueKind, QueueSettings,
-    ServerSettings, TelemetrySettings,
+    AuthSettings, DatabaseSettings, LogFormat, MigrationMode, PlatformSettings, QueueKind,
+    QueueSettings, ServerSettings, TelemetrySettings,
 };

@@ -119,6 +119,20 @@ pub struct DatabaseSettings {
     /// On SQLite, MiB of each file read through a memory map instead of copied into the
     /// page cache (0: none).
     pub sqlite_mmap_mib: u32,
+    /// What a server does with its migrations at start: `apply` them (one process, local
+    /// clusters), or `verify` that they are applied and refuse to start otherwise (a release's
+    /// migration Job applies them first, once, before any pod of the release starts).
+    /// `vivesphere migrate` always applies.
+    pub migrations: MigrationMode,
+}
+
+/// See [`DatabaseSettings::migrations`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationMode {
+    #[default]
+    Apply,
+    Verify,
 }
 
 impl DatabaseSettings {
@@ -148,6 +162,7 @@ impl Default for DatabaseSettings {
             max_lifetime: 60,
             sqlite_cache_kib: 512,
             sqlite_mmap_mib: 0,
+            migrations: MigrationMode::Apply,
         }
     }
 }
