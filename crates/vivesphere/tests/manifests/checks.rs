@@ -362,6 +362,17 @@ pub fn binary_contract(docs: &[Value], targets: &[&str]) -> Vec<String> {
                 check_kong_key_sync(&workload, &who, &args, &mut problems);
                 continue;
             }
+            if let ["migrate", "--target", target] = args.as_slice() {
+                if !targets.contains(target) {
+                    problems.push(format!(
+                        "{who} migrates target {target:?}, which the binary does not have"
+                    ));
+                }
+                if !workload.runs_to_completion() {
+                    problems.push(format!("{who} migrates {target:?} but is not a Job"));
+                }
+                continue;
+            }
             match args.as_slice() {
                 ["serve", "--target", target] => {
                     if !targets.contains(target) {
@@ -997,4 +1008,38 @@ fn max_file_store_is_read_with_its_unit() {
     assert_eq!(max_file_store("max_file_store: 512M"), Some(512_000_000));
     assert_eq!(max_file_store("max_file_store: 1024"), Some(1024));
     assert_eq!(max_file_store("port: 4222"), None);
+}
+
+/// Where the services only verify their schema (`database.migrations = verify`), a release's
+/// migration Job applies every one of those services' migrations: a service missing from
+/// the Job would never start.
+pub fn migration_contract(docs: &[Value]) -> Vec<String> {
+    let mut migrated = BTreeSet::new();
+    let mut verifying = BTreeSet::new();
+    for workload in workloads(docs) {
+        for (container, _) in workload.containers() {
+            let args: Vec<&str> = items(&container["args"])
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let verifies = items(&container["env"]).iter().any(|env| {
+                env["name"] == "VIVESPHERE_DATABASE__MIGRATIONS" && env["value"] == "verify"
+            });
+            match args.as_slice() {
+                ["migrate", "--target", target] => {
+                    migrated.insert(target.to_string());
+                }
+                ["serve", "--target", target] if verifies => {
+                    verifying.insert(target.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    verifying
+        .difference(&migrated)
+        .map(|target| {
+            format!("{target} only verifies its schema, and no migration Job runs `migrate --target {target}`")
+        })
+        .collect()
 }

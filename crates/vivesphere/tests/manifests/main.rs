@@ -386,6 +386,38 @@ fn ports_probes_and_targets_are_the_binarys() {
     });
 }
 
+/// Staging and production migrate once per release, in a Job, and their pods only verify.
+#[test]
+fn every_service_that_only_verifies_its_schema_is_migrated_by_the_release_job() {
+    every_scenario("migrations", |s| checks::migration_contract(&s.docs));
+    for overlay in ["overlays/staging", "overlays/prod"] {
+        let Some(rendered) = scenario(overlay) else {
+            return;
+        };
+        assert!(
+            model::find(&rendered.docs, "Job", "vivesphere-migrate").is_some(),
+            "{overlay}: no migration Job"
+        );
+    }
+}
+
+#[test]
+fn a_service_the_migration_job_leaves_out_is_reported() {
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let job = doc_mut(docs, "Job", "vivesphere-migrate");
+            let containers = at(job, "/spec/template/spec/containers");
+            containers
+                .as_array_mut()
+                .unwrap()
+                .retain(|c| c["name"] != "secure-bot-data");
+        },
+        checks::migration_contract,
+        "secure-bot-data only verifies its schema",
+    );
+}
+
 #[test]
 fn a_probe_port_or_target_the_binary_does_not_have_is_reported() {
     let targets = targets();
