@@ -125,7 +125,10 @@ async fn the_previous_release_starts_on_a_newer_schema(settings: DatabaseSetting
     newer.migrate(&NOTES_V2).await.unwrap();
     newer.close().await;
     let previous = Database::connect("notes-service", &settings).await.unwrap();
-    previous.migrate(&NOTES_V1).await.expect("version 2 is left alone");
+    previous
+        .migrate(&NOTES_V1)
+        .await
+        .expect("version 2 is left alone");
     previous.verify_migrated(&NOTES_V1).await.unwrap();
     sqlx::query("INSERT INTO notes (id, body, size) VALUES ($1, $2, $3)")
         .bind("written-by-the-previous-release")
@@ -171,10 +174,15 @@ async fn verifying_applies_nothing_and_names_what_is_missing(settings: DatabaseS
         format!("{behind:#}").contains("lacks migration(s) 2 of"),
         "{behind:#}"
     );
-    let still_missing = sqlx::query("SELECT author FROM notes").fetch_all(db.pool()).await;
+    let still_missing = sqlx::query("SELECT author FROM notes")
+        .fetch_all(db.pool())
+        .await;
     assert!(still_missing.is_err(), "verify applied version 2");
     let edited = db.verify_migrated(&NOTES_EDITED).await.unwrap_err();
-    assert!(format!("{edited:#}").contains("migration 1 on"), "{edited:#}");
+    assert!(
+        format!("{edited:#}").contains("migration 1 on"),
+        "{edited:#}"
+    );
     assert!(format!("{edited:#}").contains("differs"), "{edited:#}");
     db.close().await;
 }
@@ -208,7 +216,9 @@ async fn postgres_migrations_run_under_a_lock_timeout() {
             sql: "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock_timeout;",
         }],
     };
-    let db = Database::connect("locks", &postgres_settings(&pg)).await.unwrap();
+    let db = Database::connect("locks", &postgres_settings(&pg))
+        .await
+        .unwrap();
     db.migrate(&RECORDS_ITS_LOCK_TIMEOUT).await.unwrap();
     let seen: String = sqlx::query("SELECT lock_timeout FROM seen")
         .fetch_one(db.pool())

@@ -1,0 +1,134 @@
+//! infrastructure/deploy/smoke, the release smoke test, against the whole system beside the
+//! fake X (`vivesphere demo`, in this process): it passes on a working system, and fails,
+//! naming the step, when a step cannot pass.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use vivesphere::demo::{Demo, DemoOptions};
+
+use crate::helpers::{repo_config_dir, test_clock};
+
+fn smoke_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infrastructure/deploy/smoke")
+}
+
+async fn smoke(url: &str, username: &str, password: &str, bot: Option<&str>) -> Output {
+    let mut command = tokio::process::Command::new(smoke_script());
+    command
+        .arg("staging")
+        .env("SMOKE_URL", url)
+        .env("SMOKE_USERNAME", username)
+        .env("SMOKE_PASSWORD", password)
+        .env("SMOKE_TIMEOUT", "20")
+        .env_remove("SMOKE_BOT_ID");
+    if let Some(bot) = bot {
+        command.env("SMOKE_BOT_ID", bot);
+    }
+    command.output().await.unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n{}{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn the_smoke_test_publishes_reads_back_and_finds_the_event_or_names_what_failed() {
+    let demo = Demo::start(DemoOptions {
+        config_dir: repo_config_dir(),
+        listen: "127.0.0.1:0".into(),
+        data_dir: None,
+        clock: test_clock(),
+    })
+    .await
+    .expect("the demo starts");
+    let manager = demo
+        .people
+        .iter()
+        .find(|person| person.username == "demo_manager")
+        .unwrap();
+    let bot = &demo.bot_ids[0];
+
+    let passed = smoke(&demo.url, &manager.username, &manager.password, Some(bot)).await;
+    let shown = text(&passed);
+    assert!(passed.status.success(), "{shown}");
+    for step in [
+        "signed in",
+        "bots/list answered 3 bot(s)",
+        "published as X post",
+        "post.published event",
+        "passed",
+    ] {
+        assert!(shown.contains(step), "no {step:?}: {shown}");
+    }
+    // The post is on the fake X, once.
+    let posted = posted_text(&shown);
+    assert_eq!(demo.fake.live_posts_with_text(&posted), 1, "{posted:?}");
+
+    // Without a bot (production): sign-in and list only; nothing is published.
+    let read_only = smoke(&demo.url, &manager.username, &manager.password, None).await;
+    assert!(read_only.status.success(), "{}", text(&read_only));
+    assert!(
+        !text(&read_only).contains("created"),
+        "{}",
+        text(&read_only)
+    );
+
+    // Each failing step is named.
+    let wrong_password = smoke(&demo.url, &manager.username, "not-the-password", Some(bot)).await;
+    assert_eq!(
+        wrong_password.status.code(),
+        Some(1),
+        "{}",
+        text(&wrong_password)
+    );
+    assert!(
+        text(&wrong_password).contains("auth/login answered 401"),
+        "{}",
+        text(&wrong_password)
+    );
+    let editor = demo
+        .people
+        .iter()
+        .find(|person| person.username == "demo_editor")
+        .unwrap();
+    let cannot_read_logs = smoke(&demo.url, &editor.username, &editor.password, Some(bot)).await;
+    assert_eq!(
+        cannot_read_logs.status.code(),
+        Some(1),
+        "{}",
+        text(&cannot_read_logs)
+    );
+    assert!(
+        text(&cannot_read_logs).contains("logs/events"),
+        "{}",
+        text(&cannot_read_logs)
+    );
+    let nothing_there = smoke("http://127.0.0.1:9", "x", "y", None).await;
+    assert_eq!(
+        nothing_there.status.code(),
+        Some(1),
+        "{}",
+        text(&nothing_there)
+    );
+    assert!(
+        text(&nothing_there).contains("did not answer"),
+        "{}",
+        text(&nothing_there)
+    );
+    demo.stop().await.unwrap();
+}
+
+/// The text the smoke test posted, as it printed it.
+fn posted_text(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|line| line.split(" created: ").nth(1))
+        .unwrap_or_else(|| panic!("no created post in {output}"))
+        .to_string()
+}
