@@ -286,11 +286,11 @@ impl Database {
     /// before its pods start (`vivesphere migrate`). Versions from a newer release are fine.
     pub async fn verify_migrated(&self, migrations: &Migrations) -> anyhow::Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let applied = match conn.list_applied_migrations(MIGRATIONS_TABLE).await {
-            Ok(applied) => applied,
-            // No table yet: nothing is applied.
-            Err(_) => Vec::new(),
-        };
+        // No table yet (an error here): nothing is applied.
+        let applied = conn
+            .list_applied_migrations(MIGRATIONS_TABLE)
+            .await
+            .unwrap_or_default();
         let mut missing = Vec::new();
         for step in self.steps(migrations) {
             match applied.iter().find(|a| a.version == step.version) {
