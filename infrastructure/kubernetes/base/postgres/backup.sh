@@ -37,4 +37,4 @@ mv "$run.partial" "$run"
 echo "backup written to $run"
 # The newest $keep runs stay; older ones and abandoned partial runs go.
 find "$root" -mindepth 1 -maxdepth 1 -name '*.partial' -mmin +60 -exec rm -rf {} +
-ls -1d "$root"/*Z | sort | head -n "-$keep" | xargs -r rm -rf
+find "$root" -mindepth 1 -maxdepth 1 -name '*Z' | sort | head -n "-$keep" | xargs -r rm -rf
