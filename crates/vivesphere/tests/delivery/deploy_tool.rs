@@ -51,6 +51,8 @@ struct Cluster {
 struct Plays {
     /// Digests whose rollout misses its deadline.
     bad_digests: Vec<String>,
+    /// Digests whose canary analysis aborts (production's Argo Rollouts).
+    bad_canaries: Vec<String>,
     migration_fails: bool,
     smoke_fails: bool,
 }
@@ -98,6 +100,7 @@ impl Cluster {
             .env("STANDIN_STATE", self.state())
             .env("STANDIN_REAL_KUBECTL", &self.real_kubectl)
             .env("STANDIN_BAD_DIGESTS", plays.bad_digests.join(","))
+            .env("STANDIN_BAD_CANARIES", plays.bad_canaries.join(","))
             .env(
                 "STANDIN_MIGRATION",
                 if plays.migration_fails {
@@ -246,6 +249,10 @@ fn a_release_migrates_first_then_rolls_out_then_is_smoke_tested_and_recorded() {
             .unwrap_or_else(|| panic!("no {prefix} in {order:#?}"))
     };
     assert!(position("get job vivesphere-migrate") < position("rollout status deployment"));
+    assert!(
+        !order.iter().any(|call| call.starts_with("get rollout")),
+        "staging runs no canaries: {order:#?}"
+    );
     assert!(position("rollout status statefulset") < order.len() - 1);
     assert_eq!(cluster.running(), a);
     assert_eq!(cluster.smoke_runs(), 1);
@@ -307,7 +314,10 @@ fn a_rollout_that_misses_its_deadline_rolls_back_to_the_previous_digest() {
         "no smoke test of a release that did not roll out"
     );
     let summary = cluster.summary();
-    assert!(summary.contains("missed its 300s deadline"), "{summary}");
+    assert!(
+        summary.contains("a deployment missed its 600s deadline"),
+        "{summary}"
+    );
     assert!(
         summary.contains(&format!("rolled back to `{a}`")),
         "{summary}"
@@ -498,4 +508,58 @@ fn a_dry_run_renders_and_validates_every_environment_without_touching_a_cluster(
         assert!(cluster.calls().is_empty(), "{env}: {:?}", cluster.calls());
     }
     assert!(!cluster.state().join("record.json").exists());
+}
+
+#[test]
+fn production_waits_for_every_canary_and_an_aborted_one_rolls_back() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let (a, b) = (digest('a'), digest('b'));
+    assert!(
+        cluster
+            .deploy("production", &a, Plays::default())
+            .status
+            .success()
+    );
+    let polled: Vec<String> = cluster
+        .calls()
+        .iter()
+        .filter_map(|call| call["call"].as_str())
+        .filter(|call| call.starts_with("get rollout") && call.contains("status.phase"))
+        .map(|call| call.split_whitespace().nth(2).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        polled,
+        [
+            "authentication",
+            "bot-manager",
+            "configuration",
+            "logging",
+            "secure-bot-data"
+        ],
+        "every service's canary is waited for"
+    );
+    let output = cluster.deploy(
+        "production",
+        &b,
+        Plays {
+            bad_canaries: vec![b.clone()],
+            ..Plays::default()
+        },
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(cluster.running(), a, "the previous digest is applied again");
+    assert_eq!(cluster.record("digest"), a);
+    let summary = cluster.summary();
+    assert!(
+        summary.contains("its canary authentication was aborted")
+            && summary.contains("server-error-ratio"),
+        "{summary}"
+    );
+    assert_eq!(
+        cluster.smoke_runs(),
+        1,
+        "no smoke test of an aborted canary"
+    );
 }

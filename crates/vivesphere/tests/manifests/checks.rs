@@ -811,6 +811,18 @@ pub fn metrics_exist(docs: &[Value], exposed: &BTreeSet<String>) -> Vec<String> 
             }
         }
     }
+    // A canary's analysis (components/canary) judges a release by these.
+    for template in of_kind(docs, "AnalysisTemplate") {
+        for metric in items(&template["spec"]["metrics"]) {
+            queries.push((
+                format!("{} {}", ident(template), metric["name"]),
+                metric["provider"]["prometheus"]["query"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ));
+        }
+    }
     for map in of_kind(docs, "ConfigMap")
         .filter(|map| map["metadata"]["labels"]["grafana_dashboard"] == "1")
     {
@@ -1042,4 +1054,69 @@ pub fn migration_contract(docs: &[Value]) -> Vec<String> {
             format!("{target} only verifies its schema, and no migration Job runs `migrate --target {target}`")
         })
         .collect()
+}
+
+/// Every Rollout runs a Deployment of the release (workloadRef) whose pods its selector
+/// matches, is judged by an AnalysisTemplate that exists and reads the canary's own series,
+/// and never runs without an abort: a canary without analysis would promote anything.
+pub fn canary_contract(docs: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for rollout in of_kind(docs, "Rollout") {
+        let who = ident(rollout);
+        let reference = &rollout["spec"]["workloadRef"];
+        let name = reference["name"].as_str().unwrap_or_default();
+        match find(docs, "Deployment", name) {
+            Some(deployment) if reference["kind"] == "Deployment" => {
+                if !deployment["spec"]["replicas"].is_null() {
+                    problems.push(format!(
+                        "Deployment/{name} sets replicas, which every apply would restore \
+                         while {who} scales it down"
+                    ));
+                }
+                let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+                for (key, value) in rollout["spec"]["selector"]["matchLabels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                {
+                    if &labels[key] != value {
+                        problems.push(format!(
+                            "{who}: selector {key}={value} does not match Deployment/{name}'s pods"
+                        ));
+                    }
+                }
+            }
+            _ => problems.push(format!(
+                "{who} runs Deployment/{name:?}, which does not exist"
+            )),
+        }
+        let analysis = &rollout["spec"]["strategy"]["canary"]["analysis"];
+        let templates = items(&analysis["templates"]);
+        if templates.is_empty() {
+            problems.push(format!("{who}: a canary without analysis is never aborted"));
+        }
+        for template in templates {
+            let template_name = template["templateName"].as_str().unwrap_or_default();
+            match find(docs, "AnalysisTemplate", template_name) {
+                None => problems.push(format!(
+                    "{who}: AnalysisTemplate/{template_name} does not exist"
+                )),
+                Some(found) => {
+                    for metric in items(&found["spec"]["metrics"]) {
+                        let query = metric["provider"]["prometheus"]["query"]
+                            .as_str()
+                            .unwrap_or_default();
+                        if !query.contains("rollouts_pod_template_hash") {
+                            problems.push(format!(
+                                "{}: {} measures every pod, not the canary's",
+                                ident(found),
+                                metric["name"]
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    problems
 }

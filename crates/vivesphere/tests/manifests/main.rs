@@ -363,16 +363,80 @@ fn an_hpa_without_its_target_or_beside_replicas_is_reported() {
             *at(hpa, "/spec/scaleTargetRef/name") = json!("bot-manger");
         },
         checks::hpa_targets_exist,
-        "Deployment/bot-manger, which does not exist",
+        "Rollout/bot-manger, which does not exist",
     );
     rejects(
         "tests/all-components",
         |docs| {
-            let deployment = doc_mut(docs, "Deployment", "configuration");
+            let deployment = doc_mut(docs, "Deployment", "kong");
             deployment["spec"]["replicas"] = json!(3);
         },
         checks::hpa_targets_exist,
-        "sets replicas",
+        "Deployment/kong sets replicas",
+    );
+}
+
+/// Production releases go out as canaries that abort on their own metrics.
+#[test]
+fn every_rollout_runs_a_deployment_and_is_judged_by_its_canary_s_metrics() {
+    every_scenario("canary", |s| checks::canary_contract(&s.docs));
+    let Some(prod) = scenario("overlays/prod") else {
+        return;
+    };
+    let rollouts: BTreeSet<&str> = model::of_kind(&prod.docs, "Rollout").map(name).collect();
+    for target in [
+        "authentication",
+        "bot-manager",
+        "configuration",
+        "logging",
+        "secure-bot-data",
+    ] {
+        assert!(rollouts.contains(target), "prod: no Rollout for {target}");
+    }
+}
+
+#[test]
+fn a_rollout_without_its_deployment_or_its_analysis_is_reported() {
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let rollout = doc_mut(docs, "Rollout", "logging");
+            *at(rollout, "/spec/workloadRef/name") = json!("loging");
+        },
+        checks::canary_contract,
+        "runs Deployment/\"loging\", which does not exist",
+    );
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let rollout = doc_mut(docs, "Rollout", "logging");
+            *at(rollout, "/spec/strategy/canary/analysis") = json!({});
+        },
+        checks::canary_contract,
+        "a canary without analysis is never aborted",
+    );
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let deployment = doc_mut(docs, "Deployment", "configuration");
+            deployment["spec"]["replicas"] = json!(3);
+        },
+        checks::canary_contract,
+        "Deployment/configuration sets replicas",
+    );
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let template = doc_mut(docs, "AnalysisTemplate", "vivesphere-canary");
+            let query = at(template, "/spec/metrics/0/provider/prometheus/query");
+            let everyone = query
+                .as_str()
+                .unwrap()
+                .replace(r#"rollouts_pod_template_hash="{{args.canary-hash}}""#, "");
+            *query = json!(everyone);
+        },
+        checks::canary_contract,
+        "measures every pod, not the canary's",
     );
 }
 
