@@ -199,6 +199,73 @@ fn local_secrets_have_the_names_and_keys_of_the_examples() {
     assert_eq!(local, examples);
 }
 
+const EXTERNAL_SECRETS_SCENARIOS: [&str; 2] =
+    ["tests/external-secrets-vault", "tests/external-secrets-aws"];
+
+/// A secret manager through the External Secrets Operator replaces the hand-made Secrets
+/// with no Deployment changed: its ExternalSecrets produce exactly the documented Secrets,
+/// with their types and keys, from a store the overlay defines, and every Secret and key
+/// a pod uses is among them.
+#[test]
+fn external_secrets_produce_every_secret_and_key_the_pods_use() {
+    let examples = example_secrets();
+    for name in EXTERNAL_SECRETS_SCENARIOS {
+        let Some(rendered) = scenario(name) else {
+            return;
+        };
+        let produced = model::secrets_from_external_secrets(&rendered.docs);
+        assert_eq!(
+            model::keys_by_name(&produced, "Secret"),
+            model::keys_by_name(&examples, "Secret"),
+            "{name}"
+        );
+        for secret in &produced {
+            let example = model::find(&examples, "Secret", name_of(secret)).unwrap();
+            assert_eq!(
+                secret["type"],
+                example["type"],
+                "{name}: {}",
+                name_of(secret)
+            );
+        }
+        let problems = checks::references_exist(&rendered.docs, &produced);
+        assert!(problems.is_empty(), "{name}: {problems:#?}");
+        for external in model::of_kind(&rendered.docs, "ExternalSecret") {
+            let store = external["spec"]["secretStoreRef"]["name"].as_str().unwrap();
+            assert!(
+                model::find(&rendered.docs, "SecretStore", store).is_some(),
+                "{name}: {} reads from SecretStore/{store}, which is not there",
+                name_of(external)
+            );
+        }
+    }
+}
+
+fn name_of(doc: &Value) -> &str {
+    name(doc)
+}
+
+#[test]
+fn an_external_secret_that_leaves_out_a_key_is_reported() {
+    let Some(rendered) = scenario(EXTERNAL_SECRETS_SCENARIOS[0]) else {
+        return;
+    };
+    let mut docs = rendered.docs.clone();
+    let external = doc_mut(&mut docs, "ExternalSecret", "vivesphere-database");
+    at(external, "/spec/data")
+        .as_array_mut()
+        .unwrap()
+        .retain(|entry| entry["secretKey"] != "logging");
+    let produced = model::secrets_from_external_secrets(&docs);
+    let problems = checks::references_exist(&docs, &produced);
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.contains("vivesphere-database") && problem.contains("logging")),
+        "{problems:#?}"
+    );
+}
+
 #[test]
 fn a_local_overlay_without_generated_secrets_names_the_generator() {
     if scenarios().is_none() {

@@ -168,3 +168,25 @@ pub fn is_our_image(image: &str) -> bool {
     let without_tag = image.split(['@', ':']).next().unwrap_or_default();
     without_tag.rsplit('/').next() == Some("vivesphere")
 }
+
+/// The Secrets the ExternalSecrets among `docs` make the External Secrets Operator write: the
+/// target's name and type, a key per `data` entry (values are the secret manager's).
+pub fn secrets_from_external_secrets(docs: &[Value]) -> Vec<Value> {
+    of_kind(docs, "ExternalSecret")
+        .map(|external| {
+            let target = &external["spec"]["target"];
+            let keys: serde_json::Map<String, Value> = items(&external["spec"]["data"])
+                .iter()
+                .filter_map(|entry| entry["secretKey"].as_str())
+                .map(|key| (key.to_string(), Value::String(String::new())))
+                .collect();
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": target["name"]},
+                "type": target["template"]["type"],
+                "data": keys,
+            })
+        })
+        .collect()
+}
