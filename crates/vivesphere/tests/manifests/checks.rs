@@ -1120,3 +1120,40 @@ pub fn canary_contract(docs: &[Value]) -> Vec<String> {
     }
     problems
 }
+
+/// The Cluster Autoscaler leaves a node alone while a pod on it has an emptyDir, unless the
+/// pod says it may go: every long-running pod with one says which it is
+/// (`cluster-autoscaler.kubernetes.io/safe-to-evict`), so that scale-down is decided here,
+/// not by accident. A pod that must stay says so to Karpenter too.
+pub fn eviction_is_declared(docs: &[Value]) -> Vec<String> {
+    const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+    const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+    let mut problems = Vec::new();
+    for workload in workloads(docs) {
+        if workload.runs_to_completion() {
+            continue;
+        }
+        let uses_empty_dir = items(&workload.pod["volumes"])
+            .iter()
+            .any(|volume| volume.get("emptyDir").is_some());
+        let annotations = &workload.doc["spec"]["template"]["metadata"]["annotations"];
+        match annotations[SAFE_TO_EVICT].as_str() {
+            Some("true") => {}
+            Some("false") if annotations[DO_NOT_DISRUPT] != "true" => problems.push(format!(
+                "{}: kept from the Cluster Autoscaler but not from Karpenter ({DO_NOT_DISRUPT})",
+                ident(workload.doc)
+            )),
+            Some("false") => {}
+            Some(other) => problems.push(format!(
+                "{}: {SAFE_TO_EVICT} is {other:?}, not \"true\" or \"false\"",
+                ident(workload.doc)
+            )),
+            None if uses_empty_dir => problems.push(format!(
+                "{} has an emptyDir and does not say whether a node autoscaler may evict it",
+                ident(workload.doc)
+            )),
+            None => {}
+        }
+    }
+    problems
+}

@@ -507,6 +507,37 @@ fn a_rollout_without_its_deployment_or_its_analysis_is_reported() {
     );
 }
 
+/// Node autoscalers (Cluster Autoscaler, Karpenter) know which pods they may move.
+#[test]
+fn every_pod_says_whether_a_node_autoscaler_may_evict_it() {
+    every_scenario("eviction", |s| checks::eviction_is_declared(&s.docs));
+}
+
+#[test]
+fn a_pod_that_does_not_say_or_says_it_half_is_reported() {
+    rejects(
+        "overlays/prod",
+        |docs| {
+            let kong = doc_mut(docs, "Deployment", "kong");
+            kong["spec"]["template"]["metadata"]["annotations"] = json!({});
+        },
+        checks::eviction_is_declared,
+        "Deployment/kong has an emptyDir and does not say",
+    );
+    rejects(
+        "overlays/kind",
+        |docs| {
+            let postgres = doc_mut(docs, "StatefulSet", "postgres");
+            at(postgres, "/spec/template/metadata/annotations")
+                .as_object_mut()
+                .unwrap()
+                .remove("karpenter.sh/do-not-disrupt");
+        },
+        checks::eviction_is_declared,
+        "kept from the Cluster Autoscaler but not from Karpenter",
+    );
+}
+
 // ---- the binary's own values --------------------------------------------------------
 
 #[test]
