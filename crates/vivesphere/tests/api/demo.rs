@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vivesphere::demo::{Demo, DemoOptions};
 
-use crate::helpers::{client, repo_config_dir, test_clock};
+use crate::helpers::{client, repo_config_dir, start_demo, test_clock};
 
 async fn login(base: &str, username: &str, password: &str) -> String {
     let answer: Value = client()
@@ -38,14 +38,7 @@ async fn get(base: &str, path: &str, token: &str) -> Value {
 
 #[tokio::test]
 async fn the_demo_seeds_a_team_and_publishes_a_first_post() {
-    let demo = Demo::start(DemoOptions {
-        config_dir: repo_config_dir(),
-        listen: "127.0.0.1:0".into(),
-        data_dir: None,
-        clock: test_clock(),
-    })
-    .await
-    .expect("the demo starts");
+    let demo = start_demo().await;
     // The first post is on X already.
     assert_eq!(demo.first_post["state"], "published", "{}", demo.first_post);
     let text = demo.first_post["text"].as_str().unwrap();

@@ -27,6 +27,18 @@ pub fn repo_config_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config")
 }
 
+/// `vivesphere demo` in this process, on a random port and the test clock.
+pub async fn start_demo() -> vivesphere::demo::Demo {
+    vivesphere::demo::Demo::start(vivesphere::demo::DemoOptions {
+        config_dir: repo_config_dir(),
+        listen: "127.0.0.1:0".into(),
+        data_dir: None,
+        clock: test_clock(),
+    })
+    .await
+    .expect("the demo starts")
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,

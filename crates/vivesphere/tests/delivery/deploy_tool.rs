@@ -128,6 +128,12 @@ impl Cluster {
         self.run(&["deploy", env, digest], plays)
     }
 
+    /// A release that goes through: the one before the case under test.
+    fn deploy_ok(&self, env: &str, digest: &str) {
+        let output = self.deploy(env, digest, Plays::default());
+        assert!(output.status.success(), "{}", text(&output));
+    }
+
     /// kubectl's calls in the last run, apart from rendering.
     fn calls(&self) -> Vec<Value> {
         std::fs::read_to_string(self.state().join("calls.jsonl"))
@@ -286,12 +292,7 @@ fn a_rollout_that_misses_its_deadline_rolls_back_to_the_previous_digest() {
         return;
     };
     let (a, b) = (digest('a'), digest('b'));
-    assert!(
-        cluster
-            .deploy("production", &a, Plays::default())
-            .status
-            .success()
-    );
+    cluster.deploy_ok("production", &a);
     let output = cluster.deploy(
         "production",
         &b,
@@ -340,18 +341,8 @@ fn a_failed_smoke_test_rolls_back_and_a_person_can_roll_back_by_hand() {
         return;
     };
     let (a, b, c) = (digest('a'), digest('b'), digest('c'));
-    assert!(
-        cluster
-            .deploy("staging", &a, Plays::default())
-            .status
-            .success()
-    );
-    assert!(
-        cluster
-            .deploy("staging", &b, Plays::default())
-            .status
-            .success()
-    );
+    cluster.deploy_ok("staging", &a);
+    cluster.deploy_ok("staging", &b);
     let failed = cluster.deploy(
         "staging",
         &c,
@@ -388,12 +379,7 @@ fn a_failed_migration_stops_before_any_pod_switches() {
         return;
     };
     let (a, b) = (digest('a'), digest('b'));
-    assert!(
-        cluster
-            .deploy("production", &a, Plays::default())
-            .status
-            .success()
-    );
+    cluster.deploy_ok("production", &a);
     let output = cluster.deploy(
         "production",
         &b,
@@ -516,12 +502,7 @@ fn production_waits_for_every_canary_and_an_aborted_one_rolls_back() {
         return;
     };
     let (a, b) = (digest('a'), digest('b'));
-    assert!(
-        cluster
-            .deploy("production", &a, Plays::default())
-            .status
-            .success()
-    );
+    cluster.deploy_ok("production", &a);
     let polled: Vec<String> = cluster
         .calls()
         .iter()

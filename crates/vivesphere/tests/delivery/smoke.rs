@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use vivesphere::demo::{Demo, DemoOptions};
-
-use crate::helpers::{repo_config_dir, test_clock};
+use crate::helpers::start_demo;
 
 fn smoke_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infrastructure/deploy/smoke")
@@ -39,14 +37,7 @@ fn text(output: &Output) -> String {
 
 #[tokio::test]
 async fn the_smoke_test_publishes_reads_back_and_finds_the_event_or_names_what_failed() {
-    let demo = Demo::start(DemoOptions {
-        config_dir: repo_config_dir(),
-        listen: "127.0.0.1:0".into(),
-        data_dir: None,
-        clock: test_clock(),
-    })
-    .await
-    .expect("the demo starts");
+    let demo = start_demo().await;
     let manager = demo
         .people
         .iter()
@@ -81,47 +72,24 @@ async fn the_smoke_test_publishes_reads_back_and_finds_the_event_or_names_what_f
 
     // Each failing step is named.
     let wrong_password = smoke(&demo.url, &manager.username, "not-the-password", Some(bot)).await;
-    assert_eq!(
-        wrong_password.status.code(),
-        Some(1),
-        "{}",
-        text(&wrong_password)
-    );
-    assert!(
-        text(&wrong_password).contains("auth/login answered 401"),
-        "{}",
-        text(&wrong_password)
-    );
+    fails_naming(&wrong_password, "auth/login answered 401");
     let editor = demo
         .people
         .iter()
         .find(|person| person.username == "demo_editor")
         .unwrap();
     let cannot_read_logs = smoke(&demo.url, &editor.username, &editor.password, Some(bot)).await;
-    assert_eq!(
-        cannot_read_logs.status.code(),
-        Some(1),
-        "{}",
-        text(&cannot_read_logs)
-    );
-    assert!(
-        text(&cannot_read_logs).contains("logs/events"),
-        "{}",
-        text(&cannot_read_logs)
-    );
+    fails_naming(&cannot_read_logs, "logs/events");
     let nothing_there = smoke("http://127.0.0.1:9", "x", "y", None).await;
-    assert_eq!(
-        nothing_there.status.code(),
-        Some(1),
-        "{}",
-        text(&nothing_there)
-    );
-    assert!(
-        text(&nothing_there).contains("did not answer"),
-        "{}",
-        text(&nothing_there)
-    );
+    fails_naming(&nothing_there, "did not answer");
     demo.stop().await.unwrap();
+}
+
+/// The smoke test failed (exit 1), saying `step`.
+fn fails_naming(output: &Output, step: &str) {
+    let shown = text(output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(shown.contains(step), "no {step:?} in {shown}");
 }
 
 /// The text the smoke test posted, as it printed it.
