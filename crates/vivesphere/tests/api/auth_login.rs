@@ -449,7 +449,10 @@ async fn repeated_failures_back_off_then_lock_and_the_lock_expires() {
 
 #[tokio::test]
 async fn unknown_accounts_are_throttled_like_real_ones() {
-    let app = spawn(None, &FAST_LOCKOUT, None).await;
+    // A clock that stands still: on a busy machine the backoff must not expire between the
+    // third failure and the fourth attempt.
+    let clock = platform::Clock::frozen(crate::helpers::TEST_START);
+    let app = crate::helpers::spawn_with_clock(None, &FAST_LOCKOUT, None, clock).await;
     for _ in 0..3 {
         assert_eq!(
             login(&app, "ghost", "wrong-guess-123").await.status(),
