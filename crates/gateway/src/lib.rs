@@ -119,9 +119,7 @@ fn proxy_router(ctx: &TargetContext, settings: &Settings) -> anyhow::Result<Rout
     platform::install_crypto_provider();
     let proxy = Arc::new(proxy::Proxy {
         pools,
-        http: reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms.max(1)))
-            .build()?,
+        http: proxy::upstream_client(Duration::from_millis(settings.connect_timeout_ms.max(1))),
         timeout: Duration::from_millis(settings.upstream_timeout_ms.max(1)),
         metrics: proxy::ProxyMetrics::register(&ctx.metrics),
     });

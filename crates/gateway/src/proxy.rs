@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use platform::auth::Authenticated;
 use platform::http::error::{ApiError, ErrorCode};
 use platform::http::observe::current_request_id;
@@ -69,9 +71,31 @@ impl ProxyMetrics {
 
 pub struct Proxy {
     pub pools: Arc<BTreeMap<&'static str, Pool>>,
-    pub http: reqwest::Client,
+    pub http: UpstreamClient,
+    /// How long an upstream may take to its response headers (then 504).
     pub timeout: Duration,
     pub metrics: ProxyMetrics,
+}
+
+/// HTTP/1.1 to the services, connections kept and reused. hyper's client rather than
+/// reqwest's: the request and response bodies pass through as they are (no stream
+/// adapters, no URL parsing), which a proxy does on every request.
+pub type UpstreamClient = Client<HttpConnector, Body>;
+
+pub fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// Why an upstream gave no answer.
+enum Failure {
+    /// No response headers within [`Proxy::timeout`].
+    Late,
+    /// The connection was refused or could not be made: the request never arrived.
+    Connect(hyper_util::client::legacy::Error),
+    Other(String),
 }
 
 /// Headers that belong to one connection, not to the message (RFC 9110 §7.6.1), and the ones
@@ -124,9 +148,12 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
             Ok(upstream) => upstream,
             Err(refusal) => return refusal.into_response(),
         };
-        let outgoing = forward_request(&proxy, &upstream, &parts, body.take().unwrap_or_default());
+        let outgoing = match forward_request(&upstream, &parts, body.take().unwrap_or_default()) {
+            Ok(outgoing) => outgoing,
+            Err(refusal) => return refusal.into_response(),
+        };
         let started = Instant::now();
-        let result = outgoing.send().await;
+        let result = send(&proxy, outgoing).await;
         proxy
             .metrics
             .duration
@@ -146,15 +173,29 @@ pub async fn handle(State(proxy): State<Arc<Proxy>>, request: Request) -> Respon
             .inc();
         match result {
             Ok(answer) => return stream_back(answer),
-            Err(err) if err.is_connect() && retries > 0 => {
+            Err(Failure::Connect(err)) if retries > 0 => {
                 retries -= 1;
                 upstream.mark(false);
                 tracing::warn!(service = route.service, upstream = upstream.url, error = %err, "upstream refused the connection; trying the next");
             }
-            Err(err) => {
-                return upstream_failure(&proxy, route, &upstream, &err).into_response();
+            Err(failure) => {
+                return upstream_failure(&proxy, route, &upstream, failure).into_response();
             }
         }
+    }
+}
+
+/// The upstream's answer up to its headers, within the proxy's timeout; the body then
+/// streams at the client's pace.
+async fn send(
+    proxy: &Proxy,
+    outgoing: Request,
+) -> Result<Response<hyper::body::Incoming>, Failure> {
+    match tokio::time::timeout(proxy.timeout, proxy.http.request(outgoing)).await {
+        Err(_) => Err(Failure::Late),
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(err)) if err.is_connect() => Err(Failure::Connect(err)),
+        Ok(Err(err)) => Err(Failure::Other(format!("{err:?}"))),
     }
 }
 
@@ -204,34 +245,35 @@ fn pick_upstream(proxy: &Proxy, route: &Route) -> Result<Arc<Upstream>, ApiError
 }
 
 /// The request as the upstream gets it: same method, path, query and end-to-end headers,
-/// this request's id, the client appended to X-Forwarded-For, and the body streamed through.
+/// this request's id, the client appended to X-Forwarded-For, and the body passed through
+/// (hyper sets Host from the URI, and the length or chunking from the body).
 fn forward_request(
-    proxy: &Proxy,
     upstream: &Upstream,
     parts: &axum::http::request::Parts,
     body: Body,
-) -> reqwest::RequestBuilder {
+) -> Result<Request, ApiError> {
     let path_and_query = parts
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-    let url = format!("{}{path_and_query}", upstream.url);
-    let mut outgoing = proxy
-        .http
-        .request(parts.method.clone(), &url)
-        .timeout(proxy.timeout);
+    let uri: Uri = format!("{}{path_and_query}", upstream.url)
+        .parse()
+        .map_err(|err| ApiError::invalid_data(format!("the path cannot be forwarded: {err}")))?;
+    let mut outgoing = Request::new(body);
+    *outgoing.method_mut() = parts.method.clone();
+    *outgoing.uri_mut() = uri;
+    let headers = outgoing.headers_mut();
     // The request id is set once below, as this request's span knows it.
     for (name, value) in forwardable(&parts.headers).filter(|(name, _)| *name != "x-request-id") {
-        outgoing = outgoing.header(name, value);
+        headers.append(name.clone(), value.clone());
     }
-    if let Some(id) = current_request_id() {
-        outgoing = outgoing.header("x-request-id", id);
+    if let Some(id) = current_request_id().and_then(|id| HeaderValue::from_str(&id).ok()) {
+        headers.insert("x-request-id", id);
     }
-    if let Some(forwarded_for) = forwarded_for(parts) {
-        outgoing = outgoing.header("x-forwarded-for", forwarded_for);
+    if let Some(forwarded_for) = forwarded_for(parts).and_then(|f| HeaderValue::from_str(&f).ok()) {
+        headers.insert("x-forwarded-for", forwarded_for);
     }
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    outgoing.body(reqwest::Body::wrap_stream(stream))
+    Ok(outgoing)
 }
 
 /// Earlier hops' X-Forwarded-For with this connection's client appended.
@@ -251,16 +293,12 @@ fn forwarded_for(parts: &axum::http::request::Parts) -> Option<String> {
     }
 }
 
-fn stream_back(answer: reqwest::Response) -> Response {
-    let mut response = Response::builder().status(answer.status());
-    if let Some(headers) = response.headers_mut() {
-        for (name, value) in forwardable(answer.headers()) {
-            headers.append(name, value.clone());
-        }
+fn stream_back(answer: Response<hyper::body::Incoming>) -> Response {
+    let (mut parts, body) = answer.into_parts();
+    for name in NOT_FORWARDED {
+        parts.headers.remove(name);
     }
-    response
-        .body(Body::from_stream(answer.bytes_stream()))
-        .unwrap_or_else(|err| ApiError::internal(err).into_response())
+    Response::from_parts(parts, Body::new(body))
 }
 
 /// 504 when the upstream was late, 502 when it could not be reached (and then it counts as
@@ -269,26 +307,30 @@ fn upstream_failure(
     proxy: &Proxy,
     route: &Route,
     upstream: &Upstream,
-    err: &reqwest::Error,
+    failure: Failure,
 ) -> ApiError {
-    if err.is_timeout() {
-        tracing::warn!(
-            service = route.service,
-            upstream = upstream.url,
-            "upstream timed out"
-        );
-        return ApiError::new(
-            ErrorCode::UpstreamTimeout,
-            format!(
-                "{} did not answer within {} ms",
-                route.service,
-                proxy.timeout.as_millis()
-            ),
-        );
-    }
-    if err.is_connect() {
-        upstream.mark(false);
-    }
+    let err = match failure {
+        Failure::Late => {
+            tracing::warn!(
+                service = route.service,
+                upstream = upstream.url,
+                "upstream timed out"
+            );
+            return ApiError::new(
+                ErrorCode::UpstreamTimeout,
+                format!(
+                    "{} did not answer within {} ms",
+                    route.service,
+                    proxy.timeout.as_millis()
+                ),
+            );
+        }
+        Failure::Connect(err) => {
+            upstream.mark(false);
+            format!("{err:?}")
+        }
+        Failure::Other(err) => err,
+    };
     tracing::warn!(service = route.service, upstream = upstream.url, error = %err, "upstream unreachable");
     ApiError::new(
         ErrorCode::BadGateway,
