@@ -4,13 +4,15 @@
 //! failed migration; a stand-in smoke test passes or fails. Each test asserts what the tool
 //! did: which digest runs, what it recorded, what it never touched.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::shown;
+
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    crate::render::repo_root()
 }
 
 fn digest(fill: char) -> String {
@@ -19,19 +21,7 @@ fn digest(fill: char) -> String {
 
 /// The real kubectl, when it has Kustomize components (v4+); otherwise the tests skip.
 fn real_kubectl() -> Option<PathBuf> {
-    let output = Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let major: u32 = text
-        .lines()
-        .find_map(|line| line.strip_prefix("Kustomize Version: v"))?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()?;
-    if major < 4 {
+    if !crate::render::kubectl_works() {
         return None;
     }
     let path = std::env::var_os("PATH")?;
@@ -131,7 +121,7 @@ impl Cluster {
     /// A release that goes through: the one before the case under test.
     fn deploy_ok(&self, env: &str, digest: &str) {
         let output = self.deploy(env, digest, Plays::default());
-        assert!(output.status.success(), "{}", text(&output));
+        assert!(output.status.success(), "{}", shown(&output));
     }
 
     /// kubectl's calls in the last run, apart from rendering.
@@ -168,15 +158,6 @@ impl Cluster {
     }
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// The kinds each `apply` of the last run sent, in order (the record apart).
 fn applied_kinds(calls: &[Value]) -> Vec<Vec<String>> {
     calls
@@ -200,7 +181,7 @@ fn a_release_migrates_first_then_rolls_out_then_is_smoke_tested_and_recorded() {
     };
     let a = digest('a');
     let output = cluster.deploy("staging", &a, Plays::default());
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", shown(&output));
     let calls = cluster.calls();
     let applies = applied_kinds(&calls);
     assert_eq!(applies.len(), 2, "{calls:#?}");
@@ -273,8 +254,8 @@ fn a_release_migrates_first_then_rolls_out_then_is_smoke_tested_and_recorded() {
     assert!(cluster.summary().contains("deployed and smoke-tested"));
 
     let status = cluster.run(&["status", "staging"], Plays::default());
-    let shown = text(&status);
-    assert!(status.status.success(), "{shown}");
+    let printed = shown(&status);
+    assert!(status.status.success(), "{printed}");
     for expected in [
         a.as_str(),
         "release-bot",
@@ -282,7 +263,10 @@ fn a_release_migrates_first_then_rolls_out_then_is_smoke_tested_and_recorded() {
         "ada",
         "deployed sha256:aaaa",
     ] {
-        assert!(shown.contains(expected), "status lacks {expected}: {shown}");
+        assert!(
+            printed.contains(expected),
+            "status lacks {expected}: {printed}"
+        );
     }
 }
 
@@ -301,7 +285,7 @@ fn a_rollout_that_misses_its_deadline_rolls_back_to_the_previous_digest() {
             ..Plays::default()
         },
     );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", shown(&output));
     assert_eq!(cluster.running(), a, "the previous digest runs again");
     assert_eq!(cluster.record("digest"), a);
     assert!(
@@ -351,7 +335,7 @@ fn a_failed_smoke_test_rolls_back_and_a_person_can_roll_back_by_hand() {
             ..Plays::default()
         },
     );
-    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert_eq!(failed.status.code(), Some(1), "{}", shown(&failed));
     assert_eq!(cluster.running(), b);
     assert_eq!(cluster.record("digest"), b);
     assert_eq!(cluster.record("previousDigest"), a);
@@ -359,16 +343,16 @@ fn a_failed_smoke_test_rolls_back_and_a_person_can_roll_back_by_hand() {
 
     // By hand: back to a, then nothing earlier is left.
     let back = cluster.run(&["rollback", "staging"], Plays::default());
-    assert!(back.status.success(), "{}", text(&back));
+    assert!(back.status.success(), "{}", shown(&back));
     assert_eq!(cluster.running(), a);
     assert_eq!(cluster.record("digest"), a);
     assert!(cluster.record("history").contains("by hand"));
     let none = cluster.run(&["rollback", "staging"], Plays::default());
-    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    assert_eq!(none.status.code(), Some(2), "{}", shown(&none));
     assert!(
-        text(&none).contains("no earlier release"),
+        shown(&none).contains("no earlier release"),
         "{}",
-        text(&none)
+        shown(&none)
     );
     assert_eq!(cluster.running(), a);
 }
@@ -388,7 +372,7 @@ fn a_failed_migration_stops_before_any_pod_switches() {
             ..Plays::default()
         },
     );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", shown(&output));
     let calls = cluster.calls();
     for kinds in applied_kinds(&calls) {
         assert!(!kinds.contains(&"Deployment".to_string()), "{calls:#?}");
@@ -407,7 +391,7 @@ fn a_failed_migration_stops_before_any_pod_switches() {
     assert_eq!(cluster.record("digest"), a);
     assert!(cluster.record("history").contains("migration failed"));
     assert!(
-        text(&output).contains("lock timeout"),
+        shown(&output).contains("lock timeout"),
         "the Job's log is shown"
     );
     assert_eq!(cluster.smoke_runs(), 1);
@@ -427,7 +411,7 @@ fn a_first_release_that_fails_has_nothing_to_roll_back_to_and_says_so() {
             ..Plays::default()
         },
     );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", shown(&output));
     assert!(
         cluster
             .summary()
@@ -458,11 +442,16 @@ fn tags_unknown_environments_and_bad_names_are_refused_before_any_call() {
         (vec!["status"], "deploy ENV DIGEST"),
     ] {
         let output = cluster.run(&args, Plays::default());
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
-        assert!(
-            text(&output).contains(expected),
+        assert_eq!(
+            output.status.code(),
+            Some(2),
             "{args:?}: {}",
-            text(&output)
+            shown(&output)
+        );
+        assert!(
+            shown(&output).contains(expected),
+            "{args:?}: {}",
+            shown(&output)
         );
         assert!(
             cluster.calls().is_empty(),
@@ -489,8 +478,8 @@ fn a_dry_run_renders_and_validates_every_environment_without_touching_a_cluster(
             &["--dry-run", "deploy", env, &digest('d')],
             Plays::default(),
         );
-        assert!(output.status.success(), "{env}: {}", text(&output));
-        assert!(text(&output).contains("rendered and valid, nothing applied"));
+        assert!(output.status.success(), "{env}: {}", shown(&output));
+        assert!(shown(&output).contains("rendered and valid, nothing applied"));
         assert!(cluster.calls().is_empty(), "{env}: {:?}", cluster.calls());
     }
     assert!(!cluster.state().join("record.json").exists());
@@ -529,7 +518,7 @@ fn production_waits_for_every_canary_and_an_aborted_one_rolls_back() {
             ..Plays::default()
         },
     );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", shown(&output));
     assert_eq!(cluster.running(), a, "the previous digest is applied again");
     assert_eq!(cluster.record("digest"), a);
     let summary = cluster.summary();

@@ -2,13 +2,14 @@
 //! fake X (`vivesphere demo`, in this process): it passes on a working system, and fails,
 //! naming the step, when a step cannot pass.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use crate::helpers::start_demo;
+use crate::shown;
 
 fn smoke_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infrastructure/deploy/smoke")
+    crate::render::repo_root().join("infrastructure/deploy/smoke")
 }
 
 async fn smoke(url: &str, username: &str, password: &str, bot: Option<&str>) -> Output {
@@ -26,15 +27,6 @@ async fn smoke(url: &str, username: &str, password: &str, bot: Option<&str>) -> 
     command.output().await.unwrap()
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n{}{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[tokio::test]
 async fn the_smoke_test_publishes_reads_back_and_finds_the_event_or_names_what_failed() {
     let demo = start_demo().await;
@@ -46,8 +38,8 @@ async fn the_smoke_test_publishes_reads_back_and_finds_the_event_or_names_what_f
     let bot = &demo.bot_ids[0];
 
     let passed = smoke(&demo.url, &manager.username, &manager.password, Some(bot)).await;
-    let shown = text(&passed);
-    assert!(passed.status.success(), "{shown}");
+    let printed = shown(&passed);
+    assert!(passed.status.success(), "{printed}");
     for step in [
         "signed in",
         "bots/list answered 3 bot(s)",
@@ -55,19 +47,19 @@ async fn the_smoke_test_publishes_reads_back_and_finds_the_event_or_names_what_f
         "post.published event",
         "passed",
     ] {
-        assert!(shown.contains(step), "no {step:?}: {shown}");
+        assert!(printed.contains(step), "no {step:?}: {printed}");
     }
     // The post is on the fake X, once.
-    let posted = posted_text(&shown);
+    let posted = posted_text(&printed);
     assert_eq!(demo.fake.live_posts_with_text(&posted), 1, "{posted:?}");
 
     // Without a bot (production): sign-in and list only; nothing is published.
     let read_only = smoke(&demo.url, &manager.username, &manager.password, None).await;
-    assert!(read_only.status.success(), "{}", text(&read_only));
+    assert!(read_only.status.success(), "{}", shown(&read_only));
     assert!(
-        !text(&read_only).contains("created"),
+        !shown(&read_only).contains("created"),
         "{}",
-        text(&read_only)
+        shown(&read_only)
     );
 
     // Each failing step is named.
@@ -87,9 +79,9 @@ async fn the_smoke_test_publishes_reads_back_and_finds_the_event_or_names_what_f
 
 /// The smoke test failed (exit 1), saying `step`.
 fn fails_naming(output: &Output, step: &str) {
-    let shown = text(output);
-    assert_eq!(output.status.code(), Some(1), "{shown}");
-    assert!(shown.contains(step), "no {step:?} in {shown}");
+    let printed = shown(output);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(printed.contains(step), "no {step:?} in {printed}");
 }
 
 /// The text the smoke test posted, as it printed it.

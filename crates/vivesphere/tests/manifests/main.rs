@@ -209,40 +209,36 @@ const EXTERNAL_SECRETS_SCENARIOS: [&str; 2] =
 #[test]
 fn external_secrets_produce_every_secret_and_key_the_pods_use() {
     let examples = example_secrets();
-    for name in EXTERNAL_SECRETS_SCENARIOS {
-        let Some(rendered) = scenario(name) else {
+    for scenario_name in EXTERNAL_SECRETS_SCENARIOS {
+        let Some(rendered) = scenario(scenario_name) else {
             return;
         };
         let produced = model::secrets_from_external_secrets(&rendered.docs);
         assert_eq!(
             model::keys_by_name(&produced, "Secret"),
             model::keys_by_name(&examples, "Secret"),
-            "{name}"
+            "{scenario_name}"
         );
         for secret in &produced {
-            let example = model::find(&examples, "Secret", name_of(secret)).unwrap();
+            let example = model::find(&examples, "Secret", name(secret)).unwrap();
             assert_eq!(
                 secret["type"],
                 example["type"],
-                "{name}: {}",
-                name_of(secret)
+                "{scenario_name}: {}",
+                name(secret)
             );
         }
         let problems = checks::references_exist(&rendered.docs, &produced);
-        assert!(problems.is_empty(), "{name}: {problems:#?}");
+        assert!(problems.is_empty(), "{scenario_name}: {problems:#?}");
         for external in model::of_kind(&rendered.docs, "ExternalSecret") {
             let store = external["spec"]["secretStoreRef"]["name"].as_str().unwrap();
             assert!(
                 model::find(&rendered.docs, "SecretStore", store).is_some(),
-                "{name}: {} reads from SecretStore/{store}, which is not there",
-                name_of(external)
+                "{scenario_name}: {} reads from SecretStore/{store}, which is not there",
+                name(external)
             );
         }
     }
-}
-
-fn name_of(doc: &Value) -> &str {
-    name(doc)
 }
 
 #[test]

@@ -55,7 +55,7 @@ pub fn render(dir: &Path) -> Result<Vec<Value>, String> {
 
 /// kubectl with kustomize v4 or later: the overlays use Kustomize components, which an older
 /// kubectl (Debian's kubernetes-client is 1.20) cannot render at all.
-fn kubectl_works() -> bool {
+pub fn kubectl_works() -> bool {
     let Ok(output) = Command::new("kubectl")
         .args(["version", "--client"])
         .output()
