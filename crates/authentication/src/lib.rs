@@ -53,6 +53,11 @@ const STEPS: &[MigrationStep] = &[
         description: "signing key lead",
         sql: include_str!("../migrations/0003_signing_key_lead.sql"),
     },
+    MigrationStep {
+        version: 4,
+        description: "post permissions",
+        sql: include_str!("../migrations/0004_post_permissions.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

@@ -86,6 +86,11 @@ const STEPS: &[MigrationStep] = &[
         description: "x apps",
         sql: include_str!("../migrations/0006_x_apps.sql"),
     },
+    MigrationStep {
+        version: 7,
+        description: "reviews",
+        sql: include_str!("../migrations/0007_reviews.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

@@ -64,10 +64,18 @@ impl BotStatus {
 
 /// A post's state. `draft → scheduled → publishing → published | failed | unknown`, and
 /// `cancelled` or `missed` instead of publishing; `deleted` after a published post is removed.
+/// Where its bot requires review, `pending_review → approved | changes_requested` comes
+/// before `scheduled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PostState {
     Draft,
+    /// Waiting for a reviewer (its bot requires approval); its `run_at` is the time asked for.
+    PendingReview,
+    /// Approved without a time: schedule or publish it (its content as approved).
+    Approved,
+    /// A reviewer asked for changes; an edit submits it again.
+    ChangesRequested,
     Scheduled,
     Publishing,
     Published,
@@ -85,6 +93,9 @@ impl PostState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Draft => "draft",
+            Self::PendingReview => "pending_review",
+            Self::Approved => "approved",
+            Self::ChangesRequested => "changes_requested",
             Self::Scheduled => "scheduled",
             Self::Publishing => "publishing",
             Self::Published => "published",
@@ -100,6 +111,9 @@ impl PostState {
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
         Ok(match raw {
             "draft" => Self::Draft,
+            "pending_review" => Self::PendingReview,
+            "approved" => Self::Approved,
+            "changes_requested" => Self::ChangesRequested,
             "scheduled" => Self::Scheduled,
             "publishing" => Self::Publishing,
             "published" => Self::Published,
@@ -119,8 +133,17 @@ impl PostState {
 
     /// Editing and cancelling are allowed until publishing starts.
     pub fn is_editable(self) -> bool {
-        matches!(self, Self::Draft | Self::Scheduled)
+        Self::EDITABLE.contains(&self)
     }
+
+    /// The states before publishing starts, where a post may still change.
+    pub const EDITABLE: [Self; 5] = [
+        Self::Draft,
+        Self::PendingReview,
+        Self::Approved,
+        Self::ChangesRequested,
+        Self::Scheduled,
+    ];
 }
 
 /// A job's state: `pending` (due, or waiting for its run_at), `running` (a worker is sending

@@ -33,6 +33,19 @@ pub struct Settings {
     /// X's posting limits that no response header reports, kept from what this service
     /// published (live).
     pub x_limits: XLimits,
+    /// Review before posting, for every bot (teams and bots can require it too) (live).
+    pub approvals: ApprovalSettings,
+}
+
+/// Review before posting. Any level that requires it requires it: this setting, the bot's
+/// team's policy or the bot's own (`review_policies`), so no level below can waive it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalSettings {
+    /// Every bot's posts need an approval before they are scheduled.
+    pub required: bool,
+    /// An author may approve their own post (a team's policy can say otherwise for it).
+    pub allow_self_approval: bool,
 }
 
 /// X's posting limits beyond the 15-minute window its headers report: per account over 3
@@ -97,6 +110,7 @@ impl Default for Settings {
             max_pending_posts_per_bot: 10_000,
             pricing: Pricing::default(),
             x_limits: XLimits::default(),
+            approvals: ApprovalSettings::default(),
         }
     }
 }
@@ -233,6 +247,16 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             "bot_manager.x_limits.app_posts_per_24h",
             int(0, 100_000_000),
             "posts X allows the app over 24 hours (0: not checked here)",
+        ),
+        SettingSpec::live(
+            "bot_manager.approvals.required",
+            SettingKind::Bool,
+            "every bot's posts need a reviewer's approval before they are scheduled",
+        ),
+        SettingSpec::live(
+            "bot_manager.approvals.allow_self_approval",
+            SettingKind::Bool,
+            "an author may approve their own post (a team's review policy can override)",
         ),
     ]
 }

@@ -12,6 +12,8 @@ pub const PERMISSIONS: &[&str] = &[
     "clients:admin",
     "bots:read",
     "bots:write",
+    "posts:write",
+    "posts:approve",
     "botdata:read",
     "botdata:write",
     "botdata:reveal",
@@ -39,10 +41,13 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
         ),
         (
             "Manager",
-            "Runs bots and their secrets, reads settings and activity, manages the team's webhooks",
+            "Runs bots and their secrets, approves posts, reads settings and activity, manages the \
+             team's webhooks",
             vec![
                 "bots:read",
                 "bots:write",
+                "posts:write",
+                "posts:approve",
                 "botdata:read",
                 "botdata:write",
                 "botdata:reveal",
@@ -55,7 +60,13 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
         (
             "Editor",
             "Writes and schedules posts",
-            vec!["bots:read", "bots:write", "botdata:read", "config:read"],
+            vec![
+                "bots:read",
+                "bots:write",
+                "posts:write",
+                "botdata:read",
+                "config:read",
+            ],
         ),
         (
             "Viewer",

@@ -1,5 +1,5 @@
 //! The HTTP API under `/api/v1/bots`: the Phase-1 contract routes (`/create`, `/list`), the
-//! RESTful bots and posts, metrics, usage and cost, and the composer's text check.
+//! RESTful bots and posts with their review, metrics, usage and cost, and the composer's text check.
 
 mod apps;
 mod bots;
@@ -7,6 +7,7 @@ mod budgets;
 mod contract;
 mod metrics;
 mod posts;
+mod reviews;
 mod text;
 mod usage;
 
@@ -46,6 +47,16 @@ pub fn router(state: AppState) -> Router {
         .route(
             &format!("{p}/apps/{{app}}/budget"),
             axum::routing::put(apps::put_budget).delete(apps::delete_budget),
+        )
+        .route(
+            &format!("{p}/review-policies/{{team}}"),
+            get(reviews::team_policy)
+                .put(reviews::set_team_policy)
+                .delete(reviews::delete_team_policy),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/review-policy"),
+            get(reviews::bot_policy).put(reviews::set_bot_policy),
         )
         .route(
             &format!("{p}/budgets/{{team}}"),
@@ -89,6 +100,22 @@ pub fn router(state: AppState) -> Router {
             post(posts::cancel),
         )
         .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/submit"),
+            post(reviews::submit),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/approve"),
+            post(reviews::approve),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/request-changes"),
+            post(reviews::request_changes),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/history"),
+            get(reviews::history),
+        )
+        .route(
             &format!("{p}/{{bot_id}}/posts/{{post_id}}/metrics"),
             get(metrics::post_metrics),
         )
@@ -103,6 +130,9 @@ pub fn router(state: AppState) -> Router {
         bots::replace_credentials,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
         posts::cancel, posts::delete, text::check,
+        reviews::submit, reviews::approve, reviews::request_changes, reviews::history,
+        reviews::bot_policy, reviews::set_bot_policy, reviews::team_policy,
+        reviews::set_team_policy, reviews::delete_team_policy,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
         budgets::list, budgets::put, budgets::delete,
         apps::list, apps::set_token, apps::delete_token, apps::refresh, apps::put_budget,

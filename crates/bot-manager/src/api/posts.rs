@@ -35,9 +35,22 @@ pub struct PostView {
     /// X's weighted length (of 280).
     pub weighted_length: usize,
     pub version: i64,
+    /// Bumped by every change of what would be sent to X; a reviewer approves one.
+    pub content_version: i64,
+    /// Who approved this content and when; absent when not approved (or voided by an edit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalView>,
     pub created_at: String,
     pub updated_at: String,
     pub published_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApprovalView {
+    /// The reviewer (a user id, or `client:<id>`).
+    pub by: String,
+    /// RFC 3339.
+    pub at: String,
 }
 
 impl From<PostRow> for PostView {
@@ -55,6 +68,11 @@ impl From<PostRow> for PostView {
             x_post_id: post.x_post_id,
             error: post.error,
             version: post.version,
+            content_version: post.content_version,
+            approval: post.approval.map(|a| ApprovalView {
+                by: a.by,
+                at: ms(a.at),
+            }),
             created_at: ms(post.created_at),
             updated_at: ms(post.updated_at),
             published_at: post.published_at.map(ms),
@@ -62,7 +80,7 @@ impl From<PostRow> for PostView {
     }
 }
 
-fn respond(status: StatusCode, post: PostRow) -> Response {
+pub(super) fn respond(status: StatusCode, post: PostRow) -> Response {
     let tag = etag(post.version);
     let mut response = (status, Json(PostView::from(post))).into_response();
     response.headers_mut().insert(header::ETAG, tag);
@@ -223,7 +241,8 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Edit a draft or scheduled post; `If-Match: "<version>"` refuses a stale edit (412).
+/// Edit a post until publishing starts; `If-Match: "<version>"` refuses a stale edit (412). A
+/// change of content voids an approval: the post goes back to review.
 #[utoipa::path(patch, path = "/api/v1/bots/{bot_id}/posts/{post_id}", operation_id = "update_post", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), ("post_id" = String, Path)), request_body = UpdatePostRequest,
     responses((status = 200, body = PostView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -256,7 +275,8 @@ pub struct ScheduleRequest {
     pub run_at: String,
 }
 
-/// Schedule (or reschedule) a draft or scheduled post.
+/// Schedule (or reschedule) a post until publishing starts (where its bot requires review and
+/// it is not approved: submit it for review with that time).
 #[utoipa::path(post, path = "/api/v1/bots/{bot_id}/posts/{post_id}/schedule", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), ("post_id" = String, Path)), request_body = ScheduleRequest,
     responses((status = 200, body = PostView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -272,7 +292,8 @@ pub async fn schedule(
     Ok(respond(StatusCode::OK, post))
 }
 
-/// Publish a draft or scheduled post now.
+/// Publish a post now (where its bot requires review and it is not approved: submit it for
+/// review, to go out once approved).
 #[utoipa::path(post, path = "/api/v1/bots/{bot_id}/posts/{post_id}/publish", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), ("post_id" = String, Path)),
     responses((status = 202, body = PostView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -285,7 +306,7 @@ pub async fn publish(
     Ok(respond(StatusCode::ACCEPTED, post))
 }
 
-/// Cancel a draft or scheduled post (until publishing starts).
+/// Cancel a post until publishing starts.
 #[utoipa::path(post, path = "/api/v1/bots/{bot_id}/posts/{post_id}/cancel", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), ("post_id" = String, Path)),
     responses((status = 200, body = PostView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]

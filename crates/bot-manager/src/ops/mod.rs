@@ -5,7 +5,9 @@
 pub mod apps;
 pub mod bots;
 pub mod budgets;
+pub mod compliance;
 pub mod metrics;
 pub mod posts;
+pub mod reviews;
 pub mod text;
 pub mod usage;

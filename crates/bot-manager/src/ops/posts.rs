@@ -1,7 +1,8 @@
 //! Operations on posts: create (idempotent with a key), edit or cancel until publishing
 //! starts, schedule, publish now, and delete a published post from X. Every state change that
 //! leads to X writes the post, its job and an outbox row in one transaction, then wakes the
-//! relay if the job is due.
+//! relay if the job is due. Where the bot requires review (`reviews`), a post asked to go out
+//! waits in `pending_review` instead, and any change of content voids an approval.
 
 use platform::auth::Caller;
 use platform::{ApiError, ErrorCode};
@@ -9,6 +10,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::bots::reachable;
+use super::compliance;
+use super::reviews::{self, approved_as_is, content_of, next_state};
 use crate::fingerprint::{fingerprint, sha256_hex};
 use crate::model::{
     BotStatus, Poll, PostOptions, PostState, PostingSlot, ReplySettings, check_media,
@@ -16,6 +19,7 @@ use crate::model::{
 };
 use crate::service::{Actor, BotManager};
 use crate::store::bots::BotRow;
+use crate::store::history::{self, HistoryEntry};
 use crate::store::posts::{self, JobKind, PostRow};
 
 /// How far ahead a post may be scheduled.
@@ -103,23 +107,6 @@ fn not_editable(post: &PostRow, what: &str) -> ApiError {
     )
 }
 
-/// X's rules against the same message from several accounts.
-async fn check_not_duplicated(
-    m: &BotManager,
-    bot_id: &str,
-    fingerprint: &str,
-) -> Result<(), ApiError> {
-    let since = m.clock.now_millis() - m.settings.duplicate_window_seconds as i64 * 1000;
-    if posts::duplicate_elsewhere(&m.db, fingerprint, bot_id, since).await? {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "another bot has identical or near-identical text within the duplicate window; \
-             X's automation rules forbid posting the same content from several accounts",
-        ));
-    }
-    Ok(())
-}
-
 async fn check_quota(m: &BotManager, bot_id: &str) -> Result<(), ApiError> {
     if posts::count_pending(&m.db, bot_id).await? >= m.settings.max_pending_posts_per_bot {
         return Err(ApiError::new(
@@ -131,7 +118,7 @@ async fn check_quota(m: &BotManager, bot_id: &str) -> Result<(), ApiError> {
 }
 
 /// The post and its bot, if the caller reaches the bot.
-async fn reachable_post(
+pub(super) async fn reachable_post(
     m: &BotManager,
     caller: &Caller,
     bot_id: &str,
@@ -145,20 +132,20 @@ async fn reachable_post(
     Ok((bot, post))
 }
 
-/// A post the caller may change: `bots:write`, its bot within reach and not archived.
-async fn writable_post(
+/// A post whose bot the caller reaches and is not archived (each operation checks its own
+/// permission first).
+pub(super) async fn writable_post_of(
     m: &BotManager,
     caller: &Caller,
     (bot_id, post_id): (&str, &str),
 ) -> Result<(BotRow, PostRow), ApiError> {
-    caller.require("bots:write")?;
     let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
     writable(&bot)?;
     Ok((bot, post))
 }
 
 /// The activity record of a change to a post of `bot`, with what else `details` says.
-async fn record_post(
+pub(super) async fn record_post(
     m: &BotManager,
     caller: &Caller,
     action: &str,
@@ -218,14 +205,7 @@ async fn new_post_row(
             .map(|r| parse_run_at(r, now))
             .transpose()?
     };
-    if let Some(run_at) = run_at {
-        if !new.publish_now {
-            check_slot(bot, run_at)?;
-        }
-        check_not_duplicated(m, &bot.bot_id, &fingerprint).await?;
-        check_quota(m, &bot.bot_id).await?;
-    }
-    Ok(PostRow {
+    let mut post = PostRow {
         post_id: new_id(),
         bot_id: bot.bot_id.clone(),
         author_id: caller.id().to_string(),
@@ -233,19 +213,27 @@ async fn new_post_row(
         media_ids: new.media_ids,
         options: new.options,
         fingerprint,
-        state: if run_at.is_some() {
-            PostState::Scheduled
-        } else {
-            PostState::Draft
-        },
+        state: PostState::Draft,
         run_at,
         x_post_id: None,
         error: None,
         version: 1,
+        content_version: 1,
+        approval: None,
         created_at: now,
         updated_at: now,
         published_at: None,
-    })
+    };
+    if let Some(run_at) = run_at {
+        if !new.publish_now {
+            check_slot(bot, run_at)?;
+        }
+        compliance::check(m, &post).await?;
+        check_quota(m, &bot.bot_id).await?;
+        let policy = reviews::policy(m, &bot.bot_id, bot.team.as_deref()).await?;
+        post.state = next_state(PostState::Draft, policy.approval_required, true, true);
+    }
+    Ok(post)
 }
 
 /// The options an edit names, replaced or removed; the others kept.
@@ -301,9 +289,18 @@ async fn insert_new(
     let now = post.created_at;
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     posts::insert_post(&mut tx, post).await?;
-    if let Some(run_at) = post.run_at {
+    if let (PostState::Scheduled, Some(run_at)) = (post.state, post.run_at) {
         arm_publish(&mut tx, post, run_at, now).await?;
     }
+    let created = HistoryEntry {
+        at: now,
+        actor_id: caller.id().to_string(),
+        action: "created".into(),
+        content_version: 1,
+        comment: None,
+        content: Some(content_of(post)),
+    };
+    history::append(&mut tx, &post.post_id, &created).await?;
     if let Some((key, hash)) = key
         && let Err(err) =
             posts::insert_idempotency_key(&mut tx, caller.id(), key, hash, &post.post_id, now).await
@@ -327,7 +324,7 @@ pub async fn create(
     key: Option<&str>,
     new: NewPost,
 ) -> Result<Created, ApiError> {
-    caller.require("bots:write")?;
+    caller.require("posts:write")?;
     let bot = reachable(m, caller, bot_id).await?;
     writable(&bot)?;
     let canonical = format!(
@@ -355,10 +352,10 @@ pub async fn create(
     wake_relay_if_due(m, &post, post.created_at);
     m.record(
         Actor::Caller(caller),
-        if post.run_at.is_some() {
-            "post.scheduled"
-        } else {
-            "post.drafted"
+        match post.state {
+            PostState::Scheduled => "post.scheduled",
+            PostState::PendingReview => "post.submitted",
+            _ => "post.drafted",
         },
         &bot,
         &post.post_id,
@@ -392,20 +389,24 @@ pub async fn get(
     Ok(reachable_post(m, caller, bot_id, post_id).await?.1)
 }
 
-/// Writes a changed draft or scheduled post, re-arming its job; 409 if publishing started.
-async fn save_edit(
+/// One change of a post as its history records it, and the state it changed from.
+pub(super) struct Step {
+    pub was: PostState,
+    pub entry: HistoryEntry,
+}
+
+/// Writes a changed post (content, state, time, approval) with its history entry in one
+/// transaction, arming its publish job when it is scheduled and disarming the one it had
+/// otherwise; a post going to `scheduled` passes the compliance checks first. 409 if it
+/// changed meanwhile or its publishing started.
+pub(super) async fn save(
     m: &BotManager,
-    bot: &BotRow,
-    mut post: PostRow,
-    run_at: Option<i64>,
+    post: PostRow,
+    mut step: Step,
 ) -> Result<PostRow, ApiError> {
     let now = m.clock.now_millis();
-    if let Some(run_at) = run_at {
-        post.run_at = Some(run_at);
-        post.state = PostState::Scheduled;
-    }
     if post.state == PostState::Scheduled {
-        check_not_duplicated(m, &bot.bot_id, &post.fingerprint).await?;
+        compliance::check(m, &post).await?;
     }
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     if !posts::update_content(&mut tx, &post, now).await? {
@@ -415,23 +416,79 @@ async fn save_edit(
             "the post changed meanwhile or its publishing has started; read it again",
         ));
     }
-    if let (PostState::Scheduled, Some(run_at)) = (post.state, post.run_at) {
-        arm_publish(&mut tx, &post, run_at, now).await?;
+    match (post.state, post.run_at) {
+        (PostState::Scheduled, Some(run_at)) => arm_publish(&mut tx, &post, run_at, now).await?,
+        _ if step.was == PostState::Scheduled => {
+            posts::disarm_job(&mut tx, JobKind::Publish, &post.post_id, now).await?
+        }
+        _ => {}
     }
+    step.entry.at = now;
+    history::append(&mut tx, &post.post_id, &step.entry).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     wake_relay_if_due(m, &post, now);
     reload(m, &post).await
 }
 
-/// Edits a draft or scheduled post; `expected_version` (`If-Match`) refuses a stale edit.
-pub async fn update(
+/// What an edit or a new time does to a post.
+struct Change<'a> {
+    action: &'a str,
+    content_changed: bool,
+    run_at: Option<i64>,
+}
+
+/// Routes a changed post under its bot's review policy and saves it: a change of content
+/// voids an approval (and bumps the content version); a post that needs review goes to
+/// `pending_review` instead of `scheduled`.
+async fn route_and_save(
     m: &BotManager,
     caller: &Caller,
-    (bot_id, post_id): (&str, &str),
-    expected_version: Option<i64>,
-    changes: PostChanges,
+    bot: &BotRow,
+    mut post: PostRow,
+    change: Change<'_>,
 ) -> Result<PostRow, ApiError> {
-    let (bot, mut post) = writable_post(m, caller, (bot_id, post_id)).await?;
+    let was = post.state;
+    if change.content_changed {
+        post.content_version += 1;
+    }
+    if let Some(run_at) = change.run_at {
+        post.run_at = Some(run_at);
+    }
+    if !approved_as_is(&post) {
+        post.approval = None;
+    }
+    let policy = reviews::policy(m, &bot.bot_id, bot.team.as_deref()).await?;
+    let needs_review = policy.approval_required && post.approval.is_none();
+    post.state = next_state(
+        was,
+        needs_review,
+        change.content_changed,
+        change.run_at.is_some(),
+    );
+    post.error = None;
+    let entry = HistoryEntry {
+        // `save` stamps the time it commits.
+        at: 0,
+        actor_id: caller.id().to_string(),
+        action: change.action.to_string(),
+        content_version: post.content_version,
+        comment: None,
+        content: change.content_changed.then(|| content_of(&post)),
+    };
+    save(m, post, Step { was, entry }).await
+}
+
+/// A post an author may change: `posts:write`, not publishing yet, and (with `If-Match`) at
+/// the version they read.
+async fn editable_post(
+    m: &BotManager,
+    caller: &Caller,
+    ids: (&str, &str),
+    expected_version: Option<i64>,
+    what: &str,
+) -> Result<(BotRow, PostRow), ApiError> {
+    caller.require("posts:write")?;
+    let (bot, post) = writable_post_of(m, caller, ids).await?;
     if expected_version.is_some_and(|expected| expected != post.version) {
         return Err(ApiError::new(
             ErrorCode::PreconditionFailed,
@@ -439,8 +496,23 @@ pub async fn update(
         ));
     }
     if !post.state.is_editable() {
-        return Err(not_editable(&post, "can no longer be edited"));
+        return Err(not_editable(&post, what));
     }
+    Ok((bot, post))
+}
+
+/// Edits a post until publishing starts; `expected_version` (`If-Match`) refuses a stale
+/// edit. A change of content after approval sends the post back to review.
+pub async fn update(
+    m: &BotManager,
+    caller: &Caller,
+    ids: (&str, &str),
+    expected_version: Option<i64>,
+    changes: PostChanges,
+) -> Result<PostRow, ApiError> {
+    let (bot, mut post) =
+        editable_post(m, caller, ids, expected_version, "can no longer be edited").await?;
+    let before = content_of(&post);
     if let Some(media) = &changes.media_ids {
         check_media(media)?;
         post.media_ids = media.clone();
@@ -459,72 +531,75 @@ pub async fn update(
     if let Some(run_at) = run_at {
         check_slot(&bot, run_at)?;
     }
-    let post = save_edit(m, &bot, post, run_at).await?;
+    let change = Change {
+        action: "edited",
+        content_changed: content_of(&post) != before,
+        run_at,
+    };
+    let post = route_and_save(m, caller, &bot, post, change).await?;
     record_post(m, caller, "post.edited", (&bot, &post), json!({})).await;
     Ok(post)
 }
 
-/// Schedules (or reschedules) a draft or scheduled post.
+/// Schedules (or reschedules) a post; one that needs review goes to review with that time.
 pub async fn schedule(
     m: &BotManager,
     caller: &Caller,
-    (bot_id, post_id): (&str, &str),
+    ids: (&str, &str),
     run_at: &str,
 ) -> Result<PostRow, ApiError> {
-    let (bot, post) = writable_post(m, caller, (bot_id, post_id)).await?;
-    if !post.state.is_editable() {
-        return Err(not_editable(&post, "cannot be scheduled"));
-    }
+    let (bot, post) = editable_post(m, caller, ids, None, "cannot be scheduled").await?;
     let at = parse_run_at(run_at, m.clock.now_millis())?;
     check_slot(&bot, at)?;
-    let post = save_edit(m, &bot, post, Some(at)).await?;
-    record_post(
-        m,
-        caller,
-        "post.scheduled",
-        (&bot, &post),
-        json!({"run_at": run_at}),
-    )
-    .await;
+    let change = Change {
+        action: "scheduled",
+        content_changed: false,
+        run_at: Some(at),
+    };
+    let post = route_and_save(m, caller, &bot, post, change).await?;
+    let action = match post.state {
+        PostState::PendingReview => "post.submitted",
+        _ => "post.scheduled",
+    };
+    record_post(m, caller, action, (&bot, &post), json!({"run_at": run_at})).await;
     Ok(post)
 }
 
-/// Publishes a draft or scheduled post now.
+/// Publishes a post now (or, where it needs review, asks for review to go out once approved).
 pub async fn publish(
     m: &BotManager,
     caller: &Caller,
-    (bot_id, post_id): (&str, &str),
+    ids: (&str, &str),
 ) -> Result<PostRow, ApiError> {
-    let (bot, post) = writable_post(m, caller, (bot_id, post_id)).await?;
-    if !post.state.is_editable() {
-        return Err(not_editable(&post, "cannot be published again"));
-    }
-    let post = save_edit(m, &bot, post, Some(m.clock.now_millis())).await?;
-    record_post(
-        m,
-        caller,
-        "post.publish_requested",
-        (&bot, &post),
-        json!({}),
-    )
-    .await;
+    let (bot, post) = editable_post(m, caller, ids, None, "cannot be published again").await?;
+    let change = Change {
+        action: "publish_requested",
+        content_changed: false,
+        run_at: Some(m.clock.now_millis()),
+    };
+    let post = route_and_save(m, caller, &bot, post, change).await?;
+    let action = match post.state {
+        PostState::PendingReview => "post.submitted",
+        _ => "post.publish_requested",
+    };
+    record_post(m, caller, action, (&bot, &post), json!({})).await;
     Ok(post)
 }
 
-/// Cancels a draft or scheduled post (until publishing starts).
+/// Cancels a post until publishing starts.
 pub async fn cancel(
     m: &BotManager,
     caller: &Caller,
     (bot_id, post_id): (&str, &str),
 ) -> Result<PostRow, ApiError> {
-    caller.require("bots:write")?;
+    caller.require("posts:write")?;
     let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     let cancelled = posts::transition(
         &mut tx,
         &post.post_id,
-        &[PostState::Draft, PostState::Scheduled],
+        &PostState::EDITABLE,
         PostState::Cancelled,
         now,
     )
@@ -535,6 +610,15 @@ pub async fn cancel(
         return Err(not_editable(&current, "can no longer be cancelled"));
     }
     posts::disarm_job(&mut tx, JobKind::Publish, &post.post_id, now).await?;
+    let entry = HistoryEntry {
+        at: now,
+        actor_id: caller.id().to_string(),
+        action: "cancelled".into(),
+        content_version: post.content_version,
+        comment: None,
+        content: None,
+    };
+    history::append(&mut tx, &post.post_id, &entry).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     record_post(m, caller, "post.cancelled", (&bot, &post), json!({})).await;
     reload(m, &post).await
@@ -547,7 +631,8 @@ pub async fn delete(
     caller: &Caller,
     (bot_id, post_id): (&str, &str),
 ) -> Result<PostRow, ApiError> {
-    let (bot, post) = writable_post(m, caller, (bot_id, post_id)).await?;
+    caller.require("posts:write")?;
+    let (bot, post) = writable_post_of(m, caller, (bot_id, post_id)).await?;
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     let deleting = posts::transition(

@@ -18,7 +18,7 @@ pub struct TextCheck {
 
 /// Checks a text for anyone who may write posts; nothing is stored or recorded.
 pub fn check(caller: &Caller, text: &str) -> Result<TextCheck, ApiError> {
-    caller.require("bots:write")?;
+    caller.require("posts:write")?;
     let text = x_text::normalize(text);
     Ok(TextCheck {
         parsed: x_text::parse(&text),

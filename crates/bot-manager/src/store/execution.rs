@@ -138,6 +138,10 @@ pub struct JobContext {
     pub app: String,
     pub x_user_id: Option<String>,
     pub blocked_until: Option<i64>,
+    /// The hash of the content a reviewer approved, if any.
+    pub approved_hash: Option<String>,
+    /// Whether the bot's team or the bot itself requires review (the setting is read live).
+    pub review_required: bool,
 }
 
 /// The job with its post and bot, and until when (unix ms) a spent rate window of its
@@ -146,6 +150,9 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
     let row = sqlx::query(
         "SELECT j.job_id, j.kind, j.state, j.attempts, j.dispatches, j.run_at, j.sent_at, \
          p.post_id, p.state AS post_state, p.text, p.media_ids, p.x_options, p.x_post_id, \
+         p.approved_hash, \
+         (SELECT MAX(v.approval_required) FROM review_policies v \
+          WHERE v.scope = 'bot:' || b.bot_id OR v.scope = 'team:' || b.team) AS review_required, \
          b.bot_id, b.status AS bot_status, b.owner_id, b.team, b.x_app, b.x_user_id, \
          (SELECT MAX(r.reset_at) FROM rate_limits r WHERE r.bot_id = j.bot_id \
           AND r.remaining <= 0 AND r.reset_at > $2 \
@@ -186,6 +193,10 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
         app: row.try_get("x_app")?,
         x_user_id: row.try_get("x_user_id")?,
         blocked_until: row.try_get("blocked_until")?,
+        approved_hash: row.try_get("approved_hash")?,
+        review_required: row
+            .try_get::<Option<i64>, _>("review_required")?
+            .is_some_and(|v| v != 0),
     }))
 }
 

@@ -1,13 +1,15 @@
-//! The Bot Manager's tables: bots, posts with their jobs and outbox, leases and rate
-//! windows for execution, metric snapshots and the usage meter. SQL that both SQLite and
-//! PostgreSQL run.
+//! The Bot Manager's tables: bots, posts with their jobs, outbox and history, review
+//! policies, leases and rate windows for execution, metric snapshots and the usage meter.
+//! SQL that both SQLite and PostgreSQL run.
 
 pub mod apps;
 pub mod bots;
 pub mod budgets;
 pub mod execution;
+pub mod history;
 pub mod metrics;
 pub mod posts;
+pub mod reviews;
 pub mod usage;
 
 pub use platform::db::is_unique_violation;

@@ -22,9 +22,20 @@ pub struct PostRow {
     pub x_post_id: Option<String>,
     pub error: Option<String>,
     pub version: i64,
+    /// Bumped by every change of what would be sent to X (not by a new time).
+    pub content_version: i64,
+    pub approval: Option<Approval>,
     pub created_at: i64,
     pub updated_at: i64,
     pub published_at: Option<i64>,
+}
+
+/// Who approved a post's content, when, pinned to the hash of the content they saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub content_hash: String,
+    pub by: String,
+    pub at: i64,
 }
 
 pub fn row_to_post(row: &AnyRow) -> anyhow::Result<PostRow> {
@@ -42,10 +53,28 @@ pub fn row_to_post(row: &AnyRow) -> anyhow::Result<PostRow> {
         x_post_id: row.try_get("x_post_id")?,
         error: row.try_get("error")?,
         version: row.try_get("version")?,
+        content_version: row.try_get("content_version")?,
+        approval: approval_of(row)?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         published_at: row.try_get("published_at")?,
     })
+}
+
+fn approval_of(row: &AnyRow) -> anyhow::Result<Option<Approval>> {
+    let hash: Option<String> = row.try_get("approved_hash")?;
+    let Some(content_hash) = hash else {
+        return Ok(None);
+    };
+    Ok(Some(Approval {
+        content_hash,
+        by: row
+            .try_get::<Option<String>, _>("approved_by")?
+            .unwrap_or_default(),
+        at: row
+            .try_get::<Option<i64>, _>("approved_at")?
+            .unwrap_or_default(),
+    }))
 }
 
 /// Which action a job performs on X.
@@ -164,16 +193,21 @@ pub async fn duplicate_elsewhere(
     .is_some())
 }
 
-/// Rewrites an editable post if it is still at `version` and editable; false otherwise.
+/// Rewrites a post that has not started publishing (its content, state, time and approval)
+/// if it is still at `version` and editable; false otherwise. Every edit, review and
+/// scheduling goes through here, so the version check serializes them.
 pub async fn update_content(
     tx: &mut Transaction<'_, Any>,
     post: &PostRow,
     now: i64,
 ) -> anyhow::Result<bool> {
+    let approval = post.approval.as_ref();
     let result = sqlx::query(
         "UPDATE posts SET text = $1, media_ids = $2, x_options = $3, fingerprint = $4, \
-         state = $5, run_at = $6, version = version + 1, updated_at = $7 \
-         WHERE post_id = $8 AND version = $9 AND state IN ('draft', 'scheduled')",
+         state = $5, run_at = $6, content_version = $7, approved_hash = $8, approved_by = $9, \
+         approved_at = $10, error = $11, version = version + 1, updated_at = $12 \
+         WHERE post_id = $13 AND version = $14 AND state IN \
+         ('draft', 'pending_review', 'approved', 'changes_requested', 'scheduled')",
     )
     .bind(&post.text)
     .bind(serde_json::to_string(&post.media_ids)?)
@@ -181,6 +215,11 @@ pub async fn update_content(
     .bind(&post.fingerprint)
     .bind(post.state.as_str())
     .bind(post.run_at)
+    .bind(post.content_version)
+    .bind(approval.map(|a| a.content_hash.as_str()))
+    .bind(approval.map(|a| a.by.as_str()))
+    .bind(approval.map(|a| a.at))
+    .bind(&post.error)
     .bind(now)
     .bind(&post.post_id)
     .bind(post.version)

@@ -8,6 +8,7 @@ use super::{Run, Settle};
 use crate::metering;
 use crate::model::{BotStatus, PostState};
 use crate::ops::budgets;
+use crate::ops::reviews::content_hash;
 use crate::service::random_below;
 use crate::store::execution::{self, Outcome};
 use crate::store::posts::{self, Publisher};
@@ -38,6 +39,9 @@ impl Run<'_> {
         } else {
             PostState::Scheduled
         };
+        if let Some(settle) = self.unapproved().await? {
+            return Ok(settle);
+        }
         if let Some(settle) = self.before_publishing(waiting).await? {
             return Ok(settle);
         }
@@ -64,6 +68,33 @@ impl Run<'_> {
             }
         }
         self.send(token).await
+    }
+
+    /// Sends a post back to review, nothing sent, when it would go out without an approval of
+    /// exactly its content where one was given or is needed. The operations never schedule
+    /// such a post; this catches what they cannot: content changed behind an approval, or a
+    /// review policy that came into force after the post was scheduled.
+    async fn unapproved(&self) -> anyhow::Result<Option<Settle>> {
+        let job = &self.job;
+        if job.sent_at.is_some() || job.post_state != PostState::Scheduled {
+            return Ok(None);
+        }
+        let required = job.review_required || self.manager.live.get().approvals.required;
+        let error = match &job.approved_hash {
+            Some(approved)
+                if *approved == content_hash(&job.text, &job.media_ids, &job.options) =>
+            {
+                return Ok(None);
+            }
+            Some(_) => "its content differs from what was approved; back to review",
+            None if required => "its bot requires review and it has no approval; back to review",
+            None => return Ok(None),
+        };
+        let outcome = Outcome::Failed {
+            post_state: PostState::PendingReview,
+            error: error.into(),
+        };
+        Ok(Some(self.finish(outcome).await?))
     }
 
     /// Marks the post missed when it is later than its grace and was never tried (a post a

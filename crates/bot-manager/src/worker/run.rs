@@ -113,10 +113,11 @@ impl Run<'_> {
             }
             Outcome::Failed { post_state, error } => (
                 format!("post.{}", post_state.as_str()),
-                if *post_state == PostState::Missed {
-                    "missed"
-                } else {
-                    "failed"
+                match post_state {
+                    PostState::Missed => "missed",
+                    // Held back for review, nothing sent.
+                    PostState::PendingReview => "held",
+                    _ => "failed",
                 },
                 json!({"error": error}),
             ),

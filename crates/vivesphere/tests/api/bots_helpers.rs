@@ -107,12 +107,17 @@ impl BotEnv {
 
     /// A Manager in `team`, logged in; their token.
     pub async fn team_manager(&self, username: &str, team: &str) -> String {
+        self.team_member(username, "Manager", team).await
+    }
+
+    /// A user with `role` in `team`, logged in; their token.
+    pub async fn team_member(&self, username: &str, role: &str, team: &str) -> String {
         let response = self
             .send(
                 Method::POST,
                 "/api/v1/auth/users",
                 &self.admin,
-                json!({"username": username, "password": PASSWORD, "roles": ["Manager"], "team": team}),
+                json!({"username": username, "password": PASSWORD, "roles": [role], "team": team}),
             )
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);

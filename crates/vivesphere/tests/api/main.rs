@@ -38,6 +38,7 @@ mod openapi_examples;
 mod outage;
 mod postgres_and_nats;
 mod process;
+mod reviews;
 mod routes;
 mod settings;
 mod sweep;
