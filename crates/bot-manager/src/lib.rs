@@ -91,6 +91,11 @@ const STEPS: &[MigrationStep] = &[
         description: "reviews",
         sql: include_str!("../migrations/0007_reviews.sql"),
     },
+    MigrationStep {
+        version: 8,
+        description: "content claims",
+        sql: include_str!("../migrations/0008_content_claims.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

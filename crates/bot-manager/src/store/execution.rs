@@ -127,6 +127,8 @@ pub struct JobContext {
     pub post_id: String,
     pub post_state: PostState,
     pub text: String,
+    /// The text's near-duplicate fingerprint.
+    pub fingerprint: String,
     pub media_ids: Vec<String>,
     pub options: PostOptions,
     pub x_post_id: Option<String>,
@@ -150,7 +152,7 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
     let row = sqlx::query(
         "SELECT j.job_id, j.kind, j.state, j.attempts, j.dispatches, j.run_at, j.sent_at, \
          p.post_id, p.state AS post_state, p.text, p.media_ids, p.x_options, p.x_post_id, \
-         p.approved_hash, \
+         p.approved_hash, p.fingerprint, \
          (SELECT MAX(v.approval_required) FROM review_policies v \
           WHERE v.scope = 'bot:' || b.bot_id OR v.scope = 'team:' || b.team) AS review_required, \
          b.bot_id, b.status AS bot_status, b.owner_id, b.team, b.x_app, b.x_user_id, \
@@ -182,6 +184,7 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
         post_state: PostState::parse(&row.try_get::<String, _>("post_state")?)
             .map_err(|e| anyhow::anyhow!(e.message))?,
         text: row.try_get("text")?,
+        fingerprint: row.try_get("fingerprint")?,
         media_ids: serde_json::from_str(&row.try_get::<String, _>("media_ids")?)?,
         options: serde_json::from_str(&row.try_get::<String, _>("x_options")?)?,
         x_post_id: row.try_get("x_post_id")?,

@@ -1,10 +1,11 @@
 //! The Bot Manager's tables: bots, posts with their jobs, outbox and history, review
-//! policies, leases and rate windows for execution, metric snapshots and the usage meter.
+//! policies, content claims, leases and rate windows for execution, metric snapshots and the usage meter.
 //! SQL that both SQLite and PostgreSQL run.
 
 pub mod apps;
 pub mod bots;
 pub mod budgets;
+pub mod claims;
 pub mod execution;
 pub mod history;
 pub mod metrics;

@@ -163,6 +163,23 @@ pub async fn list(
     rows.iter().map(row_to_post).collect()
 }
 
+/// A post's state and text fingerprint, whichever bot it is of.
+pub async fn state_and_fingerprint(
+    db: &Database,
+    post_id: &str,
+) -> anyhow::Result<Option<(PostState, String)>> {
+    let row = sqlx::query("SELECT state, fingerprint FROM posts WHERE post_id = $1")
+        .bind(post_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|row| {
+        let state = PostState::parse(&row.try_get::<String, _>("state")?)
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        Ok((state, row.try_get("fingerprint")?))
+    })
+    .transpose()
+}
+
 /// Posts of the bot still waiting to be published.
 pub async fn count_pending(db: &Database, bot_id: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query(

@@ -10,6 +10,7 @@ use crate::model::{BotStatus, PostState};
 use crate::ops::budgets;
 use crate::ops::reviews::content_hash;
 use crate::service::random_below;
+use crate::store::claims::{self, Claim};
 use crate::store::execution::{self, Outcome};
 use crate::store::posts::{self, Publisher};
 use crate::xapi::{PostContent, XAnswer, XCallError};
@@ -67,7 +68,54 @@ impl Run<'_> {
                 }
             }
         }
+        if let Some(settle) = self.claimed_elsewhere().await? {
+            return Ok(settle);
+        }
         self.send(token).await
+    }
+
+    /// X's rule against the same content from several accounts, checked again right before
+    /// sending and atomically: the post takes the claim on its fingerprint, or fails naming
+    /// the bot whose post holds it.
+    async fn claimed_elsewhere(&self) -> anyhow::Result<Option<Settle>> {
+        let (m, job) = (self.manager, &self.job);
+        let now = m.clock.now_millis();
+        let since = now - m.settings.duplicate_window_seconds as i64 * 1000;
+        let ours = (job.bot_id.as_str(), job.post_id.as_str());
+        let held = match claims::take(&m.db, &job.fingerprint, ours, (now, since)).await? {
+            Claim::Ours => return Ok(None),
+            Claim::Held { bot_id, post_id } => (bot_id, post_id),
+        };
+        // The holder yields when its post never reached X, or was edited to other text since.
+        let holding = match posts::state_and_fingerprint(&m.db, &held.1).await? {
+            Some((state, fingerprint)) => {
+                fingerprint == job.fingerprint
+                    && matches!(
+                        state,
+                        PostState::Scheduled
+                            | PostState::Publishing
+                            | PostState::Published
+                            | PostState::Unknown
+                            | PostState::Deleting
+                            | PostState::Deleted
+                    )
+            }
+            None => false,
+        };
+        if !holding && claims::take_over(&m.db, &job.fingerprint, &held.1, ours, now).await? {
+            return Ok(None);
+        }
+        let error = format!(
+            "bot {} is publishing or published identical or near-identical text within the \
+             duplicate window; X's automation rules forbid posting the same content from several \
+             accounts",
+            held.0
+        );
+        let outcome = Outcome::Failed {
+            post_state: PostState::Failed,
+            error,
+        };
+        Ok(Some(self.finish(outcome).await?))
     }
 
     /// Sends a post back to review, nothing sent, when it would go out without an approval of

@@ -462,3 +462,60 @@ async fn more_than_one_cashtag_is_refused_before_it_can_go_out() {
         .await;
     assert_eq!(one["state"], "scheduled");
 }
+
+/// Two bots' posts that both passed the duplicate check (as two creates committing at the
+/// same moment do; here one post's text is swapped in behind the checks): when both fall due,
+/// the worker lets exactly one reach X and fails the other, naming the rule.
+#[tokio::test]
+async fn the_worker_checks_duplicates_again_right_before_sending() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let alice = env.manager("alice").await;
+    let (first_bot, _) = env.bot(&alice, "firstbot").await;
+    let (second_bot, _) = env.bot(&alice, "secondbot").await;
+    let at = env.in_ms(3_600_000);
+    let first = env
+        .post(
+            &alice,
+            &first_bot,
+            json!({"text": "Flash sale: 40% off today only!", "run_at": at}),
+        )
+        .await;
+    let second = env
+        .post(
+            &alice,
+            &second_bot,
+            json!({"text": "Something else entirely.", "run_at": at}),
+        )
+        .await;
+    let db = env.db().await;
+    sqlx::query(
+        "UPDATE posts SET text = (SELECT text FROM posts WHERE post_id = $1), \
+         fingerprint = (SELECT fingerprint FROM posts WHERE post_id = $1) WHERE post_id = $2",
+    )
+    .bind(first["post_id"].as_str().unwrap())
+    .bind(second["post_id"].as_str().unwrap())
+    .execute(&db)
+    .await
+    .unwrap();
+    env.app.clock.advance(Duration::from_secs(3_600));
+    let alice = env.login("alice").await;
+    let mut states = Vec::new();
+    for (bot_id, post) in [(&first_bot, &first), (&second_bot, &second)] {
+        let post_id = post["post_id"].as_str().unwrap();
+        let done = env
+            .wait_for(&alice, bot_id, post_id, &["published", "failed"])
+            .await;
+        states.push(done);
+    }
+    let published = states.iter().filter(|p| p["state"] == "published").count();
+    assert_eq!(published, 1, "{states:?}");
+    let failed = states.iter().find(|p| p["state"] == "failed").unwrap();
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("automation rules"),
+        "{failed}"
+    );
+    assert_eq!(env.x_requests("POST", "/2/tweets").len(), 1);
+}
