@@ -96,6 +96,11 @@ const STEPS: &[MigrationStep] = &[
         description: "content claims",
         sql: include_str!("../migrations/0008_content_claims.sql"),
     },
+    MigrationStep {
+        version: 9,
+        description: "threads",
+        sql: include_str!("../migrations/0009_threads.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

@@ -1,5 +1,5 @@
 //! The HTTP API under `/api/v1/bots`: the Phase-1 contract routes (`/create`, `/list`), the
-//! RESTful bots and posts with their review, metrics, usage and cost, and the composer's text check.
+//! RESTful bots, posts with their review and threads, metrics, usage and cost, and the composer's text check.
 
 mod apps;
 mod bots;
@@ -9,6 +9,7 @@ mod metrics;
 mod posts;
 mod reviews;
 mod text;
+mod threads;
 mod usage;
 
 use std::sync::Arc;
@@ -99,6 +100,27 @@ pub fn router(state: AppState) -> Router {
             &format!("{p}/{{bot_id}}/posts/{{post_id}}/cancel"),
             post(posts::cancel),
         )
+        .route(&format!("{p}/{{bot_id}}/threads"), post(threads::create))
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}"),
+            get(threads::get),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/schedule"),
+            post(threads::schedule),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/publish"),
+            post(threads::publish),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/cancel"),
+            post(threads::cancel),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/resume"),
+            post(threads::resume),
+        )
         .route(
             &format!("{p}/{{bot_id}}/posts/{{post_id}}/submit"),
             post(reviews::submit),
@@ -133,6 +155,8 @@ pub fn router(state: AppState) -> Router {
         reviews::submit, reviews::approve, reviews::request_changes, reviews::history,
         reviews::bot_policy, reviews::set_bot_policy, reviews::team_policy,
         reviews::set_team_policy, reviews::delete_team_policy,
+        threads::create, threads::get, threads::schedule, threads::publish, threads::cancel,
+        threads::resume,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
         budgets::list, budgets::put, budgets::delete,
         apps::list, apps::set_token, apps::delete_token, apps::refresh, apps::put_budget,

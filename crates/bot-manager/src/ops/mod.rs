@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod posts;
 pub mod reviews;
 pub mod text;
+pub mod threads;
 pub mod usage;

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::bots::reachable;
 use super::compliance;
 use super::reviews::{self, approved_as_is, content_of, next_state};
+use super::threads;
 use crate::fingerprint::{fingerprint, sha256_hex};
 use crate::model::{
     BotStatus, Poll, PostOptions, PostState, PostingSlot, ReplySettings, check_media,
@@ -60,7 +61,7 @@ pub enum Created {
     Replayed(PostRow),
 }
 
-fn parse_run_at(raw: &str, now: i64) -> Result<i64, ApiError> {
+pub(super) fn parse_run_at(raw: &str, now: i64) -> Result<i64, ApiError> {
     let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
             ApiError::invalid_data("run_at: an RFC 3339 time, e.g. 2026-12-01T09:30:00Z")
@@ -92,7 +93,7 @@ fn check_slot(bot: &BotRow, run_at: i64) -> Result<(), ApiError> {
     }
 }
 
-fn writable(bot: &BotRow) -> Result<(), ApiError> {
+pub(super) fn writable(bot: &BotRow) -> Result<(), ApiError> {
     if bot.status == BotStatus::Archived {
         Err(ApiError::new(ErrorCode::Conflict, "the bot is archived"))
     } else {
@@ -108,7 +109,17 @@ fn not_editable(post: &PostRow, what: &str) -> ApiError {
 }
 
 async fn check_quota(m: &BotManager, bot_id: &str) -> Result<(), ApiError> {
-    if posts::count_pending(&m.db, bot_id).await? >= m.settings.max_pending_posts_per_bot {
+    check_quota_for(m, bot_id, 1).await
+}
+
+/// Refuses `adding` more pending posts where the bot would pass the most allowed.
+pub(super) async fn check_quota_for(
+    m: &BotManager,
+    bot_id: &str,
+    adding: i64,
+) -> Result<(), ApiError> {
+    let pending = posts::count_pending(&m.db, bot_id).await?;
+    if pending + adding > m.settings.max_pending_posts_per_bot {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "the bot has the most pending posts allowed; wait or cancel some",
@@ -529,6 +540,7 @@ pub async fn update(
         .map(|r| parse_run_at(r, m.clock.now_millis()))
         .transpose()?;
     if let Some(run_at) = run_at {
+        threads::refuse_part(m, &post, "schedule").await?;
         check_slot(&bot, run_at)?;
     }
     let change = Change {
@@ -549,6 +561,7 @@ pub async fn schedule(
     run_at: &str,
 ) -> Result<PostRow, ApiError> {
     let (bot, post) = editable_post(m, caller, ids, None, "cannot be scheduled").await?;
+    threads::refuse_part(m, &post, "schedule").await?;
     let at = parse_run_at(run_at, m.clock.now_millis())?;
     check_slot(&bot, at)?;
     let change = Change {
@@ -572,6 +585,7 @@ pub async fn publish(
     ids: (&str, &str),
 ) -> Result<PostRow, ApiError> {
     let (bot, post) = editable_post(m, caller, ids, None, "cannot be published again").await?;
+    threads::refuse_part(m, &post, "publish").await?;
     let change = Change {
         action: "publish_requested",
         content_changed: false,
@@ -594,6 +608,7 @@ pub async fn cancel(
 ) -> Result<PostRow, ApiError> {
     caller.require("posts:write")?;
     let (bot, post) = reachable_post(m, caller, bot_id, post_id).await?;
+    threads::refuse_part(m, &post, "cancel").await?;
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     let cancelled = posts::transition(

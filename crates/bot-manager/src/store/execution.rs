@@ -144,6 +144,13 @@ pub struct JobContext {
     pub approved_hash: Option<String>,
     /// Whether the bot's team or the bot itself requires review (the setting is read live).
     pub review_required: bool,
+    /// For a part of a thread: its position (0 first).
+    pub thread_position: Option<i64>,
+    /// For a later part of a thread: the X id of the part before, once published.
+    pub part_before_x_id: Option<String>,
+    /// For a part of a thread with a part after it: that part's post id, whose job a publish
+    /// of this one releases.
+    pub next_part_post_id: Option<String>,
 }
 
 /// The job with its post and bot, and until when (unix ms) a spent rate window of its
@@ -155,6 +162,13 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
          p.approved_hash, p.fingerprint, \
          (SELECT MAX(v.approval_required) FROM review_policies v \
           WHERE v.scope = 'bot:' || b.bot_id OR v.scope = 'team:' || b.team) AS review_required, \
+         (SELECT t.position FROM thread_parts t WHERE t.post_id = p.post_id) AS thread_position, \
+         (SELECT q.x_post_id FROM thread_parts t JOIN thread_parts u \
+          ON u.thread_id = t.thread_id AND u.position = t.position - 1 \
+          JOIN posts q ON q.post_id = u.post_id WHERE t.post_id = p.post_id) AS part_before_x_id, \
+         (SELECT u.post_id FROM thread_parts t JOIN thread_parts u \
+          ON u.thread_id = t.thread_id AND u.position = t.position + 1 \
+          WHERE t.post_id = p.post_id) AS next_part_post_id, \
          b.bot_id, b.status AS bot_status, b.owner_id, b.team, b.x_app, b.x_user_id, \
          (SELECT MAX(r.reset_at) FROM rate_limits r WHERE r.bot_id = j.bot_id \
           AND r.remaining <= 0 AND r.reset_at > $2 \
@@ -200,6 +214,9 @@ pub async fn load_job(db: &Database, job_id: &str, now: i64) -> anyhow::Result<O
         review_required: row
             .try_get::<Option<i64>, _>("review_required")?
             .is_some_and(|v| v != 0),
+        thread_position: row.try_get("thread_position")?,
+        part_before_x_id: row.try_get("part_before_x_id")?,
+        next_part_post_id: row.try_get("next_part_post_id")?,
     }))
 }
 
@@ -382,6 +399,11 @@ pub async fn finish(
             if let Some(charge) = charge {
                 usage::insert(&mut tx, &metered(job, now), charge).await?;
             }
+            if post_state == PostState::Published
+                && let Some(next) = &job.next_part_post_id
+            {
+                release_next_part(&mut tx, next, now).await?;
+            }
         }
         _ => {
             sqlx::query(
@@ -398,6 +420,30 @@ pub async fn finish(
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// The next part of a thread may go now that the part before is published: its waiting job
+/// is due at once.
+async fn release_next_part(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    next_post_id: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let released = sqlx::query(
+        "UPDATE jobs SET state = 'pending', dispatches = dispatches + 1, run_at = $1, \
+         updated_at = $1 WHERE job_id = $2 AND state = 'waiting' \
+         RETURNING job_id, dispatches, bot_id",
+    )
+    .bind(now)
+    .bind(JobKind::Publish.job_id(next_post_id))
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = released {
+        let job_id: String = row.try_get("job_id")?;
+        let bot_id: String = row.try_get("bot_id")?;
+        insert_outbox(tx, &job_id, row.try_get("dispatches")?, &bot_id, now).await?;
+    }
+    Ok(())
 }
 
 /// Ends a job that has nothing left to do (its post was cancelled or already finished).
@@ -485,7 +531,13 @@ async fn finish_in_one_statement(
            WHERE post_id = $13 AND EXISTS (SELECT 1 FROM job) RETURNING post_id), \
          usage_row AS (INSERT INTO usage_events (id, bot_id, team, kind, units, cost_micros, \
            currency, at, app) SELECT $14, $1, $15, $16::text, $17, $18, $19, $7, $20 FROM job \
-           WHERE $16::text IS NOT NULL ON CONFLICT (id) DO NOTHING RETURNING id) \
+           WHERE $16::text IS NOT NULL ON CONFLICT (id) DO NOTHING RETURNING id), \
+         next_part AS (UPDATE jobs SET state = 'pending', dispatches = dispatches + 1, \
+           run_at = $7, updated_at = $7 WHERE job_id = $21 AND state = 'waiting' \
+           AND $11 = 'published' AND EXISTS (SELECT 1 FROM job) \
+           RETURNING job_id, dispatches, bot_id), \
+         next_outbox AS (INSERT INTO outbox (job_id, dispatch, bot_id, due_at) \
+           SELECT job_id, dispatches, bot_id, $7 FROM next_part RETURNING job_id) \
          SELECT (SELECT COUNT(*) FROM job) AS written",
     )
     .bind(&job.bot_id)
@@ -508,6 +560,11 @@ async fn finish_in_one_statement(
     .bind(charge.map(|c| c.cost_micros))
     .bind(charge.map(|c| c.currency.as_str()))
     .bind(&job.app)
+    .bind(
+        job.next_part_post_id
+            .as_deref()
+            .map(|next| JobKind::Publish.job_id(next)),
+    )
     .fetch_one(db.pool())
     .await?;
     Ok(row.try_get::<i64, _>("written")? == 1)

@@ -180,6 +180,20 @@ pub async fn state_and_fingerprint(
     .transpose()
 }
 
+/// The state of the post's job of that kind, if it has one.
+pub async fn job_state(
+    db: &Database,
+    kind: JobKind,
+    post_id: &str,
+) -> anyhow::Result<Option<crate::model::JobState>> {
+    let row = sqlx::query("SELECT state FROM jobs WHERE job_id = $1")
+        .bind(kind.job_id(post_id))
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|row| crate::model::JobState::parse(&row.try_get::<String, _>("state")?))
+        .transpose()
+}
+
 /// Posts of the bot still waiting to be published.
 pub async fn count_pending(db: &Database, bot_id: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query(

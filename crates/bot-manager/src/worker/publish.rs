@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Run, Settle};
 use crate::metering;
-use crate::model::{BotStatus, PostState};
+use crate::model::{BotStatus, PostOptions, PostState};
 use crate::ops::budgets;
 use crate::ops::reviews::content_hash;
 use crate::service::random_below;
@@ -42,6 +42,15 @@ impl Run<'_> {
         };
         if let Some(settle) = self.unapproved().await? {
             return Ok(settle);
+        }
+        if job.thread_position.is_some_and(|p| p > 0) && job.part_before_x_id.is_none() {
+            // A later part of a thread goes only after the part before it is on X; that
+            // part's publish releases this job again.
+            return self
+                .finish(Outcome::Park {
+                    post_state: waiting,
+                })
+                .await;
         }
         if let Some(settle) = self.before_publishing(waiting).await? {
             return Ok(settle);
@@ -247,6 +256,15 @@ impl Run<'_> {
         .await
     }
 
+    /// The post's options as sent: a later part of a thread replies to the part before it.
+    fn options_to_send(&self) -> PostOptions {
+        let mut options = self.job.options.clone();
+        if let Some(before) = &self.job.part_before_x_id {
+            options.reply_to_x_post_id = Some(before.clone());
+        }
+        options
+    }
+
     /// Sends the post, recording first that it is being sent.
     async fn send(&self, token: platform::config::Secret) -> anyhow::Result<Settle> {
         let job = &self.job;
@@ -255,12 +273,13 @@ impl Run<'_> {
             return Ok(Settle::Ack);
         }
         let x = &self.manager.x;
+        let options = &self.options_to_send();
         let sent = self
             .call_with_refresh(token, |t| async move {
                 let post = PostContent {
                     text: &job.text,
                     media_ids: &job.media_ids,
-                    options: &job.options,
+                    options,
                 };
                 x.create_post(&t, &post).await
             })

@@ -784,6 +784,17 @@ impl FakeX {
             .count()
     }
 
+    /// The id of the post that post `id` replies to, if it is a reply.
+    pub fn reply_target(&self, id: &str) -> Option<String> {
+        let inner = self.inner();
+        inner
+            .posts
+            .get(id)?
+            .reply_to
+            .as_ref()
+            .map(|(to, _)| to.clone())
+    }
+
     pub(crate) fn window_seconds(&self) -> u64 {
         self.settings.window_seconds
     }

@@ -42,6 +42,7 @@ mod reviews;
 mod routes;
 mod settings;
 mod sweep;
+mod threads;
 mod usage;
 mod webhooks;
 mod x_apps;
