@@ -6,11 +6,14 @@
 //!    token → POST /2/tweets → outcome written and recorded as user activity).
 //! 2. Lateness: N posts scheduled over a window; how long after its run_at each reached X
 //!    (p50, p99, max).
+//! 3. Threads: a thread of 25 parts created to publish now; how long from the create until
+//!    its last part reached X (each part waits for the one before: 25 sends in a row).
 //!
 //! Runs on SQLite with the embedded queue, and on PostgreSQL with NATS JetStream when
 //! `VIVESPHERE_TEST_DATABASE_URL` and `VIVESPHERE_TEST_NATS_URL` are set. `BOTS_BENCH_POSTS`
 //! changes N (default 10000), `BOTS_BENCH_SPREAD_SECONDS` the lateness window (default 60);
-//! `BOTS_BENCH_ONLY=sqlite|postgres` runs one backend.
+//! `BOTS_BENCH_ONLY=sqlite|postgres` runs one backend; `BOTS_BENCH_SKIP_BURST` and
+//! `BOTS_BENCH_SKIP_SPREAD` leave out phases 1 and 2.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,6 +143,50 @@ async fn arrivals(
     }
 }
 
+/// Parts in the thread phase, and how many threads are timed one after another.
+const THREAD_PARTS: usize = 25;
+const THREADS_TIMED: usize = 5;
+
+/// 3. Threads of 25 parts, one at a time on different bots: create to last part on X.
+async fn threads(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    fake: &FakeX,
+    bots: &[String],
+    label: &str,
+) {
+    let mut took = Vec::new();
+    for (t, bot_id) in bots.iter().enumerate().take(THREADS_TIMED) {
+        let tag = format!("thread{t} ");
+        let parts: Vec<Value> = (0..THREAD_PARTS)
+            .map(|i| json!({"text": format!("{tag}part {} of {THREAD_PARTS}", i + 1)}))
+            .collect();
+        let started = now_ms();
+        let response = client
+            .post(format!("{base}/api/v1/bots/{bot_id}/threads"))
+            .bearer_auth(token)
+            .json(&json!({"parts": parts, "publish_now": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let seen = arrivals(fake, &tag, THREAD_PARTS, Duration::from_secs(120)).await;
+        assert_eq!(seen.len(), THREAD_PARTS, "a thread did not finish");
+        // The fake X stamps each arrival with the same system clock.
+        let last = seen.values().copied().max().unwrap() as i64;
+        took.push(Duration::from_millis((last - started).max(0) as u64));
+    }
+    took.sort();
+    println!(
+        "{label}: threads of {THREAD_PARTS} parts, create to last part on X: median {:.0} ms, \
+         max {:.0} ms ({:.1} ms per part at the median; {THREADS_TIMED} threads)",
+        ms(took[THREADS_TIMED / 2]),
+        ms(*took.last().unwrap()),
+        ms(took[THREADS_TIMED / 2]) / THREAD_PARTS as f64
+    );
+}
+
 fn run(label: &str, extra_env: &[(String, String)]) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -206,6 +253,11 @@ fn run(label: &str, extra_env: &[(String, String)]) {
             seen.len() as f64 / span
         );
 
+        }
+
+        threads(&client, &base, &token, &fake, &bots, label).await;
+        if std::env::var("BOTS_BENCH_SKIP_SPREAD").is_ok() {
+            return;
         }
 
         // 2. Lateness: the same number spread over a window, each at its own run_at.

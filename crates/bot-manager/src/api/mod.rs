@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route(&format!("{p}/list"), get(contract::list))
         .route(p, get(bots::list).post(bots::create))
         .route(&format!("{p}/check-text"), post(text::check))
+        .route(&format!("{p}/posts"), get(posts::calendar))
         .route(&format!("{p}/usage"), get(usage::usage))
         .route(&format!("{p}/budgets"), get(budgets::list))
         .route(&format!("{p}/apps"), get(apps::list))
@@ -151,7 +152,7 @@ pub fn router(state: AppState) -> Router {
         bots::create, bots::list, bots::get, bots::update, bots::set_status, bots::archive,
         bots::replace_credentials,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
-        posts::cancel, posts::delete, text::check,
+        posts::cancel, posts::delete, posts::calendar, text::check,
         reviews::submit, reviews::approve, reviews::request_changes, reviews::history,
         reviews::bot_policy, reviews::set_bot_policy, reviews::team_policy,
         reviews::set_team_policy, reviews::delete_team_policy,

@@ -199,6 +199,68 @@ pub async fn list(
     })))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarParams {
+    /// RFC 3339, inclusive.
+    pub from: Option<String>,
+    /// RFC 3339, exclusive.
+    pub to: Option<String>,
+    /// One state or several, comma-separated (e.g. `scheduled,pending_review`).
+    pub state: Option<String>,
+    pub team: Option<String>,
+    pub bot_id: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Posts across every bot the caller reaches, by when they are (or were) due — by when
+/// created, for those without a time — oldest first: the calendar, and with
+/// `state=pending_review` the review queue.
+#[utoipa::path(get, path = "/api/v1/bots/posts", operation_id = "posts_calendar", tag = "posts", security(("bearer" = [])),
+    params(CalendarParams),
+    responses((status = 200, body = Listing<PostView>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn calendar(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<CalendarParams>,
+) -> Result<Json<Listing<PostView>>, ApiError> {
+    let limit = clamp_limit(params.limit);
+    let states = params
+        .state
+        .as_deref()
+        .map(|list| {
+            list.split(',')
+                .map(PostState::parse)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let query = ops::posts::CalendarQuery {
+        from: params.from,
+        to: params.to,
+        states,
+        team: params.team,
+        bot_id: params.bot_id,
+        cursor: params.cursor,
+        limit: limit + 1,
+    };
+    let mut rows = ops::posts::calendar(&state, &caller, query).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|(key, _)| key.clone())
+    } else {
+        None
+    };
+    Ok(Json(Listing {
+        items: rows
+            .into_iter()
+            .map(|(_, post)| PostView::from(post))
+            .collect(),
+        next_cursor,
+    }))
+}
+
 /// One post. `ETag` is its version.
 #[utoipa::path(get, path = "/api/v1/bots/{bot_id}/posts/{post_id}", operation_id = "get_post", tag = "posts", security(("bearer" = [])),
     params(("bot_id" = String, Path), ("post_id" = String, Path)),

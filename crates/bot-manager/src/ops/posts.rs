@@ -390,6 +390,79 @@ pub async fn list(
     Ok(posts::list(&m.db, &bot.bot_id, state, cursor, limit).await?)
 }
 
+/// What a calendar query asks, as given.
+#[derive(Debug, Default)]
+pub struct CalendarQuery {
+    /// RFC 3339, inclusive; absent: from the start.
+    pub from: Option<String>,
+    /// RFC 3339, exclusive; absent: without end.
+    pub to: Option<String>,
+    pub states: Vec<PostState>,
+    pub team: Option<String>,
+    pub bot_id: Option<String>,
+    /// `<time ms>.<post id>` from the previous page.
+    pub cursor: Option<String>,
+    pub limit: i64,
+}
+
+fn parse_time(raw: &str, field: &str) -> Result<i64, ApiError> {
+    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| ApiError::invalid_data(format!("{field}: an RFC 3339 time")))?;
+    Ok((at.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+fn parse_cursor(raw: &str) -> Result<(i64, String), ApiError> {
+    let bad = || ApiError::invalid_data("cursor: the next_cursor of the previous page");
+    let (at, post_id) = raw.split_once('.').ok_or_else(bad)?;
+    let at = at.parse().map_err(|_| bad())?;
+    Ok((at, parse_id(post_id, "post").map_err(|_| bad())?))
+}
+
+/// Posts across the bots the caller reaches, by when they are (or were) due — or when
+/// created, for those without a time — with keyset paging: the calendar, and the review
+/// queue (`state=pending_review`). Each comes with its page key.
+pub async fn calendar(
+    m: &BotManager,
+    caller: &Caller,
+    query: CalendarQuery,
+) -> Result<Vec<(String, PostRow)>, ApiError> {
+    caller.require("bots:read")?;
+    if let Some(team) = &query.team {
+        platform::auth::check_team_name(team)?;
+    }
+    let bot_id = query
+        .bot_id
+        .as_deref()
+        .map(|b| parse_id(b, "bot"))
+        .transpose()?;
+    let from = query
+        .from
+        .as_deref()
+        .map(|f| parse_time(f, "from"))
+        .transpose()?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|t| parse_time(t, "to"))
+        .transpose()?;
+    let after = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let calendar = posts::Calendar {
+        reach: caller.reach(),
+        from: from.unwrap_or(i64::MIN),
+        to: to.unwrap_or(i64::MAX),
+        states: &query.states,
+        team: query.team.as_deref(),
+        bot_id: bot_id.as_deref(),
+        after: after.as_ref().map(|(at, id)| (*at, id.as_str())),
+        limit: query.limit,
+    };
+    let rows = posts::calendar(&m.db, &calendar).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(at, post)| (format!("{at}.{}", post.post_id), post))
+        .collect())
+}
+
 pub async fn get(
     m: &BotManager,
     caller: &Caller,

@@ -194,6 +194,66 @@ pub async fn job_state(
         .transpose()
 }
 
+/// A query across bots: the posts whose time — `run_at`, or when created for one without —
+/// falls in `[from, to)`, of the bots `reach` covers, oldest first by that time.
+pub struct Calendar<'a> {
+    pub reach: platform::auth::Reach<'a>,
+    pub from: i64,
+    pub to: i64,
+    /// Empty: every state.
+    pub states: &'a [PostState],
+    pub team: Option<&'a str>,
+    pub bot_id: Option<&'a str>,
+    /// The key (time, post id) of the last post of the previous page.
+    pub after: Option<(i64, &'a str)>,
+    pub limit: i64,
+}
+
+/// The posts a calendar query finds, each with its time (the page's key).
+pub async fn calendar(db: &Database, q: &Calendar<'_>) -> anyhow::Result<Vec<(i64, PostRow)>> {
+    let (user, team) = match q.reach {
+        platform::auth::Reach::All => (None, None),
+        platform::auth::Reach::Member { user_id, team } => (Some(user_id), team),
+    };
+    // State names come from the enum, never from the request.
+    let states = if q.states.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = q
+            .states
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        format!(" AND p.state IN ({})", names.join(", "))
+    };
+    let (after_at, after_id) = q.after.unwrap_or((i64::MIN, ""));
+    let sql = format!(
+        "SELECT p.*, COALESCE(p.run_at, p.created_at) AS sort_at FROM posts p \
+         JOIN bots b ON b.bot_id = p.bot_id \
+         WHERE ($1 IS NULL OR b.owner_id = $1 OR (b.team IS NOT NULL AND b.team = $2)) \
+         AND ($3 IS NULL OR b.team = $3) AND ($4 IS NULL OR p.bot_id = $4) \
+         AND COALESCE(p.run_at, p.created_at) >= $5 AND COALESCE(p.run_at, p.created_at) < $6 \
+         AND (COALESCE(p.run_at, p.created_at) > $7 \
+              OR (COALESCE(p.run_at, p.created_at) = $7 AND p.post_id > $8)){states} \
+         ORDER BY sort_at, p.post_id LIMIT $9"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user)
+        .bind(team)
+        .bind(q.team)
+        .bind(q.bot_id)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(q.limit)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("sort_at")?, row_to_post(row)?)))
+        .collect()
+}
+
 /// Posts of the bot still waiting to be published.
 pub async fn count_pending(db: &Database, bot_id: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query(

@@ -25,6 +25,7 @@ mod bots;
 mod bots_cluster;
 mod bots_execution;
 mod budgets;
+mod calendar;
 
 mod config;
 mod demo;
