@@ -5,6 +5,7 @@ mod apps;
 mod bots;
 mod budgets;
 mod contract;
+mod imports;
 mod metrics;
 mod posts;
 mod reviews;
@@ -25,6 +26,10 @@ use crate::service::BotManager;
 
 pub type AppState = Arc<BotManager>;
 
+/// The largest import body: 10,000 rows of about 500 bytes (a full-length post with its bot
+/// and time) — more than the default body limit.
+const IMPORT_BODY_LIMIT: usize = 5 * 1024 * 1024;
+
 pub use platform::http::precondition::{etag, if_match};
 
 pub fn router(state: AppState) -> Router {
@@ -35,6 +40,11 @@ pub fn router(state: AppState) -> Router {
         .route(p, get(bots::list).post(bots::create))
         .route(&format!("{p}/check-text"), post(text::check))
         .route(&format!("{p}/posts"), get(posts::calendar))
+        .route(
+            &format!("{p}/posts/import"),
+            post(imports::import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
+        .route(&format!("{p}/posts/export"), get(imports::export))
         .route(&format!("{p}/usage"), get(usage::usage))
         .route(&format!("{p}/budgets"), get(budgets::list))
         .route(&format!("{p}/apps"), get(apps::list))
@@ -152,7 +162,8 @@ pub fn router(state: AppState) -> Router {
         bots::create, bots::list, bots::get, bots::update, bots::set_status, bots::archive,
         bots::replace_credentials,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
-        posts::cancel, posts::delete, posts::calendar, text::check,
+        posts::cancel, posts::delete, posts::calendar, imports::import, imports::export,
+        text::check,
         reviews::submit, reviews::approve, reviews::request_changes, reviews::history,
         reviews::bot_policy, reviews::set_bot_policy, reviews::team_policy,
         reviews::set_team_policy, reviews::delete_team_policy,

@@ -82,7 +82,7 @@ pub(super) fn parse_run_at(raw: &str, now: i64) -> Result<i64, ApiError> {
     Ok(ms.max(now))
 }
 
-fn check_slot(bot: &BotRow, run_at: i64) -> Result<(), ApiError> {
+pub(super) fn check_slot(bot: &BotRow, run_at: i64) -> Result<(), ApiError> {
     if PostingSlot::allows(&bot.posting_slots, run_at) {
         Ok(())
     } else {
@@ -264,7 +264,7 @@ fn apply_option_changes(options: &mut PostOptions, changes: &PostChanges) {
 }
 
 /// Arms the post's publish job for `run_at`, inside the caller's transaction.
-async fn arm_publish(
+pub(super) async fn arm_publish(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     post: &PostRow,
     run_at: i64,

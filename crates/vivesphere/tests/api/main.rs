@@ -33,6 +33,7 @@ mod disk_full;
 mod gateway;
 mod hardening;
 mod health;
+mod imports;
 mod logs;
 mod logs_actors;
 mod openapi_examples;

@@ -1,0 +1,306 @@
+//! Bulk import and export of posts over HTTP, as JSON (`{"posts":[…]}`) or CSV (a header row
+//! of the same names): `ops::imports` checks and writes; export answers the calendar's posts
+//! in the import's format, so an export imports again.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform::auth::Caller;
+use platform::http::error::ErrorBody;
+use platform::{ApiError, ErrorCode, Json, Query};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::model::{PostState, ReplySettings};
+use crate::ops;
+use crate::ops::imports::{ImportReport, ImportRow, MAX_ROWS};
+use crate::ops::posts::CalendarQuery;
+use crate::store::posts::PostRow;
+
+/// The CSV columns, in order; JSON rows use the same names.
+const COLUMNS: [&str; 7] = [
+    "bot_id",
+    "text",
+    "run_at",
+    "media_ids",
+    "reply_to_x_post_id",
+    "quote_x_post_id",
+    "reply_settings",
+];
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"posts": [{"bot_id": "0193f7a4-5a1e-7c4e-9a51-8f2d6b1c0e11", "text": "Good morning! #weather", "run_at": "2027-01-15T07:00:00Z"}, {"bot_id": "0193f7a4-5a1e-7c4e-9a51-8f2d6b1c0e11", "text": "A draft for later"}]}))]
+pub struct ImportBody {
+    pub posts: Vec<ImportRow>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportParams {
+    /// Check every row and write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn is_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/csv"))
+}
+
+/// The export's spreadsheet guard (`'` before a cell that would start a formula) comes off.
+fn unguard(cell: &str) -> String {
+    match cell.strip_prefix('\'') {
+        Some(rest)
+            if rest
+                .trim_start_matches(' ')
+                .starts_with(['=', '+', '-', '@']) =>
+        {
+            rest.to_string()
+        }
+        _ => cell.to_string(),
+    }
+}
+
+fn optional(cell: Option<&str>) -> Option<String> {
+    cell.map(unguard).filter(|v| !v.is_empty())
+}
+
+/// One CSV record as a row; `number` names it in errors.
+fn csv_row(
+    record: &csv::StringRecord,
+    at: &[usize; 7],
+    number: usize,
+) -> Result<ImportRow, ApiError> {
+    let cell = |i: usize| record.get(at[i]);
+    let reply_settings = optional(cell(6))
+        .map(|raw| {
+            serde_json::from_value::<ReplySettings>(serde_json::Value::String(raw.clone())).map_err(
+                |_| {
+                    ApiError::invalid_data(format!(
+                        "row {number}: reply_settings {raw:?} is not one of X's"
+                    ))
+                },
+            )
+        })
+        .transpose()?;
+    Ok(ImportRow {
+        bot_id: cell(0).map(unguard).unwrap_or_default(),
+        text: cell(1).map(unguard).unwrap_or_default(),
+        run_at: optional(cell(2)),
+        media_ids: cell(3)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+        reply_to_x_post_id: optional(cell(4)),
+        quote_x_post_id: optional(cell(5)),
+        reply_settings,
+    })
+}
+
+/// CSV with a header row naming the columns (`bot_id` and `text` at least; any order).
+fn parse_csv(body: &[u8]) -> Result<Vec<ImportRow>, ApiError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
+    let headers = reader
+        .headers()
+        .map_err(|e| ApiError::invalid_data(format!("CSV header: {e}")))?
+        .clone();
+    if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(h)) {
+        return Err(ApiError::invalid_data(format!(
+            "CSV header: unknown column {unknown:?}; the columns are {}",
+            COLUMNS.join(", ")
+        )));
+    }
+    let mut at = [usize::MAX; 7];
+    for (i, name) in COLUMNS.iter().enumerate() {
+        at[i] = headers
+            .iter()
+            .position(|h| h == *name)
+            .unwrap_or(usize::MAX);
+    }
+    if at[0] == usize::MAX || at[1] == usize::MAX {
+        return Err(ApiError::invalid_data(
+            "CSV header: bot_id and text are required columns",
+        ));
+    }
+    let mut rows = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        if rows.len() >= MAX_ROWS {
+            return Err(ApiError::invalid_data("rows: 1 to 10000 posts"));
+        }
+        let record =
+            record.map_err(|e| ApiError::invalid_data(format!("row {}: {e}", index + 1)))?;
+        rows.push(csv_row(&record, &at, index + 1)?);
+    }
+    Ok(rows)
+}
+
+fn parse_json(body: &[u8]) -> Result<Vec<ImportRow>, ApiError> {
+    serde_json::from_slice::<ImportBody>(body)
+        .map(|b| b.posts)
+        .map_err(|e| {
+            let code = if e.is_syntax() || e.is_eof() {
+                ErrorCode::MalformedJson
+            } else {
+                ErrorCode::InvalidData
+            };
+            ApiError::new(code, format!("body: {e}"))
+        })
+}
+
+/// Import posts all or nothing, from JSON or CSV (`content-type: text/csv`, a header row).
+/// With `dry_run=true` every row is checked and nothing written; an import with a bad row
+/// writes nothing and answers 422 with every bad row in `errors`.
+#[utoipa::path(post, path = "/api/v1/bots/posts/import", operation_id = "import_posts", tag = "posts", security(("bearer" = [])),
+    params(ImportParams), request_body(content((ImportBody = "application/json"), (String = "text/csv"))),
+    responses((status = 200, body = ImportReport, description = "A dry run's report"),
+        (status = 201, body = ImportReport, description = "Imported"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ImportParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ImportReport>), ApiError> {
+    let rows = if is_csv(&headers) {
+        parse_csv(&body)?
+    } else {
+        parse_json(&body)?
+    };
+    let report = ops::imports::import(&state, &caller, rows, params.dry_run).await?;
+    let status = if params.dry_run {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(report)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// One state or several, comma-separated.
+    pub state: Option<String>,
+    pub team: Option<String>,
+    pub bot_id: Option<String>,
+    pub cursor: Option<String>,
+}
+
+fn export_row(post: PostRow) -> ImportRow {
+    ImportRow {
+        bot_id: post.bot_id,
+        text: post.text,
+        run_at: post.run_at.map(platform::time_fmt::rfc3339_from_millis),
+        media_ids: post.media_ids,
+        reply_to_x_post_id: post.options.reply_to_x_post_id,
+        quote_x_post_id: post.options.quote_x_post_id,
+        reply_settings: post.options.reply_settings,
+    }
+}
+
+fn csv_of(rows: &[ImportRow]) -> String {
+    let mut text = platform::http::csv::line(COLUMNS);
+    for row in rows {
+        let media = row.media_ids.join(" ");
+        let settings = row
+            .reply_settings
+            .map(|s| {
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+            })
+            .unwrap_or_default()
+            .unwrap_or_default();
+        text.push_str(&platform::http::csv::line([
+            row.bot_id.as_str(),
+            row.text.as_str(),
+            row.run_at.as_deref().unwrap_or(""),
+            media.as_str(),
+            row.reply_to_x_post_id.as_deref().unwrap_or(""),
+            row.quote_x_post_id.as_deref().unwrap_or(""),
+            settings.as_str(),
+        ]));
+    }
+    text
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportBody {
+    pub posts: Vec<ImportRow>,
+}
+
+/// Export posts across the bots the caller reaches (the calendar's filters), in the import's
+/// format, up to 10,000 per answer; `x-next-cursor` continues.
+#[utoipa::path(get, path = "/api/v1/bots/posts/export", operation_id = "export_posts", tag = "posts", security(("bearer" = [])),
+    params(ExportParams),
+    responses((status = 200, body = ExportBody, description = "JSON, or CSV (text/csv) with format=csv"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ExportParams>,
+) -> Result<Response, ApiError> {
+    let as_csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::invalid_data(format!(
+                "format {other:?}: json or csv"
+            )));
+        }
+    };
+    let states = params
+        .state
+        .as_deref()
+        .map(|list| {
+            list.split(',')
+                .map(PostState::parse)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let limit = MAX_ROWS as i64;
+    let query = CalendarQuery {
+        from: params.from,
+        to: params.to,
+        states,
+        team: params.team,
+        bot_id: params.bot_id,
+        cursor: params.cursor,
+        limit: limit + 1,
+    };
+    let mut found = ops::posts::calendar(&state, &caller, query).await?;
+    let next = if found.len() as i64 > limit {
+        found.truncate(limit as usize);
+        found.last().map(|(key, _)| key.clone())
+    } else {
+        None
+    };
+    let rows: Vec<ImportRow> = found
+        .into_iter()
+        .map(|(_, post)| export_row(post))
+        .collect();
+    let mut response = if as_csv {
+        (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            csv_of(&rows),
+        )
+            .into_response()
+    } else {
+        Json(ExportBody { posts: rows }).into_response()
+    };
+    if let Some(next) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert("x-next-cursor", next);
+    }
+    Ok(response)
+}
