@@ -8,6 +8,8 @@
 //!    (p50, p99, max).
 //! 3. Threads: a thread of 25 parts created to publish now; how long from the create until
 //!    its last part reached X (each part waits for the one before: 25 sends in a row).
+//! 4. Import: 10,000 posts over the bots as one JSON body, a dry run and then the import
+//!    (every row checked; one transaction), each timed end to end over HTTP.
 //!
 //! Runs on SQLite with the embedded queue, and on PostgreSQL with NATS JetStream when
 //! `VIVESPHERE_TEST_DATABASE_URL` and `VIVESPHERE_TEST_NATS_URL` are set. `BOTS_BENCH_POSTS`
@@ -187,6 +189,42 @@ async fn threads(
     );
 }
 
+/// Rows in the import phase.
+const IMPORT_ROWS: usize = 10_000;
+
+/// 4. One import of 10,000 posts, timed as a dry run and as the import itself.
+async fn import(client: &reqwest::Client, base: &str, token: &str, bots: &[String], label: &str) {
+    // A day ahead: nothing of it falls due while the other phases run.
+    let at = rfc3339(now_ms() + 86_400_000);
+    let rows: Vec<Value> = (0..IMPORT_ROWS)
+        .map(|i| json!({"bot_id": bots[i % bots.len()], "text": format!("import {i}: the morning forecast for district {i}"), "run_at": at}))
+        .collect();
+    let body = json!({"posts": rows}).to_string();
+    for dry_run in [true, false] {
+        let started = Instant::now();
+        let response = client
+            .post(format!("{base}/api/v1/bots/posts/import?dry_run={dry_run}"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let report: Value = response.json().await.unwrap();
+        let took = started.elapsed();
+        assert!(status.is_success(), "{status}: {}", report["message"]);
+        assert_eq!(report["valid"], IMPORT_ROWS, "{}", report["errors"]);
+        println!(
+            "{label}: import of {IMPORT_ROWS} posts ({} KiB of JSON), {}: {:.2} s ({:.0} rows/s)",
+            body.len() / 1024,
+            if dry_run { "dry run" } else { "written" },
+            took.as_secs_f64(),
+            IMPORT_ROWS as f64 / took.as_secs_f64()
+        );
+    }
+}
+
 fn run(label: &str, extra_env: &[(String, String)]) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -256,6 +294,7 @@ fn run(label: &str, extra_env: &[(String, String)]) {
         }
 
         threads(&client, &base, &token, &fake, &bots, label).await;
+        import(&client, &base, &token, &bots, label).await;
         if std::env::var("BOTS_BENCH_SKIP_SPREAD").is_ok() {
             return;
         }
