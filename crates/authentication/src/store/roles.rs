@@ -243,6 +243,64 @@ pub async fn permissions_of(db: &Database, roles: &[String]) -> anyhow::Result<V
 mod tests {
     use super::*;
 
+    /// The upgrade that gave posts their own permissions keeps every custom role and service
+    /// client that could draft able to: `bots:write` gains `posts:write`, once.
+    #[tokio::test]
+    async fn the_post_permissions_migration_gives_drafters_posts_write() {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE roles (name TEXT, permissions TEXT, builtin BIGINT); \
+             CREATE TABLE service_clients (client_id TEXT, scopes TEXT); \
+             INSERT INTO roles VALUES ('Publisher', '[\"bots:read\",\"bots:write\"]', 0); \
+             INSERT INTO roles VALUES ('Reader', '[\"bots:read\"]', 0); \
+             INSERT INTO roles VALUES ('Both', '[\"bots:write\",\"posts:write\"]', 0); \
+             INSERT INTO roles VALUES ('Editor', '[\"bots:write\"]', 1); \
+             INSERT INTO service_clients VALUES ('scheduler', '[\"bots:write\"]');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::raw_sql(include_str!("../../migrations/0004_post_permissions.sql"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let pool = &pool;
+        let of = |table: &'static str, key: &'static str, name: &'static str| async move {
+            let sql = format!("SELECT * FROM {table} WHERE {key} = '{name}'");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            let column = if table == "roles" {
+                "permissions"
+            } else {
+                "scopes"
+            };
+            let list: String = row.try_get(column).unwrap();
+            serde_json::from_str::<Vec<String>>(&list).unwrap()
+        };
+        assert_eq!(
+            of("roles", "name", "Publisher").await,
+            ["bots:read", "bots:write", "posts:write"]
+        );
+        assert_eq!(of("roles", "name", "Reader").await, ["bots:read"]);
+        assert_eq!(
+            of("roles", "name", "Both").await,
+            ["bots:write", "posts:write"]
+        );
+        // Built-in roles follow the code at start instead.
+        assert_eq!(of("roles", "name", "Editor").await, ["bots:write"]);
+        assert_eq!(
+            of("service_clients", "client_id", "scheduler").await,
+            ["bots:write", "posts:write"]
+        );
+    }
+
     #[test]
     fn permission_and_role_names_are_restricted() {
         assert!(valid_permission("logs:read:debug"));

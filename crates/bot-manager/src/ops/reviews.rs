@@ -89,6 +89,8 @@ pub fn next_state(
         (ChangesRequested, true) if !content_changed => ChangesRequested,
         (_, true) => PendingReview,
         (_, false) if timed => Scheduled,
+        // Its approval void and none needed: a draft again, not an approved post.
+        (Approved, false) if content_changed => Draft,
         (other, false) => other,
     }
 }
@@ -184,7 +186,6 @@ pub async fn approve(
     let (bot, mut post) = pending_post(m, caller, ids, content_version).await?;
     let policy = policy(m, &bot.bot_id, bot.team.as_deref()).await?;
     check_not_own(m, caller, &post, &policy).await?;
-    super::compliance::check(m, &post).await?;
     let now = m.clock.now_millis();
     let grace_ms = m.live.get().grace_seconds as i64 * 1000;
     post.approval = Some(Approval {
@@ -205,6 +206,10 @@ pub async fn approve(
         }
         None => PostState::Approved,
     };
+    if post.state == PostState::Approved {
+        // `save` checks a post going to `scheduled` itself.
+        super::compliance::check(m, &post).await?;
+    }
     let step = Step {
         was: PostState::PendingReview,
         entry: entry(caller, "approved", &post, comment),
@@ -399,6 +404,7 @@ mod tests {
         );
         assert_eq!(next_state(Approved, false, false, true), Scheduled);
         assert_eq!(next_state(Approved, false, false, false), Approved);
+        assert_eq!(next_state(Approved, false, true, false), Draft);
         assert_eq!(next_state(Draft, false, false, true), Scheduled);
         assert_eq!(next_state(Draft, false, true, false), Draft);
         assert_eq!(next_state(Scheduled, false, true, false), Scheduled);

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::bots::reachable;
 use super::compliance;
-use super::posts::{check_quota_for, parse_run_at, record_post, writable};
+use super::posts::{check_quota_for, check_slot, parse_run_at, record_post, writable};
 use super::reviews::{self, content_of};
 use crate::fingerprint::fingerprint;
 use crate::model::{
@@ -149,7 +149,11 @@ pub async fn create(
     let now = m.clock.now_millis();
     let run_at = match (new.publish_now, new.run_at.as_deref()) {
         (true, _) => Some(now),
-        (false, Some(raw)) => Some(parse_run_at(raw, now)?),
+        (false, Some(raw)) => {
+            let at = parse_run_at(raw, now)?;
+            check_slot(&bot, at)?;
+            Some(at)
+        }
         (false, None) => None,
     };
     let mut parts = Vec::with_capacity(new.parts.len());
@@ -256,10 +260,14 @@ pub async fn schedule(
         ));
     }
     let now = m.clock.now_millis();
-    let at = run_at
-        .map(|raw| parse_run_at(raw, now))
-        .transpose()?
-        .unwrap_or(now);
+    let at = match run_at {
+        Some(raw) => {
+            let at = parse_run_at(raw, now)?;
+            check_slot(&bot, at)?;
+            at
+        }
+        None => now,
+    };
     check_parts(m, &bot, &parts).await?;
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     for part in &mut parts {
