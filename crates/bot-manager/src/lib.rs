@@ -101,6 +101,11 @@ const STEPS: &[MigrationStep] = &[
         description: "threads",
         sql: include_str!("../migrations/0009_threads.sql"),
     },
+    MigrationStep {
+        version: 10,
+        description: "bot time zone",
+        sql: include_str!("../migrations/0010_bot_time_zone.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

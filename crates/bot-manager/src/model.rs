@@ -200,7 +200,27 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// A weekly posting slot in UTC, `start` inclusive, `end` exclusive (`"09:00"`–`"17:30"`).
+/// The time zone of a bot that names none.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+/// A bot's time zone: an IANA name (`Europe/Berlin`), from the tz database built in.
+pub fn parse_time_zone(raw: &str) -> Result<String, ApiError> {
+    match jiff::tz::TimeZone::get(raw) {
+        Ok(_) if !raw.is_empty() && raw.len() <= 64 => Ok(raw.to_string()),
+        _ => Err(ApiError::invalid_data(
+            "time_zone: an IANA time zone name such as Europe/Berlin or America/New_York",
+        )),
+    }
+}
+
+/// The zone of a stored name (checked when it was stored; UTC if the tz database lost it).
+fn zone(name: &str) -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get(name).unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+/// A weekly posting slot in the bot's local time (its `time_zone`), `start` inclusive, `end`
+/// exclusive (`"09:00"`–`"17:30"`): 09:00 stays 09:00 on the wall clock across daylight-saving
+/// changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostingSlot {
@@ -242,19 +262,76 @@ impl PostingSlot {
         Ok(())
     }
 
-    /// Whether a moment (unix milliseconds) falls in one of the slots; no slots: any time.
-    pub fn allows(slots: &[PostingSlot], at_millis: i64) -> bool {
+    /// Whether a moment (unix milliseconds) falls in one of the slots, read on the wall clock
+    /// of `time_zone`; no slots: any time.
+    pub fn allows(slots: &[PostingSlot], time_zone: &str, at_millis: i64) -> bool {
         if slots.is_empty() {
             return true;
         }
-        let seconds = at_millis.div_euclid(1000);
-        // 1970-01-01 was a Thursday (index 3 from Monday).
-        let day = ((seconds.div_euclid(86_400) + 3) % 7) as usize;
-        let minute = (seconds.rem_euclid(86_400) / 60) as u32;
+        let Ok(at) = jiff::Timestamp::from_millisecond(at_millis) else {
+            return false;
+        };
+        let local = at.to_zoned_datetime(zone(time_zone));
+        let day = local.weekday().to_monday_zero_offset() as usize;
+        let minute = local.hour() as u32 * 60 + local.minute() as u32;
         slots
             .iter()
             .filter_map(PostingSlot::bounds)
             .any(|(d, start, end)| d == day && (start..end).contains(&minute))
+    }
+
+    /// The slots' occurrences over the `days` local days from `from_millis` on, as unix
+    /// millisecond windows `[start, end)` in time order, each starting at or after
+    /// `from_millis`. A wall-clock time a daylight-saving change skips moves forward, as
+    /// clocks do.
+    pub fn occurrences(
+        slots: &[PostingSlot],
+        time_zone: &str,
+        from_millis: i64,
+        days: i64,
+    ) -> Vec<(i64, i64)> {
+        let tz = zone(time_zone);
+        let Ok(from) = jiff::Timestamp::from_millisecond(from_millis) else {
+            return Vec::new();
+        };
+        let first_day = from.to_zoned_datetime(tz.clone()).date();
+        let at = |date: jiff::civil::Date, minute: u32| -> Option<i64> {
+            let (date, minute) = if minute == 24 * 60 {
+                (date.tomorrow().ok()?, 0)
+            } else {
+                (date, minute)
+            };
+            let local = date.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
+            Some(
+                local
+                    .to_zoned_datetime(tz.clone())
+                    .ok()?
+                    .timestamp()
+                    .as_millisecond(),
+            )
+        };
+        let mut found = Vec::new();
+        let mut date = first_day;
+        for _ in 0..days {
+            let day = date.weekday().to_monday_zero_offset() as usize;
+            for (d, start, end) in slots.iter().filter_map(PostingSlot::bounds) {
+                if d != day {
+                    continue;
+                }
+                if let (Some(s), Some(e)) = (at(date, start), at(date, end))
+                    && s >= from_millis
+                {
+                    found.push((s, e));
+                }
+            }
+            match date.tomorrow() {
+                Ok(next) => date = next,
+                Err(_) => break,
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 }
 
@@ -417,7 +494,7 @@ mod tests {
     }
 
     #[test]
-    fn posting_slots_are_weekly_in_utc() {
+    fn posting_slots_are_weekly_on_the_bots_wall_clock() {
         let slots = vec![PostingSlot {
             day: "fri".into(),
             start: "09:00".into(),
@@ -426,16 +503,73 @@ mod tests {
         PostingSlot::check_all(&slots).unwrap();
         // 2026-11-27 is a Friday.
         let friday_10h = 1_795_773_600_000; // 2026-11-27T10:00:00Z
-        assert!(PostingSlot::allows(&slots, friday_10h));
-        assert!(!PostingSlot::allows(&slots, friday_10h + 8 * 3_600_000));
-        assert!(!PostingSlot::allows(&slots, friday_10h + 86_400_000));
-        assert!(PostingSlot::allows(&[], friday_10h));
+        assert!(PostingSlot::allows(&slots, "UTC", friday_10h));
+        assert!(!PostingSlot::allows(
+            &slots,
+            "UTC",
+            friday_10h + 8 * 3_600_000
+        ));
+        assert!(!PostingSlot::allows(&slots, "UTC", friday_10h + 86_400_000));
+        assert!(PostingSlot::allows(&[], "UTC", friday_10h));
+        // 10:00Z is 05:00 in New York (UTC-5 in November): before its slot opens.
+        assert!(!PostingSlot::allows(&slots, "America/New_York", friday_10h));
+        assert!(PostingSlot::allows(
+            &slots,
+            "America/New_York",
+            friday_10h + 4 * 3_600_000
+        ));
         let bad = vec![PostingSlot {
             day: "fri".into(),
             start: "18:00".into(),
             end: "17:00".into(),
         }];
         assert!(PostingSlot::check_all(&bad).is_err());
+        assert!(parse_time_zone("Europe/Berlin").is_ok());
+        assert!(parse_time_zone("Mars/Olympus").is_err());
+        assert!(parse_time_zone("").is_err());
+    }
+
+    /// Europe/Berlin leaves winter time on 2027-03-28 (02:00 → 03:00): a Sunday 09:00 slot is
+    /// 08:00Z the week before and 07:00Z that day; a 02:30 slot that day does not exist on
+    /// the wall clock and moves forward to 03:30 (01:30Z).
+    #[test]
+    fn slot_occurrences_keep_local_time_across_a_daylight_saving_change() {
+        let slot = |start: &str, end: &str| PostingSlot {
+            day: "sun".into(),
+            start: start.into(),
+            end: end.into(),
+        };
+        let ms = |raw: &str| raw.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let from = ms("2027-03-20T00:00:00Z");
+        let found = PostingSlot::occurrences(&[slot("09:00", "10:00")], "Europe/Berlin", from, 14);
+        assert_eq!(
+            found,
+            [
+                (ms("2027-03-21T08:00:00Z"), ms("2027-03-21T09:00:00Z")),
+                (ms("2027-03-28T07:00:00Z"), ms("2027-03-28T08:00:00Z")),
+            ]
+        );
+        let skipped = PostingSlot::occurrences(
+            &[slot("02:30", "04:00")],
+            "Europe/Berlin",
+            ms("2027-03-27T00:00:00Z"),
+            2,
+        );
+        assert_eq!(
+            skipped,
+            [(ms("2027-03-28T01:30:00Z"), ms("2027-03-28T02:00:00Z"))]
+        );
+        // Only occurrences that start at or after `from`.
+        let later = PostingSlot::occurrences(
+            &[slot("09:00", "10:00")],
+            "Europe/Berlin",
+            ms("2027-03-21T08:30:00Z"),
+            8,
+        );
+        assert_eq!(
+            later,
+            [(ms("2027-03-28T07:00:00Z"), ms("2027-03-28T08:00:00Z"))]
+        );
     }
 
     #[test]

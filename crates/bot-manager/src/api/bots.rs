@@ -29,7 +29,10 @@ pub struct BotView {
     pub description: String,
     /// The human X account that runs this bot, shown in X's automated-account label.
     pub operator_account: Option<String>,
+    /// Weekly windows on the wall clock of `time_zone` when scheduled posts may go out.
     pub posting_slots: Vec<PostingSlot>,
+    /// The IANA time zone of its posting slots (default `UTC`).
+    pub time_zone: String,
     /// The X app (project) its credentials belong to; X's per-app limits, the usage meter
     /// and app budgets go by it.
     pub x_app: String,
@@ -52,6 +55,7 @@ impl From<BotRow> for BotView {
             description: bot.description,
             operator_account: bot.operator_account,
             posting_slots: bot.posting_slots,
+            time_zone: bot.time_zone,
             x_app: bot.x_app,
             status: bot.status,
             status_reason: bot.status_reason,
@@ -83,6 +87,8 @@ pub struct CreateBotRequest {
     pub description: Option<String>,
     pub operator_account: Option<String>,
     pub posting_slots: Option<Vec<PostingSlot>>,
+    /// The IANA time zone of the posting slots (`Europe/Berlin`); default `UTC`.
+    pub time_zone: Option<String>,
     /// The X app (project) the credentials belong to, by a name of your choice (an X client
     /// id fits); default `default`. Name apps when bots post through more than one.
     pub x_app: Option<String>,
@@ -98,7 +104,7 @@ impl TryFrom<CreateBotRequest> for NewBot {
             request.x_handle.as_deref(),
             request.description.as_deref(),
             request.operator_account.as_deref(),
-            request.posting_slots,
+            (request.posting_slots, request.time_zone.as_deref()),
             request.x_app.as_deref(),
         )
     }
@@ -188,6 +194,8 @@ pub struct UpdateBotRequest {
     pub description: Option<String>,
     pub operator_account: Option<String>,
     pub posting_slots: Option<Vec<PostingSlot>>,
+    /// The IANA time zone of the posting slots.
+    pub time_zone: Option<String>,
     /// The X app the bot's credentials belong to now.
     pub x_app: Option<String>,
     /// A status change; only the allowed transitions pass (409 otherwise).
@@ -211,7 +219,7 @@ pub async fn update(
         request.x_handle.as_deref(),
         request.description.as_deref(),
         request.operator_account.as_deref(),
-        request.posting_slots,
+        (request.posting_slots, request.time_zone.as_deref()),
         request.x_app.as_deref(),
         request.status.as_deref(),
     )?;

@@ -108,6 +108,10 @@ pub fn router(state: AppState) -> Router {
             post(posts::publish),
         )
         .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/queue"),
+            post(posts::queue),
+        )
+        .route(
             &format!("{p}/{{bot_id}}/posts/{{post_id}}/cancel"),
             post(posts::cancel),
         )
@@ -162,7 +166,7 @@ pub fn router(state: AppState) -> Router {
         bots::create, bots::list, bots::get, bots::update, bots::set_status, bots::archive,
         bots::replace_credentials,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
-        posts::cancel, posts::delete, posts::calendar, imports::import, imports::export,
+        posts::cancel, posts::delete, posts::queue, posts::calendar, imports::import, imports::export,
         text::check,
         reviews::submit, reviews::approve, reviews::request_changes, reviews::history,
         reviews::bot_policy, reviews::set_bot_policy, reviews::team_policy,

@@ -354,6 +354,21 @@ pub async fn schedule(
     Ok(respond(StatusCode::OK, post))
 }
 
+/// Add a post to the bot's queue: scheduled at the start of the bot's next posting slot (on
+/// its wall clock, `time_zone`) that no other post of the bot holds.
+#[utoipa::path(post, path = "/api/v1/bots/{bot_id}/posts/{post_id}/queue", operation_id = "queue_post", tag = "posts", security(("bearer" = [])),
+    params(("bot_id" = String, Path), ("post_id" = String, Path)),
+    responses((status = 200, body = PostView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn queue(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((bot_id, post_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let post = ops::posts::queue(&state, &caller, (&bot_id, &post_id)).await?;
+    Ok(respond(StatusCode::OK, post))
+}
+
 /// Publish a post now (where its bot requires review and it is not approved: submit it for
 /// review, to go out once approved).
 #[utoipa::path(post, path = "/api/v1/bots/{bot_id}/posts/{post_id}/publish", tag = "posts", security(("bearer" = [])),

@@ -7,7 +7,7 @@ use platform::{ApiError, ErrorCode};
 use serde_json::{Map, Value, json};
 
 use crate::botdata::{BotDataError, fields};
-use crate::model::{BotStatus, PostingSlot, new_id, parse_id};
+use crate::model::{BotStatus, DEFAULT_TIME_ZONE, PostingSlot, new_id, parse_id, parse_time_zone};
 use crate::service::{Actor, BotManager};
 use crate::store::bots::{self, BotFilter, BotRow};
 
@@ -19,6 +19,7 @@ pub struct NewBot {
     pub description: String,
     pub operator_account: Option<String>,
     pub posting_slots: Vec<PostingSlot>,
+    pub time_zone: String,
     pub x_app: String,
     /// Secure Bot Data field → secret.
     pub credentials: Map<String, Value>,
@@ -32,7 +33,7 @@ impl NewBot {
         x_handle: Option<&str>,
         description: Option<&str>,
         operator_account: Option<&str>,
-        posting_slots: Option<Vec<PostingSlot>>,
+        (posting_slots, time_zone): (Option<Vec<PostingSlot>>, Option<&str>),
         x_app: Option<&str>,
     ) -> Result<Self, ApiError> {
         let name = parse_name(name)?;
@@ -50,6 +51,7 @@ impl NewBot {
             description,
             operator_account,
             posting_slots,
+            time_zone: parse_time_zone(time_zone.unwrap_or(DEFAULT_TIME_ZONE))?,
             x_app,
             credentials: credential_fields(credentials)?,
         })
@@ -64,6 +66,7 @@ pub struct BotChanges {
     pub description: Option<String>,
     pub operator_account: Option<String>,
     pub posting_slots: Option<Vec<PostingSlot>>,
+    pub time_zone: Option<String>,
     pub x_app: Option<String>,
     pub status: Option<BotStatus>,
 }
@@ -75,7 +78,7 @@ impl BotChanges {
         x_handle: Option<&str>,
         description: Option<&str>,
         operator_account: Option<&str>,
-        posting_slots: Option<Vec<PostingSlot>>,
+        (posting_slots, time_zone): (Option<Vec<PostingSlot>>, Option<&str>),
         x_app: Option<&str>,
         status: Option<&str>,
     ) -> Result<Self, ApiError> {
@@ -94,6 +97,7 @@ impl BotChanges {
             description,
             operator_account,
             posting_slots,
+            time_zone: time_zone.map(parse_time_zone).transpose()?,
             x_app: x_app.map(parse_x_app).transpose()?,
             status: status.map(BotStatus::parse).transpose()?,
         })
@@ -277,6 +281,7 @@ pub async fn create(m: &BotManager, caller: &Caller, new: NewBot) -> Result<BotR
         description: new.description,
         operator_account: new.operator_account,
         posting_slots: new.posting_slots,
+        time_zone: new.time_zone,
         x_app: new.x_app,
         status: if publishes {
             BotStatus::Active
@@ -364,6 +369,7 @@ pub async fn update(
     bot.description = changes.description.unwrap_or(bot.description);
     bot.operator_account = changes.operator_account.or(bot.operator_account);
     bot.posting_slots = changes.posting_slots.unwrap_or(bot.posting_slots);
+    bot.time_zone = changes.time_zone.unwrap_or(bot.time_zone);
     bot.x_app = changes.x_app.unwrap_or(bot.x_app);
     let Some(mut updated) = bots::update(&m.db, &bot, m.clock.now_millis()).await? else {
         return Err(stale());

@@ -83,12 +83,15 @@ pub(super) fn parse_run_at(raw: &str, now: i64) -> Result<i64, ApiError> {
 }
 
 pub(super) fn check_slot(bot: &BotRow, run_at: i64) -> Result<(), ApiError> {
-    if PostingSlot::allows(&bot.posting_slots, run_at) {
+    if PostingSlot::allows(&bot.posting_slots, &bot.time_zone, run_at) {
         Ok(())
     } else {
         Err(ApiError::new(
             ErrorCode::ValidationFailed,
-            "run_at: outside the bot's posting slots (UTC)",
+            format!(
+                "run_at: outside the bot's posting slots (in its time zone, {})",
+                bot.time_zone
+            ),
         ))
     }
 }
@@ -648,6 +651,56 @@ pub async fn schedule(
         _ => "post.scheduled",
     };
     record_post(m, caller, action, (&bot, &post), json!({"run_at": run_at})).await;
+    Ok(post)
+}
+
+/// How far ahead "add to queue" looks for a free slot.
+const QUEUE_HORIZON_DAYS: i64 = 8 * 7;
+
+/// Adds a post to the bot's queue: schedules it at the start of the bot's next posting slot
+/// (on the bot's wall clock) that no other post of the bot holds; where it needs review, it
+/// goes to review with that time.
+pub async fn queue(
+    m: &BotManager,
+    caller: &Caller,
+    ids: (&str, &str),
+) -> Result<PostRow, ApiError> {
+    let (bot, post) = editable_post(m, caller, ids, None, "cannot be queued").await?;
+    threads::refuse_part(m, &post, "schedule").await?;
+    let now = m.clock.now_millis();
+    let windows =
+        PostingSlot::occurrences(&bot.posting_slots, &bot.time_zone, now, QUEUE_HORIZON_DAYS);
+    let (Some(first), Some(last)) = (windows.first(), windows.last()) else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the bot has no posting slots; schedule the post at a time instead",
+        ));
+    };
+    let taken = posts::times_taken(&m.db, &bot.bot_id, (first.0, last.1), &post.post_id).await?;
+    let Some((start, _)) = windows
+        .iter()
+        .find(|(start, end)| !taken.iter().any(|t| (*start..*end).contains(t)))
+    else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "every posting slot of the bot in the next 8 weeks holds a post",
+        ));
+    };
+    let change = Change {
+        action: "queued",
+        content_changed: false,
+        run_at: Some(*start),
+    };
+    let post = route_and_save(m, caller, &bot, post, change).await?;
+    let at = platform::time_fmt::rfc3339_from_millis(*start);
+    record_post(
+        m,
+        caller,
+        "post.queued",
+        (&bot, &post),
+        json!({"run_at": at}),
+    )
+    .await;
     Ok(post)
 }
 

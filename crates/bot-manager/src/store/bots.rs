@@ -18,6 +18,8 @@ pub struct BotRow {
     pub description: String,
     pub operator_account: Option<String>,
     pub posting_slots: Vec<PostingSlot>,
+    /// The IANA time zone its posting slots are in.
+    pub time_zone: String,
     /// The X app (project) its credentials belong to: X's per-app limits, the meter and app
     /// budgets go by it.
     pub x_app: String,
@@ -39,6 +41,7 @@ fn row_to_bot(row: &AnyRow) -> anyhow::Result<BotRow> {
         description: row.try_get("description")?,
         operator_account: row.try_get("operator_account")?,
         posting_slots: serde_json::from_str(&row.try_get::<String, _>("posting_slots")?)?,
+        time_zone: row.try_get("time_zone")?,
         x_app: row.try_get("x_app")?,
         status: BotStatus::parse(&row.try_get::<String, _>("status")?)
             .map_err(|e| anyhow::anyhow!(e.message))?,
@@ -52,9 +55,9 @@ fn row_to_bot(row: &AnyRow) -> anyhow::Result<BotRow> {
 pub async fn insert(db: &Database, bot: &BotRow) -> anyhow::Result<()> {
     let query = sqlx::query(
         "INSERT INTO bots (bot_id, owner_id, team, name, x_handle, x_user_id, description, \
-         operator_account, posting_slots, x_app, status, status_reason, version, metrics_due_at, \
-         created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, 0, $13, $13)",
+         operator_account, posting_slots, x_app, time_zone, status, status_reason, version, \
+         metrics_due_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, 0, $14, $14)",
     )
     .bind(&bot.bot_id)
     .bind(&bot.owner_id)
@@ -79,7 +82,8 @@ fn bind_editable<'q>(query: AnyQuery<'q>, bot: &'q BotRow) -> anyhow::Result<Any
         .bind(&bot.description)
         .bind(&bot.operator_account)
         .bind(serde_json::to_string(&bot.posting_slots)?)
-        .bind(&bot.x_app))
+        .bind(&bot.x_app)
+        .bind(&bot.time_zone))
 }
 
 pub async fn get(db: &Database, bot_id: &str) -> anyhow::Result<Option<BotRow>> {
@@ -184,8 +188,8 @@ pub async fn ids(db: &Database, reach: Reach<'_>, limit: i64) -> anyhow::Result<
 pub async fn update(db: &Database, bot: &BotRow, now: i64) -> anyhow::Result<Option<BotRow>> {
     let query = sqlx::query(
         "UPDATE bots SET name = $1, x_handle = $2, x_user_id = $3, description = $4, \
-         operator_account = $5, posting_slots = $6, x_app = $7, version = version + 1, \
-         updated_at = $8 WHERE bot_id = $9 AND version = $10",
+         operator_account = $5, posting_slots = $6, x_app = $7, time_zone = $8, \
+         version = version + 1, updated_at = $9 WHERE bot_id = $10 AND version = $11",
     );
     let result = bind_editable(query, bot)?
         .bind(now)

@@ -254,6 +254,30 @@ pub async fn calendar(db: &Database, q: &Calendar<'_>) -> anyhow::Result<Vec<(i6
         .collect()
 }
 
+/// When the bot's other posts that hold a time go out (or went), within `[from, to)`: those
+/// scheduled, waiting for review with a time, being sent or published.
+pub async fn times_taken(
+    db: &Database,
+    bot_id: &str,
+    (from, to): (i64, i64),
+    except_post: &str,
+) -> anyhow::Result<Vec<i64>> {
+    sqlx::query(
+        "SELECT run_at FROM posts WHERE bot_id = $1 AND run_at >= $2 AND run_at < $3 \
+         AND post_id <> $4 AND state IN ('pending_review', 'scheduled', 'publishing', \
+         'published', 'unknown')",
+    )
+    .bind(bot_id)
+    .bind(from)
+    .bind(to)
+    .bind(except_post)
+    .fetch_all(db.pool())
+    .await?
+    .iter()
+    .map(|row| Ok(row.try_get("run_at")?))
+    .collect()
+}
+
 /// Posts of the bot still waiting to be published.
 pub async fn count_pending(db: &Database, bot_id: &str) -> anyhow::Result<i64> {
     Ok(sqlx::query(

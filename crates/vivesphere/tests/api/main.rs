@@ -43,6 +43,7 @@ mod process;
 mod reviews;
 mod routes;
 mod settings;
+mod slots;
 mod sweep;
 mod threads;
 mod usage;
