@@ -12,10 +12,10 @@ use platform::{ApiError, ErrorCode, Json, Query};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use crate::model::{PostState, ReplySettings};
+use super::posts::{CalendarFilter, calendar_page};
+use crate::model::ReplySettings;
 use crate::ops;
 use crate::ops::imports::{ImportReport, ImportRow, MAX_ROWS};
-use crate::ops::posts::CalendarQuery;
 use crate::store::posts::PostRow;
 
 /// The CSV columns, in order; JSON rows use the same names.
@@ -259,37 +259,16 @@ pub async fn export(
             )));
         }
     };
-    let states = params
-        .state
-        .as_deref()
-        .map(|list| {
-            list.split(',')
-                .map(PostState::parse)
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let limit = MAX_ROWS as i64;
-    let query = CalendarQuery {
+    let filter = CalendarFilter {
         from: params.from,
         to: params.to,
-        states,
+        state: params.state,
         team: params.team,
         bot_id: params.bot_id,
         cursor: params.cursor,
-        limit: limit + 1,
     };
-    let mut found = ops::posts::calendar(&state, &caller, query).await?;
-    let next = if found.len() as i64 > limit {
-        found.truncate(limit as usize);
-        found.last().map(|(key, _)| key.clone())
-    } else {
-        None
-    };
-    let rows: Vec<ImportRow> = found
-        .into_iter()
-        .map(|(_, post)| export_row(post))
-        .collect();
+    let (found, next) = calendar_page(&state, &caller, filter, MAX_ROWS as i64).await?;
+    let rows: Vec<ImportRow> = found.into_iter().map(export_row).collect();
     let mut response = if as_csv {
         (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],

@@ -214,6 +214,53 @@ pub struct CalendarParams {
     pub cursor: Option<String>,
 }
 
+/// The calendar's filters as a query gives them.
+pub(super) struct CalendarFilter {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// One state or several, comma-separated.
+    pub state: Option<String>,
+    pub team: Option<String>,
+    pub bot_id: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// One page of the calendar, at most `limit` posts, and the next page's cursor.
+pub(super) async fn calendar_page(
+    state: &AppState,
+    caller: &Caller,
+    filter: CalendarFilter,
+    limit: i64,
+) -> Result<(Vec<PostRow>, Option<String>), ApiError> {
+    let states = filter
+        .state
+        .as_deref()
+        .map(|list| {
+            list.split(',')
+                .map(PostState::parse)
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let query = ops::posts::CalendarQuery {
+        from: filter.from,
+        to: filter.to,
+        states,
+        team: filter.team,
+        bot_id: filter.bot_id,
+        cursor: filter.cursor,
+        limit: limit + 1,
+    };
+    let mut rows = ops::posts::calendar(state, caller, query).await?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|(key, _)| key.clone())
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(|(_, post)| post).collect(), next))
+}
+
 /// Posts across every bot the caller reaches, by when they are (or were) due — by when
 /// created, for those without a time — oldest first: the calendar, and with
 /// `state=pending_review` the review queue.
@@ -225,38 +272,18 @@ pub async fn calendar(
     caller: Caller,
     Query(params): Query<CalendarParams>,
 ) -> Result<Json<Listing<PostView>>, ApiError> {
-    let limit = clamp_limit(params.limit);
-    let states = params
-        .state
-        .as_deref()
-        .map(|list| {
-            list.split(',')
-                .map(PostState::parse)
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let query = ops::posts::CalendarQuery {
+    let filter = CalendarFilter {
         from: params.from,
         to: params.to,
-        states,
+        state: params.state,
         team: params.team,
         bot_id: params.bot_id,
         cursor: params.cursor,
-        limit: limit + 1,
     };
-    let mut rows = ops::posts::calendar(&state, &caller, query).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|(key, _)| key.clone())
-    } else {
-        None
-    };
+    let (rows, next_cursor) =
+        calendar_page(&state, &caller, filter, clamp_limit(params.limit)).await?;
     Ok(Json(Listing {
-        items: rows
-            .into_iter()
-            .map(|(_, post)| PostView::from(post))
-            .collect(),
+        items: rows.into_iter().map(PostView::from).collect(),
         next_cursor,
     }))
 }

@@ -13,15 +13,11 @@ use serde_json::json;
 
 use super::bots::reachable;
 use super::compliance;
-use super::posts::{arm_publish, check_slot, parse_run_at, writable};
-use super::reviews::{self, content_of, next_state};
-use crate::fingerprint::fingerprint;
-use crate::model::{
-    PostOptions, PostState, ReplySettings, check_media, check_options, check_text, new_id,
-};
+use super::posts::{check_slot, insert_with_history, parse_run_at, writable};
+use super::reviews::{self, next_state};
+use crate::model::{PostOptions, PostState, ReplySettings, check_media, check_options, check_text};
 use crate::service::BotManager;
 use crate::store::bots::BotRow;
-use crate::store::history::{self, HistoryEntry};
 use crate::store::posts::{self, PostRow};
 
 /// Most rows in one import.
@@ -124,25 +120,13 @@ fn row_post(caller: &Caller, bot: &BotRow, row: ImportRow, now: i64) -> Result<P
         }
         None => None,
     };
-    Ok(PostRow {
-        post_id: new_id(),
-        bot_id: bot.bot_id.clone(),
-        author_id: caller.id().to_string(),
-        fingerprint: fingerprint(&text),
-        text,
-        media_ids: row.media_ids,
-        options,
-        state: PostState::Draft,
-        run_at,
-        x_post_id: None,
-        error: None,
-        version: 1,
-        content_version: 1,
-        approval: None,
-        created_at: now,
-        updated_at: now,
-        published_at: None,
-    })
+    let mut post = PostRow::draft(
+        (&bot.bot_id, caller.id()),
+        (text, row.media_ids, options),
+        now,
+    );
+    post.run_at = run_at;
+    Ok(post)
 }
 
 /// Checks every row; the posts the valid ones make, and the errors of the others.
@@ -212,19 +196,7 @@ async fn write_all(m: &BotManager, caller: &Caller, made: &[PostRow]) -> Result<
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     for post in made {
-        posts::insert_post(&mut tx, post).await?;
-        if let (PostState::Scheduled, Some(run_at)) = (post.state, post.run_at) {
-            arm_publish(&mut tx, post, run_at, now).await?;
-        }
-        let entry = HistoryEntry {
-            at: now,
-            actor_id: caller.id().to_string(),
-            action: "imported".into(),
-            content_version: 1,
-            comment: None,
-            content: Some(content_of(post)),
-        };
-        history::append(&mut tx, &post.post_id, &entry).await?;
+        insert_with_history(&mut tx, post, (caller.id(), "imported"), now).await?;
     }
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(())

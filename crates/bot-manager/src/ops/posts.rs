@@ -16,7 +16,7 @@ use super::threads;
 use crate::fingerprint::{fingerprint, sha256_hex};
 use crate::model::{
     BotStatus, Poll, PostOptions, PostState, PostingSlot, ReplySettings, check_media,
-    check_options, check_text, new_id, parse_id,
+    check_options, check_text, parse_id,
 };
 use crate::service::{Actor, BotManager};
 use crate::store::bots::BotRow;
@@ -209,7 +209,6 @@ async fn new_post_row(
     check_media(&new.media_ids)?;
     check_options(&new.options, !new.media_ids.is_empty())?;
     let text = check_text(&new.text, !new.media_ids.is_empty())?;
-    let fingerprint = fingerprint(&text);
     let now = m.clock.now_millis();
     let run_at = if new.publish_now {
         Some(now)
@@ -219,25 +218,9 @@ async fn new_post_row(
             .map(|r| parse_run_at(r, now))
             .transpose()?
     };
-    let mut post = PostRow {
-        post_id: new_id(),
-        bot_id: bot.bot_id.clone(),
-        author_id: caller.id().to_string(),
-        text,
-        media_ids: new.media_ids,
-        options: new.options,
-        fingerprint,
-        state: PostState::Draft,
-        run_at,
-        x_post_id: None,
-        error: None,
-        version: 1,
-        content_version: 1,
-        approval: None,
-        created_at: now,
-        updated_at: now,
-        published_at: None,
-    };
+    let ids = (bot.bot_id.as_str(), caller.id());
+    let mut post = PostRow::draft(ids, (text, new.media_ids, new.options), now);
+    post.run_at = run_at;
     if let Some(run_at) = run_at {
         if !new.publish_now {
             check_slot(bot, run_at)?;
@@ -292,6 +275,29 @@ fn wake_relay_if_due(m: &BotManager, post: &PostRow, now: i64) {
     }
 }
 
+/// Writes a new post inside the caller's transaction: the post, its publish job when it is
+/// scheduled, and its first history entry (`action`: `created`, `imported`).
+pub(super) async fn insert_with_history(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    post: &PostRow,
+    (actor_id, action): (&str, &str),
+    now: i64,
+) -> anyhow::Result<()> {
+    posts::insert_post(tx, post).await?;
+    if let (PostState::Scheduled, Some(run_at)) = (post.state, post.run_at) {
+        arm_publish(tx, post, run_at, now).await?;
+    }
+    let entry = HistoryEntry {
+        at: now,
+        actor_id: actor_id.to_string(),
+        action: action.to_string(),
+        content_version: post.content_version,
+        comment: None,
+        content: Some(content_of(post)),
+    };
+    history::append(tx, &post.post_id, &entry).await
+}
+
 /// Writes a new post with its job and its idempotency key in one transaction. `false`:
 /// a concurrent request with the same key committed first.
 async fn insert_new(
@@ -302,19 +308,7 @@ async fn insert_new(
 ) -> Result<bool, ApiError> {
     let now = post.created_at;
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
-    posts::insert_post(&mut tx, post).await?;
-    if let (PostState::Scheduled, Some(run_at)) = (post.state, post.run_at) {
-        arm_publish(&mut tx, post, run_at, now).await?;
-    }
-    let created = HistoryEntry {
-        at: now,
-        actor_id: caller.id().to_string(),
-        action: "created".into(),
-        content_version: 1,
-        comment: None,
-        content: Some(content_of(post)),
-    };
-    history::append(&mut tx, &post.post_id, &created).await?;
+    insert_with_history(&mut tx, post, (caller.id(), "created"), now).await?;
     if let Some((key, hash)) = key
         && let Err(err) =
             posts::insert_idempotency_key(&mut tx, caller.id(), key, hash, &post.post_id, now).await

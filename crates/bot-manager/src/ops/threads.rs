@@ -13,7 +13,6 @@ use super::bots::reachable;
 use super::compliance;
 use super::posts::{check_quota_for, check_slot, parse_run_at, record_post, writable};
 use super::reviews::{self, content_of};
-use crate::fingerprint::fingerprint;
 use crate::model::{
     JobState, PostOptions, PostState, ReplySettings, check_media, check_text, new_id, parse_id,
 };
@@ -52,25 +51,12 @@ pub struct Thread {
 fn part_row(bot: &BotRow, caller: &Caller, part: NewPart, now: i64) -> Result<PostRow, ApiError> {
     check_media(&part.media_ids)?;
     let text = check_text(&part.text, !part.media_ids.is_empty())?;
-    Ok(PostRow {
-        post_id: new_id(),
-        bot_id: bot.bot_id.clone(),
-        author_id: caller.id().to_string(),
-        fingerprint: fingerprint(&text),
-        text,
-        media_ids: part.media_ids,
-        options: PostOptions::default(),
-        state: PostState::Draft,
-        run_at: None,
-        x_post_id: None,
-        error: None,
-        version: 1,
-        content_version: 1,
-        approval: None,
-        created_at: now,
-        updated_at: now,
-        published_at: None,
-    })
+    let ids = (bot.bot_id.as_str(), caller.id());
+    Ok(PostRow::draft(
+        ids,
+        (text, part.media_ids, PostOptions::default()),
+        now,
+    ))
 }
 
 /// Refuses to schedule a thread on a bot that requires review: parts are reviewed one by one

@@ -30,6 +30,35 @@ pub struct PostRow {
     pub published_at: Option<i64>,
 }
 
+impl PostRow {
+    /// A new draft of the bot's by `author_id`, its content already checked.
+    pub fn draft(
+        (bot_id, author_id): (&str, &str),
+        (text, media_ids, options): (String, Vec<String>, PostOptions),
+        now: i64,
+    ) -> Self {
+        Self {
+            post_id: crate::model::new_id(),
+            bot_id: bot_id.to_string(),
+            author_id: author_id.to_string(),
+            fingerprint: crate::fingerprint::fingerprint(&text),
+            text,
+            media_ids,
+            options,
+            state: PostState::Draft,
+            run_at: None,
+            x_post_id: None,
+            error: None,
+            version: 1,
+            content_version: 1,
+            approval: None,
+            created_at: now,
+            updated_at: now,
+            published_at: None,
+        }
+    }
+}
+
 /// Who approved a post's content, when, pinned to the hash of the content they saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {

@@ -67,7 +67,13 @@ impl Run<'_> {
             }
             self.report(&outcome).await;
             if self.job.next_part_post_id.is_some()
-                && matches!(outcome, Outcome::Done { post_state: PostState::Published, .. })
+                && matches!(
+                    outcome,
+                    Outcome::Done {
+                        post_state: PostState::Published,
+                        ..
+                    }
+                )
             {
                 // The thread's next part was released in that commit: send it now rather
                 // than at the relay's next look.
