@@ -248,6 +248,15 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             int(0, 100_000_000),
             "posts X allows the app over 24 hours (0: not checked here)",
         ),
+    ]
+    .into_iter()
+    .chain(approval_settings())
+    .collect()
+}
+
+/// Review before posting, live.
+fn approval_settings() -> [SettingSpec; 2] {
+    [
         SettingSpec::live(
             "bot_manager.approvals.required",
             SettingKind::Bool,

@@ -33,6 +33,11 @@ const IMPORT_BODY_LIMIT: usize = 5 * 1024 * 1024;
 pub use platform::http::precondition::{etag, if_match};
 
 pub fn router(state: AppState) -> Router {
+    bot_routes().merge(post_routes()).with_state(state)
+}
+
+/// Bots, their settings and credentials, usage, budgets and apps; the cross-bot post routes.
+fn bot_routes() -> Router<AppState> {
     let p = crate::ROUTE_PREFIX;
     Router::new()
         .route(&format!("{p}/create"), post(contract::create))
@@ -91,6 +96,12 @@ pub fn router(state: AppState) -> Router {
             &format!("{p}/{{bot_id}}/metrics/refresh"),
             post(metrics::refresh),
         )
+}
+
+/// A bot's posts, their review and history, and threads.
+fn post_routes() -> Router<AppState> {
+    let p = crate::ROUTE_PREFIX;
+    Router::new()
         .route(
             &format!("{p}/{{bot_id}}/posts"),
             get(posts::list).post(posts::create),
@@ -156,7 +167,6 @@ pub fn router(state: AppState) -> Router {
             &format!("{p}/{{bot_id}}/posts/{{post_id}}/metrics"),
             get(metrics::post_metrics),
         )
-        .with_state(state)
 }
 
 #[derive(OpenApi)]

@@ -383,43 +383,58 @@ pub async fn finish(
     if let Outcome::Retry { due_at, .. } = outcome {
         insert_outbox(&mut tx, &job.job_id, dispatch, &job.bot_id, *due_at).await?;
     }
-    match outcome {
-        Outcome::Done { x_post_id, .. } => {
-            sqlx::query(
-                "UPDATE posts SET state = $1, x_post_id = COALESCE($2, x_post_id), error = NULL, \
-                 published_at = CASE WHEN $1 = 'published' THEN $3 ELSE published_at END, \
-                 version = version + 1, updated_at = $3 WHERE post_id = $4",
-            )
-            .bind(post_state.as_str())
-            .bind(x_post_id)
-            .bind(now)
-            .bind(&job.post_id)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(charge) = charge {
-                usage::insert(&mut tx, &metered(job, now), charge).await?;
-            }
-            if post_state == PostState::Published
-                && let Some(next) = &job.next_part_post_id
-            {
-                release_next_part(&mut tx, next, now).await?;
-            }
-        }
-        _ => {
-            sqlx::query(
-                "UPDATE posts SET state = $1, error = $2, version = version + 1, updated_at = $3 \
-                 WHERE post_id = $4",
-            )
-            .bind(post_state.as_str())
-            .bind(&error)
-            .bind(now)
-            .bind(&job.post_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+    if let Outcome::Done { x_post_id, .. } = outcome {
+        write_done(
+            &mut tx,
+            job,
+            (post_state, x_post_id.as_deref(), charge),
+            now,
+        )
+        .await?;
+    } else {
+        sqlx::query(
+            "UPDATE posts SET state = $1, error = $2, version = version + 1, updated_at = $3 \
+             WHERE post_id = $4",
+        )
+        .bind(post_state.as_str())
+        .bind(&error)
+        .bind(now)
+        .bind(&job.post_id)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// A job that did its work, in the outcome's transaction: the post's new state and X id,
+/// the use X bills, and a thread's next part released.
+async fn write_done(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job: &JobContext,
+    (post_state, x_post_id, charge): (PostState, Option<&str>, Option<&Charge>),
+    now: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE posts SET state = $1, x_post_id = COALESCE($2, x_post_id), error = NULL, \
+         published_at = CASE WHEN $1 = 'published' THEN $3 ELSE published_at END, \
+         version = version + 1, updated_at = $3 WHERE post_id = $4",
+    )
+    .bind(post_state.as_str())
+    .bind(x_post_id)
+    .bind(now)
+    .bind(&job.post_id)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(charge) = charge {
+        usage::insert(tx, &metered(job, now), charge).await?;
+    }
+    if post_state == PostState::Published
+        && let Some(next) = &job.next_part_post_id
+    {
+        release_next_part(tx, next, now).await?;
+    }
+    Ok(())
 }
 
 /// The next part of a thread may go now that the part before is published: its waiting job
