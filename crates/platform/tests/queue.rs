@@ -244,8 +244,11 @@ async fn a_steady_stream_is_handed_over_as_it_comes(queue: Arc<dyn Queue>) {
         }
     }
     publisher.await.unwrap();
+    // What this guards against waits 5 s (a pull request's expiry) or 90 s (the ack
+    // deadline); a busy two-core machine running the other tests beside this one has been
+    // seen to pause a hand-over for 1.2 s, so the bound sits between the two.
     assert!(
-        worst < 1_000,
+        worst < 3_000,
         "a message waited {worst} ms to be handed over"
     );
 }
