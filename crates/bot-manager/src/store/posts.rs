@@ -406,10 +406,25 @@ pub async fn arm_job(
     now: i64,
 ) -> anyhow::Result<()> {
     let job_id = kind.job_id(post_id);
+    let dispatch = reset_job(tx, kind, (post_id, bot_id), "pending", (run_at, now)).await?;
+    insert_outbox(tx, &job_id, dispatch, bot_id, run_at).await
+}
+
+/// Creates the post's job of that kind in `state` from a fresh count of attempts, or resets
+/// the one it has (its earlier dispatches become stale and their outbox rows go); the new
+/// dispatch number.
+pub async fn reset_job(
+    tx: &mut Transaction<'_, Any>,
+    kind: JobKind,
+    (post_id, bot_id): (&str, &str),
+    state: &str,
+    (run_at, now): (i64, i64),
+) -> anyhow::Result<i64> {
+    let job_id = kind.job_id(post_id);
     let dispatch: i64 = sqlx::query(
         "INSERT INTO jobs (job_id, post_id, bot_id, kind, state, attempts, dispatches, run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'pending', 0, 1, $5, $6, $6) \
-         ON CONFLICT (job_id) DO UPDATE SET state = 'pending', attempts = 0, \
+         VALUES ($1, $2, $3, $4, $5, 0, 1, $6, $7, $7) \
+         ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, attempts = 0, \
          dispatches = jobs.dispatches + 1, run_at = excluded.run_at, sent_at = NULL, \
          last_error = NULL, updated_at = excluded.updated_at \
          RETURNING dispatches",
@@ -418,6 +433,7 @@ pub async fn arm_job(
     .bind(post_id)
     .bind(bot_id)
     .bind(kind.as_str())
+    .bind(state)
     .bind(run_at)
     .bind(now)
     .fetch_one(&mut **tx)
@@ -427,7 +443,7 @@ pub async fn arm_job(
         .bind(&job_id)
         .execute(&mut **tx)
         .await?;
-    insert_outbox(tx, &job_id, dispatch, bot_id, run_at).await
+    Ok(dispatch)
 }
 
 pub async fn insert_outbox(

@@ -98,25 +98,8 @@ pub async fn chain_job(
     run_at: i64,
     now: i64,
 ) -> anyhow::Result<()> {
-    let job_id = JobKind::Publish.job_id(&post.post_id);
-    sqlx::query(
-        "INSERT INTO jobs (job_id, post_id, bot_id, kind, state, attempts, dispatches, run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'publish', 'waiting', 0, 1, $4, $5, $5) \
-         ON CONFLICT (job_id) DO UPDATE SET state = 'waiting', attempts = 0, \
-         dispatches = jobs.dispatches + 1, run_at = excluded.run_at, sent_at = NULL, \
-         last_error = NULL, updated_at = excluded.updated_at",
-    )
-    .bind(&job_id)
-    .bind(&post.post_id)
-    .bind(&post.bot_id)
-    .bind(run_at)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM outbox WHERE job_id = $1")
-        .bind(&job_id)
-        .execute(&mut **tx)
-        .await?;
+    let ids = (post.post_id.as_str(), post.bot_id.as_str());
+    posts::reset_job(tx, JobKind::Publish, ids, "waiting", (run_at, now)).await?;
     Ok(())
 }
 

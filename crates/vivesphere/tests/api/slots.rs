@@ -9,6 +9,12 @@ use crate::bots_helpers::spawn_bots;
 
 #[tokio::test]
 async fn a_slot_across_a_daylight_saving_change_lands_at_the_right_local_time() {
+    // The Sundays below follow from where the platform clock of every test app starts.
+    assert_eq!(
+        crate::helpers::TEST_START,
+        time::macros::datetime!(2031-03-14 09:00 UTC),
+        "the test clock moved: move this test's Sundays with it"
+    );
     let env = spawn_bots(Default::default(), &[]).await;
     let alice = env.manager("alice").await;
     let (bot_id, _) = env.bot(&alice, "berlinbot").await;
