@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use api::router;
 pub use state::{
     BOT_SCOPES, FakeX, Fault, FaultKind, LoggedRequest, Media, MediaKind, NewUser, UserTokens,
+    s256_challenge,
 };
 
 pub const NAME: &str = "fake-x";

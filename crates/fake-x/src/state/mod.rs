@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 
 use crate::Settings;
 
+mod authorize;
 mod render;
+pub use authorize::{Consent, s256_challenge};
 pub(crate) use render::{Rendered, View};
 
 fn random_token(prefix: &str) -> String {
@@ -240,6 +242,8 @@ struct Inner {
     /// refresh token → the principal it renews; removed when used (rotation)
     refresh: HashMap<String, Principal>,
     spent_refresh: HashSet<String>,
+    /// authorization code → what its authorize step saw; removed when redeemed
+    codes: HashMap<String, authorize::AuthCode>,
     posts: HashMap<String, Post>,
     media: HashMap<String, Media>,
     /// Posts created per calendar month (UTC), for the project's usage cap.
