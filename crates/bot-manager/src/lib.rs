@@ -106,6 +106,11 @@ const STEPS: &[MigrationStep] = &[
         description: "bot time zone",
         sql: include_str!("../migrations/0010_bot_time_zone.sql"),
     },
+    MigrationStep {
+        version: 11,
+        description: "x connections",
+        sql: include_str!("../migrations/0011_x_connections.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

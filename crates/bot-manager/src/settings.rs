@@ -120,6 +120,10 @@ impl Default for Settings {
 pub struct XApiSettings {
     /// X API v2 base URL (the fake X in tests and demos).
     pub base_url: String,
+    /// X's OAuth 2.0 consent page, where a person connects an X account (empty: X's own,
+    /// `https://x.com/i/oauth2/authorize`, for X's API; `{base_url}/i/oauth2/authorize` for
+    /// any other, such as the fake X).
+    pub authorize_url: String,
     /// A request to X that has not answered after this many milliseconds is given up; for a
     /// post that had been sent, the outcome is then unknown until verified.
     pub timeout_ms: u64,
@@ -130,8 +134,24 @@ impl Default for XApiSettings {
     fn default() -> Self {
         Self {
             base_url: "https://api.x.com".into(),
+            authorize_url: String::new(),
             timeout_ms: 10_000,
             connect_timeout_ms: 3_000,
+        }
+    }
+}
+
+impl XApiSettings {
+    /// Where a person is sent to connect an X account.
+    pub fn authorize_url(&self) -> String {
+        if !self.authorize_url.is_empty() {
+            return self.authorize_url.clone();
+        }
+        let base = self.base_url.trim_end_matches('/');
+        if base == "https://api.x.com" || base == "https://api.twitter.com" {
+            "https://x.com/i/oauth2/authorize".into()
+        } else {
+            format!("{base}/i/oauth2/authorize")
         }
     }
 }
@@ -307,6 +327,12 @@ impl Settings {
                 !self.x_api.base_url.starts_with("http://")
                     && !self.x_api.base_url.starts_with("https://"),
                 "bot_manager.x_api.base_url is an http(s) URL",
+            ),
+            (
+                !self.x_api.authorize_url.is_empty()
+                    && !self.x_api.authorize_url.starts_with("https://")
+                    && !self.x_api.authorize_url.starts_with("http://"),
+                "bot_manager.x_api.authorize_url is empty (X's own) or an http(s) URL",
             ),
             (
                 self.grace_seconds == 0,

@@ -1,5 +1,5 @@
 //! The X API v2 client: posts, deletes, the bot's own profile and posts, post metrics, and
-//! OAuth 2.0 token refresh. Every answer carries what its rate-limit headers said, and
+//! OAuth 2.0 tokens (an authorization code's, and their refresh). Every answer carries what its rate-limit headers said, and
 //! errors are read from both of X's shapes (problem+json and `{"errors":[...]}`).
 //!
 //! The one distinction the caller cannot do without: did a failure happen before the
@@ -195,6 +195,15 @@ pub struct XClient {
 struct TokenAnswer {
     access_token: String,
     refresh_token: Option<String>,
+    scope: Option<String>,
+}
+
+/// Tokens from an authorization code: what the person granted.
+pub struct Granted {
+    pub access_token: Secret,
+    /// Absent when `offline.access` was not granted.
+    pub refresh_token: Option<Secret>,
+    pub scopes: Vec<String>,
 }
 
 fn header_i64(headers: &HeaderMap, name: &str) -> Option<i64> {
@@ -330,19 +339,68 @@ impl XClient {
         self.call("users.tweets", request).await
     }
 
-    /// `POST /2/oauth2/token` with a refresh token. A confidential client authenticates with
-    /// HTTP Basic; a public one names itself in the form. The refresh token rotates: the
-    /// answer's one replaces it, and the old one is spent.
+    /// `POST /2/oauth2/token` with a refresh token. The refresh token rotates: the answer's
+    /// one replaces it, and the old one is spent.
     pub async fn refresh(
         &self,
         refresh_token: &Secret,
         client_id: &str,
         client_secret: Option<&Secret>,
     ) -> Result<Refreshed, RefreshError> {
-        let mut pairs = vec![
+        let pairs = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose()),
         ];
+        let parsed = self.token_grant(&pairs, client_id, client_secret).await?;
+        Ok(Refreshed {
+            access_token: Secret::new(parsed.access_token),
+            // X always rotates; if an answer ever lacks one, the old one stays.
+            refresh_token: Secret::new(
+                parsed
+                    .refresh_token
+                    .unwrap_or_else(|| refresh_token.expose().to_string()),
+            ),
+        })
+    }
+
+    /// `POST /2/oauth2/token` with an authorization code, the redirect URI it was issued
+    /// for and the PKCE verifier of its challenge (RFC 7636).
+    pub async fn exchange_code(
+        &self,
+        (code, verifier): (&str, &Secret),
+        redirect_uri: &str,
+        client_id: &str,
+        client_secret: Option<&Secret>,
+    ) -> Result<Granted, RefreshError> {
+        let pairs = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier.expose()),
+        ];
+        let parsed = self.token_grant(&pairs, client_id, client_secret).await?;
+        Ok(Granted {
+            access_token: Secret::new(parsed.access_token),
+            refresh_token: parsed.refresh_token.map(Secret::new),
+            scopes: parsed
+                .scope
+                .unwrap_or_default()
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        })
+    }
+
+    /// One grant at X's token endpoint. A confidential client authenticates with HTTP Basic;
+    /// a public one names itself in the form.
+    async fn token_grant(
+        &self,
+        pairs: &[(&str, &str)],
+        client_id: &str,
+        client_secret: Option<&Secret>,
+    ) -> Result<TokenAnswer, RefreshError> {
+        let mut pairs = pairs.to_vec();
         if client_secret.is_none() {
             pairs.push(("client_id", client_id));
         }
@@ -358,19 +416,7 @@ impl XClient {
         }
         let answer = self.call("oauth2.token", request).await?;
         match answer.status {
-            200 => {
-                let parsed: TokenAnswer = serde_json::from_value(answer.body)
-                    .map_err(|_| RefreshError::Unexpected(200))?;
-                Ok(Refreshed {
-                    access_token: Secret::new(parsed.access_token),
-                    // X always rotates; if an answer ever lacks one, the old one stays.
-                    refresh_token: Secret::new(
-                        parsed
-                            .refresh_token
-                            .unwrap_or_else(|| refresh_token.expose().to_string()),
-                    ),
-                })
-            }
+            200 => serde_json::from_value(answer.body).map_err(|_| RefreshError::Unexpected(200)),
             400 | 401 => Err(RefreshError::Refused(
                 answer
                     .body

@@ -66,7 +66,7 @@ impl From<BotRow> for BotView {
     }
 }
 
-fn with_etag(status: StatusCode, bot: BotRow) -> Response {
+pub(super) fn with_etag(status: StatusCode, bot: BotRow) -> Response {
     let tag = etag(bot.version);
     let mut response = (status, Json(BotView::from(bot))).into_response();
     response.headers_mut().insert(header::ETAG, tag);
@@ -80,9 +80,10 @@ pub struct CreateBotRequest {
     pub bot_name: String,
     /// OAuth 2.0 user-context credentials (`access_token`, `refresh_token`, `client_id`,
     /// `client_secret`) and any other secrets (`email`, `password`, …): stored in Secure Bot
-    /// Data, never here.
-    #[schema(value_type = Object)]
-    pub credentials: Value,
+    /// Data, never here. Absent: the bot waits (`needs_reauth`) until its X account is
+    /// connected (`POST /api/v1/bots/{bot_id}/x-connect`).
+    #[schema(value_type = Option<Object>)]
+    pub credentials: Option<Value>,
     pub x_handle: Option<String>,
     pub description: Option<String>,
     pub operator_account: Option<String>,

@@ -5,11 +5,45 @@ use axum::http::StatusCode;
 use platform::auth::Caller;
 use platform::http::error::ErrorBody;
 use platform::{ApiError, Json};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::AppState;
 use super::bots::CreateBotRequest;
+use crate::model::PostingSlot;
 use crate::ops;
+
+/// The contract's bot: as the RESTful one, but the credentials are required (a bot made here
+/// can post at once; connecting an X account is the RESTful API's).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"bot_name": "Weather Bot", "x_handle": "weather_bot", "operator_account": "ada_operator", "credentials": {"access_token": "<OAuth 2.0 user access token>", "refresh_token": "<its refresh token>", "client_id": "<your X app's client id>"}}))]
+pub struct ContractCreateRequest {
+    pub bot_name: String,
+    #[schema(value_type = Object)]
+    pub credentials: Value,
+    pub x_handle: Option<String>,
+    pub description: Option<String>,
+    pub operator_account: Option<String>,
+    pub posting_slots: Option<Vec<PostingSlot>>,
+    pub time_zone: Option<String>,
+    pub x_app: Option<String>,
+}
+
+impl From<ContractCreateRequest> for CreateBotRequest {
+    fn from(request: ContractCreateRequest) -> Self {
+        Self {
+            bot_name: request.bot_name,
+            credentials: Some(request.credentials),
+            x_handle: request.x_handle,
+            description: request.description,
+            operator_account: request.operator_account,
+            posting_slots: request.posting_slots,
+            time_zone: request.time_zone,
+            x_app: request.x_app,
+        }
+    }
+}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreateResponse {
@@ -20,14 +54,15 @@ pub struct CreateResponse {
 
 /// Create a bot (contract). The credentials go to Secure Bot Data.
 #[utoipa::path(post, path = "/api/v1/bots/create", operation_id = "create_bot_phase1", tag = "bots", security(("bearer" = [])),
-    request_body = CreateBotRequest,
+    request_body = ContractCreateRequest,
     responses((status = 201, body = CreateResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Json(request): Json<CreateBotRequest>,
+    Json(request): Json<ContractCreateRequest>,
 ) -> Result<(StatusCode, Json<CreateResponse>), ApiError> {
+    let request = CreateBotRequest::from(request);
     let bot = ops::bots::create(&state, &caller, request.try_into()?).await?;
     Ok((
         StatusCode::CREATED,

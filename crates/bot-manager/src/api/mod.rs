@@ -1,9 +1,10 @@
 //! The HTTP API under `/api/v1/bots`: the Phase-1 contract routes (`/create`, `/list`), the
-//! RESTful bots, posts with their review and threads, metrics, usage and cost, and the composer's text check.
+//! RESTful bots and connecting their X accounts, posts with their review and threads, metrics, usage and cost, and the composer's text check.
 
 mod apps;
 mod bots;
 mod budgets;
+mod connect;
 mod contract;
 mod imports;
 mod metrics;
@@ -87,6 +88,11 @@ fn bot_routes() -> Router<AppState> {
         .route(
             &format!("{p}/{{bot_id}}/credentials"),
             axum::routing::put(bots::replace_credentials),
+        )
+        .route(&format!("{p}/{{bot_id}}/x-connect"), post(connect::start))
+        .route(
+            &format!("{p}/{{bot_id}}/x-connect/callback"),
+            post(connect::callback),
         )
         .route(
             &format!("{p}/{{bot_id}}/metrics"),
@@ -174,7 +180,7 @@ fn post_routes() -> Router<AppState> {
     paths(
         contract::create, contract::list,
         bots::create, bots::list, bots::get, bots::update, bots::set_status, bots::archive,
-        bots::replace_credentials,
+        bots::replace_credentials, connect::start, connect::callback,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
         posts::cancel, posts::delete, posts::queue, posts::calendar, imports::import, imports::export,
         text::check,

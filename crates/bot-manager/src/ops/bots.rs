@@ -29,7 +29,7 @@ impl NewBot {
     /// Checks each field; a value is never quoted back in an error.
     pub fn parse(
         name: &str,
-        credentials: Value,
+        credentials: Option<Value>,
         x_handle: Option<&str>,
         description: Option<&str>,
         operator_account: Option<&str>,
@@ -53,7 +53,10 @@ impl NewBot {
             posting_slots,
             time_zone: parse_time_zone(time_zone.unwrap_or(DEFAULT_TIME_ZONE))?,
             x_app,
-            credentials: credential_fields(credentials)?,
+            credentials: credentials
+                .map(credential_fields)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }
@@ -233,7 +236,7 @@ fn botdata_error(err: BotDataError) -> ApiError {
     }
 }
 
-fn archived() -> ApiError {
+pub(super) fn archived() -> ApiError {
     ApiError::new(ErrorCode::Conflict, "an archived bot cannot be changed")
 }
 
@@ -288,20 +291,23 @@ pub async fn create(m: &BotManager, caller: &Caller, new: NewBot) -> Result<BotR
         } else {
             BotStatus::NeedsReauth
         },
-        status_reason: (!publishes).then(|| "no OAuth token or refresh token given".to_string()),
+        status_reason: (!publishes)
+            .then(|| "no OAuth token or refresh token given: connect the X account".to_string()),
         version: 1,
         created_at: now,
         updated_at: now,
     };
-    m.botdata
-        .store(
-            &bot.bot_id,
-            (&bot.owner_id, bot.team.as_deref()),
-            &new.credentials,
-            None,
-        )
-        .await
-        .map_err(botdata_error)?;
+    if !new.credentials.is_empty() {
+        m.botdata
+            .store(
+                &bot.bot_id,
+                (&bot.owner_id, bot.team.as_deref()),
+                &new.credentials,
+                None,
+            )
+            .await
+            .map_err(botdata_error)?;
+    }
     bots::insert(&m.db, &bot).await?;
     m.record(
         Actor::Caller(caller),
@@ -476,16 +482,7 @@ pub async fn replace_credentials(
     if bot.status == BotStatus::Archived {
         return Err(archived());
     }
-    m.botdata
-        .store(
-            &bot.bot_id,
-            (&bot.owner_id, bot.team.as_deref()),
-            &credentials,
-            None,
-        )
-        .await
-        .map_err(botdata_error)?;
-    m.tokens.forget(&bot.bot_id);
+    keep_credentials(m, &bot, &credentials).await?;
     m.record(
         Actor::Caller(caller),
         "bot.credentials_replaced",
@@ -494,7 +491,37 @@ pub async fn replace_credentials(
         json!({"credential_fields": credentials.keys().collect::<Vec<_>>()}),
     )
     .await;
-    if bot.status != BotStatus::NeedsReauth || !can_publish(&credentials) {
+    resume_with_credentials(m, bot, &credentials).await
+}
+
+/// Writes the bot's new credentials to Secure Bot Data and drops the token cached from the
+/// old ones.
+pub(super) async fn keep_credentials(
+    m: &BotManager,
+    bot: &BotRow,
+    credentials: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    m.botdata
+        .store(
+            &bot.bot_id,
+            (&bot.owner_id, bot.team.as_deref()),
+            credentials,
+            None,
+        )
+        .await
+        .map_err(botdata_error)?;
+    m.tokens.forget(&bot.bot_id);
+    Ok(())
+}
+
+/// A bot that needed re-authorisation and now holds credentials it can publish with becomes
+/// active, and its waiting posts resume.
+pub async fn resume_with_credentials(
+    m: &BotManager,
+    bot: BotRow,
+    credentials: &Map<String, Value>,
+) -> Result<BotRow, ApiError> {
+    if bot.status != BotStatus::NeedsReauth || !can_publish(credentials) {
         return Ok(bot);
     }
     let resumed = bots::set_status(

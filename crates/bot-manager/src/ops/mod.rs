@@ -6,6 +6,7 @@ pub mod apps;
 pub mod bots;
 pub mod budgets;
 pub mod compliance;
+pub mod connect;
 pub mod imports;
 pub mod metrics;
 pub mod posts;

@@ -260,3 +260,20 @@ pub async fn set_x_user_id(db: &Database, bot_id: &str, x_user_id: &str) -> anyh
         .await?;
     Ok(())
 }
+
+/// Another bot (not archived) that holds this X account, if any.
+pub async fn holding_x_user(
+    db: &Database,
+    x_user_id: &str,
+    except_bot_id: &str,
+) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT bot_id FROM bots WHERE x_user_id = $1 AND bot_id <> $2 AND status <> 'archived' \
+         LIMIT 1",
+    )
+    .bind(x_user_id)
+    .bind(except_bot_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.map(|r| r.try_get("bot_id")).transpose()?)
+}

@@ -1,11 +1,12 @@
 //! The Bot Manager's tables: bots, posts with their jobs, outbox and history, threads,
-//! review policies, content claims, leases and rate windows for execution, metric snapshots and the usage meter.
+//! review policies, content claims, connections to X in progress, leases and rate windows for execution, metric snapshots and the usage meter.
 //! SQL that both SQLite and PostgreSQL run.
 
 pub mod apps;
 pub mod bots;
 pub mod budgets;
 pub mod claims;
+pub mod connections;
 pub mod execution;
 pub mod history;
 pub mod metrics;

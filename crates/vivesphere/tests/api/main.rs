@@ -28,6 +28,7 @@ mod budgets;
 mod calendar;
 
 mod config;
+mod connect;
 mod demo;
 mod disk_full;
 mod gateway;
