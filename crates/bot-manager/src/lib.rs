@@ -13,9 +13,11 @@
 mod api;
 mod botdata;
 mod fingerprint;
+mod materialiser;
 mod metering;
 mod model;
 mod ops;
+mod recurrence;
 mod relay;
 mod service;
 mod settings;
@@ -111,12 +113,35 @@ const STEPS: &[MigrationStep] = &[
         description: "x connections",
         sql: include_str!("../migrations/0011_x_connections.sql"),
     },
+    MigrationStep {
+        version: 12,
+        description: "recurrences",
+        sql: include_str!("../migrations/0012_recurrences.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {
     sqlite: STEPS,
     postgres: STEPS,
 };
+
+/// The replica's background work: the relay (and its redrive after a queue outage), the
+/// worker, metric snapshots, recurring posts' occurrences, X usage reads.
+fn spawn_background(ctx: &TargetContext, manager: &Arc<BotManager>) {
+    let shutdown = || ctx.shutdown.clone();
+    ctx.tasks.spawn(relay::run(manager.clone(), shutdown()));
+    ctx.tasks
+        .spawn(relay::redrive_on_recovery(manager.clone(), shutdown()));
+    ctx.spawn_critical(
+        "bot-manager-worker",
+        worker::run(manager.clone(), shutdown()),
+    );
+    ctx.watch_backlog(worker::consumer_spec(&manager.settings.execution));
+    ctx.tasks.spawn(snapshots::run(manager.clone(), shutdown()));
+    ctx.tasks
+        .spawn(materialiser::run(manager.clone(), shutdown()));
+    ctx.tasks.spawn(x_usage::run(manager.clone(), shutdown()));
+}
 
 /// The Bot Manager target.
 pub struct BotManagerService;
@@ -179,28 +204,7 @@ impl Target for BotManagerService {
             live,
             db,
         });
-        {
-            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
-            ctx.tasks.spawn(relay::run(manager, shutdown));
-        }
-        {
-            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
-            ctx.tasks
-                .spawn(relay::redrive_on_recovery(manager, shutdown));
-        }
-        {
-            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
-            ctx.spawn_critical("bot-manager-worker", worker::run(manager, shutdown));
-        }
-        ctx.watch_backlog(worker::consumer_spec(&manager.settings.execution));
-        {
-            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
-            ctx.tasks.spawn(snapshots::run(manager, shutdown));
-        }
-        {
-            let (manager, shutdown) = (manager.clone(), ctx.shutdown.clone());
-            ctx.tasks.spawn(x_usage::run(manager, shutdown));
-        }
+        spawn_background(&ctx, &manager);
         Ok(BuiltTarget::service(
             api::router(manager),
             "Bot Manager",

@@ -21,6 +21,9 @@ pub struct Settings {
     pub duplicate_window_seconds: u64,
     /// How often each active bot's metrics are snapshotted; 0 turns the poller off.
     pub metrics_interval_seconds: u64,
+    /// How often recurring posts' next occurrences are made into posts (0: never, for tests
+    /// that drive it).
+    pub recurrence_interval_seconds: u64,
     /// How often X is asked for each registered app's project usage (`GET /2/usage/tweets`,
     /// which X allows 50 times per 15 minutes); 0 turns the reader off.
     pub x_usage_interval_seconds: u64,
@@ -105,6 +108,7 @@ impl Default for Settings {
             grace_seconds: 3600,
             duplicate_window_seconds: 86_400,
             metrics_interval_seconds: 900,
+            recurrence_interval_seconds: 60,
             x_usage_interval_seconds: 900,
             metrics_post_age_days: 7,
             max_pending_posts_per_bot: 10_000,

@@ -1,5 +1,5 @@
 //! The HTTP API under `/api/v1/bots`: the Phase-1 contract routes (`/create`, `/list`), the
-//! RESTful bots and connecting their X accounts, posts with their review and threads, metrics, usage and cost, and the composer's text check.
+//! RESTful bots and connecting their X accounts, posts with their review, threads and recurring posts, metrics, usage and cost, and the composer's text check.
 
 mod apps;
 mod bots;
@@ -9,6 +9,7 @@ mod contract;
 mod imports;
 mod metrics;
 mod posts;
+mod recurrences;
 mod reviews;
 mod text;
 mod threads;
@@ -34,7 +35,10 @@ const IMPORT_BODY_LIMIT: usize = 5 * 1024 * 1024;
 pub use platform::http::precondition::{etag, if_match};
 
 pub fn router(state: AppState) -> Router {
-    bot_routes().merge(post_routes()).with_state(state)
+    bot_routes()
+        .merge(post_routes())
+        .merge(series_routes())
+        .with_state(state)
 }
 
 /// Bots, their settings and credentials, usage, budgets and apps; the cross-bot post routes.
@@ -104,7 +108,50 @@ fn bot_routes() -> Router<AppState> {
         )
 }
 
-/// A bot's posts, their review and history, and threads.
+/// A bot's threads and recurring posts.
+fn series_routes() -> Router<AppState> {
+    let p = crate::ROUTE_PREFIX;
+    Router::new()
+        .route(
+            &format!("{p}/{{bot_id}}/recurrences"),
+            get(recurrences::list).post(recurrences::create),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/recurrences/{{recurrence_id}}"),
+            get(recurrences::get).delete(recurrences::end),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/recurrences/{{recurrence_id}}/pause"),
+            post(recurrences::pause),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/recurrences/{{recurrence_id}}/resume"),
+            post(recurrences::resume),
+        )
+        .route(&format!("{p}/{{bot_id}}/threads"), post(threads::create))
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}"),
+            get(threads::get),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/schedule"),
+            post(threads::schedule),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/publish"),
+            post(threads::publish),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/cancel"),
+            post(threads::cancel),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/resume"),
+            post(threads::resume),
+        )
+}
+
+/// A bot's posts, their review and history.
 fn post_routes() -> Router<AppState> {
     let p = crate::ROUTE_PREFIX;
     Router::new()
@@ -131,27 +178,6 @@ fn post_routes() -> Router<AppState> {
         .route(
             &format!("{p}/{{bot_id}}/posts/{{post_id}}/cancel"),
             post(posts::cancel),
-        )
-        .route(&format!("{p}/{{bot_id}}/threads"), post(threads::create))
-        .route(
-            &format!("{p}/{{bot_id}}/threads/{{thread_id}}"),
-            get(threads::get),
-        )
-        .route(
-            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/schedule"),
-            post(threads::schedule),
-        )
-        .route(
-            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/publish"),
-            post(threads::publish),
-        )
-        .route(
-            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/cancel"),
-            post(threads::cancel),
-        )
-        .route(
-            &format!("{p}/{{bot_id}}/threads/{{thread_id}}/resume"),
-            post(threads::resume),
         )
         .route(
             &format!("{p}/{{bot_id}}/posts/{{post_id}}/submit"),
@@ -189,6 +215,8 @@ fn post_routes() -> Router<AppState> {
         reviews::set_team_policy, reviews::delete_team_policy,
         threads::create, threads::get, threads::schedule, threads::publish, threads::cancel,
         threads::resume,
+        recurrences::create, recurrences::list, recurrences::get, recurrences::pause,
+        recurrences::resume, recurrences::end,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
         budgets::list, budgets::put, budgets::delete,
         apps::list, apps::set_token, apps::delete_token, apps::refresh, apps::put_budget,

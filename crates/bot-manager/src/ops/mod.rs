@@ -10,6 +10,7 @@ pub mod connect;
 pub mod imports;
 pub mod metrics;
 pub mod posts;
+pub mod recurrences;
 pub mod reviews;
 pub mod text;
 pub mod threads;

@@ -269,7 +269,7 @@ pub(super) async fn arm_publish(
 
 /// A post due by `now` wakes the relay, so it goes out without waiting for the relay's next
 /// look.
-fn wake_relay_if_due(m: &BotManager, post: &PostRow, now: i64) {
+pub(super) fn wake_relay_if_due(m: &BotManager, post: &PostRow, now: i64) {
     if post.run_at.is_some_and(|at| at <= now) {
         m.relay_wake.notify_one();
     }
@@ -720,6 +720,38 @@ pub async fn publish(
     Ok(post)
 }
 
+/// Cancels a post that has not started publishing, inside the caller's transaction: its
+/// state, its job, its history entry. False if it had started (or ended).
+pub(super) async fn cancel_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    post: &PostRow,
+    actor_id: &str,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let cancelled = posts::transition(
+        tx,
+        &post.post_id,
+        &PostState::EDITABLE,
+        PostState::Cancelled,
+        now,
+    )
+    .await?;
+    if !cancelled {
+        return Ok(false);
+    }
+    posts::disarm_job(tx, JobKind::Publish, &post.post_id, now).await?;
+    let entry = HistoryEntry {
+        at: now,
+        actor_id: actor_id.to_string(),
+        action: "cancelled".into(),
+        content_version: post.content_version,
+        comment: None,
+        content: None,
+    };
+    history::append(tx, &post.post_id, &entry).await?;
+    Ok(true)
+}
+
 /// Cancels a post until publishing starts.
 pub async fn cancel(
     m: &BotManager,
@@ -731,29 +763,11 @@ pub async fn cancel(
     threads::refuse_part(m, &post, "cancel").await?;
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
-    let cancelled = posts::transition(
-        &mut tx,
-        &post.post_id,
-        &PostState::EDITABLE,
-        PostState::Cancelled,
-        now,
-    )
-    .await?;
-    if !cancelled {
+    if !cancel_in(&mut tx, &post, caller.id(), now).await? {
         tx.rollback().await.map_err(anyhow::Error::from)?;
         let current = reload(m, &post).await?;
         return Err(not_editable(&current, "can no longer be cancelled"));
     }
-    posts::disarm_job(&mut tx, JobKind::Publish, &post.post_id, now).await?;
-    let entry = HistoryEntry {
-        at: now,
-        actor_id: caller.id().to_string(),
-        action: "cancelled".into(),
-        content_version: post.content_version,
-        comment: None,
-        content: None,
-    };
-    history::append(&mut tx, &post.post_id, &entry).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     record_post(m, caller, "post.cancelled", (&bot, &post), json!({})).await;
     reload(m, &post).await

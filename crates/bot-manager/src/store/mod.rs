@@ -1,5 +1,5 @@
 //! The Bot Manager's tables: bots, posts with their jobs, outbox and history, threads,
-//! review policies, content claims, connections to X in progress, leases and rate windows for execution, metric snapshots and the usage meter.
+//! recurring posts, review policies, content claims, connections to X in progress, leases and rate windows for execution, metric snapshots and the usage meter.
 //! SQL that both SQLite and PostgreSQL run.
 
 pub mod apps;
@@ -11,6 +11,7 @@ pub mod execution;
 pub mod history;
 pub mod metrics;
 pub mod posts;
+pub mod recurrences;
 pub mod reviews;
 pub mod threads;
 pub mod usage;

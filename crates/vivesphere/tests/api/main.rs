@@ -41,6 +41,7 @@ mod openapi_examples;
 mod outage;
 mod postgres_and_nats;
 mod process;
+mod recurrences;
 mod reviews;
 mod routes;
 mod settings;
