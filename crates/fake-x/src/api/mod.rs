@@ -39,7 +39,11 @@ pub fn router(fake: Arc<FakeX>) -> Router {
         .route("/2/users/{id}/tweets", get(read::timeline))
         .route("/2/oauth2/token", post(oauth::token))
         .route("/i/oauth2/authorize", get(oauth::authorize))
-        .route("/2/media/upload", post(media::upload))
+        .route("/2/media/upload", post(media::upload).get(media::status))
+        .route("/2/media/upload/initialize", post(media::initialize))
+        .route("/2/media/upload/{id}/append", post(media::append))
+        .route("/2/media/upload/{id}/finalize", post(media::finalize))
+        .route("/2/media/metadata", post(media::metadata))
         .route("/2/usage/tweets", get(usage::tweets))
         .merge(control::routes())
         .layer(axum::middleware::from_fn_with_state(

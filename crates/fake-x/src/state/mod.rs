@@ -14,8 +14,10 @@ use crate::Settings;
 
 mod authorize;
 mod render;
+mod uploads;
 pub use authorize::{Consent, s256_challenge};
 pub(crate) use render::{Rendered, View};
+pub(crate) use uploads::{EXPIRES_AFTER_SECS, Finalized, UploadRefused};
 
 fn random_token(prefix: &str) -> String {
     let a = uuid::Uuid::new_v4();
@@ -244,6 +246,9 @@ struct Inner {
     spent_refresh: HashSet<String>,
     /// authorization code → what its authorize step saw; removed when redeemed
     codes: HashMap<String, authorize::AuthCode>,
+    /// chunked uploads by media id, open or finalized
+    uploads: HashMap<String, uploads::Upload>,
+    alt_texts: HashMap<String, String>,
     posts: HashMap<String, Post>,
     media: HashMap<String, Media>,
     /// Posts created per calendar month (UTC), for the project's usage cap.
@@ -760,7 +765,7 @@ impl FakeX {
         let index = inner
             .faults
             .iter()
-            .position(|f| f.method.eq_ignore_ascii_case(method) && path.starts_with(&f.path))?;
+            .position(|f| f.method.eq_ignore_ascii_case(method) && path_matches(&f.path, path))?;
         let fault = inner.faults[index].clone();
         inner.faults[index].times -= 1;
         if inner.faults[index].times == 0 {
@@ -799,6 +804,16 @@ impl FakeX {
             .map(|(to, _)| to.clone())
     }
 
+    /// The media ids a post carries, in order.
+    pub fn post_media(&self, id: &str) -> Vec<String> {
+        let inner = self.inner();
+        inner
+            .posts
+            .get(id)
+            .map(|p| p.media.iter().map(|m| m.media_id.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn window_seconds(&self) -> u64 {
         self.settings.window_seconds
     }
@@ -821,6 +836,22 @@ fn owned_media(inner: &Inner, author_id: &str, ids: &[String]) -> Result<Vec<Med
                 .ok_or(CreateError::UnknownMedia)
         })
         .collect()
+}
+
+/// A fault's path: a prefix of the request's, where a `*` segment stands for any one segment
+/// (`/2/media/upload/*/append`, whatever the upload's id).
+fn path_matches(pattern: &str, path: &str) -> bool {
+    if !pattern.contains('*') {
+        return path.starts_with(pattern);
+    }
+    let (wanted, given): (Vec<&str>, Vec<&str>) =
+        (pattern.split('/').collect(), path.split('/').collect());
+    wanted.len() <= given.len()
+        && wanted
+            .iter()
+            .zip(&given)
+            .enumerate()
+            .all(|(i, (w, g))| *w == "*" || w == g || (i == wanted.len() - 1 && g.starts_with(w)))
 }
 
 /// X refuses the same text twice from one user while the first is live.
