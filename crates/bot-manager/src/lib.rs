@@ -118,6 +118,11 @@ const STEPS: &[MigrationStep] = &[
         description: "recurrences",
         sql: include_str!("../migrations/0012_recurrences.sql"),
     },
+    MigrationStep {
+        version: 13,
+        description: "media",
+        sql: include_str!("../migrations/0013_media.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

@@ -377,18 +377,24 @@ pub fn check_text(text: &str, has_media: bool) -> Result<String, ApiError> {
 }
 
 /// An id as X's document defines `TweetId` and `MediaId`: 1 to 19 digits.
-fn is_x_id(id: &str) -> bool {
+pub fn is_x_id(id: &str) -> bool {
     (1..=19).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Media ids as X's document defines them (`MediaId`), at most 4 per post.
+/// A medium uploaded here (`POST /bots/{id}/media`), as opposed to one already on X.
+pub fn is_stored_media_id(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::parse_str(id).is_ok()
+}
+
+/// Media ids: X's (`MediaId`, already uploaded to X) or media uploaded here, at most 4 per
+/// post.
 pub fn check_media(ids: &[String]) -> Result<(), ApiError> {
     if ids.len() > 4 {
         return Err(ApiError::invalid_data("media_ids: at most 4"));
     }
-    if !ids.iter().all(|id| is_x_id(id)) {
+    if !ids.iter().all(|id| is_x_id(id) || is_stored_media_id(id)) {
         return Err(ApiError::invalid_data(
-            "media_ids: X media ids, 1 to 19 digits each",
+            "media_ids: X media ids (1 to 19 digits) or ids of media uploaded here",
         ));
     }
     Ok(())

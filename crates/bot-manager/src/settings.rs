@@ -24,6 +24,12 @@ pub struct Settings {
     /// How often recurring posts' next occurrences are made into posts (0: never, for tests
     /// that drive it).
     pub recurrence_interval_seconds: u64,
+    /// The largest medium kept here until its post is published (X's own limits — images
+    /// 5 MB, GIFs 15 MB, videos 512 MB — apply below it).
+    pub media_max_bytes: u64,
+    /// The size of the chunks media are kept in and uploaded to X in (X takes at most 5 MiB
+    /// per segment).
+    pub media_chunk_bytes: u64,
     /// How often X is asked for each registered app's project usage (`GET /2/usage/tweets`,
     /// which X allows 50 times per 15 minutes); 0 turns the reader off.
     pub x_usage_interval_seconds: u64,
@@ -109,6 +115,8 @@ impl Default for Settings {
             duplicate_window_seconds: 86_400,
             metrics_interval_seconds: 900,
             recurrence_interval_seconds: 60,
+            media_max_bytes: 16 * 1024 * 1024,
+            media_chunk_bytes: 1024 * 1024,
             x_usage_interval_seconds: 900,
             metrics_post_age_days: 7,
             max_pending_posts_per_bot: 10_000,
@@ -337,6 +345,14 @@ impl Settings {
                     && !self.x_api.authorize_url.starts_with("https://")
                     && !self.x_api.authorize_url.starts_with("http://"),
                 "bot_manager.x_api.authorize_url is empty (X's own) or an http(s) URL",
+            ),
+            (
+                !(1..=512 * 1024 * 1024).contains(&self.media_max_bytes),
+                "bot_manager.media_max_bytes is 1 to 536870912 (X's largest video)",
+            ),
+            (
+                !(16 * 1024..=5 * 1024 * 1024).contains(&self.media_chunk_bytes),
+                "bot_manager.media_chunk_bytes is 16 KiB to 5 MiB (X's largest segment)",
             ),
             (
                 self.grace_seconds == 0,

@@ -268,6 +268,33 @@ impl XClient {
         })
     }
 
+    /// A GET of `path` (after the base URL) with the token.
+    async fn get(&self, endpoint: &str, path: &str, token: &Secret) -> Result<XAnswer, XCallError> {
+        let request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token.expose());
+        self.call(endpoint, request).await
+    }
+
+    /// A POST of `path` (after the base URL) with the token and a JSON body, if any.
+    async fn post(
+        &self,
+        endpoint: &str,
+        path: &str,
+        token: &Secret,
+        body: Option<&Value>,
+    ) -> Result<XAnswer, XCallError> {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.call(endpoint, request).await
+    }
+
     /// `POST /2/tweets`.
     pub async fn create_post(
         &self,
@@ -294,49 +321,96 @@ impl XClient {
 
     /// `GET /2/users/me?user.fields=public_metrics`.
     pub async fn me(&self, token: &Secret) -> Result<XAnswer, XCallError> {
+        self.get("users.me", "/2/users/me?user.fields=public_metrics", token)
+            .await
+    }
+
+    /// `POST /2/media/upload/initialize`: a chunked upload of `total_bytes` of `media_type`.
+    pub async fn media_initialize(
+        &self,
+        token: &Secret,
+        (media_type, category, total_bytes): (&str, &str, u64),
+    ) -> Result<XAnswer, XCallError> {
+        let body = json!({"media_type": media_type, "media_category": category,
+            "total_bytes": total_bytes});
+        self.post(
+            "media.upload",
+            "/2/media/upload/initialize",
+            token,
+            Some(&body),
+        )
+        .await
+    }
+
+    /// `POST /2/media/upload/:id/append`: segment `index` (`multipart/form-data`).
+    pub async fn media_append(
+        &self,
+        token: &Secret,
+        media_id: &str,
+        (index, bytes): (u32, Vec<u8>),
+    ) -> Result<XAnswer, XCallError> {
+        let form = reqwest::multipart::Form::new()
+            .text("segment_index", index.to_string())
+            .part("media", reqwest::multipart::Part::bytes(bytes));
         let request = self
             .http
-            .get(format!(
-                "{}/2/users/me?user.fields=public_metrics",
-                self.base
-            ))
-            .bearer_auth(token.expose());
-        self.call("users.me", request).await
+            .post(format!("{}/2/media/upload/{media_id}/append", self.base))
+            .bearer_auth(token.expose())
+            .multipart(form);
+        self.call("media.upload", request).await
+    }
+
+    /// `POST /2/media/upload/:id/finalize`.
+    pub async fn media_finalize(
+        &self,
+        token: &Secret,
+        media_id: &str,
+    ) -> Result<XAnswer, XCallError> {
+        let path = format!("/2/media/upload/{media_id}/finalize");
+        self.post("media.upload", &path, token, None).await
+    }
+
+    /// `GET /2/media/upload?command=STATUS&media_id=:id`: a finalized upload's processing.
+    pub async fn media_status(
+        &self,
+        token: &Secret,
+        media_id: &str,
+    ) -> Result<XAnswer, XCallError> {
+        let path = format!("/2/media/upload?command=STATUS&media_id={media_id}");
+        self.get("media.upload", &path, token).await
+    }
+
+    /// `POST /2/media/metadata`: the medium's alt text.
+    pub async fn media_alt_text(
+        &self,
+        token: &Secret,
+        media_id: &str,
+        text: &str,
+    ) -> Result<XAnswer, XCallError> {
+        let body = json!({"id": media_id, "metadata": {"alt_text": {"text": text}}});
+        self.post("media.metadata", "/2/media/metadata", token, Some(&body))
+            .await
     }
 
     /// `GET /2/tweets/:id` with public, non-public and organic metrics.
     pub async fn lookup_post(&self, token: &Secret, id: &str) -> Result<XAnswer, XCallError> {
-        let request = self
-            .http
-            .get(format!(
-                "{}/2/tweets/{id}?tweet.fields=public_metrics,non_public_metrics,organic_metrics,created_at",
-                self.base
-            ))
-            .bearer_auth(token.expose());
-        self.call("tweets.lookup", request).await
+        let path = format!(
+            "/2/tweets/{id}?tweet.fields=public_metrics,non_public_metrics,organic_metrics,created_at"
+        );
+        self.get("tweets.lookup", &path, token).await
     }
 
     /// `GET /2/usage/tweets` with an app-only bearer token: the project's monthly cap, its
     /// use so far and the day it resets.
     pub async fn project_usage(&self, app_token: &Secret) -> Result<XAnswer, XCallError> {
-        let request = self
-            .http
-            .get(format!("{}/2/usage/tweets", self.base))
-            .bearer_auth(app_token.expose());
-        self.call("usage.tweets", request).await
+        self.get("usage.tweets", "/2/usage/tweets", app_token).await
     }
 
     /// `GET /2/users/:id/tweets`: the bot's latest posts, to find out whether a post whose
     /// answer was lost exists.
     pub async fn own_posts(&self, token: &Secret, user_id: &str) -> Result<XAnswer, XCallError> {
-        let request = self
-            .http
-            .get(format!(
-                "{}/2/users/{user_id}/tweets?max_results=100&tweet.fields=created_at",
-                self.base
-            ))
-            .bearer_auth(token.expose());
-        self.call("users.tweets", request).await
+        let path = format!("/2/users/{user_id}/tweets?max_results=100&tweet.fields=created_at");
+        self.get("users.tweets", &path, token).await
     }
 
     /// `POST /2/oauth2/token` with a refresh token. The refresh token rotates: the answer's

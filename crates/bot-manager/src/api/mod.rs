@@ -7,6 +7,7 @@ mod budgets;
 mod connect;
 mod contract;
 mod imports;
+mod media;
 mod metrics;
 mod posts;
 mod recurrences;
@@ -35,9 +36,11 @@ const IMPORT_BODY_LIMIT: usize = 5 * 1024 * 1024;
 pub use platform::http::precondition::{etag, if_match};
 
 pub fn router(state: AppState) -> Router {
+    let media_limit = state.settings.media_max_bytes as usize;
     bot_routes()
         .merge(post_routes())
         .merge(series_routes())
+        .merge(media_routes(media_limit))
         .with_state(state)
 }
 
@@ -105,6 +108,21 @@ fn bot_routes() -> Router<AppState> {
         .route(
             &format!("{p}/{{bot_id}}/metrics/refresh"),
             post(metrics::refresh),
+        )
+}
+
+/// A bot's media for posts; an upload's body may be as large as `limit` (a larger one is a
+/// 413 before it is read).
+fn media_routes(limit: usize) -> Router<AppState> {
+    let p = crate::ROUTE_PREFIX;
+    Router::new()
+        .route(
+            &format!("{p}/{{bot_id}}/media"),
+            post(media::upload).layer(axum::extract::DefaultBodyLimit::max(limit)),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/media/{{media_id}}"),
+            get(media::get).delete(media::delete),
         )
 }
 
@@ -217,6 +235,7 @@ fn post_routes() -> Router<AppState> {
         threads::resume,
         recurrences::create, recurrences::list, recurrences::get, recurrences::pause,
         recurrences::resume, recurrences::end,
+        media::upload, media::get, media::delete,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
         budgets::list, budgets::put, budgets::delete,
         apps::list, apps::set_token, apps::delete_token, apps::refresh, apps::put_budget,

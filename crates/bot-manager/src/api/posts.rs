@@ -93,7 +93,7 @@ pub(super) fn respond(status: StatusCode, post: PostRow) -> Response {
 pub struct CreatePostRequest {
     #[serde(default)]
     pub text: String,
-    /// X media ids from X's media upload (at most 4).
+    /// At most 4: ids of media uploaded here (`POST …/media`) or X media ids.
     #[serde(default)]
     pub media_ids: Vec<String>,
     /// The X post this one replies to.

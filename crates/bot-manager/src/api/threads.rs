@@ -20,7 +20,7 @@ use crate::ops::threads::{NewPart, NewThread, Thread};
 pub struct ThreadPartRequest {
     #[serde(default)]
     pub text: String,
-    /// X media ids (at most 4).
+    /// At most 4: ids of media uploaded here (`POST …/media`) or X media ids.
     #[serde(default)]
     pub media_ids: Vec<String>,
 }

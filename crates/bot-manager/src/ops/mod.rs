@@ -8,6 +8,7 @@ pub mod budgets;
 pub mod compliance;
 pub mod connect;
 pub mod imports;
+pub mod media;
 pub mod metrics;
 pub mod posts;
 pub mod recurrences;

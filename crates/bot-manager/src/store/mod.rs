@@ -9,6 +9,7 @@ pub mod claims;
 pub mod connections;
 pub mod execution;
 pub mod history;
+pub mod media;
 pub mod metrics;
 pub mod posts;
 pub mod recurrences;

@@ -24,6 +24,7 @@ use crate::store::execution::{self, JobContext};
 use crate::store::posts::JobKind;
 
 mod delete;
+mod media;
 mod publish;
 mod run;
 

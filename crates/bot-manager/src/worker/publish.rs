@@ -249,11 +249,14 @@ impl Run<'_> {
     }
 
     async fn published(&self, x_post_id: Option<String>) -> anyhow::Result<Settle> {
-        self.finish(Outcome::Done {
-            post_state: PostState::Published,
-            x_post_id,
-        })
-        .await
+        let settle = self
+            .finish(Outcome::Done {
+                post_state: PostState::Published,
+                x_post_id,
+            })
+            .await?;
+        self.drop_published_media().await;
+        Ok(settle)
     }
 
     /// The post's options as sent: a later part of a thread replies to the part before it.
@@ -268,17 +271,27 @@ impl Run<'_> {
     /// Sends the post, recording first that it is being sent.
     async fn send(&self, token: platform::config::Secret) -> anyhow::Result<Settle> {
         let job = &self.job;
+        // Uploading media sends no post: it may be redone before the send is recorded.
+        let media_ids = match self.media_for_x(&token).await? {
+            Ok(ids) => ids,
+            Err(settle) => return Ok(settle),
+        };
+        let token = match self.token(PostState::Scheduled).await? {
+            Ok(token) => token,
+            Err(settle) => return Ok(settle),
+        };
         let now = self.manager.clock.now_millis();
         if !execution::mark_sending(&self.manager.db, job, PostState::Publishing, now).await? {
             return Ok(Settle::Ack);
         }
         let x = &self.manager.x;
         let options = &self.options_to_send();
+        let media_ids = &media_ids;
         let sent = self
             .call_with_refresh(token, |t| async move {
                 let post = PostContent {
                     text: &job.text,
-                    media_ids: &job.media_ids,
+                    media_ids,
                     options,
                 };
                 x.create_post(&t, &post).await

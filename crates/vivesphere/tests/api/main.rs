@@ -37,6 +37,7 @@ mod health;
 mod imports;
 mod logs;
 mod logs_actors;
+mod media;
 mod openapi_examples;
 mod outage;
 mod postgres_and_nats;

@@ -41,6 +41,16 @@ fn example_and_schema(doc: &Value, body: &Value) -> (Option<Value>, Value) {
     (example, schema)
 }
 
+/// Whether the body is a file (`type: string, format: binary`), directly or by reference.
+fn is_file(doc: &Value, schema: &Value) -> bool {
+    let resolved = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.rsplit('/').next())
+        .map(|name| &doc["components"]["schemas"][name])
+        .unwrap_or(schema);
+    resolved["type"] == "string" && resolved["format"] == "binary"
+}
+
 fn matches(doc: &Value, schema: &Value, instance: &Value) -> Result<(), String> {
     let mut root = json!({"components": doc["components"]});
     root.as_object_mut()
@@ -75,6 +85,10 @@ async fn every_request_body_has_an_example_that_matches_its_schema_and_works() {
                 continue;
             };
             let (example, schema) = example_and_schema(&doc, body);
+            if is_file(&doc, &schema) {
+                // A file upload: Swagger UI offers a file picker, not an example.
+                continue;
+            }
             let example = example.unwrap_or_else(|| panic!("{method} {path}: no example"));
             if let Err(why) = matches(&doc, &schema, &example) {
                 panic!("{method} {path}: the example does not match its schema: {why}");
