@@ -44,7 +44,7 @@ pub struct ImportParams {
     pub dry_run: bool,
 }
 
-fn is_csv(headers: &HeaderMap) -> bool {
+pub(super) fn is_csv(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -52,7 +52,7 @@ fn is_csv(headers: &HeaderMap) -> bool {
 }
 
 /// The export's spreadsheet guard (`'` before a cell that would start a formula) comes off.
-fn unguard(cell: &str) -> String {
+pub(super) fn unguard(cell: &str) -> String {
     match cell.strip_prefix('\'') {
         Some(rest)
             if rest
@@ -65,7 +65,7 @@ fn unguard(cell: &str) -> String {
     }
 }
 
-fn optional(cell: Option<&str>) -> Option<String> {
+pub(super) fn optional(cell: Option<&str>) -> Option<String> {
     cell.map(unguard).filter(|v| !v.is_empty())
 }
 

@@ -2,6 +2,7 @@
 //! RESTful bots and connecting their X accounts, posts with their review, threads and recurring posts, metrics, usage and cost, and the composer's text check.
 
 mod apps;
+mod bot_imports;
 mod bots;
 mod budgets;
 mod connect;
@@ -58,6 +59,12 @@ fn bot_routes() -> Router<AppState> {
             post(imports::import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
         )
         .route(&format!("{p}/posts/export"), get(imports::export))
+        .route(
+            &format!("{p}/import"),
+            post(bot_imports::import)
+                .layer(axum::extract::DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
+        )
+        .route(&format!("{p}/export"), get(bot_imports::export))
         .route(&format!("{p}/usage"), get(usage::usage))
         .route(&format!("{p}/budgets"), get(budgets::list))
         .route(&format!("{p}/apps"), get(apps::list))
@@ -224,7 +231,8 @@ fn post_routes() -> Router<AppState> {
     paths(
         contract::create, contract::list,
         bots::create, bots::list, bots::get, bots::update, bots::set_status, bots::archive,
-        bots::replace_credentials, connect::start, connect::callback,
+        bots::replace_credentials, connect::start, connect::callback, bot_imports::import,
+        bot_imports::export,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
         posts::cancel, posts::delete, posts::queue, posts::calendar, imports::import, imports::export,
         text::check,

@@ -26,6 +26,42 @@ pub struct NewBot {
 }
 
 impl NewBot {
+    /// The bot's row for `owner` (user, team), and the credentials for Secure Bot Data. A
+    /// bot without credentials it can publish with waits in `needs_reauth` for its X
+    /// account to be connected.
+    pub fn into_row(
+        self,
+        (owner_id, team): (String, Option<&str>),
+        now: i64,
+    ) -> (BotRow, Map<String, Value>) {
+        let publishes = can_publish(&self.credentials);
+        let bot = BotRow {
+            bot_id: new_id(),
+            owner_id,
+            team: team.map(String::from),
+            name: self.name,
+            x_handle: self.x_handle,
+            x_user_id: None,
+            description: self.description,
+            operator_account: self.operator_account,
+            posting_slots: self.posting_slots,
+            time_zone: self.time_zone,
+            x_app: self.x_app,
+            status: if publishes {
+                BotStatus::Active
+            } else {
+                BotStatus::NeedsReauth
+            },
+            status_reason: (!publishes).then(|| {
+                "no OAuth token or refresh token given: connect the X account".to_string()
+            }),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        (bot, self.credentials)
+    }
+
     /// Checks each field; a value is never quoted back in an error.
     pub fn parse(
         name: &str,
@@ -273,36 +309,13 @@ pub async fn create(m: &BotManager, caller: &Caller, new: NewBot) -> Result<BotR
         ));
     };
     let now = m.clock.now_millis();
-    let publishes = can_publish(&new.credentials);
-    let bot = BotRow {
-        bot_id: new_id(),
-        owner_id,
-        team: caller.team().map(String::from),
-        name: new.name,
-        x_handle: new.x_handle,
-        x_user_id: None,
-        description: new.description,
-        operator_account: new.operator_account,
-        posting_slots: new.posting_slots,
-        time_zone: new.time_zone,
-        x_app: new.x_app,
-        status: if publishes {
-            BotStatus::Active
-        } else {
-            BotStatus::NeedsReauth
-        },
-        status_reason: (!publishes)
-            .then(|| "no OAuth token or refresh token given: connect the X account".to_string()),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    if !new.credentials.is_empty() {
+    let (bot, credentials) = new.into_row((owner_id, caller.team()), now);
+    if !credentials.is_empty() {
         m.botdata
             .store(
                 &bot.bot_id,
                 (&bot.owner_id, bot.team.as_deref()),
-                &new.credentials,
+                &credentials,
                 None,
             )
             .await
@@ -314,7 +327,7 @@ pub async fn create(m: &BotManager, caller: &Caller, new: NewBot) -> Result<BotR
         "bot.created",
         &bot,
         &bot.bot_id,
-        json!({"name": bot.name, "status": bot.status.as_str(), "credential_fields": new.credentials.keys().collect::<Vec<_>>()}),
+        json!({"name": bot.name, "status": bot.status.as_str(), "credential_fields": credentials.keys().collect::<Vec<_>>()}),
     )
     .await;
     Ok(bot)

@@ -53,6 +53,12 @@ fn row_to_bot(row: &AnyRow) -> anyhow::Result<BotRow> {
 }
 
 pub async fn insert(db: &Database, bot: &BotRow) -> anyhow::Result<()> {
+    let mut conn = db.pool().acquire().await?;
+    insert_in(&mut conn, bot).await
+}
+
+/// Inserts a bot on the caller's connection (or inside its transaction).
+pub async fn insert_in(conn: &mut sqlx::AnyConnection, bot: &BotRow) -> anyhow::Result<()> {
     let query = sqlx::query(
         "INSERT INTO bots (bot_id, owner_id, team, name, x_handle, x_user_id, description, \
          operator_account, posting_slots, x_app, time_zone, status, status_reason, version, \
@@ -66,7 +72,7 @@ pub async fn insert(db: &Database, bot: &BotRow) -> anyhow::Result<()> {
         .bind(bot.status.as_str())
         .bind(&bot.status_reason)
         .bind(bot.created_at)
-        .execute(db.pool())
+        .execute(conn)
         .await?;
     Ok(())
 }
@@ -273,6 +279,18 @@ pub async fn holding_x_user(
     )
     .bind(x_user_id)
     .bind(except_bot_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.map(|r| r.try_get("bot_id")).transpose()?)
+}
+
+/// A bot (not archived) with this handle, any case, if there is one.
+pub async fn holding_handle(db: &Database, handle: &str) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT bot_id FROM bots WHERE LOWER(x_handle) = LOWER($1) AND status <> 'archived' \
+         LIMIT 1",
+    )
+    .bind(handle)
     .fetch_optional(db.pool())
     .await?;
     Ok(row.map(|r| r.try_get("bot_id")).transpose()?)

@@ -21,6 +21,7 @@ mod botdata;
 mod botdata_keys;
 
 mod backup;
+mod bot_imports;
 mod bots;
 mod bots_cluster;
 mod bots_execution;
