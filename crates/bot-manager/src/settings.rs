@@ -64,6 +64,11 @@ pub struct ApprovalSettings {
 pub struct XLimits {
     pub user_posts_per_3h: i64,
     pub app_posts_per_24h: i64,
+    /// The X app is on a self-serve tier, where X lets a bot reply to another account's post
+    /// only if that post's author mentioned the bot or quoted one of its posts: a reply is
+    /// checked against the post on X before it is approved or scheduled. Off for an
+    /// enterprise app.
+    pub replies_restricted: bool,
 }
 
 impl Default for XLimits {
@@ -71,6 +76,7 @@ impl Default for XLimits {
         Self {
             user_posts_per_3h: 300,
             app_posts_per_24h: 10_000,
+            replies_restricted: true,
         }
     }
 }
@@ -270,6 +276,17 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             price(),
             "a media upload",
         ),
+    ]
+    .into_iter()
+    .chain(x_limit_settings())
+    .chain(approval_settings())
+    .collect()
+}
+
+/// X's limits and restrictions that no answer of X's states up front, live.
+fn x_limit_settings() -> [SettingSpec; 3] {
+    let int = |min, max| SettingKind::Integer { min, max };
+    [
         SettingSpec::live(
             "bot_manager.x_limits.user_posts_per_3h",
             int(0, 1_000_000),
@@ -280,10 +297,12 @@ pub fn declared_settings() -> Vec<SettingSpec> {
             int(0, 100_000_000),
             "posts X allows the app over 24 hours (0: not checked here)",
         ),
+        SettingSpec::live(
+            "bot_manager.x_limits.replies_restricted",
+            SettingKind::Bool,
+            "self-serve X app: a reply only where the post's author mentioned or quoted the bot",
+        ),
     ]
-    .into_iter()
-    .chain(approval_settings())
-    .collect()
 }
 
 /// Review before posting, live.

@@ -400,6 +400,16 @@ impl XClient {
         self.get("tweets.lookup", &path, token).await
     }
 
+    /// `GET /2/tweets/:id` with what X's reply restriction looks at: the author, the
+    /// mentions, and the post it quotes with that post's author.
+    pub async fn reply_target(&self, token: &Secret, id: &str) -> Result<XAnswer, XCallError> {
+        let path = format!(
+            "/2/tweets/{id}?tweet.fields=author_id,entities,referenced_tweets\
+             &expansions=referenced_tweets.id"
+        );
+        self.get("tweets.lookup", &path, token).await
+    }
+
     /// `GET /2/usage/tweets` with an app-only bearer token: the project's monthly cap, its
     /// use so far and the day it resets.
     pub async fn project_usage(&self, app_token: &Secret) -> Result<XAnswer, XCallError> {

@@ -60,6 +60,10 @@ pub struct Settings {
     pub usage_limit: u32,
     /// Users created at start for demos (their tokens are printed once).
     pub demo_users: Vec<String>,
+    /// X's reply restriction for self-serve apps: a reply to another account's post is
+    /// refused (403) unless that post's author mentioned the replying account or quoted one
+    /// of its posts. Off: an enterprise app.
+    pub restrict_replies: bool,
 }
 
 impl Default for Settings {
@@ -77,6 +81,7 @@ impl Default for Settings {
             project_id: "1369785403853424".into(),
             usage_limit: 50,
             demo_users: Vec::new(),
+            restrict_replies: true,
         }
     }
 }

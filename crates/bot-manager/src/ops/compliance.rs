@@ -45,5 +45,6 @@ pub fn check_cashtags(text: &str) -> Result<(), ApiError> {
 pub async fn check(m: &BotManager, post: &PostRow) -> Result<(), ApiError> {
     check_cashtags(&post.text)?;
     super::media::check_attached(m, &post.bot_id, &post.media_ids).await?;
+    super::replies::check(m, post).await?;
     check_not_duplicated(m, &post.bot_id, &post.fingerprint).await
 }

@@ -13,6 +13,7 @@ pub mod media;
 pub mod metrics;
 pub mod posts;
 pub mod recurrences;
+pub mod replies;
 pub mod reviews;
 pub mod text;
 pub mod threads;

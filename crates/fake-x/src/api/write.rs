@@ -99,6 +99,10 @@ fn refusal(error: CreateError) -> Response {
         CreateError::QuoteTargetGone => {
             forbidden("You attempted to quote a Tweet that is deleted or not visible to you.")
         }
+        CreateError::ReplyNotAllowed => forbidden(
+            "Reply to this conversation is not allowed because you have not been mentioned or \
+             otherwise engaged by the author of the post you are replying to.",
+        ),
         CreateError::TooLong => invalid("text", "", "Your Tweet text is too long."),
         CreateError::Empty => invalid("text", "", "Your Tweet must have text or media."),
         CreateError::UnknownMedia => invalid("media.media_ids", "", "Your media IDs are invalid."),

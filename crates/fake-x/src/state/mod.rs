@@ -282,6 +282,8 @@ pub enum CreateError {
     ReplyTargetGone,
     /// The post quoted is deleted or was never there.
     QuoteTargetGone,
+    /// A self-serve app replying where the author did not mention or quote the replier.
+    ReplyNotAllowed,
 }
 
 /// The fake X.
@@ -627,6 +629,12 @@ impl FakeX {
         if let Some(None) = live(&new.quote_of) {
             return Err(CreateError::QuoteTargetGone);
         }
+        if let Some(target) = &reply_to
+            && self.settings.restrict_replies
+            && !may_reply(&inner, author_id, target)
+        {
+            return Err(CreateError::ReplyNotAllowed);
+        }
         if !text.is_empty() && is_duplicate(&inner, author_id, &text) {
             return Err(CreateError::Duplicate);
         }
@@ -836,6 +844,26 @@ fn owned_media(inner: &Inner, author_id: &str, ids: &[String]) -> Result<Vec<Med
                 .ok_or(CreateError::UnknownMedia)
         })
         .collect()
+}
+
+/// X's reply restriction for self-serve apps: a reply to one's own post, or to a post whose
+/// author mentioned the replier or quoted one of the replier's posts.
+fn may_reply(inner: &Inner, replier_id: &str, target: &Post) -> bool {
+    if target.author_id == replier_id {
+        return true;
+    }
+    let Some(replier) = inner.users.get(replier_id) else {
+        return false;
+    };
+    let mentioned = x_text::mentions(&target.text)
+        .iter()
+        .any(|m| m.list_slug.is_empty() && m.value.eq_ignore_ascii_case(&replier.username));
+    let quoted = target
+        .quote_of
+        .as_ref()
+        .and_then(|id| inner.posts.get(id))
+        .is_some_and(|quoted| quoted.author_id == replier_id);
+    mentioned || quoted
 }
 
 /// A fault's path: a prefix of the request's, where a `*` segment stands for any one segment

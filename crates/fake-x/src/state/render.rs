@@ -129,6 +129,16 @@ fn post_value(post: &Post, viewer: &str, view: &View) -> Value {
     if let (true, Some((_, user))) = (view.field("in_reply_to_user_id"), &post.reply_to) {
         data["in_reply_to_user_id"] = json!(user);
     }
+    if view.field("entities") {
+        let mentions: Vec<Value> = x_text::mentions(&post.text)
+            .into_iter()
+            .filter(|m| m.list_slug.is_empty())
+            .map(|m| json!({"start": m.start, "end": m.end, "username": m.value}))
+            .collect();
+        if !mentions.is_empty() {
+            data["entities"] = json!({ "mentions": mentions });
+        }
+    }
     let references = referenced(post);
     if view.field("referenced_tweets") && !references.is_empty() {
         data["referenced_tweets"] = references

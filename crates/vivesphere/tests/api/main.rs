@@ -44,6 +44,7 @@ mod outage;
 mod postgres_and_nats;
 mod process;
 mod recurrences;
+mod replies;
 mod reviews;
 mod routes;
 mod settings;
