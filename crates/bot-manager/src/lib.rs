@@ -123,6 +123,11 @@ const STEPS: &[MigrationStep] = &[
         description: "media",
         sql: include_str!("../migrations/0013_media.sql"),
     },
+    MigrationStep {
+        version: 14,
+        description: "compliance records",
+        sql: include_str!("../migrations/0014_compliance_records.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

@@ -44,6 +44,17 @@ pub struct Settings {
     pub x_limits: XLimits,
     /// Review before posting, for every bot (teams and bots can require it too) (live).
     pub approvals: ApprovalSettings,
+    pub compliance: ComplianceSettings,
+}
+
+/// The automation disclosure a person confirms for each bot (`PUT /bots/{id}/compliance`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComplianceSettings {
+    /// A bot's first post waits for its confirmed record. Off by default for now: it would
+    /// break every API client that creates a bot and posts; the console (issue 20) walks
+    /// people through the record, and then it turns on.
+    pub record_required: bool,
 }
 
 /// Review before posting. Any level that requires it requires it: this setting, the bot's
@@ -129,6 +140,7 @@ impl Default for Settings {
             pricing: Pricing::default(),
             x_limits: XLimits::default(),
             approvals: ApprovalSettings::default(),
+            compliance: ComplianceSettings::default(),
         }
     }
 }
@@ -305,9 +317,14 @@ fn x_limit_settings() -> [SettingSpec; 3] {
     ]
 }
 
-/// Review before posting, live.
-fn approval_settings() -> [SettingSpec; 2] {
+/// Review before posting and the automation disclosure, live.
+fn approval_settings() -> [SettingSpec; 3] {
     [
+        SettingSpec::live(
+            "bot_manager.compliance.record_required",
+            SettingKind::Bool,
+            "a bot's first post waits for its confirmed automation disclosure",
+        ),
         SettingSpec::live(
             "bot_manager.approvals.required",
             SettingKind::Bool,

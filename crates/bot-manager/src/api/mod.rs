@@ -7,6 +7,7 @@ mod bots;
 mod budgets;
 mod connect;
 mod contract;
+mod disclosure;
 mod imports;
 mod media;
 mod metrics;
@@ -102,6 +103,10 @@ fn bot_routes() -> Router<AppState> {
         .route(
             &format!("{p}/{{bot_id}}/credentials"),
             axum::routing::put(bots::replace_credentials),
+        )
+        .route(
+            &format!("{p}/{{bot_id}}/compliance"),
+            get(disclosure::get).put(disclosure::confirm),
         )
         .route(&format!("{p}/{{bot_id}}/x-connect"), post(connect::start))
         .route(
@@ -232,7 +237,7 @@ fn post_routes() -> Router<AppState> {
         contract::create, contract::list,
         bots::create, bots::list, bots::get, bots::update, bots::set_status, bots::archive,
         bots::replace_credentials, connect::start, connect::callback, bot_imports::import,
-        bot_imports::export,
+        bot_imports::export, disclosure::get, disclosure::confirm,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
         posts::cancel, posts::delete, posts::queue, posts::calendar, imports::import, imports::export,
         text::check,

@@ -162,7 +162,7 @@ pub fn parse_x_app(raw: &str) -> Result<String, ApiError> {
 }
 
 /// `@handle` or `handle`: 1 to 15 letters, digits or `_`, as X allows.
-fn parse_handle(raw: &str, field: &str) -> Result<String, ApiError> {
+pub(super) fn parse_handle(raw: &str, field: &str) -> Result<String, ApiError> {
     let handle = raw.trim().trim_start_matches('@');
     if (1..=15).contains(&handle.len())
         && handle

@@ -44,6 +44,7 @@ pub fn check_cashtags(text: &str) -> Result<(), ApiError> {
 /// Every pre-check a post passes before it is approved or scheduled.
 pub async fn check(m: &BotManager, post: &PostRow) -> Result<(), ApiError> {
     check_cashtags(&post.text)?;
+    super::disclosure::check(m, &post.bot_id).await?;
     super::media::check_attached(m, &post.bot_id, &post.media_ids).await?;
     super::replies::check(m, post).await?;
     check_not_duplicated(m, &post.bot_id, &post.fingerprint).await

@@ -8,6 +8,7 @@ pub mod bots;
 pub mod budgets;
 pub mod compliance;
 pub mod connect;
+pub mod disclosure;
 pub mod imports;
 pub mod media;
 pub mod metrics;

@@ -6,6 +6,7 @@ pub mod apps;
 pub mod bots;
 pub mod budgets;
 pub mod claims;
+pub mod compliance;
 pub mod connections;
 pub mod execution;
 pub mod history;

@@ -31,6 +31,7 @@ mod calendar;
 mod config;
 mod connect;
 mod demo;
+mod disclosure;
 mod disk_full;
 mod gateway;
 mod hardening;
