@@ -44,8 +44,9 @@ pub struct CreateThreadRequest {
 pub struct ThreadView {
     pub thread_id: String,
     pub bot_id: String,
-    /// `draft`, `scheduled`, `publishing`, `published`, `stopped` (a part failed: resume it)
-    /// or `cancelled`.
+    /// `draft`, `in_review` (a part waits for review), `approved` (every part reviewed: schedule
+    /// it), `scheduled`, `publishing`, `published`, `stopped` (a part failed: resume it) or
+    /// `cancelled`.
     pub state: String,
     /// In order, each with its own state and X id.
     pub parts: Vec<PostView>,
@@ -65,6 +66,13 @@ fn thread_state(parts: &[PostView]) -> &'static str {
         "cancelled"
     } else if all(PostState::Draft) {
         "draft"
+    } else if any(PostState::PendingReview) || any(PostState::ChangesRequested) {
+        "in_review"
+    } else if parts
+        .iter()
+        .all(|p| matches!(p.state, PostState::Draft | PostState::Approved))
+    {
+        "approved"
     } else if all(PostState::Scheduled) {
         "scheduled"
     } else {

@@ -59,23 +59,37 @@ fn part_row(bot: &BotRow, caller: &Caller, part: NewPart, now: i64) -> Result<Po
     ))
 }
 
-/// Refuses to schedule a thread on a bot that requires review: parts are reviewed one by one
-/// and a thread's chain cannot yet wait for every approval (said in docs/posting.md).
-async fn check_not_reviewed(m: &BotManager, bot: &BotRow) -> Result<(), ApiError> {
+/// On a bot that requires review, a thread goes out only once every part is approved: the
+/// parts are submitted and reviewed one by one as drafts, then the thread is scheduled as
+/// one (each part's approval pinned to its content, as any post's).
+async fn check_reviewed(m: &BotManager, bot: &BotRow, parts: &[PostRow]) -> Result<(), ApiError> {
     let policy = reviews::policy(m, &bot.bot_id, bot.team.as_deref()).await?;
-    if policy.approval_required {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "this bot requires review before posting; a thread on it can be drafted but not \
-             scheduled or published yet",
-        ));
+    if !policy.approval_required && !m.live.get().approvals.required {
+        return Ok(());
     }
-    Ok(())
+    let waiting: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.approval.is_none())
+        .map(|(i, p)| format!("{} ({})", i + 1, p.state.as_str()))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::Conflict,
+        format!(
+            "this bot requires review: every part of a thread is approved before it is \
+             scheduled; parts {} are not (submit each: POST …/posts/{{post_id}}/submit)",
+            waiting.join(", ")
+        ),
+    ))
 }
 
-/// Every part's checks before the thread is armed: X's rules per part, the bot's quota.
+/// Every part's checks before the thread is armed: review, X's rules per part, the bot's
+/// quota.
 async fn check_parts(m: &BotManager, bot: &BotRow, parts: &[PostRow]) -> Result<(), ApiError> {
-    check_not_reviewed(m, bot).await?;
+    check_reviewed(m, bot, parts).await?;
     for part in parts {
         compliance::check(m, part).await?;
     }
@@ -232,10 +246,8 @@ pub async fn schedule(
     caller.require("posts:write")?;
     let (bot, Thread { thread, mut parts }) = reachable_thread(m, caller, ids).await?;
     writable(&bot)?;
-    if let Some(started) = parts
-        .iter()
-        .find(|p| !matches!(p.state, PostState::Draft | PostState::Scheduled))
-    {
+    // Parts in review have not started either: the review check says what they wait for.
+    if let Some(started) = parts.iter().find(|p| !p.state.is_editable()) {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             format!(
@@ -344,7 +356,12 @@ pub async fn resume(
             ),
         ));
     }
-    check_not_reviewed(m, &bot).await?;
+    let unsent: Vec<PostRow> = parts
+        .iter()
+        .filter(|p| p.state != PostState::Published)
+        .cloned()
+        .collect();
+    check_reviewed(m, &bot, &unsent).await?;
     compliance::check_cashtags(&stopped.text)?;
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;

@@ -277,3 +277,94 @@ async fn a_thread_needs_two_to_25_parts_and_waits_for_review_where_required() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(env.x_requests("POST", "/2/tweets").is_empty());
 }
+
+#[tokio::test]
+async fn a_thread_on_a_reviewed_bot_goes_out_once_every_part_is_approved() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let mia = env.team_member("mia", "Manager", "news").await;
+    let eli = env.team_member("eli", "Editor", "news").await;
+    let (bot_id, _) = env.bot(&mia, "reviewedthreads").await;
+    let path = format!("/api/v1/bots/{bot_id}/review-policy");
+    let require = json!({"approval_required": true});
+    assert_eq!(
+        env.send(Method::PUT, &path, &mia, require).await.status(),
+        StatusCode::OK
+    );
+    let texts = [
+        "Road works (1/3)",
+        "Harbour Street closed (2/3)",
+        "Until Friday (3/3)",
+    ];
+    let (status, thread) =
+        create_thread(&env, &eli, &bot_id, json!({"parts": parts(&texts)})).await;
+    assert_eq!(status, StatusCode::CREATED, "{thread}");
+    let (status, refused) = thread_action(&env, &eli, &thread, "publish").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 (draft), 2 (draft), 3 (draft)"),
+        "{refused}"
+    );
+
+    let review = |part: &Value, action: &str| {
+        format!(
+            "/api/v1/bots/{bot_id}/posts/{}/{action}",
+            part["post_id"].as_str().unwrap()
+        )
+    };
+    let mut submitted = Vec::new();
+    for part in thread["parts"].as_array().unwrap() {
+        let response = env
+            .send(Method::POST, &review(part, "submit"), &eli, json!({}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        submitted.push(response.json::<Value>().await.unwrap());
+    }
+    for part in &submitted[..2] {
+        let body = json!({"content_version": part["content_version"]});
+        let response = env
+            .send(Method::POST, &review(part, "approve"), &mia, body)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let (status, refused) = thread_action(&env, &eli, &thread, "publish").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 (pending_review)"),
+        "{refused}"
+    );
+    let path = format!(
+        "/api/v1/bots/{bot_id}/threads/{}",
+        thread["thread_id"].as_str().unwrap()
+    );
+    let now: Value = env.get(&path, &eli).await.json().await.unwrap();
+    assert_eq!(now["state"], "in_review");
+
+    let body = json!({"content_version": submitted[2]["content_version"]});
+    let response = env
+        .send(Method::POST, &review(&submitted[2], "approve"), &mia, body)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let now: Value = env.get(&path, &eli).await.json().await.unwrap();
+    assert_eq!(now["state"], "approved");
+    let (status, scheduled) = thread_action(&env, &eli, &thread, "publish").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{scheduled}");
+    let done = wait_thread(&env, &eli, &thread, &["published", "stopped"]).await;
+    assert_eq!(done["state"], "published", "{done}");
+    let ids = x_ids(&done);
+    assert_eq!(
+        env.fake.reply_target(&ids[2]).as_deref(),
+        Some(ids[1].as_str())
+    );
+    let sent: Vec<String> = env
+        .x_requests("POST", "/2/tweets")
+        .iter()
+        .map(|r| r.text.clone().unwrap())
+        .collect();
+    assert_eq!(sent, texts);
+}
