@@ -194,32 +194,27 @@ async fn stop(
     caller.require("posts:write")?;
     let (bot, row) = reachable_rule(m, caller, ids).await?;
     let now = m.clock.now_millis();
-    let unsent: Vec<(i64, PostRow)> = recurrences::posts(&m.db, &row.recurrence_id)
-        .await?
-        .into_iter()
-        .filter(|(_, p)| PostState::EDITABLE.contains(&p.state))
-        .collect();
-    let pausing = to == RecurrenceState::Paused;
-    let rewind = unsent.first().map(|(i, _)| *i).filter(|_| pausing);
+    let id = row.recurrence_id.as_str();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
-    let from = [RecurrenceState::Active, RecurrenceState::Paused];
     let mut moved = false;
-    for from in from.into_iter().filter(|f| *f != to) {
-        moved = moved
-            || recurrences::set_state(&mut tx, &row.recurrence_id, (from, to), rewind, now).await?;
+    for from in [RecurrenceState::Active, RecurrenceState::Paused] {
+        if from != to && !moved {
+            moved = recurrences::set_state(&mut tx, id, (from, to), now).await?;
+        }
     }
     if !moved {
         tx.rollback().await.map_err(anyhow::Error::from)?;
         return Err(not_in(&row, &format!("cannot be {}", to.as_str())));
     }
     let mut cancelled = Vec::new();
-    for (occurrence, post) in &unsent {
-        if cancel_in(&mut tx, post, caller.id(), now).await? {
-            cancelled.push(*occurrence);
+    for (occurrence, post) in recurrences::posts_in(&mut tx, id).await? {
+        if post.state.is_editable() && cancel_in(&mut tx, &post, caller.id(), now).await? {
+            cancelled.push(occurrence);
         }
     }
-    if pausing {
-        recurrences::unlink(&mut tx, &row.recurrence_id, &cancelled).await?;
+    if let (RecurrenceState::Paused, Some(first)) = (to, cancelled.first()) {
+        recurrences::unlink(&mut tx, id, &cancelled).await?;
+        recurrences::rewind(&mut tx, id, *first).await?;
     }
     tx.commit().await.map_err(anyhow::Error::from)?;
     let action = format!("recurrence.{}", to.as_str());
@@ -266,7 +261,7 @@ pub async fn resume(
     let now = m.clock.now_millis();
     let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
     let states = (RecurrenceState::Paused, RecurrenceState::Active);
-    if !recurrences::set_state(&mut tx, &row.recurrence_id, states, None, now).await? {
+    if !recurrences::set_state(&mut tx, &row.recurrence_id, states, now).await? {
         tx.rollback().await.map_err(anyhow::Error::from)?;
         return Err(not_in(&row, "cannot be resumed"));
     }
@@ -381,7 +376,7 @@ pub async fn materialise(m: &BotManager, row: &RecurrenceRow) -> Result<(), ApiE
     if occurrences.last().is_some_and(|o| o.at + grace_ms < now) {
         let mut tx = m.db.pool().begin().await.map_err(anyhow::Error::from)?;
         let states = (RecurrenceState::Active, RecurrenceState::Ended);
-        recurrences::set_state(&mut tx, id, states, None, now).await?;
+        recurrences::set_state(&mut tx, id, states, now).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
     }
     Ok(())

@@ -132,18 +132,37 @@ pub async fn of_bot(db: &Database, bot_id: &str) -> anyhow::Result<Vec<Recurrenc
         .collect()
 }
 
+const POSTS: &str = "SELECT r.occurrence, p.* FROM recurrence_posts r JOIN posts p \
+     ON p.post_id = r.post_id WHERE r.recurrence_id = $1 ORDER BY r.occurrence";
+
+fn occurrence_post(row: &AnyRow) -> anyhow::Result<(i64, PostRow)> {
+    Ok((row.try_get("occurrence")?, row_to_post(row)?))
+}
+
 /// The occurrences made into posts, by occurrence number.
 pub async fn posts(db: &Database, recurrence_id: &str) -> anyhow::Result<Vec<(i64, PostRow)>> {
-    sqlx::query(
-        "SELECT r.occurrence, p.* FROM recurrence_posts r JOIN posts p ON p.post_id = r.post_id \
-         WHERE r.recurrence_id = $1 ORDER BY r.occurrence",
-    )
-    .bind(recurrence_id)
-    .fetch_all(db.pool())
-    .await?
-    .iter()
-    .map(|row| Ok((row.try_get("occurrence")?, row_to_post(row)?)))
-    .collect()
+    sqlx::query(POSTS)
+        .bind(recurrence_id)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(occurrence_post)
+        .collect()
+}
+
+/// The same, inside the caller's transaction (after it changed the rule's state, so no
+/// occurrence made meanwhile escapes it).
+pub async fn posts_in(
+    tx: &mut Transaction<'_, Any>,
+    recurrence_id: &str,
+) -> anyhow::Result<Vec<(i64, PostRow)>> {
+    sqlx::query(POSTS)
+        .bind(recurrence_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(occurrence_post)
+        .collect()
 }
 
 /// Claims up to `limit` active rules due for a look, pushing their next look `after_ms` out
@@ -210,27 +229,39 @@ pub async fn advance(
     Ok(moved)
 }
 
-/// Moves the rule from `from` to `to`; with `rewind_to`, its next occurrence goes back there
-/// (the first one a pause cancelled). False if it was not in `from`.
+/// Moves the rule from `from` to `to` (and due for a look now); false if it was not in
+/// `from`.
 pub async fn set_state(
     tx: &mut Transaction<'_, Any>,
     recurrence_id: &str,
     (from, to): (RecurrenceState, RecurrenceState),
-    rewind_to: Option<i64>,
     now: i64,
 ) -> anyhow::Result<bool> {
     let result = sqlx::query(
-        "UPDATE recurrences SET state = $1, next_occurrence = COALESCE($2, next_occurrence), \
-         due_at = $3, updated_at = $3 WHERE recurrence_id = $4 AND state = $5",
+        "UPDATE recurrences SET state = $1, due_at = $2, updated_at = $2 \
+         WHERE recurrence_id = $3 AND state = $4",
     )
     .bind(to.as_str())
-    .bind(rewind_to)
     .bind(now)
     .bind(recurrence_id)
     .bind(from.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// The rule's next occurrence goes back to `occurrence` (the first one a pause cancelled).
+pub async fn rewind(
+    tx: &mut Transaction<'_, Any>,
+    recurrence_id: &str,
+    occurrence: i64,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE recurrences SET next_occurrence = $1 WHERE recurrence_id = $2")
+        .bind(occurrence)
+        .bind(recurrence_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Forgets that occurrences were made into posts (a pause cancelled them: resuming makes the
