@@ -48,13 +48,20 @@ pub struct Settings {
 }
 
 /// The automation disclosure a person confirms for each bot (`PUT /bots/{id}/compliance`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ComplianceSettings {
-    /// A bot's first post waits for its confirmed record. Off by default for now: it would
-    /// break every API client that creates a bot and posts; the console (issue 20) walks
-    /// people through the record, and then it turns on.
+    /// A bot's first post waits for its confirmed record (X's automation rules). A bot that
+    /// has published is not asked again.
     pub record_required: bool,
+}
+
+impl Default for ComplianceSettings {
+    fn default() -> Self {
+        Self {
+            record_required: true,
+        }
+    }
 }
 
 /// Review before posting. Any level that requires it requires it: this setting, the bot's

@@ -10,6 +10,9 @@
 //!    its last part reached X (each part waits for the one before: 25 sends in a row).
 //! 4. Import: 10,000 posts over the bots as one JSON body, a dry run and then the import
 //!    (every row checked; one transaction), each timed end to end over HTTP.
+//! 5. Bot import: 1,000 bots, a dry run and then the import.
+//! 6. Media: a post carrying a 4 MiB image kept here, from the create until X has it (the
+//!    image uploaded to X in 1 MiB chunks right before the send).
 //!
 //! Runs on SQLite with the embedded queue, and on PostgreSQL with NATS JetStream when
 //! `VIVESPHERE_TEST_DATABASE_URL` and `VIVESPHERE_TEST_NATS_URL` are set. `BOTS_BENCH_POSTS`
@@ -67,12 +70,25 @@ async fn create_bots(
             .json()
             .await
             .unwrap();
-        bots.push(
-            response["bot_id"]
-                .as_str()
-                .expect("bot created")
-                .to_string(),
+        let bot_id = response["bot_id"]
+            .as_str()
+            .expect("bot created")
+            .to_string();
+        let confirmed = client
+            .put(format!("{base}/api/v1/bots/{bot_id}/compliance"))
+            .bearer_auth(token)
+            .json(
+                &json!({"automated_label": true, "bio_discloses_automation": true,
+                "operator_account": "bench_operator"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            confirmed.status().is_success(),
+            "the disclosure is confirmed"
         );
+        bots.push(bot_id);
     }
     bots
 }
@@ -225,6 +241,95 @@ async fn import(client: &reqwest::Client, base: &str, token: &str, bots: &[Strin
     }
 }
 
+/// Bots in the bot-import phase.
+const IMPORT_BOTS: usize = 1_000;
+
+/// 5. One import of 1,000 bots (no credentials: they wait to be connected), a dry run and
+///    the import.
+async fn import_bots(client: &reqwest::Client, base: &str, token: &str, label: &str) {
+    let rows: Vec<Value> = (0..IMPORT_BOTS)
+        .map(|i| json!({"bot_name": format!("imported {i}"), "x_handle": format!("imp{}_{i}", &label[..1]),
+            "time_zone": "Europe/Berlin", "posting_slots": [{"day": "mon", "start": "07:00", "end": "19:00"}]}))
+        .collect();
+    let body = json!({"bots": rows}).to_string();
+    for dry_run in [true, false] {
+        let started = Instant::now();
+        let response = client
+            .post(format!("{base}/api/v1/bots/import?dry_run={dry_run}"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let report: Value = response.json().await.unwrap();
+        let took = started.elapsed();
+        assert!(status.is_success(), "{status}: {}", report["message"]);
+        assert_eq!(report["valid"], IMPORT_BOTS, "{}", report["errors"]);
+        println!(
+            "{label}: import of {IMPORT_BOTS} bots, {}: {:.2} s ({:.0} rows/s)",
+            if dry_run { "dry run" } else { "written" },
+            took.as_secs_f64(),
+            IMPORT_BOTS as f64 / took.as_secs_f64()
+        );
+    }
+}
+
+/// 6. A post carrying a 4 MiB image kept here: from the create until X has the post, the
+///    image uploaded in 1 MiB chunks (initialize, 4 appends, finalize) right before it.
+async fn media_post(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    bots: &[String],
+    fake: &FakeX,
+    label: &str,
+) {
+    let mut image = b"\x89PNG\r\n\x1a\n".to_vec();
+    image.resize(4 * 1024 * 1024, 0x5a);
+    let bot = &bots[0];
+    let started = Instant::now();
+    let stored: Value = client
+        .post(format!("{base}/api/v1/bots/{bot}/media"))
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(image)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept = started.elapsed();
+    let text = format!("{label}: the harbour chart");
+    let created = client
+        .post(format!("{base}/api/v1/bots/{bot}/posts"))
+        .bearer_auth(token)
+        .json(&json!({"text": text, "media_ids": [stored["media_id"]], "publish_now": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "{}",
+        created.text().await.unwrap()
+    );
+    let sent = Instant::now();
+    while fake.live_posts_with_text(&text) == 0 {
+        assert!(
+            sent.elapsed() < Duration::from_secs(60),
+            "the media post never reached X"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "{label}: a 4 MiB image kept in {:.0} ms; its post on X {:.0} ms after the create (4 chunks uploaded first)",
+        ms(kept),
+        ms(sent.elapsed())
+    );
+}
+
 fn run(label: &str, extra_env: &[(String, String)]) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -295,6 +400,8 @@ fn run(label: &str, extra_env: &[(String, String)]) {
 
         threads(&client, &base, &token, &fake, &bots, label).await;
         import(&client, &base, &token, &bots, label).await;
+        import_bots(&client, &base, &token, label).await;
+        media_post(&client, &base, &token, &bots, &fake, label).await;
         if std::env::var("BOTS_BENCH_SKIP_SPREAD").is_ok() {
             return;
         }

@@ -320,7 +320,17 @@ async fn seed(
                                        "client_id": tokens.client_id}}),
             )
             .await?;
-        bot_ids.push(bot["bot_id"].as_str().context("a bot id")?.to_string());
+        let bot_id = bot["bot_id"].as_str().context("a bot id")?.to_string();
+        // The label, the bio and the operator, confirmed before the first post.
+        api.call(
+            "PUT",
+            &format!("/api/v1/bots/{bot_id}/compliance"),
+            &manager,
+            json!({"automated_label": true, "bio_discloses_automation": true,
+                   "operator_account": "vivesphere_demo"}),
+        )
+        .await?;
+        bot_ids.push(bot_id);
     }
     let scheduled_posts = schedule_week(&api, &manager, &bot_ids, clock).await?;
     let first_post = publish_first(&api, &manager, &bot_ids[0], clock).await?;

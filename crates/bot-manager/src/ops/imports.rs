@@ -68,6 +68,8 @@ struct BotFacts {
     bot: BotRow,
     review: bool,
     pending: i64,
+    /// Why its first post must wait (its automation disclosure is not confirmed), if so.
+    undisclosed: Option<String>,
 }
 
 /// Looks a bot up once per import.
@@ -83,10 +85,16 @@ async fn facts<'a>(
             writable(&bot)?;
             let policy = reviews::policy(m, &bot.bot_id, bot.team.as_deref()).await?;
             let pending = posts::count_pending(&m.db, &bot.bot_id).await?;
+            let undisclosed = match super::disclosure::check(m, &bot.bot_id).await {
+                Ok(()) => None,
+                Err(err) if err.code == ErrorCode::Conflict => Some(err.message),
+                Err(err) => return Err(err),
+            };
             Ok::<_, ApiError>(BotFacts {
                 review: policy.approval_required,
                 bot,
                 pending,
+                undisclosed,
             })
         }
         .await
@@ -163,6 +171,10 @@ async fn check_rows(
             }
         };
         if post.run_at.is_some() {
+            if let Some(message) = &facts.undisclosed {
+                fail(message.clone());
+                continue;
+            }
             if let Err(err) =
                 compliance::check_not_duplicated(m, &post.bot_id, &post.fingerprint).await
             {

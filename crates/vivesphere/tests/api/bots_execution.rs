@@ -727,6 +727,7 @@ async fn newer_x_answers_with_post_count_are_read_too() {
         .as_str()
         .unwrap()
         .to_string();
+    env.confirm_disclosure(&alice, &bot_id).await;
     let post = env
         .post(
             &alice,

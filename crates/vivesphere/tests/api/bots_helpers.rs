@@ -152,6 +152,12 @@ impl BotEnv {
         crate::common::create_bot(&self.app.client, &bots_url, token, &self.fake, name).await
     }
 
+    /// Confirms a bot's automation disclosure (for bots made without `bot`).
+    pub async fn confirm_disclosure(&self, token: &str, bot_id: &str) {
+        let bots_url = self.app.url("/api/v1/bots");
+        crate::common::confirm_disclosure(&self.app.client, &bots_url, token, bot_id).await
+    }
+
     /// Moves the bot to another X app (asserting 200).
     pub async fn set_x_app(&self, token: &str, bot_id: &str, app: &str) {
         let path = format!("/api/v1/bots/{bot_id}");

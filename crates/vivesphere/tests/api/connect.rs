@@ -121,6 +121,7 @@ async fn a_bot_connected_with_pkce_learns_its_account_and_posts_as_it() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{again}");
 
     // The bot posts as the account that consented, with the tokens X issued to the app.
+    env.confirm_disclosure(&alice, bot_id).await;
     env.publish_now(&alice, bot_id, "Ferry timetable changes from Monday.")
         .await;
     let posted = env.x_requests("POST", "/2/tweets");

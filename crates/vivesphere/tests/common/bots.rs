@@ -34,5 +34,26 @@ pub async fn create_bot(
     assert_eq!(response.status(), StatusCode::CREATED, "{name} is created");
     let body: Value = response.json().await.expect("a JSON body");
     let bot_id = body["bot_id"].as_str().expect("a bot id").to_string();
+    confirm_disclosure(http, bots_url, token, &bot_id).await;
     (bot_id, user)
+}
+
+/// Confirms the bot's automation disclosure (X's label, the bio, the operator), which its
+/// first post waits for.
+pub async fn confirm_disclosure(http: &reqwest::Client, bots_url: &str, token: &str, bot_id: &str) {
+    let response = http
+        .put(format!("{bots_url}/{bot_id}/compliance"))
+        .bearer_auth(token)
+        .json(
+            &json!({"automated_label": true, "bio_discloses_automation": true,
+                      "operator_account": "human_operator"}),
+        )
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the disclosure is confirmed"
+    );
 }
