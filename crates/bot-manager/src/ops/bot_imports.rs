@@ -103,8 +103,9 @@ async fn check_rows(
                 });
                 continue;
             }
-            if let Some(holder) = bots::holding_handle(&m.db, handle).await? {
-                let message = format!("x_handle: @{handle} is already bot {holder}'s");
+            // Which bot holds it is not said: it may be beyond the caller's reach.
+            if bots::holding_handle(&m.db, handle).await?.is_some() {
+                let message = format!("x_handle: @{handle} is already another bot's");
                 errors.push(RowError {
                     row: number,
                     message,

@@ -374,10 +374,14 @@ async fn check_account(
             format!("@{username} is not the X account this bot posted as (nothing was stored)"),
         ));
     }
-    if let Some(other) = bots::holding_x_user(&m.db, id, &bot.bot_id).await? {
+    // Which bot holds it is not said: it may be beyond the caller's reach.
+    if bots::holding_x_user(&m.db, id, &bot.bot_id)
+        .await?
+        .is_some()
+    {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            format!("@{username} is already connected to bot {other} (nothing was stored)"),
+            format!("@{username} is already connected to another bot (nothing was stored)"),
         ));
     }
     Ok(())

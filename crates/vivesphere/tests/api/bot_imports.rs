@@ -77,7 +77,7 @@ async fn a_bot_import_with_one_bad_row_imports_nothing_and_names_the_row() {
     );
     assert!(errors[0].1.starts_with("time_zone"), "{errors:?}");
     assert!(errors[1].1.contains("row 1"), "{errors:?}");
-    assert!(errors[2].1.contains("already bot"), "{errors:?}");
+    assert!(errors[2].1.contains("already another bot"), "{errors:?}");
 
     let (status, refused) = import(&env, &alice, "", Body::Json(rows)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
@@ -163,7 +163,7 @@ async fn an_export_imports_again_and_holds_its_handles() {
     assert!(
         errors_of(&report)
             .iter()
-            .all(|(_, m)| m.contains("already bot")),
+            .all(|(_, m)| m.contains("already another bot")),
         "{report}"
     );
 
