@@ -476,21 +476,21 @@ impl XClient {
         })
     }
 
-    /// One grant at X's token endpoint. A confidential client authenticates with HTTP Basic;
-    /// a public one names itself in the form.
-    async fn token_grant(
+    /// A form POST to one of X's OAuth 2.0 endpoints as the client: a confidential client
+    /// authenticates with HTTP Basic; a public one names itself in the form.
+    fn oauth_form(
         &self,
+        path: &str,
         pairs: &[(&str, &str)],
-        client_id: &str,
-        client_secret: Option<&Secret>,
-    ) -> Result<TokenAnswer, RefreshError> {
+        (client_id, client_secret): (&str, Option<&Secret>),
+    ) -> reqwest::RequestBuilder {
         let mut pairs = pairs.to_vec();
         if client_secret.is_none() {
             pairs.push(("client_id", client_id));
         }
         let mut request = self
             .http
-            .post(format!("{}/2/oauth2/token", self.base))
+            .post(format!("{}{path}", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form_body(&pairs));
         if let Some(secret) = client_secret {
@@ -498,6 +498,29 @@ impl XClient {
                 .encode(format!("{client_id}:{}", secret.expose()));
             request = request.header("authorization", format!("Basic {basic}"));
         }
+        request
+    }
+
+    /// `POST /2/oauth2/revoke` (RFC 7009): the token stops working.
+    pub async fn revoke(
+        &self,
+        token: &Secret,
+        client_id: &str,
+        client_secret: Option<&Secret>,
+    ) -> Result<XAnswer, XCallError> {
+        let pairs = [("token", token.expose())];
+        let request = self.oauth_form("/2/oauth2/revoke", &pairs, (client_id, client_secret));
+        self.call("oauth2.revoke", request).await
+    }
+
+    /// One grant at X's token endpoint.
+    async fn token_grant(
+        &self,
+        pairs: &[(&str, &str)],
+        client_id: &str,
+        client_secret: Option<&Secret>,
+    ) -> Result<TokenAnswer, RefreshError> {
+        let request = self.oauth_form("/2/oauth2/token", pairs, (client_id, client_secret));
         let answer = self.call("oauth2.token", request).await?;
         match answer.status {
             200 => serde_json::from_value(answer.body).map_err(|_| RefreshError::Unexpected(200)),

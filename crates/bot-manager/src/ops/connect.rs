@@ -348,6 +348,23 @@ async fn account_of(m: &BotManager, token: &Secret) -> Result<(String, String), 
     }
 }
 
+/// Hands back at X the tokens of an account the bot will not use (RFC 7009), so none stays
+/// valid anywhere; a failure is logged, not the caller's (the tokens were never stored).
+async fn revoke_granted(m: &BotManager, granted: &Granted, client: (&str, Option<&Secret>)) {
+    let tokens = std::iter::once(&granted.access_token).chain(granted.refresh_token.as_ref());
+    for token in tokens {
+        match m.x.revoke(token, client.0, client.1).await {
+            Ok(answer) if answer.is_success() => {}
+            Ok(answer) => {
+                tracing::warn!(status = answer.status, "X did not revoke a refused token")
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "X could not be asked to revoke a refused token")
+            }
+        }
+    }
+}
+
 /// Refuses an account that is not the bot's: another handle, another X user, or an account
 /// another bot already holds.
 async fn check_account(
@@ -439,7 +456,10 @@ async fn connect(
     let (verifier, secret) = pending_secrets(m, bot, pending).await?;
     let granted = exchange(m, pending, code, (&verifier, secret.as_ref())).await?;
     let (x_user_id, username) = account_of(m, &granted.access_token).await?;
-    check_account(m, bot, (&x_user_id, &username)).await?;
+    if let Err(refused) = check_account(m, bot, (&x_user_id, &username)).await {
+        revoke_granted(m, &granted, (&pending.client_id, secret.as_ref())).await;
+        return Err(refused);
+    }
     let mut credentials = Map::new();
     let mut put = |field: &str, value: &str| {
         credentials.insert(field.to_string(), Value::String(value.to_string()));

@@ -38,6 +38,7 @@ pub fn router(fake: Arc<FakeX>) -> Router {
         .route("/2/users/me", get(read::me))
         .route("/2/users/{id}/tweets", get(read::timeline))
         .route("/2/oauth2/token", post(oauth::token))
+        .route("/2/oauth2/revoke", post(oauth::revoke))
         .route("/i/oauth2/authorize", get(oauth::authorize))
         .route("/2/media/upload", post(media::upload).get(media::status))
         .route("/2/media/upload/initialize", post(media::initialize))

@@ -174,6 +174,31 @@ pub(super) async fn authorize(
     call.finish(&fake, response)
 }
 
+#[derive(Deserialize)]
+pub(super) struct RevokeForm {
+    token: Option<String>,
+    client_id: Option<String>,
+}
+
+/// `POST /2/oauth2/revoke` (RFC 7009): the token no longer works; revoking one that does not
+/// exist succeeds, one issued to another client is refused.
+pub(super) async fn revoke(
+    State(fake): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    let call = Call::new("POST", "/2/oauth2/revoke".into());
+    let client = client_id_of(&headers).or(form.client_id.clone());
+    let response = match form.token.as_deref() {
+        None => oauth_error("invalid_request", "Missing required parameter [token]."),
+        Some(token) if fake.revoke(token, client.as_deref()) => {
+            Json(json!({"revoked": true})).into_response()
+        }
+        Some(_) => oauth_error("invalid_client", "The token was issued to another client."),
+    };
+    call.finish(&fake, response)
+}
+
 /// Tokens in X's answer shape.
 fn tokens_answer(
     fake: &AppState,
@@ -228,6 +253,11 @@ fn oauth_error(error: &str, description: &str) -> Response {
 
 /// A confidential client authenticates with Basic; a public one names itself in the form.
 fn client_id(headers: &HeaderMap, form: &TokenForm) -> Option<String> {
+    client_id_of(headers).or_else(|| form.client_id.clone())
+}
+
+/// The client a Basic authorization names.
+fn client_id_of(headers: &HeaderMap) -> Option<String> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -235,7 +265,6 @@ fn client_id(headers: &HeaderMap, form: &TokenForm) -> Option<String> {
         .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
         .and_then(|v| String::from_utf8(v).ok())
         .and_then(|v| v.split(':').next().map(String::from))
-        .or_else(|| form.client_id.clone())
 }
 
 pub(super) async fn token(

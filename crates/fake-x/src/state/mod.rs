@@ -436,6 +436,31 @@ impl FakeX {
         found
     }
 
+    /// Revokes an access or refresh token issued to `client_id` (RFC 7009: an unknown token is
+    /// not an error); false when the token is another client's.
+    pub(crate) fn revoke(&self, token: &str, client_id: Option<&str>) -> bool {
+        let mut inner = self.inner();
+        let owner = inner
+            .access
+            .get(token)
+            .map(|a| a.principal.client_id.clone())
+            .or_else(|| inner.refresh.get(token).map(|p| p.client_id.clone()));
+        match owner {
+            Some(owner) if client_id.is_some_and(|c| c != owner) => false,
+            Some(_) => {
+                inner.access.remove(token);
+                inner.refresh.remove(token);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Whether an access or refresh token still works (never issued: false).
+    pub fn token_is_live(&self, token: &str) -> bool {
+        self.authenticate(token).is_some() || self.inner().refresh.contains_key(token)
+    }
+
     /// Exchanges a refresh token (once, and only by the client it was issued to) for new
     /// tokens with the same scopes.
     pub(crate) fn refresh(

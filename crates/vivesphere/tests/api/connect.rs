@@ -236,6 +236,13 @@ async fn an_account_other_than_the_bots_is_refused() {
             .unwrap()
             .contains("@someone_else")
     );
+    // The tokens X issued for the wrong account were handed back (access and refresh).
+    let revoked: Vec<u16> = env
+        .x_requests("POST", "/2/oauth2/revoke")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(revoked, [200, 200]);
     let bot = bot_of(&env, &alice, &bot_id).await;
     assert_eq!(bot["x_handle"], "pier_bot");
     // The bot still posts as its own account, with its own tokens.
