@@ -8,11 +8,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::auth::Caller;
 use platform::http::error::ErrorBody;
-use platform::{ApiError, ErrorCode, Json, Query};
+use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::imports::{ImportParams, is_csv, optional, unguard};
+use super::imports::{CsvTable, ImportParams, is_csv, optional, read_csv, read_json, unguard};
 use crate::model::PostingSlot;
 use crate::ops;
 use crate::ops::bot_imports::{BotImportReport, BotImportRow, MAX_BOTS};
@@ -87,48 +87,20 @@ fn csv_row(
     })
 }
 
+const TABLE: CsvTable<'static, 7> = CsvTable {
+    columns: COLUMNS,
+    required: &[0],
+    max_rows: MAX_BOTS,
+    what: "bots",
+};
+
 /// CSV with a header row naming the columns (`bot_name` at least; any order).
 fn parse_csv(body: &[u8]) -> Result<Vec<BotImportRow>, ApiError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|e| ApiError::invalid_data(format!("CSV header: {e}")))?
-        .clone();
-    if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(h)) {
-        return Err(ApiError::invalid_data(format!(
-            "CSV header: unknown column {unknown:?}; the columns are {}",
-            COLUMNS.join(", ")
-        )));
-    }
-    let at = COLUMNS.map(|name| headers.iter().position(|h| h == name).unwrap_or(usize::MAX));
-    if at[0] == usize::MAX {
-        return Err(ApiError::invalid_data(
-            "CSV header: bot_name is a required column",
-        ));
-    }
-    let mut rows = Vec::new();
-    for (index, record) in reader.records().enumerate() {
-        if rows.len() >= MAX_BOTS {
-            return Err(ApiError::invalid_data("rows: 1 to 1000 bots"));
-        }
-        let record =
-            record.map_err(|e| ApiError::invalid_data(format!("row {}: {e}", index + 1)))?;
-        rows.push(csv_row(&record, &at, index + 1)?);
-    }
-    Ok(rows)
+    read_csv(body, &TABLE, csv_row)
 }
 
 fn parse_json(body: &[u8]) -> Result<Vec<BotImportRow>, ApiError> {
-    serde_json::from_slice::<BotImportBody>(body)
-        .map(|b| b.bots)
-        .map_err(|e| {
-            let code = if e.is_syntax() || e.is_eof() {
-                ErrorCode::MalformedJson
-            } else {
-                ErrorCode::InvalidData
-            };
-            ApiError::new(code, format!("body: {e}"))
-        })
+    read_json::<BotImportBody>(body).map(|b| b.bots)
 }
 
 /// Import bots all or nothing, from JSON or CSV (`content-type: text/csv`, a header row), for

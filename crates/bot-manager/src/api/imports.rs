@@ -102,54 +102,84 @@ fn csv_row(
     })
 }
 
-/// CSV with a header row naming the columns (`bot_id` and `text` at least; any order).
-fn parse_csv(body: &[u8]) -> Result<Vec<ImportRow>, ApiError> {
+/// What a CSV import reads: its columns, the ones it cannot do without, and its most rows.
+pub(super) struct CsvTable<'a, const N: usize> {
+    pub columns: [&'a str; N],
+    /// Indexes into `columns`.
+    pub required: &'a [usize],
+    pub max_rows: usize,
+    /// What the rows are, for the error on too many (`posts`, `bots`).
+    pub what: &'a str,
+}
+
+/// A CSV body with a header row naming the table's columns (any order), each record made a
+/// row by `row` (given where each column is, and the row's number from 1).
+pub(super) fn read_csv<T, const N: usize>(
+    body: &[u8],
+    table: &CsvTable<'_, N>,
+    row: impl Fn(&csv::StringRecord, &[usize; N], usize) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
     let headers = reader
         .headers()
         .map_err(|e| ApiError::invalid_data(format!("CSV header: {e}")))?
         .clone();
-    if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(h)) {
+    if let Some(unknown) = headers.iter().find(|h| !table.columns.contains(h)) {
         return Err(ApiError::invalid_data(format!(
             "CSV header: unknown column {unknown:?}; the columns are {}",
-            COLUMNS.join(", ")
+            table.columns.join(", ")
         )));
     }
-    let mut at = [usize::MAX; 7];
-    for (i, name) in COLUMNS.iter().enumerate() {
-        at[i] = headers
-            .iter()
-            .position(|h| h == *name)
-            .unwrap_or(usize::MAX);
+    let at = table
+        .columns
+        .map(|name| headers.iter().position(|h| h == name).unwrap_or(usize::MAX));
+    if table.required.iter().any(|i| at[*i] == usize::MAX) {
+        let names: Vec<&str> = table.required.iter().map(|i| table.columns[*i]).collect();
+        return Err(ApiError::invalid_data(format!(
+            "CSV header: {} required",
+            names.join(" and ")
+        )));
     }
-    if at[0] == usize::MAX || at[1] == usize::MAX {
-        return Err(ApiError::invalid_data(
-            "CSV header: bot_id and text are required columns",
-        ));
-    }
+    let too_many =
+        || ApiError::invalid_data(format!("rows: 1 to {} {}", table.max_rows, table.what));
     let mut rows = Vec::new();
     for (index, record) in reader.records().enumerate() {
-        if rows.len() >= MAX_ROWS {
-            return Err(ApiError::invalid_data("rows: 1 to 10000 posts"));
+        if rows.len() >= table.max_rows {
+            return Err(too_many());
         }
         let record =
             record.map_err(|e| ApiError::invalid_data(format!("row {}: {e}", index + 1)))?;
-        rows.push(csv_row(&record, &at, index + 1)?);
+        rows.push(row(&record, &at, index + 1)?);
     }
     Ok(rows)
 }
 
+/// A JSON body, malformed JSON and a wrong shape each in the standard error shape.
+pub(super) fn read_json<B: serde::de::DeserializeOwned>(body: &[u8]) -> Result<B, ApiError> {
+    serde_json::from_slice::<B>(body).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            ErrorCode::MalformedJson
+        } else {
+            ErrorCode::InvalidData
+        };
+        ApiError::new(code, format!("body: {e}"))
+    })
+}
+
+const TABLE: CsvTable<'static, 7> = CsvTable {
+    columns: COLUMNS,
+    required: &[0, 1],
+    max_rows: MAX_ROWS,
+    what: "posts",
+};
+
+/// CSV with a header row naming the columns (`bot_id` and `text` at least; any order).
+fn parse_csv(body: &[u8]) -> Result<Vec<ImportRow>, ApiError> {
+    read_csv(body, &TABLE, csv_row)
+}
+
 fn parse_json(body: &[u8]) -> Result<Vec<ImportRow>, ApiError> {
-    serde_json::from_slice::<ImportBody>(body)
-        .map(|b| b.posts)
-        .map_err(|e| {
-            let code = if e.is_syntax() || e.is_eof() {
-                ErrorCode::MalformedJson
-            } else {
-                ErrorCode::InvalidData
-            };
-            ApiError::new(code, format!("body: {e}"))
-        })
+    read_json::<ImportBody>(body).map(|b| b.posts)
 }
 
 /// Import posts all or nothing, from JSON or CSV (`content-type: text/csv`, a header row).
