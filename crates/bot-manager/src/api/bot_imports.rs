@@ -12,7 +12,9 @@ use platform::{ApiError, Json, Query};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::imports::{CsvTable, ImportParams, is_csv, optional, read_csv, read_json, unguard};
+use super::imports::{
+    CsvTable, ImportParams, is_csv, optional, read_csv, read_json, unguard, wants_csv,
+};
 use crate::model::PostingSlot;
 use crate::ops;
 use crate::ops::bot_imports::{BotImportReport, BotImportRow, MAX_BOTS};
@@ -126,12 +128,7 @@ pub async fn import(
         parse_json(&body)?
     };
     let report = ops::bot_imports::import(&state, &caller, rows, params.dry_run).await?;
-    let status = if params.dry_run {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(report)))
+    Ok((params.status(), Json(report)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -186,15 +183,7 @@ pub async fn export(
     caller: Caller,
     Query(params): Query<BotExportParams>,
 ) -> Result<Response, ApiError> {
-    let as_csv = match params.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::invalid_data(format!(
-                "format {other:?}: json or csv"
-            )));
-        }
-    };
+    let as_csv = wants_csv(params.format.as_deref())?;
     let mut rows = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

@@ -44,6 +44,28 @@ pub struct ImportParams {
     pub dry_run: bool,
 }
 
+impl ImportParams {
+    /// A dry run's report is 200; an import that wrote is 201.
+    pub(super) fn status(&self) -> StatusCode {
+        if self.dry_run {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        }
+    }
+}
+
+/// Whether an export's `format` asks for CSV (`json`, the default, or `csv`).
+pub(super) fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError::invalid_data(format!(
+            "format {other:?}: json or csv"
+        ))),
+    }
+}
+
 pub(super) fn is_csv(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -204,12 +226,7 @@ pub async fn import(
         parse_json(&body)?
     };
     let report = ops::imports::import(&state, &caller, rows, params.dry_run).await?;
-    let status = if params.dry_run {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(report)))
+    Ok((params.status(), Json(report)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -280,15 +297,7 @@ pub async fn export(
     caller: Caller,
     Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
-    let as_csv = match params.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(ApiError::invalid_data(format!(
-                "format {other:?}: json or csv"
-            )));
-        }
-    };
+    let as_csv = wants_csv(params.format.as_deref())?;
     let filter = CalendarFilter {
         from: params.from,
         to: params.to,
