@@ -249,14 +249,14 @@ impl Run<'_> {
     }
 
     async fn published(&self, x_post_id: Option<String>) -> anyhow::Result<Settle> {
-        let settle = self
-            .finish(Outcome::Done {
-                post_state: PostState::Published,
-                x_post_id,
-            })
-            .await?;
+        // X holds the post now, so its media bytes are no longer needed here; they go before
+        // the post reads as published, so whoever sees it published sees its media published.
         self.drop_published_media().await;
-        Ok(settle)
+        self.finish(Outcome::Done {
+            post_state: PostState::Published,
+            x_post_id,
+        })
+        .await
     }
 
     /// The post's options as sent: a later part of a thread replies to the part before it.
