@@ -886,7 +886,10 @@ impl App {
             router = edge(router);
         }
         let router = router
-            .merge(crate::index_page::router(listed_services(&loaded)))
+            .merge(crate::index_page::router(
+                listed_services(&loaded),
+                loaded.targets.iter().any(|e| e.info.name == console::NAME),
+            ))
             .merge(health_routes(process_health(
                 checks,
                 &loaded,

@@ -135,7 +135,8 @@ impl Demo {
     pub fn summary(&self) -> String {
         let mut out = format!(
             "ViveSphere demo: every service in one process, beside a fake X.\n\n\
-             \x20 API, docs and health   {url}/\n\
+             \x20 console                {url}/console/\n\
+             \x20 API, docs and health   {url}/api/\n\
              \x20 fake X (X API v2)      {fake}\n\
              \x20 data                   {data}{removed}\n\n\
              \x20 sign in as             username          password\n",

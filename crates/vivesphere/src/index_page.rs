@@ -1,10 +1,10 @@
-//! `GET /`: a small page that names what this process serves and links each service's API
-//! docs, so someone who opens the address in a browser finds their way. Plain HTML, no
-//! script, nothing from another origin.
+//! `GET /api/` (and `/` where no console runs): a small page that names what this process
+//! serves and links each service's API docs, so someone who opens the address in a browser
+//! finds their way. Plain HTML, no script, nothing from another origin.
 
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 
 /// A service this process answers for: its name and route prefix (`/api/v1/bots`).
@@ -40,14 +40,18 @@ pub fn render(services: &[Listed]) -> String {
     )
 }
 
-/// `GET /` answering [`render`] of `services`.
-pub fn router(services: Vec<Listed>) -> Router {
+/// Where the index page answers: `/api/` always, and `/` too unless the console runs in this
+/// process, in which case `/` sends people to the console.
+pub fn router(services: Vec<Listed>, console_here: bool) -> Router {
     let page = render(&services);
-    Router::new().route(
-        "/",
-        get(move || {
-            let page = page.clone();
-            async move { ([(CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response() }
-        }),
-    )
+    let index = get(move || {
+        let page = page.clone();
+        async move { ([(CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response() }
+    });
+    let router = Router::new().route("/api/", index.clone());
+    if console_here {
+        router.route("/", get(|| async { Redirect::to("/console/") }))
+    } else {
+        router.route("/", index)
+    }
 }

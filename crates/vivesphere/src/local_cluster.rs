@@ -296,6 +296,11 @@ impl LocalCluster {
                 }
                 authentication::NAME => common.clone(),
                 configuration::NAME => configuration_settings.clone(),
+                // The console calls the public API as a browser's client would: at the edge.
+                console::NAME => through_gateway.clone().with(
+                    "console.api_url",
+                    format!("http://127.0.0.1:{gateway_port}"),
+                ),
                 _ => through_gateway.clone(),
             };
             let member = self.member(process.name.clone(), process.target, process.port, settings);
@@ -798,6 +803,7 @@ mod tests {
                 "authentication-2",
                 "bot-manager-1",
                 "bot-manager-2",
+                "console",
                 "logging",
                 "secure-bot-data"
             ]

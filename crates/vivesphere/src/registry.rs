@@ -23,6 +23,7 @@ pub fn targets() -> Vec<Arc<dyn Target>> {
         Arc::new(log_service::LoggingService),
         Arc::new(bot_manager::BotManagerService),
         Arc::new(gateway::GatewayService),
+        Arc::new(console::ConsoleService),
     ]
 }
 

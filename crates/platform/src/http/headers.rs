@@ -43,7 +43,8 @@ impl ResponsePolicy {
     }
 }
 
-fn is_html(headers: &HeaderMap) -> bool {
+/// Whether the answer is an HTML page.
+pub(crate) fn is_html(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -61,7 +62,8 @@ pub async fn response_headers(
     let headers = response.headers_mut();
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if is_html(headers) {
+    // A page that brings its own policy (the console's, stricter) keeps it.
+    if is_html(headers) && !headers.contains_key(CONTENT_SECURITY_POLICY) {
         headers.insert(
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY_HTML),

@@ -49,11 +49,17 @@ fn code_for(status: StatusCode) -> ErrorCode {
     }
 }
 
-/// Middleware: a 4xx or 5xx answer that is not JSON gets the standard error body.
+/// Middleware: a 4xx or 5xx answer that is neither JSON nor a page gets the standard error
+/// body.
 pub async fn standard_error_shape(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+    let headers = response.headers();
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(headers)
+        // A page for people (the console's) says what went wrong in its own words.
+        || super::headers::is_html(headers)
+    {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -126,9 +126,17 @@ async fn vivesphere_demo_prints_where_everything_is_and_stops_on_sigterm() {
             .map(|rest| rest.split_whitespace().next().unwrap().to_string())
             .unwrap_or_else(|| panic!("no {label:?} line in {summary:#?}"))
     };
-    let base = field("API, docs and health")
-        .trim_end_matches('/')
-        .to_string();
+    let api_index = field("API, docs and health");
+    let base = api_index.trim_end_matches("/api/").to_string();
+    assert_eq!(api_index, format!("{base}/api/"));
+    // The console's address leads to its sign-in page.
+    let console = reqwest::get(field("console")).await.unwrap();
+    assert!(
+        console.url().path().ends_with("/console/sign-in"),
+        "{}",
+        console.url()
+    );
+    assert!(console.text().await.unwrap().contains("Sign in"));
     let data_dir = field("data");
     let manager_password = summary
         .iter()

@@ -6,6 +6,7 @@ mod botdata_helpers;
 mod bots_helpers;
 #[path = "../common/bots.rs"]
 mod common;
+mod console_helpers;
 mod helpers;
 #[path = "../common/volume.rs"]
 mod volume;
@@ -30,6 +31,7 @@ mod calendar;
 
 mod config;
 mod connect;
+mod console;
 mod demo;
 mod disclosure;
 mod disk_full;

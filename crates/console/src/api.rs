@@ -1,0 +1,232 @@
+//! The public REST API as the console calls it: with the signed-in person's own token, so
+//! everything a page shows or does is what the API allows that person.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::session::Tokens;
+
+/// What the API answered instead of success: its status and the standard error body.
+#[derive(Debug, Clone)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub error_code: String,
+    pub message: String,
+}
+
+impl ApiFailure {
+    fn unreachable(err: reqwest::Error) -> Self {
+        // Without the URL: a query string may carry what a person typed into a filter.
+        tracing::warn!(error = %err.without_url(), "the console cannot reach the API");
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            error_code: "API_UNREACHABLE".into(),
+            message: "The API did not answer; try again in a moment.".into(),
+        }
+    }
+
+    /// The token was refused: the session is over at the API.
+    pub fn is_unauthenticated(&self) -> bool {
+        self.status == StatusCode::UNAUTHORIZED
+    }
+}
+
+/// How a password login went.
+pub enum LoginOutcome {
+    SignedIn(Tokens),
+    /// The API wants the second factor; the token is for `/login/mfa` only.
+    SecondFactor(SecretString),
+    /// The account must enrol TOTP before it can sign in (its MFA token enrols).
+    EnrolmentRequired,
+    Refused(ApiFailure),
+}
+
+#[derive(Deserialize)]
+struct TokenPair {
+    token: String,
+    expires_in: i64,
+    refresh_token: String,
+}
+
+impl TokenPair {
+    fn into_tokens(self, now_millis: i64) -> Tokens {
+        Tokens {
+            access: SecretString::from(self.token),
+            access_expires_at: now_millis + self.expires_in * 1000,
+            refresh: SecretString::from(self.refresh_token),
+        }
+    }
+}
+
+/// The API's base URL and one pooled HTTP client.
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let base = base.trim_end_matches('/').to_string();
+        url::Url::parse(&base).map_err(|err| anyhow::anyhow!("console.api_url {base:?}: {err}"))?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { base, http })
+    }
+
+    /// Sends one request; `token` is the person's access token when there is one.
+    async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        token: Option<&SecretString>,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiFailure> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path_and_query}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(ApiFailure::unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(ApiFailure::unreachable)?;
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let text = |field: &str| value[field].as_str().map(str::to_string);
+        Err(ApiFailure {
+            status,
+            error_code: text("error_code").unwrap_or_else(|| "API_ERROR".into()),
+            message: text("message").unwrap_or_else(|| format!("The API answered {status}.")),
+        })
+    }
+
+    pub async fn get(
+        &self,
+        token: &SecretString,
+        path_and_query: &str,
+    ) -> Result<Value, ApiFailure> {
+        self.send(Method::GET, path_and_query, Some(token), None)
+            .await
+    }
+
+    pub async fn post(
+        &self,
+        token: &SecretString,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Signs in with a password.
+    pub async fn login(&self, username: &str, password: &str, now_millis: i64) -> LoginOutcome {
+        let body = json!({"username": username, "password": password});
+        let answer = self
+            .send(Method::POST, "/api/v1/auth/login", None, Some(&body))
+            .await;
+        match answer {
+            Ok(value) => match value["status"].as_str() {
+                Some("mfa_required") => {
+                    let token = value["mfa_token"].as_str().unwrap_or_default();
+                    LoginOutcome::SecondFactor(SecretString::from(token.to_string()))
+                }
+                Some("mfa_enrollment_required") => LoginOutcome::EnrolmentRequired,
+                _ => match serde_json::from_value::<TokenPair>(value) {
+                    Ok(pair) => LoginOutcome::SignedIn(pair.into_tokens(now_millis)),
+                    Err(_) => LoginOutcome::Refused(unexpected_answer()),
+                },
+            },
+            Err(failure) => LoginOutcome::Refused(failure),
+        }
+    }
+
+    /// Finishes a sign-in with a TOTP code or a recovery code.
+    pub async fn login_second_factor(
+        &self,
+        mfa_token: &SecretString,
+        code: &str,
+        now_millis: i64,
+    ) -> Result<Tokens, ApiFailure> {
+        let code = code.trim();
+        // Six digits are a TOTP code; anything else can only be a recovery code.
+        let body = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            json!({"mfa_token": mfa_token.expose_secret(), "code": code})
+        } else {
+            json!({"mfa_token": mfa_token.expose_secret(), "recovery_code": code})
+        };
+        let value = self
+            .send(Method::POST, "/api/v1/auth/login/mfa", None, Some(&body))
+            .await?;
+        Self::tokens(value, now_millis)
+    }
+
+    /// A new token pair for the refresh token (which is spent).
+    pub async fn refresh(
+        &self,
+        refresh: &SecretString,
+        now_millis: i64,
+    ) -> Result<Tokens, ApiFailure> {
+        let body = json!({"refresh_token": refresh.expose_secret()});
+        let value = self
+            .send(Method::POST, "/api/v1/auth/refresh", None, Some(&body))
+            .await?;
+        Self::tokens(value, now_millis)
+    }
+
+    /// Ends the session at the API: its refresh token and every access token issued in it.
+    pub async fn logout(&self, access: &SecretString) -> Result<(), ApiFailure> {
+        self.send(Method::POST, "/api/v1/auth/logout", Some(access), None)
+            .await
+            .map(|_| ())
+    }
+
+    fn tokens(value: Value, now_millis: i64) -> Result<Tokens, ApiFailure> {
+        serde_json::from_value::<TokenPair>(value)
+            .map(|pair| pair.into_tokens(now_millis))
+            .map_err(|_| unexpected_answer())
+    }
+}
+
+fn unexpected_answer() -> ApiFailure {
+    ApiFailure {
+        status: StatusCode::BAD_GATEWAY,
+        error_code: "API_ERROR".into(),
+        message: "The API answered in a form the console does not know.".into(),
+    }
+}
+
+/// `path` with `pairs` as its query string (empty values left out), each value encoded.
+pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        query.append_pair(key, value);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// One path segment, percent-encoded (a bot id comes from the URL the browser sent).
+pub fn segment(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}

@@ -1,0 +1,376 @@
+//! The fleet: every bot the person reaches, filtered and paged as the API pages (by key), and
+//! actions on many bots at once — the rows ticked, or every bot the filter matches — with a
+//! result per bot. Each change is the API's own status change, made with the person's token,
+//! so each is allowed, refused and audited exactly as the API does it.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use maud::{Markup, html};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::layout::{csrf_field, page};
+use super::{Console, FormFields, Person, csrf_refused};
+use crate::api::{ApiFailure, segment, with_query};
+
+/// Rows on one page of the fleet.
+const PAGE_SIZE: &str = "50";
+/// Bots one "every bot matching" action reaches at most; a larger fleet narrows its filter.
+const MAX_BATCH: usize = 5_000;
+/// Status changes sent to the API at once during a batch.
+const BATCH_CONCURRENCY: usize = 8;
+
+/// The fleet's filters, as the page's query string and the batch form carry them.
+#[derive(Debug, Default, Deserialize)]
+pub struct Filter {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub team: String,
+    #[serde(default)]
+    pub handle: String,
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub cursor: String,
+}
+
+impl Filter {
+    fn from_form(form: &FormFields) -> Self {
+        Self {
+            status: form.value("status").to_string(),
+            team: form.value("team").to_string(),
+            handle: form.value("handle").to_string(),
+            q: form.value("q").to_string(),
+            cursor: String::new(),
+        }
+    }
+
+    /// The API's listing for this filter, from `cursor`.
+    fn api_path(&self, cursor: &str, limit: &str) -> String {
+        with_query(
+            "/api/v1/bots",
+            &[
+                ("status", &self.status),
+                ("team", &self.team),
+                ("handle", &self.handle),
+                ("q", &self.q),
+                ("limit", limit),
+                ("cursor", cursor),
+            ],
+        )
+    }
+
+    /// This page's own address with another cursor.
+    fn page_path(&self, cursor: &str) -> String {
+        with_query(
+            "/console/bots",
+            &[
+                ("status", &self.status),
+                ("team", &self.team),
+                ("handle", &self.handle),
+                ("q", &self.q),
+                ("cursor", cursor),
+            ],
+        )
+    }
+}
+
+const STATUSES: [&str; 5] = ["active", "paused", "needs_reauth", "suspended", "archived"];
+
+fn filter_form(filter: &Filter) -> Markup {
+    html! {
+        form.panel method="get" action="/console/bots" role="search" aria-label="Filter bots" {
+            div.filters {
+                div {
+                    label for="f-status" { "Status" }
+                    select #f-status name="status" {
+                        option value="" selected[filter.status.is_empty()] { "Any" }
+                        @for status in STATUSES {
+                            option value=(status) selected[filter.status == status] { (status) }
+                        }
+                    }
+                }
+                div {
+                    label for="f-team" { "Team" }
+                    input #f-team type="text" name="team" value=(filter.team);
+                }
+                div {
+                    label for="f-handle" { "X handle" }
+                    input #f-handle type="text" name="handle" value=(filter.handle);
+                }
+                div {
+                    label for="f-q" { "Text" }
+                    input #f-q type="search" name="q" value=(filter.q);
+                }
+                div { button type="submit" { "Filter" } }
+            }
+        }
+    }
+}
+
+fn text<'a>(bot: &'a Value, field: &str) -> &'a str {
+    bot[field].as_str().unwrap_or("")
+}
+
+fn bot_row(bot: &Value) -> Markup {
+    let id = text(bot, "bot_id");
+    let status = text(bot, "status");
+    html! {
+        tr {
+            td {
+                input type="checkbox" name="bot_id" value=(id) id={"pick-" (id)}
+                    aria-label={"Select " (text(bot, "name"))};
+            }
+            td { a href={"/console/bots/" (segment(id))} { (text(bot, "name")) } }
+            td { @if let Some(handle) = bot["x_handle"].as_str() { "@" (handle) } }
+            td { span class={"status status-" (status)} { (status) }
+                @if let Some(reason) = bot["status_reason"].as_str() {
+                    br; span.muted { (reason) }
+                }
+            }
+            td.optional { (text(bot, "team")) }
+            td.optional { (text(bot, "owner_id")) }
+        }
+    }
+}
+
+fn fleet_table(bots: &[Value]) -> Markup {
+    html! {
+        div.table-wrap {
+            table {
+                caption.muted { "Bots you reach, in id order" }
+                thead { tr {
+                    th scope="col" {
+                        input type="checkbox" data-select-all aria-label="Select every row on this page";
+                    }
+                    th scope="col" { "Name" }
+                    th scope="col" { "X handle" }
+                    th scope="col" { "Status" }
+                    th.optional scope="col" { "Team" }
+                    th.optional scope="col" { "Owner" }
+                } }
+                tbody {
+                    @for bot in bots { (bot_row(bot)) }
+                }
+            }
+        }
+    }
+}
+
+fn batch_buttons() -> Markup {
+    html! {
+        div.actions {
+            button type="submit" name="action" value="pause-selected" { "Pause selected" }
+            button type="submit" name="action" value="resume-selected" { "Resume selected" }
+            button.secondary type="submit" name="action" value="pause-matching"
+                data-confirm="Pause every bot this filter matches?" { "Pause every bot matching the filter" }
+            button.secondary type="submit" name="action" value="resume-matching"
+                data-confirm="Resume every bot this filter matches?" { "Resume every bot matching the filter" }
+        }
+    }
+}
+
+/// `GET /console/bots`.
+pub async fn show(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Response {
+    let person = match console.person(&headers).await {
+        Ok(person) => person,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    let listing = match console
+        .api
+        .get(&person.token, &filter.api_path(&filter.cursor, PAGE_SIZE))
+        .await
+    {
+        Ok(listing) => listing,
+        Err(failure) => return console.failure_page(Some(&person), &failure),
+    };
+    let bots = listing["items"].as_array().cloned().unwrap_or_default();
+    let next = listing["next_cursor"].as_str();
+    let body = html! {
+        h1 { "Fleet" }
+        (filter_form(&filter))
+        form method="post" action="/console/bots/batch" {
+            (csrf_field(&person.csrf))
+            input type="hidden" name="status" value=(filter.status);
+            input type="hidden" name="team" value=(filter.team);
+            input type="hidden" name="handle" value=(filter.handle);
+            input type="hidden" name="q" value=(filter.q);
+            @if bots.is_empty() {
+                p.notice { "No bot you reach matches this filter." }
+            } @else {
+                (batch_buttons())
+                (fleet_table(&bots))
+            }
+        }
+        nav.actions aria-label="Pages" {
+            @if !filter.cursor.is_empty() {
+                a href=(filter.page_path("")) { "First page" }
+            }
+            @if let Some(next) = next {
+                a href=(filter.page_path(next)) rel="next" { "Next page" }
+            }
+        }
+    };
+    page("Fleet", Some(&person), body).into_response()
+}
+
+/// What a batch does to each bot, and to which bots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    Selected(&'static str),
+    Matching(&'static str),
+}
+
+impl Batch {
+    fn parse(action: &str) -> Option<Self> {
+        Some(match action {
+            "pause-selected" => Self::Selected("paused"),
+            "resume-selected" => Self::Selected("active"),
+            "pause-matching" => Self::Matching("paused"),
+            "resume-matching" => Self::Matching("active"),
+            _ => return None,
+        })
+    }
+
+    fn status(self) -> &'static str {
+        match self {
+            Self::Selected(status) | Self::Matching(status) => status,
+        }
+    }
+}
+
+/// Every bot id the filter matches, page by page, up to [`MAX_BATCH`].
+async fn matching_ids(
+    console: &Console,
+    person: &Person,
+    filter: &Filter,
+) -> Result<Vec<String>, ApiFailure> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let listing = console
+            .api
+            .get(&person.token, &filter.api_path(&cursor, "500"))
+            .await?;
+        let items = listing["items"].as_array().cloned().unwrap_or_default();
+        ids.extend(items.iter().map(|bot| text(bot, "bot_id").to_string()));
+        match listing["next_cursor"].as_str() {
+            Some(next) if ids.len() < MAX_BATCH => cursor = next.to_string(),
+            _ => break,
+        }
+    }
+    ids.truncate(MAX_BATCH);
+    Ok(ids)
+}
+
+/// One bot's result in a batch.
+struct Outcome {
+    bot_id: String,
+    name: String,
+    result: Result<(), ApiFailure>,
+}
+
+async fn set_status(console: &Console, person: &Person, bot_id: String, status: &str) -> Outcome {
+    let path = format!("/api/v1/bots/{}/status", segment(&bot_id));
+    let answer = console
+        .api
+        .post(&person.token, &path, &json!({"status": status}))
+        .await;
+    Outcome {
+        name: answer
+            .as_ref()
+            .map(|bot| text(bot, "name").to_string())
+            .unwrap_or_default(),
+        bot_id,
+        result: answer.map(|_| ()),
+    }
+}
+
+fn outcome_list(outcomes: &[Outcome], status: &str) -> Markup {
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    html! {
+        p.notice role="status" {
+            (outcomes.len() - failed) " of " (outcomes.len()) " bots now " (status) "."
+            @if failed > 0 { " " (failed) " refused (below)." }
+        }
+        ul.results {
+            @for outcome in outcomes {
+                @match &outcome.result {
+                    Ok(()) => li { a href={"/console/bots/" (segment(&outcome.bot_id))} {
+                        (if outcome.name.is_empty() { &outcome.bot_id } else { &outcome.name }) }
+                        ": " (status) },
+                    Err(failure) => li.failed { a href={"/console/bots/" (segment(&outcome.bot_id))} { (outcome.bot_id) }
+                        ": " (failure.message) },
+                }
+            }
+        }
+    }
+}
+
+/// `POST /console/bots/batch`: pause or resume the ticked bots, or every bot the filter
+/// matches; answers with each bot's result.
+pub async fn batch(State(console): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = FormFields::parse(&body);
+    let person = match console.person(&headers).await {
+        Ok(person) => person,
+        Err(to_sign_in) => return to_sign_in,
+    };
+    if !person.sent_csrf(&form) {
+        return csrf_refused(Some(&person));
+    }
+    let filter = Filter::from_form(&form);
+    let problem = |message: &str| {
+        let body = html! {
+            h1 { "Nothing was changed" }
+            div.notice.error role="alert" { (message) }
+            p { a href=(filter.page_path("")) { "Back to the fleet" } }
+        };
+        (
+            StatusCode::BAD_REQUEST,
+            page("Nothing was changed", Some(&person), body),
+        )
+            .into_response()
+    };
+    let Some(batch) = Batch::parse(form.value("action")) else {
+        return problem("Choose an action: pause or resume.");
+    };
+    let ids: Vec<String> = match batch {
+        Batch::Selected(_) => form
+            .values("bot_id")
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        Batch::Matching(_) => match matching_ids(&console, &person, &filter).await {
+            Ok(ids) => ids,
+            Err(failure) => return console.failure_page(Some(&person), &failure),
+        },
+    };
+    if ids.is_empty() {
+        return problem("No bot was selected.");
+    }
+    let outcomes: Vec<Outcome> = futures::stream::iter(ids)
+        .map(|id| set_status(&console, &person, id, batch.status()))
+        .buffered(BATCH_CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(ended) = outcomes
+        .iter()
+        .find_map(|o| o.result.as_ref().err().filter(|f| f.is_unauthenticated()))
+    {
+        return console.failure_page(Some(&person), ended);
+    }
+    let body = html! {
+        h1 { "Batch result" }
+        (outcome_list(&outcomes, batch.status()))
+        p { a href=(filter.page_path("")) { "Back to the fleet" } }
+    };
+    page("Batch result", Some(&person), body).into_response()
+}

@@ -1,0 +1,193 @@
+//! The console's pages, each a module of its own; this one holds the routes, the signed-in
+//! person every page acts as, and how an API refusal becomes a page.
+
+mod bot;
+mod fleet;
+mod layout;
+mod sign_in;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::SecretString;
+
+use crate::api::{Api, ApiFailure};
+use crate::security;
+use crate::session::{SessionId, Sessions, Stage};
+
+/// What every page handler shares.
+#[derive(Clone)]
+pub struct Console {
+    pub api: Arc<Api>,
+    pub sessions: Arc<Sessions>,
+    pub secure_cookie: bool,
+}
+
+/// The console's routes under `/console`.
+pub fn router(state: Console) -> Router {
+    let p = crate::PREFIX;
+    Router::new()
+        .route(p, get(|| async { see_other("/console/") }))
+        .route(
+            &format!("{p}/"),
+            get(|| async { see_other("/console/bots") }),
+        )
+        .route(&format!("{p}/assets/{{name}}"), get(crate::assets::serve))
+        .route(
+            &format!("{p}/sign-in"),
+            get(sign_in::form).post(sign_in::submit),
+        )
+        .route(
+            &format!("{p}/sign-in/second-factor"),
+            get(sign_in::second_factor_form).post(sign_in::second_factor_submit),
+        )
+        .route(&format!("{p}/sign-out"), post(sign_in::sign_out))
+        .route(&format!("{p}/bots"), get(fleet::show))
+        .route(&format!("{p}/bots/batch"), post(fleet::batch))
+        .route(&format!("{p}/bots/{{bot_id}}"), get(bot::show))
+        .layer(axum::middleware::from_fn(security::headers))
+        .with_state(state)
+}
+
+/// A redirect the browser follows with a GET.
+pub fn see_other(to: &str) -> Response {
+    let location = HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/console/"));
+    (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
+}
+
+/// To the sign-in page, forgetting the cookie.
+fn to_sign_in() -> Response {
+    let mut response = see_other("/console/sign-in");
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, security::cleared_cookie());
+    response
+}
+
+/// The signed-in person a page acts as.
+pub struct Person {
+    pub session: SessionId,
+    pub username: String,
+    pub csrf: String,
+    pub token: SecretString,
+}
+
+/// Refresh the access token when it has less than this left.
+const REFRESH_AHEAD_MS: i64 = 30_000;
+
+impl Console {
+    /// The person signed in with this request's cookie, with a token good for the page's
+    /// calls (refreshed when it is about to expire); else the sign-in page as the answer.
+    pub async fn person(&self, headers: &HeaderMap) -> Result<Person, Response> {
+        let id = security::session_id(headers).ok_or_else(to_sign_in)?;
+        let session = self.sessions.get(&id).ok_or_else(to_sign_in)?;
+        let (username, tokens) = match session.stage {
+            Stage::SignedIn { username, tokens } => (username, tokens),
+            // Half signed in: back to the step it is at, keeping the session.
+            Stage::AwaitingSecondFactor { .. } => {
+                return Err(see_other("/console/sign-in/second-factor"));
+            }
+            Stage::SignedOut => return Err(see_other("/console/sign-in")),
+        };
+        let now = self.sessions.now_millis();
+        let tokens = if tokens.access_expires_at - now < REFRESH_AHEAD_MS {
+            match self.api.refresh(&tokens.refresh, now).await {
+                Ok(fresh) => {
+                    self.sessions.update_tokens(&id, fresh.clone());
+                    fresh
+                }
+                Err(failure) if failure.is_unauthenticated() => {
+                    self.sessions.end(&id);
+                    return Err(to_sign_in());
+                }
+                Err(failure) => return Err(self.failure_page(None, &failure)),
+            }
+        } else {
+            tokens
+        };
+        Ok(Person {
+            session: id,
+            username,
+            csrf: session.csrf,
+            token: tokens.access,
+        })
+    }
+
+    /// The page for an API refusal: a refused token ends the session; anything else is
+    /// shown with the API's own status and message.
+    pub fn failure_page(&self, person: Option<&Person>, failure: &ApiFailure) -> Response {
+        if failure.is_unauthenticated() {
+            if let Some(person) = person {
+                self.sessions.end(&person.session);
+            }
+            return to_sign_in();
+        }
+        let title = match failure.status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::FORBIDDEN => "Not allowed",
+            status if status.is_server_error() => "The system could not answer",
+            _ => "Refused",
+        };
+        let body = maud::html! {
+            h1 { (title) }
+            div.notice.error role="alert" { (failure.message) }
+            p { a href="/console/bots" { "Back to the fleet" } }
+        };
+        let page = layout::page(title, person, body);
+        (failure.status, page).into_response()
+    }
+}
+
+/// A form's fields in order, repeated names kept (checkbox lists send one pair per box).
+pub struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    pub fn parse(body: &Bytes) -> Self {
+        Self(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// The first value of `name`, or "".
+    pub fn value(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map_or("", |(_, value)| value.as_str())
+    }
+
+    /// Every value of `name`.
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+}
+
+/// The answer to a form whose CSRF token is not the session's.
+pub fn csrf_refused(person: Option<&Person>) -> Response {
+    let body = maud::html! {
+        h1 { "The form has expired" }
+        div.notice.error role="alert" {
+            "This form was not sent from your current session (or it was sent from another site). "
+            "Nothing was changed. Go back, reload the page and try again."
+        }
+    };
+    (
+        StatusCode::FORBIDDEN,
+        layout::page("The form has expired", person, body),
+    )
+        .into_response()
+}
+
+impl Person {
+    /// Whether the form carries this session's CSRF token.
+    pub fn sent_csrf(&self, form: &FormFields) -> bool {
+        security::csrf_matches(&self.csrf, form.value("csrf"))
+    }
+}

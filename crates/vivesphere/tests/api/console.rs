@@ -1,0 +1,482 @@
+//! The operator console over HTTP: signing in and out (cookie, CSRF, fresh ids, the second
+//! factor, timeouts on the app's clock), the headers every page carries, and the fleet —
+//! scoped, filtered and paged as the API scopes, filters and pages, with batch actions whose
+//! every change is the API's own, attributed to the person.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::auth_helpers::{PASSWORD, send_json, totp_code};
+use crate::bots_helpers::spawn_bots;
+use crate::console_helpers::Visitor;
+use crate::helpers::spawn_app;
+
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+#[tokio::test]
+async fn the_root_sends_people_to_the_console_and_signed_out_visits_to_sign_in() {
+    let app = spawn_app().await;
+    let mut visitor = Visitor::new(&app);
+    let root = visitor.get("/").await;
+    assert_eq!(root.status, StatusCode::SEE_OTHER);
+    assert_eq!(root.location.as_deref(), Some("/console/"));
+    for path in ["/console/", "/console/bots", "/console/bots/anything"] {
+        let page = visitor.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        let to = page.location.unwrap();
+        assert!(
+            to == "/console/sign-in" || to == "/console/bots",
+            "{path} → {to}"
+        );
+    }
+    let form = visitor.get("/console/sign-in").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert_eq!(form.headers["content-security-policy"], POLICY);
+    assert_eq!(form.headers["x-frame-options"], "DENY");
+    assert_eq!(form.headers["cache-control"], "no-store");
+    assert!(
+        !form.html.contains("<script>"),
+        "no inline script: {}",
+        form.html
+    );
+    assert!(
+        form.html
+            .contains("<script src=\"/console/assets/console.js\" defer>")
+    );
+    let script = visitor.get("/console/assets/console.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(
+        script.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        script.html.len() < 30 * 1024,
+        "the script stays under 30 KB"
+    );
+    assert_eq!(
+        visitor.get("/console/assets/nothing.js").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn signing_in_hands_out_a_fresh_httponly_strict_cookie_and_signing_out_ends_the_api_session()
+{
+    let env = spawn_bots(Default::default(), &[]).await;
+    let alice = env.manager("alice").await;
+    let mut visitor = Visitor::new(&env.app);
+    let form = visitor.get("/console/sign-in").await;
+    let cookie = form.set_cookie.clone().unwrap();
+    assert!(
+        cookie.contains("; Path=/console; HttpOnly; SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let visit = visitor.cookie.clone().unwrap();
+    let csrf = form.csrf();
+
+    // A form without the session's token changes nothing.
+    let forged = visitor
+        .post(
+            "/console/sign-in",
+            &[
+                ("csrf", "forged"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(
+        forged.html.contains("Nothing was changed"),
+        "{}",
+        forged.html
+    );
+    let wrong = visitor
+        .post(
+            "/console/sign-in",
+            &[
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", "wrong"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.html.contains("Invalid credentials"), "{}", wrong.html);
+    assert!(
+        !wrong.html.contains("wrong"),
+        "the password is never echoed"
+    );
+
+    let fleet = visitor.sign_in("alice", PASSWORD).await;
+    assert_eq!(fleet.status, StatusCode::OK, "{}", fleet.html);
+    assert!(fleet.html.contains("Signed in as <strong>alice</strong>"));
+    let session = visitor.cookie.clone().unwrap();
+    assert_ne!(session, visit, "signing in gives a new session id");
+    // The id from before signing in is worth nothing now.
+    let mut stale = Visitor::new(&env.app);
+    stale.cookie = Some(visit);
+    assert_eq!(
+        stale.get("/console/bots").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Behind TLS the cookie is Secure.
+    let mut behind_tls = Visitor::new(&env.app);
+    behind_tls.forwarded_proto = Some("https");
+    let tls_form = behind_tls.get("/console/sign-in").await;
+    assert!(tls_form.set_cookie.unwrap().ends_with("; Secure"));
+
+    // Signing out needs the token too, then ends the session here and at the API.
+    let sessions_before = api_sessions(&env.app, &alice).await;
+    assert_eq!(sessions_before, 2, "the test's own login and the console's");
+    let refused = visitor
+        .post("/console/sign-out", &[("csrf", "forged")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let csrf = fleet.csrf();
+    let out = visitor.post("/console/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        api_sessions(&env.app, &alice).await,
+        1,
+        "the console's API session ended"
+    );
+    let mut after = Visitor::new(&env.app);
+    after.cookie = Some(session);
+    assert_eq!(
+        after.get("/console/bots").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+/// How many live sessions the holder of `token` has at the API.
+async fn api_sessions(app: &crate::helpers::TestApp, token: &str) -> usize {
+    let sessions: Value = crate::auth_helpers::get(app, "/api/v1/auth/sessions", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    sessions["items"]
+        .as_array()
+        .or(sessions.as_array())
+        .unwrap_or_else(|| panic!("{sessions}"))
+        .len()
+}
+
+#[tokio::test]
+async fn an_account_with_totp_signs_in_with_its_second_factor() {
+    let app = spawn_app().await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    let token = crate::auth_helpers::token_of(&app, &admin, "mallory", &["Manager"]).await;
+    let enrolment: Value = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/mfa/totp/enroll",
+        &token,
+        json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let secret = enrolment["secret"].as_str().unwrap().to_string();
+    let code = totp_code(&secret, app.clock.unix_seconds() as u64);
+    let confirmed = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/mfa/totp/confirm",
+        &token,
+        json!({"code": code}),
+    )
+    .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    // The confirmation spent this period's code; the sign-in uses the next one.
+    app.clock.advance(Duration::from_secs(30));
+
+    let mut visitor = Visitor::new(&app);
+    let form = visitor.get("/console/sign-in").await;
+    let password_step = visitor
+        .post(
+            "/console/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("username", "mallory"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(password_step.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        password_step.location.as_deref(),
+        Some("/console/sign-in/second-factor")
+    );
+    // Half signed in is not signed in: pages lead back to the second step.
+    let half = visitor.get("/console/bots").await;
+    assert_eq!(half.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        half.location.as_deref(),
+        Some("/console/sign-in/second-factor")
+    );
+    let step = visitor.get("/console/sign-in/second-factor").await;
+    let wrong = visitor
+        .post(
+            "/console/sign-in/second-factor",
+            &[("csrf", &step.csrf()), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.html);
+    let code = totp_code(&secret, app.clock.unix_seconds() as u64);
+    let done = visitor
+        .post(
+            "/console/sign-in/second-factor",
+            &[("csrf", &wrong.csrf()), ("code", &code)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    assert_eq!(done.location.as_deref(), Some("/console/bots"));
+    let fleet = visitor.get("/console/bots").await;
+    assert!(
+        fleet.html.contains("Signed in as <strong>mallory</strong>"),
+        "{}",
+        fleet.html
+    );
+}
+
+#[tokio::test]
+async fn a_session_outlives_its_access_tokens_but_not_its_idle_and_absolute_timeouts() {
+    let app = spawn_app().await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    crate::auth_helpers::create_user(&app, &admin, "busy", &["Manager"]).await;
+    let mut visitor = Visitor::new(&app);
+    assert_eq!(
+        visitor.sign_in("busy", PASSWORD).await.status,
+        StatusCode::OK
+    );
+    // Access tokens last 15 minutes: a page every 10 minutes for an hour and a half
+    // keeps working on refreshed tokens.
+    for _ in 0..9 {
+        app.clock.advance(Duration::from_secs(600));
+        let page = visitor.get("/console/bots").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    }
+    // Idle for more than 30 minutes: signed out.
+    app.clock.advance(Duration::from_secs(31 * 60));
+    let idle = visitor.get("/console/bots").await;
+    assert_eq!(idle.status, StatusCode::SEE_OTHER);
+    assert_eq!(idle.location.as_deref(), Some("/console/sign-in"));
+
+    // However busy, 12 hours end it.
+    let mut visitor = Visitor::new(&app);
+    visitor.sign_in("busy", PASSWORD).await;
+    for _ in 0..(12 * 3) {
+        app.clock.advance(Duration::from_secs(20 * 60));
+        if visitor.get("/console/bots").await.status != StatusCode::OK {
+            break;
+        }
+    }
+    assert_eq!(
+        visitor.get("/console/bots").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+/// Creates `count` bots named `{prefix}-{n}` with `team`'s manager token.
+async fn bots(
+    env: &crate::bots_helpers::BotEnv,
+    token: &str,
+    prefix: &str,
+    count: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 0..count {
+        ids.push(env.bot(token, &format!("{prefix}{n:02}")).await.0);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn the_fleet_shows_the_bots_the_api_lets_the_person_reach_filtered_and_paged() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let north = env.team_manager("north_lead", "north").await;
+    let south = env.team_manager("south_lead", "south").await;
+    bots(&env, &north, "harbour", 52).await;
+    let (lighthouse, _) = env.bot(&north, "lighthouse").await;
+    let (southern, _) = env.bot(&south, "southbot").await;
+    env.send(
+        Method::POST,
+        &format!("/api/v1/bots/{lighthouse}/status"),
+        &north,
+        json!({"status": "paused"}),
+    )
+    .await;
+
+    let mut visitor = Visitor::new(&env.app);
+    let first = visitor.sign_in("north_lead", PASSWORD).await;
+    assert_eq!(
+        first.html.matches("name=\"bot_id\"").count(),
+        50,
+        "a page holds 50 rows"
+    );
+    assert!(
+        !first.html.contains("southbot"),
+        "another team's bot is not shown"
+    );
+    let next = first.html.split("href=\"").find_map(|rest| {
+        let link = &rest[..rest.find('"').unwrap()];
+        link.contains("cursor=").then(|| link.replace("&amp;", "&"))
+    });
+    let second = visitor.get(&next.expect("a next-page link")).await;
+    assert_eq!(
+        second.html.matches("name=\"bot_id\"").count(),
+        3,
+        "52 + 1 = 53 bots"
+    );
+
+    let paused = visitor.get("/console/bots?status=paused").await;
+    assert_eq!(paused.html.matches("name=\"bot_id\"").count(), 1);
+    assert!(paused.html.contains(&lighthouse));
+    let text = visitor.get("/console/bots?q=harbour1").await;
+    assert_eq!(
+        text.html.matches("name=\"bot_id\"").count(),
+        10,
+        "harbour10 … harbour19"
+    );
+    let bad = visitor.get("/console/bots?status=sleeping").await;
+    assert_eq!(
+        bad.status,
+        StatusCode::BAD_REQUEST,
+        "the API's own refusal, as a page"
+    );
+    assert!(bad.html.contains("role=\"alert\""), "{}", bad.html);
+
+    // A bot of another team is the API's 404, not a console error.
+    let hidden = visitor.get(&format!("/console/bots/{southern}")).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let own = visitor.get(&format!("/console/bots/{lighthouse}")).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(own.html.contains("Resume this bot"), "{}", own.html);
+}
+
+#[tokio::test]
+async fn a_batch_pauses_the_ticked_bots_or_every_bot_the_filter_matches_with_a_result_per_bot() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let north = env.team_manager("north_lead", "north").await;
+    let south = env.team_manager("south_lead", "south").await;
+    let alphas = bots(&env, &north, "alpha", 10).await;
+    let betas = bots(&env, &north, "beta", 2).await;
+    let (southern, _) = env.bot(&south, "southbot").await;
+    let mut visitor = Visitor::new(&env.app);
+    let fleet = visitor.sign_in("north_lead", PASSWORD).await;
+    let csrf = fleet.csrf();
+
+    let forged = visitor
+        .post(
+            "/console/bots/batch",
+            &[("csrf", "x"), ("action", "pause-matching"), ("q", "alpha")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let result = visitor
+        .post(
+            "/console/bots/batch",
+            &[
+                ("csrf", &csrf),
+                ("action", "pause-matching"),
+                ("q", "alpha"),
+            ],
+        )
+        .await;
+    assert_eq!(result.status, StatusCode::OK, "{}", result.html);
+    assert!(
+        result.html.contains("10 of 10 bots now paused."),
+        "{}",
+        result.html
+    );
+    for id in &alphas {
+        assert_eq!(status_of(&env, &north, id).await, "paused");
+    }
+    for id in &betas {
+        assert_eq!(
+            status_of(&env, &north, id).await,
+            "active",
+            "the filter did not match it"
+        );
+    }
+    // Every change is the API's, recorded as the person's.
+    let of_alphas = |events: Vec<Value>| -> Vec<Value> {
+        events
+            .into_iter()
+            .filter(|e| alphas.iter().any(|id| e["bot_id"] == json!(id)))
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let changed = loop {
+        // The events travel through the queue; they arrive in their own time.
+        let changed = of_alphas(env.events(&env.admin, "bot.status_changed").await);
+        if changed.len() >= 10 || tokio::time::Instant::now() > deadline {
+            break changed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(changed.len(), 10, "{changed:#?}");
+    assert!(
+        changed.iter().all(|e| e["actor_name"] == "north_lead"),
+        "{changed:#?}"
+    );
+
+    // Ticked rows; a bot the person cannot reach is refused alone, with the API's reason.
+    let ticked = visitor
+        .post(
+            "/console/bots/batch",
+            &[
+                ("csrf", &csrf),
+                ("action", "resume-selected"),
+                ("bot_id", &alphas[0]),
+                ("bot_id", &southern),
+            ],
+        )
+        .await;
+    assert!(
+        ticked.html.contains("1 of 2 bots now active. 1 refused"),
+        "{}",
+        ticked.html
+    );
+    assert_eq!(status_of(&env, &north, &alphas[0]).await, "active");
+    assert_eq!(
+        status_of(&env, &south, &southern).await,
+        "active",
+        "untouched"
+    );
+    let nothing = visitor
+        .post(
+            "/console/bots/batch",
+            &[("csrf", &csrf), ("action", "pause-selected")],
+        )
+        .await;
+    assert_eq!(nothing.status, StatusCode::BAD_REQUEST);
+    let unknown = visitor
+        .post(
+            "/console/bots/batch",
+            &[("csrf", &csrf), ("action", "delete-all")],
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+}
+
+async fn status_of(env: &crate::bots_helpers::BotEnv, token: &str, bot_id: &str) -> String {
+    let bot: Value = env
+        .get(&format!("/api/v1/bots/{bot_id}"), token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    bot["status"].as_str().unwrap().to_string()
+}
