@@ -32,6 +32,7 @@ mod calendar;
 mod config;
 mod connect;
 mod console;
+mod console_browser;
 mod demo;
 mod disclosure;
 mod disk_full;

@@ -1,0 +1,340 @@
+//! The console in a real browser: Debian's Chromium, headless, driven through ChromeDriver
+//! (WebDriver, with fantoccini), against the whole app and the fake X. Every page a journey
+//! passes is checked with axe-core for serious and critical accessibility violations.
+//!
+//! Needs `chromedriver` and `chromium` (`.ci/run` installs them) and axe-core's `axe.min.js`
+//! (`VIVESPHERE_TEST_AXE_JS`, which `.ci/run` installs into target/); without them the
+//! journeys print SKIPPED.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::auth_helpers::PASSWORD;
+use crate::bots_helpers::{BotEnv, spawn_bots};
+
+/// A headless Chromium session and the ChromeDriver serving it (stopped on drop).
+struct Browser {
+    client: Client,
+    driver: Child,
+    base: String,
+    axe: Option<String>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn skip(what: &str) {
+    eprintln!("=== SKIPPED {what}: install chromium and chromium-driver (.ci/run does) ===");
+}
+
+fn executable(name: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .map(|p| p.display().to_string())
+}
+
+/// A browser on the app of `env`, or `None` (after saying SKIPPED) where none is installed.
+async fn open(env: &BotEnv, what: &str) -> Option<Browser> {
+    let (Some(driver_path), Some(chromium)) = (executable("chromedriver"), executable("chromium"))
+    else {
+        skip(what);
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Command::new(driver_path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": chromium, "args": [
+            "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+            "--window-size=1280,900"]}),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let mut attempts = 0;
+    let client = loop {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => break client,
+            Err(err) if attempts < 100 => {
+                attempts += 1;
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(err) => panic!("ChromeDriver did not answer: {err}"),
+        }
+    };
+    let axe = std::env::var("VIVESPHERE_TEST_AXE_JS")
+        .ok()
+        .map(|path| std::fs::read_to_string(path).expect("axe.min.js is readable"));
+    if axe.is_none() {
+        eprintln!(
+            "=== SKIPPED the accessibility checks of {what}: VIVESPHERE_TEST_AXE_JS is not set ==="
+        );
+    }
+    Some(Browser {
+        client,
+        driver,
+        base: env.app.url(""),
+        axe,
+    })
+}
+
+impl Browser {
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn text_of(&self, css: &str) -> String {
+        let element = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|err| panic!("no {css}: {err}"));
+        element.text().await.unwrap()
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+
+    /// Fails on any serious or critical axe-core violation of the page shown.
+    async fn assert_accessible(&self, page: &str) {
+        if let Some(violations) = self.violations().await {
+            assert!(violations.is_empty(), "{page}: {violations:#?}");
+        }
+    }
+
+    /// axe-core's serious and critical violations on the page shown, as readable lines
+    /// (`None` without axe-core).
+    async fn violations(&self) -> Option<Vec<Value>> {
+        let axe = self.axe.as_ref()?;
+        self.client.execute(axe, vec![]).await.unwrap();
+        let script = "const done = arguments[arguments.length - 1];
+            axe.run(document, {resultTypes: ['violations']})
+              .then(r => done(r.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at '
+                  + v.nodes.map(n => n.target.join(' ')).join(', '))))
+              .catch(e => done(['axe did not run: ' + e]));";
+        let found = self.client.execute_async(script, vec![]).await.unwrap();
+        Some(found.as_array().cloned().unwrap_or_default())
+    }
+
+    async fn sign_in(&self, username: &str) {
+        self.goto("/").await;
+        assert_eq!(self.path().await, "/console/sign-in");
+        self.assert_accessible("sign-in").await;
+        self.fill("#username", username).await;
+        self.fill("#password", PASSWORD).await;
+        self.click("form[action='/console/sign-in'] button[type=submit]")
+            .await;
+        assert!(
+            self.text_of("header .who").await.contains(username),
+            "signed in"
+        );
+    }
+}
+
+async fn status_of(env: &BotEnv, token: &str, bot_id: &str) -> String {
+    let bot: Value = env
+        .get(&format!("/api/v1/bots/{bot_id}"), token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    bot["status"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_manager_signs_in_and_pauses_ten_bots_by_filter_in_a_browser() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let lead = env.team_manager("north_lead", "north").await;
+    let mut alphas = Vec::new();
+    for n in 0..10 {
+        alphas.push(env.bot(&lead, &format!("alpha{n}")).await.0);
+    }
+    let (beta, _) = env.bot(&lead, "beta").await;
+    let Some(browser) = open(&env, "the browser journey of a batch pause").await else {
+        return;
+    };
+    browser.sign_in("north_lead").await;
+    assert_eq!(browser.path().await, "/console/bots");
+    assert_eq!(browser.count("input[name=bot_id]").await, 11);
+    browser.assert_accessible("fleet").await;
+
+    browser.fill("#f-q", "alpha").await;
+    browser.click("form[role=search] button[type=submit]").await;
+    assert_eq!(
+        browser.path().await,
+        "/console/bots?status=&team=&handle=&q=alpha"
+    );
+    assert_eq!(browser.count("input[name=bot_id]").await, 10);
+    browser.click("button[value=pause-matching]").await;
+    // The script asks first; the person confirms.
+    let question = browser.client.get_alert_text().await.unwrap();
+    assert_eq!(question, "Pause every bot this filter matches?");
+    browser.client.accept_alert().await.unwrap();
+    let summary = browser.text_of("p.notice[role=status]").await;
+    assert_eq!(summary, "10 of 10 bots now paused.");
+    browser.assert_accessible("batch result").await;
+    for id in &alphas {
+        assert_eq!(status_of(&env, &lead, id).await, "paused");
+    }
+    assert_eq!(status_of(&env, &lead, &beta).await, "active");
+
+    // A bot's page, from the result's link.
+    browser.click("ul.results a").await;
+    assert!(browser.path().await.starts_with("/console/bots/"));
+    assert!(browser.text_of("h1").await.starts_with("alpha"));
+    browser.assert_accessible("bot").await;
+    // The check can fail: an image without a text alternative is a critical violation.
+    let image = "document.querySelector('main').appendChild(document.createElement('img'))";
+    browser.client.execute(image, vec![]).await.unwrap();
+    if let Some(violations) = browser.violations().await {
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.as_str().unwrap().starts_with("image-alt")),
+            "{violations:#?}"
+        );
+    }
+    browser.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_fleet_is_used_by_keyboard_alone_at_375_pixels() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let lead = env.team_manager("south_lead", "south").await;
+    let (first, _) = env.bot(&lead, "keyboard0").await;
+    let (second, _) = env.bot(&lead, "keyboard1").await;
+    let Some(browser) = open(&env, "the keyboard journey at 375 px").await else {
+        return;
+    };
+    browser.client.set_window_size(375, 812).await.unwrap();
+    browser.sign_in("south_lead").await;
+    let fits = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true), "nothing wider than a 375 px screen");
+    browser.assert_accessible("fleet at 375 px").await;
+
+    // Tab to the first row's box, tick it with the space bar, go back to "Pause selected"
+    // and press Enter: no pointer anywhere.
+    let active = || async {
+        browser
+            .client
+            .execute(
+                "const e = document.activeElement; return (e.name || '') + '=' + (e.value || '')",
+                vec![],
+            )
+            .await
+            .unwrap()
+    };
+    let row_box = json!(format!("bot_id={first}"));
+    let mut presses = 0;
+    while active().await != row_box {
+        browser
+            .client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&Key::Tab)
+            .await
+            .unwrap();
+        presses += 1;
+        assert!(presses < 40, "the first row's box is reachable by Tab");
+    }
+    browser
+        .client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&Key::Space)
+        .await
+        .unwrap();
+    let pause = json!("action=pause-selected");
+    while active().await != pause {
+        let back = Key::Shift + &Key::Tab.to_string();
+        browser
+            .client
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(&back)
+            .await
+            .unwrap();
+        presses += 1;
+        assert!(presses < 80, "the pause button is reachable by Shift+Tab");
+    }
+    browser
+        .client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&Key::Enter)
+        .await
+        .unwrap();
+    assert_eq!(
+        browser.text_of("p.notice[role=status]").await,
+        "1 of 1 bots now paused."
+    );
+    assert_eq!(status_of(&env, &lead, &first).await, "paused");
+    assert_eq!(status_of(&env, &lead, &second).await, "active");
+    browser.client.clone().close().await.unwrap();
+}
