@@ -18,3 +18,41 @@ document.addEventListener("click", (event) => {
     event.preventDefault();
   }
 });
+
+// The composer's counter: X's weighted count, from the API's own counter, as one types.
+const composer = document.querySelector("form.composer");
+if (composer) {
+  const field = composer.querySelector("textarea[name=text]");
+  const counter = composer.querySelector("[data-counter]");
+  const csrf = composer.querySelector("input[name=csrf]").value;
+  let pending = null;
+  field.addEventListener("input", () => {
+    clearTimeout(pending);
+    pending = setTimeout(async () => {
+      const answer = await fetch("/console/check-text", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ csrf, text: field.value }),
+      });
+      if (!answer.ok) return;
+      const check = await answer.json();
+      counter.textContent = `${check.weighted_length} of ${check.max_weighted_length}` +
+        (check.valid ? "" : " (too long, or nothing to post)");
+      counter.classList.toggle("over", !check.valid);
+    }, 200);
+  });
+}
+
+// Live posts: each row follows the states the server sends, without a reload.
+const live = document.querySelector("[data-live]");
+if (live && window.EventSource) {
+  const source = new EventSource(live.dataset.live);
+  source.addEventListener("posts", (event) => {
+    for (const post of JSON.parse(event.data)) {
+      const row = document.getElementById("post-" + post.post_id);
+      if (!row) continue;
+      row.querySelector("[data-field=state]").textContent = post.state;
+      row.querySelector("[data-field=error]").textContent = post.error || "";
+    }
+  });
+}

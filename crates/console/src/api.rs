@@ -29,6 +29,15 @@ impl ApiFailure {
         }
     }
 
+    /// The console refuses what it cannot send to the API as asked (a form left incomplete).
+    pub fn refused(message: &str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error_code: "INVALID_DATA".into(),
+            message: message.into(),
+        }
+    }
+
     /// The token was refused: the session is over at the API.
     pub fn is_unauthenticated(&self) -> bool {
         self.status == StatusCode::UNAUTHORIZED

@@ -41,6 +41,8 @@ pub struct Settings {
     pub secure_cookie: bool,
     /// Milliseconds the API may take to answer a page's call.
     pub api_timeout_ms: u64,
+    /// Live pages open at once (each reads the API every second); more answer 503.
+    pub max_live_streams: usize,
 }
 
 impl Default for Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             max_sessions: 10_000,
             secure_cookie: false,
             api_timeout_ms: 10_000,
+            max_live_streams: 500,
         }
     }
 }
@@ -86,6 +89,7 @@ impl Target for ConsoleService {
             api: Arc::new(api),
             sessions: Arc::new(sessions),
             secure_cookie: settings.secure_cookie,
+            live_streams: Arc::new(tokio::sync::Semaphore::new(settings.max_live_streams)),
         };
         Ok(BuiltTarget::routes(pages::router(state)))
     }

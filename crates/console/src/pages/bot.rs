@@ -1,5 +1,5 @@
-//! One bot: its profile, its status with the pause/resume action, and its latest posts with
-//! their states.
+//! One bot: its status with the pause/resume action, the composer, its latest posts with
+//! their states (kept current), and its profile.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -77,32 +77,6 @@ fn status_form(person: &Person, bot: &Value) -> Markup {
     }
 }
 
-fn posts_table(posts: &[Value]) -> Markup {
-    html! {
-        section.panel aria-labelledby="posts" {
-            h2 #posts { "Latest posts" }
-            @if posts.is_empty() {
-                p.muted { "No posts yet." }
-            } @else {
-                div.table-wrap { table {
-                    thead { tr {
-                        th scope="col" { "Text" }
-                        th scope="col" { "State" }
-                        th.optional scope="col" { "Runs at" }
-                        th.optional scope="col" { "Why it failed" }
-                    } }
-                    tbody { @for post in posts { tr {
-                        td { (text(post, "text")) }
-                        td { (text(post, "state")) }
-                        td.optional { (text(post, "run_at")) }
-                        td.optional { (text(post, "error")) }
-                    } } }
-                } }
-            }
-        }
-    }
-}
-
 /// `GET /console/bots/{bot_id}`.
 pub async fn show(
     State(console): State<Console>,
@@ -114,7 +88,7 @@ pub async fn show(
         Err(to_sign_in) => return to_sign_in,
     };
     let bot_path = format!("/api/v1/bots/{}", segment(&bot_id));
-    let posts_path = format!("{bot_path}/posts?limit=20");
+    let posts_path = format!("{bot_path}/posts?limit={}", super::posts::SHOWN_POSTS);
     let (bot, posts) = tokio::join!(
         console.api.get(&person.token, &bot_path),
         console.api.get(&person.token, &posts_path)
@@ -132,8 +106,9 @@ pub async fn show(
         p { a href="/console/bots" { "← Fleet" } }
         h1 { (name) }
         (status_form(&person, &bot))
+        (super::posts::composer(&person, &bot))
+        (super::posts::posts_table(&person, &bot, &posts))
         (profile(&bot))
-        (posts_table(&posts))
     };
     page(&name, Some(&person), body).into_response()
 }

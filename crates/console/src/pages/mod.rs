@@ -4,6 +4,7 @@
 mod bot;
 mod fleet;
 mod layout;
+mod posts;
 mod sign_in;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Console {
     pub api: Arc<Api>,
     pub sessions: Arc<Sessions>,
     pub secure_cookie: bool,
+    /// Live pages (Server-Sent Events) open at once, each reading the API every second.
+    pub live_streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// The console's routes under `/console`.
@@ -50,6 +53,13 @@ pub fn router(state: Console) -> Router {
         .route(&format!("{p}/bots"), get(fleet::show))
         .route(&format!("{p}/bots/batch"), post(fleet::batch))
         .route(&format!("{p}/bots/{{bot_id}}"), get(bot::show))
+        .route(&format!("{p}/bots/{{bot_id}}/posts"), post(posts::create))
+        .route(&format!("{p}/bots/{{bot_id}}/posts/live"), get(posts::live))
+        .route(
+            &format!("{p}/bots/{{bot_id}}/posts/{{post_id}}/cancel"),
+            post(posts::cancel),
+        )
+        .route(&format!("{p}/check-text"), post(posts::check_text))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)
 }

@@ -480,3 +480,209 @@ async fn status_of(env: &crate::bots_helpers::BotEnv, token: &str, bot_id: &str)
         .unwrap();
     bot["status"].as_str().unwrap().to_string()
 }
+
+#[tokio::test]
+async fn the_composer_schedules_in_the_bots_zone_publishes_now_and_cancels() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let lead = env.team_manager("north_lead", "north").await;
+    let (bot_id, _) = env.bot(&lead, "berlinbot").await;
+    let zone = env
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/bots/{bot_id}"),
+            &lead,
+            json!({"time_zone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(zone.status(), StatusCode::OK);
+    let mut visitor = Visitor::new(&env.app);
+    visitor.sign_in("north_lead", PASSWORD).await;
+    let page = visitor.get(&format!("/console/bots/{bot_id}")).await;
+    assert!(page.html.contains("Time (Europe/Berlin)"), "{}", page.html);
+    let csrf = page.csrf();
+    let posts = format!("/console/bots/{bot_id}/posts");
+
+    let forged = visitor
+        .post(
+            &posts,
+            &[("csrf", "x"), ("text", "Forged."), ("when", "now")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let no_time = visitor
+        .post(
+            &posts,
+            &[("csrf", &csrf), ("text", "When?"), ("when", "schedule")],
+        )
+        .await;
+    assert_eq!(no_time.status, StatusCode::BAD_REQUEST);
+    let too_long = "x".repeat(281);
+    let refused = visitor
+        .post(
+            &posts,
+            &[("csrf", &csrf), ("text", &too_long), ("when", "now")],
+        )
+        .await;
+    assert!(refused.status.is_client_error(), "{}", refused.status);
+    assert!(
+        refused.html.contains("280"),
+        "the API's reason: {}",
+        refused.html
+    );
+    assert_eq!(
+        listed_posts(&env, &lead, &bot_id).await.len(),
+        0,
+        "nothing was created"
+    );
+
+    // 10:30 in Berlin on 20 March 2031 is 09:30 UTC (CET, before the change to summer time).
+    let scheduled = visitor
+        .post(
+            &posts,
+            &[
+                ("csrf", &csrf),
+                ("text", "Guten Morgen."),
+                ("when", "schedule"),
+                ("run_at", "2031-03-20T10:30"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        scheduled.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        scheduled.html
+    );
+    let made = listed_posts(&env, &lead, &bot_id).await;
+    assert_eq!(made[0]["run_at"], "2031-03-20T09:30:00Z", "{made:#?}");
+    assert_eq!(made[0]["state"], "scheduled");
+    let page = visitor.get(&format!("/console/bots/{bot_id}")).await;
+    assert!(page.html.contains("2031-03-20 10:30 CET"), "{}", page.html);
+    let post_id = made[0]["post_id"].as_str().unwrap();
+    let cancelled = visitor
+        .post(&format!("{posts}/{post_id}/cancel"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        cancelled.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        cancelled.html
+    );
+    assert_eq!(
+        listed_posts(&env, &lead, &bot_id).await[0]["state"],
+        "cancelled"
+    );
+
+    let now = visitor
+        .post(
+            &posts,
+            &[("csrf", &csrf), ("text", "Right now."), ("when", "now")],
+        )
+        .await;
+    assert_eq!(now.status, StatusCode::SEE_OTHER, "{}", now.html);
+    let latest = listed_posts(&env, &lead, &bot_id).await;
+    let now_id = latest.iter().find(|p| p["text"] == "Right now.").unwrap()["post_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = env
+        .wait_for(&lead, &bot_id, &now_id, &["published", "failed"])
+        .await;
+    assert_eq!(done["state"], "published", "{done}");
+}
+
+/// The bot's posts as the API lists them, newest first.
+async fn listed_posts(env: &crate::bots_helpers::BotEnv, token: &str, bot_id: &str) -> Vec<Value> {
+    let listing: Value = env
+        .get(&format!("/api/v1/bots/{bot_id}/posts"), token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    listing["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_counter_answers_only_the_session_and_live_states_stream_as_they_change() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let lead = env.team_manager("north_lead", "north").await;
+    let (bot_id, _) = env.bot(&lead, "livebot").await;
+    let mut visitor = Visitor::new(&env.app);
+    let fleet = visitor.sign_in("north_lead", PASSWORD).await;
+    let csrf = fleet.csrf();
+    let http = reqwest::Client::new();
+    let check = |csrf: String, cookie: Option<String>| {
+        let mut request = http
+            .post(env.app.url("/console/check-text"))
+            .json(&json!({"csrf": csrf, "text": "Read https://example.com/a-very-long-path 🌍"}));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    let counted = check(csrf.clone(), visitor.cookie.clone()).await.unwrap();
+    assert_eq!(counted.status(), StatusCode::OK);
+    let counted: Value = counted.json().await.unwrap();
+    // "Read " 5 + a URL 23 + " " 1 + an emoji 2.
+    assert_eq!(counted["weighted_length"], 31, "{counted}");
+    assert_eq!(counted["max_weighted_length"], 280);
+    assert_eq!(
+        check("forged".into(), visitor.cookie.clone())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        check(csrf, None).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let run_at = env.in_ms(60_000);
+    let post = env
+        .post(&lead, &bot_id, json!({"text": "Soon.", "run_at": run_at}))
+        .await;
+    let post_id = post["post_id"].as_str().unwrap().to_string();
+    let mut live = http
+        .get(env.app.url(&format!("/console/bots/{bot_id}/posts/live")))
+        .header("cookie", visitor.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let first = next_event(&mut live).await;
+    assert!(
+        first.contains(&post_id) && first.contains("\"scheduled\""),
+        "{first}"
+    );
+    env.app.clock.advance(Duration::from_secs(61));
+    // Only changes follow: the next event is the post leaving `scheduled`.
+    let mut states = Vec::new();
+    while !states.iter().any(|s: &String| s.contains("\"published\"")) {
+        let event = next_event(&mut live).await;
+        assert!(!event.contains("\"scheduled\""), "{event}");
+        states.push(event);
+    }
+}
+
+/// The next Server-Sent Event's data (waits at most 15 s).
+async fn next_event(stream: &mut reqwest::Response) -> String {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("an event within 15 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(end) = text.find("\n\n") {
+            let event = &text[..end];
+            if event.starts_with("event: posts") {
+                return event.to_string();
+            }
+            text = text[end + 2..].to_string();
+        }
+    }
+}

@@ -338,3 +338,73 @@ async fn the_fleet_is_used_by_keyboard_alone_at_375_pixels() {
     assert_eq!(status_of(&env, &lead, &second).await, "active");
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let lead = env.team_manager("west_lead", "west").await;
+    let (bot_id, _) = env.bot(&lead, "sunrise").await;
+    let Some(browser) = open(&env, "the browser journey of a scheduled post").await else {
+        return;
+    };
+    browser.sign_in("west_lead").await;
+    browser
+        .click(&format!("a[href='/console/bots/{bot_id}']"))
+        .await;
+    browser.assert_accessible("bot").await;
+
+    // The counter is X's weighted count, as one types.
+    browser
+        .fill("#post-text", "Sunrise at 06:12 https://example.com/today")
+        .await;
+    let counted = "40 of 280";
+    browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&format!(
+            "//*[@data-counter][text()='{counted}']"
+        )))
+        .await
+        .unwrap_or_else(|_| panic!("the counter shows {counted}"));
+    // Two minutes ahead on the app's clock, in the bot's zone (UTC).
+    let at = (env.app.clock.now() + Duration::from_secs(120))
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]"
+        ))
+        .unwrap();
+    let set_time = "document.getElementById('post-at').value = arguments[0]";
+    browser
+        .client
+        .execute(set_time, vec![json!(at)])
+        .await
+        .unwrap();
+    browser.click("button[value=schedule]").await;
+    let state = "tr[id^='post-'] [data-field=state]";
+    assert_eq!(browser.text_of(state).await, "scheduled");
+    browser.assert_accessible("bot with a scheduled post").await;
+
+    // The page stays as it is; only its live updates may change it.
+    let mark = "window.stillTheSamePage = true";
+    browser.client.execute(mark, vec![]).await.unwrap();
+    env.app.clock.advance(Duration::from_secs(180));
+    let published = browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath(
+            "//tr[starts-with(@id,'post-')]//*[@data-field='state'][text()='published']",
+        ))
+        .await;
+    assert!(
+        published.is_ok(),
+        "the state turned published on the open page"
+    );
+    let same = browser
+        .client
+        .execute("return window.stillTheSamePage === true", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, json!(true), "no reload");
+    browser.client.clone().close().await.unwrap();
+}
