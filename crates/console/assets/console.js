@@ -56,3 +56,20 @@ if (live && window.EventSource) {
     }
   });
 }
+
+// The logs' live tail, when asked for: new events go on top of the table as they arrive.
+const follow = document.querySelector("input[data-follow]");
+const tail = document.querySelector("table[data-tail]");
+if (follow && tail && window.EventSource) {
+  follow.closest("[hidden]").hidden = false;
+  let source = null;
+  follow.addEventListener("change", () => {
+    if (source) { source.close(); source = null; }
+    if (!follow.checked) return;
+    source = new EventSource(tail.dataset.tail);
+    source.addEventListener("events", (event) => {
+      // The rows come rendered (and escaped) by the server, newest first.
+      tail.tBodies[0].insertAdjacentHTML("afterbegin", JSON.parse(event.data).join(""));
+    });
+  });
+}

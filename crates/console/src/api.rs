@@ -29,6 +29,16 @@ impl ApiFailure {
         }
     }
 
+    /// The API's refusal, from its standard error body.
+    fn from_body(status: StatusCode, body: &Value) -> Self {
+        let text = |field: &str| body[field].as_str().map(str::to_string);
+        Self {
+            status,
+            error_code: text("error_code").unwrap_or_else(|| "API_ERROR".into()),
+            message: text("message").unwrap_or_else(|| format!("The API answered {status}.")),
+        }
+    }
+
     /// The console refuses what it cannot send to the API as asked (a form left incomplete).
     pub fn refused(message: &str) -> Self {
         Self {
@@ -116,12 +126,7 @@ impl Api {
         if status.is_success() {
             return Ok(value);
         }
-        let text = |field: &str| value[field].as_str().map(str::to_string);
-        Err(ApiFailure {
-            status,
-            error_code: text("error_code").unwrap_or_else(|| "API_ERROR".into()),
-            message: text("message").unwrap_or_else(|| format!("The API answered {status}.")),
-        })
+        Err(ApiFailure::from_body(status, &value))
     }
 
     pub async fn get(
@@ -133,6 +138,27 @@ impl Api {
             .await
     }
 
+    /// A GET whose answer is passed on as it arrives (an export), once the API said yes.
+    pub async fn get_stream(
+        &self,
+        token: &SecretString,
+        path_and_query: &str,
+    ) -> Result<reqwest::Response, ApiFailure> {
+        let response = self
+            .http
+            .get(format!("{}{path_and_query}", self.base))
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await
+            .map_err(ApiFailure::unreachable)?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        Err(ApiFailure::from_body(status, &value))
+    }
+
     pub async fn post(
         &self,
         token: &SecretString,
@@ -140,6 +166,15 @@ impl Api {
         body: &Value,
     ) -> Result<Value, ApiFailure> {
         self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(
+        &self,
+        token: &SecretString,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.send(Method::PUT, path, Some(token), Some(body)).await
     }
 
     /// Signs in with a password.

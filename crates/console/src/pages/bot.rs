@@ -89,9 +89,11 @@ pub async fn show(
     };
     let bot_path = format!("/api/v1/bots/{}", segment(&bot_id));
     let posts_path = format!("{bot_path}/posts?limit={}", super::posts::SHOWN_POSTS);
-    let (bot, posts) = tokio::join!(
+    let secrets_path = format!("/api/v1/botdata/bots/{}", segment(&bot_id));
+    let (bot, posts, secrets) = tokio::join!(
         console.api.get(&person.token, &bot_path),
-        console.api.get(&person.token, &posts_path)
+        console.api.get(&person.token, &posts_path),
+        console.api.get(&person.token, &secrets_path)
     );
     let bot = match bot {
         Ok(bot) => bot,
@@ -109,6 +111,7 @@ pub async fn show(
         (super::posts::composer(&person, &bot))
         (super::posts::posts_table(&person, &bot, &posts))
         (profile(&bot))
+        (super::secrets::section(&person, &bot_id, &secrets))
     };
     page(&name, Some(&person), body).into_response()
 }

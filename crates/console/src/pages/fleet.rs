@@ -184,11 +184,12 @@ pub async fn show(
         Ok(person) => person,
         Err(to_sign_in) => return to_sign_in,
     };
-    let listing = match console
-        .api
-        .get(&person.token, &filter.api_path(&filter.cursor, PAGE_SIZE))
-        .await
-    {
+    let listing_path = filter.api_path(&filter.cursor, PAGE_SIZE);
+    let (listing, notes) = tokio::join!(
+        console.api.get(&person.token, &listing_path),
+        super::system::attention(&console, &person)
+    );
+    let listing = match listing {
         Ok(listing) => listing,
         Err(failure) => return console.failure_page(Some(&person), &failure),
     };
@@ -196,6 +197,7 @@ pub async fn show(
     let next = listing["next_cursor"].as_str();
     let body = html! {
         h1 { "Fleet" }
+        (super::system::banner(&notes))
         (filter_form(&filter))
         form method="post" action="/console/bots/batch" {
             (csrf_field(&person.csrf))

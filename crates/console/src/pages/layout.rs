@@ -24,6 +24,8 @@ pub fn page(title: &str, person: Option<&Person>, body: Markup) -> Markup {
                     @if let Some(person) = person {
                         nav aria-label="Main" {
                             a href="/console/bots" { "Fleet" }
+                            a href="/console/logs" { "Logs" }
+                            a href="/console/system" { "System" }
                         }
                         span.who { "Signed in as " strong { (person.username) } }
                         form method="post" action="/console/sign-out" {

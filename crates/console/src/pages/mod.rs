@@ -4,8 +4,11 @@
 mod bot;
 mod fleet;
 mod layout;
+mod logs;
 mod posts;
+mod secrets;
 mod sign_in;
+mod system;
 
 use std::sync::Arc;
 
@@ -59,7 +62,19 @@ pub fn router(state: Console) -> Router {
             &format!("{p}/bots/{{bot_id}}/posts/{{post_id}}/cancel"),
             post(posts::cancel),
         )
+        .route(
+            &format!("{p}/bots/{{bot_id}}/credentials"),
+            post(secrets::replace),
+        )
+        .route(
+            &format!("{p}/bots/{{bot_id}}/secrets/{{field}}/reveal"),
+            get(secrets::confirm).post(secrets::reveal),
+        )
         .route(&format!("{p}/check-text"), post(posts::check_text))
+        .route(&format!("{p}/system"), get(system::show))
+        .route(&format!("{p}/logs"), get(logs::show))
+        .route(&format!("{p}/logs/export"), get(logs::export))
+        .route(&format!("{p}/logs/live"), get(logs::live))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(state)
 }

@@ -666,8 +666,13 @@ async fn the_counter_answers_only_the_session_and_live_states_stream_as_they_cha
     }
 }
 
-/// The next Server-Sent Event's data (waits at most 15 s).
+/// The next `posts` Server-Sent Event (waits at most 15 s).
 async fn next_event(stream: &mut reqwest::Response) -> String {
+    next_sse(stream, "posts").await
+}
+
+/// The next Server-Sent Event named `name` (waits at most 15 s).
+async fn next_sse(stream: &mut reqwest::Response, name: &str) -> String {
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -679,10 +684,260 @@ async fn next_event(stream: &mut reqwest::Response) -> String {
         text.push_str(&String::from_utf8_lossy(&chunk));
         if let Some(end) = text.find("\n\n") {
             let event = &text[..end];
-            if event.starts_with("event: posts") {
+            if event.starts_with(&format!("event: {name}")) {
                 return event.to_string();
             }
             text = text[end + 2..].to_string();
         }
     }
+}
+
+#[tokio::test]
+async fn logs_are_searched_exported_and_tailed_as_far_as_the_person_may_read() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let north = env.team_manager("north_lead", "north").await;
+    let south = env.team_manager("south_lead", "south").await;
+    env.bot(&north, "northern").await;
+    env.bot(&south, "southern").await;
+    env.recorded(&env.admin, "bot.created").await;
+    let mut visitor = Visitor::new(&env.app);
+    visitor.sign_in("north_lead", PASSWORD).await;
+    let created = wait_for_page(&mut visitor, "/console/logs?action=bot.created", "northern").await;
+    assert!(
+        !created.html.contains("southern"),
+        "another team's events stay hidden"
+    );
+    let searched = visitor
+        .get("/console/logs?q=northern&category=user_activity")
+        .await;
+    assert_eq!(searched.status, StatusCode::OK);
+    assert!(searched.html.contains("bot.created"), "{}", searched.html);
+    let nothing = visitor.get("/console/logs?q=no-such-words-anywhere").await;
+    assert!(nothing.html.contains("No event you may read matches."));
+    let bad = visitor.get("/console/logs?level=loud").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.html
+            .contains("level: trace, debug, info, warn, error or fatal"),
+        "{}",
+        bad.html
+    );
+
+    let csv = visitor
+        .get("/console/logs/export?format=csv&action=bot.created")
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(
+        csv.headers["content-disposition"],
+        "attachment; filename=\"events.csv\""
+    );
+    assert!(
+        csv.html.lines().next().unwrap().contains("action"),
+        "a header row: {}",
+        csv.html
+    );
+    assert!(
+        csv.html.contains("northern") && !csv.html.contains("southern"),
+        "{}",
+        csv.html
+    );
+
+    // The tail sends what happens after it opened, and nothing from before.
+    let mut tail = reqwest::Client::new()
+        .get(env.app.url("/console/logs/live?action=bot.created"))
+        .header("cookie", visitor.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), StatusCode::OK);
+    env.bot(&north, "latecomer").await;
+    let event = next_sse(&mut tail, "events").await;
+    assert!(
+        event.contains("latecomer") && !event.contains("northern"),
+        "{event}"
+    );
+}
+
+/// The page at `path` once it shows `text` (events travel through the queue).
+async fn wait_for_page(
+    visitor: &mut Visitor,
+    path: &str,
+    text: &str,
+) -> crate::console_helpers::Answer {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let page = visitor.get(path).await;
+        if page.html.contains(text) || tokio::time::Instant::now() > deadline {
+            assert!(
+                page.html.contains(text),
+                "{path} never showed {text}: {}",
+                page.html
+            );
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Secure Bot Data's audit entries for `bot_id`, as an admin reads them.
+async fn audit_of(env: &crate::bots_helpers::BotEnv, bot_id: &str) -> Vec<Value> {
+    let listing: Value = env
+        .get(
+            &format!("/api/v1/botdata/audit?bot_id={bot_id}"),
+            &env.admin,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    listing["items"].as_array().unwrap().clone()
+}
+
+fn reveals(entries: &[Value]) -> Vec<&Value> {
+    entries.iter().filter(|e| e["action"] == "reveal").collect()
+}
+
+#[tokio::test]
+async fn a_credential_is_revealed_only_when_confirmed_and_every_reveal_is_audited() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let lead = env.team_manager("north_lead", "north").await;
+    env.team_member("north_viewer", "Viewer", "north").await;
+    let (bot_id, x_user) = env.bot(&lead, "vaulted").await;
+    let mut visitor = Visitor::new(&env.app);
+    visitor.sign_in("north_lead", PASSWORD).await;
+    let page = visitor.get(&format!("/console/bots/{bot_id}")).await;
+    assert!(
+        page.html.contains("<code>oauth_access_token</code>"),
+        "{}",
+        page.html
+    );
+    assert!(
+        !page.html.contains(&x_user.access_token),
+        "no value on the bot's page"
+    );
+
+    let reveal = format!("/console/bots/{bot_id}/secrets/oauth_access_token/reveal");
+    let asked = visitor.get(&reveal).await;
+    assert_eq!(asked.status, StatusCode::OK);
+    assert!(asked.html.contains("audit trail") && !asked.html.contains(&x_user.access_token));
+    let forged = visitor.post(&reveal, &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(
+        reveals(&audit_of(&env, &bot_id).await).is_empty(),
+        "asking reveals nothing"
+    );
+
+    let shown = visitor.post(&reveal, &[("csrf", &asked.csrf())]).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.html);
+    assert!(shown.html.contains(&x_user.access_token), "{}", shown.html);
+    assert_eq!(shown.headers["cache-control"], "no-store");
+    let audit = audit_of(&env, &bot_id).await;
+    let recorded = reveals(&audit);
+    assert_eq!(recorded.len(), 1, "{audit:#?}");
+    assert_eq!(recorded[0]["field"], "oauth_access_token");
+    assert_eq!(recorded[0]["result"], "ok");
+
+    // A Viewer may see that the field exists, never its value; the refusal is audited too.
+    let mut viewer = Visitor::new(&env.app);
+    viewer.sign_in("north_viewer", PASSWORD).await;
+    let asked = viewer.get(&reveal).await;
+    let refused = viewer.post(&reveal, &[("csrf", &asked.csrf())]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!refused.html.contains(&x_user.access_token));
+    let denied: Vec<Value> = audit_of(&env, &bot_id)
+        .await
+        .into_iter()
+        .filter(|e| e["result"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:#?}");
+
+    // The admin finds the reveal in the system page's audit trail.
+    let mut admin = Visitor::new(&env.app);
+    admin.sign_in("admin", crate::helpers::ADMIN_PASSWORD).await;
+    let trail = admin.get(&format!("/console/system?bot_id={bot_id}")).await;
+    assert!(
+        trail.html.contains("<td>reveal</td><td>ok</td>"),
+        "{}",
+        trail.html
+    );
+    // A Manager's system page says the audit trail is not theirs to read.
+    let own = visitor.get("/console/system").await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(!own.html.contains("<td>reveal</td>"), "{}", own.html);
+
+    // New credentials replace the old as a new version.
+    let page = visitor.get(&format!("/console/bots/{bot_id}")).await;
+    let replaced = visitor
+        .post(
+            &format!("/console/bots/{bot_id}/credentials"),
+            &[
+                ("csrf", &page.csrf()),
+                ("access_token", &x_user.access_token),
+                ("refresh_token", &x_user.refresh_token),
+                ("client_id", &x_user.client_id),
+            ],
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::SEE_OTHER, "{}", replaced.html);
+    let metadata: Value = env
+        .get(&format!("/api/v1/botdata/bots/{bot_id}"), &lead)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fields = metadata["fields"].as_array().unwrap();
+    let access = fields
+        .iter()
+        .find(|f| f["field"] == "oauth_access_token")
+        .unwrap();
+    assert_eq!(access["current_version"], 2, "{metadata}");
+}
+
+#[tokio::test]
+async fn the_system_page_shows_health_and_the_vault_and_the_banner_says_what_needs_attention() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let mut admin = Visitor::new(&env.app);
+    let fleet = admin.sign_in("admin", crate::helpers::ADMIN_PASSWORD).await;
+    assert!(
+        !fleet.html.contains("role=\"alert\""),
+        "nothing needs attention: {}",
+        fleet.html
+    );
+    let system = admin.get("/console/system").await;
+    assert_eq!(system.status, StatusCode::OK);
+    assert_eq!(
+        system.html.matches("status status-ready").count(),
+        5,
+        "{}",
+        system.html
+    );
+    assert!(system.html.contains("<dd>unsealed</dd>"), "{}", system.html);
+
+    // A bot made without credentials waits for them; a sealed vault stops every post.
+    let waiting = env
+        .send(Method::POST, "/api/v1/bots", &env.admin, json!({"bot_name": "waiting", "x_handle": "waiting", "operator_account": "human_operator"}))
+        .await;
+    assert_eq!(waiting.status(), StatusCode::CREATED);
+    let sealed = env
+        .send(
+            Method::POST,
+            "/api/v1/botdata/sys/seal",
+            &env.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(sealed.status(), StatusCode::OK);
+    let fleet = admin.get("/console/bots").await;
+    assert!(
+        fleet.html.contains("1 bots need new credentials from X"),
+        "{}",
+        fleet.html
+    );
+    assert!(
+        fleet.html.contains("Secure Bot Data is sealed"),
+        "{}",
+        fleet.html
+    );
+    let system = admin.get("/console/system").await;
+    assert!(system.html.contains("<dd>sealed ("), "{}", system.html);
 }

@@ -408,3 +408,55 @@ async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
     assert_eq!(same, json!(true), "no reload");
     browser.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_admin_reveals_a_credential_finds_the_audit_record_and_searches_the_logs() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let (bot_id, x_user) = env.bot(&env.admin, "auditbot").await;
+    // The creation's event travels through the queue before the logs can show it.
+    env.recorded(&env.admin, "bot.created").await;
+    let Some(browser) = open(&env, "the browser journey of a reveal").await else {
+        return;
+    };
+    browser.goto("/console/sign-in").await;
+    browser.fill("#username", "admin").await;
+    browser
+        .fill("#password", crate::helpers::ADMIN_PASSWORD)
+        .await;
+    browser
+        .click("form[action='/console/sign-in'] button[type=submit]")
+        .await;
+    browser.text_of("header .who").await;
+    browser.goto(&format!("/console/bots/{bot_id}")).await;
+    browser
+        .click("a[href$='/secrets/oauth_access_token/reveal']")
+        .await;
+    browser.assert_accessible("reveal confirmation").await;
+    browser
+        .click("form button[type=submit]:not(.secondary)")
+        .await;
+    assert_eq!(browser.text_of("code.secret").await, x_user.access_token);
+    browser.assert_accessible("revealed").await;
+
+    browser.click("nav a[href='/console/system']").await;
+    browser.assert_accessible("system").await;
+    browser.fill("#a-bot", &bot_id).await;
+    browser
+        .click("form[aria-label='Filter the audit trail'] button")
+        .await;
+    let first_entry = browser
+        .text_of("section[aria-labelledby=audit] tbody tr")
+        .await;
+    assert!(
+        first_entry.contains("reveal") && first_entry.contains("oauth_access_token"),
+        "{first_entry}"
+    );
+
+    browser.click("nav a[href='/console/logs']").await;
+    browser.fill("#l-q", "auditbot").await;
+    browser.click("form[role=search] button[type=submit]").await;
+    let rows = browser.count("table[data-tail] tbody tr").await;
+    assert!(rows >= 1, "the bot's creation is found");
+    browser.assert_accessible("logs").await;
+    browser.client.clone().close().await.unwrap();
+}
