@@ -25,6 +25,7 @@ pub fn page(title: &str, person: Option<&Person>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/console/bots" { "Fleet" }
                             a href="/console/logs" { "Logs" }
+                            a href="/console/settings" { "Settings" }
                             a href="/console/system" { "System" }
                         }
                         span.who { "Signed in as " strong { (person.username) } }

@@ -7,6 +7,7 @@ mod layout;
 mod logs;
 mod posts;
 mod secrets;
+mod settings;
 mod sign_in;
 mod system;
 
@@ -72,6 +73,11 @@ pub fn router(state: Console) -> Router {
         )
         .route(&format!("{p}/check-text"), post(posts::check_text))
         .route(&format!("{p}/system"), get(system::show))
+        .route(
+            &format!("{p}/settings"),
+            get(settings::show).post(settings::update),
+        )
+        .route(&format!("{p}/settings/rollback"), post(settings::rollback))
         .route(&format!("{p}/logs"), get(logs::show))
         .route(&format!("{p}/logs/export"), get(logs::export))
         .route(&format!("{p}/logs/live"), get(logs::live))

@@ -941,3 +941,136 @@ async fn the_system_page_shows_health_and_the_vault_and_the_banner_says_what_nee
     let system = admin.get("/console/system").await;
     assert!(system.html.contains("<dd>sealed ("), "{}", system.html);
 }
+
+/// `key`'s effective central value for the Bot Manager, as the API reads it.
+async fn central(app: &crate::helpers::TestApp, token: &str, key: &str) -> Value {
+    let effective: Value = crate::auth_helpers::get(
+        app,
+        "/api/v1/config/settings?service_name=bot-manager",
+        token,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    effective["settings"][key].clone()
+}
+
+const MAX_ATTEMPTS: &str = "bot_manager.execution.max_attempts";
+
+/// Saves the Bot Manager's max_attempts through the settings page's form.
+async fn save_max_attempts(
+    visitor: &mut Visitor,
+    csrf: &str,
+    value: &str,
+    reason: &str,
+) -> crate::console_helpers::Answer {
+    let fields = [
+        ("csrf", csrf),
+        ("service", "bot-manager"),
+        ("key", MAX_ATTEMPTS),
+        ("kind", "integer"),
+        ("value", value),
+        ("reason", reason),
+    ];
+    visitor.post("/console/settings", &fields).await
+}
+
+#[tokio::test]
+async fn a_setting_is_edited_refused_with_the_services_reason_and_rolled_back() {
+    let app = spawn_app().await;
+    let admin_token = crate::auth_helpers::admin_token(&app).await;
+    let mut admin = Visitor::new(&app);
+    admin.sign_in("admin", crate::helpers::ADMIN_PASSWORD).await;
+    let page = admin.get("/console/settings?service=bot-manager").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(
+        page.html.contains(&format!("<code>{MAX_ATTEMPTS}</code>")),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html
+            .contains("from the files and defaults the service started with")
+    );
+    let csrf = page.csrf();
+
+    let saved = save_max_attempts(&mut admin, &csrf, "7", "more retries while X is slow").await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    assert_eq!(central(&app, &admin_token, MAX_ATTEMPTS).await, 7);
+    let page = admin.get("/console/settings?service=bot-manager").await;
+    assert!(
+        page.html.contains("from this service's central settings"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("more retries while X is slow"),
+        "the history: {}",
+        page.html
+    );
+
+    // Out of range: the service's own reason, beside the setting; nothing changes.
+    let refused = save_max_attempts(&mut admin, &csrf, "1000", "too many").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused
+            .html
+            .contains("must be a whole number from 1 to 100"),
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused
+            .html
+            .contains("id=\"s-bot_manager-execution-max_attempts-problem\"")
+    );
+    let typo = save_max_attempts(&mut admin, &csrf, "seven", "").await;
+    assert_eq!(typo.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(central(&app, &admin_token, MAX_ATTEMPTS).await, 7);
+
+    save_max_attempts(&mut admin, &csrf, "9", "even more").await;
+    assert_eq!(central(&app, &admin_token, MAX_ATTEMPTS).await, 9);
+    let history = admin.get("/console/settings?service=bot-manager").await;
+    assert!(history.html.contains("7 → 9"), "the diff: {}", history.html);
+    // Restore the release that set 7.
+    let releases: Value = crate::auth_helpers::get(
+        &app,
+        "/api/v1/config/releases?scope=bot-manager",
+        &admin_token,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let seven = releases["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == "more retries while X is slow")
+        .unwrap()["revision"]
+        .to_string();
+    let restore = [
+        ("csrf", csrf.as_str()),
+        ("service", "bot-manager"),
+        ("revision", &seven),
+    ];
+    let restored = admin.post("/console/settings/rollback", &restore).await;
+    assert_eq!(restored.status, StatusCode::SEE_OTHER, "{}", restored.html);
+    assert_eq!(central(&app, &admin_token, MAX_ATTEMPTS).await, 7);
+
+    // A Manager reads the settings; the change is the API's to refuse.
+    crate::auth_helpers::create_user(&app, &admin_token, "reader", &["Manager"]).await;
+    let mut reader = Visitor::new(&app);
+    reader.sign_in("reader", PASSWORD).await;
+    let page = reader.get("/console/settings?service=bot-manager").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let denied = save_max_attempts(&mut reader, &page.csrf(), "3", "").await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.html);
+    assert_eq!(central(&app, &admin_token, MAX_ATTEMPTS).await, 7);
+}
