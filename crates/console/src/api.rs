@@ -81,6 +81,15 @@ impl TokenPair {
     }
 }
 
+/// Whom a call is made for: the person's access token (none before they sign in) and the
+/// address their browser connected from, passed on as `X-Forwarded-For` so that limits kept
+/// per address count the person, not the console.
+#[derive(Clone, Default)]
+pub struct OnBehalf {
+    pub token: Option<SecretString>,
+    pub address: Option<String>,
+}
+
 /// The API's base URL and one pooled HTTP client.
 pub struct Api {
     base: String,
@@ -98,20 +107,33 @@ impl Api {
         Ok(Self { base, http })
     }
 
-    /// Sends one request; `token` is the person's access token when there is one.
+    fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        on_behalf: &OnBehalf,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path_and_query}", self.base));
+        if let Some(token) = &on_behalf.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        if let Some(address) = &on_behalf.address {
+            request = request.header("x-forwarded-for", address);
+        }
+        request
+    }
+
+    /// Sends one request for `on_behalf`; the standard error body becomes an [`ApiFailure`].
     async fn send(
         &self,
         method: Method,
         path_and_query: &str,
-        token: Option<&SecretString>,
+        on_behalf: &OnBehalf,
         body: Option<&Value>,
     ) -> Result<Value, ApiFailure> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path_and_query}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token.expose_secret());
-        }
+        let mut request = self.request(method, path_and_query, on_behalf);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -131,23 +153,21 @@ impl Api {
 
     pub async fn get(
         &self,
-        token: &SecretString,
+        on_behalf: &OnBehalf,
         path_and_query: &str,
     ) -> Result<Value, ApiFailure> {
-        self.send(Method::GET, path_and_query, Some(token), None)
+        self.send(Method::GET, path_and_query, on_behalf, None)
             .await
     }
 
     /// A GET whose answer is passed on as it arrives (an export), once the API said yes.
     pub async fn get_stream(
         &self,
-        token: &SecretString,
+        on_behalf: &OnBehalf,
         path_and_query: &str,
     ) -> Result<reqwest::Response, ApiFailure> {
         let response = self
-            .http
-            .get(format!("{}{path_and_query}", self.base))
-            .bearer_auth(token.expose_secret())
+            .request(Method::GET, path_and_query, on_behalf)
             .send()
             .await
             .map_err(ApiFailure::unreachable)?;
@@ -161,27 +181,33 @@ impl Api {
 
     pub async fn post(
         &self,
-        token: &SecretString,
+        on_behalf: &OnBehalf,
         path: &str,
         body: &Value,
     ) -> Result<Value, ApiFailure> {
-        self.send(Method::POST, path, Some(token), Some(body)).await
+        self.send(Method::POST, path, on_behalf, Some(body)).await
     }
 
     pub async fn put(
         &self,
-        token: &SecretString,
+        on_behalf: &OnBehalf,
         path: &str,
         body: &Value,
     ) -> Result<Value, ApiFailure> {
-        self.send(Method::PUT, path, Some(token), Some(body)).await
+        self.send(Method::PUT, path, on_behalf, Some(body)).await
     }
 
     /// Signs in with a password.
-    pub async fn login(&self, username: &str, password: &str, now_millis: i64) -> LoginOutcome {
+    pub async fn login(
+        &self,
+        visitor: &OnBehalf,
+        username: &str,
+        password: &str,
+        now_millis: i64,
+    ) -> LoginOutcome {
         let body = json!({"username": username, "password": password});
         let answer = self
-            .send(Method::POST, "/api/v1/auth/login", None, Some(&body))
+            .send(Method::POST, "/api/v1/auth/login", visitor, Some(&body))
             .await;
         match answer {
             Ok(value) => match value["status"].as_str() {
@@ -202,6 +228,7 @@ impl Api {
     /// Finishes a sign-in with a TOTP code or a recovery code.
     pub async fn login_second_factor(
         &self,
+        visitor: &OnBehalf,
         mfa_token: &SecretString,
         code: &str,
         now_millis: i64,
@@ -214,7 +241,7 @@ impl Api {
             json!({"mfa_token": mfa_token.expose_secret(), "recovery_code": code})
         };
         let value = self
-            .send(Method::POST, "/api/v1/auth/login/mfa", None, Some(&body))
+            .send(Method::POST, "/api/v1/auth/login/mfa", visitor, Some(&body))
             .await?;
         Self::tokens(value, now_millis)
     }
@@ -222,19 +249,20 @@ impl Api {
     /// A new token pair for the refresh token (which is spent).
     pub async fn refresh(
         &self,
+        visitor: &OnBehalf,
         refresh: &SecretString,
         now_millis: i64,
     ) -> Result<Tokens, ApiFailure> {
         let body = json!({"refresh_token": refresh.expose_secret()});
         let value = self
-            .send(Method::POST, "/api/v1/auth/refresh", None, Some(&body))
+            .send(Method::POST, "/api/v1/auth/refresh", visitor, Some(&body))
             .await?;
         Self::tokens(value, now_millis)
     }
 
     /// Ends the session at the API: its refresh token and every access token issued in it.
-    pub async fn logout(&self, access: &SecretString) -> Result<(), ApiFailure> {
-        self.send(Method::POST, "/api/v1/auth/logout", Some(access), None)
+    pub async fn logout(&self, person: &OnBehalf) -> Result<(), ApiFailure> {
+        self.send(Method::POST, "/api/v1/auth/logout", person, None)
             .await
             .map(|_| ())
     }

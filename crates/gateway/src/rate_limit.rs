@@ -1,4 +1,5 @@
-//! The edge rate limit: requests per minute per client address, GCRA (governor) with a burst
+//! The edge rate limit: requests per minute per client address (a loopback proxy's
+//! `X-Forwarded-For`, see `platform::http::client`), GCRA (governor) with a burst
 //! of the whole minute's allowance, as Kong's `rate-limiting` plugin counts them. The limit
 //! follows `gateway.rate_limit.per_minute` live: a change swaps in a fresh limiter, so every
 //! client starts the new minute with the new allowance. 0 turns the limit off.
@@ -105,10 +106,12 @@ pub async fn limit(State(edge): State<EdgeRateLimit>, request: Request, next: Ne
     let Some((limit, limiter)) = edge.limiter() else {
         return next.run(request).await;
     };
-    let client = request
+    // Behind the console (or a proxy on this host), the person's address, not the proxy's.
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip())
+        .map(|info| info.0.ip());
+    let client = platform::http::client::client_address(request.headers(), peer)
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     match limiter.check_key(&client) {
         Ok(snapshot) => {

@@ -91,9 +91,9 @@ pub async fn show(
     let posts_path = format!("{bot_path}/posts?limit={}", super::posts::SHOWN_POSTS);
     let secrets_path = format!("/api/v1/botdata/bots/{}", segment(&bot_id));
     let (bot, posts, secrets) = tokio::join!(
-        console.api.get(&person.token, &bot_path),
-        console.api.get(&person.token, &posts_path),
-        console.api.get(&person.token, &secrets_path)
+        console.api.get(&person.api, &bot_path),
+        console.api.get(&person.api, &posts_path),
+        console.api.get(&person.api, &secrets_path)
     );
     let bot = match bot {
         Ok(bot) => bot,

@@ -186,7 +186,7 @@ pub async fn show(
     };
     let listing_path = filter.api_path(&filter.cursor, PAGE_SIZE);
     let (listing, notes) = tokio::join!(
-        console.api.get(&person.token, &listing_path),
+        console.api.get(&person.api, &listing_path),
         super::system::attention(&console, &person)
     );
     let listing = match listing {
@@ -260,7 +260,7 @@ async fn matching_ids(
     loop {
         let listing = console
             .api
-            .get(&person.token, &filter.api_path(&cursor, "500"))
+            .get(&person.api, &filter.api_path(&cursor, "500"))
             .await?;
         let items = listing["items"].as_array().cloned().unwrap_or_default();
         ids.extend(items.iter().map(|bot| text(bot, "bot_id").to_string()));
@@ -284,7 +284,7 @@ async fn set_status(console: &Console, person: &Person, bot_id: String, status: 
     let path = format!("/api/v1/bots/{}/status", segment(&bot_id));
     let answer = console
         .api
-        .post(&person.token, &path, &json!({"status": status}))
+        .post(&person.api, &path, &json!({"status": status}))
         .await;
     Outcome {
         name: answer

@@ -194,7 +194,7 @@ pub async fn show(
         "/api/v1/logs/events",
         &[("limit", "50"), ("cursor", &filter.cursor)],
     );
-    let listing = match console.api.get(&person.token, &api_path).await {
+    let listing = match console.api.get(&person.api, &api_path).await {
         Ok(listing) => listing,
         Err(failure) => return console.failure_page(Some(&person), &failure),
     };
@@ -242,7 +242,7 @@ pub async fn export(
         "/api/v1/logs/export",
         &[("format", if csv { "csv" } else { "ndjson" })],
     );
-    match console.api.get_stream(&person.token, &path).await {
+    match console.api.get_stream(&person.api, &path).await {
         Ok(answer) => {
             let (kind, name) = if csv {
                 ("text/csv; charset=utf-8", "events.csv")
@@ -295,7 +295,7 @@ pub async fn live(
                 let person = console.person(&headers).await.ok()?;
                 let path =
                     filter.path("/api/v1/logs/events", &[("from", &since), ("limit", "200")]);
-                let listing = console.api.get(&person.token, &path).await.ok()?;
+                let listing = console.api.get(&person.api, &path).await.ok()?;
                 let events = listing["items"].as_array().cloned().unwrap_or_default();
                 if let Some(newest) = events.first() {
                     // `from` is inclusive: the next read starts just after the newest sent.

@@ -14,14 +14,17 @@ mod system;
 use std::sync::Arc;
 
 use axum::Router;
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use secrecy::SecretString;
 
-use crate::api::{Api, ApiFailure};
+use crate::api::{Api, ApiFailure, OnBehalf};
 use crate::security;
 use crate::session::{SessionId, Sessions, Stage};
 
@@ -82,6 +85,7 @@ pub fn router(state: Console) -> Router {
         .route(&format!("{p}/logs/export"), get(logs::export))
         .route(&format!("{p}/logs/live"), get(logs::live))
         .layer(axum::middleware::from_fn(security::headers))
+        .layer(axum::middleware::from_fn(forward_client))
         .with_state(state)
 }
 
@@ -105,7 +109,36 @@ pub struct Person {
     pub session: SessionId,
     pub username: String,
     pub csrf: String,
-    pub token: SecretString,
+    /// Their token and address, for every API call made for them.
+    pub api: OnBehalf,
+}
+
+/// The request's client, as [`forward_client`] left it, before anyone has signed in.
+pub fn visitor(headers: &HeaderMap) -> OnBehalf {
+    OnBehalf {
+        token: None,
+        address: headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+/// Sets `X-Forwarded-For` to the one address the request came from (a loopback proxy's word
+/// for it, else the connection's), dropping whatever else a client sent: the console passes
+/// it on to the API, whose limits per address then count the person.
+async fn forward_client(mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let client = platform::http::client::client_address(request.headers(), peer);
+    let headers = request.headers_mut();
+    headers.remove("x-forwarded-for");
+    if let Some(value) = client.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        headers.insert("x-forwarded-for", value);
+    }
+    next.run(request).await
 }
 
 /// Refresh the access token when it has less than this left.
@@ -126,8 +159,9 @@ impl Console {
             Stage::SignedOut => return Err(see_other("/console/sign-in")),
         };
         let now = self.sessions.now_millis();
+        let visitor = visitor(headers);
         let tokens = if tokens.access_expires_at - now < REFRESH_AHEAD_MS {
-            match self.api.refresh(&tokens.refresh, now).await {
+            match self.api.refresh(&visitor, &tokens.refresh, now).await {
                 Ok(fresh) => {
                     self.sessions.update_tokens(&id, fresh.clone());
                     fresh
@@ -145,7 +179,10 @@ impl Console {
             session: id,
             username,
             csrf: session.csrf,
-            token: tokens.access,
+            api: OnBehalf {
+                token: Some(tokens.access),
+                address: visitor.address,
+            },
         })
     }
 

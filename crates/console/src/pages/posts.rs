@@ -131,7 +131,7 @@ async fn bot_of(console: &Console, person: &Person, bot_id: &str) -> Result<Valu
     let path = format!("/api/v1/bots/{}", segment(bot_id));
     console
         .api
-        .get(&person.token, &path)
+        .get(&person.api, &path)
         .await
         .map_err(|failure| console.failure_page(Some(person), &failure))
 }
@@ -181,7 +181,7 @@ pub async fn create(
     let path = format!("/api/v1/bots/{}/posts", segment(&bot_id));
     match console
         .api
-        .post(&person.token, &path, &Value::Object(request))
+        .post(&person.api, &path, &Value::Object(request))
         .await
     {
         Ok(_) => see_other(&format!("/console/bots/{}#posts", segment(&bot_id))),
@@ -206,7 +206,7 @@ pub async fn cancel(
         segment(&bot_id),
         segment(&post_id)
     );
-    match console.api.post(&person.token, &path, &json!({})).await {
+    match console.api.post(&person.api, &path, &json!({})).await {
         Ok(_) => see_other(&format!("/console/bots/{}#posts", segment(&bot_id))),
         Err(failure) => console.failure_page(Some(&person), &failure),
     }
@@ -234,7 +234,7 @@ pub async fn check_text(
     let body = json!({"text": request.text});
     match console
         .api
-        .post(&person.token, "/api/v1/bots/check-text", &body)
+        .post(&person.api, "/api/v1/bots/check-text", &body)
         .await
     {
         Ok(check) => Json(json!({
@@ -282,7 +282,7 @@ pub async fn live(
             loop {
                 tokio::time::sleep(LIVE_INTERVAL).await;
                 let person = console.person(&headers).await.ok()?;
-                let listing = console.api.get(&person.token, &path).await.ok()?;
+                let listing = console.api.get(&person.api, &path).await.ok()?;
                 let changed: Vec<Value> = listing["items"]
                     .as_array()
                     .into_iter()

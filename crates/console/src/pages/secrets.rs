@@ -105,7 +105,7 @@ pub async fn replace(
     }
     let path = format!("/api/v1/bots/{}/credentials", segment(&bot_id));
     let request = json!({"credentials": credentials});
-    match console.api.put(&person.token, &path, &request).await {
+    match console.api.put(&person.api, &path, &request).await {
         Ok(_) => see_other(&format!("/console/bots/{}#credentials", segment(&bot_id))),
         Err(failure) => console.failure_page(Some(&person), &failure),
     }
@@ -162,7 +162,7 @@ pub async fn reveal(
         segment(&bot_id),
         segment(&field)
     );
-    let revealed = match console.api.post(&person.token, &path, &json!({})).await {
+    let revealed = match console.api.post(&person.api, &path, &json!({})).await {
         Ok(revealed) => revealed,
         Err(failure) => return console.failure_page(Some(&person), &failure),
     };

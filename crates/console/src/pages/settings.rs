@@ -48,7 +48,7 @@ async fn load(
     person: &Person,
     service: &str,
 ) -> Result<ServiceSettings, ApiFailure> {
-    let token = &person.token;
+    let token = &person.api;
     let catalog = console.api.get(token, "/api/v1/config/catalog").await?;
     let services: Vec<String> = catalog["services"]
         .as_array()
@@ -344,7 +344,7 @@ pub async fn update(State(console): State<Console>, headers: HeaderMap, body: By
     });
     match console
         .api
-        .post(&person.token, "/api/v1/config/update", &request)
+        .post(&person.api, "/api/v1/config/update", &request)
         .await
     {
         Ok(_) => back_to(service),
@@ -384,7 +384,7 @@ pub async fn rollback(State(console): State<Console>, headers: HeaderMap, body: 
     });
     match console
         .api
-        .post(&person.token, "/api/v1/config/rollback", &request)
+        .post(&person.api, "/api/v1/config/rollback", &request)
         .await
     {
         Ok(_) => back_to(service),

@@ -111,7 +111,12 @@ pub async fn submit(State(console): State<Console>, headers: HeaderMap, body: By
     let now = console.sessions.now_millis();
     match console
         .api
-        .login(&username, form.value("password"), now)
+        .login(
+            &super::visitor(&headers),
+            &username,
+            form.value("password"),
+            now,
+        )
         .await
     {
         LoginOutcome::SignedIn(tokens) => {
@@ -193,7 +198,12 @@ pub async fn second_factor_submit(
     let now = console.sessions.now_millis();
     match console
         .api
-        .login_second_factor(&mfa_token, form.value("code"), now)
+        .login_second_factor(
+            &super::visitor(&headers),
+            &mfa_token,
+            form.value("code"),
+            now,
+        )
         .await
     {
         Ok(tokens) => {
@@ -217,7 +227,7 @@ pub async fn sign_out(State(console): State<Console>, headers: HeaderMap, body: 
     if !person.sent_csrf(&form) {
         return csrf_refused(Some(&person));
     }
-    if let Err(failure) = console.api.logout(&person.token).await {
+    if let Err(failure) = console.api.logout(&person.api).await {
         tracing::warn!(error_code = %failure.error_code, "the API did not end the session; it ends here");
     }
     console.sessions.end(&person.session);

@@ -30,8 +30,8 @@ fn text<'a>(value: &'a Value, field: &str) -> &'a str {
 pub async fn attention(console: &Console, person: &Person) -> Vec<(String, String)> {
     let waiting_path = "/api/v1/bots?status=needs_reauth&limit=500";
     let (waiting, vault) = tokio::join!(
-        console.api.get(&person.token, waiting_path),
-        console.api.get(&person.token, "/api/v1/botdata/sys/status")
+        console.api.get(&person.api, waiting_path),
+        console.api.get(&person.api, "/api/v1/botdata/sys/status")
     );
     let mut notes = Vec::new();
     if let Ok(waiting) = waiting {
@@ -199,7 +199,7 @@ pub async fn show(
     let health = futures::future::join_all(SERVICES.iter().map(|(name, prefix)| {
         let path = format!("{prefix}/health");
         let (console, person) = (&console, &person);
-        async move { (*name, console.api.get(&person.token, &path).await) }
+        async move { (*name, console.api.get(&person.api, &path).await) }
     }))
     .await;
     let audit_path = with_query(
@@ -207,8 +207,8 @@ pub async fn show(
         &[("bot_id", &query.bot_id), ("limit", "50")],
     );
     let (vault, audit, notes) = tokio::join!(
-        console.api.get(&person.token, "/api/v1/botdata/sys/status"),
-        console.api.get(&person.token, &audit_path),
+        console.api.get(&person.api, "/api/v1/botdata/sys/status"),
+        console.api.get(&person.api, &audit_path),
         attention(&console, &person)
     );
     let body = html! {

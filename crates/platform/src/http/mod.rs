@@ -2,6 +2,7 @@
 //! ids, per-route metrics, health endpoints, OpenAPI pages, and the fallbacks for unknown
 //! routes and methods.
 
+pub mod client;
 pub mod csv;
 pub mod error;
 pub mod form;

@@ -1074,3 +1074,33 @@ async fn a_setting_is_edited_refused_with_the_services_reason_and_rolled_back() 
     assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.html);
     assert_eq!(central(&app, &admin_token, MAX_ATTEMPTS).await, 7);
 }
+
+#[tokio::test]
+async fn the_edge_limit_counts_each_person_behind_the_console_not_the_console() {
+    let app = crate::helpers::spawn(
+        None,
+        &[("VIVESPHERE_GATEWAY__RATE_LIMIT__PER_MINUTE", "30")],
+        None,
+    )
+    .await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    crate::auth_helpers::create_user(&app, &admin, "busy", &["Manager"]).await;
+    crate::auth_helpers::create_user(&app, &admin, "calm", &["Manager"]).await;
+    // Two people reach the console through a proxy on this host, which names each.
+    let mut busy = Visitor::new(&app);
+    busy.forwarded_for = Some("203.0.113.1");
+    let mut calm = Visitor::new(&app);
+    calm.forwarded_for = Some("203.0.113.2");
+    busy.sign_in("busy", PASSWORD).await;
+    let mut pages = 0;
+    while busy.get("/console/bots").await.status != StatusCode::TOO_MANY_REQUESTS {
+        pages += 1;
+        assert!(pages < 30, "the busy person's allowance runs out");
+    }
+    // The other person, and the API's direct callers, still have theirs.
+    let fleet = calm.sign_in("calm", PASSWORD).await;
+    assert_eq!(fleet.status, StatusCode::OK, "{}", fleet.html);
+    assert!(fleet.html.contains("Signed in as <strong>calm</strong>"));
+    let direct = crate::auth_helpers::get(&app, "/api/v1/bots", &admin).await;
+    assert_eq!(direct.status(), StatusCode::OK);
+}

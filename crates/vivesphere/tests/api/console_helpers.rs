@@ -13,6 +13,8 @@ pub struct Visitor {
     pub cookie: Option<String>,
     /// Sent as `X-Forwarded-Proto`, as a TLS-terminating proxy would.
     pub forwarded_proto: Option<&'static str>,
+    /// Sent as `X-Forwarded-For`, as a proxy on this host would for the person behind it.
+    pub forwarded_for: Option<&'static str>,
 }
 
 /// One answer: its status, where it redirects, the cookie it set, its page.
@@ -49,6 +51,7 @@ impl Visitor {
             base: app.url(""),
             cookie: None,
             forwarded_proto: None,
+            forwarded_for: None,
         }
     }
 
@@ -59,6 +62,9 @@ impl Visitor {
         }
         if let Some(proto) = self.forwarded_proto {
             request = request.header("x-forwarded-proto", proto);
+        }
+        if let Some(address) = self.forwarded_for {
+            request = request.header("x-forwarded-for", address);
         }
         let response = request.send().await.unwrap();
         let header = |name| {
