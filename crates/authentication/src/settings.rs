@@ -109,7 +109,13 @@ pub struct DeclaredClient {
 /// central settings from the Configuration service.
 fn default_service_clients() -> Vec<DeclaredClient> {
     let mut clients = vec![bot_manager_client()];
-    for service in ["authentication", "secure-bot-data", "logging", "gateway"] {
+    for service in [
+        "authentication",
+        "secure-bot-data",
+        "logging",
+        "gateway",
+        "console",
+    ] {
         clients.push(DeclaredClient {
             client_id: service.into(),
             audiences: vec!["configuration".into()],

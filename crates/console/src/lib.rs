@@ -39,6 +39,9 @@ pub struct Settings {
     /// Mark the cookie `Secure` on every answer (it is always marked when the request came
     /// over TLS, as `X-Forwarded-Proto: https` says).
     pub secure_cookie: bool,
+    /// Believe `X-Forwarded-For` from any peer: only for a console that nothing but its
+    /// proxy can reach (Kubernetes, by network policy). From loopback it is always believed.
+    pub trust_forwarded_for: bool,
     /// Milliseconds the API may take to answer a page's call.
     pub api_timeout_ms: u64,
     /// Live pages open at once (each reads the API every second); more answer 503.
@@ -53,6 +56,7 @@ impl Default for Settings {
             session_absolute_timeout: 12 * 3600,
             max_sessions: 10_000,
             secure_cookie: false,
+            trust_forwarded_for: false,
             api_timeout_ms: 10_000,
             max_live_streams: 500,
         }
@@ -66,7 +70,9 @@ pub struct ConsoleService;
 impl Target for ConsoleService {
     /// The console keeps no data of its own: sessions live in its memory.
     fn info(&self) -> TargetInfo {
-        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION).without_database()
+        TargetInfo::new::<Settings>(NAME, CONFIG_SECTION)
+            .without_database()
+            .with_routes(PREFIX)
     }
 
     async fn build(&self, ctx: TargetContext) -> anyhow::Result<BuiltTarget> {
@@ -89,6 +95,7 @@ impl Target for ConsoleService {
             api: Arc::new(api),
             sessions: Arc::new(sessions),
             secure_cookie: settings.secure_cookie,
+            trust_forwarded_for: settings.trust_forwarded_for,
             live_streams: Arc::new(tokio::sync::Semaphore::new(settings.max_live_streams)),
         };
         Ok(BuiltTarget::routes(pages::router(state)))

@@ -101,11 +101,38 @@ fn response_headers(no_store: bool) -> Value {
     json!({"name": "response-transformer", "config": {"add": {"headers": headers}}})
 }
 
+/// The upstream of a route whose pages carry a session its service keeps in memory (the
+/// console): Kong resolves the headless Service to every pod and keeps each browser on one,
+/// by a cookie of its own.
+fn sticky_upstream(route: &crate::routes::Route) -> Value {
+    json!({
+        "name": format!("{}.upstream", route.service),
+        "hash_on": "cookie",
+        "hash_on_cookie": format!("{}_route", route.service),
+        "hash_on_cookie_path": route.prefix,
+        "targets": [{"target": format!("{}-pods:{}", route.service, platform::server::SERVICE_PORT)}],
+    })
+}
+
+/// A route checked by its service alone (no token at the edge), to its sticky upstream.
+fn session_service(route: &crate::routes::Route) -> Value {
+    json!({
+        "name": route.service,
+        "host": format!("{}.upstream", route.service),
+        "port": platform::server::SERVICE_PORT,
+        "protocol": "http",
+        "routes": [{"name": route.service, "paths": [route.prefix], "strip_path": false}],
+    })
+}
+
 /// The declarative configuration as YAML.
 pub fn render(keys: &[PublicKey], rate_limit_per_minute: u32) -> anyhow::Result<String> {
     let services: Vec<Value> = ROUTES
         .iter()
         .map(|route| {
+            if !route.token_at_edge {
+                return session_service(route);
+            }
             let mut service = json!({
                 "name": route.service,
                 "url": format!("http://{}:{}", route.service, platform::server::SERVICE_PORT),
@@ -142,9 +169,15 @@ pub fn render(keys: &[PublicKey], rate_limit_per_minute: u32) -> anyhow::Result<
         .iter()
         .map(|key| json!({"key": key.kid, "algorithm": "EdDSA", "rsa_public_key": key.pem}))
         .collect();
+    let upstreams: Vec<Value> = ROUTES
+        .iter()
+        .filter(|route| !route.token_at_edge)
+        .map(sticky_upstream)
+        .collect();
     let document = json!({
         "_format_version": "3.0",
         "services": services,
+        "upstreams": upstreams,
         "consumers": [{"username": CONSUMER, "jwt_secrets": secrets}],
         "plugins": [
             {"name": "rate-limiting", "config": {"minute": rate_limit_per_minute, "policy": "local", "limit_by": "ip"}},
@@ -199,7 +232,7 @@ mod tests {
     fn every_route_is_in_the_kong_file_with_its_public_paths() {
         let text = render(&[], 100).unwrap();
         let document: Value = serde_norway::from_str(&text).unwrap();
-        for route in ROUTES {
+        for route in ROUTES.iter().filter(|r| r.token_at_edge) {
             let service = document["services"]
                 .as_array()
                 .unwrap()
@@ -233,6 +266,32 @@ mod tests {
             .filter_map(|p| p["name"].as_str())
             .collect();
         assert!(global.contains(&"response-transformer"), "{global:?}");
+    }
+
+    #[test]
+    fn the_console_route_has_no_token_check_and_keeps_a_browser_on_one_replica() {
+        let document: Value = serde_norway::from_str(&render(&[], 100).unwrap()).unwrap();
+        let services = document["services"].as_array().unwrap();
+        let console = services.iter().find(|s| s["name"] == "console").unwrap();
+        assert_eq!(
+            console["routes"],
+            json!([{"name": "console", "paths": ["/console"], "strip_path": false}])
+        );
+        assert_eq!(console["host"], "console.upstream");
+        let upstream = &document["upstreams"][0];
+        assert_eq!(upstream["name"], "console.upstream");
+        assert_eq!(upstream["hash_on"], "cookie");
+        assert_eq!(upstream["hash_on_cookie_path"], "/console");
+        assert_eq!(upstream["targets"][0]["target"], "console-pods:8000");
+        assert_eq!(
+            kong_route(&document, "/console/bots").as_deref(),
+            Some("console")
+        );
+        assert_eq!(
+            document["upstreams"].as_array().unwrap().len(),
+            1,
+            "the API is not sticky"
+        );
     }
 
     /// Which route Kong's router picks for `path` in `document`: regex paths first (Kong
@@ -281,7 +340,7 @@ mod tests {
     #[test]
     fn only_whole_public_paths_pass_without_a_token() {
         let document: Value = serde_norway::from_str(&render(&[], 100).unwrap()).unwrap();
-        for route in ROUTES {
+        for route in ROUTES.iter().filter(|r| r.token_at_edge) {
             let public = format!("{}-public", route.service);
             for path in route.public_paths() {
                 assert_eq!(kong_route(&document, &path), Some(public.clone()), "{path}");

@@ -14,6 +14,9 @@ pub struct Route {
     /// Answers under the prefix carry tokens or secrets (RFC 6749 §5.1): every one of them,
     /// whoever produces it, is `Cache-Control: no-store`.
     pub no_store: bool,
+    /// The edge checks a bearer token on every path that is not public. The console's pages
+    /// carry a session cookie instead, which the console checks itself.
+    pub token_at_edge: bool,
 }
 
 /// Paths every service serves without a token: its health, its OpenAPI document and docs.
@@ -36,30 +39,42 @@ pub const ROUTES: &[Route] = &[
             "/revocations",
         ],
         no_store: true,
+        token_at_edge: true,
     },
     Route {
         prefix: "/api/v1/bots",
         service: "bot-manager",
         public: &[],
         no_store: false,
+        token_at_edge: true,
     },
     Route {
         prefix: "/api/v1/config",
         service: "configuration",
         public: &[],
         no_store: false,
+        token_at_edge: true,
     },
     Route {
         prefix: "/api/v1/logs",
         service: "logging",
         public: &[],
         no_store: false,
+        token_at_edge: true,
     },
     Route {
         prefix: "/api/v1/botdata",
         service: "secure-bot-data",
         public: &[],
         no_store: true,
+        token_at_edge: true,
+    },
+    Route {
+        prefix: "/console",
+        service: "console",
+        public: &[],
+        no_store: false,
+        token_at_edge: false,
     },
 ];
 
@@ -87,6 +102,9 @@ impl Route {
         let Some(rest) = path.strip_prefix(self.prefix) else {
             return false;
         };
+        if !self.token_at_edge {
+            return true;
+        }
         PUBLIC_EVERYWHERE.contains(&rest)
             || rest.starts_with("/docs/")
             || self.public.contains(&rest)

@@ -134,6 +134,12 @@ pub fn load_config(options: &AppOptions) -> anyhow::Result<LoadedConfig> {
     if let Some(root) = &options.file_root {
         loader = loader.with_file_root(root);
     }
+    for target in registry::targets() {
+        let info = target.info();
+        if !info.uses_database {
+            loader = loader.without_section_for(info.name, "database");
+        }
+    }
     let catalog = Arc::new(registry::catalog());
     let mut targets = Vec::new();
     let mut warnings = loader.ignored_env_vars();
@@ -657,6 +663,8 @@ fn listed_services(loaded: &LoadedConfig) -> Vec<crate::index_page::Listed> {
             prefix: route.prefix,
         }));
     }
+    // The index is of APIs; the console has its own link, `/`.
+    listed.retain(|l| l.prefix.starts_with("/api/"));
     listed.sort_by_key(|l| l.prefix);
     listed.dedup();
     listed

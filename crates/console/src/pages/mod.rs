@@ -17,7 +17,7 @@ use axum::Router;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -34,6 +34,8 @@ pub struct Console {
     pub api: Arc<Api>,
     pub sessions: Arc<Sessions>,
     pub secure_cookie: bool,
+    /// `console.trust_forwarded_for`.
+    pub trust_forwarded_for: bool,
     /// Live pages (Server-Sent Events) open at once, each reading the API every second.
     pub live_streams: Arc<tokio::sync::Semaphore>,
 }
@@ -85,7 +87,10 @@ pub fn router(state: Console) -> Router {
         .route(&format!("{p}/logs/export"), get(logs::export))
         .route(&format!("{p}/logs/live"), get(logs::live))
         .layer(axum::middleware::from_fn(security::headers))
-        .layer(axum::middleware::from_fn(forward_client))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward_client,
+        ))
         .with_state(state)
 }
 
@@ -127,12 +132,20 @@ pub fn visitor(headers: &HeaderMap) -> OnBehalf {
 /// Sets `X-Forwarded-For` to the one address the request came from (a loopback proxy's word
 /// for it, else the connection's), dropping whatever else a client sent: the console passes
 /// it on to the API, whose limits per address then count the person.
-async fn forward_client(mut request: Request, next: Next) -> Response {
+async fn forward_client(
+    State(console): State<Console>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    let client = platform::http::client::client_address(request.headers(), peer);
+    let client = platform::http::client::client_address_behind(
+        request.headers(),
+        peer,
+        console.trust_forwarded_for,
+    );
     let headers = request.headers_mut();
     headers.remove("x-forwarded-for");
     if let Some(value) = client.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {

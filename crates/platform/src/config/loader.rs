@@ -53,6 +53,8 @@ pub struct ConfigLoader {
     /// Reads nothing from this host: no YAML files, no `*_file` secrets, no secrets
     /// directory, no environment placeholders (for checking a central candidate).
     offline: bool,
+    /// Per target, the sections it does not use (left out of its configuration).
+    unused_sections: BTreeMap<String, Vec<&'static str>>,
 }
 
 impl ConfigLoader {
@@ -79,6 +81,7 @@ impl ConfigLoader {
             central: None,
             file_root: None,
             offline: false,
+            unused_sections: BTreeMap::new(),
         })
     }
 
@@ -157,6 +160,17 @@ impl ConfigLoader {
         self
     }
 
+    /// `target` does not use `section` (a target without a database, its `database`): the
+    /// section is left out of its configuration, so a secret file it names (mounted only
+    /// where a service uses it) is not read.
+    pub fn without_section_for(mut self, target: &str, section: &'static str) -> Self {
+        self.unused_sections
+            .entry(target.to_string())
+            .or_default()
+            .push(section);
+        self
+    }
+
     /// The effective configuration for `target` (`None`: the all-in-one process, which
     /// reads no service file).
     pub fn load(&self, target: Option<&str>) -> Result<LayeredConfig, ConfigError> {
@@ -207,6 +221,13 @@ impl ConfigLoader {
                     source: format!("env {var}"),
                 },
             );
+        }
+        for section in target
+            .and_then(|target| self.unused_sections.get(target))
+            .into_iter()
+            .flatten()
+        {
+            config.tree.remove(*section);
         }
         if !self.offline {
             resolve_secrets(&mut config, &self.env, self.file_root.as_deref())?;
@@ -606,6 +627,21 @@ mod tests {
         assert!(
             ignored[2].contains("did you mean VIVESPHERE_SERVER__LISTEN?"),
             "{ignored:?}"
+        );
+    }
+
+    #[test]
+    fn a_section_a_target_does_not_use_is_left_out_and_its_secret_file_not_read() {
+        let defaults = serde_json::json!({"database": {"url": "sqlite::memory:"}});
+        let missing = [("VIVESPHERE_DATABASE__URL_FILE", "/nonexistent/database/url")];
+        let loader = ConfigLoader::new(".", env(&missing), defaults).unwrap();
+        assert!(loader.load(Some("console")).is_err(), "the file is read");
+        let loader = loader.without_section_for("console", "database");
+        let config = loader.load(Some("console")).unwrap();
+        assert!(config.get("database.url").is_none(), "the section is gone");
+        assert!(
+            loader.load(Some("logging")).is_err(),
+            "other targets still read it"
         );
     }
 

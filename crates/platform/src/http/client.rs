@@ -9,8 +9,18 @@ use axum::http::HeaderMap;
 
 /// The client address of a request that reached us from `peer`.
 pub fn client_address(headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+    client_address_behind(headers, peer, false)
+}
+
+/// The same, believing every peer when `only_proxies_reach_us` (a pod that only its proxy
+/// may reach, by network policy).
+pub fn client_address_behind(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    only_proxies_reach_us: bool,
+) -> Option<IpAddr> {
     let peer = peer?;
-    if !peer.is_loopback() {
+    if !(peer.is_loopback() || only_proxies_reach_us) {
         return Some(peer);
     }
     let forwarded = headers
@@ -52,5 +62,7 @@ mod tests {
         assert_eq!(client_address(&bad_last, Some(local)), Some(local));
         assert_eq!(client_address(&HeaderMap::new(), Some(local)), Some(local));
         assert_eq!(client_address(&HeaderMap::new(), None), None);
+        let behind = client_address_behind(&spoofed, Some(remote), true);
+        assert_eq!(behind, Some("203.0.113.9".parse().unwrap()));
     }
 }

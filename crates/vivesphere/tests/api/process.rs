@@ -335,6 +335,7 @@ fn list_targets_prints_every_name() {
             "logging",
             "bot-manager",
             "gateway",
+            "console",
             "fake-x"
         ]
     );

@@ -18,8 +18,64 @@ async fn a_post_goes_from_login_to_x_and_a_setting_applies_live_through_the_gate
     let t = &topology;
     assert_eq!(
         t.cluster.members().len(),
-        8,
-        "7 service processes and the gateway"
+        9,
+        "7 service processes, the console and the gateway"
+    );
+    // The console answers through the gateway (no token at the edge: its pages check their
+    // own session), and signs in against the API through the gateway too.
+    let sign_in = t
+        .http
+        .get(format!("{}/console/sign-in", t.cluster.gateway_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in.status(), StatusCode::OK);
+    let cookie = sign_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = sign_in.text().await.unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a CSRF field") + marker.len();
+    let csrf = &page[start..start + page[start..].find('"').unwrap()];
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = no_redirects
+        .post(format!("{}/console/sign-in", t.cluster.gateway_url()))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("csrf", csrf),
+                    ("username", "admin"),
+                    ("password", ADMIN_PASSWORD),
+                ])
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        signed_in.status(),
+        StatusCode::SEE_OTHER,
+        "the console signed in through the gateway"
+    );
+    let session = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let session = session.split(';').next().unwrap().to_string();
+    let fleet = no_redirects
+        .get(format!("{}/console/bots", t.cluster.gateway_url()))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fleet.status(), StatusCode::OK);
+    assert!(
+        fleet
+            .text()
+            .await
+            .unwrap()
+            .contains("Signed in as <strong>admin</strong>")
     );
 
     // The initial admin logs in and creates a Manager, who logs in.
@@ -123,7 +179,7 @@ async fn a_post_goes_from_login_to_x_and_a_setting_applies_live_through_the_gate
 
     // Stopping leaves nothing running.
     let pids: Vec<u32> = t.cluster.members().iter().filter_map(|m| m.pid()).collect();
-    assert_eq!(pids.len(), 8);
+    assert_eq!(pids.len(), 9);
     topology.cluster.stop().await;
     assert!(topology.cluster.members().iter().all(|m| !m.is_running()));
     for pid in pids {

@@ -482,11 +482,17 @@ async fn services_are_not_ready_without_postgresql_and_recover_within_5_s_of_its
         return;
     };
     let admin = t.login("admin", ADMIN_PASSWORD).await;
+    // The processes whose targets keep data (not the gateway, not the console).
+    let keeps_data = |target: &str| {
+        vivesphere::registry::targets()
+            .iter()
+            .any(|t| t.info().name == target && t.info().uses_database)
+    };
     let services: Vec<(String, String)> = t
         .cluster
         .members()
         .iter()
-        .filter(|m| m.target != gateway::NAME)
+        .filter(|m| keeps_data(m.target))
         .map(|m| (m.name.clone(), format!("{}/health/ready", m.url)))
         .collect();
     let ready = |url: String| {
