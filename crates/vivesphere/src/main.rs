@@ -484,8 +484,8 @@ async fn local_cluster(config_dir: PathBuf, args: LocalClusterArgs) -> anyhow::R
          first admin's while the database has no users)",
         cluster.admin_password_file().display()
     );
-    if let Some(console) = cluster.member_named(console::NAME) {
-        println!("console: {}/console/", console.url);
+    if cluster.member_named(console::NAME).is_some() {
+        println!("console: {}/console/", cluster.gateway_url());
     }
     println!("ready: {} (Ctrl-C stops everything)", cluster.gateway_url());
     let stop = tokio_util::sync::CancellationToken::new();
