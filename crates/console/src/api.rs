@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::session::Tokens;
+use crate::session::{Enrolment, Tokens};
 
 /// What the API answered instead of success: its status and the standard error body.
 #[derive(Debug, Clone)]
@@ -59,8 +59,10 @@ pub enum LoginOutcome {
     SignedIn(Tokens),
     /// The API wants the second factor; the token is for `/login/mfa` only.
     SecondFactor(SecretString),
-    /// The account must enrol TOTP before it can sign in (its MFA token enrols).
-    EnrolmentRequired,
+    /// The account must enrol TOTP before it can sign in; this token enrols it.
+    EnrolmentRequired(SecretString),
+    /// The password must be changed (a temporary one, or reset) before the account signs in.
+    PasswordChangeRequired,
     Refused(ApiFailure),
 }
 
@@ -215,14 +217,88 @@ impl Api {
                     let token = value["mfa_token"].as_str().unwrap_or_default();
                     LoginOutcome::SecondFactor(SecretString::from(token.to_string()))
                 }
-                Some("mfa_enrollment_required") => LoginOutcome::EnrolmentRequired,
+                Some("mfa_enrollment_required") => {
+                    let token = value["mfa_token"].as_str().unwrap_or_default();
+                    LoginOutcome::EnrolmentRequired(SecretString::from(token.to_string()))
+                }
                 _ => match serde_json::from_value::<TokenPair>(value) {
                     Ok(pair) => LoginOutcome::SignedIn(pair.into_tokens(now_millis)),
                     Err(_) => LoginOutcome::Refused(unexpected_answer()),
                 },
             },
+            Err(failure) if failure.error_code == "PASSWORD_CHANGE_REQUIRED" => {
+                LoginOutcome::PasswordChangeRequired
+            }
             Err(failure) => LoginOutcome::Refused(failure),
         }
+    }
+
+    /// Changes the password of an account that must change it before signing in.
+    pub async fn change_password(
+        &self,
+        visitor: &OnBehalf,
+        username: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<(), ApiFailure> {
+        let body = json!({"username": username, "current_password": current, "new_password": new});
+        self.send(Method::POST, "/api/v1/auth/password", visitor, Some(&body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts a TOTP enrolment for whoever `on_behalf`'s token speaks for.
+    pub async fn enrol_totp(&self, on_behalf: &OnBehalf) -> Result<Enrolment, ApiFailure> {
+        let value = self
+            .send(
+                Method::POST,
+                "/api/v1/auth/mfa/totp/enroll",
+                on_behalf,
+                Some(&json!({})),
+            )
+            .await?;
+        let text = |field: &str| {
+            value[field]
+                .as_str()
+                .map(|s| SecretString::from(s.to_string()))
+        };
+        match (text("secret"), text("otpauth_uri")) {
+            (Some(secret), Some(otpauth_uri)) => Ok(Enrolment {
+                secret,
+                otpauth_uri,
+            }),
+            _ => Err(unexpected_answer()),
+        }
+    }
+
+    /// Confirms an enrolment with the app's first code: the recovery codes, and the tokens
+    /// when the enrolment finished a sign-in.
+    pub async fn confirm_totp(
+        &self,
+        on_behalf: &OnBehalf,
+        code: &str,
+        now_millis: i64,
+    ) -> Result<(Vec<String>, Option<Tokens>), ApiFailure> {
+        let body = json!({"code": code.trim()});
+        let value = self
+            .send(
+                Method::POST,
+                "/api/v1/auth/mfa/totp/confirm",
+                on_behalf,
+                Some(&body),
+            )
+            .await?;
+        let codes = value["recovery_codes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|code| code.as_str().map(str::to_string))
+            .collect();
+        let tokens = match &value["tokens"] {
+            Value::Null => None,
+            tokens => Some(Self::tokens(tokens.clone(), now_millis)?),
+        };
+        Ok((codes, tokens))
     }
 
     /// Finishes a sign-in with a TOTP code or a recovery code.

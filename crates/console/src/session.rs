@@ -41,10 +41,28 @@ pub enum Stage {
         username: String,
         mfa_token: SecretString,
     },
+    /// The password was right but must be changed before the account signs in.
+    PasswordChangeRequired {
+        username: String,
+    },
+    /// The account must enrol TOTP before it signs in; the MFA token enrols it, and the
+    /// secret is shown until the first code confirms it.
+    Enrolling {
+        username: String,
+        mfa_token: SecretString,
+        enrolment: Enrolment,
+    },
     SignedIn {
         username: String,
         tokens: Tokens,
     },
+}
+
+/// A TOTP secret on its way to an authenticator app.
+#[derive(Clone)]
+pub struct Enrolment {
+    pub secret: SecretString,
+    pub otpauth_uri: SecretString,
 }
 
 /// One session.

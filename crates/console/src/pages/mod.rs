@@ -2,6 +2,7 @@
 //! person every page acts as, and how an API refusal becomes a page.
 
 mod bot;
+mod enrolment;
 mod fleet;
 mod layout;
 mod logs;
@@ -57,6 +58,14 @@ pub fn router(state: Console) -> Router {
         .route(
             &format!("{p}/sign-in/second-factor"),
             get(sign_in::second_factor_form).post(sign_in::second_factor_submit),
+        )
+        .route(
+            &format!("{p}/sign-in/password"),
+            get(enrolment::password_form).post(enrolment::password_submit),
+        )
+        .route(
+            &format!("{p}/sign-in/enrol"),
+            get(enrolment::enrol_form).post(enrolment::enrol_submit),
         )
         .route(&format!("{p}/sign-out"), post(sign_in::sign_out))
         .route(&format!("{p}/bots"), get(fleet::show))
@@ -169,6 +178,10 @@ impl Console {
             Stage::AwaitingSecondFactor { .. } => {
                 return Err(see_other("/console/sign-in/second-factor"));
             }
+            Stage::PasswordChangeRequired { .. } => {
+                return Err(see_other("/console/sign-in/password"));
+            }
+            Stage::Enrolling { .. } => return Err(see_other("/console/sign-in/enrol")),
             Stage::SignedOut => return Err(see_other("/console/sign-in")),
         };
         let now = self.sessions.now_millis();

@@ -11,12 +11,12 @@ use maud::{Markup, html};
 
 use super::layout::{csrf_field, page};
 use super::{Console, FormFields, csrf_refused, see_other};
-use crate::api::LoginOutcome;
+use crate::api::{LoginOutcome, OnBehalf};
 use crate::security;
 use crate::session::{Session, SessionId, Stage};
 
 /// The session of this request, if it is live and at `stage`'s step.
-fn session_at(
+pub fn session_at(
     console: &Console,
     headers: &HeaderMap,
     wanted: fn(&Stage) -> bool,
@@ -28,7 +28,7 @@ fn session_at(
 
 /// Replaces the request's session (if any) with a new one at `stage`, and answers with
 /// `response` carrying its cookie.
-fn move_to(console: &Console, headers: &HeaderMap, stage: Stage, to: &str) -> Response {
+pub fn move_to(console: &Console, headers: &HeaderMap, stage: Stage, to: &str) -> Response {
     if let Some(old) = security::session_id(headers) {
         console.sessions.end(&old);
     }
@@ -109,38 +109,62 @@ pub async fn submit(State(console): State<Console>, headers: HeaderMap, body: By
     }
     let username = form.value("username").trim().to_string();
     let now = console.sessions.now_millis();
-    match console
+    let visitor = super::visitor(&headers);
+    let outcome = console
         .api
-        .login(
-            &super::visitor(&headers),
-            &username,
-            form.value("password"),
-            now,
+        .login(&visitor, &username, form.value("password"), now)
+        .await;
+    let refused = |message: &str, status: StatusCode| {
+        (
+            status,
+            sign_in_form(&session.csrf, &username, Some(message)),
         )
-        .await
-    {
-        LoginOutcome::SignedIn(tokens) => {
-            let stage = Stage::SignedIn { username, tokens };
-            move_to(&console, &headers, stage, "/console/bots")
-        }
-        LoginOutcome::SecondFactor(mfa_token) => {
-            let stage = Stage::AwaitingSecondFactor {
-                username,
-                mfa_token,
-            };
-            move_to(&console, &headers, stage, "/console/sign-in/second-factor")
-        }
-        LoginOutcome::EnrolmentRequired => {
-            let problem = "Your account must set up an authenticator app before it can sign in; \
-                           enrol TOTP through the API (/api/v1/auth/mfa/totp/enroll) first.";
-            let form = sign_in_form(&session.csrf, &username, Some(problem));
-            (StatusCode::FORBIDDEN, form).into_response()
-        }
-        LoginOutcome::Refused(failure) => {
-            let form = sign_in_form(&session.csrf, &username, Some(&failure.message));
-            (failure.status, form).into_response()
-        }
+            .into_response()
+    };
+    match outcome {
+        LoginOutcome::Refused(failure) => refused(&failure.message, failure.status),
+        outcome => next_step(&console, &headers, username.clone(), outcome).await,
     }
+}
+
+/// Where a password that the API accepted leads: signed in, the second factor, a password
+/// change, or the enrolment of an authenticator app — each a session of its own.
+pub async fn next_step(
+    console: &Console,
+    headers: &HeaderMap,
+    username: String,
+    outcome: LoginOutcome,
+) -> Response {
+    let stage = match outcome {
+        LoginOutcome::SignedIn(tokens) => Stage::SignedIn { username, tokens },
+        LoginOutcome::SecondFactor(mfa_token) => Stage::AwaitingSecondFactor {
+            username,
+            mfa_token,
+        },
+        LoginOutcome::PasswordChangeRequired => Stage::PasswordChangeRequired { username },
+        LoginOutcome::EnrolmentRequired(mfa_token) => {
+            let enrolling = OnBehalf {
+                token: Some(mfa_token.clone()),
+                address: super::visitor(headers).address,
+            };
+            match console.api.enrol_totp(&enrolling).await {
+                Ok(enrolment) => Stage::Enrolling {
+                    username,
+                    mfa_token,
+                    enrolment,
+                },
+                Err(failure) => return console.failure_page(None, &failure),
+            }
+        }
+        LoginOutcome::Refused(failure) => return console.failure_page(None, &failure),
+    };
+    let to = match &stage {
+        Stage::SignedIn { .. } => "/console/bots",
+        Stage::AwaitingSecondFactor { .. } => "/console/sign-in/second-factor",
+        Stage::PasswordChangeRequired { .. } => "/console/sign-in/password",
+        _ => "/console/sign-in/enrol",
+    };
+    move_to(console, headers, stage, to)
 }
 
 fn second_factor_markup(csrf: &str, problem: Option<&str>) -> Markup {

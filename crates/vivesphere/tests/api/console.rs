@@ -1104,3 +1104,167 @@ async fn the_edge_limit_counts_each_person_behind_the_console_not_the_console() 
     let direct = crate::auth_helpers::get(&app, "/api/v1/bots", &admin).await;
     assert_eq!(direct.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_temporary_password_is_changed_in_the_console_before_the_account_signs_in() {
+    let app = spawn_app().await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    let created: Value = send_json(
+        &app,
+        Method::POST,
+        "/api/v1/auth/users",
+        &admin,
+        json!({"username": "fay", "roles": ["Viewer"]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let temporary = created["temporary_password"].as_str().unwrap().to_string();
+    let mut visitor = Visitor::new(&app);
+    let form = visitor.get("/console/sign-in").await;
+    let step = visitor
+        .post(
+            "/console/sign-in",
+            &[
+                ("csrf", &form.csrf()),
+                ("username", "fay"),
+                ("password", &temporary),
+            ],
+        )
+        .await;
+    assert_eq!(
+        step.location.as_deref(),
+        Some("/console/sign-in/password"),
+        "{}",
+        step.html
+    );
+    let elsewhere = visitor.get("/console/bots").await;
+    assert_eq!(
+        elsewhere.location.as_deref(),
+        Some("/console/sign-in/password")
+    );
+    let page = visitor.get("/console/sign-in/password").await;
+    let csrf = page.csrf();
+    let differ = new_password(
+        &mut visitor,
+        &csrf,
+        &temporary,
+        "my-own-new-passphrase-7",
+        "my-own-new-passphrase-8",
+    )
+    .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    assert!(differ.html.contains("The two new passwords differ."));
+    let weak = new_password(&mut visitor, &csrf, &temporary, "short", "short").await;
+    assert_eq!(
+        weak.status,
+        StatusCode::BAD_REQUEST,
+        "the API's own rule: {}",
+        weak.html
+    );
+    let good = "my-own-new-passphrase-7";
+    let done = new_password(&mut visitor, &csrf, &temporary, good, good).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    assert_eq!(done.location.as_deref(), Some("/console/bots"));
+    let fleet = visitor.get("/console/bots").await;
+    assert!(
+        fleet.html.contains("Signed in as <strong>fay</strong>"),
+        "{}",
+        fleet.html
+    );
+    crate::auth_helpers::login_ok(&app, "fay", "my-own-new-passphrase-7").await;
+}
+
+/// Sends the forced password change's form.
+async fn new_password(
+    visitor: &mut Visitor,
+    csrf: &str,
+    current: &str,
+    new: &str,
+    repeat: &str,
+) -> crate::console_helpers::Answer {
+    let fields = [
+        ("csrf", csrf),
+        ("current_password", current),
+        ("new_password", new),
+        ("repeat_password", repeat),
+    ];
+    visitor.post("/console/sign-in/password", &fields).await
+}
+
+#[tokio::test]
+async fn an_admin_who_must_have_a_second_factor_sets_it_up_in_the_console() {
+    let app = crate::helpers::spawn(
+        None,
+        &[("VIVESPHERE_AUTHENTICATION__REQUIRE_MFA_FOR_ADMINS", "true")],
+        None,
+    )
+    .await;
+    let mut visitor = Visitor::new(&app);
+    let form = visitor.get("/console/sign-in").await;
+    let fields = [
+        ("csrf", form.csrf()),
+        ("username", "admin".to_string()),
+        ("password", crate::helpers::ADMIN_PASSWORD.to_string()),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let step = visitor.post("/console/sign-in", &fields).await;
+    assert_eq!(
+        step.location.as_deref(),
+        Some("/console/sign-in/enrol"),
+        "{}",
+        step.html
+    );
+    let page = visitor.get("/console/sign-in/enrol").await;
+    assert!(
+        page.html.contains("<svg role=\"img\" aria-label=\"QR code"),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("<?xml"), "inline SVG");
+    let marker = "<code class=\"secret\">";
+    let start = page.html.find(marker).unwrap() + marker.len();
+    let secret = &page.html[start..start + page.html[start..].find('<').unwrap()];
+    // The same page again shows the same secret (one enrolment, not a new one per view).
+    assert!(
+        visitor
+            .get("/console/sign-in/enrol")
+            .await
+            .html
+            .contains(secret)
+    );
+    let csrf = page.csrf();
+
+    let wrong = visitor
+        .post(
+            "/console/sign-in/enrol",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert!(wrong.status.is_client_error(), "{}", wrong.status);
+    assert_eq!(
+        visitor.get("/console/bots").await.location.as_deref(),
+        Some("/console/sign-in/enrol")
+    );
+    let code = totp_code(secret, app.clock.unix_seconds() as u64);
+    let done = visitor
+        .post(
+            "/console/sign-in/enrol",
+            &[("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.html);
+    assert_eq!(
+        done.html.matches("<li><code>").count(),
+        10,
+        "ten recovery codes, once: {}",
+        done.html
+    );
+    let fleet = visitor.get("/console/bots").await;
+    assert!(
+        fleet.html.contains("Signed in as <strong>admin</strong>"),
+        "{}",
+        fleet.html
+    );
+}

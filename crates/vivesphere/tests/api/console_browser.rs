@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::auth_helpers::PASSWORD;
 use crate::bots_helpers::{BotEnv, spawn_bots};
+use crate::helpers::TestApp;
 
 /// A headless Chromium session and the ChromeDriver serving it (stopped on drop).
 struct Browser {
@@ -43,8 +44,8 @@ fn executable(name: &str) -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
-/// A browser on the app of `env`, or `None` (after saying SKIPPED) where none is installed.
-async fn open(env: &BotEnv, what: &str) -> Option<Browser> {
+/// A browser on `app`, or `None` (after saying SKIPPED) where none is installed.
+async fn open(app: &TestApp, what: &str) -> Option<Browser> {
     let (Some(driver_path), Some(chromium)) = (executable("chromedriver"), executable("chromium"))
     else {
         skip(what);
@@ -96,7 +97,7 @@ async fn open(env: &BotEnv, what: &str) -> Option<Browser> {
     Some(Browser {
         client,
         driver,
-        base: env.app.url(""),
+        base: app.url(""),
         axe,
     })
 }
@@ -205,7 +206,7 @@ async fn a_manager_signs_in_and_pauses_ten_bots_by_filter_in_a_browser() {
         alphas.push(env.bot(&lead, &format!("alpha{n}")).await.0);
     }
     let (beta, _) = env.bot(&lead, "beta").await;
-    let Some(browser) = open(&env, "the browser journey of a batch pause").await else {
+    let Some(browser) = open(&env.app, "the browser journey of a batch pause").await else {
         return;
     };
     browser.sign_in("north_lead").await;
@@ -258,7 +259,7 @@ async fn the_fleet_is_used_by_keyboard_alone_at_375_pixels() {
     let lead = env.team_manager("south_lead", "south").await;
     let (first, _) = env.bot(&lead, "keyboard0").await;
     let (second, _) = env.bot(&lead, "keyboard1").await;
-    let Some(browser) = open(&env, "the keyboard journey at 375 px").await else {
+    let Some(browser) = open(&env.app, "the keyboard journey at 375 px").await else {
         return;
     };
     browser.client.set_window_size(375, 812).await.unwrap();
@@ -344,7 +345,7 @@ async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
     let env = spawn_bots(Default::default(), &[]).await;
     let lead = env.team_manager("west_lead", "west").await;
     let (bot_id, _) = env.bot(&lead, "sunrise").await;
-    let Some(browser) = open(&env, "the browser journey of a scheduled post").await else {
+    let Some(browser) = open(&env.app, "the browser journey of a scheduled post").await else {
         return;
     };
     browser.sign_in("west_lead").await;
@@ -415,7 +416,7 @@ async fn an_admin_reveals_a_credential_finds_the_audit_record_and_searches_the_l
     let (bot_id, x_user) = env.bot(&env.admin, "auditbot").await;
     // The creation's event travels through the queue before the logs can show it.
     env.recorded(&env.admin, "bot.created").await;
-    let Some(browser) = open(&env, "the browser journey of a reveal").await else {
+    let Some(browser) = open(&env.app, "the browser journey of a reveal").await else {
         return;
     };
     browser.goto("/console/sign-in").await;
@@ -464,7 +465,7 @@ async fn an_admin_reveals_a_credential_finds_the_audit_record_and_searches_the_l
 #[tokio::test]
 async fn an_admin_edits_a_setting_and_rolls_it_back_in_a_browser() {
     let env = spawn_bots(Default::default(), &[]).await;
-    let Some(browser) = open(&env, "the browser journey of a setting").await else {
+    let Some(browser) = open(&env.app, "the browser journey of a setting").await else {
         return;
     };
     browser.goto("/console/sign-in").await;
@@ -557,5 +558,56 @@ async fn an_admin_edits_a_setting_and_rolls_it_back_in_a_browser() {
         3,
         "the rollback is a release too"
     );
+    browser.client.clone().close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_enrols_an_authenticator_and_signs_in_with_it_in_a_browser() {
+    let app = crate::helpers::spawn(
+        None,
+        &[("VIVESPHERE_AUTHENTICATION__REQUIRE_MFA_FOR_ADMINS", "true")],
+        None,
+    )
+    .await;
+    let Some(browser) = open(&app, "the browser journey of a second factor").await else {
+        return;
+    };
+    let sign_in = || async {
+        browser.goto("/console/sign-in").await;
+        browser.fill("#username", "admin").await;
+        browser
+            .fill("#password", crate::helpers::ADMIN_PASSWORD)
+            .await;
+        browser
+            .click("form[action='/console/sign-in'] button[type=submit]")
+            .await;
+    };
+    sign_in().await;
+    assert_eq!(browser.path().await, "/console/sign-in/enrol");
+    browser.assert_accessible("enrolment").await;
+    let secret = browser.text_of("code.secret").await;
+    let code = crate::auth_helpers::totp_code(&secret, app.clock.unix_seconds() as u64);
+    browser.fill("#code", &code).await;
+    browser
+        .click("form[action='/console/sign-in/enrol'] button")
+        .await;
+    assert_eq!(browser.count("ul.recovery-codes li").await, 10);
+    browser.assert_accessible("recovery codes").await;
+    browser.click("a[href='/console/bots']").await;
+    assert!(browser.text_of("header .who").await.contains("admin"));
+    browser.click("header form button").await;
+    assert_eq!(browser.path().await, "/console/sign-in");
+
+    // Next time: the password, then the app's code (a new period's: codes are single use).
+    app.clock.advance(Duration::from_secs(30));
+    sign_in().await;
+    assert_eq!(browser.path().await, "/console/sign-in/second-factor");
+    browser.assert_accessible("second factor").await;
+    let code = crate::auth_helpers::totp_code(&secret, app.clock.unix_seconds() as u64);
+    browser.fill("#code", &code).await;
+    browser
+        .click("form[action='/console/sign-in/second-factor'] button")
+        .await;
+    assert!(browser.text_of("header .who").await.contains("admin"));
     browser.client.clone().close().await.unwrap();
 }
