@@ -48,9 +48,10 @@ impl ApiFailure {
         }
     }
 
-    /// The token was refused: the session is over at the API.
+    /// The token was refused: the session is over at the API. (A wrong password given to
+    /// change a password is a 401 too, `AUTH_FAILED`, and ends nothing.)
     pub fn is_unauthenticated(&self) -> bool {
-        self.status == StatusCode::UNAUTHORIZED
+        self.status == StatusCode::UNAUTHORIZED && self.error_code != "AUTH_FAILED"
     }
 }
 
@@ -197,6 +198,10 @@ impl Api {
         body: &Value,
     ) -> Result<Value, ApiFailure> {
         self.send(Method::PUT, path, on_behalf, Some(body)).await
+    }
+
+    pub async fn delete(&self, on_behalf: &OnBehalf, path: &str) -> Result<Value, ApiFailure> {
+        self.send(Method::DELETE, path, on_behalf, None).await
     }
 
     /// Signs in with a password.

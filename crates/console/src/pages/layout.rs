@@ -25,10 +25,11 @@ pub fn page(title: &str, person: Option<&Person>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/console/bots" { "Fleet" }
                             a href="/console/logs" { "Logs" }
+                            a href="/console/people" { "People" }
                             a href="/console/settings" { "Settings" }
                             a href="/console/system" { "System" }
                         }
-                        span.who { "Signed in as " strong { (person.username) } }
+                        span.who { "Signed in as " strong { (person.username) } " · " a href="/console/account" { "Your account" } }
                         form method="post" action="/console/sign-out" {
                             (csrf_field(&person.csrf))
                             button.secondary type="submit" { "Sign out" }

@@ -6,6 +6,7 @@ mod enrolment;
 mod fleet;
 mod layout;
 mod logs;
+mod people;
 mod posts;
 mod secrets;
 mod settings;
@@ -87,6 +88,16 @@ pub fn router(state: Console) -> Router {
         )
         .route(&format!("{p}/check-text"), post(posts::check_text))
         .route(&format!("{p}/system"), get(system::show))
+        .route(&format!("{p}/people"), get(people::show))
+        .route(&format!("{p}/account"), get(people::account))
+        .route(
+            &format!("{p}/account/password"),
+            post(people::change_password),
+        )
+        .route(
+            &format!("{p}/account/sessions/{{session_id}}/end"),
+            post(people::end_session),
+        )
         .route(
             &format!("{p}/settings"),
             get(settings::show).post(settings::update),

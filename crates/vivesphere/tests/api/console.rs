@@ -1268,3 +1268,82 @@ async fn an_admin_who_must_have_a_second_factor_sets_it_up_in_the_console() {
         fleet.html
     );
 }
+
+#[tokio::test]
+async fn people_are_the_admins_to_see_and_each_person_keeps_their_own_account() {
+    let app = spawn_app().await;
+    let admin_token = crate::auth_helpers::admin_token(&app).await;
+    crate::auth_helpers::create_user(&app, &admin_token, "maria", &["Manager"]).await;
+    let mut admin = Visitor::new(&app);
+    admin.sign_in("admin", crate::helpers::ADMIN_PASSWORD).await;
+    let people = admin.get("/console/people").await;
+    assert_eq!(people.status, StatusCode::OK);
+    assert!(people.html.contains("<td>maria</td>"), "{}", people.html);
+    assert!(
+        people.html.contains("<dt>Manager</dt>"),
+        "roles: {}",
+        people.html
+    );
+    assert!(
+        people.html.contains("<code>bot-manager</code>"),
+        "clients: {}",
+        people.html
+    );
+
+    // A Manager sees the API's refusal instead of the accounts.
+    let maria_api = crate::auth_helpers::login_ok(&app, "maria", PASSWORD).await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut maria = Visitor::new(&app);
+    maria.sign_in("maria", PASSWORD).await;
+    let refused = maria.get("/console/people").await;
+    assert!(!refused.html.contains("<td>admin</td>"), "{}", refused.html);
+
+    // Her account: two sessions (the console's and her own API login); she ends the other.
+    let account = maria.get("/console/account").await;
+    assert_eq!(account.status, StatusCode::OK, "{}", account.html);
+    assert!(account.html.contains("this console"), "{}", account.html);
+    assert_eq!(
+        account.html.matches("/end\"").count(),
+        1,
+        "{}",
+        account.html
+    );
+    let end = account
+        .html
+        .split("action=\"")
+        .find(|a| a.starts_with("/console/account/sessions/"))
+        .unwrap();
+    let end = &end[..end.find('"').unwrap()];
+    let ended = maria.post(end, &[("csrf", &account.csrf())]).await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER, "{}", ended.html);
+    assert_eq!(
+        crate::auth_helpers::validate(&app, &maria_api).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let wrong = maria
+        .post(
+            "/console/account/password",
+            &[
+                ("csrf", &account.csrf()),
+                ("current_password", "not-it"),
+                ("new_password", "harbour-lights-passphrase-42"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.html);
+    let changed = maria
+        .post(
+            "/console/account/password",
+            &[
+                ("csrf", &account.csrf()),
+                ("current_password", PASSWORD),
+                ("new_password", "harbour-lights-passphrase-42"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.html);
+    crate::auth_helpers::login_ok(&app, "maria", "harbour-lights-passphrase-42").await;
+}

@@ -134,6 +134,34 @@ impl Browser {
             .unwrap();
     }
 
+    /// Marks the page shown, so that [`Self::wait_for_new_page`] knows when another replaced it.
+    async fn mark_page(&self) {
+        let mark = "window.thePageBefore = true";
+        self.client.execute(mark, vec![]).await.unwrap();
+    }
+
+    /// Waits (at most 10 s) until the marked page has been replaced by the next one.
+    async fn wait_for_new_page(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let still = "return window.thePageBefore === true && document.readyState === 'complete'";
+        loop {
+            let old = self.client.execute(still, vec![]).await.ok();
+            let complete = "return document.readyState === 'complete'";
+            let ready = self.client.execute(complete, vec![]).await.ok();
+            if old == Some(json!(false)) && ready == Some(json!(true)) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no new page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks what sends a form (or follows a link) and waits for the page it leads to.
+    async fn submit(&self, css: &str) {
+        self.mark_page().await;
+        self.click(css).await;
+        self.wait_for_new_page().await;
+    }
     async fn text_of(&self, css: &str) -> String {
         let element = self
             .client
@@ -143,6 +171,16 @@ impl Browser {
             .await
             .unwrap_or_else(|err| panic!("no {css}: {err}"));
         element.text().await.unwrap()
+    }
+
+    /// Waits (at most 10 s) until `css` matches `n` elements: a form's answer is a new page,
+    /// which a click does not wait for.
+    async fn wait_for_count(&self, css: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.count(css).await != n {
+            assert!(tokio::time::Instant::now() < deadline, "{css}: never {n}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn count(&self, css: &str) -> usize {
@@ -178,7 +216,7 @@ impl Browser {
         self.assert_accessible("sign-in").await;
         self.fill("#username", username).await;
         self.fill("#password", PASSWORD).await;
-        self.click("form[action='/console/sign-in'] button[type=submit]")
+        self.submit("form[action='/console/sign-in'] button[type=submit]")
             .await;
         assert!(
             self.text_of("header .who").await.contains(username),
@@ -215,17 +253,21 @@ async fn a_manager_signs_in_and_pauses_ten_bots_by_filter_in_a_browser() {
     browser.assert_accessible("fleet").await;
 
     browser.fill("#f-q", "alpha").await;
-    browser.click("form[role=search] button[type=submit]").await;
+    browser
+        .submit("form[role=search] button[type=submit]")
+        .await;
     assert_eq!(
         browser.path().await,
         "/console/bots?status=&team=&handle=&q=alpha"
     );
     assert_eq!(browser.count("input[name=bot_id]").await, 10);
+    browser.mark_page().await;
     browser.click("button[value=pause-matching]").await;
     // The script asks first; the person confirms.
     let question = browser.client.get_alert_text().await.unwrap();
     assert_eq!(question, "Pause every bot this filter matches?");
     browser.client.accept_alert().await.unwrap();
+    browser.wait_for_new_page().await;
     let summary = browser.text_of("p.notice[role=status]").await;
     assert_eq!(summary, "10 of 10 bots now paused.");
     browser.assert_accessible("batch result").await;
@@ -235,7 +277,7 @@ async fn a_manager_signs_in_and_pauses_ten_bots_by_filter_in_a_browser() {
     assert_eq!(status_of(&env, &lead, &beta).await, "active");
 
     // A bot's page, from the result's link.
-    browser.click("ul.results a").await;
+    browser.submit("ul.results a").await;
     assert!(browser.path().await.starts_with("/console/bots/"));
     assert!(browser.text_of("h1").await.starts_with("alpha"));
     browser.assert_accessible("bot").await;
@@ -350,7 +392,7 @@ async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
     };
     browser.sign_in("west_lead").await;
     browser
-        .click(&format!("a[href='/console/bots/{bot_id}']"))
+        .submit(&format!("a[href='/console/bots/{bot_id}']"))
         .await;
     browser.assert_accessible("bot").await;
 
@@ -380,7 +422,7 @@ async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
         .execute(set_time, vec![json!(at)])
         .await
         .unwrap();
-    browser.click("button[value=schedule]").await;
+    browser.submit("button[value=schedule]").await;
     let state = "tr[id^='post-'] [data-field=state]";
     assert_eq!(browser.text_of(state).await, "scheduled");
     browser.assert_accessible("bot with a scheduled post").await;
@@ -425,25 +467,25 @@ async fn an_admin_reveals_a_credential_finds_the_audit_record_and_searches_the_l
         .fill("#password", crate::helpers::ADMIN_PASSWORD)
         .await;
     browser
-        .click("form[action='/console/sign-in'] button[type=submit]")
+        .submit("form[action='/console/sign-in'] button[type=submit]")
         .await;
     browser.text_of("header .who").await;
     browser.goto(&format!("/console/bots/{bot_id}")).await;
     browser
-        .click("a[href$='/secrets/oauth_access_token/reveal']")
+        .submit("a[href$='/secrets/oauth_access_token/reveal']")
         .await;
     browser.assert_accessible("reveal confirmation").await;
     browser
-        .click("form button[type=submit]:not(.secondary)")
+        .submit("form button[type=submit]:not(.secondary)")
         .await;
     assert_eq!(browser.text_of("code.secret").await, x_user.access_token);
     browser.assert_accessible("revealed").await;
 
-    browser.click("nav a[href='/console/system']").await;
+    browser.submit("nav a[href='/console/system']").await;
     browser.assert_accessible("system").await;
     browser.fill("#a-bot", &bot_id).await;
     browser
-        .click("form[aria-label='Filter the audit trail'] button")
+        .submit("form[aria-label='Filter the audit trail'] button")
         .await;
     let first_entry = browser
         .text_of("section[aria-labelledby=audit] tbody tr")
@@ -453,9 +495,11 @@ async fn an_admin_reveals_a_credential_finds_the_audit_record_and_searches_the_l
         "{first_entry}"
     );
 
-    browser.click("nav a[href='/console/logs']").await;
+    browser.submit("nav a[href='/console/logs']").await;
     browser.fill("#l-q", "auditbot").await;
-    browser.click("form[role=search] button[type=submit]").await;
+    browser
+        .submit("form[role=search] button[type=submit]")
+        .await;
     let rows = browser.count("table[data-tail] tbody tr").await;
     assert!(rows >= 1, "the bot's creation is found");
     browser.assert_accessible("logs").await;
@@ -474,10 +518,10 @@ async fn an_admin_edits_a_setting_and_rolls_it_back_in_a_browser() {
         .fill("#password", crate::helpers::ADMIN_PASSWORD)
         .await;
     browser
-        .click("form[action='/console/sign-in'] button[type=submit]")
+        .submit("form[action='/console/sign-in'] button[type=submit]")
         .await;
     browser.text_of("header .who").await;
-    browser.click("nav a[href='/console/settings']").await;
+    browser.submit("nav a[href='/console/settings']").await;
     browser
         .client
         .find(Locator::Css("#service"))
@@ -487,7 +531,7 @@ async fn an_admin_edits_a_setting_and_rolls_it_back_in_a_browser() {
         .await
         .unwrap();
     browser
-        .click("form[aria-label='Choose a service'] button")
+        .submit("form[aria-label='Choose a service'] button")
         .await;
     browser.assert_accessible("settings").await;
     let grace = "#s-bot_manager-grace_seconds";
@@ -496,7 +540,7 @@ async fn an_admin_edits_a_setting_and_rolls_it_back_in_a_browser() {
         .fill(&format!("{grace}-reason"), "late posts still go")
         .await;
     browser
-        .click("li[id='setting-bot_manager.grace_seconds'] button[type=submit]")
+        .submit("li[id='setting-bot_manager.grace_seconds'] button[type=submit]")
         .await;
     assert_eq!(
         browser
@@ -533,14 +577,16 @@ async fn an_admin_edits_a_setting_and_rolls_it_back_in_a_browser() {
     // release itself after a second change.
     browser.fill(grace, "300").await;
     browser
-        .click("li[id='setting-bot_manager.grace_seconds'] button[type=submit]")
+        .submit("li[id='setting-bot_manager.grace_seconds'] button[type=submit]")
         .await;
-    let releases = browser.count("ol.releases > li").await;
-    assert_eq!(releases, 2);
+    browser.wait_for_count("ol.releases > li", 2).await;
     // The oldest release (set to 120) is the last in the list.
+    browser.mark_page().await;
     browser.click("ol.releases > li:last-child button").await;
     browser.client.accept_alert().await.unwrap();
-    browser.text_of("ol.releases").await;
+    browser.wait_for_new_page().await;
+    // The rollback is a release too.
+    browser.wait_for_count("ol.releases > li", 3).await;
     assert_eq!(
         browser
             .client
@@ -579,7 +625,7 @@ async fn an_admin_enrols_an_authenticator_and_signs_in_with_it_in_a_browser() {
             .fill("#password", crate::helpers::ADMIN_PASSWORD)
             .await;
         browser
-            .click("form[action='/console/sign-in'] button[type=submit]")
+            .submit("form[action='/console/sign-in'] button[type=submit]")
             .await;
     };
     sign_in().await;
@@ -589,13 +635,13 @@ async fn an_admin_enrols_an_authenticator_and_signs_in_with_it_in_a_browser() {
     let code = crate::auth_helpers::totp_code(&secret, app.clock.unix_seconds() as u64);
     browser.fill("#code", &code).await;
     browser
-        .click("form[action='/console/sign-in/enrol'] button")
+        .submit("form[action='/console/sign-in/enrol'] button")
         .await;
     assert_eq!(browser.count("ul.recovery-codes li").await, 10);
     browser.assert_accessible("recovery codes").await;
-    browser.click("a[href='/console/bots']").await;
+    browser.submit("a[href='/console/bots']").await;
     assert!(browser.text_of("header .who").await.contains("admin"));
-    browser.click("header form button").await;
+    browser.submit("header form button").await;
     assert_eq!(browser.path().await, "/console/sign-in");
 
     // Next time: the password, then the app's code (a new period's: codes are single use).
@@ -606,7 +652,7 @@ async fn an_admin_enrols_an_authenticator_and_signs_in_with_it_in_a_browser() {
     let code = crate::auth_helpers::totp_code(&secret, app.clock.unix_seconds() as u64);
     browser.fill("#code", &code).await;
     browser
-        .click("form[action='/console/sign-in/second-factor'] button")
+        .submit("form[action='/console/sign-in/second-factor'] button")
         .await;
     assert!(browser.text_of("header .who").await.contains("admin"));
     browser.client.clone().close().await.unwrap();
