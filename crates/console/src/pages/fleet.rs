@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::layout::{csrf_field, page};
-use super::{Console, FormFields, Person, csrf_refused};
+use super::{Console, FormFields, Person};
 use crate::api::{ApiFailure, segment, with_query};
 
 /// Rows on one page of the fleet.
@@ -321,13 +321,10 @@ fn outcome_list(outcomes: &[Outcome], status: &str) -> Markup {
 /// matches; answers with each bot's result.
 pub async fn batch(State(console): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     let form = FormFields::parse(&body);
-    let person = match console.person(&headers).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
-        Err(to_sign_in) => return to_sign_in,
+        Err(answer) => return answer,
     };
-    if !person.sent_csrf(&form) {
-        return csrf_refused(Some(&person));
-    }
     let filter = Filter::from_form(&form);
     let problem = |message: &str| {
         let body = html! {

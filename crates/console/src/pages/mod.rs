@@ -223,6 +223,20 @@ impl Console {
         })
     }
 
+    /// The person who sent a state-changing form, if it carries their session's CSRF token;
+    /// else the answer (the sign-in page, or the refusal of a forged form).
+    pub async fn form_person(
+        &self,
+        headers: &HeaderMap,
+        form: &FormFields,
+    ) -> Result<Person, Response> {
+        let person = self.person(headers).await?;
+        if !person.sent_csrf(form) {
+            return Err(csrf_refused(Some(&person)));
+        }
+        Ok(person)
+    }
+
     /// The page for an API refusal: a refused token ends the session; anything else is
     /// shown with the API's own status and message.
     pub fn failure_page(&self, person: Option<&Person>, failure: &ApiFailure) -> Response {

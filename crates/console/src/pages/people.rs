@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::layout::{csrf_field, page};
-use super::{Console, FormFields, Person, csrf_refused, see_other};
+use super::{Console, FormFields, Person, see_other};
 use crate::api::{ApiFailure, segment, with_query};
 
 fn text<'a>(value: &'a Value, field: &str) -> &'a str {
@@ -208,18 +208,6 @@ pub async fn account(State(console): State<Console>, headers: HeaderMap) -> Resp
     page("Your account", Some(&person), body).into_response()
 }
 
-async fn form_person(
-    console: &Console,
-    headers: &HeaderMap,
-    form: &FormFields,
-) -> Result<Person, Response> {
-    let person = console.person(headers).await?;
-    if !person.sent_csrf(form) {
-        return Err(csrf_refused(Some(&person)));
-    }
-    Ok(person)
-}
-
 /// `POST /console/account/password`: the Authentication service's own rules decide.
 pub async fn change_password(
     State(console): State<Console>,
@@ -227,7 +215,7 @@ pub async fn change_password(
     body: Bytes,
 ) -> Response {
     let form = FormFields::parse(&body);
-    let person = match form_person(&console, &headers, &form).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };
@@ -253,7 +241,7 @@ pub async fn end_session(
     body: Bytes,
 ) -> Response {
     let form = FormFields::parse(&body);
-    let person = match form_person(&console, &headers, &form).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::layout::csrf_field;
-use super::{Console, FormFields, Person, csrf_refused, see_other};
+use super::{Console, FormFields, Person, see_other};
 use crate::api::segment;
 
 /// How often a live page's posts are read again from the API.
@@ -136,19 +136,6 @@ async fn bot_of(console: &Console, person: &Person, bot_id: &str) -> Result<Valu
         .map_err(|failure| console.failure_page(Some(person), &failure))
 }
 
-/// A form's person, checked for the session's CSRF token.
-async fn form_person(
-    console: &Console,
-    headers: &HeaderMap,
-    form: &FormFields,
-) -> Result<Person, Response> {
-    let person = console.person(headers).await?;
-    if !person.sent_csrf(form) {
-        return Err(csrf_refused(Some(&person)));
-    }
-    Ok(person)
-}
-
 /// `POST /console/bots/{bot_id}/posts`: publish now, or schedule at the time given in the
 /// bot's zone; back to the bot's page, where the post shows with its state.
 pub async fn create(
@@ -158,7 +145,7 @@ pub async fn create(
     body: Bytes,
 ) -> Response {
     let form = FormFields::parse(&body);
-    let person = match form_person(&console, &headers, &form).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };
@@ -197,7 +184,7 @@ pub async fn cancel(
     body: Bytes,
 ) -> Response {
     let form = FormFields::parse(&body);
-    let person = match form_person(&console, &headers, &form).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };

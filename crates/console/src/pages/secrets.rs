@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde_json::{Map, Value, json};
 
 use super::layout::{csrf_field, page};
-use super::{Console, FormFields, Person, csrf_refused, see_other};
+use super::{Console, FormFields, Person, see_other};
 use crate::api::{ApiFailure, segment};
 
 fn text<'a>(value: &'a Value, field: &str) -> &'a str {
@@ -89,13 +89,10 @@ pub async fn replace(
     body: Bytes,
 ) -> Response {
     let form = FormFields::parse(&body);
-    let person = match console.person(&headers).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };
-    if !person.sent_csrf(&form) {
-        return csrf_refused(Some(&person));
-    }
     let mut credentials = Map::new();
     for name in ["access_token", "refresh_token", "client_id"] {
         let value = form.value(name).trim();
@@ -150,13 +147,10 @@ pub async fn reveal(
     body: Bytes,
 ) -> Response {
     let form = FormFields::parse(&body);
-    let person = match console.person(&headers).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };
-    if !person.sent_csrf(&form) {
-        return csrf_refused(Some(&person));
-    }
     let path = format!(
         "/api/v1/botdata/bots/{}/fields/{}/reveal",
         segment(&bot_id),

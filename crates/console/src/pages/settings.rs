@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::layout::{csrf_field, page};
-use super::{Console, FormFields, Person, csrf_refused, see_other};
+use super::{Console, FormFields, Person, see_other};
 use crate::api::{ApiFailure, segment, with_query};
 
 fn text<'a>(value: &'a Value, field: &str) -> &'a str {
@@ -277,18 +277,6 @@ pub async fn show(
     }
 }
 
-async fn form_person(
-    console: &Console,
-    headers: &HeaderMap,
-    form: &FormFields,
-) -> Result<Person, Response> {
-    let person = console.person(headers).await?;
-    if !person.sent_csrf(form) {
-        return Err(csrf_refused(Some(&person)));
-    }
-    Ok(person)
-}
-
 fn back_to(service: &str) -> Response {
     see_other(&with_query("/console/settings", &[("service", service)]))
 }
@@ -318,7 +306,7 @@ impl Refused<'_> {
 /// reason beside it.
 pub async fn update(State(console): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     let form = FormFields::parse(&body);
-    let person = match form_person(&console, &headers, &form).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };
@@ -366,7 +354,7 @@ pub async fn update(State(console): State<Console>, headers: HeaderMap, body: By
 /// `POST /console/settings/rollback`.
 pub async fn rollback(State(console): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     let form = FormFields::parse(&body);
-    let person = match form_person(&console, &headers, &form).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };

@@ -244,13 +244,10 @@ pub async fn second_factor_submit(
 /// `POST /console/sign-out`: ends the session here and at the API.
 pub async fn sign_out(State(console): State<Console>, headers: HeaderMap, body: Bytes) -> Response {
     let form = FormFields::parse(&body);
-    let person = match console.person(&headers).await {
+    let person = match console.form_person(&headers, &form).await {
         Ok(person) => person,
-        Err(to_sign_in) => return to_sign_in,
+        Err(answer) => return answer,
     };
-    if !person.sent_csrf(&form) {
-        return csrf_refused(Some(&person));
-    }
     if let Err(failure) = console.api.logout(&person.api).await {
         tracing::warn!(error_code = %failure.error_code, "the API did not end the session; it ends here");
     }

@@ -210,18 +210,25 @@ impl Browser {
         Some(found.as_array().cloned().unwrap_or_default())
     }
 
+    /// Signs in with the tests' password and lands on the fleet.
     async fn sign_in(&self, username: &str) {
         self.goto("/").await;
         assert_eq!(self.path().await, "/console/sign-in");
         self.assert_accessible("sign-in").await;
-        self.fill("#username", username).await;
-        self.fill("#password", PASSWORD).await;
-        self.submit("form[action='/console/sign-in'] button[type=submit]")
-            .await;
+        self.send_password(username, PASSWORD).await;
         assert!(
             self.text_of("header .who").await.contains(username),
             "signed in"
         );
+    }
+
+    /// The sign-in form sent with `username` and `password`; whatever comes next is shown.
+    async fn send_password(&self, username: &str, password: &str) {
+        self.goto("/console/sign-in").await;
+        self.fill("#username", username).await;
+        self.fill("#password", password).await;
+        self.submit("form[action='/console/sign-in'] button[type=submit]")
+            .await;
     }
 }
 
@@ -461,13 +468,8 @@ async fn an_admin_reveals_a_credential_finds_the_audit_record_and_searches_the_l
     let Some(browser) = open(&env.app, "the browser journey of a reveal").await else {
         return;
     };
-    browser.goto("/console/sign-in").await;
-    browser.fill("#username", "admin").await;
     browser
-        .fill("#password", crate::helpers::ADMIN_PASSWORD)
-        .await;
-    browser
-        .submit("form[action='/console/sign-in'] button[type=submit]")
+        .send_password("admin", crate::helpers::ADMIN_PASSWORD)
         .await;
     browser.text_of("header .who").await;
     browser.goto(&format!("/console/bots/{bot_id}")).await;
@@ -512,13 +514,8 @@ async fn an_admin_edits_a_setting_and_rolls_it_back_in_a_browser() {
     let Some(browser) = open(&env.app, "the browser journey of a setting").await else {
         return;
     };
-    browser.goto("/console/sign-in").await;
-    browser.fill("#username", "admin").await;
     browser
-        .fill("#password", crate::helpers::ADMIN_PASSWORD)
-        .await;
-    browser
-        .submit("form[action='/console/sign-in'] button[type=submit]")
+        .send_password("admin", crate::helpers::ADMIN_PASSWORD)
         .await;
     browser.text_of("header .who").await;
     browser.submit("nav a[href='/console/settings']").await;
@@ -618,16 +615,7 @@ async fn an_admin_enrols_an_authenticator_and_signs_in_with_it_in_a_browser() {
     let Some(browser) = open(&app, "the browser journey of a second factor").await else {
         return;
     };
-    let sign_in = || async {
-        browser.goto("/console/sign-in").await;
-        browser.fill("#username", "admin").await;
-        browser
-            .fill("#password", crate::helpers::ADMIN_PASSWORD)
-            .await;
-        browser
-            .submit("form[action='/console/sign-in'] button[type=submit]")
-            .await;
-    };
+    let sign_in = || browser.send_password("admin", crate::helpers::ADMIN_PASSWORD);
     sign_in().await;
     assert_eq!(browser.path().await, "/console/sign-in/enrol");
     browser.assert_accessible("enrolment").await;
