@@ -995,7 +995,13 @@ async fn a_category_over_its_byte_budget_lets_its_oldest_days_go() {
     }
     // Other categories keep what they hold; no budget (0) means none.
     set_logging(&app, &admin, json!({"logging.retention_bytes.debug": 0})).await;
-    let report = space_of(&app, &admin, "debug").await;
+    // The change applies as the service's configuration client takes it up: wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut report = space_of(&app, &admin, "debug").await;
+    while report["budget_bytes"] != Value::Null && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        report = space_of(&app, &admin, "debug").await;
+    }
     assert_eq!(report["budget_bytes"], Value::Null, "{report}");
     assert_eq!(report["full_in_days"], Value::Null, "{report}");
 }
