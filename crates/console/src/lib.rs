@@ -97,6 +97,7 @@ impl Target for ConsoleService {
             secure_cookie: settings.secure_cookie,
             trust_forwarded_for: settings.trust_forwarded_for,
             live_streams: Arc::new(tokio::sync::Semaphore::new(settings.max_live_streams)),
+            refreshing: Arc::default(),
         };
         Ok(BuiltTarget::routes(pages::router(state)))
     }

@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 
 use crate::api::{Api, ApiFailure, OnBehalf};
 use crate::security;
-use crate::session::{SessionId, Sessions, Stage};
+use crate::session::{SessionId, Sessions, Stage, Tokens};
 
 /// What every page handler shares.
 #[derive(Clone)]
@@ -40,6 +40,10 @@ pub struct Console {
     pub trust_forwarded_for: bool,
     /// Live pages (Server-Sent Events) open at once, each reading the API every second.
     pub live_streams: Arc<tokio::sync::Semaphore>,
+    /// Held while a token is refreshed: a refresh token is single use, and the API ends the
+    /// whole session when one is used twice, so two requests (a page and its live stream)
+    /// must not both refresh it.
+    pub refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The console's routes under `/console`.
@@ -195,20 +199,9 @@ impl Console {
             Stage::Enrolling { .. } => return Err(see_other("/console/sign-in/enrol")),
             Stage::SignedOut => return Err(see_other("/console/sign-in")),
         };
-        let now = self.sessions.now_millis();
         let visitor = visitor(headers);
-        let tokens = if tokens.access_expires_at - now < REFRESH_AHEAD_MS {
-            match self.api.refresh(&visitor, &tokens.refresh, now).await {
-                Ok(fresh) => {
-                    self.sessions.update_tokens(&id, fresh.clone());
-                    fresh
-                }
-                Err(failure) if failure.is_unauthenticated() => {
-                    self.sessions.end(&id);
-                    return Err(to_sign_in());
-                }
-                Err(failure) => return Err(self.failure_page(None, &failure)),
-            }
+        let tokens = if tokens.access_expires_at - self.sessions.now_millis() < REFRESH_AHEAD_MS {
+            self.refreshed(&id, &visitor).await?
         } else {
             tokens
         };
@@ -221,6 +214,30 @@ impl Console {
                 address: visitor.address,
             },
         })
+    }
+
+    /// The session's tokens, refreshed once however many requests ask at the same time: the
+    /// first refreshes, the others find its new tokens.
+    async fn refreshed(&self, id: &SessionId, visitor: &OnBehalf) -> Result<Tokens, Response> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let Some(Stage::SignedIn { tokens, .. }) = self.sessions.get(id).map(|s| s.stage) else {
+            return Err(to_sign_in());
+        };
+        let now = self.sessions.now_millis();
+        if tokens.access_expires_at - now >= REFRESH_AHEAD_MS {
+            return Ok(tokens);
+        }
+        match self.api.refresh(visitor, &tokens.refresh, now).await {
+            Ok(fresh) => {
+                self.sessions.update_tokens(id, fresh.clone());
+                Ok(fresh)
+            }
+            Err(failure) if failure.is_unauthenticated() => {
+                self.sessions.end(id);
+                Err(to_sign_in())
+            }
+            Err(failure) => Err(self.failure_page(None, &failure)),
+        }
     }
 
     /// The person who sent a state-changing form, if it carries their session's CSRF token;

@@ -1347,3 +1347,30 @@ async fn people_are_the_admins_to_see_and_each_person_keeps_their_own_account() 
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.html);
     crate::auth_helpers::login_ok(&app, "maria", "harbour-lights-passphrase-42").await;
 }
+
+#[tokio::test]
+async fn requests_that_find_the_token_expiring_at_once_refresh_it_once() {
+    let app = spawn_app().await;
+    let admin = crate::auth_helpers::admin_token(&app).await;
+    crate::auth_helpers::create_user(&app, &admin, "racer", &["Manager"]).await;
+    let mut visitor = Visitor::new(&app);
+    visitor.sign_in("racer", PASSWORD).await;
+    let cookie = visitor.cookie.clone().unwrap();
+    // The access token (15 minutes) has 10 s left: every request now wants a fresh one, and
+    // a refresh token used twice ends the whole session at the API.
+    app.clock.advance(Duration::from_secs(890));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let pages = (0..8).map(|_| {
+        http.get(app.url("/console/bots"))
+            .header("cookie", &cookie)
+            .send()
+    });
+    for page in futures::future::join_all(pages).await {
+        assert_eq!(page.unwrap().status(), StatusCode::OK);
+    }
+    let later = visitor.get("/console/bots").await;
+    assert_eq!(later.status, StatusCode::OK, "the session lives on");
+}
