@@ -18,7 +18,8 @@ use crate::api::{ApiFailure, segment, with_query};
 
 /// Rows on one page of the fleet.
 const PAGE_SIZE: &str = "50";
-/// Bots one "every bot matching" action reaches at most; a larger fleet narrows its filter.
+/// Bots one batch reaches at most (ticked, or every bot matching); a larger fleet narrows
+/// its filter.
 const MAX_BATCH: usize = 5_000;
 /// Status changes sent to the API at once during a batch.
 const BATCH_CONCURRENCY: usize = 8;
@@ -345,6 +346,7 @@ pub async fn batch(State(console): State<Console>, headers: HeaderMap, body: Byt
         Batch::Selected(_) => form
             .values("bot_id")
             .into_iter()
+            .take(MAX_BATCH)
             .map(String::from)
             .collect(),
         Batch::Matching(_) => match matching_ids(&console, &person, &filter).await {

@@ -15,7 +15,7 @@ use crate::api::{LoginOutcome, OnBehalf};
 use crate::security;
 use crate::session::{Session, SessionId, Stage};
 
-/// The session of this request, if it is live and at `stage`'s step.
+/// The session of this request, if it is live and `wanted` accepts its stage.
 pub fn session_at(
     console: &Console,
     headers: &HeaderMap,
@@ -26,8 +26,8 @@ pub fn session_at(
     wanted(&session.stage).then_some((id, session))
 }
 
-/// Replaces the request's session (if any) with a new one at `stage`, and answers with
-/// `response` carrying its cookie.
+/// Replaces the request's session (if any) with a new one at `stage`, and answers with a
+/// redirect to `to` carrying its cookie (or 503 when the store is full).
 pub fn move_to(console: &Console, headers: &HeaderMap, stage: Stage, to: &str) -> Response {
     if let Some(old) = security::session_id(headers) {
         console.sessions.end(&old);
