@@ -157,19 +157,22 @@ async fn after_an_outage_a_recurring_post_carries_on_without_firing_in_bulk() {
         rule["recurrence_id"].as_str().unwrap()
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // The rule and its posts are two reads: a round of the materialiser between them shows
+    // the new post beside the old next occurrence, so wait for both to have moved on.
     let now = loop {
         let now: Value = env.get(&path, &alice).await.json().await.unwrap();
         let states: Vec<String> = made(&now).into_iter().map(|(_, _, s)| s).collect();
         let missed = states.iter().filter(|s| *s == "missed").count();
-        if states.len() == 11 && missed == 4 {
+        if states.len() == 11 && missed == 4 && now["next_occurrence_at"] == "2031-03-25T12:00:00Z"
+        {
             break now;
         }
         assert!(tokio::time::Instant::now() < deadline, "{now}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // The materialiser made the 21st to the 24th (a week ahead of the 17th, 13:30).
+    // The materialiser made the 21st to the 24th (a week ahead of the 17th, 13:30), and
+    // never more: the 25th waits for its week.
     assert_eq!(made(&now)[10].1, "2031-03-24T12:00:00Z");
-    assert_eq!(now["next_occurrence_at"], "2031-03-25T12:00:00Z");
     assert!(sent_texts(&env).is_empty(), "nothing was sent late");
 }
 
