@@ -436,16 +436,5 @@ fn run(label: &str, extra_env: &[(String, String)]) {
 
 fn main() {
     platform::install_crypto_provider();
-    let only = std::env::var("BOTS_BENCH_ONLY").unwrap_or_default();
-    if only != "postgres" {
-        run("sqlite + embedded queue", &[]);
-    }
-    if only == "sqlite" {
-        return;
-    }
-    let Some((postgres, env, label)) = support::cluster_backends() else {
-        return;
-    };
-    run(label, &env);
-    drop(postgres);
+    support::on_each_backend("BOTS_BENCH_ONLY", run);
 }

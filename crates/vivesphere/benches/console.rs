@@ -238,16 +238,5 @@ fn bots_sorted_middle(bots: &[String]) -> String {
 
 fn main() {
     platform::install_crypto_provider();
-    let only = std::env::var("CONSOLE_BENCH_ONLY").unwrap_or_default();
-    if only != "postgres" {
-        run("sqlite + embedded queue", &[]);
-    }
-    if only == "sqlite" {
-        return;
-    }
-    let Some((postgres, env, label)) = support::cluster_backends() else {
-        return;
-    };
-    run(label, &env);
-    drop(postgres);
+    support::on_each_backend("CONSOLE_BENCH_ONLY", run);
 }

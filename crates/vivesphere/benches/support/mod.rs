@@ -202,3 +202,20 @@ pub fn cluster_backends() -> Option<(platform::testing::TestPostgres, ServerEnv,
     };
     Some((postgres, env, label))
 }
+
+/// Runs `run` on SQLite with the embedded queue, then on PostgreSQL with NATS JetStream when
+/// the test servers are set; `<only_var>=sqlite|postgres` runs one of them.
+pub fn on_each_backend(only_var: &str, run: impl Fn(&str, &[(String, String)])) {
+    let only = std::env::var(only_var).unwrap_or_default();
+    if only != "postgres" {
+        run("sqlite + embedded queue", &[]);
+    }
+    if only == "sqlite" {
+        return;
+    }
+    let Some((postgres, env, label)) = cluster_backends() else {
+        return;
+    };
+    run(label, &env);
+    drop(postgres);
+}

@@ -134,6 +134,12 @@ impl Browser {
             .unwrap();
     }
 
+    /// Sends `keys` to whatever has the focus, as a keyboard would.
+    async fn press(&self, keys: &str) {
+        let focused = self.client.active_element().await.unwrap();
+        focused.send_keys(keys).await.unwrap();
+    }
+
     /// Marks the page shown, so that [`Self::wait_for_new_page`] knows when another replaced it.
     async fn mark_page(&self) {
         let mark = "window.thePageBefore = true";
@@ -339,47 +345,19 @@ async fn the_fleet_is_used_by_keyboard_alone_at_375_pixels() {
     let row_box = json!(format!("bot_id={first}"));
     let mut presses = 0;
     while active().await != row_box {
-        browser
-            .client
-            .active_element()
-            .await
-            .unwrap()
-            .send_keys(&Key::Tab)
-            .await
-            .unwrap();
+        browser.press(&Key::Tab).await;
         presses += 1;
         assert!(presses < 40, "the first row's box is reachable by Tab");
     }
-    browser
-        .client
-        .active_element()
-        .await
-        .unwrap()
-        .send_keys(&Key::Space)
-        .await
-        .unwrap();
+    browser.press(&Key::Space).await;
     let pause = json!("action=pause-selected");
     while active().await != pause {
         let back = Key::Shift + &Key::Tab.to_string();
-        browser
-            .client
-            .active_element()
-            .await
-            .unwrap()
-            .send_keys(&back)
-            .await
-            .unwrap();
+        browser.press(&back).await;
         presses += 1;
         assert!(presses < 80, "the pause button is reachable by Shift+Tab");
     }
-    browser
-        .client
-        .active_element()
-        .await
-        .unwrap()
-        .send_keys(&Key::Enter)
-        .await
-        .unwrap();
+    browser.press(&Key::Enter).await;
     assert_eq!(
         browser.text_of("p.notice[role=status]").await,
         "1 of 1 bots now paused."
