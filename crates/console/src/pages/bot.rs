@@ -8,12 +8,8 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use super::layout::{csrf_field, page};
-use super::{Console, Person};
+use super::{Console, Person, text};
 use crate::api::segment;
-
-fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field].as_str().unwrap_or("")
-}
 
 fn profile(bot: &Value) -> Markup {
     let status = text(bot, "status");

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::layout::{csrf_field, page};
-use super::{Console, FormFields, Person};
+use super::{Console, FormFields, Person, text};
 use crate::api::{ApiFailure, segment, with_query};
 
 /// Rows on one page of the fleet.
@@ -111,10 +111,6 @@ fn filter_form(filter: &Filter) -> Markup {
             }
         }
     }
-}
-
-fn text<'a>(bot: &'a Value, field: &str) -> &'a str {
-    bot[field].as_str().unwrap_or("")
 }
 
 fn bot_row(bot: &Value) -> Markup {

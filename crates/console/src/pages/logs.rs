@@ -14,8 +14,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Console;
 use super::layout::page;
+use super::{Console, text};
 use crate::api::with_query;
 
 /// How often the live tail asks for what is new.
@@ -137,10 +137,6 @@ fn filter_form(filter: &LogFilter) -> Markup {
             }
         }
     }
-}
-
-fn text<'a>(event: &'a Value, field: &str) -> &'a str {
-    event[field].as_str().unwrap_or("")
 }
 
 /// One event as a table row (the live tail renders the same on the page's script side).

@@ -279,6 +279,11 @@ impl Console {
     }
 }
 
+/// A string member of an API answer, or "" when it is absent or not a string.
+pub fn text<'a>(value: &'a serde_json::Value, field: &str) -> &'a str {
+    value[field].as_str().unwrap_or("")
+}
+
 /// A form's fields in order, repeated names kept (checkbox lists send one pair per box).
 pub struct FormFields(Vec<(String, String)>);
 

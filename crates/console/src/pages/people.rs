@@ -10,12 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::layout::{csrf_field, page};
-use super::{Console, FormFields, Person, see_other};
+use super::{Console, FormFields, Person, see_other, text};
 use crate::api::{ApiFailure, segment, with_query};
-
-fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field].as_str().unwrap_or("")
-}
 
 fn words(value: &Value) -> String {
     value

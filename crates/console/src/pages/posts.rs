@@ -16,17 +16,13 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::layout::csrf_field;
-use super::{Console, FormFields, Person, see_other};
+use super::{Console, FormFields, Person, see_other, text};
 use crate::api::segment;
 
 /// How often a live page's posts are read again from the API.
 const LIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// Posts a bot's page shows and follows.
 pub const SHOWN_POSTS: usize = 20;
-
-fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field].as_str().unwrap_or("")
-}
 
 /// `at` (RFC 3339) as people read it in `zone`: "2031-03-14 10:30 CET".
 pub fn local_time(at: &str, zone: &str) -> String {

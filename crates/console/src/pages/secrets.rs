@@ -11,12 +11,8 @@ use maud::{Markup, html};
 use serde_json::{Map, Value, json};
 
 use super::layout::{csrf_field, page};
-use super::{Console, FormFields, Person, see_other};
+use super::{Console, FormFields, Person, see_other, text};
 use crate::api::{ApiFailure, segment};
-
-fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field].as_str().unwrap_or("")
-}
 
 /// The credentials section of a bot's page, from Secure Bot Data's metadata (or why there
 /// is none to show).

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::layout::page;
-use super::{Console, Person};
+use super::{Console, Person, text};
 use crate::api::{ApiFailure, segment, with_query};
 
 /// The services whose health the page shows, by their API prefix.
@@ -21,10 +21,6 @@ const SERVICES: [(&str, &str); 5] = [
     ("Logging", "/api/v1/logs"),
     ("Secure Bot Data", "/api/v1/botdata"),
 ];
-
-fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field].as_str().unwrap_or("")
-}
 
 /// What needs attention now, as far as the person may see: each a sentence and a link.
 pub async fn attention(console: &Console, person: &Person) -> Vec<(String, String)> {
