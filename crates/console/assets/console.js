@@ -19,28 +19,38 @@ document.addEventListener("click", (event) => {
   }
 });
 
-// The composer's counter: X's weighted count, from the API's own counter, as one types.
+// The composer's counter: X's weighted count, from the API's own counter, as one types; and
+// a warning when another bot has the same text (X's rule; scheduling it would be refused).
 const composer = document.querySelector("form.composer");
 if (composer) {
   const field = composer.querySelector("textarea[name=text]");
   const counter = composer.querySelector("[data-counter]");
+  const duplicate = composer.querySelector("[data-duplicate]");
+  const bot = composer.querySelector("select[name=bot_id]");
   const csrf = composer.querySelector("input[name=csrf]").value;
   let pending = null;
-  field.addEventListener("input", () => {
+  const check = () => {
     clearTimeout(pending);
     pending = setTimeout(async () => {
+      const bot_id = bot ? bot.value : composer.dataset.bot;
       const answer = await fetch("/console/check-text", {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ csrf, text: field.value }),
+        body: JSON.stringify({ csrf, text: field.value, bot_id }),
       });
       if (!answer.ok) return;
       const check = await answer.json();
       counter.textContent = `${check.weighted_length} of ${check.max_weighted_length}` +
         (check.valid ? "" : " (too long, or nothing to post)");
       counter.classList.toggle("over", !check.valid);
+      duplicate.textContent = check.duplicate_elsewhere
+        ? "Another bot has this text (or nearly) within the duplicate window: X's rules " +
+          "forbid the same content from several accounts, so it would be refused."
+        : "";
     }, 200);
-  });
+  };
+  field.addEventListener("input", check);
+  if (bot) bot.addEventListener("change", check);
 }
 
 // Live posts: each row follows the states the server sends, without a reload.

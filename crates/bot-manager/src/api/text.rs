@@ -15,6 +15,9 @@ use crate::ops;
 #[schema(example = json!({"text": "Sunny and 21 °C in Lisbon today https://example.com/forecast #weather"}))]
 pub struct CheckTextRequest {
     pub text: String,
+    /// The bot the text is for: the answer then also says whether another bot has the same
+    /// text within the duplicate window (X's rule; scheduling it would be refused).
+    pub bot_id: Option<String>,
 }
 
 /// An entity X links; `start..end` counts code points of the NFC text.
@@ -38,6 +41,10 @@ pub struct TextCheckView {
     pub valid: bool,
     /// The weighted length per mille of the limit (a length meter's fill).
     pub permillage: usize,
+    /// With `bot_id`: whether another bot has identical or near-identical text within the
+    /// duplicate window, so scheduling this text for that bot would be refused (409).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_elsewhere: Option<bool>,
     /// The part of the text within the limit, as UTF-16 indices `[start, end]` (inclusive):
     /// what a composer leaves unhighlighted.
     pub valid_range: [usize; 2],
@@ -62,13 +69,14 @@ fn views(entities: Vec<x_text::Entity>) -> Vec<EntityView> {
 #[utoipa::path(post, path = "/api/v1/bots/check-text", tag = "posts", security(("bearer" = [])),
     request_body = CheckTextRequest,
     responses((status = 200, body = TextCheckView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn check(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     Json(request): Json<CheckTextRequest>,
 ) -> Result<Json<TextCheckView>, ApiError> {
-    let checked = ops::text::check(&caller, &request.text)?;
+    let checked =
+        ops::text::check(&state, &caller, &request.text, request.bot_id.as_deref()).await?;
     let parsed = checked.parsed;
     Ok(Json(TextCheckView {
         text: checked.text,
@@ -77,6 +85,7 @@ pub async fn check(
         remaining: x_text::MAX_WEIGHTED_LENGTH as i64 - parsed.weighted_length as i64,
         valid: parsed.valid,
         permillage: parsed.permillage,
+        duplicate_elsewhere: checked.duplicate_elsewhere,
         valid_range: [parsed.valid_range.0, parsed.valid_range.1],
         urls: views(checked.urls),
         mentions: views(checked.mentions),

@@ -13,8 +13,7 @@ pub async fn check_not_duplicated(
     bot_id: &str,
     fingerprint: &str,
 ) -> Result<(), ApiError> {
-    let since = m.clock.now_millis() - m.settings.duplicate_window_seconds as i64 * 1000;
-    if posts::duplicate_elsewhere(&m.db, fingerprint, bot_id, since).await? {
+    if is_duplicated(m, bot_id, fingerprint).await? {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "another bot has identical or near-identical text within the duplicate window; \
@@ -22,6 +21,16 @@ pub async fn check_not_duplicated(
         ));
     }
     Ok(())
+}
+
+/// Whether another bot has text of this fingerprint within the duplicate window.
+pub async fn is_duplicated(
+    m: &BotManager,
+    bot_id: &str,
+    fingerprint: &str,
+) -> Result<bool, ApiError> {
+    let since = m.clock.now_millis() - m.settings.duplicate_window_seconds as i64 * 1000;
+    Ok(posts::duplicate_elsewhere(&m.db, fingerprint, bot_id, since).await?)
 }
 
 /// X's rule for cashtags: at most one in a post.

@@ -24,6 +24,7 @@ pub fn page(title: &str, person: Option<&Person>, body: Markup) -> Markup {
                     @if let Some(person) = person {
                         nav aria-label="Main" {
                             a href="/console/bots" { "Fleet" }
+                            a href="/console/calendar" { "Calendar" }
                             a href="/console/logs" { "Logs" }
                             a href="/console/people" { "People" }
                             a href="/console/settings" { "Settings" }

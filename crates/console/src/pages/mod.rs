@@ -2,6 +2,7 @@
 //! person every page acts as, and how an API refusal becomes a page.
 
 mod bot;
+mod calendar;
 mod enrolment;
 mod fleet;
 mod layout;
@@ -90,6 +91,14 @@ pub fn router(state: Console) -> Router {
             &format!("{p}/bots/{{bot_id}}/secrets/{{field}}/reveal"),
             get(secrets::confirm).post(secrets::reveal),
         )
+        .route(&format!("{p}/calendar"), get(calendar::show))
+        .route(&format!("{p}/calendar/posts"), post(calendar::create))
+        .route(
+            &format!("{p}/calendar/reschedule"),
+            post(calendar::reschedule),
+        )
+        .route(&format!("{p}/calendar/cancel"), post(calendar::cancel))
+        .route(&format!("{p}/calendar/live"), get(calendar::live))
         .route(&format!("{p}/check-text"), post(posts::check_text))
         .route(&format!("{p}/system"), get(system::show))
         .route(&format!("{p}/people"), get(people::show))

@@ -37,7 +37,7 @@ pub fn local_time(at: &str, zone: &str) -> String {
 }
 
 /// A `datetime-local` value ("2031-03-14T10:30") in `zone`, as RFC 3339.
-fn instant_in_zone(local: &str, zone: &str) -> Option<String> {
+pub fn instant_in_zone(local: &str, zone: &str) -> Option<String> {
     let civil: jiff::civil::DateTime = local.parse().ok()?;
     let tz = jiff::tz::TimeZone::get(zone).ok()?;
     Some(civil.to_zoned_datetime(tz).ok()?.timestamp().to_string())
@@ -50,14 +50,15 @@ pub fn composer(person: &Person, bot: &Value) -> Markup {
     html! {
         section.panel aria-labelledby="compose" {
             h2 #compose { "New post" }
-            form.composer method="post" action={"/console/bots/" (segment(id)) "/posts"} {
+            form.composer method="post" action={"/console/bots/" (segment(id)) "/posts"} data-bot=(id) {
                 (csrf_field(&person.csrf))
                 label for="post-text" { "Text" }
                 textarea #post-text name="text" rows="4" required
-                    aria-describedby="post-count" {}
+                    aria-describedby="post-count post-duplicate" {}
                 p #post-count .muted aria-live="polite" data-counter {
                     "X counts URLs as 23 characters and most emoji and CJK as 2; at most 280."
                 }
+                p #post-duplicate .over aria-live="polite" data-duplicate {}
                 label for="post-at" { "Time (" (zone) ")" }
                 input #post-at type="datetime-local" name="run_at";
                 div.actions {
@@ -149,26 +150,41 @@ pub async fn create(
         Ok(bot) => bot,
         Err(answer) => return answer,
     };
+    match submit(&console, &person, &bot_id, &form, text(&bot, "time_zone")).await {
+        Ok(()) => see_other(&format!("/console/bots/{}#posts", segment(&bot_id))),
+        Err(answer) => answer,
+    }
+}
+
+/// Sends a composer's post for `bot_id` to the API: published now, or scheduled at the
+/// form's local time read in `zone`; else the page saying why not.
+pub async fn submit(
+    console: &Console,
+    person: &Person,
+    bot_id: &str,
+    form: &FormFields,
+    zone: &str,
+) -> Result<(), Response> {
     let mut request = Map::new();
     request.insert("text".into(), json!(form.value("text")));
     if form.value("when") == "now" {
         request.insert("publish_now".into(), json!(true));
     } else {
-        let Some(at) = instant_in_zone(form.value("run_at"), text(&bot, "time_zone")) else {
+        let Some(at) = instant_in_zone(form.value("run_at"), zone) else {
             let failure =
                 crate::api::ApiFailure::refused("Give the time to schedule at (or publish now).");
-            return console.failure_page(Some(&person), &failure);
+            return Err(console.failure_page(Some(person), &failure));
         };
         request.insert("run_at".into(), json!(at));
     }
-    let path = format!("/api/v1/bots/{}/posts", segment(&bot_id));
+    let path = format!("/api/v1/bots/{}/posts", segment(bot_id));
     match console
         .api
         .post(&person.api, &path, &Value::Object(request))
         .await
     {
-        Ok(_) => see_other(&format!("/console/bots/{}#posts", segment(&bot_id))),
-        Err(failure) => console.failure_page(Some(&person), &failure),
+        Ok(_) => Ok(()),
+        Err(failure) => Err(console.failure_page(Some(person), &failure)),
     }
 }
 
@@ -199,6 +215,10 @@ pub async fn cancel(
 pub struct CheckText {
     csrf: String,
     text: String,
+    /// The bot the composer writes for: the answer then says whether another bot has the
+    /// same text (X's rule against duplicates across accounts).
+    #[serde(default)]
+    bot_id: Option<String>,
 }
 
 /// `POST /console/check-text` (JSON): the composer's counter, from the API's own rules.
@@ -214,7 +234,10 @@ pub async fn check_text(
     if !crate::security::csrf_matches(&person.csrf, &request.csrf) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let body = json!({"text": request.text});
+    let mut body = json!({"text": request.text});
+    if let Some(bot_id) = request.bot_id.filter(|id| !id.is_empty()) {
+        body["bot_id"] = json!(bot_id);
+    }
     match console
         .api
         .post(&person.api, "/api/v1/bots/check-text", &body)
@@ -225,6 +248,7 @@ pub async fn check_text(
             "max_weighted_length": check["max_weighted_length"],
             "remaining": check["remaining"],
             "valid": check["valid"],
+            "duplicate_elsewhere": check["duplicate_elsewhere"],
         }))
         .into_response(),
         Err(failure) => (failure.status, Json(json!({"message": failure.message}))).into_response(),
@@ -258,6 +282,17 @@ pub async fn live(
         "/api/v1/bots/{}/posts?limit={SHOWN_POSTS}",
         segment(&bot_id)
     );
+    follow(console, headers, path, permit)
+}
+
+/// The stream of a live page: an event each time a post of the API's listing at `path`
+/// changes, read every second as the person; it ends when the session does.
+pub fn follow(
+    console: Console,
+    headers: HeaderMap,
+    path: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Response {
     let state = (console, headers, path, Map::<String, Value>::new(), permit);
     let stream = futures::stream::unfold(
         state,

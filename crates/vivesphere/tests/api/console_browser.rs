@@ -193,10 +193,20 @@ impl Browser {
         self.client.find_all(Locator::Css(css)).await.unwrap().len()
     }
 
-    /// Fails on any serious or critical axe-core violation of the page shown.
+    /// Fails on any serious or critical axe-core violation of the page shown; and keeps a
+    /// screenshot of it where `VIVESPHERE_CONSOLE_SCREENSHOTS` names a directory (docs/console.md
+    /// shows those; by default the tests write nothing).
     async fn assert_accessible(&self, page: &str) {
         if let Some(violations) = self.violations().await {
             assert!(violations.is_empty(), "{page}: {violations:#?}");
+        }
+        if let Some(dir) = std::env::var_os("VIVESPHERE_CONSOLE_SCREENSHOTS") {
+            let name: String = page
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
         }
     }
 
@@ -433,6 +443,99 @@ async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
         .execute("return window.stillTheSamePage === true", vec![])
         .await
         .unwrap();
+    assert_eq!(same, json!(true), "no reload");
+    browser.client.clone().close().await.unwrap();
+}
+
+/// Waits (at most 20 s) for an element `xpath` finds, else fails saying `what`.
+async fn wait_for_xpath(browser: &Browser, xpath: &str, what: &str) {
+    let found = browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath(xpath))
+        .await;
+    assert!(found.is_ok(), "{what}");
+}
+
+#[tokio::test]
+async fn a_post_written_on_the_calendar_is_warned_of_duplicates_and_turns_published_there() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let lead = env.team_manager("west_lead", "west").await;
+    let (first, _) = env.bot(&lead, "dawnbot").await;
+    let (second, _) = env.bot(&lead, "duskbot").await;
+    let at = env.in_ms(3_600_000);
+    env.post(
+        &lead,
+        &first,
+        json!({"text": "Tide tables for today.", "run_at": at}),
+    )
+    .await;
+    let Some(browser) = open(&env.app, "the browser journey of the calendar").await else {
+        return;
+    };
+    browser.sign_in("west_lead").await;
+    browser.submit("a[href='/console/calendar']").await;
+    browser.assert_accessible("calendar").await;
+
+    // Another bot already has this text: the composer says so as one types.
+    let bot = browser
+        .client
+        .find(Locator::Css("#post-bot"))
+        .await
+        .unwrap();
+    bot.select_by_value(&second).await.unwrap();
+    browser.fill("#post-text", "tide tables, for today!").await;
+    wait_for_xpath(
+        &browser,
+        "//*[@data-duplicate][contains(text(), 'Another bot has this text')]",
+        "the duplicate warning shows",
+    )
+    .await;
+    browser.fill("#post-text", "Low tide at 14:02.").await;
+    wait_for_xpath(
+        &browser,
+        "//*[@data-duplicate][not(text())]",
+        "the warning goes",
+    )
+    .await;
+
+    // Two minutes ahead on the app's clock, in the calendar's zone (UTC).
+    let at = (env.app.clock.now() + Duration::from_secs(120))
+        .format(&time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]"
+        ))
+        .unwrap();
+    let set_time = "document.getElementById('post-at').value = arguments[0]";
+    browser
+        .client
+        .execute(set_time, vec![json!(at)])
+        .await
+        .unwrap();
+    browser.submit("button[value=schedule]").await;
+    assert!(browser.path().await.starts_with("/console/calendar"));
+    let entry = "//li[starts-with(@id,'post-')][contains(., 'Low tide at 14:02.')]";
+    wait_for_xpath(
+        &browser,
+        &format!("{entry}//*[@data-field='state'][text()='scheduled']"),
+        "the new post is on the calendar, scheduled",
+    )
+    .await;
+    browser
+        .assert_accessible("calendar with a scheduled post")
+        .await;
+
+    // The page stays as it is; only its live updates may change it.
+    browser.mark_page().await;
+    env.app.clock.advance(Duration::from_secs(180));
+    wait_for_xpath(
+        &browser,
+        &format!("{entry}//*[@data-field='state'][text()='published']"),
+        "the state turned published on the open calendar",
+    )
+    .await;
+    let same = "return window.thePageBefore === true";
+    let same = browser.client.execute(same, vec![]).await.unwrap();
     assert_eq!(same, json!(true), "no reload");
     browser.client.clone().close().await.unwrap();
 }

@@ -33,6 +33,7 @@ mod config;
 mod connect;
 mod console;
 mod console_browser;
+mod console_calendar;
 mod demo;
 mod disclosure;
 mod disk_full;
