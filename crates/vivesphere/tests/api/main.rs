@@ -34,6 +34,7 @@ mod connect;
 mod console;
 mod console_browser;
 mod console_calendar;
+mod console_roles;
 mod demo;
 mod disclosure;
 mod disk_full;
