@@ -14,6 +14,7 @@ mod metrics;
 mod posts;
 mod recurrences;
 mod reviews;
+mod summaries;
 mod text;
 mod threads;
 mod usage;
@@ -66,6 +67,7 @@ fn bot_routes() -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
         )
         .route(&format!("{p}/export"), get(bot_imports::export))
+        .route(&format!("{p}/summaries"), get(summaries::summaries))
         .route(&format!("{p}/usage"), get(usage::usage))
         .route(&format!("{p}/budgets"), get(budgets::list))
         .route(&format!("{p}/apps"), get(apps::list))
@@ -250,6 +252,7 @@ fn post_routes() -> Router<AppState> {
         recurrences::resume, recurrences::end,
         media::upload, media::get, media::delete,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
+        summaries::summaries,
         budgets::list, budgets::put, budgets::delete,
         apps::list, apps::set_token, apps::delete_token, apps::refresh, apps::put_budget,
         apps::delete_budget,

@@ -16,6 +16,7 @@ pub mod posts;
 pub mod recurrences;
 pub mod replies;
 pub mod reviews;
+pub mod summaries;
 pub mod text;
 pub mod threads;
 pub mod usage;

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod posts;
 pub mod recurrences;
 pub mod reviews;
+pub mod summaries;
 pub mod threads;
 pub mod usage;
 

@@ -3,6 +3,8 @@
 //! result per bot. Each change is the API's own status change, made with the person's token,
 //! so each is allowed, refused and audited exactly as the API does it.
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::layout::{csrf_field, page};
+use super::posts::local_time;
 use super::{Console, FormFields, Person, text};
 use crate::api::{ApiFailure, segment, with_query};
 
@@ -113,7 +116,7 @@ fn filter_form(filter: &Filter) -> Markup {
     }
 }
 
-fn bot_row(bot: &Value) -> Markup {
+fn bot_row(bot: &Value, summary: Option<&Value>) -> Markup {
     let id = text(bot, "bot_id");
     let status = text(bot, "status");
     html! {
@@ -131,11 +134,46 @@ fn bot_row(bot: &Value) -> Markup {
             }
             td.optional { (text(bot, "team")) }
             td.optional { (text(bot, "owner_id")) }
+            @if let Some(summary) = summary {
+                (summary_cells(bot, summary))
+            } @else {
+                td.optional colspan="5" { span.muted { "not known" } }
+            }
         }
     }
 }
 
-fn fleet_table(bots: &[Value]) -> Markup {
+/// Last and next post (in the bot's zone), failures in 24 h, the rate window running lowest
+/// and the credentials' state.
+fn summary_cells(bot: &Value, summary: &Value) -> Markup {
+    let zone = text(bot, "time_zone");
+    let at = |field: &str| summary[field].as_str().map(|at| local_time(at, zone));
+    let failed = summary["failed_24h"].as_i64().unwrap_or(0);
+    let window = &summary["lowest_rate_window"];
+    let credentials = text(summary, "credentials");
+    html! {
+        td.optional { (at("last_published_at").unwrap_or_default()) }
+        td.optional { (at("next_run_at").unwrap_or_default()) }
+        td.optional.failed[failed > 0] { (failed) }
+        td.optional {
+            @if window.is_object() {
+                span.over { (window["remaining"]) " of " (window["limit"]) " left" }
+                br; span.muted { (text(window, "endpoint")) ", until " (local_time(text(window, "reset_at"), zone)) }
+            } @else {
+                span.muted { "room" }
+            }
+        }
+        td.optional {
+            @match credentials {
+                "ok" => { "working" },
+                "needs_reauth" => { span.over { "need connecting again" } },
+                other => { (other) },
+            }
+        }
+    }
+}
+
+fn fleet_table(bots: &[Value], summaries: &HashMap<String, Value>) -> Markup {
     html! {
         div.table-wrap {
             table {
@@ -149,13 +187,41 @@ fn fleet_table(bots: &[Value]) -> Markup {
                     th scope="col" { "Status" }
                     th.optional scope="col" { "Team" }
                     th.optional scope="col" { "Owner" }
+                    th.optional scope="col" { "Last post" }
+                    th.optional scope="col" { "Next post" }
+                    th.optional scope="col" { "Failed (24 h)" }
+                    th.optional scope="col" { "Rate limit" }
+                    th.optional scope="col" { "Credentials" }
                 } }
                 tbody {
-                    @for bot in bots { (bot_row(bot)) }
+                    @for bot in bots { (bot_row(bot, summaries.get(text(bot, "bot_id")))) }
                 }
             }
         }
     }
+}
+
+/// The summaries of a page of bots, by id; empty (the table says "not known") when the
+/// API cannot say, since the list itself is what the page is for.
+async fn summaries_of(
+    console: &Console,
+    person: &Person,
+    bots: &[Value],
+) -> HashMap<String, Value> {
+    if bots.is_empty() {
+        return HashMap::new();
+    }
+    let ids: Vec<&str> = bots.iter().map(|bot| text(bot, "bot_id")).collect();
+    let path = with_query("/api/v1/bots/summaries", &[("ids", &ids.join(","))]);
+    let Ok(answer) = console.api.get(&person.api, &path).await else {
+        return HashMap::new();
+    };
+    answer["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|summary| (text(summary, "bot_id").to_string(), summary.clone()))
+        .collect()
 }
 
 fn batch_buttons() -> Markup {
@@ -192,6 +258,7 @@ pub async fn show(
     };
     let bots = listing["items"].as_array().cloned().unwrap_or_default();
     let next = listing["next_cursor"].as_str();
+    let summaries = summaries_of(&console, &person, &bots).await;
     let body = html! {
         h1 { "Fleet" }
         (super::system::banner(&notes))
@@ -206,7 +273,7 @@ pub async fn show(
                 p.notice { "No bot you reach matches this filter." }
             } @else {
                 (batch_buttons())
-                (fleet_table(&bots))
+                (fleet_table(&bots, &summaries))
             }
         }
         nav.actions aria-label="Pages" {

@@ -101,7 +101,11 @@ async fn through_the_console(
     let batch = visitor
         .post(
             "/console/bots/batch",
-            &[("csrf", &csrf), ("bot_id", bot_id), ("action", "pause-selected")],
+            &[
+                ("csrf", &csrf),
+                ("bot_id", bot_id),
+                ("action", "pause-selected"),
+            ],
         )
         .await;
     assert_eq!(batch.status, StatusCode::OK, "{}", batch.html);

@@ -2,6 +2,7 @@
 //! port, with its own data directory, and with PostgreSQL and NATS when configured.
 
 mod auth_helpers;
+mod bot_summaries;
 mod botdata_helpers;
 mod bots_helpers;
 #[path = "../common/bots.rs"]
