@@ -2,6 +2,7 @@
 //! RESTful bots and connecting their X accounts, posts with their review, threads and recurring posts, metrics, usage and cost, and the composer's text check.
 
 mod apps;
+mod batch;
 mod bot_imports;
 mod bots;
 mod budgets;
@@ -68,6 +69,7 @@ fn bot_routes() -> Router<AppState> {
         )
         .route(&format!("{p}/export"), get(bot_imports::export))
         .route(&format!("{p}/summaries"), get(summaries::summaries))
+        .route(&format!("{p}/batch"), post(batch::batch))
         .route(&format!("{p}/usage"), get(usage::usage))
         .route(&format!("{p}/budgets"), get(budgets::list))
         .route(&format!("{p}/apps"), get(apps::list))
@@ -212,6 +214,10 @@ fn post_routes() -> Router<AppState> {
             post(posts::cancel),
         )
         .route(
+            &format!("{p}/{{bot_id}}/posts/{{post_id}}/retry"),
+            post(posts::retry),
+        )
+        .route(
             &format!("{p}/{{bot_id}}/posts/{{post_id}}/submit"),
             post(reviews::submit),
         )
@@ -241,7 +247,7 @@ fn post_routes() -> Router<AppState> {
         bots::replace_credentials, connect::start, connect::callback, bot_imports::import,
         bot_imports::export, disclosure::get, disclosure::confirm,
         posts::create, posts::list, posts::get, posts::update, posts::schedule, posts::publish,
-        posts::cancel, posts::delete, posts::queue, posts::calendar, imports::import, imports::export,
+        posts::cancel, posts::retry, posts::delete, posts::queue, posts::calendar, imports::import, imports::export,
         text::check,
         reviews::submit, reviews::approve, reviews::request_changes, reviews::history,
         reviews::bot_policy, reviews::set_bot_policy, reviews::team_policy,
@@ -252,7 +258,7 @@ fn post_routes() -> Router<AppState> {
         recurrences::resume, recurrences::end,
         media::upload, media::get, media::delete,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
-        summaries::summaries,
+        summaries::summaries, batch::batch,
         budgets::list, budgets::put, budgets::delete,
         apps::list, apps::set_token, apps::delete_token, apps::refresh, apps::put_budget,
         apps::delete_budget,

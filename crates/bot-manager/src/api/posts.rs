@@ -423,6 +423,22 @@ pub async fn cancel(
     Ok(respond(StatusCode::OK, post))
 }
 
+/// Send a failed post again, now (to review first where its bot requires review and its
+/// approval no longer holds). Only a `failed` post: one whose fate on X is `unknown` may be
+/// there already.
+#[utoipa::path(post, path = "/api/v1/bots/{bot_id}/posts/{post_id}/retry", tag = "posts", security(("bearer" = [])),
+    params(("bot_id" = String, Path), ("post_id" = String, Path)),
+    responses((status = 200, body = PostView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((bot_id, post_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let post = ops::posts::retry(&state, &caller, (&bot_id, &post_id)).await?;
+    Ok(respond(StatusCode::OK, post))
+}
+
 /// Delete a published post from X (asynchronously: the post goes `deleting`, then
 /// `deleted`).
 #[utoipa::path(delete, path = "/api/v1/bots/{bot_id}/posts/{post_id}", tag = "posts", security(("bearer" = [])),

@@ -91,8 +91,8 @@ pub struct HistoryEntryView {
     pub at: String,
     /// A user id, or `client:<id>`.
     pub actor_id: String,
-    /// `created`, `edited`, `scheduled`, `publish_requested`, `submitted`, `approved`,
-    /// `changes_requested` or `cancelled`.
+    /// `created`, `edited`, `scheduled`, `publish_requested`, `retry_requested`, `submitted`,
+    /// `approved`, `changes_requested` or `cancelled`.
     pub action: String,
     pub content_version: i64,
     #[serde(skip_serializing_if = "Option::is_none")]

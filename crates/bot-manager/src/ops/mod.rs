@@ -3,6 +3,7 @@
 //! workers call these; the SQL is in `store`.
 
 pub mod apps;
+pub mod batch;
 pub mod bot_imports;
 pub mod bots;
 pub mod budgets;

@@ -720,6 +720,36 @@ pub async fn publish(
     Ok(post)
 }
 
+/// Sends a failed post again, now (or to review first, where its bot requires review and
+/// its approval no longer holds): X refused it or its attempts ran out, and a person chose
+/// to try again. Only `failed`: a post whose fate on X is `unknown` may be there already.
+pub async fn retry(
+    m: &BotManager,
+    caller: &Caller,
+    ids: (&str, &str),
+) -> Result<PostRow, ApiError> {
+    caller.require("posts:write")?;
+    let (bot, post) = writable_post_of(m, caller, ids).await?;
+    if post.state != PostState::Failed {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!(
+                "only a failed post can be sent again; this one is {}",
+                post.state.as_str()
+            ),
+        ));
+    }
+    threads::refuse_part(m, &post, "resume").await?;
+    let change = Change {
+        action: "retry_requested",
+        content_changed: false,
+        run_at: Some(m.clock.now_millis()),
+    };
+    let post = route_and_save(m, caller, &bot, post, change).await?;
+    record_post(m, caller, "post.retry_requested", (&bot, &post), json!({})).await;
+    Ok(post)
+}
+
 /// Cancels a post that has not started publishing, inside the caller's transaction: its
 /// state, its job, its history entry. False if it had started (or ended).
 pub(super) async fn cancel_in(

@@ -338,8 +338,8 @@ pub async fn duplicate_elsewhere(
 }
 
 /// Rewrites a post that has not started publishing (its content, state, time and approval)
-/// if it is still at `version` and editable; false otherwise. Every edit, review and
-/// scheduling goes through here, so the version check serializes them.
+/// if it is still at `version` and editable (or failed: a retry); false otherwise. Every
+/// edit, review, scheduling and retry goes through here, so the version check serializes them.
 pub async fn update_content(
     tx: &mut Transaction<'_, Any>,
     post: &PostRow,
@@ -351,7 +351,7 @@ pub async fn update_content(
          state = $5, run_at = $6, content_version = $7, approved_hash = $8, approved_by = $9, \
          approved_at = $10, error = $11, version = version + 1, updated_at = $12 \
          WHERE post_id = $13 AND version = $14 AND state IN \
-         ('draft', 'pending_review', 'approved', 'changes_requested', 'scheduled')",
+         ('draft', 'pending_review', 'approved', 'changes_requested', 'scheduled', 'failed')",
     )
     .bind(&post.text)
     .bind(serde_json::to_string(&post.media_ids)?)

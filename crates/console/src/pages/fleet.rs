@@ -1,7 +1,8 @@
-//! The fleet: every bot the person reaches, filtered and paged as the API pages (by key), and
-//! actions on many bots at once — the rows ticked, or every bot the filter matches — with a
-//! result per bot. Each change is the API's own status change, made with the person's token,
-//! so each is allowed, refused and audited exactly as the API does it.
+//! The fleet: every bot the person reaches, filtered and paged as the API pages (by key), with
+//! each bot's last and next post, recent failures, rate room and credentials; and actions on
+//! many bots at once — the rows ticked, or every bot the filter matches — through the API's
+//! batch route, which makes each bot's change as that bot's own request would (allowed,
+//! refused and audited the same) and records the batch once, naming the person.
 
 use std::collections::HashMap;
 
@@ -9,7 +10,6 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt as _;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,8 +24,6 @@ const PAGE_SIZE: &str = "50";
 /// Bots one batch reaches at most (ticked, or every bot matching); a larger fleet narrows
 /// its filter.
 const MAX_BATCH: usize = 5_000;
-/// Status changes sent to the API at once during a batch.
-const BATCH_CONCURRENCY: usize = 8;
 
 /// The fleet's filters, as the page's query string and the batch form carry them.
 #[derive(Debug, Default, Deserialize)]
@@ -229,10 +227,20 @@ fn batch_buttons() -> Markup {
         div.actions {
             button type="submit" name="action" value="pause-selected" { "Pause selected" }
             button type="submit" name="action" value="resume-selected" { "Resume selected" }
+            button.secondary type="submit" name="action" value="retry-selected"
+                data-confirm="Send every failed post of the selected bots again?" { "Retry their failed posts" }
+            button.secondary type="submit" name="action" value="cancel-selected"
+                data-confirm="Cancel every scheduled post of the selected bots?" { "Cancel their scheduled posts" }
+        }
+        div.actions {
             button.secondary type="submit" name="action" value="pause-matching"
                 data-confirm="Pause every bot this filter matches?" { "Pause every bot matching the filter" }
             button.secondary type="submit" name="action" value="resume-matching"
                 data-confirm="Resume every bot this filter matches?" { "Resume every bot matching the filter" }
+            button.secondary type="submit" name="action" value="retry-matching"
+                data-confirm="Send every failed post of every bot this filter matches again?" { "Retry failed posts of every bot matching" }
+            button.secondary type="submit" name="action" value="cancel-matching"
+                data-confirm="Cancel every scheduled post of every bot this filter matches?" { "Cancel scheduled posts of every bot matching" }
         }
     }
 }
@@ -288,27 +296,56 @@ pub async fn show(
     page("Fleet", Some(&person), body).into_response()
 }
 
-/// What a batch does to each bot, and to which bots.
+/// What a batch does to each bot (the API's batch action), and to which bots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Batch {
-    Selected(&'static str),
-    Matching(&'static str),
+struct Batch {
+    action: &'static str,
+    matching: bool,
 }
 
 impl Batch {
-    fn parse(action: &str) -> Option<Self> {
-        Some(match action {
-            "pause-selected" => Self::Selected("paused"),
-            "resume-selected" => Self::Selected("active"),
-            "pause-matching" => Self::Matching("paused"),
-            "resume-matching" => Self::Matching("active"),
+    /// A button's value: `<what>-selected` or `<what>-matching`.
+    fn parse(value: &str) -> Option<Self> {
+        let (what, scope) = value.split_once('-')?;
+        let action = match what {
+            "pause" => "pause",
+            "resume" => "resume",
+            "retry" => "retry_failed",
+            "cancel" => "cancel_scheduled",
             _ => return None,
-        })
+        };
+        let matching = match scope {
+            "selected" => false,
+            "matching" => true,
+            _ => return None,
+        };
+        Some(Self { action, matching })
     }
 
-    fn status(self) -> &'static str {
-        match self {
-            Self::Selected(status) | Self::Matching(status) => status,
+    /// The summary's end: "10 bots now paused.", "3 bots done: 5 failed posts sent again."
+    fn done(self, bots: usize, changes: i64) -> String {
+        match self.action {
+            "pause" => format!("{bots} bots now paused."),
+            "resume" => format!("{bots} bots now active."),
+            "retry_failed" => format!("{bots} bots done: {changes} failed posts sent again."),
+            _ => format!("{bots} bots done: {changes} scheduled posts cancelled."),
+        }
+    }
+
+    /// What a bot's line says when the action went through for it.
+    fn done_for_one(self, item: &Value) -> String {
+        let changed = item["changed"].as_i64().unwrap_or(0);
+        let skipped = item["skipped"].as_i64().unwrap_or(0);
+        let left = if skipped > 0 {
+            format!(", {skipped} had moved on")
+        } else {
+            String::new()
+        };
+        match self.action {
+            "pause" => "paused".to_string(),
+            "resume" => "active".to_string(),
+            "retry_failed" => format!("{changed} sent again{left}"),
+            _ => format!("{changed} cancelled{left}"),
         }
     }
 }
@@ -337,44 +374,26 @@ async fn matching_ids(
     Ok(ids)
 }
 
-/// One bot's result in a batch.
-struct Outcome {
-    bot_id: String,
-    name: String,
-    result: Result<(), ApiFailure>,
-}
-
-async fn set_status(console: &Console, person: &Person, bot_id: String, status: &str) -> Outcome {
-    let path = format!("/api/v1/bots/{}/status", segment(&bot_id));
-    let answer = console
-        .api
-        .post(&person.api, &path, &json!({"status": status}))
-        .await;
-    Outcome {
-        name: answer
-            .as_ref()
-            .map(|bot| text(bot, "name").to_string())
-            .unwrap_or_default(),
-        bot_id,
-        result: answer.map(|_| ()),
-    }
-}
-
-fn outcome_list(outcomes: &[Outcome], status: &str) -> Markup {
-    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+/// The API's batch answer as a summary and a line per bot.
+fn outcome_list(batch: Batch, answer: &Value) -> Markup {
+    let items = answer["items"].as_array().cloned().unwrap_or_default();
+    let refused = items.iter().filter(|item| item["ok"] != true).count();
+    let changes: i64 = items
+        .iter()
+        .filter_map(|item| item["changed"].as_i64())
+        .sum();
     html! {
         p.notice role="status" {
-            (outcomes.len() - failed) " of " (outcomes.len()) " bots now " (status) "."
-            @if failed > 0 { " " (failed) " refused (below)." }
+            (items.len() - refused) " of " (batch.done(items.len(), changes))
+            @if refused > 0 { " " (refused) " refused (below)." }
         }
         ul.results {
-            @for outcome in outcomes {
-                @match &outcome.result {
-                    Ok(()) => li { a href={"/console/bots/" (segment(&outcome.bot_id))} {
-                        (if outcome.name.is_empty() { &outcome.bot_id } else { &outcome.name }) }
-                        ": " (status) },
-                    Err(failure) => li.failed { a href={"/console/bots/" (segment(&outcome.bot_id))} { (outcome.bot_id) }
-                        ": " (failure.message) },
+            @for item in &items {
+                @let bot_id = text(item, "bot_id");
+                @if item["ok"] == true {
+                    li { a href={"/console/bots/" (segment(bot_id))} { (bot_id) } ": " (batch.done_for_one(item)) }
+                } @else {
+                    li.failed { a href={"/console/bots/" (segment(bot_id))} { (bot_id) } ": " (text(item, "message")) }
                 }
             }
         }
@@ -403,37 +422,38 @@ pub async fn batch(State(console): State<Console>, headers: HeaderMap, body: Byt
             .into_response()
     };
     let Some(batch) = Batch::parse(form.value("action")) else {
-        return problem("Choose an action: pause or resume.");
+        return problem(
+            "Choose an action: pause, resume, retry failed posts or cancel scheduled ones.",
+        );
     };
-    let ids: Vec<String> = match batch {
-        Batch::Selected(_) => form
-            .values("bot_id")
+    let ids: Vec<String> = if batch.matching {
+        match matching_ids(&console, &person, &filter).await {
+            Ok(ids) => ids,
+            Err(failure) => return console.failure_page(Some(&person), &failure),
+        }
+    } else {
+        form.values("bot_id")
             .into_iter()
             .take(MAX_BATCH)
             .map(String::from)
-            .collect(),
-        Batch::Matching(_) => match matching_ids(&console, &person, &filter).await {
-            Ok(ids) => ids,
-            Err(failure) => return console.failure_page(Some(&person), &failure),
-        },
+            .collect()
     };
     if ids.is_empty() {
         return problem("No bot was selected.");
     }
-    let outcomes: Vec<Outcome> = futures::stream::iter(ids)
-        .map(|id| set_status(&console, &person, id, batch.status()))
-        .buffered(BATCH_CONCURRENCY)
-        .collect()
-        .await;
-    if let Some(ended) = outcomes
-        .iter()
-        .find_map(|o| o.result.as_ref().err().filter(|f| f.is_unauthenticated()))
+    // One request: the API runs each bot's change as its own and records the batch once.
+    let request = json!({"action": batch.action, "bot_ids": ids});
+    let answer = match console
+        .api
+        .post(&person.api, "/api/v1/bots/batch", &request)
+        .await
     {
-        return console.failure_page(Some(&person), ended);
-    }
+        Ok(answer) => answer,
+        Err(failure) => return console.failure_page(Some(&person), &failure),
+    };
     let body = html! {
         h1 { "Batch result" }
-        (outcome_list(&outcomes, batch.status()))
+        (outcome_list(batch, &answer))
         p { a href=(filter.page_path("")) { "Back to the fleet" } }
     };
     page("Batch result", Some(&person), body).into_response()

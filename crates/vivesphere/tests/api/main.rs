@@ -4,6 +4,7 @@
 mod auth_helpers;
 mod bot_summaries;
 mod botdata_helpers;
+mod bots_batch;
 mod bots_helpers;
 #[path = "../common/bots.rs"]
 mod common;
