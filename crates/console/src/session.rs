@@ -123,6 +123,16 @@ impl Sessions {
 
     /// The session of `id`, if it is live; using it counts as activity.
     pub fn get(&self, id: &SessionId) -> Option<Session> {
+        self.lookup(id, true)
+    }
+
+    /// The session of `id`, if it is live, without counting as activity: what a live page's
+    /// stream reads every second, so a tab left open still meets the idle timeout.
+    pub fn peek(&self, id: &SessionId) -> Option<Session> {
+        self.lookup(id, false)
+    }
+
+    fn lookup(&self, id: &SessionId, touch: bool) -> Option<Session> {
         let now = self.clock.now_millis();
         let mut sessions = self.by_hash.lock().expect("sessions lock");
         let key = Self::hash(id);
@@ -131,7 +141,9 @@ impl Sessions {
             sessions.remove(&key);
             return None;
         }
-        session.last_seen = now;
+        if touch {
+            session.last_seen = now;
+        }
         Some(session.clone())
     }
 
@@ -238,6 +250,24 @@ mod tests {
         }
         clock.advance(Duration::from_secs(51));
         assert!(sessions.get(&busy).is_none(), "past 300 s however busy");
+    }
+
+    #[test]
+    fn a_peek_finds_a_live_session_without_keeping_it_alive() {
+        let (clock, sessions) = sessions(10);
+        let (watched, _) = sessions.start(signed_in()).unwrap();
+        for _ in 0..5 {
+            clock.advance(Duration::from_secs(10));
+            assert!(
+                sessions.peek(&watched).is_some(),
+                "live within its idle time"
+            );
+        }
+        clock.advance(Duration::from_secs(11));
+        assert!(
+            sessions.peek(&watched).is_none(),
+            "idle 61 s: peeks are no activity"
+        );
     }
 
     #[test]

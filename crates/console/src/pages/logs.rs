@@ -288,7 +288,7 @@ pub async fn live(
         |(console, headers, filter, since, permit)| async move {
             loop {
                 tokio::time::sleep(TAIL_INTERVAL).await;
-                let person = console.person(&headers).await.ok()?;
+                let person = console.person_quietly(&headers).await.ok()?;
                 let path =
                     filter.path("/api/v1/logs/events", &[("from", &since), ("limit", "200")]);
                 let listing = console.api.get(&person.api, &path).await.ok()?;

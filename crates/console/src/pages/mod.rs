@@ -194,8 +194,23 @@ impl Console {
     /// The person signed in with this request's cookie, with a token good for the page's
     /// calls (refreshed when it is about to expire); else the sign-in page as the answer.
     pub async fn person(&self, headers: &HeaderMap) -> Result<Person, Response> {
+        self.person_at(headers, true).await
+    }
+
+    /// [`Self::person`] for a live page's stream, which asks every second: its asking is not
+    /// the person's activity, so an open tab does not keep a session from its idle timeout.
+    pub async fn person_quietly(&self, headers: &HeaderMap) -> Result<Person, Response> {
+        self.person_at(headers, false).await
+    }
+
+    async fn person_at(&self, headers: &HeaderMap, activity: bool) -> Result<Person, Response> {
         let id = security::session_id(headers).ok_or_else(to_sign_in)?;
-        let session = self.sessions.get(&id).ok_or_else(to_sign_in)?;
+        let session = if activity {
+            self.sessions.get(&id)
+        } else {
+            self.sessions.peek(&id)
+        };
+        let session = session.ok_or_else(to_sign_in)?;
         let (username, tokens) = match session.stage {
             Stage::SignedIn { username, tokens } => (username, tokens),
             // Half signed in: back to the step it is at, keeping the session.
@@ -229,7 +244,8 @@ impl Console {
     /// first refreshes, the others find its new tokens.
     async fn refreshed(&self, id: &SessionId, visitor: &OnBehalf) -> Result<Tokens, Response> {
         let _one_at_a_time = self.refreshing.lock().await;
-        let Some(Stage::SignedIn { tokens, .. }) = self.sessions.get(id).map(|s| s.stage) else {
+        // A peek: whether this is activity was decided by the caller.
+        let Some(Stage::SignedIn { tokens, .. }) = self.sessions.peek(id).map(|s| s.stage) else {
             return Err(to_sign_in());
         };
         let now = self.sessions.now_millis();

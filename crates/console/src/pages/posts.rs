@@ -299,7 +299,7 @@ pub fn follow(
         |(console, headers, path, mut seen, permit)| async move {
             loop {
                 tokio::time::sleep(LIVE_INTERVAL).await;
-                let person = console.person(&headers).await.ok()?;
+                let person = console.person_quietly(&headers).await.ok()?;
                 let listing = console.api.get(&person.api, &path).await.ok()?;
                 let changed: Vec<Value> = listing["items"]
                     .as_array()

@@ -1374,3 +1374,63 @@ async fn requests_that_find_the_token_expiring_at_once_refresh_it_once() {
     let later = visitor.get("/console/bots").await;
     assert_eq!(later.status, StatusCode::OK, "the session lives on");
 }
+
+#[tokio::test]
+async fn an_open_live_page_does_not_keep_its_session_from_the_idle_timeout() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    let lead = env.team_manager("north_lead", "north").await;
+    let (bot_id, _) = env.bot(&lead, "watchedbot").await;
+    let mut visitor = Visitor::new(&env.app);
+    visitor.sign_in("north_lead", PASSWORD).await;
+    let mut live = reqwest::Client::new()
+        .get(env.app.url(&format!("/console/bots/{bot_id}/posts/live")))
+        .header("cookie", visitor.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let at = |env: &crate::bots_helpers::BotEnv| env.in_ms(3_600_000);
+    let one = env
+        .post(&lead, &bot_id, json!({"text": "One.", "run_at": at(&env)}))
+        .await["post_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(next_event(&mut live).await.contains(&one));
+
+    // 1,000 s on, the stream reads the posts again (a new one shows)...
+    env.app.clock.advance(Duration::from_secs(1_000));
+    let lead = env.login("north_lead").await;
+    let two = env
+        .post(&lead, &bot_id, json!({"text": "Two.", "run_at": at(&env)}))
+        .await["post_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(next_event(&mut live).await.contains(&two));
+    // ...and 900 s after that the person has been away for 1,900 s (the idle timeout is
+    // 1,800): the stream's reading was no activity, so the session is over and so is the stream.
+    env.app.clock.advance(Duration::from_secs(900));
+    let lead = env.login("north_lead").await;
+    let three = env
+        .post(
+            &lead,
+            &bot_id,
+            json!({"text": "Three.", "run_at": at(&env)}),
+        )
+        .await["post_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut after = String::new();
+    while let Some(chunk) = tokio::time::timeout_at(deadline, live.chunk())
+        .await
+        .expect("the stream ends within 15 s")
+        .unwrap()
+    {
+        after.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!after.contains(&three), "{after}");
+    let page = visitor.get(&format!("/console/bots/{bot_id}")).await;
+    assert_eq!(page.location.as_deref(), Some("/console/sign-in"));
+}
