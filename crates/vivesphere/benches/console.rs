@@ -62,8 +62,14 @@ async fn create_bot(
     bot_id
 }
 
-/// 500 bots, then 50,000 posts scheduled a day ahead in imports of 10,000.
-async fn seed(client: &reqwest::Client, base: &str, token: &str, fake: &FakeX) -> Vec<String> {
+/// 500 bots, then 50,000 posts scheduled a day ahead in imports of 10,000; the bots and the
+/// posts' day (`YYYY-MM-DD`, UTC).
+async fn seed(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    fake: &FakeX,
+) -> (Vec<String>, String) {
     let started = Instant::now();
     let bots: Vec<String> = futures::stream::iter(0..BOTS)
         .map(|i| create_bot(client, base, token, fake, i))
@@ -97,7 +103,7 @@ async fn seed(client: &reqwest::Client, base: &str, token: &str, fake: &FakeX) -
         "seeded {BOTS} bots and {POSTS} posts in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    bots
+    (bots, at[..10].to_string())
 }
 
 /// A browser's session cookie: signs in through the console's own form.
@@ -202,13 +208,15 @@ fn run(label: &str, extra_env: &[(String, String)]) {
         let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap();
         let token = server.ready_admin_token(&client).await;
         let base = server.base.clone();
-        let bots = seed(&client, &base, &token, &fake).await;
+        let (bots, day) = seed(&client, &base, &token, &fake).await;
         let (http, cookie) = sign_in(&base).await;
         let pages = [
             ("fleet", "/console/bots".to_string()),
             ("fleet, text filter", "/console/bots?q=district+42".to_string()),
             ("fleet, a later page", "/console/bots?cursor=".to_string() + &bots_sorted_middle(&bots)),
             ("bot (20 of its 100 posts, credentials)", format!("/console/bots/{}", bots[7])),
+            ("calendar, a week of all 50,000 (1,000 shown)", format!("/console/calendar?on={day}")),
+            ("calendar, one bot's month", format!("/console/calendar?view=month&on={day}&bot_id={}", bots[7])),
             ("logs", "/console/logs".to_string()),
             ("settings", "/console/settings?service=bot-manager".to_string()),
             ("system", "/console/system".to_string()),

@@ -724,5 +724,16 @@ async fn an_admin_enrols_an_authenticator_and_signs_in_with_it_in_a_browser() {
         .submit("form[action='/console/sign-in/second-factor'] button")
         .await;
     assert!(browser.text_of("header .who").await.contains("admin"));
+
+    // The people and one's own account, as an admin sees them.
+    browser.submit("a[href='/console/people']").await;
+    assert!(
+        browser.count("table").await >= 1,
+        "the accounts, roles and clients"
+    );
+    browser.assert_accessible("people").await;
+    browser.submit("a[href='/console/account']").await;
+    assert!(browser.text_of("main h1").await.contains("account"));
+    browser.assert_accessible("your account").await;
     browser.client.clone().close().await.unwrap();
 }
