@@ -15,6 +15,8 @@ use crate::store::bots::BotRow;
 use crate::store::metrics::{self, BotSnapshot, PostSnapshot};
 use crate::store::usage;
 use crate::tokens::Owner;
+use crate::xapi::XAnswer;
+use platform::config::Secret;
 
 /// Bots claimed per round.
 const BATCH: i64 = 20;
@@ -48,28 +50,56 @@ fn refused_by_x(status: u16) -> ApiError {
     }
 }
 
+fn unavailable(what: &str) -> ApiError {
+    ApiError::new(
+        platform::ErrorCode::NotReady,
+        format!("X did not answer {what}"),
+    )
+}
+
+/// The bot's `GET /2/users/me` and the token that read it: an access token X refuses (it
+/// expires after two hours) is refreshed once with the refresh token, as publishing does,
+/// before X's refusal counts.
+async fn read_me(
+    manager: &BotManager,
+    bot: &BotRow,
+    owner: Owner<'_>,
+) -> Result<(Secret, XAnswer), ApiError> {
+    let not_ready =
+        |e: crate::tokens::TokenError| ApiError::new(platform::ErrorCode::NotReady, format!("{e}"));
+    let token = manager
+        .tokens
+        .access_token(&bot.bot_id, owner)
+        .await
+        .map_err(not_ready)?;
+    let me = manager
+        .x
+        .me(&token)
+        .await
+        .map_err(|_| unavailable("users/me"))?;
+    if me.status != 401 {
+        return Ok((token, me));
+    }
+    let token = manager
+        .tokens
+        .refresh(&bot.bot_id, owner, Some(&token))
+        .await
+        .map_err(not_ready)?;
+    let me = manager
+        .x
+        .me(&token)
+        .await
+        .map_err(|_| unavailable("users/me"))?;
+    Ok((token, me))
+}
+
 /// Reads and stores one bot's figures now; returns the bot's snapshot.
 pub async fn snapshot_bot(manager: &BotManager, bot: &BotRow) -> Result<BotSnapshot, ApiError> {
     let owner = Owner {
         user_id: &bot.owner_id,
         team: bot.team.as_deref(),
     };
-    let token = manager
-        .tokens
-        .access_token(&bot.bot_id, owner)
-        .await
-        .map_err(|e| ApiError::new(platform::ErrorCode::NotReady, format!("{e}")))?;
-    let unavailable = |what: &str| {
-        ApiError::new(
-            platform::ErrorCode::NotReady,
-            format!("X did not answer {what}"),
-        )
-    };
-    let me = manager
-        .x
-        .me(&token)
-        .await
-        .map_err(|_| unavailable("users/me"))?;
+    let (token, me) = read_me(manager, bot, owner).await?;
     if !me.is_success() {
         manager.metrics.count("snapshot", "refused");
         return Err(refused_by_x(me.status));
