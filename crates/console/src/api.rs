@@ -140,6 +140,11 @@ impl Api {
         if let Some(body) = body {
             request = request.json(body);
         }
+        Self::answer(request).await
+    }
+
+    /// Sends a built request; the standard error body becomes an [`ApiFailure`].
+    async fn answer(request: reqwest::RequestBuilder) -> Result<Value, ApiFailure> {
         let response = request.send().await.map_err(ApiFailure::unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(ApiFailure::unreachable)?;
@@ -198,6 +203,23 @@ impl Api {
         body: &Value,
     ) -> Result<Value, ApiFailure> {
         self.send(Method::PUT, path, on_behalf, Some(body)).await
+    }
+
+    /// A PATCH that applies only while the resource is still at `version` (`If-Match`): a
+    /// form sent from a page read before someone else's change is refused (412), not applied
+    /// over it.
+    pub async fn patch(
+        &self,
+        on_behalf: &OnBehalf,
+        path: &str,
+        version: i64,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        let request = self
+            .request(Method::PATCH, path, on_behalf)
+            .header("if-match", format!("\"{version}\""))
+            .json(body);
+        Self::answer(request).await
     }
 
     pub async fn delete(&self, on_behalf: &OnBehalf, path: &str) -> Result<Value, ApiFailure> {

@@ -1,59 +1,90 @@
 //! One bot: its status with the pause/resume action, the composer, its latest posts with
-//! their states (kept current), and its profile.
+//! their states (kept current), its followers and posts over 30 days as charts, its profile
+//! (editable), its credentials and its latest activity.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde_json::Value;
 
+use super::charts::{Point, line_chart};
 use super::layout::{csrf_field, page};
 use super::{Console, Person, text};
-use crate::api::segment;
+use crate::api::{ApiFailure, segment};
 
-fn profile(bot: &Value) -> Markup {
-    let status = text(bot, "status");
+/// How far back the charts look.
+const CHART_DAYS: i64 = 30;
+/// Activity events the page shows.
+const SHOWN_EVENTS: usize = 20;
+
+/// The bot's figures over the last days, as charts in the bot's zone.
+fn metrics(bot: &Value, snapshots: &Result<Value, ApiFailure>) -> Markup {
+    let zone = text(bot, "time_zone");
+    let items = match snapshots {
+        Ok(listing) => listing["items"].as_array().cloned().unwrap_or_default(),
+        Err(failure) => return unavailable("metrics", "Followers and posts", failure),
+    };
+    let series = |field: &str| -> Vec<Point> {
+        items
+            .iter()
+            .filter_map(|snapshot| {
+                let at: jiff::Timestamp = snapshot["taken_at"].as_str()?.parse().ok()?;
+                Some((at.as_millisecond(), snapshot[field].as_i64()?))
+            })
+            .collect()
+    };
     html! {
-        section.panel aria-labelledby="profile" {
-            h2 #profile { "Profile" }
-            dl.facts {
-                dt { "Status" }
-                dd { span class={"status status-" (status)} { (status) }
-                    @if let Some(reason) = bot["status_reason"].as_str() { " " span.muted { (reason) } } }
-                dt { "X handle" }
-                dd { @if let Some(handle) = bot["x_handle"].as_str() { "@" (handle) } @else { span.muted { "not connected" } } }
-                dt { "Team" }
-                dd { (text(bot, "team")) }
-                dt { "Owner" }
-                dd { (text(bot, "owner_id")) }
-                dt { "Time zone" }
-                dd { (text(bot, "time_zone")) }
-                dt { "X app" }
-                dd { (text(bot, "x_app")) }
-                dt { "Description" }
-                dd { (text(bot, "description")) }
-                dt { "Posting slots" }
-                dd { @for slot in bot["posting_slots"].as_array().into_iter().flatten() {
-                    (slot_text(slot)) br;
+        section.panel aria-labelledby="metrics" {
+            h2 #metrics { "Followers and posts, last " (CHART_DAYS) " days" }
+            (line_chart("chart-followers", "Followers", &series("followers"), zone))
+            (line_chart("chart-posts", "Posts on X", &series("posts"), zone))
+        }
+    }
+}
+
+/// The bot's latest activity, as far as the person may read the logs.
+fn activity(events: &Result<Value, ApiFailure>) -> Markup {
+    let items = match events {
+        Ok(listing) => listing["items"].as_array().cloned().unwrap_or_default(),
+        Err(failure) => return unavailable("activity", "Activity", failure),
+    };
+    html! {
+        section.panel aria-labelledby="activity" {
+            h2 #activity { "Activity, last " (CHART_DAYS) " days" }
+            @if items.is_empty() {
+                p.muted { "Nothing recorded yet." }
+            } @else {
+                div.table-wrap { table {
+                    caption.muted { "Newest first" }
+                    thead { tr {
+                        th scope="col" { "Time (UTC)" } th scope="col" { "Who" }
+                        th scope="col" { "What" } th.optional scope="col" { "Details" }
+                    } }
+                    tbody { @for event in &items { tr {
+                        td { time datetime=(text(event, "time")) { (text(event, "time")) } }
+                        td { (event["actor_name"].as_str().or(event["actor_service"].as_str()).unwrap_or("")) }
+                        td { (text(event, "action")) }
+                        td.optional { (text(event, "message")) }
+                    } } }
                 } }
             }
         }
     }
 }
 
-/// A posting slot as people read it: "mon 09:00".
-fn slot_text(slot: &Value) -> String {
-    match slot {
-        Value::Object(map) => map
-            .values()
-            .filter_map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .or_else(|| Some(v.to_string()))
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
+/// A section the API would not fill for this person (their role) or could not.
+fn unavailable(id: &str, title: &str, failure: &ApiFailure) -> Markup {
+    html! {
+        section.panel aria-labelledby=(id) {
+            h2 #(id) { (title) }
+            @if failure.status == StatusCode::FORBIDDEN {
+                p.muted { "Your role does not read this." }
+            } @else {
+                p.muted { (failure.message) }
+            }
+        }
     }
 }
 
@@ -86,10 +117,21 @@ pub async fn show(
     let bot_path = format!("/api/v1/bots/{}", segment(&bot_id));
     let posts_path = format!("{bot_path}/posts?limit={}", super::posts::SHOWN_POSTS);
     let secrets_path = format!("/api/v1/botdata/bots/{}", segment(&bot_id));
-    let (bot, posts, secrets) = tokio::join!(
+    let since = console.sessions.now_millis() - CHART_DAYS * 86_400_000;
+    let since = jiff::Timestamp::from_millisecond(since).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let metrics_path = format!("{bot_path}/metrics?from={since}");
+    // The Logging service reads the last hour unless told; the page looks as far back as
+    // its charts.
+    let events_path = format!(
+        "/api/v1/logs/events?category=user_activity&bot_id={}&from={since}&limit={SHOWN_EVENTS}",
+        segment(&bot_id)
+    );
+    let (bot, posts, secrets, snapshots, events) = tokio::join!(
         console.api.get(&person.api, &bot_path),
         console.api.get(&person.api, &posts_path),
-        console.api.get(&person.api, &secrets_path)
+        console.api.get(&person.api, &secrets_path),
+        console.api.get(&person.api, &metrics_path),
+        console.api.get(&person.api, &events_path)
     );
     let bot = match bot {
         Ok(bot) => bot,
@@ -106,8 +148,10 @@ pub async fn show(
         (status_form(&person, &bot))
         (super::posts::composer(&person, &bot))
         (super::posts::posts_table(&person, &bot, &posts))
-        (profile(&bot))
+        (metrics(&bot, &snapshots))
+        (super::profile::section(&person, &bot))
         (super::secrets::section(&person, &bot_id, &secrets))
+        (activity(&events))
     };
     page(&name, Some(&person), body).into_response()
 }

@@ -3,12 +3,14 @@
 
 mod bot;
 mod calendar;
+mod charts;
 mod enrolment;
 mod fleet;
 mod layout;
 mod logs;
 mod people;
 mod posts;
+mod profile;
 mod secrets;
 mod settings;
 mod sign_in;
@@ -74,32 +76,7 @@ pub fn router(state: Console) -> Router {
             get(enrolment::enrol_form).post(enrolment::enrol_submit),
         )
         .route(&format!("{p}/sign-out"), post(sign_in::sign_out))
-        .route(&format!("{p}/bots"), get(fleet::show))
-        .route(&format!("{p}/bots/batch"), post(fleet::batch))
-        .route(&format!("{p}/bots/{{bot_id}}"), get(bot::show))
-        .route(&format!("{p}/bots/{{bot_id}}/posts"), post(posts::create))
-        .route(&format!("{p}/bots/{{bot_id}}/posts/live"), get(posts::live))
-        .route(
-            &format!("{p}/bots/{{bot_id}}/posts/{{post_id}}/cancel"),
-            post(posts::cancel),
-        )
-        .route(
-            &format!("{p}/bots/{{bot_id}}/credentials"),
-            post(secrets::replace),
-        )
-        .route(
-            &format!("{p}/bots/{{bot_id}}/secrets/{{field}}/reveal"),
-            get(secrets::confirm).post(secrets::reveal),
-        )
-        .route(&format!("{p}/calendar"), get(calendar::show))
-        .route(&format!("{p}/calendar/posts"), post(calendar::create))
-        .route(
-            &format!("{p}/calendar/reschedule"),
-            post(calendar::reschedule),
-        )
-        .route(&format!("{p}/calendar/cancel"), post(calendar::cancel))
-        .route(&format!("{p}/calendar/live"), get(calendar::live))
-        .route(&format!("{p}/check-text"), post(posts::check_text))
+        .merge(fleet_routes())
         .route(&format!("{p}/system"), get(system::show))
         .route(&format!("{p}/people"), get(people::show))
         .route(&format!("{p}/account"), get(people::account))
@@ -125,6 +102,46 @@ pub fn router(state: Console) -> Router {
             forward_client,
         ))
         .with_state(state)
+}
+
+/// The fleet, bots, their posts and credentials, and the calendar.
+fn fleet_routes() -> Router<Console> {
+    let p = crate::PREFIX;
+    Router::new()
+        .route(&format!("{p}/bots"), get(fleet::show))
+        .route(&format!("{p}/bots/batch"), post(fleet::batch))
+        .route(&format!("{p}/bots/{{bot_id}}"), get(bot::show))
+        .route(&format!("{p}/bots/{{bot_id}}/posts"), post(posts::create))
+        .route(
+            &format!("{p}/bots/{{bot_id}}/profile"),
+            post(profile::update),
+        )
+        .route(
+            &format!("{p}/bots/{{bot_id}}/posts/{{post_id}}/retry"),
+            post(posts::retry),
+        )
+        .route(&format!("{p}/bots/{{bot_id}}/posts/live"), get(posts::live))
+        .route(
+            &format!("{p}/bots/{{bot_id}}/posts/{{post_id}}/cancel"),
+            post(posts::cancel),
+        )
+        .route(
+            &format!("{p}/bots/{{bot_id}}/credentials"),
+            post(secrets::replace),
+        )
+        .route(
+            &format!("{p}/bots/{{bot_id}}/secrets/{{field}}/reveal"),
+            get(secrets::confirm).post(secrets::reveal),
+        )
+        .route(&format!("{p}/calendar"), get(calendar::show))
+        .route(&format!("{p}/calendar/posts"), post(calendar::create))
+        .route(
+            &format!("{p}/calendar/reschedule"),
+            post(calendar::reschedule),
+        )
+        .route(&format!("{p}/calendar/cancel"), post(calendar::cancel))
+        .route(&format!("{p}/calendar/live"), get(calendar::live))
+        .route(&format!("{p}/check-text"), post(posts::check_text))
 }
 
 /// A redirect the browser follows with a GET.

@@ -112,6 +112,12 @@ fn post_row(person: &Person, bot_id: &str, zone: &str, post: &Value) -> Markup {
             td.optional data-field="at" { (at) }
             td.optional data-field="error" { (text(post, "error")) }
             td {
+                @if state == "failed" {
+                    form method="post" action={"/console/bots/" (segment(bot_id)) "/posts/" (segment(post_id)) "/retry"} {
+                        (csrf_field(&person.csrf))
+                        button.secondary type="submit" data-confirm="Send this post again?" { "Retry" }
+                    }
+                }
                 @if cancellable {
                     form method="post" action={"/console/bots/" (segment(bot_id)) "/posts/" (segment(post_id)) "/cancel"} {
                         (csrf_field(&person.csrf))
@@ -202,6 +208,29 @@ pub async fn cancel(
     };
     let path = format!(
         "/api/v1/bots/{}/posts/{}/cancel",
+        segment(&bot_id),
+        segment(&post_id)
+    );
+    match console.api.post(&person.api, &path, &json!({})).await {
+        Ok(_) => see_other(&format!("/console/bots/{}#posts", segment(&bot_id))),
+        Err(failure) => console.failure_page(Some(&person), &failure),
+    }
+}
+
+/// `POST /console/bots/{bot_id}/posts/{post_id}/retry`: a failed post sent again.
+pub async fn retry(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path((bot_id, post_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let form = FormFields::parse(&body);
+    let person = match console.form_person(&headers, &form).await {
+        Ok(person) => person,
+        Err(answer) => return answer,
+    };
+    let path = format!(
+        "/api/v1/bots/{}/posts/{}/retry",
         segment(&bot_id),
         segment(&post_id)
     );

@@ -200,6 +200,12 @@ impl Browser {
         if let Some(violations) = self.violations().await {
             assert!(violations.is_empty(), "{page}: {violations:#?}");
         }
+        self.screenshot(page).await;
+    }
+
+    /// Keeps a screenshot of what the window shows as `<page>.png` where
+    /// `VIVESPHERE_CONSOLE_SCREENSHOTS` names a directory; nothing otherwise.
+    async fn screenshot(&self, page: &str) {
         if let Some(dir) = std::env::var_os("VIVESPHERE_CONSOLE_SCREENSHOTS") {
             let name: String = page
                 .chars()
@@ -382,6 +388,13 @@ async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
     let env = spawn_bots(Default::default(), &[]).await;
     let lead = env.team_manager("west_lead", "west").await;
     let (bot_id, _) = env.bot(&lead, "sunrise").await;
+    // Two snapshots a day apart, so the page draws its charts (and axe-core checks them).
+    let taken = env.refresh_metrics(&lead, &bot_id).await;
+    assert!(taken.status().is_success());
+    env.app.clock.advance(Duration::from_secs(86_400));
+    let lead = env.login("west_lead").await;
+    let taken = env.refresh_metrics(&lead, &bot_id).await;
+    assert!(taken.status().is_success());
     let Some(browser) = open(&env.app, "the browser journey of a scheduled post").await else {
         return;
     };
@@ -389,7 +402,15 @@ async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
     browser
         .submit(&format!("a[href='/console/bots/{bot_id}']"))
         .await;
+    assert_eq!(
+        browser.count("figure.chart svg[role=img]").await,
+        2,
+        "the charts"
+    );
     browser.assert_accessible("bot").await;
+    let to_charts = "document.getElementById('metrics').scrollIntoView()";
+    browser.client.execute(to_charts, vec![]).await.unwrap();
+    browser.screenshot("bot charts").await;
 
     // The counter is X's weighted count, as one types.
     browser

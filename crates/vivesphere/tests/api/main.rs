@@ -34,6 +34,7 @@ mod calendar;
 mod config;
 mod connect;
 mod console;
+mod console_bot;
 mod console_browser;
 mod console_calendar;
 mod console_roles;
