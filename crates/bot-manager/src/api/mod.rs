@@ -69,6 +69,7 @@ fn bot_routes() -> Router<AppState> {
         )
         .route(&format!("{p}/export"), get(bot_imports::export))
         .route(&format!("{p}/summaries"), get(summaries::summaries))
+        .route(&format!("{p}/backlog"), get(summaries::backlog))
         .route(&format!("{p}/batch"), post(batch::batch))
         .route(&format!("{p}/usage"), get(usage::usage))
         .route(&format!("{p}/budgets"), get(budgets::list))
@@ -258,7 +259,7 @@ fn post_routes() -> Router<AppState> {
         recurrences::resume, recurrences::end,
         media::upload, media::get, media::delete,
         metrics::bot_metrics, metrics::post_metrics, metrics::refresh, usage::usage,
-        summaries::summaries, batch::batch,
+        summaries::summaries, summaries::backlog, batch::batch,
         budgets::list, budgets::put, budgets::delete,
         apps::list, apps::set_token, apps::delete_token, apps::refresh, apps::put_budget,
         apps::delete_budget,

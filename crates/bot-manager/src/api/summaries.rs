@@ -1,6 +1,7 @@
 //! `GET /api/v1/bots/summaries`: what a fleet view shows beside each bot of a page — its last
 //! and next post, failures in the last 24 hours, the rate window running lowest and whether
-//! its credentials work.
+//! its credentials work; `GET /api/v1/bots/backlog`: the publishing work waiting, and what
+//! gave up in the last day.
 
 use axum::extract::State;
 use platform::auth::Caller;
@@ -96,5 +97,43 @@ pub async fn summaries(
     let summaries = ops::summaries::summaries(&state, &caller, &ids).await?;
     Ok(Json(BotSummaries {
         items: summaries.into_iter().map(BotSummaryView::from).collect(),
+    }))
+}
+
+/// The publishing backlog: jobs of the bots the caller reaches that are not done.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BacklogView {
+    /// Due and waiting for a worker now.
+    pub due: i64,
+    /// Scheduled for later.
+    pub scheduled_later: i64,
+    pub running: i64,
+    /// Parked while their bot cannot publish (paused, needs new credentials).
+    pub waiting: i64,
+    /// Given up after their last attempt (dead-lettered) in the last 24 hours.
+    pub dead_24h: i64,
+    /// RFC 3339; when the longest-waiting due job was due.
+    pub oldest_due_at: Option<String>,
+    /// How late that job is, in seconds.
+    pub oldest_due_seconds: Option<i64>,
+}
+
+/// How much publishing work waits, and what gave up in the last day.
+#[utoipa::path(get, path = "/api/v1/bots/backlog", operation_id = "bots_backlog", tag = "bots", security(("bearer" = [])),
+    responses((status = 200, body = BacklogView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn backlog(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<BacklogView>, ApiError> {
+    let backlog = ops::summaries::backlog(&state, &caller).await?;
+    let now = state.clock.now_millis();
+    Ok(Json(BacklogView {
+        due: backlog.due,
+        scheduled_later: backlog.later,
+        running: backlog.running,
+        waiting: backlog.waiting,
+        dead_24h: backlog.dead_since,
+        oldest_due_at: backlog.oldest_due_at.map(rfc3339_from_millis),
+        oldest_due_seconds: backlog.oldest_due_at.map(|at| (now - at).max(0) / 1000),
     }))
 }

@@ -51,3 +51,10 @@ pub async fn summaries(
         })
         .collect())
 }
+
+/// The publishing backlog of the bots the caller reaches, dead jobs counted over the last day.
+pub async fn backlog(m: &BotManager, caller: &Caller) -> Result<summaries::Backlog, ApiError> {
+    caller.require("bots:read")?;
+    let now = m.clock.now_millis();
+    Ok(summaries::backlog(&m.db, caller.reach(), now, now - FAILURE_WINDOW_MS).await?)
+}

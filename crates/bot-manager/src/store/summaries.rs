@@ -106,3 +106,59 @@ pub async fn low_windows(
         })
         .collect()
 }
+
+/// The publishing jobs of the bots within reach that are not done: the Bot Manager's backlog.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    /// Pending and due: waiting for a worker now.
+    pub due: i64,
+    /// Pending, due later (scheduled posts).
+    pub later: i64,
+    pub running: i64,
+    /// Parked while their bot cannot publish (paused, needs new credentials).
+    pub waiting: i64,
+    /// Given up after their last attempt since the time asked.
+    pub dead_since: i64,
+    /// When the longest-waiting due job was due.
+    pub oldest_due_at: Option<i64>,
+}
+
+/// The backlog at `now` of the bots `reach` covers, dead jobs counted since `since`.
+pub async fn backlog(
+    db: &Database,
+    reach: platform::auth::Reach<'_>,
+    now: i64,
+    since: i64,
+) -> anyhow::Result<Backlog> {
+    let (user, team) = match reach {
+        platform::auth::Reach::All => (None, None),
+        platform::auth::Reach::Member { user_id, team } => (Some(user_id), team),
+    };
+    let row = sqlx::query(
+        "SELECT \
+         COUNT(CASE WHEN j.state = 'pending' AND j.run_at <= $1 THEN 1 END) AS due, \
+         COUNT(CASE WHEN j.state = 'pending' AND j.run_at > $1 THEN 1 END) AS later, \
+         COUNT(CASE WHEN j.state = 'running' THEN 1 END) AS running, \
+         COUNT(CASE WHEN j.state = 'waiting' THEN 1 END) AS waiting, \
+         COUNT(CASE WHEN j.state = 'dead' AND j.updated_at >= $2 THEN 1 END) AS dead_since, \
+         MIN(CASE WHEN j.state IN ('pending', 'running') AND j.run_at <= $1 THEN j.run_at END) \
+         AS oldest_due_at \
+         FROM jobs j JOIN bots b ON b.bot_id = j.bot_id \
+         WHERE j.state <> 'done' \
+         AND ($3 IS NULL OR b.owner_id = $3 OR (b.team IS NOT NULL AND b.team = $4))",
+    )
+    .bind(now)
+    .bind(since)
+    .bind(user)
+    .bind(team)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(Backlog {
+        due: row.try_get("due")?,
+        later: row.try_get("later")?,
+        running: row.try_get("running")?,
+        waiting: row.try_get("waiting")?,
+        dead_since: row.try_get("dead_since")?,
+        oldest_due_at: row.try_get("oldest_due_at")?,
+    })
+}

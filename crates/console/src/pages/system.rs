@@ -1,6 +1,7 @@
 //! The system: every service's health, Secure Bot Data's seal state and key versions, its
 //! audit trail (admins, as the API allows), and the banner that says when something needs
-//! attention (bots waiting for new credentials, a sealed vault).
+//! attention (bots waiting for new credentials, a sealed vault, publishing jobs that gave up
+//! or run late); the publishing backlog.
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -25,9 +26,10 @@ const SERVICES: [(&str, &str); 5] = [
 /// What needs attention now, as far as the person may see: each a sentence and a link.
 pub async fn attention(console: &Console, person: &Person) -> Vec<(String, String)> {
     let waiting_path = "/api/v1/bots?status=needs_reauth&limit=500";
-    let (waiting, vault) = tokio::join!(
+    let (waiting, vault, backlog) = tokio::join!(
         console.api.get(&person.api, waiting_path),
-        console.api.get(&person.api, "/api/v1/botdata/sys/status")
+        console.api.get(&person.api, "/api/v1/botdata/sys/status"),
+        console.api.get(&person.api, "/api/v1/bots/backlog")
     );
     let mut notes = Vec::new();
     if let Ok(waiting) = waiting {
@@ -55,7 +57,57 @@ pub async fn attention(console: &Console, person: &Person) -> Vec<(String, Strin
             "/console/system".to_string(),
         ));
     }
+    if let Ok(backlog) = backlog {
+        notes.extend(backlog_notes(&backlog));
+    }
     notes
+}
+
+/// A job late by more than this is worth a person's look (workers are down or swamped).
+const LATE_SECONDS: i64 = 300;
+
+/// What the publishing backlog says needs a person: jobs that gave up, work running late.
+fn backlog_notes(backlog: &Value) -> Vec<(String, String)> {
+    let mut notes = Vec::new();
+    let dead = backlog["dead_24h"].as_i64().unwrap_or(0);
+    if dead > 0 {
+        notes.push((
+            format!(
+                "{dead} publishing jobs gave up after their last attempt in the last 24 hours \
+                 (dead-lettered): their posts failed; retry them from the fleet."
+            ),
+            "/console/bots".to_string(),
+        ));
+    }
+    let late = backlog["oldest_due_seconds"].as_i64().unwrap_or(0);
+    if late > LATE_SECONDS {
+        notes.push((
+            format!("Publishing is running late: the oldest due job has waited {late} s."),
+            "/console/system#backlog".to_string(),
+        ));
+    }
+    notes
+}
+
+fn backlog_section(backlog: &Result<Value, ApiFailure>) -> Markup {
+    html! {
+        section.panel aria-labelledby="backlog" {
+            h2 #backlog { "Publishing backlog" }
+            @match backlog {
+                Ok(backlog) => dl.facts {
+                    dt { "Due now, waiting for a worker" } dd { (backlog["due"]) }
+                    dt { "Oldest due job waiting" }
+                    dd { @match backlog["oldest_due_seconds"].as_i64() { Some(late) => { (late) " s" }, None => { "none" } } }
+                    dt { "Being sent" } dd { (backlog["running"]) }
+                    dt { "Scheduled for later" } dd { (backlog["scheduled_later"]) }
+                    dt { "Parked (bot paused or needing credentials)" } dd { (backlog["waiting"]) }
+                    dt { "Gave up in the last 24 h (dead-lettered)" } dd { (backlog["dead_24h"]) }
+                },
+                Err(failure) => p.muted { (failure.message) },
+            }
+            p.muted { "Console version " (env!("CARGO_PKG_VERSION")) "." }
+        }
+    }
 }
 
 /// The banner for `notes` (nothing when there are none).
@@ -202,15 +254,17 @@ pub async fn show(
         "/api/v1/botdata/audit",
         &[("bot_id", &query.bot_id), ("limit", "50")],
     );
-    let (vault, audit, notes) = tokio::join!(
+    let (vault, audit, backlog, notes) = tokio::join!(
         console.api.get(&person.api, "/api/v1/botdata/sys/status"),
         console.api.get(&person.api, &audit_path),
+        console.api.get(&person.api, "/api/v1/bots/backlog"),
         attention(&console, &person)
     );
     let body = html! {
         h1 { "System" }
         (banner(&notes))
         (health_table(&health))
+        (backlog_section(&backlog))
         (vault_section(&vault))
         (audit_section(&audit, &query.bot_id))
     };

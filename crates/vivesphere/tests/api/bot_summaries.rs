@@ -126,3 +126,100 @@ async fn a_fleet_line_says_last_and_next_post_failures_rate_room_and_credentials
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error_code"], "VALIDATION_FAILED", "{body}");
 }
+
+#[tokio::test]
+async fn the_backlog_counts_work_waiting_and_jobs_that_gave_up_and_the_console_flags_them() {
+    let env = spawn_bots(
+        Default::default(),
+        &[("VIVESPHERE_BOT_MANAGER__EXECUTION__MAX_ATTEMPTS", "1")],
+    )
+    .await;
+    let north = env.team_manager("north_lead", "north").await;
+    let south = env.team_manager("south_lead", "south").await;
+    let (bot_id, _) = env.bot(&north, "backlogbot").await;
+    let later = env.in_ms(3_600_000);
+    env.post(
+        &north,
+        &bot_id,
+        json!({"text": "Later on.", "run_at": later}),
+    )
+    .await;
+    // X answers 500 to its one attempt: the job gives up, the post fails.
+    env.fake.add_fault(fake_x::Fault {
+        method: "POST".into(),
+        path: "/2/tweets".into(),
+        kind: fake_x::FaultKind::Status,
+        status: Some(500),
+        delay_ms: None,
+        times: 5,
+    });
+    let post = env
+        .post(
+            &north,
+            &bot_id,
+            json!({"text": "Gives up.", "publish_now": true}),
+        )
+        .await;
+    let post_id = post["post_id"].as_str().unwrap();
+    let failed = env
+        .wait_for(&north, &bot_id, post_id, &["failed", "published"])
+        .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+
+    let backlog: Value = env
+        .get("/api/v1/bots/backlog", &north)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(backlog["dead_24h"], 1, "{backlog}");
+    assert_eq!(backlog["scheduled_later"], 1, "{backlog}");
+    assert_eq!(backlog["due"], 0, "{backlog}");
+    assert!(backlog["oldest_due_seconds"].is_null(), "{backlog}");
+    let theirs: Value = env
+        .get("/api/v1/bots/backlog", &south)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            theirs["dead_24h"].as_i64(),
+            theirs["scheduled_later"].as_i64()
+        ),
+        (Some(0), Some(0)),
+        "{theirs}"
+    );
+
+    let mut visitor = Visitor::new(&env.app);
+    let fleet = visitor.sign_in("north_lead", PASSWORD).await;
+    assert!(
+        fleet.html.contains("1 publishing jobs gave up"),
+        "{}",
+        fleet.html
+    );
+    let system = visitor.get("/console/system").await;
+    assert!(
+        system.html.contains("Publishing backlog"),
+        "{}",
+        system.html
+    );
+    assert!(
+        system
+            .html
+            .contains("<dt>Gave up in the last 24 h (dead-lettered)</dt><dd>1</dd>"),
+        "{}",
+        system.html
+    );
+
+    // A day later the failure is no longer news.
+    env.app.clock.advance(Duration::from_secs(25 * 3600));
+    let north = env.login("north_lead").await;
+    let backlog: Value = env
+        .get("/api/v1/bots/backlog", &north)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(backlog["dead_24h"], 0, "{backlog}");
+}
