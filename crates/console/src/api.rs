@@ -222,6 +222,16 @@ impl Api {
         Self::answer(request).await
     }
 
+    /// A PATCH of a resource without versions (a user account: the last change wins).
+    pub async fn patch_any(
+        &self,
+        on_behalf: &OnBehalf,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.send(Method::PATCH, path, on_behalf, Some(body)).await
+    }
+
     pub async fn delete(&self, on_behalf: &OnBehalf, path: &str) -> Result<Value, ApiFailure> {
         self.send(Method::DELETE, path, on_behalf, None).await
     }

@@ -1,6 +1,7 @@
 //! The console's pages, each a module of its own; this one holds the routes, the signed-in
 //! person every page acts as, and how an API refusal becomes a page.
 
+mod accounts;
 mod bot;
 mod calendar;
 mod charts;
@@ -78,7 +79,18 @@ pub fn router(state: Console) -> Router {
         .route(&format!("{p}/sign-out"), post(sign_in::sign_out))
         .merge(fleet_routes())
         .route(&format!("{p}/system"), get(system::show))
-        .route(&format!("{p}/people"), get(people::show))
+        .route(
+            &format!("{p}/people"),
+            get(people::show).post(accounts::create),
+        )
+        .route(
+            &format!("{p}/people/{{user_id}}"),
+            get(accounts::show).post(accounts::update),
+        )
+        .route(
+            &format!("{p}/people/{{user_id}}/reset-password"),
+            post(accounts::reset_password),
+        )
         .route(&format!("{p}/account"), get(people::account))
         .route(
             &format!("{p}/account/password"),

@@ -44,7 +44,8 @@ fn users_section(users: &Result<Value, ApiFailure>) -> Markup {
                             th.optional scope="col" { "Must change password" } th.optional scope="col" { "Disabled" }
                         } }
                         tbody { @for user in listing["items"].as_array().into_iter().flatten() { tr {
-                            td { (text(user, "username")) } td { (text(user, "display_name")) }
+                            td { a href={"/console/people/" (segment(text(user, "id")))} { (text(user, "username")) } }
+                            td { (text(user, "display_name")) }
                             td { (text(user, "team")) } td { (words(&user["roles"])) }
                             td.optional { (yes(&user["mfa_enabled"])) }
                             td.optional { (yes(&user["must_change_password"])) }
@@ -119,6 +120,7 @@ pub async fn show(
     let body = html! {
         h1 { "People" }
         (users_section(&users))
+        (super::accounts::new_account_form(&person, &roles))
         (roles_section(&roles))
         (clients_section(&clients))
     };

@@ -753,6 +753,12 @@ async fn an_admin_enrols_an_authenticator_and_signs_in_with_it_in_a_browser() {
         "the accounts, roles and clients"
     );
     browser.assert_accessible("people").await;
+    browser.submit("a[href^='/console/people/']").await;
+    assert!(
+        browser.count("form[action$='/reset-password']").await == 1,
+        "an account's page"
+    );
+    browser.assert_accessible("an account").await;
     browser.submit("a[href='/console/account']").await;
     assert!(browser.text_of("main h1").await.contains("account"));
     browser.assert_accessible("your account").await;

@@ -37,6 +37,7 @@ mod console;
 mod console_bot;
 mod console_browser;
 mod console_calendar;
+mod console_people;
 mod console_roles;
 mod demo;
 mod disclosure;
