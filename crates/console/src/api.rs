@@ -232,6 +232,16 @@ impl Api {
         self.send(Method::PATCH, path, on_behalf, Some(body)).await
     }
 
+    /// A DELETE that carries a body (turning a second factor off takes the password).
+    pub async fn delete_with(
+        &self,
+        on_behalf: &OnBehalf,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.send(Method::DELETE, path, on_behalf, Some(body)).await
+    }
+
     pub async fn delete(&self, on_behalf: &OnBehalf, path: &str) -> Result<Value, ApiFailure> {
         self.send(Method::DELETE, path, on_behalf, None).await
     }

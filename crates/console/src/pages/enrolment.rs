@@ -93,7 +93,7 @@ pub async fn password_submit(
 }
 
 /// The otpauth URI as a QR code: an SVG drawn here, inline, nothing fetched.
-fn qr_code(uri: &str) -> Markup {
+pub fn qr_code(uri: &str) -> Markup {
     let svg = qrcode::QrCode::new(uri.as_bytes())
         .map(|code| {
             code.render::<qrcode::render::svg::Color>()

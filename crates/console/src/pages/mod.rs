@@ -1,6 +1,7 @@
 //! The console's pages, each a module of its own; this one holds the routes, the signed-in
 //! person every page acts as, and how an API refusal becomes a page.
 
+mod account_mfa;
 mod accounts;
 mod bot;
 mod calendar;
@@ -95,6 +96,15 @@ pub fn router(state: Console) -> Router {
         .route(
             &format!("{p}/account/password"),
             post(people::change_password),
+        )
+        .route(&format!("{p}/account/mfa/start"), post(account_mfa::start))
+        .route(
+            &format!("{p}/account/mfa/confirm"),
+            post(account_mfa::confirm),
+        )
+        .route(
+            &format!("{p}/account/mfa/remove"),
+            post(account_mfa::remove),
         )
         .route(
             &format!("{p}/account/sessions/{{session_id}}/end"),

@@ -202,6 +202,7 @@ pub async fn account(State(console): State<Console>, headers: HeaderMap) -> Resp
         }
         (sessions_section(&person, &sessions))
         (password_section(&person))
+        (super::account_mfa::section(&person, me["mfa_enabled"] == true))
     };
     page("Your account", Some(&person), body).into_response()
 }

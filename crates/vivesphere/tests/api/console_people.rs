@@ -139,3 +139,79 @@ async fn an_admin_creates_changes_disables_and_resets_an_account_in_the_console(
         .unwrap();
     assert!(!users.to_string().contains("intruder"), "{users}");
 }
+
+/// The secret a page shows in `<code class="secret">`.
+fn shown_secret(html: &str) -> String {
+    shown_password(html)
+}
+
+#[tokio::test]
+async fn a_person_sets_up_and_turns_off_their_own_second_factor_from_their_account() {
+    let env = spawn_bots(Default::default(), &[]).await;
+    env.team_manager("north_lead", "north").await;
+    let mut visitor = Visitor::new(&env.app);
+    let fleet = visitor.sign_in("north_lead", PASSWORD).await;
+    let csrf = fleet.csrf();
+    let account = visitor.get("/console/account").await;
+    assert!(
+        account.html.contains("Set up an authenticator app"),
+        "{}",
+        account.html
+    );
+
+    let started = visitor
+        .post("/console/account/mfa/start", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.html);
+    assert!(started.html.contains("QR code of the authenticator secret"));
+    let secret = shown_secret(&started.html);
+    let wrong = visitor
+        .post(
+            "/console/account/mfa/confirm",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert!(wrong.status.is_client_error(), "{}", wrong.status);
+    let code = crate::auth_helpers::totp_code(&secret, env.app.clock.unix_seconds() as u64);
+    let confirmed = visitor
+        .post(
+            "/console/account/mfa/confirm",
+            &[("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.html);
+    assert_eq!(
+        confirmed.html.matches("<li><code>").count(),
+        10,
+        "ten recovery codes"
+    );
+
+    // Still signed in, and the account says so; turning it off takes the password.
+    let account = visitor.get("/console/account").await;
+    assert_eq!(account.status, StatusCode::OK, "{}", account.html);
+    assert!(
+        account.html.contains("Turn off the second factor"),
+        "{}",
+        account.html
+    );
+    let refused = visitor
+        .post(
+            "/console/account/mfa/remove",
+            &[("csrf", &csrf), ("password", "not-it")],
+        )
+        .await;
+    assert!(refused.status.is_client_error(), "{}", refused.status);
+    let removed = visitor
+        .post(
+            "/console/account/mfa/remove",
+            &[("csrf", &csrf), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.html);
+    let account = visitor.get("/console/account").await;
+    assert!(
+        account.html.contains("Set up an authenticator app"),
+        "{}",
+        account.html
+    );
+}
