@@ -128,6 +128,11 @@ const STEPS: &[MigrationStep] = &[
         description: "compliance records",
         sql: include_str!("../migrations/0014_compliance_records.sql"),
     },
+    MigrationStep {
+        version: 15,
+        description: "job backlog indexes",
+        sql: include_str!("../migrations/0015_job_backlog.sql"),
+    },
 ];
 
 const MIGRATIONS: Migrations = Migrations {

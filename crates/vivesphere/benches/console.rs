@@ -215,7 +215,7 @@ fn run(label: &str, extra_env: &[(String, String)]) {
             ("fleet, text filter", "/console/bots?q=district+42".to_string()),
             ("fleet, a later page", "/console/bots?cursor=".to_string() + &bots_sorted_middle(&bots)),
             ("bot (20 of its 100 posts, credentials)", format!("/console/bots/{}", bots[7])),
-            ("calendar, a week of all 50,000 (1,000 shown)", format!("/console/calendar?on={day}")),
+            ("calendar, a week of all 50,000 (500 shown)", format!("/console/calendar?on={day}")),
             ("calendar, one bot's month", format!("/console/calendar?view=month&on={day}&bot_id={}", bots[7])),
             ("logs", "/console/logs".to_string()),
             ("settings", "/console/settings?service=bot-manager".to_string()),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -21,8 +21,9 @@ use super::posts::{follow, instant_in_zone, submit};
 use super::{Console, FormFields, Person, see_other, text};
 use crate::api::{ApiFailure, segment, with_query};
 
-/// Posts one calendar view shows at most; past it, the page asks for a narrower filter.
-const MAX_SHOWN: usize = 1_000;
+/// Posts one calendar view shows at most (one page of the API); past it, the page asks for a
+/// narrower filter. A view of more is not a plan anyone reads.
+const MAX_SHOWN: usize = 500;
 /// Bots the bot filter and the composer offer at most.
 const MAX_BOTS: usize = 2_000;
 /// A post's text as the calendar shows it, in characters.
@@ -550,12 +551,10 @@ pub async fn live(
     headers: HeaderMap,
     Query(choice): Query<Choice>,
 ) -> Response {
-    let Ok(permit) = console.live_streams.clone().try_acquire_owned() else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    let permit = match super::posts::open_live(&console, &headers).await {
+        Ok(permit) => permit,
+        Err(answer) => return answer,
     };
-    if let Err(answer) = console.person(&headers).await {
-        return answer;
-    }
     let window = Window::new(&choice, console.sessions.now_millis());
     follow(console, headers, choice.api_path(&window, ""), permit)
 }

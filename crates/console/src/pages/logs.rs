@@ -272,12 +272,10 @@ pub async fn live(
     headers: HeaderMap,
     Query(filter): Query<LogFilter>,
 ) -> Response {
-    let Ok(permit) = console.live_streams.clone().try_acquire_owned() else {
-        return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+    let permit = match super::posts::open_live(&console, &headers).await {
+        Ok(permit) => permit,
+        Err(answer) => return answer,
     };
-    if let Err(answer) = console.person(&headers).await {
-        return answer;
-    }
     // From now on: the page already shows what came before.
     let mut filter = filter;
     filter.from.clear();

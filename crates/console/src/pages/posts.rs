@@ -198,39 +198,37 @@ pub async fn submit(
 pub async fn cancel(
     State(console): State<Console>,
     headers: HeaderMap,
-    Path((bot_id, post_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = FormFields::parse(&body);
-    let person = match console.form_person(&headers, &form).await {
-        Ok(person) => person,
-        Err(answer) => return answer,
-    };
-    let path = format!(
-        "/api/v1/bots/{}/posts/{}/cancel",
-        segment(&bot_id),
-        segment(&post_id)
-    );
-    match console.api.post(&person.api, &path, &json!({})).await {
-        Ok(_) => see_other(&format!("/console/bots/{}#posts", segment(&bot_id))),
-        Err(failure) => console.failure_page(Some(&person), &failure),
-    }
+    post_action(&console, &headers, ids, &body, "cancel").await
 }
 
 /// `POST /console/bots/{bot_id}/posts/{post_id}/retry`: a failed post sent again.
 pub async fn retry(
     State(console): State<Console>,
     headers: HeaderMap,
-    Path((bot_id, post_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = FormFields::parse(&body);
-    let person = match console.form_person(&headers, &form).await {
+    post_action(&console, &headers, ids, &body, "retry").await
+}
+
+/// One of the API's actions on a post (`…/posts/{post_id}/{action}`), then back to its bot.
+async fn post_action(
+    console: &Console,
+    headers: &HeaderMap,
+    (bot_id, post_id): (String, String),
+    body: &Bytes,
+    action: &str,
+) -> Response {
+    let form = FormFields::parse(body);
+    let person = match console.form_person(headers, &form).await {
         Ok(person) => person,
         Err(answer) => return answer,
     };
     let path = format!(
-        "/api/v1/bots/{}/posts/{}/retry",
+        "/api/v1/bots/{}/posts/{}/{action}",
         segment(&bot_id),
         segment(&post_id)
     );
@@ -301,17 +299,28 @@ pub async fn live(
     headers: HeaderMap,
     Path(bot_id): Path<String>,
 ) -> Response {
-    let Ok(permit) = console.live_streams.clone().try_acquire_owned() else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    let permit = match open_live(&console, &headers).await {
+        Ok(permit) => permit,
+        Err(answer) => return answer,
     };
-    if let Err(answer) = console.person(&headers).await {
-        return answer;
-    }
     let path = format!(
         "/api/v1/bots/{}/posts?limit={SHOWN_POSTS}",
         segment(&bot_id)
     );
     follow(console, headers, path, permit)
+}
+
+/// A place for one more live stream, for a signed-in person; else the answer (503 when the
+/// console follows as many as it may, or the sign-in page).
+pub async fn open_live(
+    console: &Console,
+    headers: &HeaderMap,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    let Ok(permit) = console.live_streams.clone().try_acquire_owned() else {
+        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+    };
+    console.person(headers).await?;
+    Ok(permit)
 }
 
 /// The stream of a live page: an event each time a post of the API's listing at `path`

@@ -1278,7 +1278,7 @@ async fn people_are_the_admins_to_see_and_each_person_keeps_their_own_account() 
     admin.sign_in("admin", crate::helpers::ADMIN_PASSWORD).await;
     let people = admin.get("/console/people").await;
     assert_eq!(people.status, StatusCode::OK);
-    assert!(people.html.contains("<td>maria</td>"), "{}", people.html);
+    assert!(people.html.contains(">maria</a></td>"), "{}", people.html);
     assert!(
         people.html.contains("<dt>Manager</dt>"),
         "roles: {}",
