@@ -80,11 +80,16 @@ async fn read_me(
     if me.status != 401 {
         return Ok((token, me));
     }
-    let token = manager
+    let token = match manager
         .tokens
         .refresh(&bot.bot_id, owner, Some(&token))
         .await
-        .map_err(not_ready)?;
+    {
+        Ok(token) => token,
+        // X refused the refresh too: the bot needs new credentials (409, saying how).
+        Err(crate::tokens::TokenError::NeedsReauth(_)) => return Err(refused_by_x(me.status)),
+        Err(unavailable) => return Err(not_ready(unavailable)),
+    };
     let me = manager
         .x
         .me(&token)
