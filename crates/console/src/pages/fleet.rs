@@ -164,7 +164,7 @@ fn summary_cells(bot: &Value, summary: &Value) -> Markup {
         td.optional {
             @match credentials {
                 "ok" => { "working" },
-                "needs_reauth" => { span.over { "need connecting again" } },
+                "needs_reauth" => { span.over { "needs new credentials" } },
                 other => { (other) },
             }
         }
