@@ -168,6 +168,20 @@ impl Browser {
         self.click(css).await;
         self.wait_for_new_page().await;
     }
+    /// Sets the composer's time to `seconds` ahead of the app's clock (the page's zone is UTC).
+    async fn set_post_time(&self, app: &TestApp, seconds: u64) {
+        let at = (app.clock.now() + Duration::from_secs(seconds))
+            .format(&time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]"
+            ))
+            .unwrap();
+        let set_time = "document.getElementById('post-at').value = arguments[0]";
+        self.client
+            .execute(set_time, vec![json!(at)])
+            .await
+            .unwrap();
+    }
+
     async fn text_of(&self, css: &str) -> String {
         let element = self
             .client
@@ -427,17 +441,7 @@ async fn a_scheduled_post_turns_published_on_the_open_page_without_a_reload() {
         .await
         .unwrap_or_else(|_| panic!("the counter shows {counted}"));
     // Two minutes ahead on the app's clock, in the bot's zone (UTC).
-    let at = (env.app.clock.now() + Duration::from_secs(120))
-        .format(&time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]"
-        ))
-        .unwrap();
-    let set_time = "document.getElementById('post-at').value = arguments[0]";
-    browser
-        .client
-        .execute(set_time, vec![json!(at)])
-        .await
-        .unwrap();
+    browser.set_post_time(&env.app, 120).await;
     browser.submit("button[value=schedule]").await;
     let state = "tr[id^='post-'] [data-field=state]";
     assert_eq!(browser.text_of(state).await, "scheduled");
@@ -522,17 +526,7 @@ async fn a_post_written_on_the_calendar_is_warned_of_duplicates_and_turns_publis
     .await;
 
     // Two minutes ahead on the app's clock, in the calendar's zone (UTC).
-    let at = (env.app.clock.now() + Duration::from_secs(120))
-        .format(&time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]"
-        ))
-        .unwrap();
-    let set_time = "document.getElementById('post-at').value = arguments[0]";
-    browser
-        .client
-        .execute(set_time, vec![json!(at)])
-        .await
-        .unwrap();
+    browser.set_post_time(&env.app, 120).await;
     browser.submit("button[value=schedule]").await;
     assert!(browser.path().await.starts_with("/console/calendar"));
     let entry = "//li[starts-with(@id,'post-')][contains(., 'Low tide at 14:02.')]";
